@@ -1,0 +1,34 @@
+# Two set-up commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint typecheck stop clean proto
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[dev,fast]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/ibledger demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy consensus contracts
+
+proto: $(STAMP)
+	$(PY) -m ibledger.proto.generate
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
