@@ -1,1 +1,46 @@
-def main() -> None: print("hi")
+"""The ``ibledger`` command: one entry point, one sub-command module per noun.
+
+Every command accepts ``--json``; errors print ``error: CODE: message`` (or a JSON object with
+``code`` and ``message``) on stderr and exit non-zero, so scripts can match on the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import demo, keys, output, validate
+
+COMMANDS = (keys, validate, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ibledger",
+        description="ibledger: a permissioned BFT interbank ledger for standardized assets and "
+        "electronic commercial bills.",
+        epilog="Run 'ibledger COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"ibledger {output.VERSION}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for module in COMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    try:
+        result: int = options.handler(options)
+    except output.CommandError as exc:
+        return output.fail(options, exc.code, exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Block headers, stored blocks and receipts, with their canonical encodings.
+
+A block's identity is the hash of its *header*; the header commits to the transactions through a
+Merkle root over the envelope bytes (see ``merkle.py``), so that one transaction can be proven to be
+in a block without shipping the whole block.  Block 0 is the genesis block: no transactions, and
+its ``parent_hash`` is the hash of the genesis document, anchoring the chain to its configuration.
+
+The state root chains through every block::
+
+    state_root[h] = H("ibledger/state/v1" || state_root[h-1] || height || block_hash
+                      || H(results) || H(write set))
+
+so honest replicas that executed the same blocks agree on it byte for byte, and a checkpoint that
+signs it attests the results as well as the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ibledger.contracts.codec import canonical_encode
+
+from .merkle import inclusion_proof, leaf_hash, merkle_root, verify_inclusion
+
+HashFn = Callable[[bytes], bytes]
+
+STATE_DOMAIN = b"ibledger/state/v1"
+HEADER_FIELDS = ("height", "parent_hash", "timestamp_ms", "tx_count", "txs_root", "view")
+
+
+class BlockFormatError(ValueError):
+    """Stored or received block bytes that do not decode into a valid block."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    height: int
+    parent_hash: bytes
+    timestamp_ms: int
+    tx_count: int
+    txs_root: bytes
+    view: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in HEADER_FIELDS}
+
+    def encode(self) -> bytes:
+        return canonical_encode(self.to_dict())
+
+    def hash(self, hash_fn: HashFn) -> bytes:
+        return hash_fn(b"ibledger/header/v1" + self.encode())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BlockHeader:
+        if not isinstance(data, dict) or sorted(data) != sorted(HEADER_FIELDS):
+            raise BlockFormatError(f"a block header has exactly the fields {HEADER_FIELDS}")
+        for name in ("height", "timestamp_ms", "tx_count", "view"):
+            value = data[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BlockFormatError(f"header field {name} must be a non-negative integer")
+        for name in ("parent_hash", "txs_root"):
+            if not isinstance(data[name], bytes) or len(data[name]) != 32:
+                raise BlockFormatError(f"header field {name} must be 32 bytes")
+        return cls(**data)
+
+
+def txs_root(hash_fn: HashFn, envelopes: Sequence[bytes]) -> bytes:
+    return merkle_root(hash_fn, [leaf_hash(hash_fn, envelope) for envelope in envelopes])
+
+
+def make_header(
+    hash_fn: HashFn,
+    *,
+    height: int,
+    parent_hash: bytes,
+    timestamp_ms: int,
+    envelopes: Sequence[bytes],
+    view: int = 0,
+) -> BlockHeader:
+    return BlockHeader(
+        height=height,
+        parent_hash=parent_hash,
+        timestamp_ms=timestamp_ms,
+        tx_count=len(envelopes),
+        txs_root=txs_root(hash_fn, envelopes),
+        view=view,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    code: str
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    header: BlockHeader
+    block_hash: bytes
+    txs: tuple[bytes, ...]
+    results: tuple[TxResult, ...]
+    events: tuple[Mapping[str, Any], ...]
+    state_root: bytes
+    certificate: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """Evidence that an envelope sits at ``index`` of the block whose header is given."""
+
+    index: int
+    siblings: tuple[bytes, ...]
+
+    def verify(self, hash_fn: HashFn, envelope: bytes, header: BlockHeader) -> bool:
+        return verify_inclusion(
+            hash_fn,
+            leaf_hash(hash_fn, envelope),
+            self.index,
+            header.tx_count,
+            self.siblings,
+            header.txs_root,
+        )
+
+
+def prove_inclusion(hash_fn: HashFn, envelopes: Sequence[bytes], index: int) -> InclusionProof:
+    leaves = [leaf_hash(hash_fn, envelope) for envelope in envelopes]
+    return InclusionProof(index, tuple(inclusion_proof(hash_fn, leaves, index)))
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a client gets back for a committed transaction."""
+
+    tx_id: bytes
+    height: int
+    index: int
+    result: TxResult
+    header: BlockHeader
+    block_hash: bytes
+    envelope: bytes
+    proof: InclusionProof
+    certificate: bytes | None
+    events: tuple[Mapping[str, Any], ...] = field(default=())
+
+
+def chain_state_root(
+    hash_fn: HashFn,
+    previous_root: bytes,
+    height: int,
+    block_hash: bytes,
+    results_encoded: bytes,
+    write_set_encoded: bytes,
+) -> bytes:
+    return hash_fn(
+        STATE_DOMAIN
+        + previous_root
+        + height.to_bytes(8, "big")
+        + block_hash
+        + hash_fn(results_encoded)
+        + hash_fn(write_set_encoded)
+    )

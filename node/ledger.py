@@ -1,0 +1,600 @@
+"""The ledger: executes committed blocks through the contracts and keeps them in LevelDB.
+
+Theory of operation
+-------------------
+* **One atomic batch per block.**  Everything a block changes — the block, its hash index, its
+  commit certificate, the per-transaction results and events, the write set, the transaction
+  index, the contract state and the metadata (height, tip hash, state root) — goes into a single
+  ``WriteBatch`` written with ``sync=True``.  A crash leaves either all of a block or none of it.
+* **Deterministic execution.**  Each transaction runs against an overlay of the state as it was
+  after the previous transactions of the block; a failed transaction is recorded with its result
+  code and message and writes nothing.  The inputs are the block and the previous state only.
+* **Trust nothing on disk.**  The database is opened with ``paranoid_checks=True`` and read with
+  checksum verification; on start-up the ledger re-derives every block hash, parent link,
+  transaction Merkle root and the state-root chain (see ``blocks.py``) and refuses to run on a
+  broken chain, naming the first broken height.  LevelDB alone would silently drop a corrupted
+  log tail; this check notices the hole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import plyvel
+
+from ibledger.contracts import runtime as contracts
+from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
+from ibledger.contracts.errors import GenesisError
+
+from . import storage_keys as keys
+from .blocks import (
+    BlockFormatError,
+    BlockHeader,
+    Receipt,
+    StoredBlock,
+    TxResult,
+    chain_state_root,
+    make_header,
+    prove_inclusion,
+    txs_root,
+)
+from .crypto import CryptoSuite, get_suite
+from .tx import Transaction, TxError, decode_envelope
+from .verifier import BatchVerifier, SignerKey, Verdict
+
+ZERO_HASH = bytes(32)
+CertificateCheck = Callable[[BlockHeader, bytes, bytes], bool]  # header, block hash, certificate
+
+
+class LedgerError(Exception):
+    """A request the ledger cannot honour (wrong height, wrong parent, unknown chain...)."""
+
+
+class LedgerCorruption(LedgerError):
+    """The stored chain does not verify; ``height`` is the first broken height when known."""
+
+    def __init__(self, height: int | None, reason: str) -> None:
+        where = f"height {height}" if height is not None else "the database"
+        super().__init__(f"ledger corrupted at {where}: {reason}")
+        self.height = height
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedBlock:
+    header: BlockHeader
+    block_hash: bytes
+    results: tuple[TxResult, ...]
+    state_root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    height: int
+    index: int
+    code: str
+
+
+class _StateReader:
+    """A contracts ``StateView`` over committed state (optionally a LevelDB snapshot)."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._source.get(keys.state_key(key), verify_checksums=True)
+        return value
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        start = len(keys.STATE)
+        for key, value in self._source.iterator(
+            prefix=keys.state_key(prefix), verify_checksums=True
+        ):
+            yield key[start:], value
+
+
+class _BlockOverlay:
+    """Committed state plus the writes of earlier transactions in the block being executed."""
+
+    def __init__(self, base: _StateReader) -> None:
+        self._base = base
+        self.pending: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.pending:
+            return self.pending[key]
+        return self._base.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        overlay = sorted(
+            (key, value) for key, value in self.pending.items() if key.startswith(prefix)
+        )
+        index = 0
+        for key, value in self._base.scan(prefix):
+            while index < len(overlay) and overlay[index][0] < key:
+                if overlay[index][1] is not None:
+                    yield overlay[index][0], overlay[index][1]  # type: ignore[misc]
+                index += 1
+            if index < len(overlay) and overlay[index][0] == key:
+                if overlay[index][1] is not None:
+                    yield key, overlay[index][1]  # type: ignore[misc]
+                index += 1
+                continue
+            yield key, value
+        for key, pending_value in overlay[index:]:
+            if pending_value is not None:
+                yield key, pending_value
+
+
+def genesis_hash(suite: CryptoSuite, genesis: Mapping[str, Any]) -> bytes:
+    return suite.hash(b"ibledger/genesis/v1" + canonical_encode(dict(genesis)))
+
+
+class Ledger:
+    """A node's chain and world state in one LevelDB database."""
+
+    def __init__(
+        self,
+        db: plyvel.DB,
+        suite: CryptoSuite,
+        *,
+        chain_id: str,
+        sync: bool,
+        verifier_workers: int,
+    ) -> None:
+        self._db = db
+        self.suite = suite
+        self.chain_id = chain_id
+        self._sync = sync
+        self._write_lock = threading.Lock()
+        self.verifier = BatchVerifier(suite, self.resolve_signer, workers=verifier_workers)
+        self.height = -1
+        self.tip_hash = ZERO_HASH
+        self.state_root = ZERO_HASH
+        self.tip_timestamp_ms = 0
+
+    # --- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        genesis: Mapping[str, Any] | None = None,
+        *,
+        verify: str = "full",
+        certificate_check: CertificateCheck | None = None,
+        sync: bool = True,
+        verifier_workers: int = 2,
+    ) -> Ledger:
+        """Open (creating from ``genesis`` if empty) and verify the chain.
+
+        ``verify`` is ``"full"`` (every height), ``"tail:N"`` (the last N heights) or ``"none"``.
+        """
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            db = plyvel.DB(str(path), create_if_missing=True, paranoid_checks=True)
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruption(None, f"LevelDB refused to open the database: {exc}") from exc
+        except plyvel.IOError as exc:
+            raise LedgerError(f"cannot open the ledger at {path}: {exc}") from exc
+        try:
+            ledger = cls._open_db(db, genesis, verify, certificate_check, sync, verifier_workers)
+        except BaseException:
+            db.close()
+            raise
+        return ledger
+
+    @classmethod
+    def _open_db(
+        cls,
+        db: plyvel.DB,
+        genesis: Mapping[str, Any] | None,
+        verify: str,
+        certificate_check: CertificateCheck | None,
+        sync: bool,
+        verifier_workers: int,
+    ) -> Ledger:
+        stored_format = db.get(keys.META_FORMAT)
+        if stored_format is None:
+            if genesis is None:
+                raise LedgerError("the ledger is empty and no genesis was given to create it")
+            return cls._create(db, genesis, sync, verifier_workers)
+        if stored_format != keys.FORMAT_VERSION:
+            raise LedgerError(f"unsupported ledger format {stored_format!r}")
+        chain_id = (db.get(keys.META_CHAIN_ID) or b"").decode()
+        stored_genesis = db.get(keys.META_GENESIS_HASH)
+        suite_name = str(genesis["crypto_suite"]) if genesis else "ed25519-sha256"
+        suite = get_suite(suite_name)
+        if genesis is not None:
+            if genesis.get("chain_id") != chain_id:
+                raise LedgerError(
+                    f"this data directory holds chain {chain_id!r}, not {genesis.get('chain_id')!r}"
+                )
+            if genesis_hash(suite, genesis) != stored_genesis:
+                raise LedgerError(
+                    "this data directory was created from a different genesis file for the same "
+                    "chain id"
+                )
+        ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
+        ledger._load_tip(verify, certificate_check)
+        return ledger
+
+    @classmethod
+    def _create(
+        cls, db: plyvel.DB, genesis: Mapping[str, Any], sync: bool, verifier_workers: int
+    ) -> Ledger:
+        chain_id = genesis.get("chain_id")
+        if not isinstance(chain_id, str) or not chain_id:
+            raise LedgerError("genesis must name a chain_id")
+        suite = get_suite(str(genesis.get("crypto_suite", "")))
+        timestamp_ms = genesis.get("genesis_time_ms")
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or timestamp_ms < 0:
+            raise LedgerError("genesis must give genesis_time_ms as a non-negative integer")
+        anchor = genesis_hash(suite, genesis)
+        try:
+            writes = sorted(contracts.genesis_writes(genesis))
+        except GenesisError as exc:
+            raise LedgerError(f"invalid genesis: {exc}") from exc
+        ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
+        header = make_header(
+            suite.hash, height=0, parent_hash=anchor, timestamp_ms=timestamp_ms, envelopes=()
+        )
+        batch = db.write_batch(sync=sync)
+        batch.put(keys.META_FORMAT, keys.FORMAT_VERSION)
+        batch.put(keys.META_CHAIN_ID, chain_id.encode())
+        batch.put(keys.META_GENESIS_HASH, anchor)
+        ledger._stage_block(batch, header, (), (), (), [(k, v) for k, v in writes], None)
+        batch.write()
+        return ledger
+
+    def close(self) -> None:
+        self.verifier.close()
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- verification --------------------------------------------------------------------------
+
+    def _load_tip(self, verify: str, certificate_check: CertificateCheck | None) -> None:
+        height_bytes = self._get(keys.META_HEIGHT, None)
+        if height_bytes is None:
+            raise LedgerCorruption(None, "metadata has no height")
+        tip = keys.decode_height(height_bytes)
+        if verify == "full":
+            start = 0
+        elif verify.startswith("tail:"):
+            start = max(0, tip - int(verify[5:]) + 1)
+        elif verify == "none":
+            start = tip
+        else:
+            raise LedgerError(f"unknown verify mode {verify!r} (full, tail:N, none)")
+        parent_hash, previous_root = self._anchor_for(start)
+        previous_timestamp = -1
+        for height in range(start, tip + 1):
+            stored = self._read_block(height)
+            header = stored.header
+            if header.height != height:
+                raise LedgerCorruption(height, f"the stored block says height {header.height}")
+            if header.parent_hash != parent_hash:
+                raise LedgerCorruption(height, "the parent hash does not match the previous block")
+            if height and header.timestamp_ms <= previous_timestamp:
+                raise LedgerCorruption(height, "the block time does not increase")
+            if txs_root(self.suite.hash, stored.txs) != header.txs_root:
+                raise LedgerCorruption(height, "the transactions do not match the header's root")
+            if self._get(keys.block_hash_key(stored.block_hash), height) != keys.encode_height(
+                height
+            ):
+                raise LedgerCorruption(height, "the block hash index does not point at this block")
+            results_record = self._get(keys.results_key(height), height)
+            write_set = self._get(keys.write_set_key(height), height)
+            if results_record is None or write_set is None:
+                raise LedgerCorruption(height, "the block's results or write set are missing")
+            root = chain_state_root(
+                self.suite.hash,
+                previous_root,
+                height,
+                stored.block_hash,
+                _results_digest_input(results_record),
+                write_set,
+            )
+            if root != stored.state_root:
+                raise LedgerCorruption(height, "the state root chain does not verify")
+            if (
+                certificate_check is not None
+                and height > 0
+                and (
+                    stored.certificate is None
+                    or not certificate_check(header, stored.block_hash, stored.certificate)
+                )
+            ):
+                raise LedgerCorruption(height, "the commit certificate does not verify")
+            parent_hash, previous_root, previous_timestamp = (
+                stored.block_hash,
+                root,
+                header.timestamp_ms,
+            )
+        if self._get(keys.block_key(tip + 1), tip + 1) is not None:
+            raise LedgerCorruption(tip + 1, "a block is stored beyond the recorded tip")
+        if self._get(keys.META_TIP_HASH, None) != parent_hash:
+            raise LedgerCorruption(tip, "the recorded tip hash is not the last block's hash")
+        if self._get(keys.META_STATE_ROOT, None) != previous_root:
+            raise LedgerCorruption(tip, "the recorded state root is not the last block's")
+        self.height, self.tip_hash, self.state_root = tip, parent_hash, previous_root
+        self.tip_timestamp_ms = previous_timestamp
+
+    def _anchor_for(self, start: int) -> tuple[bytes, bytes]:
+        """Parent hash and state root that the block at ``start`` must follow."""
+        if start == 0:
+            return self._get(keys.META_GENESIS_HASH, 0) or b"", ZERO_HASH
+        previous = self._read_block(start - 1)
+        return previous.block_hash, previous.state_root
+
+    def _get(self, key: bytes, height: int | None) -> bytes | None:
+        try:
+            value: bytes | None = self._db.get(key, verify_checksums=True)
+        except plyvel.CorruptionError as exc:
+            raise LedgerCorruption(height, f"LevelDB reports corruption: {exc}") from exc
+        return value
+
+    def _read_block(self, height: int) -> StoredBlock:
+        raw = self._get(keys.block_key(height), height)
+        if raw is None:
+            raise LedgerCorruption(height, "the block is missing")
+        try:
+            decoded = canonical_decode(raw)
+            if not isinstance(decoded, dict) or sorted(decoded) != ["header", "txs"]:
+                raise BlockFormatError("a stored block is {header, txs}")
+            header = BlockHeader.from_dict(decoded["header"])
+            txs = decoded["txs"]
+            if not isinstance(txs, list) or not all(isinstance(tx, bytes) for tx in txs):
+                raise BlockFormatError("txs must be a list of envelopes")
+            results_raw = self._get(keys.results_key(height), height)
+            if results_raw is None:
+                raise BlockFormatError("results record missing")
+            record = canonical_decode(results_raw)
+            results = tuple(TxResult(code, message) for code, message in record["results"])
+            events = tuple(record["events"])
+            state_root = record["state_root"]
+        except (CodecError, BlockFormatError, KeyError, TypeError, ValueError) as exc:
+            raise LedgerCorruption(height, f"the stored block does not decode ({exc})") from exc
+        if len(results) != len(txs) or len(txs) != header.tx_count:
+            raise LedgerCorruption(height, "the result count does not match the transactions")
+        return StoredBlock(
+            header=header,
+            block_hash=header.hash(self.suite.hash),
+            txs=tuple(txs),
+            results=results,
+            events=events,
+            state_root=state_root,
+            certificate=self._get(keys.certificate_key(height), height),
+        )
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def next_header(
+        self, timestamp_ms: int, envelopes: Sequence[bytes], view: int = 0
+    ) -> BlockHeader:
+        """The header of the block that would extend the current tip."""
+        return make_header(
+            self.suite.hash,
+            height=self.height + 1,
+            parent_hash=self.tip_hash,
+            timestamp_ms=timestamp_ms,
+            envelopes=envelopes,
+            view=view,
+        )
+
+    def append_block(
+        self,
+        header: BlockHeader,
+        envelopes: Sequence[bytes],
+        certificate: bytes | None = None,
+    ) -> AppliedBlock:
+        """Execute a committed block and write it, with everything it changes, atomically."""
+        with self._write_lock:
+            if header.height != self.height + 1:
+                raise LedgerError(f"expected height {self.height + 1}, got {header.height}")
+            if header.parent_hash != self.tip_hash:
+                raise LedgerError("the block does not extend the current tip")
+            if header.timestamp_ms <= self.tip_timestamp_ms:
+                raise LedgerError("the block time must be later than the parent's")
+            if header.tx_count != len(envelopes) or header.txs_root != txs_root(
+                self.suite.hash, envelopes
+            ):
+                raise LedgerError("the transactions do not match the header")
+            results, events, writes, indexed = self._execute(header, envelopes)
+            batch = self._db.write_batch(sync=self._sync)
+            for tx_id, index, code in indexed:
+                batch.put(keys.tx_index_key(tx_id), canonical_encode([header.height, index, code]))
+            root = self._stage_block(batch, header, envelopes, results, events, writes, certificate)
+            batch.write()
+            return AppliedBlock(header, header.hash(self.suite.hash), tuple(results), root)
+
+    def _stage_block(
+        self,
+        batch: Any,
+        header: BlockHeader,
+        envelopes: Sequence[bytes],
+        results: Sequence[TxResult],
+        events: Sequence[Mapping[str, Any]],
+        writes: Sequence[tuple[bytes, bytes | None]],
+        certificate: bytes | None,
+    ) -> bytes:
+        block_hash = header.hash(self.suite.hash)
+        write_set = canonical_encode([[key, value] for key, value in writes])
+        results_list = [[result.code, result.message] for result in results]
+        root = chain_state_root(
+            self.suite.hash,
+            self.state_root,
+            header.height,
+            block_hash,
+            canonical_encode([results_list, [dict(event) for event in events]]),
+            write_set,
+        )
+        height_key = keys.encode_height(header.height)
+        batch.put(
+            keys.block_key(header.height),
+            canonical_encode({"header": header.to_dict(), "txs": list(envelopes)}),
+        )
+        batch.put(keys.block_hash_key(block_hash), height_key)
+        if certificate is not None:
+            batch.put(keys.certificate_key(header.height), certificate)
+        batch.put(
+            keys.results_key(header.height),
+            canonical_encode(
+                {
+                    "events": [dict(event) for event in events],
+                    "results": results_list,
+                    "state_root": root,
+                }
+            ),
+        )
+        batch.put(keys.write_set_key(header.height), write_set)
+        for key, value in writes:
+            if value is None:
+                batch.delete(keys.state_key(key))
+            else:
+                batch.put(keys.state_key(key), value)
+        batch.put(keys.META_HEIGHT, height_key)
+        batch.put(keys.META_TIP_HASH, block_hash)
+        batch.put(keys.META_STATE_ROOT, root)
+        # The in-memory tip moves before the batch is written; callers hold _write_lock and a
+        # failed write is fatal for the node (it must restart and re-verify), never retried.
+        self.height, self.tip_hash, self.state_root = header.height, block_hash, root
+        self.tip_timestamp_ms = header.timestamp_ms
+        return root
+
+    def _execute(
+        self, header: BlockHeader, envelopes: Sequence[bytes]
+    ) -> tuple[
+        list[TxResult],
+        list[Mapping[str, Any]],
+        list[tuple[bytes, bytes | None]],
+        list[tuple[bytes, int, str]],
+    ]:
+        decoded: list[Transaction | TxResult] = []
+        for envelope in envelopes:
+            try:
+                decoded.append(decode_envelope(envelope, hash_fn=self.suite.hash))
+            except TxError as exc:
+                decoded.append(TxResult(exc.code, exc.message))
+        # Keys are resolved against the state before this block, the same on every replica.
+        transactions = [item for item in decoded if isinstance(item, Transaction)]
+        verdicts = iter(self.verifier.verify(transactions))
+        overlay = _BlockOverlay(_StateReader(self._db))
+        results: list[TxResult] = []
+        events: list[Mapping[str, Any]] = []
+        indexed: list[tuple[bytes, int, str]] = []
+        seen: set[bytes] = set()
+        for index, item in enumerate(decoded):
+            if isinstance(item, TxResult):
+                results.append(item)
+                continue
+            verdict: Verdict = next(verdicts)
+            result, tx_events = self._execute_one(item, verdict, index, header, overlay, seen)
+            results.append(result)
+            events.extend(tx_events)
+            if verdict.ok and result.code != "DUPLICATE_TX":
+                seen.add(item.tx_id)
+                indexed.append((item.tx_id, index, result.code))
+        return results, events, sorted(overlay.pending.items()), indexed
+
+    def _execute_one(
+        self,
+        tx: Transaction,
+        verdict: Verdict,
+        index: int,
+        header: BlockHeader,
+        overlay: _BlockOverlay,
+        seen: set[bytes],
+    ) -> tuple[TxResult, list[Mapping[str, Any]]]:
+        if not verdict.ok:
+            return TxResult(verdict.code, verdict.message), []
+        if tx.tx_id in seen or self._get(keys.tx_index_key(tx.tx_id), header.height) is not None:
+            return TxResult("DUPLICATE_TX", "this transaction was already committed"), []
+        if tx.chain_id != self.chain_id:
+            return TxResult("WRONG_CHAIN", f"the transaction is for chain {tx.chain_id!r}"), []
+        if tx.expires_at_ms < header.timestamp_ms:
+            return TxResult("EXPIRED", "the transaction expired before it could be included"), []
+        outcome = contracts.execute(
+            overlay,
+            contracts.Call(operation=tx.operation, args=tx.args),
+            contracts.TxContext(
+                chain_id=self.chain_id,
+                height=header.height,
+                timestamp_ms=header.timestamp_ms,
+                tx_index=index,
+                tx_id=tx.tx_id,
+                sender=tx.sender,
+                signer_key_id=tx.key_id,
+            ),
+        )
+        if outcome.code != "OK":
+            return TxResult(outcome.code, outcome.message), []
+        for key, value in outcome.writes:
+            overlay.pending[key] = value
+        tx_events = [
+            {"tx_index": index, "tx_id": tx.tx_id, "kind": event.kind, "attrs": dict(event.attrs)}
+            for event in outcome.events
+        ]
+        return TxResult("OK", outcome.message), tx_events
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def state(self) -> _StateReader:
+        """A consistent read-only view of the committed contract state."""
+        return _StateReader(self._db.snapshot())
+
+    def resolve_signer(self, key_id: bytes) -> SignerKey | None:
+        record = contracts.resolve_key(_StateReader(self._db), key_id)
+        if record is None:
+            return None
+        return SignerKey(record.participant_id, record.public_key, record.active)
+
+    def get_block(self, height: int) -> StoredBlock | None:
+        if not 0 <= height <= self.height:
+            return None
+        return self._read_block(height)
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self._get(keys.block_hash_key(block_hash), None)
+        return None if raw is None else keys.decode_height(raw)
+
+    def tx_location(self, tx_id: bytes) -> TxLocation | None:
+        raw = self._get(keys.tx_index_key(tx_id), None)
+        if raw is None:
+            return None
+        height, index, code = canonical_decode(raw)
+        return TxLocation(height, index, code)
+
+    def get_receipt(self, tx_id: bytes) -> Receipt | None:
+        location = self.tx_location(tx_id)
+        if location is None:
+            return None
+        block = self._read_block(location.height)
+        return Receipt(
+            tx_id=tx_id,
+            height=location.height,
+            index=location.index,
+            result=block.results[location.index],
+            header=block.header,
+            block_hash=block.block_hash,
+            envelope=block.txs[location.index],
+            proof=prove_inclusion(self.suite.hash, block.txs, location.index),
+            certificate=block.certificate,
+            events=tuple(e for e in block.events if e.get("tx_index") == location.index),
+        )
+
+
+def _results_digest_input(results_record: bytes) -> bytes:
+    """Re-encode a stored results record the way ``_stage_block`` fed it to the state root."""
+    record = canonical_decode(results_record)
+    return canonical_encode([record["results"], record["events"]])

@@ -1,0 +1,80 @@
+"""The LevelDB key layout: every key the node writes is built here and nowhere else.
+
+| prefix  | key                   | value (canonical msgpack unless noted)               |
+|---------|-----------------------|------------------------------------------------------|
+| ``b/``  | height (8 bytes BE)   | block: ``{"header": {...}, "txs": [envelope...]}``   |
+| ``h/``  | block hash            | height (8 bytes big-endian)                          |
+| ``c/``  | height                | commit certificate (opaque bytes from consensus)     |
+| ``r/``  | height                | results: per-tx code/message, events, state root     |
+| ``w/``  | height                | the block's write set ``[[key, value or nil]...]``   |
+| ``t/``  | tx id                 | ``[height, index, code]``                            |
+| ``s/``  | contract state key    | contract value (opaque to the ledger)                |
+| ``cons/`` | consensus names     | consensus persisted state (opaque)                   |
+| ``m/``  | metadata name         | see the ``META_*`` names below                       |
+
+Heights are fixed-width big-endian so that byte order is numeric order and range scans work.
+"""
+
+from __future__ import annotations
+
+BLOCK = b"b/"
+BLOCK_HASH = b"h/"
+CERTIFICATE = b"c/"
+RESULTS = b"r/"
+WRITE_SET = b"w/"
+TX_INDEX = b"t/"
+STATE = b"s/"
+CONSENSUS = b"cons/"
+META = b"m/"
+
+META_FORMAT = META + b"format"
+META_CHAIN_ID = META + b"chain_id"
+META_GENESIS_HASH = META + b"genesis_hash"
+META_HEIGHT = META + b"height"
+META_TIP_HASH = META + b"tip_hash"
+META_STATE_ROOT = META + b"state_root"
+
+FORMAT_VERSION = b"ibledger-ledger-1"
+HEIGHT_SIZE = 8
+
+
+def encode_height(height: int) -> bytes:
+    return height.to_bytes(HEIGHT_SIZE, "big")
+
+
+def decode_height(data: bytes) -> int:
+    if len(data) != HEIGHT_SIZE:
+        raise ValueError(f"a stored height is {HEIGHT_SIZE} bytes, got {len(data)}")
+    return int.from_bytes(data, "big")
+
+
+def block_key(height: int) -> bytes:
+    return BLOCK + encode_height(height)
+
+
+def block_hash_key(block_hash: bytes) -> bytes:
+    return BLOCK_HASH + block_hash
+
+
+def certificate_key(height: int) -> bytes:
+    return CERTIFICATE + encode_height(height)
+
+
+def results_key(height: int) -> bytes:
+    return RESULTS + encode_height(height)
+
+
+def write_set_key(height: int) -> bytes:
+    return WRITE_SET + encode_height(height)
+
+
+def tx_index_key(tx_id: bytes) -> bytes:
+    return TX_INDEX + tx_id
+
+
+def state_key(contract_key: bytes) -> bytes:
+    return STATE + contract_key
+
+
+def consensus_key(name: bytes) -> bytes:
+    return CONSENSUS + name

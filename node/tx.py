@@ -1,0 +1,226 @@
+"""Transactions: the signed envelope, its canonical payload, and strict decoding.
+
+Theory of operation
+-------------------
+A transaction travels as an *envelope*: a msgpack array ``[version, payload, signature, key_id]``
+whose payload is itself canonical msgpack bytes (see ``ibledger.contracts.codec``)::
+
+    {"args": {...}, "chain_id": str, "expires_at_ms": int, "nonce": int, "op": str, "sender": str}
+
+* The transaction id is the chain hash of the payload *bytes*.  Protobuf carries envelopes as
+  opaque ``bytes`` fields and never re-serializes them, so every node hashes the same bytes.
+* The signature covers ``SIGNING_DOMAIN || tx_id``: a fixed-size message (cheap to verify in
+  batches) that cannot be confused with a consensus message signed by a validator key.
+* ``key_id`` is the fingerprint of the signer's public key; the node resolves it to a registered
+  key of the payload's ``sender`` before verifying (see ``verifier.py``).
+
+Decoding is an edge: it sees bytes from clients and peers, so it checks size first, then
+structure, then every field, and raises :class:`TxError` with a stable code naming what was wrong.
+The codes are part of the public API (clients match on them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
+
+from .crypto import KeyPair
+
+ENVELOPE_VERSION = 1
+SIGNING_DOMAIN = b"ibledger/tx/v1\x00"
+ENVELOPE_SIZE_MAX = 64 * 1024
+KEY_ID_SIZE = 16
+SIGNATURE_SIZE_MAX = 128  # room for suites with longer signatures (SM2 DER is <= 72)
+NAME_SIZE_MAX = 64
+NONCE_MAX = 2**63 - 1  # the canonical codec stays within signed 64-bit integers
+DEFAULT_TTL_MS = 10 * 60 * 1000
+
+PAYLOAD_FIELDS = ("args", "chain_id", "expires_at_ms", "nonce", "op", "sender")
+
+HashFn = Callable[[bytes], bytes]
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class TxError(ValueError):
+    """A transaction rejected before execution; ``code`` is stable, ``message`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A structurally valid envelope; its signature is *not* yet verified."""
+
+    envelope: bytes
+    payload: bytes
+    signature: bytes
+    key_id: bytes
+    tx_id: bytes
+    chain_id: str
+    sender: str
+    nonce: int
+    expires_at_ms: int
+    operation: str
+    args: Mapping[str, Any]
+
+    @property
+    def signing_message(self) -> bytes:
+        return SIGNING_DOMAIN + self.tx_id
+
+
+def encode_payload(
+    *,
+    chain_id: str,
+    sender: str,
+    nonce: int,
+    expires_at_ms: int,
+    operation: str,
+    args: Mapping[str, Any],
+) -> bytes:
+    payload = {
+        "args": dict(args),
+        "chain_id": chain_id,
+        "expires_at_ms": expires_at_ms,
+        "nonce": nonce,
+        "op": operation,
+        "sender": sender,
+    }
+    _check_payload_fields(payload)
+    return canonical_encode(payload)
+
+
+def encode_envelope(payload: bytes, signature: bytes, key_id: bytes) -> bytes:
+    return msgpack.packb([ENVELOPE_VERSION, payload, signature, key_id], use_bin_type=True)
+
+
+def build_transaction(
+    keypair: KeyPair,
+    *,
+    chain_id: str,
+    sender: str,
+    operation: str,
+    args: Mapping[str, Any],
+    nonce: int | None = None,
+    expires_at_ms: int | None = None,
+    hash_fn: HashFn = sha256,
+) -> bytes:
+    """Sign and encode one transaction; the client-side counterpart of :func:`decode_envelope`."""
+    if nonce is None:
+        nonce = int.from_bytes(os.urandom(8), "big") >> 1
+    if expires_at_ms is None:
+        expires_at_ms = int(time.time() * 1000) + DEFAULT_TTL_MS
+    payload = encode_payload(
+        chain_id=chain_id,
+        sender=sender,
+        nonce=nonce,
+        expires_at_ms=expires_at_ms,
+        operation=operation,
+        args=args,
+    )
+    signature = keypair.sign(SIGNING_DOMAIN + hash_fn(payload))
+    return encode_envelope(payload, signature, keypair.key_id)
+
+
+def decode_envelope(
+    data: bytes, *, size_max: int = ENVELOPE_SIZE_MAX, hash_fn: HashFn = sha256
+) -> Transaction:
+    """Decode and validate envelope bytes from outside; raises TxError with a precise code."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TxError("MALFORMED_ENVELOPE", "an envelope must be bytes")
+    data = bytes(data)
+    if len(data) > size_max:
+        raise TxError(
+            "ENVELOPE_TOO_LARGE", f"the envelope is {len(data)} bytes; the limit is {size_max}"
+        )
+    if not data:
+        raise TxError("MALFORMED_ENVELOPE", "the envelope is empty")
+    try:
+        fields = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_bin_len=size_max,
+            max_str_len=0,
+            max_array_len=4,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except msgpack.ExtraData:
+        raise TxError("MALFORMED_ENVELOPE", "trailing bytes after the envelope") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise TxError("MALFORMED_ENVELOPE", f"the envelope is not valid msgpack ({exc})") from None
+    if not isinstance(fields, list) or len(fields) != 4:
+        raise TxError("MALFORMED_ENVELOPE", "an envelope is an array of 4 fields")
+    version, payload, signature, key_id = fields
+    if version != ENVELOPE_VERSION or isinstance(version, bool):
+        raise TxError(
+            "UNSUPPORTED_ENVELOPE_VERSION",
+            f"envelope version {version!r} is not supported (expected {ENVELOPE_VERSION})",
+        )
+    if not isinstance(payload, bytes) or not payload:
+        raise TxError("MALFORMED_ENVELOPE", "the payload must be non-empty bytes")
+    if not isinstance(signature, bytes) or not 0 < len(signature) <= SIGNATURE_SIZE_MAX:
+        raise TxError("MALFORMED_ENVELOPE", "the signature must be 1 to 128 bytes")
+    if not isinstance(key_id, bytes) or len(key_id) != KEY_ID_SIZE:
+        raise TxError("BAD_KEY_ID", f"the signer key id must be {KEY_ID_SIZE} bytes")
+    if encode_envelope(payload, signature, key_id) != data:
+        # e.g. a str8 header where fixstr fits: one logical envelope must have one encoding.
+        raise TxError("MALFORMED_ENVELOPE", "the envelope is not canonically encoded")
+    try:
+        decoded = canonical_decode(payload)
+    except CodecError as exc:
+        raise TxError("MALFORMED_PAYLOAD", f"the payload is not canonical msgpack: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise TxError("MALFORMED_PAYLOAD", "the payload must be a map")
+    _check_payload_fields(decoded)
+    return Transaction(
+        envelope=data,
+        payload=payload,
+        signature=signature,
+        key_id=key_id,
+        tx_id=hash_fn(payload),
+        chain_id=decoded["chain_id"],
+        sender=decoded["sender"],
+        nonce=decoded["nonce"],
+        expires_at_ms=decoded["expires_at_ms"],
+        operation=decoded["op"],
+        args=decoded["args"],
+    )
+
+
+def _check_payload_fields(payload: Mapping[str, Any]) -> None:
+    unknown = sorted(set(payload) - set(PAYLOAD_FIELDS))
+    if unknown:
+        raise TxError("UNKNOWN_FIELD", f"unknown payload field(s): {', '.join(map(str, unknown))}")
+    missing = [name for name in PAYLOAD_FIELDS if name not in payload]
+    if missing:
+        raise TxError("MISSING_FIELD", f"missing payload field(s): {', '.join(missing)}")
+    for name in ("chain_id", "sender", "op"):
+        value = payload[name]
+        if not isinstance(value, str) or not 0 < len(value) <= NAME_SIZE_MAX:
+            raise TxError(
+                "BAD_FIELD", f"{name} must be a string of 1 to {NAME_SIZE_MAX} characters"
+            )
+        if not value.isprintable() or value.strip() != value:
+            raise TxError("BAD_FIELD", f"{name} must be printable with no surrounding spaces")
+    for name, low, high in (("nonce", 0, NONCE_MAX), ("expires_at_ms", 1, 2**63 - 1)):
+        value = payload[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise TxError("BAD_FIELD", f"{name} must be an integer in [{low}, {high}]")
+    if not isinstance(payload["args"], dict):
+        raise TxError("BAD_FIELD", "args must be a map")

@@ -1,0 +1,89 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BlockHeader(_message.Message):
+    __slots__ = ("height", "parent_hash", "timestamp_ms", "tx_count", "txs_root", "view", "encoded")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    TX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TXS_ROOT_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    ENCODED_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    parent_hash: bytes
+    timestamp_ms: int
+    tx_count: int
+    txs_root: bytes
+    view: int
+    encoded: bytes
+    def __init__(self, height: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., tx_count: _Optional[int] = ..., txs_root: _Optional[bytes] = ..., view: _Optional[int] = ..., encoded: _Optional[bytes] = ...) -> None: ...
+
+class TxResult(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("height", "timestamp_ms", "tx_index", "tx_id", "kind", "attrs")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    TX_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TX_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ATTRS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    timestamp_ms: int
+    tx_index: int
+    tx_id: bytes
+    kind: str
+    attrs: bytes
+    def __init__(self, height: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., tx_index: _Optional[int] = ..., tx_id: _Optional[bytes] = ..., kind: _Optional[str] = ..., attrs: _Optional[bytes] = ...) -> None: ...
+
+class Block(_message.Message):
+    __slots__ = ("header", "block_hash", "txs", "results", "state_root", "certificate")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    TXS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    header: BlockHeader
+    block_hash: bytes
+    txs: _containers.RepeatedScalarFieldContainer[bytes]
+    results: _containers.RepeatedCompositeFieldContainer[TxResult]
+    state_root: bytes
+    certificate: bytes
+    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., txs: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[TxResult, _Mapping]]] = ..., state_root: _Optional[bytes] = ..., certificate: _Optional[bytes] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("tx_id", "height", "index", "result", "header", "block_hash", "envelope", "proof", "certificate", "events")
+    TX_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    tx_id: bytes
+    height: int
+    index: int
+    result: TxResult
+    header: BlockHeader
+    block_hash: bytes
+    envelope: bytes
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    certificate: bytes
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, tx_id: _Optional[bytes] = ..., height: _Optional[int] = ..., index: _Optional[int] = ..., result: _Optional[_Union[TxResult, _Mapping]] = ..., header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., envelope: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...

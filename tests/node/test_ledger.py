@@ -1,0 +1,277 @@
+"""LevelDB ledger: atomic blocks, deterministic execution, receipts with Merkle proofs, and the
+start-up verification of the hash chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plyvel
+import pytest
+
+from ibledger.node import storage_keys as keys
+from ibledger.node.blocks import BlockHeader
+from ibledger.node.crypto import get_suite
+from ibledger.node.ledger import Ledger, LedgerCorruption, LedgerError
+
+from .conftest import GENESIS_TIME_MS, Directory, make_genesis, register_tx
+
+SUITE = get_suite("ed25519-sha256")
+
+
+def _append(ledger: Ledger, envelopes: list[bytes], step_ms: int = 1000) -> BlockHeader:
+    header = ledger.next_header(ledger.tip_timestamp_ms + step_ms, envelopes)
+    ledger.append_block(header, envelopes, certificate=b"cert-%d" % header.height)
+    return header
+
+
+@pytest.fixture
+def genesis(directory: Directory) -> dict[str, object]:
+    return make_genesis(directory)
+
+
+def test_genesis_creates_block_zero_and_reopens(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        assert ledger.height == 0
+        root = ledger.state_root
+        block = ledger.get_block(0)
+        assert block is not None and block.header.tx_count == 0
+        assert ledger.resolve_signer(directory.keys["ADMIN"].key_id) is not None
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        assert (ledger.height, ledger.state_root) == (0, root)
+
+
+def test_executes_blocks_and_serves_receipts_with_proofs(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        envelopes = [register_tx(directory, f"REG{i}", nonce=i) for i in range(7)]
+        envelopes.append(directory.tx("ADMIN", "no.such.operation", nonce=99))
+        header = _append(ledger, envelopes)
+        block = ledger.get_block(1)
+        assert block is not None
+        assert [r.code for r in block.results] == ["OK"] * 7 + ["UNKNOWN_OPERATION"]
+        assert block.certificate == b"cert-1"
+        for index, envelope in enumerate(envelopes):
+            from ibledger.node.tx import decode_envelope
+
+            tx = decode_envelope(envelope)
+            receipt = ledger.get_receipt(tx.tx_id)
+            assert receipt is not None
+            assert (receipt.height, receipt.index, receipt.envelope) == (1, index, envelope)
+            # The proof checks against the header alone: no database needed.
+            assert receipt.proof.verify(SUITE.hash, envelope, header)
+            assert not receipt.proof.verify(SUITE.hash, envelope + b"x", header)
+        # A registered participant's key resolves for admission from the next block on.
+        assert ledger.resolve_signer(directory.keys["REG3"].key_id) is not None
+        assert ledger.get_block(2) is None
+
+
+def test_failed_transactions_write_nothing_but_are_recorded(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        first = register_tx(directory, "REG1", nonce=1)
+        _append(ledger, [first])
+        root_before = ledger.state_root
+        # The same participant id again: rejected by the contract, recorded, no state change.
+        again = directory.tx(
+            "ADMIN",
+            "identity.register",
+            nonce=2,
+            id="REG1",
+            name="dup",
+            roles=["registrar"],
+            keys=[],
+        )
+        _append(ledger, [again])
+        block = ledger.get_block(2)
+        assert block is not None and block.results[0].code != "OK"
+        state = dict(ledger.state().scan(b""))
+        assert state == dict(ledger.state().scan(b""))
+        assert ledger.state_root != root_before  # the chain still advances
+
+
+def test_duplicate_transaction_is_detected_in_block_and_across_blocks(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        envelope = register_tx(directory, "REG1", nonce=1)
+        _append(ledger, [envelope, envelope])
+        _append(ledger, [envelope])
+        codes = [ledger.get_block(h).results[0].code for h in (1, 2)]  # type: ignore[union-attr]
+        assert codes == ["OK", "DUPLICATE_TX"]
+        assert ledger.get_block(1).results[1].code == "DUPLICATE_TX"  # type: ignore[union-attr]
+        from ibledger.node.tx import decode_envelope
+
+        location = ledger.tx_location(decode_envelope(envelope).tx_id)
+        assert location is not None and (location.height, location.index) == (1, 0)
+
+
+def test_expired_foreign_and_forged_transactions_fail_deterministically(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    from ibledger.node.tx import build_transaction
+
+    admin = directory.keys["ADMIN"]
+    expired = build_transaction(
+        admin,
+        chain_id="ibledger-test",
+        sender="ADMIN",
+        operation="identity.register",
+        args={},
+        nonce=1,
+        expires_at_ms=GENESIS_TIME_MS,
+    )
+    foreign = build_transaction(
+        admin,
+        chain_id="another-chain",
+        sender="ADMIN",
+        operation="identity.register",
+        args={},
+        nonce=2,
+        expires_at_ms=2**42,
+    )
+    stranger = directory.add("STRANGER")
+    unknown = directory.tx("STRANGER", nonce=3)
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        _append(ledger, [expired, foreign, unknown, b"\x93garbage"])
+        block = ledger.get_block(1)
+        assert block is not None
+        assert [r.code for r in block.results] == [
+            "EXPIRED",
+            "WRONG_CHAIN",
+            "UNKNOWN_SIGNER",
+            "MALFORMED_ENVELOPE",
+        ]
+        assert stranger.key_id  # never registered
+
+
+def test_two_ledgers_agree_on_state_roots(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    blocks = [
+        [register_tx(directory, f"R{h}-{i}", nonce=h * 10 + i) for i in range(3)] for h in range(5)
+    ]
+    roots = []
+    for name in ("a", "b"):
+        with Ledger.open(tmp_path / name, genesis) as ledger:
+            for height, envelopes in enumerate(blocks, start=1):
+                header = ledger.next_header(GENESIS_TIME_MS + height * 1000, envelopes)
+                ledger.append_block(header, envelopes)
+            roots.append((ledger.tip_hash, ledger.state_root))
+    assert roots[0] == roots[1]
+
+
+def test_append_refuses_blocks_that_do_not_extend_the_tip(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        envelopes = [register_tx(directory, "R1", nonce=1)]
+        good = ledger.next_header(GENESIS_TIME_MS + 1000, envelopes)
+        with pytest.raises(LedgerError, match="height"):
+            ledger.append_block(
+                BlockHeader(5, good.parent_hash, good.timestamp_ms, 1, good.txs_root), envelopes
+            )
+        with pytest.raises(LedgerError, match="tip"):
+            ledger.append_block(
+                BlockHeader(1, bytes(32), good.timestamp_ms, 1, good.txs_root), envelopes
+            )
+        with pytest.raises(LedgerError, match="time"):
+            ledger.append_block(ledger.next_header(GENESIS_TIME_MS, envelopes), envelopes)
+        with pytest.raises(LedgerError, match="transactions"):
+            ledger.append_block(good, envelopes + envelopes)
+        assert ledger.height == 0
+
+
+def test_refuses_another_chains_data_directory(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    Ledger.open(tmp_path / "db", genesis).close()
+    with pytest.raises(LedgerError, match="chain"):
+        Ledger.open(tmp_path / "db", {**genesis, "chain_id": "other"})
+    with pytest.raises(LedgerError, match="different genesis"):
+        Ledger.open(tmp_path / "db", {**genesis, "genesis_time_ms": 5})
+    with pytest.raises(LedgerError, match="no genesis"):
+        Ledger.open(tmp_path / "empty")
+
+
+def _build_chain(path: Path, directory: Directory, genesis: dict[str, object], blocks: int) -> None:
+    with Ledger.open(path, genesis) as ledger:
+        for height in range(1, blocks + 1):
+            _append(ledger, [register_tx(directory, f"R{height}-{i}", nonce=i) for i in range(3)])
+
+
+def _rewrite(path: Path, key: bytes, mutate: object) -> None:
+    db = plyvel.DB(str(path))
+    value = db.get(key)
+    assert value is not None
+    db.put(key, mutate(value))  # type: ignore[operator]
+    db.close()
+
+
+def _flip_middle_byte(value: bytes) -> bytes:
+    middle = len(value) // 2
+    return value[:middle] + bytes([value[middle] ^ 0x40]) + value[middle + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (keys.block_key(4), "4"),
+        (keys.results_key(4), "4"),
+        (keys.write_set_key(4), "4"),
+    ],
+)
+def test_corrupted_stored_value_names_the_broken_height(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object], key: bytes, reason: str
+) -> None:
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=6)
+    _rewrite(path, key, _flip_middle_byte)
+    with pytest.raises(LedgerCorruption) as caught:
+        Ledger.open(path, genesis)
+    assert caught.value.height == 4, caught.value
+    assert "height 4" in str(caught.value)
+
+
+def test_missing_block_is_noticed(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=5)
+    db = plyvel.DB(str(path))
+    db.delete(keys.block_key(3))
+    db.close()
+    with pytest.raises(LedgerCorruption) as caught:
+        Ledger.open(path, genesis)
+    assert caught.value.height == 3 and "missing" in caught.value.reason
+
+
+def test_corrupted_table_file_is_detected_by_leveldb_checksums(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=30)
+    db = plyvel.DB(str(path))
+    db.compact_range()  # move everything from the log into .ldb table files
+    db.close()
+    tables = sorted(path.glob("*.ldb"), key=lambda p: p.stat().st_size)
+    assert tables
+    target = tables[-1]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(LedgerCorruption) as caught:
+        Ledger.open(path, genesis)
+    assert "corrupt" in str(caught.value).lower() or caught.value.height is not None
+
+
+def test_invalid_genesis_is_a_clear_error(tmp_path: Path, directory: Directory) -> None:
+    genesis = make_genesis(directory)
+    genesis["participants"] = [{"id": "X", "roles": ["pirate"]}]
+    with pytest.raises(LedgerError, match="invalid genesis"):
+        Ledger.open(tmp_path / "db", genesis)
+    with pytest.raises(LedgerError, match="genesis_time_ms"):
+        Ledger.open(tmp_path / "db2", {**make_genesis(directory), "genesis_time_ms": -1})
