@@ -158,7 +158,7 @@ def run(options: argparse.Namespace) -> int:
                 tx_id = decode_envelope(envelope).tx_id
                 receipt = ledger.get_receipt(tx_id)
                 assert receipt is not None
-                proven = receipt.proof.verify(ledger.suite.hash, envelope, receipt.header)
+                proven = receipt.proof.verify(envelope, receipt.header)
                 outcome = result.code if result.ok else f"{result.code}: {result.message}"
                 lines.append(
                     f"  tx {tx_id.hex()[:12]}  {label:<42} {outcome}"

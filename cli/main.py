@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import demo, keys, output, validate
+from . import demo, keys, network, node_cmd, output, validate
 
-COMMANDS = (keys, validate, demo)
+COMMANDS = (network, node_cmd, keys, validate, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,11 @@
 """Block headers, stored blocks and receipts, with their canonical encodings.
 
-A block's identity is the hash of its *header*; the header commits to the transactions through a
-Merkle root over the envelope bytes (see ``merkle.py``), so that one transaction can be proven to be
-in a block without shipping the whole block.  Block 0 is the genesis block: no transactions, and
+A block's identity is the hash of its *header*; the header commits to the transactions through
+the consensus layer's RFC 6962 Merkle root over request ids (``sha256`` of each envelope), so that
+one transaction can be proven to be in a block without shipping the whole block.  The header also
+carries what the commit certificate signs: ``block_digest(height, proposal_ms, txs_root)``, the
+consensus digest, recomputable from the header alone, so a stored or served block is checked
+against the validators' signatures offline.  Block 0 is the genesis block: no transactions, and
 its ``parent_hash`` is the hash of the genesis document, anchoring the chain to its configuration.
 
 The state root chains through every block::
@@ -20,14 +23,27 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ibledger.consensus import (
+    block_digest,
+    merkle_proof,
+    merkle_root,
+    request_id,
+    verify_merkle_proof,
+)
 from ibledger.contracts.codec import canonical_encode
-
-from .merkle import inclusion_proof, leaf_hash, merkle_root, verify_inclusion
 
 HashFn = Callable[[bytes], bytes]
 
 STATE_DOMAIN = b"ibledger/state/v1"
-HEADER_FIELDS = ("height", "parent_hash", "timestamp_ms", "tx_count", "txs_root", "view")
+HEADER_FIELDS = (
+    "height",
+    "parent_hash",
+    "proposal_ms",
+    "timestamp_ms",
+    "tx_count",
+    "txs_root",
+    "view",
+)
 
 
 class BlockFormatError(ValueError):
@@ -38,10 +54,11 @@ class BlockFormatError(ValueError):
 class BlockHeader:
     height: int
     parent_hash: bytes
-    timestamp_ms: int
+    timestamp_ms: int  # the agreed block time contracts see
     tx_count: int
     txs_root: bytes
     view: int = 0
+    proposal_ms: int = 0  # the primary's proposed time, as the commit certificate signed it
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in HEADER_FIELDS}
@@ -52,11 +69,16 @@ class BlockHeader:
     def hash(self, hash_fn: HashFn) -> bytes:
         return hash_fn(b"ibledger/header/v1" + self.encode())
 
+    @property
+    def consensus_digest(self) -> bytes:
+        """What the commit certificate for this block signs."""
+        return block_digest(self.height, self.proposal_ms, self.txs_root)
+
     @classmethod
     def from_dict(cls, data: Any) -> BlockHeader:
         if not isinstance(data, dict) or sorted(data) != sorted(HEADER_FIELDS):
             raise BlockFormatError(f"a block header has exactly the fields {HEADER_FIELDS}")
-        for name in ("height", "timestamp_ms", "tx_count", "view"):
+        for name in ("height", "proposal_ms", "timestamp_ms", "tx_count", "view"):
             value = data[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise BlockFormatError(f"header field {name} must be a non-negative integer")
@@ -66,26 +88,27 @@ class BlockHeader:
         return cls(**data)
 
 
-def txs_root(hash_fn: HashFn, envelopes: Sequence[bytes]) -> bytes:
-    return merkle_root(hash_fn, [leaf_hash(hash_fn, envelope) for envelope in envelopes])
+def txs_root(envelopes: Sequence[bytes]) -> bytes:
+    return merkle_root([request_id(envelope) for envelope in envelopes])
 
 
 def make_header(
-    hash_fn: HashFn,
     *,
     height: int,
     parent_hash: bytes,
     timestamp_ms: int,
     envelopes: Sequence[bytes],
     view: int = 0,
+    proposal_ms: int | None = None,
 ) -> BlockHeader:
     return BlockHeader(
         height=height,
         parent_hash=parent_hash,
         timestamp_ms=timestamp_ms,
         tx_count=len(envelopes),
-        txs_root=txs_root(hash_fn, envelopes),
+        txs_root=txs_root(envelopes),
         view=view,
+        proposal_ms=timestamp_ms if proposal_ms is None else proposal_ms,
     )
 
 
@@ -117,20 +140,14 @@ class InclusionProof:
     index: int
     siblings: tuple[bytes, ...]
 
-    def verify(self, hash_fn: HashFn, envelope: bytes, header: BlockHeader) -> bool:
-        return verify_inclusion(
-            hash_fn,
-            leaf_hash(hash_fn, envelope),
-            self.index,
-            header.tx_count,
-            self.siblings,
-            header.txs_root,
+    def verify(self, envelope: bytes, header: BlockHeader) -> bool:
+        return verify_merkle_proof(
+            request_id(envelope), self.index, header.tx_count, self.siblings, header.txs_root
         )
 
 
-def prove_inclusion(hash_fn: HashFn, envelopes: Sequence[bytes], index: int) -> InclusionProof:
-    leaves = [leaf_hash(hash_fn, envelope) for envelope in envelopes]
-    return InclusionProof(index, tuple(inclusion_proof(hash_fn, leaves, index)))
+def prove_inclusion(envelopes: Sequence[bytes], index: int) -> InclusionProof:
+    return InclusionProof(index, merkle_proof([request_id(e) for e in envelopes], index))
 
 
 @dataclass(frozen=True, slots=True)

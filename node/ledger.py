@@ -26,6 +26,14 @@ from typing import Any
 
 import plyvel
 
+from ibledger.consensus import (
+    ZERO_DIGEST,
+    Block,
+    CommittedBlock,
+    ExecutedTip,
+    decode_commit_certificate,
+    encode_commit_certificate,
+)
 from ibledger.contracts import runtime as contracts
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
 from ibledger.contracts.errors import GenesisError
@@ -70,6 +78,7 @@ class AppliedBlock:
     block_hash: bytes
     results: tuple[TxResult, ...]
     state_root: bytes
+    tx_ids: tuple[bytes, ...] = ()  # of the transactions that decoded, in block order
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +249,7 @@ class Ledger:
         except GenesisError as exc:
             raise LedgerError(f"invalid genesis: {exc}") from exc
         ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
-        header = make_header(
-            suite.hash, height=0, parent_hash=anchor, timestamp_ms=timestamp_ms, envelopes=()
-        )
+        header = make_header(height=0, parent_hash=anchor, timestamp_ms=timestamp_ms, envelopes=())
         batch = db.write_batch(sync=sync)
         batch.put(keys.META_FORMAT, keys.FORMAT_VERSION)
         batch.put(keys.META_CHAIN_ID, chain_id.encode())
@@ -287,7 +294,7 @@ class Ledger:
                 raise LedgerCorruption(height, "the parent hash does not match the previous block")
             if height and header.timestamp_ms <= previous_timestamp:
                 raise LedgerCorruption(height, "the block time does not increase")
-            if txs_root(self.suite.hash, stored.txs) != header.txs_root:
+            if txs_root(stored.txs) != header.txs_root:
                 raise LedgerCorruption(height, "the transactions do not match the header's root")
             if self._get(keys.block_hash_key(stored.block_hash), height) != keys.encode_height(
                 height
@@ -380,16 +387,20 @@ class Ledger:
     # --- writing -------------------------------------------------------------------------------
 
     def next_header(
-        self, timestamp_ms: int, envelopes: Sequence[bytes], view: int = 0
+        self,
+        timestamp_ms: int,
+        envelopes: Sequence[bytes],
+        view: int = 0,
+        proposal_ms: int | None = None,
     ) -> BlockHeader:
         """The header of the block that would extend the current tip."""
         return make_header(
-            self.suite.hash,
             height=self.height + 1,
             parent_hash=self.tip_hash,
             timestamp_ms=timestamp_ms,
             envelopes=envelopes,
             view=view,
+            proposal_ms=proposal_ms,
         )
 
     def append_block(
@@ -406,17 +417,21 @@ class Ledger:
                 raise LedgerError("the block does not extend the current tip")
             if header.timestamp_ms <= self.tip_timestamp_ms:
                 raise LedgerError("the block time must be later than the parent's")
-            if header.tx_count != len(envelopes) or header.txs_root != txs_root(
-                self.suite.hash, envelopes
-            ):
+            if header.tx_count != len(envelopes) or header.txs_root != txs_root(envelopes):
                 raise LedgerError("the transactions do not match the header")
-            results, events, writes, indexed = self._execute(header, envelopes)
+            results, events, writes, indexed, decoded_txs = self._execute(header, envelopes)
             batch = self._db.write_batch(sync=self._sync)
             for tx_id, index, code in indexed:
                 batch.put(keys.tx_index_key(tx_id), canonical_encode([header.height, index, code]))
             root = self._stage_block(batch, header, envelopes, results, events, writes, certificate)
             batch.write()
-            return AppliedBlock(header, header.hash(self.suite.hash), tuple(results), root)
+            return AppliedBlock(
+                header,
+                header.hash(self.suite.hash),
+                tuple(results),
+                root,
+                tuple(tx.tx_id for tx in decoded_txs),
+            )
 
     def _stage_block(
         self,
@@ -479,6 +494,7 @@ class Ledger:
         list[Mapping[str, Any]],
         list[tuple[bytes, bytes | None]],
         list[tuple[bytes, int, str]],
+        list[Transaction],
     ]:
         decoded: list[Transaction | TxResult] = []
         for envelope in envelopes:
@@ -505,7 +521,7 @@ class Ledger:
             if verdict.ok and result.code != "DUPLICATE_TX":
                 seen.add(item.tx_id)
                 indexed.append((item.tx_id, index, result.code))
-        return results, events, sorted(overlay.pending.items()), indexed
+        return results, events, sorted(overlay.pending.items()), indexed, transactions
 
     def _execute_one(
         self,
@@ -546,6 +562,63 @@ class Ledger:
             for event in outcome.events
         ]
         return TxResult("OK", outcome.message), tx_events
+
+    # --- consensus integration ---------------------------------------------------------------
+
+    def apply_committed(self, committed: CommittedBlock) -> AppliedBlock:
+        """Execute a block the consensus core committed, storing its commit certificate."""
+        header = self.next_header(
+            committed.timestamp_ms,
+            committed.requests,
+            view=committed.view,
+            proposal_ms=committed.block.timestamp_ms,
+        )
+        if header.consensus_digest != committed.digest:
+            raise LedgerError(f"block {committed.seq}: the header does not match the digest")
+        return self.append_block(
+            header, committed.requests, encode_commit_certificate(committed.certificate)
+        )
+
+    def executed_tip(self, genesis_time_ms: int) -> ExecutedTip:
+        """Where a restarting replica resumes: the last block's consensus digest and time."""
+        if self.height == 0:
+            return ExecutedTip(0, ZERO_DIGEST, genesis_time_ms, b"")
+        block = self._read_block(self.height)
+        return ExecutedTip(
+            self.height, block.header.consensus_digest, block.header.timestamp_ms, self.state_root
+        )
+
+    def committed_block(self, height: int) -> CommittedBlock | None:
+        """A stored block in the form state transfer hands to the consensus core."""
+        if not 1 <= height <= self.height:
+            return None
+        block = self._read_block(height)
+        if block.certificate is None:
+            return None
+        parent = self._read_block(height - 1).header.consensus_digest if height > 1 else ZERO_DIGEST
+        return CommittedBlock(
+            block=Block(height, block.header.proposal_ms, block.txs),
+            certificate=decode_commit_certificate(block.certificate),
+            parent_digest=parent,
+            timestamp_ms=block.header.timestamp_ms,
+        )
+
+    def load_consensus_records(self) -> dict[bytes, bytes]:
+        start = len(keys.CONSENSUS)
+        return {
+            key[start:]: value
+            for key, value in self._db.iterator(prefix=keys.CONSENSUS, verify_checksums=True)
+        }
+
+    def persist_consensus(self, updates: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Apply one Persist effect atomically and durably, before anything it backs is sent."""
+        batch = self._db.write_batch(sync=self._sync)
+        for key, value in updates:
+            if value is None:
+                batch.delete(keys.consensus_key(key))
+            else:
+                batch.put(keys.consensus_key(key), value)
+        batch.write()
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -588,7 +661,7 @@ class Ledger:
             header=block.header,
             block_hash=block.block_hash,
             envelope=block.txs[location.index],
-            proof=prove_inclusion(self.suite.hash, block.txs, location.index),
+            proof=prove_inclusion(block.txs, location.index),
             certificate=block.certificate,
             events=tuple(e for e in block.events if e.get("tx_index") == location.index),
         )

@@ -27,7 +27,14 @@ if _version_not_supported:
 
 
 class LedgerStub:
-    """Missing associated documentation comment in .proto file."""
+    """Errors: every failure is a gRPC status whose details string is "CODE: sentence", where CODE is
+    one of ibledger's stable codes (see README, "Error codes"): INVALID_ARGUMENT for malformed or
+    mis-signed input (MALFORMED_ENVELOPE, BAD_SIGNATURE, ...), FAILED_PRECONDITION for a valid
+    transaction that cannot be admitted here (WRONG_CHAIN, EXPIRED), UNAUTHENTICATED for unknown or
+    revoked signers, PERMISSION_DENIED for queries the viewer may not make, NOT_FOUND,
+    RESOURCE_EXHAUSTED (MEMPOOL_FULL, or a message over the size limit), DEADLINE_EXCEEDED for a
+    wait that ran out, UNAVAILABLE while the node is starting or catching up.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -83,18 +90,27 @@ class LedgerStub:
 
 
 class LedgerServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Errors: every failure is a gRPC status whose details string is "CODE: sentence", where CODE is
+    one of ibledger's stable codes (see README, "Error codes"): INVALID_ARGUMENT for malformed or
+    mis-signed input (MALFORMED_ENVELOPE, BAD_SIGNATURE, ...), FAILED_PRECONDITION for a valid
+    transaction that cannot be admitted here (WRONG_CHAIN, EXPIRED), UNAUTHENTICATED for unknown or
+    revoked signers, PERMISSION_DENIED for queries the viewer may not make, NOT_FOUND,
+    RESOURCE_EXHAUSTED (MEMPOOL_FULL, or a message over the size limit), DEADLINE_EXCEEDED for a
+    wait that ran out, UNAVAILABLE while the node is starting or catching up.
+    """
 
     def Submit(self, request, context):
         """Admit one signed transaction envelope. A transaction already committed answers with its
-        original receipt (status COMMITTED) instead of being admitted again.
+        original receipt (status COMMITTED) instead of being admitted again; one already waiting in
+        the mempool answers PENDING. A rejected one fails with the status described above.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SubmitBatch(self, request, context):
-        """Admit many envelopes in one call; one result per envelope, in order.
+        """Admit many envelopes in one call; one result per envelope, in order (a rejected envelope
+        has status REJECTED with its code and message; the call itself succeeds).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,7 +151,8 @@ class LedgerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Query(self, request, context):
-        """Read contract state. The request is a signed query envelope so the node knows the viewer.
+        """Read contract state. The request is a signed envelope (op "query.<name>", args = the
+        query's arguments, a short expiry) so the node knows and authenticates the viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,7 +221,14 @@ def add_LedgerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Ledger:
-    """Missing associated documentation comment in .proto file."""
+    """Errors: every failure is a gRPC status whose details string is "CODE: sentence", where CODE is
+    one of ibledger's stable codes (see README, "Error codes"): INVALID_ARGUMENT for malformed or
+    mis-signed input (MALFORMED_ENVELOPE, BAD_SIGNATURE, ...), FAILED_PRECONDITION for a valid
+    transaction that cannot be admitted here (WRONG_CHAIN, EXPIRED), UNAUTHENTICATED for unknown or
+    revoked signers, PERMISSION_DENIED for queries the viewer may not make, NOT_FOUND,
+    RESOURCE_EXHAUSTED (MEMPOOL_FULL, or a message over the size limit), DEADLINE_EXCEEDED for a
+    wait that ran out, UNAVAILABLE while the node is starting or catching up.
+    """
 
     @staticmethod
     def Submit(request,

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BlockHeader(_message.Message):
-    __slots__ = ("height", "parent_hash", "timestamp_ms", "tx_count", "txs_root", "view", "encoded")
+    __slots__ = ("height", "parent_hash", "timestamp_ms", "tx_count", "txs_root", "view", "encoded", "proposal_ms")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PARENT_HASH_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class BlockHeader(_message.Message):
     TXS_ROOT_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     ENCODED_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_MS_FIELD_NUMBER: _ClassVar[int]
     height: int
     parent_hash: bytes
     timestamp_ms: int
@@ -22,7 +23,8 @@ class BlockHeader(_message.Message):
     txs_root: bytes
     view: int
     encoded: bytes
-    def __init__(self, height: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., tx_count: _Optional[int] = ..., txs_root: _Optional[bytes] = ..., view: _Optional[int] = ..., encoded: _Optional[bytes] = ...) -> None: ...
+    proposal_ms: int
+    def __init__(self, height: _Optional[int] = ..., parent_hash: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., tx_count: _Optional[int] = ..., txs_root: _Optional[bytes] = ..., view: _Optional[int] = ..., encoded: _Optional[bytes] = ..., proposal_ms: _Optional[int] = ...) -> None: ...
 
 class TxResult(_message.Message):
     __slots__ = ("code", "message")
@@ -49,20 +51,22 @@ class Event(_message.Message):
     def __init__(self, height: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., tx_index: _Optional[int] = ..., tx_id: _Optional[bytes] = ..., kind: _Optional[str] = ..., attrs: _Optional[bytes] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("header", "block_hash", "txs", "results", "state_root", "certificate")
+    __slots__ = ("header", "block_hash", "txs", "results", "state_root", "certificate", "events")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
     TXS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     header: BlockHeader
     block_hash: bytes
     txs: _containers.RepeatedScalarFieldContainer[bytes]
     results: _containers.RepeatedCompositeFieldContainer[TxResult]
     state_root: bytes
     certificate: bytes
-    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., txs: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[TxResult, _Mapping]]] = ..., state_root: _Optional[bytes] = ..., certificate: _Optional[bytes] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., txs: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[TxResult, _Mapping]]] = ..., state_root: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("tx_id", "height", "index", "result", "header", "block_hash", "envelope", "proof", "certificate", "events")

@@ -1,0 +1,976 @@
+"""The ibledger Python client: sign, submit, wait for, read and follow a ledger over gRPC.
+
+Theory of operation
+-------------------
+A :class:`Client` talks to one node at a time through the public API (``proto/ledger.proto``).
+It knows a list of node addresses, in order; a call that fails with ``UNAVAILABLE`` (the node is
+down, starting or catching up) is retried on the next node, so a client built from a network
+manifest keeps working while any node answers.  Every other failure is final and surfaces as a
+:class:`ClientError` whose ``code`` is the ledger's stable code, parsed from the status details
+("CODE: sentence"), or the gRPC status name when a status carries no code.
+
+Transactions are built and signed here (``node.tx.build_transaction``), so the node never sees a
+private key.  Resubmitting an envelope is safe: a transaction id commits once, and a node answers
+a duplicate with the original receipt (``COMMITTED``) or ``PENDING``.  That is what makes the
+failover of ``submit`` harmless.
+
+A committed transaction can still have failed: order-then-execute records a rejected business
+rule (e.g. ``NOT_HOLDER``) in the block with its code and message.  ``submit`` returns that receipt
+(``receipt.ok`` is false); ``receipt.raise_for_result()`` turns it into :class:`TransactionFailed`.
+
+Queries are signed envelopes too (op ``query.<name>``, a 60-second expiry): the node learns and
+authenticates the viewer, whose rights decide what the answer may show.
+
+A network manifest (``network.json``, written by ``ibledger network init``) names the chain, the
+genesis file, the nodes and the local identities (participant id and key file).  Only the fields
+used here are read; others are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import grpc
+
+from ibledger.contracts import CodecError, canonical_decode
+from ibledger.node.blocks import BlockFormatError, BlockHeader
+from ibledger.node.crypto import CryptoError, KeyPair, load_private_key
+from ibledger.node.tx import Transaction, TxError, build_transaction, decode_envelope
+from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
+
+__all__ = [
+    "DEFAULT_CALL_TIMEOUT_S",
+    "DEFAULT_WAIT_TIMEOUT_S",
+    "Client",
+    "ClientError",
+    "IdentityEntry",
+    "LedgerBlock",
+    "LedgerEvent",
+    "NetworkManifest",
+    "NodeEntry",
+    "NodeStatus",
+    "PeerInfo",
+    "Submission",
+    "TransactionFailed",
+    "TxReceipt",
+    "exit_code_for",
+    "parse_tx_id",
+]
+
+DEFAULT_CALL_TIMEOUT_S = 10.0
+DEFAULT_WAIT_TIMEOUT_S = 30.0
+QUERY_TTL_MS = 60_000
+WAIT_TIMEOUT_MS_MAX = 2**32 - 1  # WaitForCommitRequest.timeout_ms is a uint32
+MESSAGE_BYTES_MAX = 64 * 1024 * 1024
+_DETAILS = re.compile(r"([A-Z][A-Z0-9_]*): (.*)", re.DOTALL)
+_TX_ID = re.compile(r"[0-9a-fA-F]{64}")
+
+EXIT_FAILURE = 1
+EXIT_UNAVAILABLE = 3
+EXIT_DEADLINE = 4
+
+
+def exit_code_for(status: grpc.StatusCode | None) -> int:
+    """The CLI exit status for a failure with this gRPC status (1 unless connection/deadline)."""
+    if status == grpc.StatusCode.UNAVAILABLE:
+        return EXIT_UNAVAILABLE
+    if status == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return EXIT_DEADLINE
+    return EXIT_FAILURE
+
+
+class ClientError(Exception):
+    """A failure with the ledger's stable ``code``, a sentence, and the gRPC status if any."""
+
+    def __init__(
+        self, code: str, message: str, grpc_status: grpc.StatusCode | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.grpc_status = grpc_status
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self.grpc_status)
+
+
+class TransactionFailed(ClientError):
+    """A transaction that committed with a failed result: it is in a block but changed nothing."""
+
+    def __init__(self, receipt: TxReceipt) -> None:
+        super().__init__(receipt.code, receipt.message)
+        self.receipt = receipt
+
+
+def parse_tx_id(value: bytes | str) -> bytes:
+    """A transaction id given as 32 bytes or 64 hexadecimal characters."""
+    if isinstance(value, bytes) and len(value) == 32:
+        return value
+    if isinstance(value, str) and _TX_ID.fullmatch(value):
+        return bytes.fromhex(value)
+    raise ClientError("BAD_TX_ID", "a transaction id is 64 hexadecimal characters")
+
+
+def _error_from_rpc(error: grpc.RpcError, address: str) -> ClientError:
+    status: grpc.StatusCode = error.code()
+    details = error.details() or ""
+    match = _DETAILS.fullmatch(details.strip())
+    if match is not None:
+        return ClientError(match.group(1), match.group(2), status)
+    if status == grpc.StatusCode.UNAVAILABLE:
+        reason = f" ({details})" if details else ""
+        return ClientError("UNAVAILABLE", f"cannot reach the node at {address}{reason}", status)
+    if status == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ClientError("DEADLINE_EXCEEDED", details or f"{address} did not answer in time",
+                           status)
+    return ClientError(status.name, details or f"the node at {address} answered {status.name}",
+                       status)
+
+
+# --- values returned by the client ----------------------------------------------------------------
+
+
+def _decode_attrs(data: bytes) -> dict[str, Any]:
+    if not data:
+        return {}
+    try:
+        value = canonical_decode(data)
+    except CodecError:
+        return {"undecodable": data}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    """A contract event (e.g. ``bill.requested``) with its decoded attributes."""
+
+    height: int
+    timestamp_ms: int
+    tx_index: int
+    tx_id: bytes
+    kind: str
+    attrs: dict[str, Any]
+
+    @classmethod
+    def from_proto(cls, event: types_pb2.Event) -> LedgerEvent:
+        return cls(
+            height=event.height,
+            timestamp_ms=event.timestamp_ms,
+            tx_index=event.tx_index,
+            tx_id=event.tx_id,
+            kind=event.kind,
+            attrs=_decode_attrs(event.attrs),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "height": self.height,
+            "timestamp_ms": self.timestamp_ms,
+            "tx_index": self.tx_index,
+            "tx_id": self.tx_id.hex(),
+            "kind": self.kind,
+            "attrs": self.attrs,
+        }
+
+
+def header_from_proto(header: types_pb2.BlockHeader) -> BlockHeader:
+    """The header from its canonical bytes when present, else from the display fields."""
+    if header.encoded:
+        try:
+            return BlockHeader.from_dict(canonical_decode(header.encoded))
+        except (CodecError, BlockFormatError, TypeError):
+            pass
+    return BlockHeader(
+        height=header.height,
+        parent_hash=header.parent_hash,
+        timestamp_ms=header.timestamp_ms,
+        tx_count=header.tx_count,
+        txs_root=header.txs_root,
+        view=header.view,
+        proposal_ms=header.proposal_ms,
+    )
+
+
+def _transaction(envelope: bytes) -> Transaction | None:
+    try:
+        return decode_envelope(envelope)
+    except TxError:
+        return None
+
+
+@dataclass(frozen=True)
+class TxReceipt:
+    """The receipt of a committed transaction: where it is, how it ended, and the evidence."""
+
+    tx_id: bytes
+    height: int
+    index: int
+    code: str
+    message: str
+    header: BlockHeader
+    block_hash: bytes
+    envelope: bytes
+    proof: tuple[bytes, ...]
+    certificate: bytes
+    events: tuple[LedgerEvent, ...]
+    proto: types_pb2.Receipt = field(repr=False, compare=False)
+    resubmitted: bool = False  # the node answered COMMITTED: this is the original receipt
+
+    @classmethod
+    def from_proto(cls, receipt: types_pb2.Receipt, *, resubmitted: bool = False) -> TxReceipt:
+        return cls(
+            tx_id=receipt.tx_id,
+            height=receipt.height,
+            index=receipt.index,
+            code=receipt.result.code,
+            message=receipt.result.message,
+            header=header_from_proto(receipt.header),
+            block_hash=receipt.block_hash,
+            envelope=receipt.envelope,
+            proof=tuple(receipt.proof),
+            certificate=receipt.certificate,
+            events=tuple(LedgerEvent.from_proto(e) for e in receipt.events),
+            proto=receipt,
+            resubmitted=resubmitted,
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+    @property
+    def status(self) -> str:
+        return "COMMITTED"
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self.header.timestamp_ms
+
+    @property
+    def transaction(self) -> Transaction | None:
+        """The decoded envelope (operation, sender, args), or None if it does not decode."""
+        return _transaction(self.envelope)
+
+    def event(self, kind: str) -> LedgerEvent | None:
+        return next((e for e in self.events if e.kind == kind), None)
+
+    def raise_for_result(self) -> TxReceipt:
+        if not self.ok:
+            raise TransactionFailed(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        tx = self.transaction
+        return {
+            "tx_id": self.tx_id.hex(),
+            "status": self.status,
+            "height": self.height,
+            "index": self.index,
+            "code": self.code,
+            "message": self.message,
+            "ok": self.ok,
+            "block_hash": self.block_hash.hex(),
+            "timestamp_ms": self.timestamp_ms,
+            "operation": tx.operation if tx else None,
+            "sender": tx.sender if tx else None,
+            "args": dict(tx.args) if tx else None,
+            "events": [event.to_dict() for event in self.events],
+            "resubmitted": self.resubmitted,
+        }
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the node said about one submitted envelope, and its receipt once committed."""
+
+    tx_id: bytes
+    status: str  # ADMITTED, PENDING, COMMITTED or REJECTED
+    code: str = ""
+    message: str = ""
+    receipt: TxReceipt | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.receipt is not None and self.receipt.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"tx_id": self.tx_id.hex(), "status": self.status}
+        if self.code:
+            data.update(code=self.code, message=self.message)
+        if self.receipt is not None:
+            data["receipt"] = self.receipt.to_dict()
+        return data
+
+
+@dataclass(frozen=True)
+class LedgerBlock:
+    height: int
+    header: BlockHeader
+    block_hash: bytes
+    txs: tuple[bytes, ...]
+    results: tuple[tuple[str, str], ...]
+    state_root: bytes
+    certificate: bytes
+    events: tuple[LedgerEvent, ...]
+    proto: types_pb2.Block = field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, block: types_pb2.Block) -> LedgerBlock:
+        header = header_from_proto(block.header)
+        return cls(
+            height=header.height,
+            header=header,
+            block_hash=block.block_hash,
+            txs=tuple(block.txs),
+            results=tuple((r.code, r.message) for r in block.results),
+            state_root=block.state_root,
+            certificate=block.certificate,
+            events=tuple(LedgerEvent.from_proto(e) for e in block.events),
+            proto=block,
+        )
+
+    def to_dict(self, *, with_txs: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "height": self.height,
+            "block_hash": self.block_hash.hex(),
+            "parent_hash": self.header.parent_hash.hex(),
+            "timestamp_ms": self.header.timestamp_ms,
+            "proposal_ms": self.header.proposal_ms,
+            "view": self.header.view,
+            "tx_count": self.header.tx_count,
+            "txs_root": self.header.txs_root.hex(),
+            "state_root": self.state_root.hex(),
+            "has_certificate": bool(self.certificate),
+        }
+        if with_txs:
+            rows = []
+            for index, envelope in enumerate(self.txs):
+                tx = _transaction(envelope)
+                code, message = self.results[index] if index < len(self.results) else ("", "")
+                rows.append(
+                    {
+                        "index": index,
+                        "tx_id": tx.tx_id.hex() if tx else None,
+                        "operation": tx.operation if tx else None,
+                        "sender": tx.sender if tx else None,
+                        "code": code,
+                        "message": message,
+                    }
+                )
+            data["transactions"] = rows
+            data["events"] = [event.to_dict() for event in self.events]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    id: str
+    address: str
+    connected: bool
+    height: int
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    address: str
+    node_id: str
+    chain_id: str
+    height: int
+    view: int
+    primary: str
+    tip_hash: bytes
+    state_root: bytes
+    mempool_size: int
+    peers: tuple[PeerInfo, ...]
+    version: str
+    catching_up: bool
+
+    @classmethod
+    def from_proto(cls, status: ledger_pb2.NodeStatus, address: str) -> NodeStatus:
+        return cls(
+            address=address,
+            node_id=status.node_id,
+            chain_id=status.chain_id,
+            height=status.height,
+            view=status.view,
+            primary=status.primary,
+            tip_hash=status.tip_hash,
+            state_root=status.state_root,
+            mempool_size=status.mempool_size,
+            peers=tuple(
+                PeerInfo(p.id, p.address, p.connected, p.height) for p in status.peers
+            ),
+            version=status.version,
+            catching_up=status.catching_up,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "node_id": self.node_id,
+            "chain_id": self.chain_id,
+            "height": self.height,
+            "view": self.view,
+            "primary": self.primary,
+            "tip_hash": self.tip_hash.hex(),
+            "state_root": self.state_root.hex(),
+            "mempool_size": self.mempool_size,
+            "peers": [
+                {"id": p.id, "address": p.address, "connected": p.connected, "height": p.height}
+                for p in self.peers
+            ],
+            "version": self.version,
+            "catching_up": self.catching_up,
+        }
+
+
+# --- the network manifest -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    id: str
+    api: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityEntry:
+    name: str
+    participant: str
+    key_file: Path
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NetworkManifest:
+    """The parts of ``network.json`` a client needs; unknown fields are ignored."""
+
+    directory: Path
+    chain_id: str
+    genesis_file: Path | None
+    nodes: tuple[NodeEntry, ...]
+    identities: dict[str, IdentityEntry]
+
+    FILE_NAME = "network.json"
+
+    @classmethod
+    def load(cls, directory: str | Path) -> NetworkManifest:
+        base = Path(directory)
+        path = base / cls.FILE_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ClientError(
+                "NO_NETWORK", f"no network manifest at {path}; run 'ibledger network init' or "
+                "pass --network DIR or --node HOST:PORT"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ClientError("MANIFEST_INVALID", f"cannot read {path}: {exc}") from None
+        return cls.from_dict(data, base)
+
+    @classmethod
+    def from_dict(cls, data: Any, base: Path) -> NetworkManifest:
+        def invalid(why: str) -> ClientError:
+            return ClientError("MANIFEST_INVALID", f"{base / cls.FILE_NAME}: {why}")
+
+        if not isinstance(data, dict):
+            raise invalid("the manifest must be a JSON object")
+        chain_id = data.get("chain_id")
+        if not isinstance(chain_id, str) or not chain_id:
+            raise invalid("chain_id must be a non-empty string")
+        genesis = data.get("genesis")
+        if genesis is not None and not isinstance(genesis, str):
+            raise invalid("genesis must be a file name")
+        raw_nodes = data.get("nodes")
+        if not isinstance(raw_nodes, list) or not raw_nodes:
+            raise invalid("nodes must be a non-empty list")
+        nodes = []
+        for index, entry in enumerate(raw_nodes):
+            if not isinstance(entry, dict) or not isinstance(entry.get("api"), str):
+                raise invalid(f"nodes[{index}] must have an 'api' address (HOST:PORT)")
+            nodes.append(NodeEntry(str(entry.get("id", f"node{index}")), entry["api"]))
+        raw_identities = data.get("identities") or {}
+        if not isinstance(raw_identities, dict):
+            raise invalid("identities must be an object")
+        identities = {}
+        for name, entry in raw_identities.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("key_file"), str):
+                raise invalid(f"identity {name} must have a key_file")
+            roles = entry.get("roles") or []
+            identities[str(name)] = IdentityEntry(
+                name=str(name),
+                participant=str(entry.get("participant", name)),
+                key_file=base / entry["key_file"],
+                roles=tuple(str(r) for r in roles) if isinstance(roles, list) else (),
+            )
+        return cls(
+            directory=base,
+            chain_id=chain_id,
+            genesis_file=base / genesis if genesis else None,
+            nodes=tuple(nodes),
+            identities=identities,
+        )
+
+    def identity(self, name: str) -> IdentityEntry:
+        """The identity called ``name`` (exact, else the one case-insensitive match)."""
+        if name in self.identities:
+            return self.identities[name]
+        folded = [entry for key, entry in self.identities.items() if key.lower() == name.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        known = ", ".join(sorted(self.identities)) or "none"
+        raise ClientError(
+            "UNKNOWN_IDENTITY", f"the network has no identity {name!r} (known: {known})"
+        )
+
+    def genesis(self) -> dict[str, Any]:
+        if self.genesis_file is None:
+            raise ClientError("MANIFEST_INVALID", "the manifest names no genesis file")
+        return load_genesis(self.genesis_file)
+
+
+def load_genesis(path: str | Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ClientError(
+            "GENESIS_INVALID", f"cannot read the genesis file {path}: {exc}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ClientError("GENESIS_INVALID", f"{path} is not a JSON object")
+    return data
+
+
+def load_keypair(path: str | Path) -> KeyPair:
+    """A private key file; an encrypted one takes its passphrase from $IBLEDGER_PASSPHRASE."""
+    passphrase = os.environ.get("IBLEDGER_PASSPHRASE")
+    try:
+        return load_private_key(Path(path), passphrase.encode() if passphrase else None)
+    except CryptoError as exc:
+        raise ClientError(exc.code, exc.message) from None
+
+
+# --- the client -----------------------------------------------------------------------------------
+
+
+class Client:
+    """A connection to an ibledger network (one node at a time, failing over in order)."""
+
+    def __init__(
+        self,
+        address: str | Sequence[str],
+        chain_id: str | None = None,
+        keypair: KeyPair | None = None,
+        sender: str | None = None,
+        timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        manifest: NetworkManifest | None = None,
+    ) -> None:
+        addresses = [address] if isinstance(address, str) else list(address)
+        if not addresses:
+            raise ClientError("NO_NODE", "no node address to connect to")
+        if (keypair is None) != (sender is None):
+            raise ClientError("NO_IDENTITY", "a signing client needs both a key and a sender id")
+        self.addresses: tuple[str, ...] = tuple(addresses)
+        self.keypair = keypair
+        self.sender = sender
+        self.timeout_s = timeout_s
+        self.manifest = manifest
+        self.last_query_height: int | None = None
+        self._chain_id = chain_id
+        self._credentials = credentials
+        self._current = 0
+        self._channels: dict[str, grpc.Channel] = {}
+
+    @classmethod
+    def from_network(
+        cls,
+        directory: str | Path,
+        identity: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        node: str | None = None,
+    ) -> Client:
+        """A client for the network described by ``directory/network.json``.
+
+        ``identity`` names one of the manifest's identities (its key signs transactions and
+        queries); ``node`` pins one address instead of the manifest's node list.
+        """
+        manifest = NetworkManifest.load(directory)
+        keypair = sender = None
+        if identity is not None:
+            entry = manifest.identity(identity)
+            keypair, sender = load_keypair(entry.key_file), entry.participant
+        addresses = [node] if node else [entry.api for entry in manifest.nodes]
+        return cls(
+            addresses,
+            chain_id=manifest.chain_id,
+            keypair=keypair,
+            sender=sender,
+            timeout_s=timeout_s,
+            manifest=manifest,
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The node currently in use."""
+        return self.addresses[self._current]
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _stub(self, address: str) -> ledger_pb2_grpc.LedgerStub:
+        channel = self._channels.get(address)
+        if channel is None:
+            options = [
+                ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+                ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
+            ]
+            if self._credentials is not None:
+                channel = grpc.secure_channel(address, self._credentials, options=options)
+            else:
+                channel = grpc.insecure_channel(address, options=options)
+            self._channels[address] = channel
+        return ledger_pb2_grpc.LedgerStub(channel)
+
+    def _order(self) -> list[int]:
+        count = len(self.addresses)
+        return [(self._current + step) % count for step in range(count)]
+
+    def _call(self, method: str, request: Any, timeout_s: float | None = None) -> Any:
+        """One unary call, moving to the next node while the current one is UNAVAILABLE."""
+        failures: list[ClientError] = []
+        for index in self._order():
+            address = self.addresses[index]
+            try:
+                response = getattr(self._stub(address), method)(
+                    request, timeout=timeout_s or self.timeout_s
+                )
+            except grpc.RpcError as exc:
+                error = _error_from_rpc(exc, address)
+                if error.grpc_status != grpc.StatusCode.UNAVAILABLE:
+                    self._current = index
+                    raise error from None
+                failures.append(error)
+                continue
+            self._current = index
+            return response
+        raise self._all_unavailable(failures)
+
+    def _all_unavailable(self, failures: list[ClientError]) -> ClientError:
+        if len(failures) == 1:
+            return failures[0]
+        tried = ", ".join(self.addresses)
+        return ClientError(
+            failures[-1].code if failures else "UNAVAILABLE",
+            f"no node answered (tried {tried}); last: {failures[-1].message if failures else ''}",
+            grpc.StatusCode.UNAVAILABLE,
+        )
+
+    # -- identity and chain -----------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> str:
+        """The chain id, from the manifest or the constructor, else asked of the node once."""
+        if self._chain_id is None:
+            self._chain_id = self.status().chain_id
+        return self._chain_id
+
+    def _signer(self) -> tuple[KeyPair, str]:
+        if self.keypair is None or self.sender is None:
+            raise ClientError(
+                "NO_IDENTITY", "this needs a signing identity (a manifest identity, or a key "
+                "file and a sender id)"
+            )
+        return self.keypair, self.sender
+
+    def build(
+        self,
+        operation: str,
+        args: Mapping[str, Any],
+        *,
+        nonce: int | None = None,
+        expires_at_ms: int | None = None,
+    ) -> bytes:
+        """A signed envelope for ``operation(args)`` from this client's identity."""
+        keypair, sender = self._signer()
+        try:
+            return build_transaction(
+                keypair,
+                chain_id=self.chain_id,
+                sender=sender,
+                operation=operation,
+                args=args,
+                nonce=nonce,
+                expires_at_ms=expires_at_ms,
+            )
+        except TxError as exc:
+            raise ClientError(exc.code, exc.message) from None
+        except CodecError as exc:
+            raise ClientError("BAD_ARGUMENT", f"the arguments cannot be encoded: {exc}") from None
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @overload
+    def submit(
+        self,
+        operation: str,
+        args: Mapping[str, Any],
+        *,
+        wait: Literal[True] = ...,
+        timeout_s: float = ...,
+    ) -> TxReceipt: ...
+
+    @overload
+    def submit(
+        self,
+        operation: str,
+        args: Mapping[str, Any],
+        *,
+        wait: Literal[False],
+        timeout_s: float = ...,
+    ) -> Submission: ...
+
+    @overload
+    def submit(
+        self, operation: str, args: Mapping[str, Any], *, wait: bool, timeout_s: float = ...
+    ) -> TxReceipt | Submission: ...
+
+    def submit(
+        self,
+        operation: str,
+        args: Mapping[str, Any],
+        *,
+        wait: bool = True,
+        timeout_s: float = DEFAULT_WAIT_TIMEOUT_S,
+    ) -> TxReceipt | Submission:
+        """Sign and submit one transaction.
+
+        With ``wait`` (the default) block until it commits and return its receipt, which may
+        carry a failed result code; otherwise return the node's admission answer.  Raises
+        :class:`ClientError` when the node refuses the envelope or the wait runs out.
+        """
+        return self.submit_envelope(self.build(operation, args), wait=wait, timeout_s=timeout_s)
+
+    def submit_envelope(
+        self, envelope: bytes, *, wait: bool = True, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S
+    ) -> TxReceipt | Submission:
+        response = self._call("Submit", ledger_pb2.SubmitRequest(envelope=envelope))
+        submission = self._submission(response, envelope)
+        if submission.status == "REJECTED":
+            raise ClientError(submission.code or "REJECTED", submission.message)
+        if submission.receipt is not None:
+            return submission.receipt
+        if not wait:
+            return submission
+        return self.wait(submission.tx_id, timeout_s)
+
+    def _submission(self, response: ledger_pb2.SubmitResponse, envelope: bytes) -> Submission:
+        status = ledger_pb2.SubmitStatus.Name(response.status)
+        tx_id = response.tx_id or decode_envelope(envelope).tx_id
+        receipt = None
+        if status == "COMMITTED":
+            receipt = TxReceipt.from_proto(response.receipt, resubmitted=True)
+        elif status not in ("ADMITTED", "PENDING", "REJECTED"):
+            raise ClientError("BAD_RESPONSE", f"the node answered submit with status {status}")
+        return Submission(tx_id, status, response.code, response.message, receipt)
+
+    def submit_many(
+        self,
+        calls: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        wait: bool = True,
+        timeout_s: float = DEFAULT_WAIT_TIMEOUT_S,
+    ) -> list[Submission]:
+        """Sign and submit many transactions in one SubmitBatch call; one result per call.
+
+        A refused envelope comes back with status REJECTED (its code and message) instead of
+        raising; with ``wait`` every admitted one is waited for and carries its receipt.
+        """
+        envelopes = [self.build(operation, args) for operation, args in calls]
+        response = self._call("SubmitBatch", ledger_pb2.SubmitBatchRequest(envelopes=envelopes))
+        if len(response.results) != len(envelopes):
+            raise ClientError(
+                "BAD_RESPONSE",
+                f"the node answered {len(response.results)} results for {len(envelopes)} "
+                "envelopes",
+            )
+        submissions = [
+            self._submission(result, envelope)
+            for result, envelope in zip(response.results, envelopes, strict=True)
+        ]
+        if not wait:
+            return submissions
+        deadline = time.monotonic() + timeout_s
+        finished = []
+        for submission in submissions:
+            if submission.status in ("ADMITTED", "PENDING"):
+                remaining = max(0.001, deadline - time.monotonic())
+                receipt = self.wait(submission.tx_id, remaining)
+                submission = Submission(submission.tx_id, "COMMITTED", receipt=receipt)
+            finished.append(submission)
+        return finished
+
+    def receipt(self, tx_id: bytes | str) -> TxReceipt:
+        """The receipt of a committed transaction (``NOT_FOUND`` while it is not committed)."""
+        request = ledger_pb2.GetReceiptRequest(tx_id=parse_tx_id(tx_id))
+        return TxReceipt.from_proto(self._call("GetReceipt", request))
+
+    def wait(self, tx_id: bytes | str, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S) -> TxReceipt:
+        """Block until the transaction commits; ``DEADLINE_EXCEEDED`` when ``timeout_s`` passes.
+
+        If the node becomes unavailable mid-wait, the wait continues on the next node with the
+        time that is left.
+        """
+        raw_id = parse_tx_id(tx_id)
+        deadline = time.monotonic() + timeout_s
+        failures: list[ClientError] = []
+        for index in self._order():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            address = self.addresses[index]
+            timeout_ms = min(WAIT_TIMEOUT_MS_MAX, max(1, int(remaining * 1000)))
+            request = ledger_pb2.WaitForCommitRequest(tx_id=raw_id, timeout_ms=timeout_ms)
+            try:
+                # A little slack over the node's own timeout, so its DEADLINE_EXCEEDED answer
+                # (with a sentence) usually arrives before our transport deadline fires.
+                response = self._stub(address).WaitForCommit(request, timeout=remaining + 2.0)
+            except grpc.RpcError as exc:
+                error = _error_from_rpc(exc, address)
+                if error.grpc_status != grpc.StatusCode.UNAVAILABLE:
+                    self._current = index
+                    raise error from None
+                failures.append(error)
+                continue
+            self._current = index
+            return TxReceipt.from_proto(response)
+        if failures and time.monotonic() < deadline:
+            raise self._all_unavailable(failures)
+        raise ClientError(
+            "DEADLINE_EXCEEDED",
+            f"transaction {raw_id.hex()} did not commit within {timeout_s:g} s",
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def query(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run the read-side query ``name`` as this client's identity; the decoded answer.
+
+        The committed height the answer reflects is left in ``last_query_height``.
+        """
+        envelope = self.build(
+            "query." + name, args or {}, expires_at_ms=int(time.time() * 1000) + QUERY_TTL_MS
+        )
+        response = self._call("Query", ledger_pb2.QueryRequest(envelope=envelope))
+        self.last_query_height = response.height
+        try:
+            return canonical_decode(response.result)
+        except CodecError as exc:
+            raise ClientError("BAD_RESPONSE", f"the query answer does not decode: {exc}") from None
+
+    def status(self) -> NodeStatus:
+        response = self._call("GetStatus", ledger_pb2.GetStatusRequest())
+        return NodeStatus.from_proto(response, self.address)
+
+    def block(self, height: int) -> LedgerBlock:
+        return LedgerBlock.from_proto(
+            self._call("GetBlock", ledger_pb2.GetBlockRequest(height=height))
+        )
+
+    def blocks(self, from_height: int = 1) -> Iterator[LedgerBlock]:
+        """Committed blocks from ``from_height`` on, then each new block as it commits.
+
+        The iterator never ends by itself; close it (or break out of the loop) to stop.  A
+        stream cut by an unavailable node resumes on the next node after the last block seen.
+        """
+        next_height = from_height
+
+        def open_stream(stub: ledger_pb2_grpc.LedgerStub) -> Any:
+            return stub.StreamBlocks(ledger_pb2.StreamBlocksRequest(from_height=next_height))
+
+        for item in self._follow(open_stream):
+            if item is _RESUMED:
+                continue
+            block = LedgerBlock.from_proto(item)
+            if block.height < next_height:
+                continue  # a resumed stream may repeat a block
+            next_height = block.height + 1
+            yield block
+
+    def events(
+        self, from_height: int = 1, kinds: Sequence[str] = ()
+    ) -> Iterator[LedgerEvent]:
+        """Contract events from ``from_height`` on (only ``kinds`` if given), then new ones."""
+        current = from_height
+        yielded_here = 0  # events of height ``current`` already handed out
+        skip = 0
+
+        def open_stream(stub: ledger_pb2_grpc.LedgerStub) -> Any:
+            request = ledger_pb2.StreamEventsRequest(from_height=current, kinds=list(kinds))
+            return stub.StreamEvents(request)
+
+        for item in self._follow(open_stream):
+            if item is _RESUMED:
+                # The new stream starts again at ``current``: its first events are repeats.
+                skip = yielded_here
+                continue
+            event = LedgerEvent.from_proto(item)
+            if event.height < current:
+                continue
+            if event.height > current:
+                current, yielded_here, skip = event.height, 0, 0
+            if skip:
+                skip -= 1
+                continue
+            yielded_here += 1
+            yield event
+
+    def _follow(self, open_stream: Any) -> Iterator[Any]:
+        """Items of a server stream, reopened on the next node while nodes are UNAVAILABLE.
+
+        ``_RESUMED`` is yielded before the items of every reopened stream.
+        """
+        failures: list[ClientError] = []
+        while len(failures) < len(self.addresses):
+            if failures:
+                yield _RESUMED
+            address = self.address
+            call = open_stream(self._stub(address))
+            try:
+                for item in call:
+                    failures.clear()
+                    yield item
+                return
+            except grpc.RpcError as exc:
+                error = _error_from_rpc(exc, address)
+                if error.grpc_status != grpc.StatusCode.UNAVAILABLE:
+                    raise error from None
+                failures.append(error)
+                self._current = (self._current + 1) % len(self.addresses)
+            finally:
+                call.cancel()
+        raise self._all_unavailable(failures)
+
+
+_RESUMED = object()

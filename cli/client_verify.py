@@ -1,0 +1,296 @@
+"""Offline verification of receipts and blocks against the genesis validator set.
+
+Theory of operation
+-------------------
+A node that serves a receipt is trusted for nothing.  The receipt carries its own evidence, and
+each piece is checked with what the client already holds (the genesis file):
+
+1. **envelope** -- the envelope decodes and its transaction id (hash of the payload bytes) is the
+   id that was asked for;
+2. **header** -- the header's canonical bytes decode into a block header at the receipt's height,
+   and hash to the block hash the node named;
+3. **inclusion** -- the RFC 6962 audit path leads from the envelope's request id
+   (``sha256(envelope)``) at its index to the header's ``txs_root``;
+4. **certificate** -- the commit certificate decodes, is for this height, signs the consensus
+   digest recomputed from the header (``block_digest(height, proposal_ms, txs_root)``), and holds
+   valid signatures of at least a quorum of distinct genesis validators.
+
+Together these prove that the transaction was ordered at that position of a block that a quorum
+of validators committed.  What they do not prove: the certificate signs height, proposal time and
+transaction root only, so the result code, the events and the header's ``timestamp_ms`` and
+``parent_hash`` are the serving node's word (see the README's verification notes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ibledger.consensus import (
+    Commit,
+    decode_commit_certificate,
+    fault_tolerance,
+    merkle_root,
+    quorum_size,
+    request_id,
+    signing_bytes,
+    verify_commit_certificate,
+    verify_merkle_proof,
+)
+from ibledger.contracts import CodecError, canonical_decode
+from ibledger.node.blocks import BlockFormatError, BlockHeader
+from ibledger.node.crypto import CryptoError, CryptoSuite, get_suite
+from ibledger.node.tx import TxError, decode_envelope
+from ibledger.proto import types_pb2
+
+from .client import ClientError, LedgerBlock, TxReceipt
+
+__all__ = ["Check", "ValidatorSet", "VerificationReport", "verify_block", "verify_receipt"]
+
+HEADER_DOMAIN = b"ibledger/header/v1"
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    """The validators of a chain as genesis names them: replica ids and their public keys."""
+
+    members: tuple[str, ...]
+    public_keys: Mapping[str, bytes]
+    suite: CryptoSuite
+
+    @classmethod
+    def from_genesis(cls, genesis: Mapping[str, Any]) -> ValidatorSet:
+        """Read ``validators[].id`` and ``validators[].public_key`` (hex) and the crypto suite."""
+
+        def invalid(why: str) -> ClientError:
+            return ClientError("GENESIS_INVALID", why)
+
+        try:
+            suite = get_suite(str(genesis.get("crypto_suite", "ed25519-sha256")))
+        except CryptoError as exc:
+            raise invalid(exc.message) from None
+        validators = genesis.get("validators")
+        if not isinstance(validators, list) or not validators:
+            raise invalid("the genesis lists no validators; commit certificates cannot be checked")
+        members: list[str] = []
+        keys: dict[str, bytes] = {}
+        for index, entry in enumerate(validators):
+            if not isinstance(entry, Mapping):
+                raise invalid(f"validators[{index}] must be an object")
+            replica_id, key_hex = entry.get("id"), entry.get("public_key")
+            if not isinstance(replica_id, str) or not replica_id:
+                raise invalid(f"validators[{index}].id must be a non-empty string")
+            if replica_id in keys:
+                raise invalid(f"validator {replica_id} is listed twice")
+            try:
+                public_key = bytes.fromhex(key_hex) if isinstance(key_hex, str) else b""
+                suite.check_public_key(public_key)
+            except (ValueError, CryptoError):
+                raise invalid(
+                    f"validators[{index}].public_key must be a valid {suite.name} key in hex"
+                ) from None
+            members.append(replica_id)
+            keys[replica_id] = public_key
+        return cls(tuple(members), keys, suite)
+
+    @property
+    def f(self) -> int:
+        return fault_tolerance(len(self.members))
+
+    @property
+    def quorum(self) -> int:
+        return max(2 * self.f + 1, quorum_size(len(self.members), self.f))
+
+    def verify(self, replica_id: str, data: bytes, signature: bytes) -> bool:
+        """The consensus ``Verifier`` protocol: a valid signature by a known member's key."""
+        public_key = self.public_keys.get(replica_id)
+        if public_key is None:
+            return False
+        try:
+            self.suite.check_signature_encoding(signature)
+        except CryptoError:
+            return False
+        return self.suite.verify(public_key, data, signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    subject: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "verified": self.ok,
+            "checks": [
+                {"name": check.name, "ok": check.ok, "detail": check.detail}
+                for check in self.checks
+            ],
+        }
+
+
+def _header_check(
+    header_pb: types_pb2.BlockHeader,
+    block_hash: bytes,
+    height: int,
+    validators: ValidatorSet,
+) -> tuple[Check, BlockHeader | None]:
+    if not header_pb.encoded:
+        return Check("header", False, "the node served no canonical header bytes"), None
+    try:
+        header = BlockHeader.from_dict(canonical_decode(header_pb.encoded))
+    except (CodecError, BlockFormatError, TypeError) as exc:
+        return Check("header", False, f"the header bytes do not decode: {exc}"), None
+    if header.height != height:
+        return Check(
+            "header", False, f"the header is for height {header.height}, not {height}"
+        ), header
+    computed = validators.suite.hash(HEADER_DOMAIN + header_pb.encoded)
+    if computed != block_hash:
+        return Check(
+            "header",
+            False,
+            f"the header hashes to {computed.hex()}, not to the block hash {block_hash.hex()}",
+        ), header
+    return Check("header", True, f"height {height}, hash {block_hash.hex()}"), header
+
+
+def _certificate_check(
+    certificate: bytes, header: BlockHeader | None, validators: ValidatorSet
+) -> Check:
+    if header is None:
+        return Check("certificate", False, "no verified header to check the certificate against")
+    if not certificate:
+        return Check("certificate", False, "the node served no commit certificate")
+    try:
+        cert = decode_commit_certificate(certificate)
+    except (ValueError, TypeError) as exc:  # MessageError is a ValueError
+        return Check("certificate", False, f"the certificate does not decode: {exc}")
+    digest = header.consensus_digest
+    if cert.seq != header.height:
+        return Check(
+            "certificate", False, f"the certificate is for height {cert.seq}, not {header.height}"
+        )
+    if cert.digest != digest:
+        return Check(
+            "certificate", False, "the certificate signs a different block (digest mismatch)"
+        )
+    signers: list[str] = []
+    seen: set[str] = set()
+    problems: list[str] = []
+    for replica_id, signature in cert.signatures:
+        if replica_id in seen:
+            problems.append(f"{replica_id} signed twice")
+            continue
+        seen.add(replica_id)
+        if replica_id not in validators.public_keys:
+            problems.append(f"{replica_id} is not a validator")
+            continue
+        data = signing_bytes(Commit(cert.view, cert.seq, cert.digest), replica_id)
+        if validators.verify(replica_id, data, signature):
+            signers.append(replica_id)
+        else:
+            problems.append(f"bad signature from {replica_id}")
+    accepted = verify_commit_certificate(
+        validators.members, validators.f, digest, cert, validators
+    )
+    summary = (
+        f"{len(signers)} of {len(validators.members)} validators signed "
+        f"(quorum {validators.quorum}): {', '.join(signers) or 'none'}"
+    )
+    if problems:
+        summary += "; " + "; ".join(problems)
+    return Check("certificate", accepted, summary)
+
+
+def verify_receipt(
+    receipt: TxReceipt | types_pb2.Receipt,
+    validators: ValidatorSet,
+    *,
+    expected_tx_id: bytes | None = None,
+) -> VerificationReport:
+    """Check a receipt's envelope, header, inclusion proof and commit certificate."""
+    pb = receipt.proto if isinstance(receipt, TxReceipt) else receipt
+    checks: list[Check] = []
+    wanted = expected_tx_id if expected_tx_id is not None else pb.tx_id
+    try:
+        tx = decode_envelope(pb.envelope, hash_fn=validators.suite.hash)
+    except TxError as exc:
+        checks.append(Check("envelope", False, f"the envelope does not decode: {exc.message}"))
+    else:
+        if tx.tx_id != wanted or tx.tx_id != pb.tx_id:
+            checks.append(
+                Check("envelope", False, f"the envelope is transaction {tx.tx_id.hex()}, not "
+                      f"{wanted.hex()}")
+            )
+        else:
+            checks.append(
+                Check("envelope", True, f"{tx.operation} by {tx.sender}, tx {tx.tx_id.hex()}")
+            )
+    header_check, header = _header_check(pb.header, pb.block_hash, pb.height, validators)
+    checks.append(header_check)
+    if header is None:
+        checks.append(Check("inclusion", False, "no header to check the proof against"))
+    else:
+        included = verify_merkle_proof(
+            request_id(pb.envelope), pb.index, header.tx_count, tuple(pb.proof), header.txs_root
+        )
+        checks.append(
+            Check(
+                "inclusion",
+                included,
+                f"transaction {pb.index} of {header.tx_count} is under txs_root "
+                f"{header.txs_root.hex()}"
+                if included
+                else "the Merkle proof does not lead from the envelope to the header's txs_root",
+            )
+        )
+    checks.append(_certificate_check(pb.certificate, header, validators))
+    return VerificationReport(f"transaction {wanted.hex()}", tuple(checks))
+
+
+def verify_block(
+    block: LedgerBlock | types_pb2.Block, validators: ValidatorSet
+) -> VerificationReport:
+    """Check a block: header bytes and hash, its transactions against txs_root, certificate."""
+    pb = block.proto if isinstance(block, LedgerBlock) else block
+    checks: list[Check] = []
+    header_check, header = _header_check(pb.header, pb.block_hash, pb.header.height, validators)
+    checks.append(header_check)
+    if header is None:
+        checks.append(Check("transactions", False, "no header to check the transactions against"))
+    else:
+        txs: Sequence[bytes] = list(pb.txs)
+        root = merkle_root([request_id(envelope) for envelope in txs])
+        matches = len(txs) == header.tx_count and root == header.txs_root
+        checks.append(
+            Check(
+                "transactions",
+                matches,
+                f"{len(txs)} transactions match txs_root"
+                if matches
+                else f"{len(txs)} transactions do not match the header (count "
+                f"{header.tx_count}, txs_root {header.txs_root.hex()})",
+            )
+        )
+    if header is not None and header.height == 0:
+        checks.append(Check("certificate", True, "the genesis block needs no certificate"))
+    else:
+        checks.append(_certificate_check(pb.certificate, header, validators))
+    return VerificationReport(f"block {pb.header.height}", tuple(checks))

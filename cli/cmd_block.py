@@ -1,0 +1,138 @@
+"""``ibledger block``: read committed blocks, or follow the chain as it grows."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .client import Client, LedgerBlock
+from .client_options import (
+    add_client_flags,
+    json_line,
+    scalar,
+    show_time,
+    subcommands,
+    table,
+    usage,
+    with_client,
+)
+from .client_verify import verify_block
+from .cmd_tx import validators_for, verification_lines
+from .output import CommandError, emit
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "block", help="show a block, or follow new blocks as they commit"
+    )
+    verbs = subcommands(parser)
+
+    show = verbs.add_parser(
+        "show",
+        help="show one block: header, transactions and their results",
+        description="Show the block at HEIGHT: its hash, time, consensus view, the "
+        "transactions it orders and each one's result. With --verify, check the header, the "
+        "transactions and the commit certificate against the genesis validator keys.",
+    )
+    show.add_argument("height", type=int, metavar="HEIGHT")
+    show.add_argument("--verify", action="store_true", help="check the block offline")
+    show.add_argument("--genesis", type=Path, metavar="FILE", help="genesis file (for --verify)")
+    add_client_flags(show, identity=False)
+    show.set_defaults(handler=show_block)
+
+    tail = verbs.add_parser(
+        "tail",
+        help="print blocks as they commit, until Ctrl-C",
+        description="Print each block as it commits (one line per block, and one per "
+        "transaction), starting at --from (default: the current tip). Stop with Ctrl-C. With "
+        "--json, print one JSON object per line.",
+    )
+    tail.add_argument("--from", dest="from_height", type=int, metavar="H",
+                      help="first height to print (default: the current tip)")
+    tail.add_argument("--count", type=int, metavar="N", help="stop after N blocks")
+    add_client_flags(tail, identity=False)
+    tail.set_defaults(handler=tail_blocks)
+
+
+def _block_text(block: LedgerBlock, data: dict[str, Any]) -> list[str]:
+    lines = [
+        f"block {block.height}  {show_time(block.header.timestamp_ms)}  view {block.header.view}"
+        f"  {block.header.tx_count} transaction(s)",
+        f"  hash       {block.block_hash.hex()}",
+        f"  parent     {block.header.parent_hash.hex()}",
+        f"  txs root   {block.header.txs_root.hex()}",
+        f"  state root {block.state_root.hex() or '-'}",
+        f"  certificate {'present' if block.certificate else 'none'}",
+    ]
+    if data.get("transactions"):
+        lines.append(
+            table(
+                data["transactions"],
+                [("index", "#"), ("tx_id", "TX"), ("operation", "OPERATION"),
+                 ("sender", "SENDER"), ("code", "RESULT")],
+            )
+        )
+    return lines
+
+
+@with_client(identity=False)
+def show_block(options: argparse.Namespace, client: Client) -> int:
+    if options.height < 0:
+        raise usage("BAD_HEIGHT", "a height is 0 or more")
+    validators = validators_for(options, client) if options.verify else None
+    block = client.block(options.height)
+    data = block.to_dict()
+    lines = _block_text(block, data)
+    if validators is None:
+        emit(options, data, "\n".join(lines))
+        return 0
+    report = verify_block(block, validators)
+    data["verification"] = report.to_dict()
+    emit(options, data, "\n".join(lines + verification_lines(report)))
+    if not report.ok:
+        failed = ", ".join(check.name for check in report.failed)
+        raise CommandError(
+            "VERIFICATION_FAILED", f"block {options.height} does not verify ({failed})"
+        )
+    return 0
+
+
+def _tail_line(block: LedgerBlock, data: dict[str, Any]) -> str:
+    lines = [
+        f"{block.height:>8}  {show_time(block.header.timestamp_ms)}  "
+        f"{block.header.tx_count:>4} tx  {block.block_hash.hex()[:16]}  view {block.header.view}"
+    ]
+    for row in data.get("transactions", []):
+        tx = scalar(row["tx_id"])
+        lines.append(
+            f"          {tx[:16]}  {scalar(row['operation'])} by {scalar(row['sender'])}: "
+            f"{row['code']}"
+        )
+    return "\n".join(lines)
+
+
+@with_client(identity=False)
+def tail_blocks(options: argparse.Namespace, client: Client) -> int:
+    start = options.from_height
+    if start is None:
+        start = client.status().height
+    if start < 0 or (options.count is not None and options.count < 1):
+        raise usage("BAD_ARGUMENT", "--from must be 0 or more and --count at least 1")
+    printed = 0
+    stream = client.blocks(start)
+    try:
+        for block in stream:
+            data = block.to_dict()
+            if options.json:
+                print(json_line(data), flush=True)
+            else:
+                print(_tail_line(block, data), flush=True)
+            printed += 1
+            if options.count is not None and printed >= options.count:
+                break
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a tail ends
+    finally:
+        stream.close()
+    return 0

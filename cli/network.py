@@ -1,0 +1,799 @@
+"""``ibledger network``: create a consortium network and run it locally as processes.
+
+``network init`` writes everything a network needs into one directory (default
+``$IBLEDGER_HOME/network``)::
+
+    ca/ca.crt, ca/ca.key                 the consortium CA (ECDSA P-256; key 0600)
+    nodes/<id>/node.toml                 node configuration (paths relative to this file)
+    nodes/<id>/keys/validator.key.pem    Ed25519 consensus signing key (0600)
+    nodes/<id>/tls/node.crt, node.key    TLS certificate for peer links (key 0600)
+    nodes/<id>/data/                     the node's LevelDB and state
+    identities/<ID>.key.pem              demo participants' signing keys (0600)
+    genesis.json                         chain id, validators, consensus parameters, participants
+    network.json                         the manifest client commands read (``load_manifest``)
+
+``network up`` starts every node as a background process in its own session (so it outlives
+the command), appends its output to ``nodes/<id>/node.log``, writes ``nodes/<id>/node.pid`` and
+waits until every node answers ``GetStatus``. ``network down`` sends SIGTERM, waits, then
+SIGKILLs what is left. ``network status`` asks every node for its status with a 2 s deadline.
+
+A pid file is trusted only while its process is alive and was started with this node's
+``node.toml`` on its command line, so a stale pid reused by another program is never signalled.
+
+Environment
+-----------
+``IBLEDGER_NODE_COMMAND``
+    For tests only: a command line (split like a POSIX shell would) that replaces
+    ``python -m ibledger.cli.main node start``; ``--config <node.toml>`` is appended to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from ibledger.contracts.identifiers import validate as validate_identifier
+from ibledger.node.config import (
+    MANIFEST_FILE,
+    ConfigError,
+    HostPort,
+    Manifest,
+    ManifestNode,
+    format_toml,
+    load_manifest,
+    load_node_config,
+)
+from ibledger.node.crypto import ED25519_SHA256, generate_keypair, write_private_key
+from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
+from ibledger.proto import ledger_pb2, ledger_pb2_grpc
+
+from .output import CommandError, add_json_flag, emit, home
+
+NODE_COMMAND_ENV = "IBLEDGER_NODE_COMMAND"
+NODES_DEFAULT = 4
+NODES_MAX = 64
+CHAIN_ID_DEFAULT = "ibledger-local"
+UP_TIMEOUT_S = 30.0
+DOWN_TIMEOUT_S = 10.0
+STATUS_DEADLINE_S = 2.0
+PROBE_INTERVAL_S = 0.1
+LOG_TAIL_LINES = 20
+LOG_MARKER = "=== ibledger network up: starting "
+NETWORK_ENTRIES = ("network.json", "genesis.json", "ca", "nodes", "identities")
+
+# Nodes are detached on purpose: they run in their own session and outlive this command. Their
+# handles stay referenced so that a long-lived caller (a test process) is not warned about
+# children it never meant to wait for; ``_pid_alive`` reaps any that exit.
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+CONSENSUS_DEFAULTS: dict[str, int] = {
+    "batch_size_max": 500,
+    "batch_timeout_ms": 50,
+    "checkpoint_interval": 64,
+    "watermark_window": 256,
+    "view_change_timeout_ms": 2000,
+    "timestamp_skew_ms": 5000,
+    "tick_ms": 10,
+}
+
+# Demo participants. LEIs and the USCC are the institutions' published codes; every one passes
+# contracts.identifiers.validate, and genesis validation would refuse them otherwise.
+DEMO_PARTICIPANTS: tuple[dict[str, Any], ...] = (
+    {"id": "ADMIN", "name": "Consortium Administrator", "roles": ["consortium_admin"]},
+    {
+        "id": "ICBC",
+        "name": "Industrial and Commercial Bank of China",
+        "roles": ["bank"],
+        "lei": "5493002ERZU2K9PZDL40",
+    },
+    {
+        "id": "CIB",
+        "name": "Industrial Bank Co., Ltd.",
+        "roles": ["bank"],
+        "lei": "300300C1030935001303",
+    },
+    {
+        "id": "SPDB",
+        "name": "Shanghai Pudong Development Bank",
+        "roles": ["bank"],
+        "lei": "300300C1031031001330",
+    },
+    {
+        "id": "HUAWEI",
+        "name": "Huawei Technologies Co., Ltd.",
+        "roles": ["enterprise"],
+        "uscc": "914403001922038216",
+    },
+    {"id": "PBOC", "name": "People's Bank of China", "roles": ["central_bank"]},
+    {
+        "id": "CSDC",
+        "name": "China Securities Depository and Clearing",
+        "roles": ["registrar"],
+    },
+    {"id": "REGULATOR", "name": "Banking Supervisor", "roles": ["regulator"]},
+)
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "network",
+        help="create a consortium network and run it locally",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    init = verbs.add_parser("init", help="write CA, node keys and configs, genesis, manifest")
+    init.add_argument(
+        "--nodes", type=int, default=NODES_DEFAULT, help=f"validators (default {NODES_DEFAULT})"
+    )
+    _add_dir(init)
+    init.add_argument(
+        "--chain-id", default=CHAIN_ID_DEFAULT, help=f"chain id (default {CHAIN_ID_DEFAULT})"
+    )
+    init.add_argument(
+        "--cert-days",
+        type=int,
+        default=NODE_CERT_VALID_DAYS,
+        help=f"node certificate lifetime in days (default {NODE_CERT_VALID_DAYS})",
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing network")
+    add_json_flag(init)
+    init.set_defaults(handler=init_network)
+
+    up = verbs.add_parser("up", help="start every node in the background and wait until ready")
+    _add_dir(up)
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=UP_TIMEOUT_S,
+        help=f"seconds to wait for every node to answer (default {UP_TIMEOUT_S:g})",
+    )
+    add_json_flag(up)
+    up.set_defaults(handler=up_network)
+
+    down = verbs.add_parser("down", help="stop every node (SIGTERM, then SIGKILL)")
+    _add_dir(down)
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=DOWN_TIMEOUT_S,
+        help=f"seconds to wait after SIGTERM before SIGKILL (default {DOWN_TIMEOUT_S:g})",
+    )
+    add_json_flag(down)
+    down.set_defaults(handler=down_network)
+
+    status = verbs.add_parser("status", help="show every node's height, view and peers")
+    _add_dir(status)
+    add_json_flag(status)
+    status.set_defaults(handler=network_status)
+
+
+def _add_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir", type=Path, help="network directory (default: $IBLEDGER_HOME/network)"
+    )
+
+
+def default_network_dir() -> Path:
+    return home() / "network"
+
+
+def _network_dir(options: argparse.Namespace) -> Path:
+    directory: Path = options.dir or default_network_dir()
+    return directory.resolve()
+
+
+def _manifest(directory: Path) -> Manifest:
+    try:
+        return load_manifest(directory)
+    except ConfigError as exc:
+        raise CommandError("NETWORK_INVALID", str(exc)) from None
+
+
+# --- init ----------------------------------------------------------------------------------------
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports the OS reports free now (all bound at once, then released)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def init_network(options: argparse.Namespace) -> int:
+    directory = _network_dir(options)
+    count: int = options.nodes
+    if not 1 <= count <= NODES_MAX:
+        raise CommandError("BAD_ARGUMENT", f"--nodes must be from 1 to {NODES_MAX}, got {count}")
+    if options.cert_days < 1:
+        raise CommandError("BAD_ARGUMENT", "--cert-days must be at least 1")
+    existing = [name for name in NETWORK_ENTRIES if (directory / name).exists()]
+    if existing:
+        if not options.force:
+            raise CommandError(
+                "NETWORK_EXISTS",
+                f"{directory} already holds a network ({', '.join(existing)}); "
+                "pass --force to replace it",
+            )
+        running = _running_in_directory(directory)
+        if running:
+            raise CommandError(
+                "NETWORK_RUNNING",
+                f"nodes {', '.join(running)} of the network in {directory} are running; "
+                "run 'ibledger network down' first",
+            )
+        for name in existing:
+            target = directory / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = _write_network(directory, count, options.chain_id, options.cert_days)
+    except BaseException:
+        for name in NETWORK_ENTRIES:  # leave no half-written network behind
+            target = directory / name
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            elif target.exists():
+                target.unlink()
+        raise
+    lines = [
+        f"network {summary['chain_id']} with {count} node(s) written to {directory}",
+        _table(
+            ["node", "api", "peer", "metrics"],
+            [[n["id"], n["api"], n["peer"], n["metrics"]] for n in summary["nodes"]],
+        ),
+        f"identities: {', '.join(summary['identities'])}",
+        f"start it with: ibledger network up --dir {directory}",
+    ]
+    emit(options, summary, "\n".join(lines))
+    return 0
+
+
+def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -> dict[str, Any]:
+    node_ids = [f"node{i}" for i in range(count)]
+    ports = free_ports(3 * count)
+    host = "127.0.0.1"
+    try:
+        ca = create_ca(f"{chain_id} consortium CA")
+        ca.write(directory / "ca")
+    except PkiError as exc:
+        raise CommandError("PKI_ERROR", str(exc)) from None
+    (directory / "ca").chmod(0o700)
+
+    validators: list[dict[str, Any]] = []
+    manifest_nodes: list[dict[str, Any]] = []
+    for index, node_id in enumerate(node_ids):
+        api, peer, metrics = (HostPort(host, ports[3 * index + k]) for k in range(3))
+        node_dir = directory / "nodes" / node_id
+        for sub in ("keys", "tls"):
+            (node_dir / sub).mkdir(parents=True, mode=0o700)
+        (node_dir / "data").mkdir(mode=0o700)
+        keypair = generate_keypair(ED25519_SHA256)
+        write_private_key(node_dir / "keys" / "validator.key.pem", keypair)
+        try:
+            certificate = issue_node_certificate(ca, node_id, hosts=[host], valid_days=cert_days)
+        except PkiError as exc:
+            raise CommandError("PKI_ERROR", str(exc)) from None
+        certificate.write(node_dir / "tls" / "node.crt", node_dir / "tls" / "node.key")
+        _write_text(node_dir / "node.toml", _node_toml(node_id, api, peer, metrics))
+        validators.append(
+            {
+                "id": node_id,
+                "public_key": keypair.public_key.hex(),
+                "api_address": str(api),
+                "peer_address": str(peer),
+            }
+        )
+        manifest_nodes.append(
+            {
+                "id": node_id,
+                "api": str(api),
+                "peer": str(peer),
+                "metrics": str(metrics),
+                "dir": f"nodes/{node_id}",
+                "config": f"nodes/{node_id}/node.toml",
+            }
+        )
+
+    (directory / "identities").mkdir(mode=0o700)
+    participants: list[dict[str, Any]] = []
+    identities: dict[str, dict[str, Any]] = {}
+    for template in DEMO_PARTICIPANTS:
+        for kind in ("lei", "uscc"):
+            if kind in template:
+                assert validate_identifier(kind, template[kind], production=True).valid
+        keypair = generate_keypair(ED25519_SHA256)
+        key_file = f"identities/{template['id']}.key.pem"
+        write_private_key(directory / key_file, keypair)
+        participants.append(
+            {**template, "keys": [{"suite": keypair.suite, "public_key": keypair.public_key.hex()}]}
+        )
+        identities[template["id"]] = {
+            "participant": template["id"],
+            "key_file": key_file,
+            "roles": list(template["roles"]),
+        }
+
+    genesis = {
+        "chain_id": chain_id,
+        "crypto_suite": ED25519_SHA256,
+        "genesis_time_ms": int(time.time() * 1000),
+        "validators": validators,
+        "consensus": dict(CONSENSUS_DEFAULTS),
+        "participants": participants,
+    }
+    _write_json(directory / "genesis.json", genesis)
+    manifest = {
+        "chain_id": chain_id,
+        "genesis": "genesis.json",
+        "nodes": manifest_nodes,
+        "identities": identities,
+    }
+    _write_json(directory / MANIFEST_FILE, manifest)
+
+    # Read everything back through the loaders the node uses: init never writes a network that
+    # a node would refuse.
+    try:
+        load_manifest(directory)
+        for node in manifest_nodes:
+            load_node_config(directory / node["config"])
+    except ConfigError as exc:
+        raise CommandError("CONFIG_INVALID", f"the written network does not load: {exc}") from None
+    return {
+        "dir": str(directory),
+        "chain_id": chain_id,
+        "nodes": manifest_nodes,
+        "identities": sorted(identities),
+    }
+
+
+def _node_toml(node_id: str, api: HostPort, peer: HostPort, metrics: HostPort) -> str:
+    return format_toml(
+        {
+            "node": {
+                "id": node_id,
+                "genesis_file": "../../genesis.json",
+                "data_dir": "data",
+                "validator_key": "keys/validator.key.pem",
+            },
+            "api": {
+                "listen": str(api),
+                "max_message_bytes": 4 * 1024 * 1024,
+                "max_concurrent_rpcs": 256,
+            },
+            "peer": {
+                "listen": str(peer),
+                "tls_cert": "tls/node.crt",
+                "tls_key": "tls/node.key",
+                "ca_cert": "../../ca/ca.crt",
+                "max_message_bytes": 16 * 1024 * 1024,
+                "outbound_queue_max": 10_000,
+            },
+            "metrics": {"listen": str(metrics)},
+            "mempool": {"size_max": 50_000},
+            "log": {"level": "info"},
+        }
+    )
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def _pid_file(node_dir: Path) -> Path:
+    return node_dir / "node.pid"
+
+
+def _read_pid(node_dir: Path) -> int | None:
+    try:
+        text = _pid_file(node_dir).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _remove_pid_file(node_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _pid_file(node_dir).unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie does not count; our own exited children are reaped)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else; the command-line check decides
+    try:
+        stat_text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs: trust kill(0)
+    return stat_text.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def _runs_config(pid: int, config: Path) -> bool:
+    """True when ``pid`` was started with ``config`` on its command line (or procfs is absent)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return False
+    return os.fsencode(str(config)) in arguments
+
+
+def _running_pid(node_dir: Path, config: Path) -> int | None:
+    pid = _read_pid(node_dir)
+    if pid is None or not _pid_alive(pid) or not _runs_config(pid, config):
+        return None
+    return pid
+
+
+def _running_in_directory(directory: Path) -> list[str]:
+    running = []
+    for pid_file in sorted(directory.glob("nodes/*/node.pid")):
+        node_dir = pid_file.parent
+        if _running_pid(node_dir, node_dir / "node.toml") is not None:
+            running.append(node_dir.name)
+    return running
+
+
+def node_command(config: Path) -> list[str]:
+    """The command line that runs one node."""
+    override = os.environ.get(NODE_COMMAND_ENV)
+    prefix = (
+        shlex.split(override)
+        if override
+        else [sys.executable, "-m", "ibledger.cli.main", "node", "start"]
+    )
+    return [*prefix, "--config", str(config)]
+
+
+def _log_tail(node_dir: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines the node logged since it was last started."""
+    try:
+        with (node_dir / "node.log").open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    marker = text.rfind(LOG_MARKER)
+    if marker >= 0:
+        text = text[marker:].partition("\n")[2]
+    return text.splitlines()[-lines:]
+
+
+def _start_node(node: ManifestNode) -> subprocess.Popen[bytes]:
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (node.dir / "node.log").open("ab") as log:
+        log.write(f"{LOG_MARKER}{node.id} at {stamp} ===\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            node_command(node.config),
+            cwd=node.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=environment,
+        )
+    _pid_file(node.dir).write_text(f"{process.pid}\n")
+    _DETACHED.append(process)
+    return process
+
+
+# --- gRPC status ---------------------------------------------------------------------------------
+
+
+def query_statuses(
+    addresses: dict[str, HostPort], deadline_s: float
+) -> dict[str, ledger_pb2.NodeStatus | str]:
+    """Ask every address for GetStatus in parallel; a NodeStatus, or an error text, per id."""
+    options = [("grpc.enable_http_proxy", 0)]
+    channels = {node_id: grpc.insecure_channel(str(a), options) for node_id, a in addresses.items()}
+    try:
+        futures = {
+            node_id: ledger_pb2_grpc.LedgerStub(channel).GetStatus.future(
+                ledger_pb2.GetStatusRequest(), timeout=deadline_s
+            )
+            for node_id, channel in channels.items()
+        }
+        results: dict[str, ledger_pb2.NodeStatus | str] = {}
+        for node_id, future in futures.items():
+            try:
+                results[node_id] = future.result()
+            except grpc.RpcError as exc:
+                code = exc.code() if isinstance(exc, grpc.Call) else None
+                results[node_id] = code.name if code is not None else "UNAVAILABLE"
+        return results
+    finally:
+        for channel in channels.values():
+            channel.close()
+
+
+# --- up ------------------------------------------------------------------------------------------
+
+
+def up_network(options: argparse.Namespace) -> int:
+    directory = _network_dir(options)
+    manifest = _manifest(directory)
+    if options.timeout <= 0:
+        raise CommandError("BAD_ARGUMENT", "--timeout must be positive")
+    for node in manifest.nodes:
+        try:
+            load_node_config(node.config)
+        except ConfigError as exc:
+            raise CommandError("CONFIG_INVALID", str(exc)) from None
+
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    pids: dict[str, int] = {}
+    action: dict[str, str] = {}
+    for node in manifest.nodes:
+        pid = _running_pid(node.dir, node.config)
+        if pid is not None:
+            pids[node.id], action[node.id] = pid, "already running"
+            continue
+        _remove_pid_file(node.dir)
+        try:
+            process = _start_node(node)
+        except OSError as exc:
+            raise CommandError("START_FAILED", f"cannot start {node.id}: {exc}") from None
+        processes[node.id], pids[node.id], action[node.id] = process, process.pid, "started"
+
+    failures = _wait_ready(manifest, processes, pids, options.timeout)
+    rows = []
+    for node in manifest.nodes:
+        rows.append(
+            {
+                "id": node.id,
+                "pid": pids.get(node.id),
+                "api": str(node.api),
+                "action": action[node.id],
+                "up": node.id not in failures,
+                "error": failures.get(node.id),
+            }
+        )
+    text = _table(
+        ["node", "pid", "api", "action", "state"],
+        [[r["id"], r["pid"], r["api"], r["action"], "up" if r["up"] else r["error"]] for r in rows],
+    )
+    emit(options, {"dir": str(directory), "nodes": rows}, text)
+    if failures:
+        parts = []
+        for node in manifest.nodes:
+            if node.id in failures:
+                tail = _log_tail(node.dir)
+                log_text = "\n".join(f"    {line}" for line in tail) or "    (empty log)"
+                parts.append(
+                    f"{node.id}: {failures[node.id]}; last lines of {node.dir / 'node.log'}:\n"
+                    f"{log_text}"
+                )
+        raise CommandError(
+            "NODES_NOT_UP",
+            f"{len(failures)} of {len(manifest.nodes)} node(s) did not come up "
+            f"({', '.join(sorted(failures))})\n" + "\n".join(parts),
+        )
+    return 0
+
+
+def _wait_ready(
+    manifest: Manifest,
+    processes: dict[str, subprocess.Popen[bytes]],
+    pids: dict[str, int],
+    timeout_s: float,
+) -> dict[str, str]:
+    """Poll until every node answers GetStatus; return ``{node id: why it is not up}``."""
+    deadline = time.monotonic() + timeout_s
+    pending = {node.id: node for node in manifest.nodes}
+    failures: dict[str, str] = {}
+    while pending:
+        for node_id in sorted(pending):
+            node = pending[node_id]
+            process = processes.get(node_id)
+            code = process.poll() if process is not None else None
+            if code is not None or (process is None and not _pid_alive(pids[node_id])):
+                failures[node_id] = f"exited with status {code}" if code is not None else "stopped"
+                _remove_pid_file(node.dir)
+                del pending[node_id]
+        remaining = deadline - time.monotonic()
+        if not pending or remaining <= 0:
+            break
+        answers = query_statuses(
+            {node_id: node.api for node_id, node in pending.items()},
+            min(1.0, max(remaining, 0.05)),
+        )
+        for node_id, answer in answers.items():
+            if not isinstance(answer, str):
+                del pending[node_id]
+        if pending:
+            time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+    for node_id in pending:
+        failures[node_id] = f"did not answer GetStatus within {timeout_s:g} s"
+    return failures
+
+
+# --- down ----------------------------------------------------------------------------------------
+
+
+def _signal(pid: int, signum: int) -> None:
+    """Signal a node's whole process group when it leads one (it does: own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signum)
+                return
+        except ProcessLookupError:
+            return
+        os.kill(pid, signum)
+
+
+def down_network(options: argparse.Namespace) -> int:
+    directory = _network_dir(options)
+    manifest = _manifest(directory)
+    result: dict[str, str] = {}
+    pids: dict[str, int | None] = {}
+    for node in manifest.nodes:
+        recorded = _read_pid(node.dir)
+        pid = _running_pid(node.dir, node.config)
+        pids[node.id] = pid
+        if pid is None:
+            result[node.id] = "not running" if recorded is None else "not running (stale pid file)"
+            _remove_pid_file(node.dir)
+            continue
+        _signal(pid, signal.SIGTERM)
+        result[node.id] = "stopping"
+
+    stopping = {node_id for node_id, state in result.items() if state == "stopping"}
+    _wait_exit(stopping, pids, options.timeout)
+    for node_id in sorted(stopping):
+        pid = pids[node_id]
+        assert pid is not None
+        if _pid_alive(pid):
+            _signal(pid, signal.SIGKILL)
+            result[node_id] = "killed after SIGTERM timeout"
+        else:
+            result[node_id] = "stopped"
+    leftover = {node_id for node_id in stopping if result[node_id].startswith("killed")}
+    _wait_exit(leftover, pids, 5.0)
+    survivors = sorted(node_id for node_id in leftover if _pid_alive(pids[node_id] or 0))
+    for node in manifest.nodes:
+        if node.id not in survivors:
+            _remove_pid_file(node.dir)
+    rows = [{"id": n.id, "pid": pids[n.id], "result": result[n.id]} for n in manifest.nodes]
+    text = _table(["node", "pid", "result"], [[r["id"], r["pid"], r["result"]] for r in rows])
+    emit(options, {"dir": str(directory), "nodes": rows}, text)
+    if survivors:
+        raise CommandError("STOP_FAILED", f"still running after SIGKILL: {', '.join(survivors)}")
+    return 0
+
+
+def _wait_exit(node_ids: Iterable[str], pids: dict[str, int | None], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    waiting = {node_id for node_id in node_ids if pids.get(node_id)}
+    while waiting and time.monotonic() < deadline:
+        waiting = {node_id for node_id in waiting if _pid_alive(pids[node_id] or 0)}
+        if waiting:
+            time.sleep(0.05)
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def node_statuses(
+    manifest: Manifest, deadline_s: float = STATUS_DEADLINE_S
+) -> list[dict[str, Any]]:
+    """One row per node: the process and what its GetStatus says (nulls when it is down)."""
+    answers = query_statuses({node.id: node.api for node in manifest.nodes}, deadline_s)
+    rows: list[dict[str, Any]] = []
+    for node in manifest.nodes:
+        answer = answers[node.id]
+        row: dict[str, Any] = {
+            "id": node.id,
+            "api": str(node.api),
+            "pid": _running_pid(node.dir, node.config),
+            "up": not isinstance(answer, str),
+            "height": None,
+            "view": None,
+            "primary": None,
+            "peers_connected": None,
+            "peers_total": None,
+            "state_root": None,
+            "tip_hash": None,
+            "catching_up": None,
+            "error": answer if isinstance(answer, str) else None,
+        }
+        if not isinstance(answer, str):
+            row.update(
+                height=answer.height,
+                view=answer.view,
+                primary=answer.primary,
+                peers_connected=sum(1 for peer in answer.peers if peer.connected),
+                peers_total=len(answer.peers),
+                state_root=answer.state_root.hex(),
+                tip_hash=answer.tip_hash.hex(),
+                catching_up=answer.catching_up,
+            )
+        rows.append(row)
+    return rows
+
+
+def network_status(options: argparse.Namespace) -> int:
+    manifest = _manifest(_network_dir(options))
+    rows = node_statuses(manifest)
+    if options.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    table_rows = []
+    for row in rows:
+        up = row["up"]
+        table_rows.append(
+            [
+                row["id"],
+                "up" if up else "down",
+                row["pid"] if row["pid"] is not None else "-",
+                row["height"] if up else "-",
+                row["view"] if up else "-",
+                (row["primary"] or "-") if up else "-",
+                f"{row['peers_connected']}/{row['peers_total']}" if up else "-",
+                (row["state_root"][:16] or "-") if up else "-",
+            ]
+        )
+    headers = ["node", "state", "pid", "height", "view", "primary", "peers", "state root"]
+    print(_table(headers, table_rows))
+    return 0
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers], *[["-" if v is None else str(v) for v in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)

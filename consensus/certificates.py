@@ -1,0 +1,123 @@
+"""Certificate validation: quorum sizes, distinct member signers, matching digests.
+
+Theory of operation
+-------------------
+A certificate is a set of signed votes for one value (Castro-Liskov OSDI'99 section 4.2-4.4):
+
+- prepared (P set entry): the pre-prepare signed by primary(v) plus quorum-1 PREPAREs for the same
+  (v, n, d) from distinct backups (the primary's own vote is its pre-prepare);
+- commit: quorum COMMITs for the same (v, n, d) from distinct replicas;
+- checkpoint: quorum CHECKPOINTs for the same (n, block digest, state root).
+
+A certificate is rejected if any signer is not a member, appears twice (vote-weight inflation),
+or has a bad signature, or if it has fewer than the quorum of distinct signers. Quorum sizes come
+from `config.quorum_size`, which is 2f+1 when n = 3f+1. These checks work offline: the ledger
+re-verifies stored commit certificates with the member list alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .codec import KIND_COMMIT, KIND_PRE_PREPARE, KIND_PREPARE, checkpoint_signing_bytes
+from .codec import vote_signing_bytes as _vote
+from .config import ReplicaConfig, quorum_size
+from .crypto import Verifier
+from .messages import (
+    DIGEST_BYTES,
+    GENESIS_CHECKPOINT,
+    CheckpointCertificate,
+    CommitCertificate,
+    PreparedCertificate,
+    Signature,
+)
+
+VerifyFn = Callable[[str, bytes, bytes], bool]
+
+
+def _distinct_members(
+    sigs: tuple[Signature, ...], members: frozenset[str] | set[str], excluded: str | None = None
+) -> bool:
+    seen: set[str] = set()
+    for rid, _ in sigs:
+        if rid in seen or rid not in members or rid == excluded:
+            return False
+        seen.add(rid)
+    return True
+
+
+def check_commit_certificate(
+    members: frozenset[str] | set[str], quorum: int, cert: CommitCertificate, verify: VerifyFn
+) -> bool:
+    if len(cert.digest) != DIGEST_BYTES or cert.seq < 1 or cert.view < 0:
+        return False
+    if len(cert.signatures) < quorum or not _distinct_members(cert.signatures, members):
+        return False
+    return all(
+        verify(rid, _vote(KIND_COMMIT, rid, cert.view, cert.seq, cert.digest), sig)
+        for rid, sig in cert.signatures
+    )
+
+
+def check_prepared_certificate(
+    config: ReplicaConfig, members: frozenset[str], cert: PreparedCertificate, verify: VerifyFn
+) -> bool:
+    if len(cert.digest) != DIGEST_BYTES or cert.seq < 1 or cert.view < 0:
+        return False
+    primary = config.primary(cert.view)
+    if len(cert.prepares) < config.quorum - 1:
+        return False
+    if not _distinct_members(cert.prepares, members, excluded=primary):
+        return False
+    pp = _vote(KIND_PRE_PREPARE, primary, cert.view, cert.seq, cert.digest)
+    if not verify(primary, pp, cert.pre_prepare_signature):
+        return False
+    return all(
+        verify(rid, _vote(KIND_PREPARE, rid, cert.view, cert.seq, cert.digest), sig)
+        for rid, sig in cert.prepares
+    )
+
+
+def check_checkpoint_certificate(
+    config: ReplicaConfig, members: frozenset[str], cert: CheckpointCertificate, verify: VerifyFn
+) -> bool:
+    if cert.seq == 0:
+        return cert == GENESIS_CHECKPOINT
+    if cert.seq % config.checkpoint_interval or len(cert.block_digest) != DIGEST_BYTES:
+        return False
+    if len(cert.signatures) < config.quorum or not _distinct_members(cert.signatures, members):
+        return False
+    return all(
+        verify(rid, checkpoint_signing_bytes(rid, cert.seq, cert.block_digest, cert.state_root), s)
+        for rid, s in cert.signatures
+    )
+
+
+def verify_commit_certificate(
+    config_members: Sequence[str],
+    f: int,
+    block_digest: bytes,
+    cert: CommitCertificate,
+    verifier: Verifier,
+) -> bool:
+    """Offline check that `cert` commits `block_digest`: at least max(2f+1, quorum(n, f))
+    distinct member signers, all signatures valid, and the digest matches."""
+    members = frozenset(config_members)
+    if len(members) != len(config_members) or f < 0:
+        return False
+    if cert.digest != block_digest:
+        return False
+    quorum = max(2 * f + 1, quorum_size(len(members), f))
+    return check_commit_certificate(members, quorum, cert, verifier.verify)
+
+
+def verify_prepared_certificate(
+    config: ReplicaConfig, cert: PreparedCertificate, verifier: Verifier
+) -> bool:
+    return check_prepared_certificate(config, frozenset(config.members), cert, verifier.verify)
+
+
+def verify_checkpoint_certificate(
+    config: ReplicaConfig, cert: CheckpointCertificate, verifier: Verifier
+) -> bool:
+    return check_checkpoint_certificate(config, frozenset(config.members), cert, verifier.verify)

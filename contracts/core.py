@@ -1,0 +1,202 @@
+"""Execution primitives shared by every contract module: the state boundary and the write buffer.
+
+Theory of operation
+-------------------
+The ledger hands the contracts a read-only ``StateView`` (within a block, an overlay on which the
+writes of earlier transactions of the block are already visible). A transaction runs against a
+``Store``: reads go to the transaction's own pending writes first and then to the view; writes
+and events are buffered. Only when the handler returns normally does the runtime publish the
+buffer as the ``Outcome``; a ``ContractError`` discards it, so a rejected transaction writes
+nothing.
+
+Every value written is canonical MessagePack (``codec``), so equal states are equal bytes on
+every replica. ``Store.writes()`` is sorted by key; events keep emission order, which is itself a
+function of the input only (handlers never iterate an unsorted collection).
+
+History: ``Store.emit`` appends the event to the outcome and, for every scope it names, writes a
+history entry under ``hist/<scope>/<height:016d>/<tx_index:06d>/<n:04d>``. Heights and indexes are
+zero-padded so that a prefix scan returns entries in ledger order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .codec import canonical_decode, canonical_encode
+
+__all__ = [
+    "Call",
+    "Env",
+    "Event",
+    "Outcome",
+    "Participant",
+    "StateView",
+    "Store",
+    "TxContext",
+    "business_day",
+]
+
+MS_PER_DAY = 86_400_000
+# Business dates are Asia/Shanghai (UTC+8, no daylight saving since 1991).
+SHANGHAI_OFFSET_MS = 8 * 3_600_000
+
+
+class StateView(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """All (key, value) pairs whose key starts with ``prefix``, sorted by key."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TxContext:
+    chain_id: str
+    height: int
+    timestamp_ms: int  # agreed block time, UTC milliseconds
+    tx_index: int
+    tx_id: bytes
+    sender: str  # participant id from the signed payload
+    signer_key_id: bytes  # fingerprint of the key that signed the envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    operation: str
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    attrs: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    code: str
+    message: str
+    writes: tuple[tuple[bytes, bytes | None], ...]
+    events: tuple[Event, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "OK"
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    id: str
+    name: str
+    roles: frozenset[str]
+    lei: str | None
+    uscc: str | None
+    bic: str | None
+    cnaps: str | None
+    active: bool
+    keys: tuple[str, ...]  # key ids (hex), sorted
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+
+def business_day(timestamp_ms: int) -> int:
+    """Day number (days since 1970-01-01) of the Asia/Shanghai calendar date at ``timestamp_ms``."""
+    return (timestamp_ms + SHANGHAI_OFFSET_MS) // MS_PER_DAY
+
+
+class Store:
+    """Transaction-local read-your-writes buffer over a ``StateView``."""
+
+    __slots__ = ("_ctx", "_events", "_hist_seq", "_view", "_writes")
+
+    def __init__(self, view: StateView, ctx: TxContext | None = None) -> None:
+        self._view = view
+        self._ctx = ctx
+        self._writes: dict[bytes, bytes | None] = {}
+        self._events: list[Event] = []
+        self._hist_seq = 0
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        if key in self._writes:
+            return self._writes[key]
+        return self._view.get(key)
+
+    def get_obj(self, key: bytes) -> Any:
+        raw = self.get(key)
+        return None if raw is None else canonical_decode(raw)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Merge the view's sorted scan with pending writes (deletes hide view entries)."""
+        pending = sorted((k, v) for k, v in self._writes.items() if k.startswith(prefix))
+        base = self._view.scan(prefix)
+        index = 0
+        for key, value in base:
+            while index < len(pending) and pending[index][0] < key:
+                pkey, pvalue = pending[index]
+                index += 1
+                if pvalue is not None:
+                    yield pkey, pvalue
+            if index < len(pending) and pending[index][0] == key:
+                pvalue = pending[index][1]
+                index += 1
+                if pvalue is not None:
+                    yield key, pvalue
+                continue
+            yield key, value
+        for pkey, pvalue in pending[index:]:
+            if pvalue is not None:
+                yield pkey, pvalue
+
+    def scan_objs(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+        for key, raw in self.scan(prefix):
+            yield key, canonical_decode(raw)
+
+    # -- writes ---------------------------------------------------------------------------
+    def put(self, key: bytes, obj: Any) -> None:
+        self._writes[key] = canonical_encode(obj)
+
+    def delete(self, key: bytes) -> None:
+        self._writes[key] = None
+
+    def emit(self, kind: str, attrs: Mapping[str, Any], scopes: Sequence[str] = ()) -> None:
+        """Record an event and one history entry per scope (e.g. ``b/<package>``)."""
+        event = Event(kind, dict(attrs))
+        self._events.append(event)
+        ctx = self._ctx
+        if ctx is None or not scopes:
+            return
+        entry = {
+            "kind": kind,
+            "attrs": dict(attrs),
+            "height": ctx.height,
+            "timestamp_ms": ctx.timestamp_ms,
+            "tx_id": ctx.tx_id,
+            "tx_index": ctx.tx_index,
+            "sender": ctx.sender,
+        }
+        seq = self._hist_seq
+        self._hist_seq += 1
+        suffix = f"/{ctx.height:016d}/{ctx.tx_index:06d}/{seq:04d}".encode()
+        for scope in sorted(set(scopes)):
+            self.put(b"hist/" + scope.encode() + suffix, entry)
+
+    def writes(self) -> tuple[tuple[bytes, bytes | None], ...]:
+        return tuple(sorted(self._writes.items()))
+
+    def events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+
+@dataclass(slots=True)
+class Env:
+    """What a handler sees: the store, the context, the verified sender and today's date."""
+
+    store: Store
+    ctx: TxContext
+    sender: Participant
+    today: int  # business day number derived from ctx.timestamp_ms
+    extra: dict[str, Any] = field(default_factory=dict)  # per-transaction memo (e.g. calendar)

@@ -1,0 +1,575 @@
+"""Identity contract: participants, their roles, identifiers and signing keys.
+
+Theory of operation
+-------------------
+A participant is registered at genesis or by a consortium admin. It has a role set (ROLES), an
+optional LEI / USCC / BIC / CNAPS code (validated strictly, LEI and USCC unique across
+participants) and one or more public keys. A key is addressed by its fingerprint
+``sha256(public_key)[:16]`` (the envelope's signer key id) and is never re-used, even after
+revocation, so an old signature can never be attributed to a new owner.
+
+Before any operation the runtime calls ``check_sender``: the payload's sender must be a registered,
+active participant and the envelope's key must be one of its active keys. The node calls
+``resolve_key`` at admission to find the public key to verify a signature with.
+
+Role prerequisites: an enterprise must carry a USCC and a bank an LEI (DOMAIN.md B.2: parties are
+keyed by USCC or LEI). At least one active consortium admin always remains.
+
+Ed25519 public keys are checked at registration: canonical encoding, on the curve, and not of
+small order (DESIGN.md section 3; TESTING.md S4), so a key that admits trivial forgeries is never
+accepted.
+
+State keys::
+
+    id/p/<participant id>   participant record
+    id/k/<key id hex>       key record {participant, suite, public_key, active}
+    id/lei/<LEI>            participant id (uniqueness index)
+    id/uscc/<USCC>          participant id (uniqueness index)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .args import ID_PATTERN, Args, bad
+from .core import Env, Participant, Store, TxContext
+from .errors import ContractError, GenesisError
+from .identifiers import validate
+
+__all__ = [
+    "OPERATIONS",
+    "ROLES",
+    "SUITES",
+    "KeyRecord",
+    "check_sender",
+    "ed25519_key_problem",
+    "genesis_participant_writes",
+    "key_fingerprint",
+    "load_participant",
+    "require_party",
+    "require_role",
+    "resolve_key",
+]
+
+ROLES: tuple[str, ...] = (
+    "bank",
+    "central_bank",
+    "consortium_admin",
+    "enterprise",
+    "registrar",
+    "regulator",
+)
+# Signature suites and their public-key lengths in bytes.
+SUITES: dict[str, int] = {"ed25519-sha256": 32, "sm2-sm3": 65}
+KEYS_MAX = 16
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+_LEI_STATUSES = ("ISSUED", "LAPSED", "RETIRED", "MERGED", "PENDING_TRANSFER", "ANNULLED")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    participant_id: str
+    suite: str
+    public_key: bytes
+    active: bool
+
+
+def key_fingerprint(public_key: bytes) -> bytes:
+    return hashlib.sha256(public_key).digest()[:16]
+
+
+def _p_key(pid: str) -> bytes:
+    return b"id/p/" + pid.encode()
+
+
+def _k_key(key_id: bytes) -> bytes:
+    return b"id/k/" + key_id.hex().encode()
+
+
+# --- Ed25519 point checks (RFC 8032 section 5.1.3 decoding) ----------------------------------
+
+_P = 2**255 - 19
+_D = (-121665 * pow(121666, _P - 2, _P)) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _edwards_add(
+    a: tuple[int, int], b: tuple[int, int]
+) -> tuple[int, int]:  # affine twisted Edwards addition, a = -1
+    (x1, y1), (x2, y2) = a, b
+    t = _D * x1 * x2 * y1 * y2 % _P
+    x3 = (x1 * y2 + x2 * y1) * pow(1 + t, _P - 2, _P) % _P
+    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P) % _P
+    return x3, y3
+
+
+def ed25519_key_problem(public_key: bytes) -> str | None:
+    """Why an Ed25519 public key must be refused, or None if it is acceptable."""
+    if len(public_key) != 32:
+        return "an Ed25519 public key is 32 bytes"
+    y = int.from_bytes(public_key, "little") & ((1 << 255) - 1)
+    sign = public_key[31] >> 7
+    if y >= _P:
+        return "the key is not canonically encoded"
+    y2 = y * y % _P
+    x2 = (y2 - 1) * pow(_D * y2 + 1, _P - 2, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if x * x % _P != x2:
+        x = x * _SQRT_M1 % _P
+    if x * x % _P != x2:
+        return "the key is not a point on the curve"
+    if x == 0 and sign == 1:
+        return "the key is not canonically encoded"
+    if x & 1 != sign:
+        x = _P - x
+    point = (x, y)
+    for _ in range(3):  # multiply by the cofactor 8
+        point = _edwards_add(point, point)
+    if point == (0, 1):
+        return "the key has small order and would admit forged signatures"
+    return None
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def _participant_from_record(record: Mapping[str, Any]) -> Participant:
+    return Participant(
+        id=record["id"],
+        name=record["name"],
+        roles=frozenset(record["roles"]),
+        lei=record["lei"],
+        uscc=record["uscc"],
+        bic=record["bic"],
+        cnaps=record["cnaps"],
+        active=record["active"],
+        keys=tuple(record["keys"]),
+    )
+
+
+def load_participant(store: Store, pid: str) -> Participant | None:
+    record = store.get_obj(_p_key(pid))
+    return None if record is None else _participant_from_record(record)
+
+
+def require_party(store: Store, pid: str, field: str) -> Participant:
+    """A counterparty named in an operation: registered, active, and carrying a USCC or LEI."""
+    party = load_participant(store, pid)
+    if party is None or not party.active:
+        raise ContractError(
+            "PARTY_NOT_REGISTERED", f"The {field} {pid} is not a registered, active participant."
+        )
+    if party.lei is None and party.uscc is None:
+        raise ContractError(
+            "PARTY_NOT_REGISTERED", f"The {field} {pid} has neither a USCC nor an LEI on record."
+        )
+    return party
+
+
+def require_role(env: Env, *roles: str) -> None:
+    if not any(env.sender.has(role) for role in roles):
+        raise ContractError(
+            "FORBIDDEN",
+            f"{env.sender.id} needs the role {' or '.join(roles)} for this operation.",
+        )
+
+
+def resolve_key(store: Store, key_id: bytes) -> KeyRecord | None:
+    record = store.get_obj(_k_key(key_id))
+    if record is None:
+        return None
+    return KeyRecord(
+        record["participant"], record["suite"], record["public_key"], record["active"]
+    )
+
+
+def check_sender(store: Store, ctx: TxContext) -> Participant:
+    sender = load_participant(store, ctx.sender) if ID_PATTERN.fullmatch(ctx.sender) else None
+    if sender is None:
+        raise ContractError("UNKNOWN_SENDER", f"Sender {ctx.sender!r} is not a participant.")
+    if not sender.active:
+        raise ContractError("UNKNOWN_SENDER", f"Participant {sender.id} has been deactivated.")
+    key = resolve_key(store, ctx.signer_key_id)
+    if key is None or key.participant_id != sender.id:
+        raise ContractError(
+            "SIGNER_NOT_SENDER", f"The signing key is not a key of participant {sender.id}."
+        )
+    if not key.active:
+        raise ContractError("SIGNER_NOT_SENDER", "The signing key has been revoked.")
+    return sender
+
+
+# --- validation shared by genesis and transactions -------------------------------------------
+
+
+class _Invalid(Exception):
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+def _public_key_bytes(value: Any, field: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str) and _HEX.fullmatch(value):
+        return bytes.fromhex(value)
+    raise _Invalid("BAD_ARGUMENT", field, "must be bytes or lower-case hexadecimal text")
+
+
+def _key_entry(entry: Any, field: str) -> tuple[str, bytes]:
+    if not isinstance(entry, Mapping):
+        raise _Invalid("BAD_ARGUMENT", field, "must be a map with suite and public_key")
+    unknown = sorted(set(entry) - {"suite", "public_key"})
+    if unknown:
+        raise _Invalid("BAD_ARGUMENT", f"{field}.{unknown[0]}", "is not a key field")
+    suite = entry.get("suite")
+    if suite not in SUITES:
+        raise _Invalid("KEY_INVALID", f"{field}.suite", f"must be one of {', '.join(SUITES)}")
+    public_key = _public_key_bytes(entry.get("public_key"), f"{field}.public_key")
+    if len(public_key) != SUITES[suite]:
+        raise _Invalid(
+            "KEY_INVALID", f"{field}.public_key", f"must be {SUITES[suite]} bytes for {suite}"
+        )
+    if suite == "ed25519-sha256":
+        problem = ed25519_key_problem(public_key)
+        if problem:
+            raise _Invalid("KEY_INVALID", f"{field}.public_key", f"is refused: {problem}")
+    elif public_key[0] != 0x04:
+        raise _Invalid("KEY_INVALID", f"{field}.public_key", "must be an uncompressed SM2 point")
+    return suite, public_key
+
+
+def _roles(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list | tuple) or not value:
+        raise _Invalid("BAD_ARGUMENT", field, "must be a non-empty list of roles")
+    roles: set[str] = set()
+    for role in value:
+        if role not in ROLES:
+            raise _Invalid("ROLE_INVALID", field, f"contains {role!r}; roles: {', '.join(ROLES)}")
+        if role in roles:
+            raise _Invalid("ROLE_INVALID", field, f"lists {role} twice")
+        roles.add(role)
+    return sorted(roles)
+
+
+def _check_role_prerequisites(roles: list[str], lei: str | None, uscc: str | None) -> None:
+    if "enterprise" in roles and uscc is None:
+        raise _Invalid("ROLE_INVALID", "uscc", "is required for the enterprise role")
+    if "bank" in roles and lei is None:
+        raise _Invalid("ROLE_INVALID", "lei", "is required for the bank role")
+
+
+def _optional_code(entry: Mapping[str, Any], name: str) -> str | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Invalid("BAD_ARGUMENT", name, "must be text")
+    result = validate(name, value, production=True)
+    if not result.valid:
+        assert result.code is not None
+        raise _Invalid(result.code, name, f"is not valid: {result.rule}")
+    return value
+
+
+_PARTICIPANT_FIELDS = ("bic", "cnaps", "id", "keys", "lei", "lei_status", "name", "roles", "uscc")
+
+
+def _participant_record(entry: Any) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    """Validate one participant description; return its record and its keys."""
+    if not isinstance(entry, Mapping):
+        raise _Invalid("BAD_ARGUMENT", "participant", "must be a map")
+    unknown = sorted(set(entry) - set(_PARTICIPANT_FIELDS))
+    if unknown:
+        raise _Invalid("BAD_ARGUMENT", unknown[0], "is not a participant field")
+    pid = entry.get("id")
+    if not isinstance(pid, str) or ID_PATTERN.fullmatch(pid) is None:
+        raise _Invalid("BAD_ARGUMENT", "id", "must be 1-64 of A-Z a-z 0-9 _ . -")
+    name = entry.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 256:
+        raise _Invalid("BAD_ARGUMENT", "name", "must be text of 1 to 256 characters")
+    roles = _roles(entry.get("roles"), "roles")
+    lei = _optional_code(entry, "lei")
+    uscc = _optional_code(entry, "uscc")
+    bic = _optional_code(entry, "bic")
+    cnaps = _optional_code(entry, "cnaps")
+    lei_status = entry.get("lei_status")
+    if lei_status is not None and lei_status not in _LEI_STATUSES:
+        raise _Invalid("BAD_ARGUMENT", "lei_status", f"must be one of {', '.join(_LEI_STATUSES)}")
+    _check_role_prerequisites(roles, lei, uscc)
+    raw_keys = entry.get("keys")
+    if not isinstance(raw_keys, list | tuple) or not 1 <= len(raw_keys) <= KEYS_MAX:
+        raise _Invalid("BAD_ARGUMENT", "keys", f"must list 1 to {KEYS_MAX} keys")
+    keys = [_key_entry(item, f"keys[{i}]") for i, item in enumerate(raw_keys)]
+    key_ids = sorted(key_fingerprint(pk).hex() for _, pk in keys)
+    if len(set(key_ids)) != len(key_ids):
+        raise _Invalid("KEY_ALREADY_REGISTERED", "keys", "lists the same key twice")
+    record = {
+        "id": pid,
+        "name": name,
+        "roles": roles,
+        "lei": lei,
+        "lei_status": lei_status,
+        "uscc": uscc,
+        "bic": bic,
+        "cnaps": cnaps,
+        "active": True,
+        "keys": key_ids,
+    }
+    return record, keys
+
+
+def _key_record(pid: str, suite: str, public_key: bytes) -> dict[str, Any]:
+    return {"participant": pid, "suite": suite, "public_key": public_key, "active": True}
+
+
+def _uniqueness_problem(store: Store, record: Mapping[str, Any], keys: list[tuple[str, bytes]]) -> (
+    tuple[str, str] | None
+):
+    if store.get(_p_key(record["id"])) is not None:
+        return "DUPLICATE_PARTICIPANT", f"Participant id {record['id']} is already registered."
+    if record["lei"] and store.get(b"id/lei/" + record["lei"].encode()) is not None:
+        return "DUPLICATE_LEI", f"LEI {record['lei']} is already registered to a participant."
+    if record["uscc"] and store.get(b"id/uscc/" + record["uscc"].encode()) is not None:
+        return "DUPLICATE_USCC", f"USCC {record['uscc']} is already registered to a participant."
+    for _, public_key in keys:
+        if resolve_key(store, key_fingerprint(public_key)) is not None:
+            return "KEY_ALREADY_REGISTERED", (
+                f"Key {key_fingerprint(public_key).hex()} is already registered."
+            )
+    return None
+
+
+def _write_participant(store: Store, record: dict[str, Any], keys: list[tuple[str, bytes]]) -> None:
+    store.put(_p_key(record["id"]), record)
+    if record["lei"]:
+        store.put(b"id/lei/" + record["lei"].encode(), record["id"])
+    if record["uscc"]:
+        store.put(b"id/uscc/" + record["uscc"].encode(), record["id"])
+    for suite, public_key in keys:
+        store.put(_k_key(key_fingerprint(public_key)), _key_record(record["id"], suite, public_key))
+
+
+def genesis_participant_writes(store: Store, participants: Any) -> None:
+    """Validate genesis participants and write them into ``store``; raise ``GenesisError``."""
+    if not isinstance(participants, list) or not participants:
+        raise GenesisError("genesis 'participants' must be a non-empty list")
+    admins = 0
+    for index, entry in enumerate(participants):
+        where = f"participants[{index}]"
+        try:
+            record, keys = _participant_record(entry)
+        except _Invalid as exc:
+            raise GenesisError(f"{where}.{exc.field} {exc.message} ({exc.code})") from None
+        problem = _uniqueness_problem(store, record, keys)
+        if problem is not None:
+            raise GenesisError(f"{where}: {problem[1]} ({problem[0]})")
+        _write_participant(store, record, keys)
+        admins += "consortium_admin" in record["roles"]
+    if admins == 0:
+        raise GenesisError("genesis 'participants' must include at least one consortium_admin")
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+def _scope(pid: str) -> str:
+    return f"p/{pid}"
+
+
+def _target(env: Env, args: Args, name: str = "participant") -> dict[str, Any]:
+    pid = args.id_(name, optional=True) or env.sender.id
+    record = env.store.get_obj(_p_key(pid))
+    if record is None:
+        raise ContractError("UNKNOWN_PARTICIPANT", f"Participant {pid} is not registered.")
+    if pid != env.sender.id and not env.sender.has("consortium_admin"):
+        raise ContractError(
+            "FORBIDDEN", f"Only {pid} itself or a consortium admin may change its keys."
+        )
+    return dict(record)
+
+
+def _active_admins(store: Store) -> list[str]:
+    return [
+        record["id"]
+        for _, record in store.scan_objs(b"id/p/")
+        if record["active"] and "consortium_admin" in record["roles"]
+    ]
+
+
+def op_register(env: Env, args: Args) -> None:
+    require_role(env, "consortium_admin")
+    raw: dict[str, Any] = {}
+    for name in _PARTICIPANT_FIELDS:
+        if name == "keys":
+            raw[name] = args.list_(name, max_items=KEYS_MAX)
+        elif name == "roles":
+            raw[name] = args.list_(name, max_items=len(ROLES))
+        else:
+            raw[name] = args.str_(name, optional=name not in ("id", "name"))
+    args.done()
+    try:
+        record, keys = _participant_record({k: v for k, v in raw.items() if v is not None})
+    except _Invalid as exc:
+        raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
+    problem = _uniqueness_problem(env.store, record, keys)
+    if problem is not None:
+        raise ContractError(*problem)
+    _write_participant(env.store, record, keys)
+    env.store.emit(
+        "identity.registered",
+        {"participant": record["id"], "roles": record["roles"], "keys": record["keys"]},
+        [_scope(record["id"])],
+    )
+
+
+def op_add_key(env: Env, args: Args) -> None:
+    record = _target(env, args)
+    suite = args.str_("suite")
+    public_key = args.any_("public_key")
+    args.done()
+    try:
+        suite, public_key = _key_entry({"suite": suite, "public_key": public_key}, "key")
+    except _Invalid as exc:
+        raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
+    key_id = key_fingerprint(public_key)
+    if resolve_key(env.store, key_id) is not None:
+        raise ContractError("KEY_ALREADY_REGISTERED", f"Key {key_id.hex()} is already registered.")
+    if len(record["keys"]) >= KEYS_MAX:
+        raise ContractError("KEY_LIMIT", f"A participant may hold at most {KEYS_MAX} keys.")
+    record["keys"] = sorted([*record["keys"], key_id.hex()])
+    env.store.put(_p_key(record["id"]), record)
+    env.store.put(_k_key(key_id), _key_record(record["id"], suite, public_key))
+    env.store.emit(
+        "identity.key_added",
+        {"participant": record["id"], "key_id": key_id.hex(), "suite": suite},
+        [_scope(record["id"])],
+    )
+
+
+def op_revoke_key(env: Env, args: Args) -> None:
+    record = _target(env, args)
+    key_hex = args.str_("key_id", pattern=re.compile(r"[0-9a-f]{32}"), max_len=32)
+    args.done()
+    key_record = env.store.get_obj(b"id/k/" + key_hex.encode())
+    if key_record is None or key_record["participant"] != record["id"]:
+        raise ContractError("KEY_NOT_FOUND", f"Key {key_hex} is not a key of {record['id']}.")
+    if not key_record["active"]:
+        raise ContractError("KEY_ALREADY_REVOKED", f"Key {key_hex} has already been revoked.")
+    active = [
+        kid for kid in record["keys"] if env.store.get_obj(b"id/k/" + kid.encode())["active"]
+    ]
+    if active == [key_hex]:
+        raise ContractError(
+            "KEY_LAST_ACTIVE", f"Key {key_hex} is the last active key of {record['id']}."
+        )
+    env.store.put(b"id/k/" + key_hex.encode(), {**key_record, "active": False})
+    env.store.emit(
+        "identity.key_revoked",
+        {"participant": record["id"], "key_id": key_hex},
+        [_scope(record["id"])],
+    )
+
+
+def _admin_target(env: Env, args: Args) -> dict[str, Any]:
+    require_role(env, "consortium_admin")
+    pid = args.id_("participant")
+    record = env.store.get_obj(_p_key(pid))
+    if record is None:
+        raise ContractError("UNKNOWN_PARTICIPANT", f"Participant {pid} is not registered.")
+    return dict(record)
+
+
+def _ensure_admin_remains(env: Env, losing: str) -> None:
+    if _active_admins(env.store) == [losing]:
+        raise ContractError(
+            "LAST_ADMIN", f"{losing} is the last active consortium admin and must remain one."
+        )
+
+
+def op_update_roles(env: Env, args: Args) -> None:
+    record = _admin_target(env, args)
+    raw_roles = args.list_("roles", max_items=len(ROLES))
+    args.done()
+    try:
+        roles = _roles(raw_roles, "roles")
+        _check_role_prerequisites(roles, record["lei"], record["uscc"])
+    except _Invalid as exc:
+        raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
+    if "consortium_admin" in record["roles"] and "consortium_admin" not in roles:
+        _ensure_admin_remains(env, record["id"])
+    old = record["roles"]
+    record["roles"] = roles
+    env.store.put(_p_key(record["id"]), record)
+    env.store.emit(
+        "identity.roles_updated",
+        {"participant": record["id"], "roles": roles, "previous_roles": old},
+        [_scope(record["id"])],
+    )
+
+
+def op_deactivate(env: Env, args: Args) -> None:
+    record = _admin_target(env, args)
+    args.done()
+    if not record["active"]:
+        raise ContractError("PARTICIPANT_INACTIVE", f"{record['id']} is already deactivated.")
+    if "consortium_admin" in record["roles"]:
+        _ensure_admin_remains(env, record["id"])
+    record["active"] = False
+    env.store.put(_p_key(record["id"]), record)
+    env.store.emit("identity.deactivated", {"participant": record["id"]}, [_scope(record["id"])])
+
+
+def op_reactivate(env: Env, args: Args) -> None:
+    record = _admin_target(env, args)
+    args.done()
+    if record["active"]:
+        raise ContractError("PARTICIPANT_ACTIVE", f"{record['id']} is already active.")
+    record["active"] = True
+    env.store.put(_p_key(record["id"]), record)
+    env.store.emit("identity.reactivated", {"participant": record["id"]}, [_scope(record["id"])])
+
+
+def op_update_details(env: Env, args: Args) -> None:
+    record = _admin_target(env, args)
+    changes: dict[str, Any] = {}
+    name = args.str_("name", optional=True)
+    if name is not None:
+        changes["name"] = name
+    for field in ("bic", "cnaps"):
+        value = args.str_(field, optional=True)
+        if value is not None:
+            try:
+                changes[field] = _optional_code({field: value}, field)
+            except _Invalid as exc:
+                raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
+    status = args.str_("lei_status", optional=True, choices=_LEI_STATUSES)
+    if status is not None:
+        changes["lei_status"] = status
+    args.done()
+    if not changes:
+        raise bad("name", "or another detail must be given")
+    record.update(changes)
+    env.store.put(_p_key(record["id"]), record)
+    env.store.emit(
+        "identity.details_updated",
+        {"participant": record["id"], "fields": sorted(changes)},
+        [_scope(record["id"])],
+    )
+
+
+OPERATIONS: dict[str, Callable[[Env, Args], None]] = {
+    "identity.register": op_register,
+    "identity.add_key": op_add_key,
+    "identity.revoke_key": op_revoke_key,
+    "identity.update_roles": op_update_roles,
+    "identity.update_details": op_update_details,
+    "identity.deactivate": op_deactivate,
+    "identity.reactivate": op_reactivate,
+}

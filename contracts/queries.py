@@ -1,0 +1,548 @@
+"""Read side for the API and CLI, with look-through supervision (DOMAIN.md C.4, issue 5 item 5).
+
+Theory of operation
+-------------------
+Queries are pure reads over a ``StateView``; they never write. ``viewer`` is the participant on
+whose behalf the query runs (authenticated by the node); ``None`` is an anonymous reader who sees
+only public reference data (participants directory, instruments, calendar, parameters).
+
+Visibility rules:
+
+* A regulator (active participant with the ``regulator`` role) sees everything: any bill's full
+  chain with heights and timestamps, any participant's positions and exposures, every history.
+* A participant sees a bill package once it is involved in it (drawer, acceptor, payee, holder,
+  counterparty of a request ...), its own positions and holdings, the holders of instruments it
+  registered or issued (issuer matched by LEI), and its own row otherwise.
+
+Results are plain msgpack-native structures with ISO dates (``YYYY-MM-DD``) instead of day
+numbers and hex instead of bytes, ordered deterministically (state keys are scanned in order).
+Failures raise ``QueryError(code, message)`` with codes BAD_ARGUMENT, UNKNOWN_QUERY, NOT_FOUND,
+FORBIDDEN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .args import Args, day_to_iso
+from .bills import (
+    FLAG_CODES,
+    STATUS_CODES,
+    load_calendar,
+    load_parameters,
+    package_key,
+    piece_amount,
+    piece_range,
+    presentment_window_end,
+    request_key,
+)
+from .calendar import add_months
+from .core import Participant, StateView, Store, business_day
+from .errors import ContractError, QueryError
+from .identifiers import KINDS, validate
+from .identity import load_participant
+from .recourse import liable_parties
+
+__all__ = ["QUERIES", "run_query"]
+
+_DATE_FIELDS = frozenset(
+    {
+        "acceptance_date",
+        "closed_day",
+        "created_day",
+        "day",
+        "end_date",
+        "expires_day",
+        "issue_date",
+        "maturity_date",
+        "recourse_paid_day",
+        "start_day",
+        "value_date",
+    }
+)
+
+
+def _render(value: Any, key: str | None = None) -> Any:
+    """Day numbers -> ISO dates (by field name), bytes -> hex, recursively."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {k: _render(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_render(item) for item in value]
+    if key in _DATE_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+        return day_to_iso(value)
+    return value
+
+
+class _Q:
+    """One query's context: the store, the viewer and its arguments."""
+
+    def __init__(self, state: StateView, args: Mapping[str, Any], viewer: str | None) -> None:
+        self.store = Store(state)
+        try:
+            self.args = Args(args)
+        except ContractError as exc:
+            raise QueryError("BAD_ARGUMENT", exc.message) from None
+        self.viewer: Participant | None = None
+        if viewer is not None:
+            party = load_participant(self.store, viewer)
+            if party is not None and party.active:
+                self.viewer = party
+
+    @property
+    def regulator(self) -> bool:
+        return self.viewer is not None and self.viewer.has("regulator")
+
+    def is_viewer(self, pid: str) -> bool:
+        return self.viewer is not None and self.viewer.id == pid
+
+    def require_self_or_regulator(self, pid: str) -> None:
+        if not (self.regulator or self.is_viewer(pid)):
+            raise QueryError("FORBIDDEN", f"Only {pid} itself or a regulator may see this.")
+
+    def involved(self, package_no: str) -> list[str] | None:
+        if self.viewer is None:
+            return None
+        roles = self.store.get_obj(f"idx/bp/{self.viewer.id}/{package_no}".encode())
+        return None if roles is None else list(roles)
+
+    def require_bill_access(self, package_no: str) -> None:
+        if not self.regulator and self.involved(package_no) is None:
+            raise QueryError("FORBIDDEN", f"Bill {package_no} does not concern the viewer.")
+
+
+def _read(q: _Q, reader: Callable[[Args], Any]) -> Any:
+    try:
+        value = reader(q.args)
+        q.args.done()
+    except ContractError as exc:
+        raise QueryError("BAD_ARGUMENT", exc.message) from None
+    return value
+
+
+# --- identity ------------------------------------------------------------------------------
+
+
+def _participant_view(record: Mapping[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = _render(dict(record))
+    return view
+
+
+def q_participant(q: _Q) -> Any:
+    pid = _read(q, lambda a: a.id_("id"))
+    record = q.store.get_obj(f"id/p/{pid}".encode())
+    if record is None:
+        raise QueryError("NOT_FOUND", f"Participant {pid} is not registered.")
+    view = _participant_view(record)
+    view["key_records"] = [
+        _render(q.store.get_obj(f"id/k/{kid}".encode()) or {}) | {"key_id": kid}
+        for kid in record["keys"]
+    ]
+    return view
+
+
+def q_participants(q: _Q) -> Any:
+    role = _read(q, lambda a: a.str_("role", optional=True))
+    return [
+        _participant_view(record)
+        for _, record in q.store.scan_objs(b"id/p/")
+        if role is None or role in record["roles"]
+    ]
+
+
+# --- assets --------------------------------------------------------------------------------
+
+
+def _instrument(q: _Q, isin: str) -> dict[str, Any]:
+    record = q.store.get_obj(b"asset/i/" + isin.encode())
+    if record is None:
+        raise QueryError("NOT_FOUND", f"No instrument with ISIN {isin}.")
+    return dict(record)
+
+
+def _sees_all_holders(q: _Q, instrument: Mapping[str, Any]) -> bool:
+    if q.viewer is None:
+        return False
+    return (
+        q.regulator
+        or instrument["registrar"] == q.viewer.id
+        or (q.viewer.lei is not None and q.viewer.lei == instrument["issuer_lei"])
+    )
+
+
+def q_instrument(q: _Q) -> Any:
+    isin = _read(q, lambda a: a.str_("isin", max_len=12))
+    return _render(_instrument(q, isin))
+
+
+def q_instruments(q: _Q) -> Any:
+    status = _read(q, lambda a: a.str_("status", optional=True))
+    return [
+        _render(record)
+        for _, record in q.store.scan_objs(b"asset/i/")
+        if status is None or record["status"] == status
+    ]
+
+
+def _holding_view(record: Mapping[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = _render(dict(record))
+    view["quantity"] = record["available"] + record["pledged"] + record["frozen"]
+    return view
+
+
+def q_holdings(q: _Q) -> Any:
+    holder = _read(q, lambda a: a.id_("holder"))
+    result = []
+    for _, isin in q.store.scan_objs(f"asset/hh/{holder}/".encode()):
+        if not (q.regulator or q.is_viewer(holder)):
+            instrument = _instrument(q, isin)
+            if not _sees_all_holders(q, instrument):
+                continue
+        record = q.store.get_obj(f"asset/h/{isin}/{holder}".encode())
+        result.append(_holding_view(record))
+    if not result and not (q.regulator or q.is_viewer(holder)):
+        raise QueryError("FORBIDDEN", f"Only {holder} itself or a regulator may see this.")
+    return result
+
+
+def q_holders(q: _Q) -> Any:
+    isin = _read(q, lambda a: a.str_("isin", max_len=12))
+    instrument = _instrument(q, isin)
+    all_rows = _sees_all_holders(q, instrument)
+    rows = [
+        _holding_view(record)
+        for _, record in q.store.scan_objs(f"asset/h/{isin}/".encode())
+        if all_rows or q.is_viewer(record["holder"])
+    ]
+    return {
+        "isin": isin,
+        "outstanding_minor": instrument["outstanding_minor"],
+        "complete": all_rows,
+        "holders": rows,
+    }
+
+
+def _mentions(entry: Mapping[str, Any], pid: str) -> bool:
+    attrs = entry["attrs"]
+    if entry["sender"] == pid:
+        return True
+    for name in ("from", "to", "holder", "pledgor", "pledgee", "initiator", "counterparty"):
+        if attrs.get(name) == pid:
+            return True
+    return any(pid == row[0] for row in attrs.get("allotments", []))
+
+
+def _history(q: _Q, scope: str, since: int) -> list[dict[str, Any]]:
+    return [
+        _render(entry)
+        for _, entry in q.store.scan_objs(f"hist/{scope}/".encode())
+        if entry["height"] >= since
+    ]
+
+
+def q_asset_history(q: _Q) -> Any:
+    isin, since = _read(
+        q, lambda a: (a.str_("isin", max_len=12), a.int_("from_height", optional=True) or 0)
+    )
+    instrument = _instrument(q, isin)
+    entries = _history(q, f"a/{isin}", since)
+    if _sees_all_holders(q, instrument):
+        return entries
+    if q.viewer is None:
+        raise QueryError("FORBIDDEN", "Sign in to see the history of a holding.")
+    viewer_id = q.viewer.id
+    return [entry for entry in entries if _mentions(entry, viewer_id)]
+
+
+# --- bills ---------------------------------------------------------------------------------
+
+
+def _package(q: _Q, package_no: str) -> dict[str, Any]:
+    record = q.store.get_obj(package_key(package_no))
+    if record is None:
+        raise QueryError("NOT_FOUND", f"No bill package {package_no}.")
+    return dict(record)
+
+
+def _pieces(q: _Q, package_no: str) -> list[dict[str, Any]]:
+    return [dict(record) for _, record in q.store.scan_objs(f"bill/{package_no}/p/".encode())]
+
+
+def _piece_view(package: Mapping[str, Any], piece: Mapping[str, Any],
+                with_chain: bool) -> dict[str, Any]:
+    view = {k: v for k, v in piece.items() if with_chain or k != "chain"}
+    view["range"] = piece_range(piece)
+    view["amount_fen"] = piece_amount(package, piece)
+    view["status_code"] = STATUS_CODES[piece["status"]]
+    view["flag_code"] = FLAG_CODES[piece["flag"]]
+    rendered: dict[str, Any] = _render(view)
+    return rendered
+
+
+def _bill(q: _Q, package_no: str, with_chain: bool) -> dict[str, Any]:
+    package = _package(q, package_no)
+    q.require_bill_access(package_no)
+    view: dict[str, Any] = _render(package)
+    view["pieces"] = [_piece_view(package, p, with_chain) for p in _pieces(q, package_no)]
+    view["viewer_capacities"] = q.involved(package_no) or []
+    return view
+
+
+def q_bill(q: _Q) -> Any:
+    package_no = _read(q, lambda a: a.str_("package_no", max_len=30))
+    return _bill(q, package_no, with_chain=False)
+
+
+def q_bill_chain(q: _Q) -> Any:
+    package_no = _read(q, lambda a: a.str_("package_no", max_len=30))
+    view = _bill(q, package_no, with_chain=True)
+    view["history"] = _history(q, f"b/{package_no}", 0)
+    return view
+
+
+def q_bill_history(q: _Q) -> Any:
+    package_no, since = _read(
+        q, lambda a: (a.str_("package_no", max_len=30), a.int_("from_height", optional=True) or 0)
+    )
+    _package(q, package_no)
+    q.require_bill_access(package_no)
+    return _history(q, f"b/{package_no}", since)
+
+
+def q_bills(q: _Q) -> Any:
+    pid = _read(q, lambda a: a.id_("participant"))
+    q.require_self_or_regulator(pid)
+    prefix = f"idx/bp/{pid}/".encode()
+    return [
+        {"package_no": key[len(prefix):].decode(), "capacities": list(capacities)}
+        for key, capacities in q.store.scan_objs(prefix)
+    ]
+
+
+def q_request(q: _Q) -> Any:
+    request_id = _read(q, lambda a: a.str_("request_id", max_len=128))
+    record = q.store.get_obj(request_key(request_id))
+    if record is None:
+        raise QueryError("NOT_FOUND", f"No request {request_id}.")
+    q.require_bill_access(record["package_no"])
+    return _render(record)
+
+
+def q_pending_requests(q: _Q) -> Any:
+    """Pending requests that the participant has made or must answer."""
+    pid = _read(q, lambda a: a.id_("participant"))
+    q.require_self_or_regulator(pid)
+    result = []
+    prefix = f"idx/bp/{pid}/".encode()
+    for key, _ in q.store.scan(prefix):
+        package_no = key[len(prefix):].decode()
+        for piece in _pieces(q, package_no):
+            if piece["request"] is None:
+                continue
+            request = q.store.get_obj(request_key(piece["request"]))
+            if pid in (request["initiator"], request["counterparty"]):
+                result.append(_render(request))
+    return result
+
+
+def _positions(q: _Q, pid: str) -> dict[str, Any]:
+    held: list[dict[str, Any]] = []
+    accepted: list[dict[str, Any]] = []
+    guaranteed: list[dict[str, Any]] = []
+    pledged_to: list[dict[str, Any]] = []
+    drawn: list[dict[str, Any]] = []
+    totals = {"held_fen": 0, "accepted_outstanding_fen": 0, "guaranteed_fen": 0,
+              "pledged_to_fen": 0}
+    prefix = f"idx/bp/{pid}/".encode()
+    for key, _ in q.store.scan(prefix):
+        package_no = key[len(prefix):].decode()
+        package = _package(q, package_no)
+        for piece in _pieces(q, package_no):
+            live = piece["status"] not in ("TERMINATED", "SETTLED")
+            row = {
+                "package_no": package_no,
+                "range": piece_range(piece),
+                "amount_fen": piece_amount(package, piece),
+                "status": piece["status"],
+                "flag": piece["flag"],
+                "maturity_date": day_to_iso(package["maturity_date"]),
+            }
+            if live and piece["holder"] == pid:
+                held.append(row)
+                totals["held_fen"] += row["amount_fen"]
+            if live and package["acceptor"] == pid and package["acceptance_date"] is not None:
+                accepted.append(row)
+                totals["accepted_outstanding_fen"] += row["amount_fen"]
+            if live and any(g["guarantor"] == pid for g in piece["guarantees"]):
+                guaranteed.append(row)
+                totals["guaranteed_fen"] += row["amount_fen"]
+            if live and piece["flag"] == "PLEDGED" and piece["pledgee"] == pid:
+                pledged_to.append(row)
+                totals["pledged_to_fen"] += row["amount_fen"]
+            if package["drawer"] == pid:
+                drawn.append(row)
+    holdings = [
+        _holding_view(q.store.get_obj(f"asset/h/{isin}/{pid}".encode()))
+        for _, isin in q.store.scan_objs(f"asset/hh/{pid}/".encode())
+    ]
+    return {
+        "participant": pid,
+        "bills_held": held,
+        "bills_accepted": accepted,
+        "bills_guaranteed": guaranteed,
+        "bills_pledged_to": pledged_to,
+        "bills_drawn": drawn,
+        "totals": totals,
+        "holdings": holdings,
+    }
+
+
+def q_positions(q: _Q) -> Any:
+    pid = _read(q, lambda a: a.id_("participant"))
+    q.require_self_or_regulator(pid)
+    return _positions(q, pid)
+
+
+def q_acceptor_exposures(q: _Q) -> Any:
+    """Regulator view: outstanding acceptances, refusals and settlements per acceptor (C.4)."""
+    _read(q, lambda a: None)
+    if not q.regulator:
+        raise QueryError("FORBIDDEN", "Only a regulator may see market-wide exposures.")
+    by_acceptor: dict[str, dict[str, int]] = {}
+    for key, package in q.store.scan_objs(b"bill/"):
+        if key.count(b"/") != 1:
+            continue  # piece keys live under the package key
+        stats = by_acceptor.setdefault(
+            package["acceptor"],
+            {"outstanding_fen": 0, "settled_fen": 0, "refused_pieces": 0, "packages": 0},
+        )
+        stats["packages"] += 1
+        for piece in _pieces(q, package["package_no"]):
+            amount = piece_amount(package, piece)
+            if piece["status"] == "SETTLED":
+                stats["settled_fen"] += amount
+            elif piece["status"] != "TERMINATED" and package["acceptance_date"] is not None:
+                stats["outstanding_fen"] += amount
+            if piece["refusal"] is not None:
+                stats["refused_pieces"] += 1
+    return [{"acceptor": acceptor, **stats} for acceptor, stats in sorted(by_acceptor.items())]
+
+
+def q_recourse_parties(q: _Q) -> Any:
+    package_no, range_text = _read(
+        q, lambda a: (a.str_("package_no", max_len=30), a.str_("range", max_len=25))
+    )
+    package = _package(q, package_no)
+    q.require_bill_access(package_no)
+    piece = next((p for p in _pieces(q, package_no) if piece_range(p) == range_text), None)
+    if piece is None:
+        raise QueryError("NOT_FOUND", f"Package {package_no} has no piece {range_text}.")
+    holder = piece["holder"]
+    if holder is None:
+        return {"holder": None, "parties": {}}
+    refusal_type = None if piece["refusal"] is None else piece["refusal"]["type"]
+    return {
+        "holder": holder,
+        "refusal_type": refusal_type,
+        "parties": liable_parties(package, piece, holder, refusal_type),
+    }
+
+
+def q_events(q: _Q) -> Any:
+    """History of one scope (``b/<package>``, ``a/<ISIN>``, ``p/<participant>``) from a height."""
+    scope, since = _read(
+        q, lambda a: (a.str_("scope", max_len=80), a.int_("from_height", optional=True) or 0)
+    )
+    if not q.regulator:
+        raise QueryError("FORBIDDEN", "Only a regulator may read raw history by scope.")
+    return _history(q, scope, since)
+
+
+# --- reference data ------------------------------------------------------------------------
+
+
+def q_calendar(q: _Q) -> Any:
+    _read(q, lambda a: None)
+    record = load_calendar(q.store).to_record()
+    return {name: [day_to_iso(day) for day in days] for name, days in record.items()}
+
+
+def q_parameters(q: _Q) -> Any:
+    _read(q, lambda a: None)
+    record = load_parameters(q.store).to_record()
+    record["term_rules"] = [
+        {"issued_from": day_to_iso(day), "months": months} for day, months in record["term_rules"]
+    ]
+    return record
+
+
+def q_bill_dates(q: _Q) -> Any:
+    """Key dates of a bill: maturity, presentment window end, rights expiry."""
+    package_no = _read(q, lambda a: a.str_("package_no", max_len=30))
+    package = _package(q, package_no)
+    q.require_bill_access(package_no)
+    params = load_parameters(q.store)
+    calendar = load_calendar(q.store)
+    return {
+        "issue_date": day_to_iso(package["issue_date"]),
+        "maturity_date": day_to_iso(package["maturity_date"]),
+        "presentment_window_end": day_to_iso(presentment_window_end(package, calendar, params)),
+        "rights_expiry": day_to_iso(add_months(package["maturity_date"],
+                                               params.rights_expiry_months)),
+    }
+
+
+def q_business_date(q: _Q) -> Any:
+    """The business date (Asia/Shanghai) of an agreed timestamp, and whether it is open."""
+    timestamp_ms = _read(q, lambda a: a.int_("timestamp_ms"))
+    day = business_day(timestamp_ms)
+    return {"date": day_to_iso(day), "business_day": load_calendar(q.store).is_business_day(day)}
+
+
+def q_validate(q: _Q) -> Any:
+    kind, value = _read(q, lambda a: (a.str_("kind", choices=KINDS), a.str_("value")))
+    result = validate(kind, value)
+    return {
+        "valid": result.valid,
+        "kind": result.kind,
+        "value": result.value,
+        "rule": result.rule,
+        "code": result.code,
+        "warnings": list(result.warnings),
+    }
+
+
+QUERIES: dict[str, Callable[[_Q], Any]] = {
+    "participant": q_participant,
+    "participants": q_participants,
+    "instrument": q_instrument,
+    "instruments": q_instruments,
+    "holdings": q_holdings,
+    "holders": q_holders,
+    "asset_history": q_asset_history,
+    "bill": q_bill,
+    "bill_chain": q_bill_chain,
+    "bill_history": q_bill_history,
+    "bill_dates": q_bill_dates,
+    "bills": q_bills,
+    "request": q_request,
+    "pending_requests": q_pending_requests,
+    "positions": q_positions,
+    "acceptor_exposures": q_acceptor_exposures,
+    "recourse_parties": q_recourse_parties,
+    "events": q_events,
+    "calendar": q_calendar,
+    "parameters": q_parameters,
+    "business_date": q_business_date,
+    "validate": q_validate,
+}
+
+
+def run_query(state: StateView, name: str, args: Mapping[str, Any], viewer: str | None) -> Any:
+    handler = QUERIES.get(name)
+    if handler is None:
+        raise QueryError("UNKNOWN_QUERY", f"There is no query named {name!r}.")
+    return handler(_Q(state, args, viewer))
+

@@ -1,0 +1,130 @@
+"""The contract runtime: the one boundary the ledger calls.
+
+Theory of operation
+-------------------
+``execute(state, call, ctx)`` is a pure function of the state view, the decoded call and the
+block context. It
+
+1. checks the sender: a registered, active participant whose active key signed the envelope
+   (``UNKNOWN_SENDER`` / ``SIGNER_NOT_SENDER``);
+2. finds the handler in ``OPERATIONS`` (``UNKNOWN_OPERATION`` otherwise);
+3. runs it against a transaction-local ``Store``; handlers read their arguments strictly and
+   raise ``ContractError`` for every business-rule rejection;
+4. returns ``Outcome("OK", ...)`` with the sorted writes and the events, or, for a
+   ``ContractError``, the error's code and message with no writes and no events.
+
+Anything other than a ``ContractError`` is a bug and propagates to the ledger. Nothing here reads
+a clock, a random source or the environment; dates come from ``ctx.timestamp_ms`` only, so every
+replica produces byte-identical outcomes.
+
+State key layout (prefix -> owner module):
+
+    id/p/, id/k/, id/lei/, id/uscc/     identity
+    cfg/calendar, cfg/params            calendar (genesis reference data)
+    asset/i/, asset/h/, asset/hh/, asset/prc/   assets
+    bill/, breq/, idx/bp/               bills
+    hist/<scope>/<height>/<tx>/<n>      history of every event, scopes p/<id>, a/<ISIN>, b/<no>
+
+All values are canonical MessagePack (``codec``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from . import assets, bills, identity
+from .args import Args
+from .calendar import (
+    CALENDAR_KEY,
+    PARAMS_KEY,
+    calendar_from_genesis,
+    parameters_from_genesis,
+)
+from .core import Call, Env, Event, Outcome, StateView, Store, TxContext, business_day
+from .errors import ContractError, GenesisError
+from .identity import KeyRecord, check_sender, key_fingerprint
+from .queries import run_query
+
+__all__ = [
+    "OPERATIONS",
+    "Call",
+    "Event",
+    "KeyRecord",
+    "Outcome",
+    "StateView",
+    "TxContext",
+    "execute",
+    "genesis_writes",
+    "key_fingerprint",
+    "query",
+    "resolve_key",
+]
+
+Handler = Callable[[Env, Args], None]
+
+
+def _registry(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
+    merged: dict[str, Handler] = {}
+    for table in tables:
+        for name, handler in table.items():
+            if name in merged:
+                raise AssertionError(f"operation {name} is registered twice")
+            merged[name] = handler
+    return dict(sorted(merged.items()))
+
+
+OPERATIONS: dict[str, Handler] = _registry(
+    identity.OPERATIONS, assets.OPERATIONS, bills.OPERATIONS
+)
+
+
+def execute(state: StateView, call: Call, ctx: TxContext) -> Outcome:
+    store = Store(state, ctx)
+    try:
+        sender = check_sender(store, ctx)
+        handler = OPERATIONS.get(call.operation) if isinstance(call.operation, str) else None
+        if handler is None:
+            raise ContractError(
+                "UNKNOWN_OPERATION", f"There is no operation named {call.operation!r}."
+            )
+        env = Env(store, ctx, sender, business_day(ctx.timestamp_ms))
+        handler(env, Args(call.args))
+    except ContractError as rejection:
+        return Outcome(rejection.code, rejection.message, (), ())
+    return Outcome("OK", f"{call.operation} done.", store.writes(), store.events())
+
+
+class _EmptyState:
+    def get(self, key: bytes) -> bytes | None:
+        return None
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return iter(())
+
+
+def genesis_writes(genesis: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    """Validate the contract sections of a genesis document and return the initial state.
+
+    Reads ``participants`` (required), ``calendar`` and ``parameters`` (optional); other
+    top-level sections (chain id, validators, consensus settings) belong to the node.
+    """
+    if not isinstance(genesis, Mapping):
+        raise GenesisError("the genesis document must be a map")
+    store = Store(_EmptyState())
+    identity.genesis_participant_writes(store, genesis.get("participants"))
+    store.put(CALENDAR_KEY, calendar_from_genesis(genesis.get("calendar")).to_record())
+    store.put(PARAMS_KEY, parameters_from_genesis(genesis.get("parameters")).to_record())
+    writes: list[tuple[bytes, bytes]] = []
+    for key, value in store.writes():
+        assert value is not None
+        writes.append((key, value))
+    return writes
+
+
+def query(state: StateView, name: str, args: Mapping[str, Any], viewer: str | None) -> Any:
+    return run_query(state, name, args, viewer)
+
+
+def resolve_key(state: StateView, key_id: bytes) -> KeyRecord | None:
+    return identity.resolve_key(Store(state), key_id)

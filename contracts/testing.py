@@ -1,0 +1,304 @@
+"""In-memory state, a block overlay and a small ledger harness for tests and simulations.
+
+Theory of operation
+-------------------
+``MemoryState`` is a sorted in-memory key/value store implementing ``StateView``.
+``BlockOverlay`` is what the real ledger does within a block: writes of earlier transactions are
+visible to later ones, and the block's net write set is applied to the base at the end.
+``TestLedger`` strings these together with a genesis document, an agreed clock that tests move
+explicitly, and deterministic transaction ids, so a test reads like a sequence of signed calls.
+
+Nothing here is used by the contracts themselves; the production ledger provides its own view.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from .args import day_to_iso, parse_iso_date
+from .codec import canonical_encode
+from .core import MS_PER_DAY, SHANGHAI_OFFSET_MS, Call, Outcome, StateView, TxContext
+from .identifiers import lei_check_digits, uscc_check_char
+from .identity import _P, _edwards_add, key_fingerprint
+from .runtime import execute, genesis_writes, query
+
+__all__ = [
+    "DEMO_CALENDAR",
+    "BlockOverlay",
+    "MemoryState",
+    "TestLedger",
+    "demo_genesis",
+    "demo_public_key",
+    "fabricate_lei",
+    "fabricate_uscc",
+    "timestamp_ms_of",
+]
+
+
+class MemoryState:
+    """A sorted dict of bytes -> bytes implementing ``StateView``."""
+
+    def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self._data: dict[bytes, bytes] = {}
+        self._keys: list[bytes] = []
+        for key, value in items:
+            self.set(key, value)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        index = bisect.bisect_left(self._keys, prefix)
+        keys = self._keys
+        while index < len(keys) and keys[index].startswith(prefix):
+            key = keys[index]
+            yield key, self._data[key]
+            index += 1
+
+    def set(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            if key in self._data:
+                del self._data[key]
+                self._keys.pop(bisect.bisect_left(self._keys, key))
+            return
+        if key not in self._data:
+            bisect.insort(self._keys, key)
+        self._data[key] = value
+
+    def apply(self, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        for key, value in writes:
+            self.set(key, value)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return [(key, self._data[key]) for key in self._keys]
+
+
+class BlockOverlay:
+    """Pending writes of a block on top of a base view (None marks a delete)."""
+
+    def __init__(self, base: StateView) -> None:
+        self._base = base
+        self._writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self._writes:
+            return self._writes[key]
+        return self._base.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        merged = {key: value for key, value in self._base.scan(prefix)}
+        for key, pending in self._writes.items():
+            if key.startswith(prefix):
+                if pending is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = pending
+        for key in sorted(merged):
+            yield key, merged[key]
+
+    def apply(self, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        for key, value in writes:
+            self._writes[key] = value
+
+    def writes(self) -> tuple[tuple[bytes, bytes | None], ...]:
+        return tuple(sorted(self._writes.items()))
+
+
+# A valid Ed25519 public key without a private key: a multiple of the base point.
+_BASE_Y = 4 * pow(5, _P - 2, _P) % _P
+
+
+def _base_point() -> tuple[int, int]:
+    d = (-121665 * pow(121666, _P - 2, _P)) % _P
+    y2 = _BASE_Y * _BASE_Y % _P
+    x2 = (y2 - 1) * pow(d * y2 + 1, _P - 2, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if x * x % _P != x2:
+        x = x * pow(2, (_P - 1) // 4, _P) % _P
+    if x & 1:
+        x = _P - x
+    return x, _BASE_Y
+
+
+def demo_public_key(seed: int) -> bytes:
+    """Encoding of ``[seed + 1] * B``: a distinct, valid, prime-order Ed25519 public key."""
+    scalar = seed + 1
+    result = (0, 1)
+    addend = _base_point()
+    while scalar:
+        if scalar & 1:
+            result = _edwards_add(result, addend)
+        addend = _edwards_add(addend, addend)
+        scalar >>= 1
+    x, y = result
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def timestamp_ms_of(iso_date: str, hour: int = 10) -> int:
+    """Agreed timestamp (UTC ms) of ``hour``:00 Asia/Shanghai on ``iso_date``."""
+    day = parse_iso_date(iso_date)
+    if day is None:
+        raise ValueError(f"not a date: {iso_date}")
+    return day * MS_PER_DAY - SHANGHAI_OFFSET_MS + hour * 3_600_000
+
+
+class TestLedger:
+    """Genesis + blocks in memory; each ``submit`` is one transaction in its own block."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, genesis: Mapping[str, Any], start_date: str = "2024-03-01") -> None:
+        self.state = MemoryState(genesis_writes(genesis))
+        self.chain_id = "test-chain"
+        self.height = 0
+        self.timestamp_ms = timestamp_ms_of(start_date)
+        self.keys: dict[str, bytes] = {}
+        for entry in genesis["participants"]:
+            key = entry["keys"][0]["public_key"]
+            raw = bytes.fromhex(key) if isinstance(key, str) else key
+            self.keys[entry["id"]] = key_fingerprint(raw)
+        self._tx_counter = 0
+
+    def fork(self) -> TestLedger:
+        """An independent copy (state, clock, keys): cheaper than replaying genesis."""
+        other = TestLedger.__new__(TestLedger)
+        other.state = MemoryState()
+        other.state._data = dict(self.state._data)
+        other.state._keys = list(self.state._keys)
+        other.chain_id = self.chain_id
+        other.height = self.height
+        other.timestamp_ms = self.timestamp_ms
+        other.keys = dict(self.keys)
+        other._tx_counter = self._tx_counter
+        return other
+
+    @property
+    def today(self) -> str:
+        return day_to_iso((self.timestamp_ms + SHANGHAI_OFFSET_MS) // MS_PER_DAY)
+
+    def set_date(self, iso_date: str, hour: int = 10) -> None:
+        timestamp = timestamp_ms_of(iso_date, hour)
+        if timestamp < self.timestamp_ms:
+            raise ValueError("the agreed clock never goes backwards")
+        self.timestamp_ms = timestamp
+
+    def advance_days(self, days: int) -> None:
+        self.timestamp_ms += days * MS_PER_DAY
+
+    def _context(self, sender: str, key_id: bytes | None, index: int, call: Call) -> TxContext:
+        self._tx_counter += 1
+        payload = canonical_encode(
+            {"n": self._tx_counter, "sender": sender, "op": call.operation, "args": call.args}
+        )
+        return TxContext(
+            chain_id=self.chain_id,
+            height=self.height,
+            timestamp_ms=self.timestamp_ms,
+            tx_index=index,
+            tx_id=hashlib.sha256(payload).digest(),
+            sender=sender,
+            signer_key_id=self.keys.get(sender, b"\x00" * 16) if key_id is None else key_id,
+        )
+
+    def block(self, calls: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[Outcome]:
+        """Execute ``(sender, operation, args)`` calls as one block over an overlay."""
+        self.height += 1
+        self.timestamp_ms += 1  # block times strictly increase
+        overlay = BlockOverlay(self.state)
+        outcomes = []
+        for index, (sender, operation, args) in enumerate(calls):
+            call = Call(operation, dict(args))
+            outcome = execute(overlay, call, self._context(sender, None, index, call))
+            overlay.apply(outcome.writes)
+            self._learn(call, outcome)
+            outcomes.append(outcome)
+        self.state.apply(overlay.writes())
+        return outcomes
+
+    def submit(
+        self, sender: str, operation: str, args: Mapping[str, Any], *, key_id: bytes | None = None
+    ) -> Outcome:
+        self.height += 1
+        self.timestamp_ms += 1
+        call = Call(operation, dict(args))
+        outcome = execute(self.state, call, self._context(sender, key_id, 0, call))
+        self.state.apply(outcome.writes)
+        self._learn(call, outcome)
+        return outcome
+
+    def _learn(self, call: Call, outcome: Outcome) -> None:
+        """Remember the first key of a newly registered participant as its signing key."""
+        if outcome.code == "OK" and call.operation == "identity.register":
+            key = call.args["keys"][0]["public_key"]
+            raw = bytes.fromhex(key) if isinstance(key, str) else key
+            self.keys[call.args["id"]] = key_fingerprint(raw)
+
+    def query(self, name: str, args: Mapping[str, Any] | None = None,
+              viewer: str | None = None) -> Any:
+        return query(self.state, name, args or {}, viewer)
+
+
+def fabricate_lei(serial: int) -> str:
+    """A checksum-valid LEI with a fictitious LOU prefix ``9999`` (never a real entity)."""
+    base = f"9999{serial:014d}"
+    return base + lei_check_digits(base)
+
+
+def fabricate_uscc(serial: int) -> str:
+    """A checksum-valid USCC (authority 9, enterprise, division 310000) for test parties."""
+    first17 = f"91310000{serial:09d}"
+    return first17 + uscc_check_char(first17)
+
+
+# Mainland 2024 public holidays and make-up working weekend days (调休).
+DEMO_CALENDAR: dict[str, list[str]] = {
+    "holidays": [
+        "2024-01-01", "2024-02-10", "2024-02-11", "2024-02-12", "2024-02-13", "2024-02-14",
+        "2024-02-15", "2024-02-16", "2024-02-17", "2024-04-04", "2024-04-05", "2024-04-06",
+        "2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04", "2024-05-05", "2024-06-10",
+        "2024-09-15", "2024-09-16", "2024-09-17", "2024-10-01", "2024-10-02", "2024-10-03",
+        "2024-10-04", "2024-10-05", "2024-10-06", "2024-10-07",
+    ],
+    "working_weekend_days": [
+        "2024-02-04", "2024-02-18", "2024-04-07", "2024-04-28", "2024-05-11", "2024-09-14",
+        "2024-09-29", "2024-10-12",
+    ],
+}
+
+
+def demo_genesis() -> dict[str, Any]:
+    """A small consortium: operator, regulator, registrar, central bank, 3 banks, 4 firms."""
+    cast: list[tuple[str, str, list[str], dict[str, str]]] = [
+        ("ADMIN", "Consortium operator", ["consortium_admin"], {}),
+        ("REGULATOR", "Supervisor", ["regulator"], {}),
+        ("REGISTRAR", "Central depository", ["registrar"], {"lei": fabricate_lei(1)}),
+        ("PBOC", "Central bank branch", ["central_bank"], {"lei": fabricate_lei(2)}),
+        ("BANK_A", "ICBC", ["bank"], {"lei": "5493002ERZU2K9PZDL40",
+                                      "uscc": "91100000100003962T", "bic": "ICBKCNBJ",
+                                      "cnaps": "102100099996"}),
+        ("BANK_B", "Industrial Bank", ["bank"], {"lei": "300300C1030935001303",
+                                                 "cnaps": "309391000011"}),
+        ("BANK_C", "SPDB", ["bank"], {"lei": "300300C1031031001330",
+                                      "uscc": "91310000631295002H"}),
+        ("ENT_A", "Huawei", ["enterprise"], {"uscc": "914403001922038216"}),
+        ("ENT_B", "Supplier B", ["enterprise"], {"uscc": fabricate_uscc(2)}),
+        ("ENT_C", "Supplier C", ["enterprise"], {"uscc": fabricate_uscc(3)}),
+        ("ENT_D", "Supplier D", ["enterprise"], {"uscc": fabricate_uscc(4)}),
+    ]
+    participants = []
+    for index, (pid, name, roles, codes) in enumerate(cast):
+        participants.append(
+            {
+                "id": pid,
+                "name": name,
+                "roles": roles,
+                **codes,
+                "keys": [
+                    {"suite": "ed25519-sha256", "public_key": demo_public_key(index).hex()}
+                ],
+            }
+        )
+    return {"chain_id": "test-chain", "participants": participants, "calendar": DEMO_CALENDAR}

@@ -1,0 +1,122 @@
+"""Admission: the checks a transaction passes before it enters the mempool.
+
+Order of checks, cheapest first, each with its own code: size and structure (``decode_envelope``),
+chain id, expiry against the node's clock, already committed (answered with the original receipt
+by the API) or already pending, mempool capacity, and finally signature verification — done for
+the whole batch at once on the batched verifier's worker pool, off the event loop.  Admitted
+transactions are handed on (to the consensus core and, when a client sent them, to the peers) in
+the order they arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .ledger import Ledger
+from .mempool import Mempool
+from .tx import Transaction, TxError, decode_envelope
+
+ADMITTED = "ADMITTED"
+PENDING = "PENDING"
+COMMITTED = "COMMITTED"
+REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionResult:
+    status: str
+    tx_id: bytes = b""
+    code: str = "OK"
+    message: str = ""
+
+
+class Admission:
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        ledger: Ledger,
+        mempool: Mempool,
+        clock_ms: Callable[[], int],
+        on_admitted: Callable[[list[Transaction], bool], None],
+        envelope_size_max: int,
+    ) -> None:
+        self._chain_id = chain_id
+        self._ledger = ledger
+        self._mempool = mempool
+        self._clock_ms = clock_ms
+        self._on_admitted = on_admitted
+        self._envelope_size_max = envelope_size_max
+        self.rejected_by_code: dict[str, int] = {}
+
+    async def admit(
+        self, envelopes: Sequence[bytes], *, from_peer: bool = False
+    ) -> list[AdmissionResult]:
+        results: list[AdmissionResult | None] = [None] * len(envelopes)
+        candidates: list[tuple[int, Transaction]] = []
+        seen: set[bytes] = set()
+        now_ms = self._clock_ms()
+        for index, envelope in enumerate(envelopes):
+            try:
+                tx = decode_envelope(
+                    envelope, size_max=self._envelope_size_max, hash_fn=self._ledger.suite.hash
+                )
+            except TxError as exc:
+                results[index] = self._reject(b"", exc.code, exc.message)
+                continue
+            early = self._precheck(tx, now_ms, seen)
+            if early is not None:
+                results[index] = early
+                continue
+            seen.add(tx.tx_id)
+            candidates.append((index, tx))
+        if candidates:
+            verdicts = await asyncio.to_thread(
+                self._ledger.verifier.verify, [tx for _, tx in candidates]
+            )
+            admitted: list[Transaction] = []
+            for (index, tx), verdict in zip(candidates, verdicts, strict=True):
+                if not verdict.ok:
+                    results[index] = self._reject(tx.tx_id, verdict.code, verdict.message)
+                elif tx.tx_id in self._mempool:
+                    results[index] = AdmissionResult(PENDING, tx.tx_id)
+                elif not self._mempool.add(tx, now_ms):
+                    results[index] = self._reject(
+                        tx.tx_id,
+                        "MEMPOOL_FULL",
+                        f"the node holds {self._mempool.size_max} pending transactions; "
+                        "retry later or submit to another node",
+                    )
+                else:
+                    results[index] = AdmissionResult(ADMITTED, tx.tx_id)
+                    admitted.append(tx)
+            if admitted:
+                self._on_admitted(admitted, not from_peer)
+        return [result for result in results if result is not None]
+
+    def _precheck(self, tx: Transaction, now_ms: int, seen: set[bytes]) -> AdmissionResult | None:
+        if tx.chain_id != self._chain_id:
+            return self._reject(
+                tx.tx_id,
+                "WRONG_CHAIN",
+                f"the transaction is for chain {tx.chain_id!r}; this node serves "
+                f"{self._chain_id!r}",
+            )
+        if tx.expires_at_ms <= now_ms:
+            return self._reject(
+                tx.tx_id,
+                "EXPIRED",
+                f"the transaction expired at {tx.expires_at_ms} ms, before it reached this node "
+                f"(now {now_ms} ms); sign it again with a later expiry",
+            )
+        if self._ledger.tx_location(tx.tx_id) is not None:
+            return AdmissionResult(COMMITTED, tx.tx_id)
+        if tx.tx_id in self._mempool or tx.tx_id in seen:
+            return AdmissionResult(PENDING, tx.tx_id)
+        return None
+
+    def _reject(self, tx_id: bytes, code: str, message: str) -> AdmissionResult:
+        self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + 1
+        return AdmissionResult(REJECTED, tx_id, code, message)

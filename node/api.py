@@ -1,0 +1,371 @@
+"""The public gRPC API: a thin adapter from ``proto/ledger.proto`` to the node's parts.
+
+Handlers validate what they are given, call admission, the ledger or the contracts' query side,
+and translate results to protobuf.  Failures are raised as ``NodeError(code, sentence)`` and
+turned into a gRPC status in one place (``_guard``): the status comes from ``errors.status_for``
+and the details read ``"CODE: sentence"``.  Anything else escaping a handler is a bug: it is
+logged and answered INTERNAL, and the node keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from ibledger.contracts import runtime as contracts
+from ibledger.contracts.codec import CodecError, canonical_encode
+from ibledger.contracts.errors import QueryError
+from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
+
+from .admission import ADMITTED, COMMITTED, PENDING, Admission, AdmissionResult
+from .blocks import BlockHeader, Receipt, StoredBlock
+from .errors import NodeError
+from .ledger import Ledger
+from .tx import TxError, decode_envelope
+
+log = logging.getLogger("ibledger.api")
+
+SUBMIT_BATCH_MAX = 2_000
+WAIT_MAX_MS = 120_000
+QUERY_TTL_MAX_MS = 10 * 60 * 1000
+STREAM_BATCH = 64
+
+T = TypeVar("T")
+
+_STATUS_ENUM = {
+    ADMITTED: ledger_pb2.ADMITTED,
+    PENDING: ledger_pb2.PENDING,
+    COMMITTED: ledger_pb2.COMMITTED,
+}
+
+
+class CommitFeed:
+    """Wakes whoever waits for a transaction or for the chain to grow."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._grown = asyncio.Condition()
+
+    def committed(self, tx_ids: list[bytes]) -> None:
+        for tx_id in tx_ids:
+            for future in self._waiters.pop(tx_id, []):
+                if not future.done():
+                    future.set_result(None)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._grown:
+            self._grown.notify_all()
+
+    async def wait_tx(self, tx_id: bytes, timeout_s: float) -> bool:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tx_id, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._waiters.get(tx_id)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._waiters[tx_id]
+
+    async def wait_growth(self, timeout_s: float) -> None:
+        async with self._grown:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._grown.wait(), timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What GetStatus reports about consensus, read from the runtime."""
+
+    view: int
+    primary: str
+    catching_up: bool
+
+
+def header_pb(header: BlockHeader) -> types_pb2.BlockHeader:
+    return types_pb2.BlockHeader(
+        height=header.height,
+        parent_hash=header.parent_hash,
+        timestamp_ms=header.timestamp_ms,
+        tx_count=header.tx_count,
+        txs_root=header.txs_root,
+        view=header.view,
+        encoded=header.encode(),
+        proposal_ms=header.proposal_ms,
+    )
+
+
+def event_pb(height: int, timestamp_ms: int, event: Mapping[str, Any]) -> types_pb2.Event:
+    return types_pb2.Event(
+        height=height,
+        timestamp_ms=timestamp_ms,
+        tx_index=event["tx_index"],
+        tx_id=event["tx_id"],
+        kind=event["kind"],
+        attrs=canonical_encode(event["attrs"]),
+    )
+
+
+def block_pb(block: StoredBlock) -> types_pb2.Block:
+    height, timestamp_ms = block.header.height, block.header.timestamp_ms
+    return types_pb2.Block(
+        header=header_pb(block.header),
+        block_hash=block.block_hash,
+        txs=list(block.txs),
+        results=[types_pb2.TxResult(code=r.code, message=r.message) for r in block.results],
+        state_root=block.state_root,
+        certificate=block.certificate or b"",
+        events=[event_pb(height, timestamp_ms, event) for event in block.events],
+    )
+
+
+def receipt_pb(receipt: Receipt) -> types_pb2.Receipt:
+    height, timestamp_ms = receipt.height, receipt.header.timestamp_ms
+    return types_pb2.Receipt(
+        tx_id=receipt.tx_id,
+        height=receipt.height,
+        index=receipt.index,
+        result=types_pb2.TxResult(code=receipt.result.code, message=receipt.result.message),
+        header=header_pb(receipt.header),
+        block_hash=receipt.block_hash,
+        envelope=receipt.envelope,
+        proof=list(receipt.proof.siblings),
+        certificate=receipt.certificate or b"",
+        events=[event_pb(height, timestamp_ms, event) for event in receipt.events],
+    )
+
+
+async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except NodeError as exc:
+        await context.abort(exc.status, exc.details)
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception:
+        log.exception("unexpected error in an API handler")
+        await context.abort(grpc.StatusCode.INTERNAL, "INTERNAL: the node hit an unexpected error")
+    raise AssertionError("unreachable")
+
+
+class LedgerService(ledger_pb2_grpc.LedgerServicer):
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        ledger: Ledger,
+        admission: Admission,
+        feed: CommitFeed,
+        node_view: Callable[[], NodeView],
+        mempool_size: Callable[[], int],
+        peers: Callable[[], list[ledger_pb2.PeerStatus]],
+        version: str,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._node_id = node_id
+        self._ledger = ledger
+        self._admission = admission
+        self._feed = feed
+        self._node_view = node_view
+        self._mempool_size = mempool_size
+        self._peers = peers
+        self._version = version
+        self._ready = ready
+
+    # --- submit ---------------------------------------------------------------------------------
+
+    def _response(self, result: AdmissionResult) -> ledger_pb2.SubmitResponse:
+        if result.status == "REJECTED":
+            return ledger_pb2.SubmitResponse(
+                tx_id=result.tx_id,
+                status=ledger_pb2.REJECTED,
+                code=result.code,
+                message=result.message,
+            )
+        response = ledger_pb2.SubmitResponse(
+            tx_id=result.tx_id, status=_STATUS_ENUM[result.status], code="OK"
+        )
+        if result.status == COMMITTED:
+            receipt = self._ledger.get_receipt(result.tx_id)
+            if receipt is not None:
+                response.receipt.CopyFrom(receipt_pb(receipt))
+        return response
+
+    def _require_ready(self) -> None:
+        if not self._ready():
+            raise NodeError("NOT_READY", "the node is starting; retry in a moment")
+
+    async def _submit(self, request: ledger_pb2.SubmitRequest) -> ledger_pb2.SubmitResponse:
+        self._require_ready()
+        [result] = await self._admission.admit([request.envelope])
+        if result.status == "REJECTED":
+            raise NodeError(result.code, result.message)
+        return self._response(result)
+
+    async def Submit(
+        self, request: ledger_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> ledger_pb2.SubmitResponse:
+        return await _guard(context, self._submit(request))
+
+    async def _submit_batch(
+        self, request: ledger_pb2.SubmitBatchRequest
+    ) -> ledger_pb2.SubmitBatchResponse:
+        self._require_ready()
+        if len(request.envelopes) > SUBMIT_BATCH_MAX:
+            raise NodeError(
+                "BATCH_TOO_LARGE", f"at most {SUBMIT_BATCH_MAX} envelopes per SubmitBatch call"
+            )
+        results = await self._admission.admit(list(request.envelopes))
+        return ledger_pb2.SubmitBatchResponse(results=[self._response(r) for r in results])
+
+    async def SubmitBatch(
+        self, request: ledger_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> ledger_pb2.SubmitBatchResponse:
+        return await _guard(context, self._submit_batch(request))
+
+    # --- receipts and blocks ----------------------------------------------------------------------
+
+    def _receipt(self, tx_id: bytes) -> types_pb2.Receipt | None:
+        if len(tx_id) != 32:
+            raise NodeError("BAD_ARGUMENT", "a transaction id is 32 bytes")
+        receipt = self._ledger.get_receipt(tx_id)
+        return None if receipt is None else receipt_pb(receipt)
+
+    async def _get_receipt(self, request: ledger_pb2.GetReceiptRequest) -> types_pb2.Receipt:
+        receipt = self._receipt(request.tx_id)
+        if receipt is None:
+            raise NodeError("NOT_FOUND", f"transaction {request.tx_id.hex()} is not committed")
+        return receipt
+
+    async def GetReceipt(
+        self, request: ledger_pb2.GetReceiptRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Receipt:
+        return await _guard(context, self._get_receipt(request))
+
+    async def _wait(self, request: ledger_pb2.WaitForCommitRequest) -> types_pb2.Receipt:
+        timeout_ms = min(request.timeout_ms or 30_000, WAIT_MAX_MS)
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            receipt = self._receipt(request.tx_id)
+            if receipt is not None:
+                return receipt
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NodeError(
+                    "TIMEOUT",
+                    f"transaction {request.tx_id.hex()} did not commit within {timeout_ms} ms",
+                )
+            await self._feed.wait_tx(request.tx_id, remaining)
+
+    async def WaitForCommit(
+        self, request: ledger_pb2.WaitForCommitRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Receipt:
+        return await _guard(context, self._wait(request))
+
+    async def _get_block(self, request: ledger_pb2.GetBlockRequest) -> types_pb2.Block:
+        block = self._ledger.get_block(request.height)
+        if block is None:
+            raise NodeError(
+                "NOT_FOUND",
+                f"no block at height {request.height}; the chain is at {self._ledger.height}",
+            )
+        return block_pb(block)
+
+    async def GetBlock(
+        self, request: ledger_pb2.GetBlockRequest, context: grpc.aio.ServicerContext
+    ) -> types_pb2.Block:
+        return await _guard(context, self._get_block(request))
+
+    async def _blocks_from(self, height: int) -> AsyncIterator[StoredBlock]:
+        while True:
+            while height <= self._ledger.height:
+                block = self._ledger.get_block(height)
+                if block is None:
+                    break
+                yield block
+                height += 1
+            await self._feed.wait_growth(1.0)
+
+    async def StreamBlocks(
+        self, request: ledger_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.Block]:
+        async for block in self._blocks_from(request.from_height):
+            yield block_pb(block)
+
+    async def StreamEvents(
+        self, request: ledger_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.Event]:
+        kinds = set(request.kinds)
+        async for block in self._blocks_from(request.from_height):
+            for event in block.events:
+                if not kinds or event["kind"] in kinds:
+                    yield event_pb(block.header.height, block.header.timestamp_ms, event)
+
+    # --- queries and status -------------------------------------------------------------------
+
+    async def _query(self, request: ledger_pb2.QueryRequest) -> ledger_pb2.QueryResponse:
+        try:
+            tx = decode_envelope(request.envelope, hash_fn=self._ledger.suite.hash)
+        except TxError as exc:
+            raise NodeError(exc.code, exc.message) from None
+        if tx.chain_id != self._ledger.chain_id:
+            raise NodeError("WRONG_CHAIN", f"the query is for chain {tx.chain_id!r}")
+        now_ms = int(time.time() * 1000)
+        if not now_ms < tx.expires_at_ms <= now_ms + QUERY_TTL_MAX_MS:
+            raise NodeError("EXPIRED", "a query envelope must expire within the next ten minutes")
+        if not tx.operation.startswith("query."):
+            raise NodeError("BAD_ARGUMENT", "a query's op is 'query.<name>'")
+        [verdict] = await asyncio.to_thread(self._ledger.verifier.verify, [tx])
+        if not verdict.ok:
+            raise NodeError(verdict.code, verdict.message)
+        height = self._ledger.height
+
+        def run() -> bytes:
+            return canonical_encode(
+                contracts.query(
+                    self._ledger.state(), tx.operation[len("query.") :], tx.args, tx.sender
+                )
+            )
+
+        try:
+            result = await asyncio.to_thread(run)
+        except QueryError as exc:
+            raise NodeError(exc.code, exc.message) from None
+        except CodecError as exc:
+            raise NodeError("INTERNAL", f"the query result could not be encoded: {exc}") from exc
+        return ledger_pb2.QueryResponse(result=result, height=height)
+
+    async def Query(
+        self, request: ledger_pb2.QueryRequest, context: grpc.aio.ServicerContext
+    ) -> ledger_pb2.QueryResponse:
+        return await _guard(context, self._query(request))
+
+    async def GetStatus(
+        self, request: ledger_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
+    ) -> ledger_pb2.NodeStatus:
+        view = self._node_view()
+        return ledger_pb2.NodeStatus(
+            node_id=self._node_id,
+            chain_id=self._ledger.chain_id,
+            height=self._ledger.height,
+            view=view.view,
+            primary=view.primary,
+            tip_hash=self._ledger.tip_hash,
+            state_root=self._ledger.state_root,
+            mempool_size=self._mempool_size(),
+            peers=self._peers(),
+            version=self._version,
+            catching_up=view.catching_up,
+        )

@@ -1,0 +1,859 @@
+"""Node configuration, genesis and network manifest: typed loaders that validate everything.
+
+Theory of operation
+-------------------
+A node reads two files at start-up (DESIGN.md section 6):
+
+* ``node.toml`` — this node's id, key paths, data directory, listen addresses and limits.
+  Relative paths resolve against the directory holding ``node.toml``.
+* the genesis file (JSON), shared byte for byte by every node: chain id, crypto suite, genesis
+  time, validators (id, Ed25519 public key, API and peer addresses), consensus parameters, and
+  the contract sections (``participants``, ``calendar``, ``parameters``), which are validated by
+  ``contracts.runtime.genesis_writes``. ``Genesis.raw`` keeps the parsed mapping unchanged: the
+  ledger hashes it and the contracts read it.
+
+Client commands read a third file, ``network.json`` (the manifest ``ibledger network init``
+writes), through ``load_manifest``.
+
+Every problem raises ``ConfigError(path, field, message)``, whose text names the file, the place
+in it and the reason: ``node.toml: [peer] listen: port 70000 is out of range 1-65535`` or
+``genesis.json: validators[2].public_key: must be 64 hexadecimal characters``. Loaders check
+types (a bool is not an int, a float is not an int), ranges, host:port syntax, that referenced
+files exist, unknown keys (a typo is an error, not a silently ignored setting), duplicate JSON
+keys (the genesis is hashed, so what a reader sees must be unambiguous), and the cross-file
+facts: this node is a genesis validator, its validator key is the one genesis lists, its TLS
+certificate is issued by the consortium CA for this node id.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ibledger.contracts.errors import GenesisError
+from ibledger.contracts.runtime import genesis_writes
+
+from .crypto import CryptoError, KeyPair, get_suite, load_private_key
+from .pki import (
+    NODE_ID_PATTERN,
+    PkiError,
+    public_keys_match,
+    read_certificate,
+    read_private_key,
+    verify_node_certificate,
+)
+
+__all__ = [
+    "LOG_LEVELS",
+    "MANIFEST_FILE",
+    "ApiConfig",
+    "ConfigError",
+    "ConsensusParams",
+    "Genesis",
+    "HostPort",
+    "LogConfig",
+    "Manifest",
+    "ManifestIdentity",
+    "ManifestNode",
+    "MempoolConfig",
+    "MetricsConfig",
+    "NodeConfig",
+    "PeerConfig",
+    "ValidatorInfo",
+    "format_toml",
+    "load_genesis",
+    "load_manifest",
+    "load_node_config",
+    "parse_host_port",
+]
+
+MANIFEST_FILE = "network.json"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+CHAIN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_HEX = re.compile(r"[0-9a-f]*")
+VALIDATORS_MAX = 256
+API_MESSAGE_BYTES_DEFAULT = 4 * 1024 * 1024
+API_CONCURRENT_RPCS_DEFAULT = 256
+PEER_MESSAGE_BYTES_DEFAULT = 16 * 1024 * 1024
+PEER_OUTBOUND_QUEUE_DEFAULT = 10_000
+MEMPOOL_SIZE_DEFAULT = 50_000
+LOG_LEVEL_DEFAULT = "info"
+GENESIS_FIELDS = (
+    "calendar",
+    "chain_id",
+    "consensus",
+    "crypto_suite",
+    "genesis_time_ms",
+    "parameters",
+    "participants",
+    "validators",
+)
+VALIDATOR_FIELDS = ("api_address", "id", "peer_address", "public_key")
+# (low, high) inclusive; every field is required, because a default that changed between
+# releases would let two nodes read the same genesis differently.
+CONSENSUS_RANGES: dict[str, tuple[int, int]] = {
+    "batch_size_max": (1, 100_000),
+    "batch_timeout_ms": (0, 60_000),
+    "checkpoint_interval": (1, 100_000),
+    "watermark_window": (2, 1_000_000),
+    "view_change_timeout_ms": (1, 3_600_000),
+    "timestamp_skew_ms": (0, 3_600_000),
+    "tick_ms": (1, 10_000),
+}
+
+
+class ConfigError(Exception):
+    """An unusable configuration file; ``str()`` says which file, which field and why."""
+
+    def __init__(self, path: Path | str, field: str | None, message: str) -> None:
+        self.path = Path(path)
+        self.field = field
+        self.message = message
+        where = f"{path}: {field}: " if field else f"{path}: "
+        super().__init__(where + message)
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_host_port(text: Any, *, allow_zero: bool = False) -> HostPort:
+    """Parse ``host:port`` (IPv4, host name, or ``[IPv6]``); raise ValueError with a sentence."""
+    if not isinstance(text, str):
+        raise ValueError(f'must be a "host:port" string, got {_show(text)}')
+    match = re.fullmatch(r"(\[[^\]]*\]|[^:\[\]]*):([0-9]{1,5})", text)
+    if match is None:
+        raise ValueError(f"must be host:port, e.g. 127.0.0.1:7100, got {text!r}")
+    host, port = match.group(1), int(match.group(2))
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        raise ValueError(f"port {port} is out of range {low}-65535")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host} is not an IPv6 address") from None
+        return HostPort(host[1:-1], port)
+    if not host:
+        raise ValueError(f"the host is missing in {text!r}")
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv4 address") from None
+        return HostPort(host, port)
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ValueError(f"{host!r} is not a valid host name")
+    return HostPort(host, port)
+
+
+def _show(value: Any) -> str:
+    """A short description of a wrong value for error messages."""
+    kinds = {bool: "a boolean", float: "a number with a fraction", list: "a list", dict: "a table"}
+    for kind, name in kinds.items():
+        if isinstance(value, kind):
+            text = json.dumps(value, default=str)
+            return f"{name} ({text[:40]})" if kind in (bool, float) else name
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"the text {value[:60]!r}"
+    return repr(value)[:60]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- node.toml -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    listen: HostPort
+    max_message_bytes: int = API_MESSAGE_BYTES_DEFAULT
+    max_concurrent_rpcs: int = API_CONCURRENT_RPCS_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    listen: HostPort
+    tls_cert: Path
+    tls_key: Path
+    ca_cert: Path
+    max_message_bytes: int = PEER_MESSAGE_BYTES_DEFAULT
+    outbound_queue_max: int = PEER_OUTBOUND_QUEUE_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    listen: HostPort
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolConfig:
+    size_max: int = MEMPOOL_SIZE_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = LOG_LEVEL_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A validated ``node.toml`` with its genesis; every path is absolute."""
+
+    path: Path
+    node_id: str
+    genesis_file: Path
+    data_dir: Path
+    validator_key: Path
+    api: ApiConfig
+    peer: PeerConfig
+    metrics: MetricsConfig
+    mempool: MempoolConfig
+    log: LogConfig
+    genesis: Genesis
+    validator_keypair: KeyPair = field(repr=False)
+
+    @property
+    def validator(self) -> ValidatorInfo:
+        """This node's entry in the genesis validator list."""
+        info = self.genesis.validator(self.node_id)
+        assert info is not None  # checked at load time
+        return info
+
+
+_MISSING: Any = object()
+T = TypeVar("T")
+
+
+class _Table:
+    """One TOML table being read: typed getters that raise ConfigError naming the field."""
+
+    def __init__(self, path: Path, name: str, data: Any, base: Path) -> None:
+        self.path, self.name, self.base = path, name, base
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"[{name}]", f"must be a table, got {_show(data)}")
+        self.data: dict[str, Any] = data
+        self.known: list[str] = []
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(self.path, f"[{self.name}] {key}", message)
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.known.append(key)
+        if key not in self.data:
+            if default is _MISSING:
+                raise self.error(key, "is required")
+            return default
+        return self.data[key]
+
+    def string(self, key: str, default: Any = _MISSING) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.error(key, f"must be a non-empty string, got {_show(value)}")
+        return value
+
+    def integer(self, key: str, low: int, high: int, default: Any = _MISSING) -> int:
+        value = self._get(key, default)
+        if not _is_int(value):
+            raise self.error(key, f"must be an integer, got {_show(value)}")
+        if not low <= value <= high:
+            raise self.error(key, f"must be from {low} to {high}, got {value}")
+        result: int = value
+        return result
+
+    def address(self, key: str) -> HostPort:
+        value = self._get(key, _MISSING)
+        try:
+            return parse_host_port(value, allow_zero=True)
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def path_value(self, key: str, *, must_exist: bool = True) -> Path:
+        resolved = Path(os.path.normpath(self.base / self.string(key)))
+        if must_exist and not resolved.is_file():
+            what = "is a directory, not a file" if resolved.is_dir() else "does not exist"
+            raise self.error(key, f"{resolved} {what}")
+        return resolved
+
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
+        value = self._get(key, default)
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {_show(value)}")
+        result: str = value
+        return result
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - set(self.known))
+        if unknown:
+            raise self.error(
+                unknown[0], f"is not a known setting (known: {', '.join(sorted(self.known))})"
+            )
+
+
+NODE_SECTIONS = ("api", "log", "mempool", "metrics", "node", "peer")
+_OPTIONAL_SECTIONS = ("log", "mempool")
+MESSAGE_BYTES_MAX = 256 * 1024 * 1024
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, None, "does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, "is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, None, "is not valid TOML: not UTF-8 text") from None
+
+
+def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> NodeConfig:
+    """Read and validate ``node.toml``, its genesis, validator key and TLS files.
+
+    ``passphrase`` decrypts an encrypted validator key. Raises ``ConfigError``.
+    """
+    path = Path(path)
+    document = _read_toml(path)
+    base = path.resolve().parent
+    for name in sorted(document):
+        if name not in NODE_SECTIONS:
+            raise ConfigError(
+                path, f"[{name}]", f"is not a known section (known: {', '.join(NODE_SECTIONS)})"
+            )
+    for name in NODE_SECTIONS:
+        if name not in document and name not in _OPTIONAL_SECTIONS:
+            raise ConfigError(path, f"[{name}]", "section is missing")
+
+    node = _Table(path, "node", document["node"], base)
+    node_id = node.string("id")
+    if NODE_ID_PATTERN.fullmatch(node_id) is None:
+        raise node.error("id", f"{node_id!r} is not a node id: {_NODE_ID_RULE}")
+    genesis_file = node.path_value("genesis_file")
+    data_dir = Path(os.path.normpath(base / node.string("data_dir")))
+    if data_dir.exists() and not data_dir.is_dir():
+        raise node.error("data_dir", f"{data_dir} exists and is not a directory")
+    validator_key = node.path_value("validator_key")
+    node.finish()
+
+    api_table = _Table(path, "api", document["api"], base)
+    api = ApiConfig(
+        listen=api_table.address("listen"),
+        max_message_bytes=api_table.integer(
+            "max_message_bytes", 1024, MESSAGE_BYTES_MAX, API_MESSAGE_BYTES_DEFAULT
+        ),
+        max_concurrent_rpcs=api_table.integer(
+            "max_concurrent_rpcs", 1, 100_000, API_CONCURRENT_RPCS_DEFAULT
+        ),
+    )
+    api_table.finish()
+
+    peer_table = _Table(path, "peer", document["peer"], base)
+    peer = PeerConfig(
+        listen=peer_table.address("listen"),
+        tls_cert=peer_table.path_value("tls_cert"),
+        tls_key=peer_table.path_value("tls_key"),
+        ca_cert=peer_table.path_value("ca_cert"),
+        max_message_bytes=peer_table.integer(
+            "max_message_bytes", 1024, MESSAGE_BYTES_MAX, PEER_MESSAGE_BYTES_DEFAULT
+        ),
+        outbound_queue_max=peer_table.integer(
+            "outbound_queue_max", 1, 10_000_000, PEER_OUTBOUND_QUEUE_DEFAULT
+        ),
+    )
+    peer_table.finish()
+
+    metrics_table = _Table(path, "metrics", document["metrics"], base)
+    metrics = MetricsConfig(listen=metrics_table.address("listen"))
+    metrics_table.finish()
+
+    mempool_table = _Table(path, "mempool", document.get("mempool", {}), base)
+    mempool = MempoolConfig(
+        size_max=mempool_table.integer("size_max", 1, 10_000_000, MEMPOOL_SIZE_DEFAULT)
+    )
+    mempool_table.finish()
+
+    log_table = _Table(path, "log", document.get("log", {}), base)
+    log = LogConfig(level=log_table.choice("level", LOG_LEVELS, LOG_LEVEL_DEFAULT))
+    log_table.finish()
+
+    _check_distinct_listeners(path, api.listen, peer.listen, metrics.listen)
+    genesis = load_genesis(genesis_file)
+    entry = genesis.validator(node_id)
+    if entry is None:
+        raise node.error(
+            "id",
+            f"{node_id!r} is not a validator in {genesis_file.name} "
+            f"(validators: {', '.join(genesis.validator_ids)})",
+        )
+    try:
+        keypair = load_private_key(validator_key, passphrase)
+    except CryptoError as exc:
+        raise node.error("validator_key", exc.message) from None
+    if keypair.public_key != entry.public_key:
+        raise node.error(
+            "validator_key",
+            f"{validator_key} holds public key {keypair.public_key.hex()[:16]}..., but "
+            f"{genesis_file.name} lists {entry.public_key.hex()[:16]}... for {node_id}",
+        )
+    _check_tls(peer_table, peer, node_id)
+    return NodeConfig(
+        path=path.resolve(),
+        node_id=node_id,
+        genesis_file=genesis_file,
+        data_dir=data_dir,
+        validator_key=validator_key,
+        api=api,
+        peer=peer,
+        metrics=metrics,
+        mempool=mempool,
+        log=log,
+        genesis=genesis,
+        validator_keypair=keypair,
+    )
+
+
+_NODE_ID_RULE = "1-63 letters, digits or hyphens, not starting or ending with a hyphen"
+
+
+def _check_distinct_listeners(path: Path, api: HostPort, peer: HostPort, metrics: HostPort) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for section, address in (("api", api), ("peer", peer), ("metrics", metrics)):
+        if address.port == 0:
+            continue  # port 0 asks the OS for a free port: never a clash
+        key = (address.host, address.port)
+        if key in seen:
+            raise ConfigError(
+                path, f"[{section}] listen", f"{address} is also [{seen[key]}] listen"
+            )
+        seen[key] = section
+
+
+def _check_tls(table: _Table, peer: PeerConfig, node_id: str) -> None:
+    try:
+        ca_certificate = read_certificate(peer.ca_cert)
+    except PkiError as exc:
+        raise table.error("ca_cert", str(exc)) from None
+    try:
+        certificate = read_certificate(peer.tls_cert)
+    except PkiError as exc:
+        raise table.error("tls_cert", str(exc)) from None
+    try:
+        verify_node_certificate(certificate, ca_certificate, node_id=node_id)
+    except PkiError as exc:
+        raise table.error("tls_cert", f"{peer.tls_cert} {exc}") from None
+    try:
+        key = read_private_key(peer.tls_key)
+    except PkiError as exc:
+        raise table.error("tls_key", str(exc)) from None
+    if not public_keys_match(certificate, key):
+        raise table.error("tls_key", f"{peer.tls_key} is not the key of {peer.tls_cert}")
+
+
+def format_toml(sections: Mapping[str, Mapping[str, str | int | bool]]) -> str:
+    """Render tables of plain values as TOML (strings are JSON-escaped, which TOML accepts)."""
+    lines: list[str] = []
+    for name, values in sections.items():
+        if lines:
+            lines.append("")
+        lines.append(f"[{name}]")
+        for key, value in values.items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, int):
+                text = str(value)
+            else:
+                text = json.dumps(value)
+            lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+# --- genesis -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorInfo:
+    id: str
+    public_key: bytes
+    api_address: HostPort
+    peer_address: HostPort
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusParams:
+    batch_size_max: int
+    batch_timeout_ms: int
+    checkpoint_interval: int
+    watermark_window: int
+    view_change_timeout_ms: int
+    timestamp_skew_ms: int
+    tick_ms: int
+
+    def ticks(self, duration_ms: int) -> int:
+        """A duration in whole ticks, rounded up, so that no timeout becomes shorter."""
+        return math.ceil(duration_ms / self.tick_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    path: Path
+    chain_id: str
+    crypto_suite: str
+    genesis_time_ms: int
+    validators: tuple[ValidatorInfo, ...]
+    consensus: ConsensusParams
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def validator_ids(self) -> tuple[str, ...]:
+        return tuple(v.id for v in self.validators)
+
+    def validator(self, node_id: str) -> ValidatorInfo | None:
+        for info in self.validators:
+            if info.id == node_id:
+                return info
+        return None
+
+
+def _reject_duplicate_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise ConfigError(path, key, "appears twice in the same JSON object")
+            result[key] = value
+        return result
+
+    return hook
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, "is a directory, not a JSON file") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, None, "is not valid JSON: not UTF-8 text") from None
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_reject_duplicate_keys(path),
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            path, None, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(path, None, f"is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_genesis(path: Path | str) -> Genesis:
+    """Read and validate a genesis file, including its contract sections. Raises ConfigError."""
+    path = Path(path)
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "must hold a JSON object")
+
+    def error(where: str, message: str) -> ConfigError:
+        return ConfigError(path, where, message)
+
+    for key in sorted(raw):
+        if key not in GENESIS_FIELDS:
+            raise error(key, f"is not a genesis field (known: {', '.join(GENESIS_FIELDS)})")
+    for key in ("chain_id", "crypto_suite", "genesis_time_ms", "validators", "consensus"):
+        if key not in raw:
+            raise error(key, "is required")
+
+    chain_id = raw["chain_id"]
+    if not isinstance(chain_id, str) or CHAIN_ID_PATTERN.fullmatch(chain_id) is None:
+        raise error(
+            "chain_id",
+            "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
+            f"got {_show(chain_id)}",
+        )
+    suite_name = raw["crypto_suite"]
+    if not isinstance(suite_name, str):
+        raise error("crypto_suite", f"must be a string, got {_show(suite_name)}")
+    try:
+        suite = get_suite(suite_name)
+    except CryptoError as exc:
+        raise error("crypto_suite", exc.message) from None
+    genesis_time_ms = raw["genesis_time_ms"]
+    if not _is_int(genesis_time_ms) or genesis_time_ms < 0:
+        raise error(
+            "genesis_time_ms",
+            "must be a non-negative integer (milliseconds since 1970), "
+            f"got {_show(genesis_time_ms)}",
+        )
+
+    validators = _validators(path, raw["validators"], suite)
+    consensus = _consensus(path, raw["consensus"])
+    try:
+        genesis_writes(raw)
+    except GenesisError as exc:
+        raise ConfigError(path, None, str(exc)) from None
+    return Genesis(
+        path=path.resolve(),
+        chain_id=chain_id,
+        crypto_suite=suite_name,
+        genesis_time_ms=genesis_time_ms,
+        validators=validators,
+        consensus=consensus,
+        raw=raw,
+    )
+
+
+def _validators(path: Path, value: Any, suite: Any) -> tuple[ValidatorInfo, ...]:
+    if not isinstance(value, list) or not 1 <= len(value) <= VALIDATORS_MAX:
+        raise ConfigError(path, "validators", f"must be a list of 1 to {VALIDATORS_MAX} validators")
+    result: list[ValidatorInfo] = []
+    ids: dict[str, str] = {}
+    keys: dict[bytes, str] = {}
+    addresses: dict[HostPort, str] = {}
+    for index, entry in enumerate(value):
+        where = f"validators[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(path, where, f"must be an object with {', '.join(VALIDATOR_FIELDS)}")
+        for key in sorted(entry):
+            if key not in VALIDATOR_FIELDS:
+                raise ConfigError(
+                    path,
+                    f"{where}.{key}",
+                    f"is not a validator field (known: {', '.join(VALIDATOR_FIELDS)})",
+                )
+        for key in VALIDATOR_FIELDS:
+            if key not in entry:
+                raise ConfigError(path, f"{where}.{key}", "is required")
+        node_id = entry["id"]
+        if not isinstance(node_id, str) or NODE_ID_PATTERN.fullmatch(node_id) is None:
+            raise ConfigError(
+                path, f"{where}.id", f"must be a node id ({_NODE_ID_RULE}), got {_show(node_id)}"
+            )
+        if node_id in ids:
+            raise ConfigError(path, f"{where}.id", f"{node_id!r} is already used by {ids[node_id]}")
+        ids[node_id] = where
+        public_key = _public_key(path, f"{where}.public_key", entry["public_key"], suite)
+        if public_key in keys:
+            raise ConfigError(path, f"{where}.public_key", f"is the same key as {keys[public_key]}")
+        keys[public_key] = where
+        parsed: dict[str, HostPort] = {}
+        for key in ("api_address", "peer_address"):
+            try:
+                address = parse_host_port(entry[key])
+            except ValueError as exc:
+                raise ConfigError(path, f"{where}.{key}", str(exc)) from None
+            if address in addresses:
+                raise ConfigError(
+                    path, f"{where}.{key}", f"{address} is already used as {addresses[address]}"
+                )
+            addresses[address] = f"{where}.{key}"
+            parsed[key] = address
+        result.append(
+            ValidatorInfo(node_id, public_key, parsed["api_address"], parsed["peer_address"])
+        )
+    return tuple(result)
+
+
+def _public_key(path: Path, where: str, value: Any, suite: Any) -> bytes:
+    size: int = suite.public_key_size
+    if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
+        raise ConfigError(
+            path,
+            where,
+            f"must be {2 * size} lower-case hexadecimal characters (a {size}-byte "
+            f"{suite.name} public key), got {_show(value)}",
+        )
+    public_key = bytes.fromhex(value)
+    try:
+        suite.check_public_key(public_key)
+    except CryptoError as exc:
+        raise ConfigError(path, where, exc.message) from None
+    return public_key
+
+
+def _consensus(path: Path, value: Any) -> ConsensusParams:
+    if not isinstance(value, dict):
+        raise ConfigError(path, "consensus", f"must be an object, got {_show(value)}")
+    for key in sorted(value):
+        if key not in CONSENSUS_RANGES:
+            raise ConfigError(
+                path,
+                f"consensus.{key}",
+                f"is not a consensus parameter (known: {', '.join(sorted(CONSENSUS_RANGES))})",
+            )
+    numbers: dict[str, int] = {}
+    for key, (low, high) in CONSENSUS_RANGES.items():
+        if key not in value:
+            raise ConfigError(path, f"consensus.{key}", "is required")
+        number = value[key]
+        if not _is_int(number):
+            raise ConfigError(path, f"consensus.{key}", f"must be an integer, got {_show(number)}")
+        if not low <= number <= high:
+            raise ConfigError(
+                path, f"consensus.{key}", f"must be from {low} to {high}, got {number}"
+            )
+        numbers[key] = number
+    params = ConsensusParams(**numbers)
+    if params.watermark_window % params.checkpoint_interval:
+        raise ConfigError(
+            path,
+            "consensus.watermark_window",
+            f"{params.watermark_window} must be a multiple of checkpoint_interval "
+            f"({params.checkpoint_interval})",
+        )
+    if params.watermark_window < 2 * params.checkpoint_interval:
+        raise ConfigError(
+            path,
+            "consensus.watermark_window",
+            f"{params.watermark_window} must be at least twice checkpoint_interval "
+            f"({params.checkpoint_interval}), or the primary stalls at every checkpoint",
+        )
+    if params.view_change_timeout_ms < 2 * params.tick_ms:
+        raise ConfigError(
+            path,
+            "consensus.view_change_timeout_ms",
+            f"{params.view_change_timeout_ms} must be at least two ticks "
+            f"(tick_ms = {params.tick_ms})",
+        )
+    if params.batch_timeout_ms >= params.view_change_timeout_ms:
+        raise ConfigError(
+            path,
+            "consensus.batch_timeout_ms",
+            f"{params.batch_timeout_ms} must be shorter than view_change_timeout_ms "
+            f"({params.view_change_timeout_ms}), or backups suspect a primary that is batching",
+        )
+    return params
+
+
+# --- network manifest ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestNode:
+    id: str
+    api: HostPort
+    peer: HostPort
+    metrics: HostPort
+    dir: Path
+    config: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestIdentity:
+    name: str
+    participant: str
+    key_file: Path
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """``network.json``: what client commands need to find a local network; paths absolute."""
+
+    directory: Path
+    chain_id: str
+    genesis: Path
+    nodes: tuple[ManifestNode, ...]
+    identities: dict[str, ManifestIdentity] = field(compare=False)
+
+    def node(self, node_id: str) -> ManifestNode | None:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        return None
+
+    def identity(self, name: str) -> ManifestIdentity | None:
+        return self.identities.get(name)
+
+
+def _require(path: Path, where: str, value: Any, kind: type[T], what: str) -> T:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(path, where, f"must be {what}, got {_show(value)}")
+    return value
+
+
+def load_manifest(directory: Path | str) -> Manifest:
+    """Read ``network.json`` from a network directory. Raises ConfigError."""
+    directory = Path(directory).resolve()
+    path = directory / MANIFEST_FILE
+    if not path.exists():
+        raise ConfigError(
+            path, None, "does not exist: create a network with 'ibledger network init'"
+        )
+    raw = _require(path, "(top level)", _read_json(path), dict, "a JSON object")
+    for key in ("chain_id", "genesis", "nodes", "identities"):
+        if key not in raw:
+            raise ConfigError(path, key, "is required")
+    chain_id = _require(path, "chain_id", raw["chain_id"], str, "a string")
+    genesis = directory / _require(path, "genesis", raw["genesis"], str, "a relative path")
+    nodes_raw = _require(path, "nodes", raw["nodes"], list, "a list")
+    if not nodes_raw:
+        raise ConfigError(path, "nodes", "must list at least one node")
+    nodes: list[ManifestNode] = []
+    for index, entry in enumerate(nodes_raw):
+        where = f"nodes[{index}]"
+        entry = _require(path, where, entry, dict, "an object")
+        values: dict[str, Any] = {}
+        for key in ("id", "api", "peer", "metrics", "dir", "config"):
+            if key not in entry:
+                raise ConfigError(path, f"{where}.{key}", "is required")
+            values[key] = _require(path, f"{where}.{key}", entry[key], str, "a string")
+        for key in ("api", "peer", "metrics"):
+            try:
+                values[key] = parse_host_port(values[key])
+            except ValueError as exc:
+                raise ConfigError(path, f"{where}.{key}", str(exc)) from None
+        if any(node.id == values["id"] for node in nodes):
+            raise ConfigError(path, f"{where}.id", f"{values['id']!r} is listed twice")
+        values["dir"] = directory / values["dir"]
+        values["config"] = directory / values["config"]
+        nodes.append(ManifestNode(**values))
+    identities_raw = _require(path, "identities", raw["identities"], dict, "an object")
+    identities: dict[str, ManifestIdentity] = {}
+    for name, entry in identities_raw.items():
+        where = f"identities.{name}"
+        entry = _require(path, where, entry, dict, "an object")
+        for key in ("participant", "key_file", "roles"):
+            if key not in entry:
+                raise ConfigError(path, f"{where}.{key}", "is required")
+        participant = _require(path, f"{where}.participant", entry["participant"], str, "a string")
+        key_file = _require(path, f"{where}.key_file", entry["key_file"], str, "a relative path")
+        roles = _require(path, f"{where}.roles", entry["roles"], list, "a list of role names")
+        if not all(isinstance(role, str) for role in roles):
+            raise ConfigError(path, f"{where}.roles", "must list role names as strings")
+        identities[name] = ManifestIdentity(name, participant, directory / key_file, tuple(roles))
+    return Manifest(directory, chain_id, genesis, tuple(nodes), identities)

@@ -1,0 +1,186 @@
+"""The replica runtime: the one task that owns the consensus core and drains its effects.
+
+Theory of operation
+-------------------
+gRPC handlers, the peer transport and the tick timer never touch the ``Replica``; they put inputs
+into one bounded inbox.  A single asyncio task takes inputs one at a time, calls the replica, and
+carries out the returned effects strictly in order:
+
+* ``Persist`` — written to LevelDB in one synced batch *before* any later effect runs, so no
+  vote leaves the node before what backs it is durable (persist-before-send);
+* ``Send`` / ``Broadcast`` — handed to the peer transport's bounded per-peer queues (never blocks);
+* ``Execute`` — the block is executed and written atomically by the ledger, then the state root
+  goes back to the replica (``on_executed``) and its effects join the queue;
+* ``FetchBlocks`` — handed to state transfer, which feeds fetched blocks back through the inbox.
+
+Blocking work (LevelDB writes, block execution) runs in a worker thread while the task awaits it,
+so the event loop keeps serving clients and peers, and the order of effects is still preserved.
+A failure to persist or to execute is fatal: the node stops rather than vote on state it could
+not record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ibledger.consensus import (
+    Broadcast,
+    CommittedBlock,
+    Effect,
+    Evidence,
+    Execute,
+    FetchBlocks,
+    Persist,
+    Replica,
+    RequestRejected,
+    Send,
+    SignedMessage,
+    ViewChanged,
+    encode_message,
+)
+
+from .ledger import AppliedBlock, Ledger
+
+log = logging.getLogger("ibledger.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMessage:
+    message: SignedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequests:
+    requests: tuple[bytes, ...]
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferredBlocks:
+    blocks: tuple[CommittedBlock, ...]
+
+
+Input = Tick | PeerMessage | ClientRequests | TransferredBlocks
+
+
+class Outbound:
+    """What the runtime needs from the peer transport."""
+
+    def send(self, to: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def broadcast(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class ReplicaRuntime:
+    def __init__(
+        self,
+        replica: Replica,
+        ledger: Ledger,
+        outbound: Outbound,
+        *,
+        on_committed: Callable[[AppliedBlock, CommittedBlock], None],
+        on_fetch: Callable[[FetchBlocks], None],
+        on_view_changed: Callable[[int, str], None] = lambda view, primary: None,
+        inbox_max: int = 100_000,
+    ) -> None:
+        self.replica = replica
+        self._ledger = ledger
+        self._outbound = outbound
+        self._on_committed = on_committed
+        self._on_fetch = on_fetch
+        self._on_view_changed = on_view_changed
+        self._inbox: asyncio.Queue[Input] = asyncio.Queue(maxsize=inbox_max)
+        self.dropped_inputs = 0
+        self.evidence: deque[Evidence] = deque(maxlen=256)
+        self.failure: BaseException | None = None
+
+    # --- inputs (any task) -------------------------------------------------------------------
+
+    def offer(self, item: Input) -> bool:
+        """Queue an input without waiting; False (and counted) when the inbox is full."""
+        try:
+            self._inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped_inputs += 1
+            return False
+        return True
+
+    @property
+    def backlog(self) -> int:
+        return self._inbox.qsize()
+
+    # --- the owning task ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                item = await self._inbox.get()
+                await self._drain(self._dispatch(item))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.failure = exc
+            log.critical("replica runtime stopped: %s", exc, exc_info=True)
+            raise
+
+    def _dispatch(self, item: Input) -> list[Effect]:
+        replica = self.replica
+        match item:
+            case Tick(now_ms):
+                return replica.tick(now_ms)
+            case PeerMessage(message):
+                return replica.step(message)
+            case ClientRequests(requests, now_ms):
+                effects: list[Effect] = []
+                for request in requests:
+                    effects.extend(replica.submit(request, now_ms))
+                return effects
+            case TransferredBlocks(blocks):
+                return replica.on_state_transfer(blocks)
+        raise AssertionError(f"unknown input {item!r}")
+
+    async def _drain(self, effects: list[Effect]) -> None:
+        queue: deque[Effect] = deque(effects)
+        while queue:
+            effect = queue.popleft()
+            match effect:
+                case Persist(updates):
+                    await asyncio.to_thread(self._ledger.persist_consensus, updates)
+                case Send(to, message):
+                    self._outbound.send(to, encode_message(message))
+                case Broadcast(message):
+                    self._outbound.broadcast(encode_message(message))
+                case Execute(block):
+                    applied = await asyncio.to_thread(self._ledger.apply_committed, block)
+                    self._on_committed(applied, block)
+                    queue.extend(self.replica.on_executed(block.seq, applied.state_root))
+                case FetchBlocks():
+                    self._on_fetch(effect)
+                case ViewChanged(view, primary):
+                    log.info("view changed", extra={"view": view, "primary": primary})
+                    self._on_view_changed(view, primary)
+                case Evidence(kind, offender, _):
+                    self.evidence.append(effect)
+                    log.warning(
+                        "evidence of misbehaviour", extra={"kind": kind, "offender": offender}
+                    )
+                case RequestRejected(request_id, reason):
+                    log.debug(
+                        "request rejected by consensus",
+                        extra={"request_id": request_id.hex(), "reason": reason},
+                    )
+                case _:
+                    unknown: Any = effect
+                    raise AssertionError(f"unknown effect {unknown!r}")

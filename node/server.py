@@ -1,0 +1,461 @@
+"""A node process: wires ledger, consensus, admission, peers, API and metrics together.
+
+Start-up order: open and verify the ledger (refusing a broken chain), restore the replica from
+its persisted consensus records and the ledger tip, start the peer server and outbound links,
+then the runtime and ticker, and only then the public API (so nothing is admitted before the
+node can order it).  ``stop(grace)`` reverses the order: the API stops taking requests, in-flight
+calls get ``grace`` seconds, then peers, runtime and ledger are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from ibledger.consensus import (
+    CommittedBlock,
+    FetchBlocks,
+    PersistedState,
+    Replica,
+    ReplicaConfig,
+    SignedMessage,
+)
+from ibledger.proto import ledger_pb2, ledger_pb2_grpc, peer_pb2_grpc, types_pb2
+
+from . import pki
+from .admission import Admission
+from .api import CommitFeed, LedgerService, NodeView, block_pb
+from .config import NodeConfig
+from .crypto import get_suite
+from .ledger import AppliedBlock, Ledger
+from .mempool import Mempool
+from .metrics import MetricsServer, Registry
+from .peer import PeerService, PeerTransport
+from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
+from .signing import ValidatorSigner, ValidatorVerifier
+from .state_transfer import RANGE_MAX, StateTransfer
+from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError, decode_envelope
+
+log = logging.getLogger("ibledger.node")
+
+VERSION = "0.1.0"
+STATUS_INTERVAL_MS = 200
+MEMPOOL_SWEEP_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    api_port: int
+    peer_port: int
+    metrics_port: int
+
+
+def replica_config(config: NodeConfig) -> ReplicaConfig:
+    """Translate genesis consensus parameters (milliseconds) into the core's logical ticks."""
+    params = config.genesis.consensus
+    tick = params.tick_ms
+
+    def ticks(ms: int) -> int:
+        return max(1, -(-ms // tick))
+
+    view_change = ticks(params.view_change_timeout_ms)
+    return ReplicaConfig(
+        members=tuple(v.id for v in config.genesis.validators),
+        batch_size_max=params.batch_size_max,
+        batch_timeout_ticks=ticks(params.batch_timeout_ms),
+        checkpoint_interval=params.checkpoint_interval,
+        watermark_window=params.watermark_window,
+        view_change_timeout_ticks=view_change,
+        view_change_timeout_max_ticks=view_change * 32,
+        status_interval_ticks=ticks(STATUS_INTERVAL_MS),
+        retransmit_ticks=ticks(500),
+        fetch_retry_ticks=ticks(2_000),
+        timestamp_skew_ms=params.timestamp_skew_ms,
+        pending_requests_max=max(config.mempool.size_max, 1),
+    )
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Node:
+    def __init__(self, config: NodeConfig, *, peer_tls: bool = True) -> None:
+        self.config = config
+        self._peer_tls = peer_tls
+        genesis = config.genesis
+        self.node_id = config.node_id
+        self.suite = get_suite(genesis.crypto_suite)
+        self._validator_keys = {v.id: v.public_key for v in genesis.validators}
+        self._peer_addresses = {
+            v.id: f"{v.peer_address.host}:{v.peer_address.port}" for v in genesis.validators
+        }
+        self.replica_config = replica_config(config)
+        self.validator_verifier = ValidatorVerifier(self._validator_keys, self.suite)
+        self.metrics = Registry()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+        self._stopped = asyncio.Event()
+        self.ledger: Ledger
+        self.runtime: ReplicaRuntime
+        self.transport: PeerTransport
+        self.mempool = Mempool(config.mempool.size_max)
+        self.feed = CommitFeed()
+        self._view = NodeView(0, self.replica_config.primary(0), False)
+
+    # --- construction -----------------------------------------------------------------------
+
+    def _certificate_check(self) -> Callable[..., bool]:
+        from ibledger.consensus import decode_commit_certificate, verify_commit_certificate
+
+        members = self.replica_config.members
+        f = self.replica_config.f
+
+        def check(header: object, block_hash: bytes, certificate: bytes) -> bool:
+            try:
+                cert = decode_commit_certificate(certificate)
+            except ValueError:
+                return False
+            digest = header.consensus_digest  # type: ignore[attr-defined]
+            return verify_commit_certificate(members, f, digest, cert, self.validator_verifier)
+
+        return check
+
+    def _open_channel(self, peer_id: str, address: str) -> grpc.aio.Channel:
+        options = [
+            ("grpc.max_receive_message_length", self.config.peer.max_message_bytes),
+            ("grpc.max_send_message_length", self.config.peer.max_message_bytes),
+            ("grpc.keepalive_time_ms", 10_000),
+        ]
+        if not self._peer_tls:
+            return grpc.aio.insecure_channel(address, options=options)
+        return grpc.aio.secure_channel(
+            address,
+            pki.channel_credentials(self.config),
+            options=options + pki.channel_options(peer_id),
+        )
+
+    def _validate_request(self, request: bytes) -> bool:
+        """Requests inside a pre-prepare: well formed and signed (usually a cache hit)."""
+        try:
+            tx = decode_envelope(request, hash_fn=self.suite.hash)
+        except TxError:
+            return False
+        if self.ledger.verifier.is_cached(tx):
+            return True
+        return self.ledger.verifier.verify([tx])[0].ok
+
+    def _on_admitted(self, txs: list[Transaction], relay: bool) -> None:
+        envelopes = tuple(tx.envelope for tx in txs)
+        self.runtime.offer(ClientRequests(envelopes, now_ms()))
+        if relay:
+            self.transport.relay_txs(list(envelopes))
+
+    def _on_peer_txs(self, peer_id: str, envelopes: list[bytes]) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self.admission.admit(envelopes, from_peer=True)
+        )
+        self._background(task)
+
+    def _background(self, task: asyncio.Task[object]) -> None:
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _on_message(self, message: SignedMessage) -> None:
+        if not self.runtime.offer(PeerMessage(message)):
+            self.m_dropped.inc(reason="inbox-full")
+
+    def _on_committed(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
+        self.mempool.remove(applied.tx_ids)
+        self.feed.committed(list(applied.tx_ids))
+        self.m_blocks.inc()
+        self.m_txs.inc(len(applied.results))
+        for result in applied.results:
+            if not result.ok:
+                self.m_failed.inc(code=result.code)
+        status = self.runtime.replica.status()
+        self._view = NodeView(status.view, status.primary, status.catching_up)
+
+    def _on_view_changed(self, view: int, primary: str) -> None:
+        self.m_view_changes.inc()
+        status = self.runtime.replica.status()
+        self._view = NodeView(view, primary, status.catching_up)
+
+    def _on_fetch(self, fetch: FetchBlocks) -> None:
+        self.m_fetches.inc()
+        self.state_transfer.request(fetch)
+
+    def _serve_blocks(self, first: int, last: int) -> list[types_pb2.Block]:
+        top = min(self.ledger.height, last or self.ledger.height, first + RANGE_MAX - 1)
+        blocks = []
+        for height in range(max(first, 1), top + 1):
+            block = self.ledger.get_block(height)
+            if block is None:
+                break
+            blocks.append(block_pb(block))
+        return blocks
+
+    def _peer_statuses(self) -> list[ledger_pb2.PeerStatus]:
+        return [
+            ledger_pb2.PeerStatus(
+                id=peer_id,
+                address=link.address,
+                connected=link.stats.connected,
+                height=link.stats.height,
+            )
+            for peer_id, link in sorted(self.transport.links.items())
+        ]
+
+    def _register_metrics(self) -> None:
+        m = self.metrics
+        self.m_blocks = m.counter("ibledger_blocks_committed_total", "Blocks executed and stored.")
+        self.m_txs = m.counter("ibledger_txs_committed_total", "Transactions in committed blocks.")
+        self.m_failed = m.counter(
+            "ibledger_txs_failed_total", "Committed transactions with a failed result, by code."
+        )
+        self.m_view_changes = m.counter("ibledger_view_changes_total", "Views entered.")
+        self.m_fetches = m.counter("ibledger_state_transfer_requests_total", "FetchBlocks effects.")
+        self.m_dropped = m.counter("ibledger_dropped_inputs_total", "Inputs dropped, by reason.")
+        m.gauge("ibledger_height", "Last executed block height.", lambda: self.ledger.height)
+        m.gauge("ibledger_view", "Current consensus view.", lambda: self._view.view)
+        m.gauge(
+            "ibledger_mempool_size", "Pending admitted transactions.", lambda: len(self.mempool)
+        )
+        m.gauge(
+            "ibledger_runtime_backlog",
+            "Inputs waiting for the replica.",
+            lambda: self.runtime.backlog,
+        )
+        m.gauge(
+            "ibledger_peers_connected",
+            "Outbound peer streams currently open.",
+            lambda: sum(link.stats.connected for link in self.transport.links.values()),
+        )
+        m.gauge(
+            "ibledger_verifier_cache_hits_total",
+            "Signature verifications skipped thanks to the verified cache.",
+            lambda: self.ledger.verifier.stats.cache_hits,
+        )
+        m.labelled_gauge(
+            "ibledger_consensus_events",
+            "Consensus core counters (drops, rejections, view-change causes).",
+            lambda: [
+                ((("name", k),), float(v)) for k, v in sorted(self.runtime.replica.counters.items())
+            ],
+        )
+        m.labelled_gauge(
+            "ibledger_admission_rejected",
+            "Transactions refused at admission, by code.",
+            lambda: [
+                ((("code", k),), float(v))
+                for k, v in sorted(self.admission.rejected_by_code.items())
+            ],
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> Endpoints:
+        config, genesis = self.config, self.config.genesis
+        self.ledger = await asyncio.to_thread(
+            Ledger.open,
+            config.data_dir / "ledger",
+            genesis.raw,
+            verify="tail:1000",
+            certificate_check=self._certificate_check(),
+        )
+        log.info(
+            "ledger opened",
+            extra={"height": self.ledger.height, "state_root": self.ledger.state_root.hex()},
+        )
+        replica = Replica(
+            self.replica_config,
+            self.node_id,
+            ValidatorSigner(self.node_id, config.validator_keypair, self.suite),
+            self.validator_verifier,
+            PersistedState(self.ledger.load_consensus_records()),
+            self.ledger.executed_tip(genesis.genesis_time_ms),
+            request_validator=self._validate_request,
+        )
+        self.transport = PeerTransport(
+            node_id=self.node_id,
+            peers=self._peer_addresses,
+            channel_factory=self._open_channel,
+            on_message=self._on_message,
+            on_txs=self._on_peer_txs,
+            height=lambda: self.ledger.height,
+            outbound_queue_max=config.peer.outbound_queue_max,
+        )
+        self.runtime = ReplicaRuntime(
+            replica,
+            self.ledger,
+            self.transport,
+            on_committed=self._on_committed,
+            on_fetch=self._on_fetch,
+            on_view_changed=self._on_view_changed,
+        )
+        self.admission = Admission(
+            chain_id=genesis.chain_id,
+            ledger=self.ledger,
+            mempool=self.mempool,
+            clock_ms=now_ms,
+            on_admitted=self._on_admitted,
+            envelope_size_max=ENVELOPE_SIZE_MAX,
+        )
+        self.state_transfer = StateTransfer(
+            node_id=self.node_id,
+            ledger=self.ledger,
+            runtime=self.runtime,
+            peers=self._peer_addresses,
+            channel_factory=self._open_channel,
+            peer_heights=self.transport.peer_heights,
+            genesis_time_ms=genesis.genesis_time_ms,
+        )
+        status = replica.status()
+        self._view = NodeView(status.view, status.primary, status.catching_up)
+        self._register_metrics()
+
+        members = frozenset(self.replica_config.members)
+        self.peer_server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", config.peer.max_message_bytes),
+                ("grpc.max_send_message_length", config.peer.max_message_bytes),
+            ]
+        )
+        peer_pb2_grpc.add_PeerServicer_to_server(
+            PeerService(
+                self.transport,
+                members,
+                self._serve_blocks,
+                identify=pki.peer_node_id,
+                require_tls_identity=self._peer_tls,
+            ),
+            self.peer_server,
+        )
+        peer_address = f"{config.peer.listen.host}:{config.peer.listen.port}"
+        if self._peer_tls:
+            peer_port = self.peer_server.add_secure_port(
+                peer_address, pki.server_credentials(config)
+            )
+        else:
+            peer_port = self.peer_server.add_insecure_port(peer_address)
+        await self.peer_server.start()
+        await self.transport.start()
+        self._tasks.append(asyncio.create_task(self.runtime.run(), name="replica-runtime"))
+        self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        self._tasks.append(asyncio.create_task(self._sweeper(), name="mempool-sweeper"))
+
+        self.api_server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", config.api.max_message_bytes),
+                ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            ],
+            maximum_concurrent_rpcs=config.api.max_concurrent_rpcs,
+        )
+        ledger_pb2_grpc.add_LedgerServicer_to_server(
+            LedgerService(
+                node_id=self.node_id,
+                ledger=self.ledger,
+                admission=self.admission,
+                feed=self.feed,
+                node_view=lambda: self._view,
+                mempool_size=lambda: len(self.mempool),
+                peers=self._peer_statuses,
+                version=VERSION,
+                ready=lambda: self._ready,
+            ),
+            self.api_server,
+        )
+        api_port = self.api_server.add_insecure_port(
+            f"{config.api.listen.host}:{config.api.listen.port}"
+        )
+        await self.api_server.start()
+        self.metrics_server = MetricsServer(
+            self.metrics, config.metrics.listen.host, config.metrics.listen.port
+        )
+        await self.metrics_server.start()
+        self._ready = True
+        log.info(
+            "node ready",
+            extra={"api_port": api_port, "peer_port": peer_port, "members": len(members)},
+        )
+        return Endpoints(api_port, peer_port, self.metrics_server.port)
+
+    async def _ticker(self) -> None:
+        interval = self.config.genesis.consensus.tick_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if self.runtime.failure is not None:
+                log.critical("stopping: the replica runtime failed")
+                self._stopped.set()
+                return
+            self.runtime.offer(Tick(now_ms()))
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(MEMPOOL_SWEEP_S)
+            expired = self.mempool.expire(now_ms())
+            if expired:
+                log.info("expired pending transactions dropped", extra={"count": len(expired)})
+
+    async def stop(self, grace: float = 2.0) -> None:
+        self._ready = False
+        with contextlib.suppress(AttributeError):
+            await self.api_server.stop(grace)
+        with contextlib.suppress(AttributeError):
+            await self.metrics_server.stop()
+        with contextlib.suppress(AttributeError):
+            await self.state_transfer.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(AttributeError):
+            await self.transport.stop()
+        with contextlib.suppress(AttributeError):
+            await self.peer_server.stop(0.5)
+        with contextlib.suppress(AttributeError):
+            self.ledger.close()
+        log.info("node stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+
+async def serve(config: NodeConfig) -> int:
+    """Run a node until SIGTERM/SIGINT (or a fatal runtime failure)."""
+    node = Node(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, node.request_stop)
+    try:
+        await node.start()
+        await node.wait_stopped()
+    finally:
+        await node.stop()
+    return 1 if node.runtime.failure is not None else 0
+
+
+def run(config_path: Path, *, passphrase: bytes | None = None) -> int:
+    from .config import load_node_config
+    from .logs import configure
+
+    config = load_node_config(config_path, passphrase=passphrase)
+    configure(config.node_id, config.log.level)
+    try:
+        import uvloop
+
+        runner: Callable[..., int] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    return runner(serve(config))

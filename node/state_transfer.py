@@ -1,0 +1,173 @@
+"""State transfer: fetch committed blocks with their certificates from peers when behind.
+
+The consensus core decides *that* the node is behind (a stable checkpoint or commit certificates
+beyond its window, or a restart from an old ledger) and emits ``FetchBlocks``; this module decides
+*whom* to ask.  It tries the peers the core hinted first, then the others by the height they last
+reported, downloads at most ``RANGE_MAX`` blocks per request, checks that each served block is
+well formed and that its transactions hash to the header's digest, and hands the blocks to the
+core, which accepts only those with valid commit certificates.  A peer whose blocks do not move
+the ledger forward (forged, truncated, or simply wrong) is marked suspect and skipped for a while;
+the next peer is tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+
+from ibledger.consensus import (
+    Block,
+    CommittedBlock,
+    FetchBlocks,
+    MessageError,
+    decode_commit_certificate,
+)
+from ibledger.contracts.codec import CodecError, canonical_decode
+from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
+
+from .blocks import BlockFormatError, BlockHeader
+from .ledger import Ledger
+from .runtime import ReplicaRuntime, TransferredBlocks
+
+log = logging.getLogger("ibledger.state_transfer")
+
+RANGE_MAX = 256
+SUSPECT_S = 30.0
+PROGRESS_WAIT_S = 10.0
+FETCH_TIMEOUT_S = 20.0
+
+
+class ServedBlockError(ValueError):
+    """A block a peer served that is not even well formed."""
+
+
+def committed_from_pb(block: types_pb2.Block, parent_digest: bytes) -> CommittedBlock:
+    try:
+        header = BlockHeader.from_dict(canonical_decode(block.header.encoded))
+        certificate = decode_commit_certificate(block.certificate)
+    except (CodecError, BlockFormatError, MessageError) as exc:
+        raise ServedBlockError(str(exc)) from None
+    body = Block(header.height, header.proposal_ms, tuple(block.txs))
+    if body.digest != header.consensus_digest:
+        raise ServedBlockError(f"block {header.height}: transactions do not match the header")
+    return CommittedBlock(
+        block=body,
+        certificate=certificate,
+        parent_digest=parent_digest,
+        timestamp_ms=header.timestamp_ms,
+    )
+
+
+class StateTransfer:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        ledger: Ledger,
+        runtime: ReplicaRuntime,
+        peers: dict[str, str],
+        channel_factory: Callable[[str, str], grpc.aio.Channel],
+        peer_heights: Callable[[], dict[str, int]],
+        genesis_time_ms: int,
+    ) -> None:
+        self._node_id = node_id
+        self._ledger = ledger
+        self._runtime = runtime
+        self._peers = {k: v for k, v in peers.items() if k != node_id}
+        self._open_channel = channel_factory
+        self._peer_heights = peer_heights
+        self._genesis_time_ms = genesis_time_ms
+        self._suspect_until: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.blocks_fetched = 0
+        self.bad_peers_seen = 0
+
+    @property
+    def active(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def request(self, fetch: FetchBlocks) -> None:
+        if self.active:
+            return  # the core asks again after fetch_retry_ticks if this round falls short
+        self._task = asyncio.create_task(self._run(fetch), name="state-transfer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _candidates(self, hint: tuple[str, ...]) -> list[str]:
+        now = time.monotonic()
+        heights = self._peer_heights()
+        others = sorted((p for p in self._peers if p not in hint), key=lambda p: -heights.get(p, 0))
+        return [
+            p
+            for p in (*hint, *others)
+            if p in self._peers and self._suspect_until.get(p, 0.0) <= now
+        ]
+
+    async def _run(self, fetch: FetchBlocks) -> None:
+        start = self._ledger.height + 1
+        target = fetch.to_seq
+        for peer_id in self._candidates(fetch.peers_hint):
+            while start <= target:
+                moved = await self._fetch_from(peer_id, start, min(target, start + RANGE_MAX - 1))
+                if not moved:
+                    break
+                start = self._ledger.height + 1
+            if start > target:
+                return
+
+    async def _fetch_from(self, peer_id: str, first: int, last: int) -> bool:
+        """One round from one peer; True when the ledger moved forward."""
+        channel = self._open_channel(peer_id, self._peers[peer_id])
+        before = self._ledger.height
+        try:
+            stub = peer_pb2_grpc.PeerStub(channel)
+            served = []
+            call = stub.FetchBlocks(
+                peer_pb2.FetchBlocksRequest(from_height=first, to_height=last),
+                timeout=FETCH_TIMEOUT_S,
+            )
+            async for block in call:
+                served.append(block)
+                if len(served) > last - first + 1:
+                    break
+            parent = self._ledger.executed_tip(self._genesis_time_ms).digest
+            blocks = []
+            for block in served:
+                committed = committed_from_pb(block, parent)
+                blocks.append(committed)
+                parent = committed.digest
+        except grpc.aio.AioRpcError as exc:
+            log.info("state transfer from %s failed: %s", peer_id, exc.code().name)
+            return False
+        except ServedBlockError as exc:
+            self._suspect(peer_id, f"served a malformed block: {exc}")
+            return False
+        finally:
+            await channel.close(grace=None)
+        if not blocks:
+            return False
+        self._runtime.offer(TransferredBlocks(tuple(blocks)))
+        deadline = time.monotonic() + PROGRESS_WAIT_S
+        while time.monotonic() < deadline and self._ledger.height < blocks[-1].seq:
+            await asyncio.sleep(0.05)
+            if self._ledger.height > before and self._runtime.backlog == 0:
+                break
+        if self._ledger.height <= before:
+            self._suspect(peer_id, "its blocks did not verify")
+            return False
+        self.blocks_fetched += self._ledger.height - before
+        return True
+
+    def _suspect(self, peer_id: str, why: str) -> None:
+        self.bad_peers_seen += 1
+        self._suspect_until[peer_id] = time.monotonic() + SUSPECT_S
+        log.warning("state transfer: peer %s is suspect: %s", peer_id, why)

@@ -1,0 +1,162 @@
+"""A real local network for integration tests: `ibledger network init/up/down` in a temporary
+directory, gRPC stubs to every node, and a client history of acknowledged transactions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from ibledger.contracts.codec import canonical_decode
+from ibledger.node.config import Manifest, load_manifest
+from ibledger.node.crypto import KeyPair, load_private_key
+from ibledger.node.tx import build_transaction, decode_envelope
+from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
+
+CLI = [sys.executable, "-m", "ibledger.cli.main"]
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=180, env=os.environ.copy()
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"ibledger {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    manifest: Manifest = field(init=False)
+    admin: KeyPair = field(init=False)
+    acked: dict[bytes, str] = field(default_factory=dict)  # tx id -> node that acknowledged
+    _nonce: int = 0
+
+    @classmethod
+    def create(cls, directory: Path, *, view_change_timeout_ms: int = 1000) -> Cluster:
+        run_cli("network", "init", "--nodes", "4", "--dir", str(directory))
+        genesis_path = directory / "genesis.json"
+        genesis = json.loads(genesis_path.read_text())
+        genesis["consensus"]["view_change_timeout_ms"] = view_change_timeout_ms
+        genesis_path.write_text(json.dumps(genesis, indent=2))
+        cluster = cls(directory)
+        cluster.manifest = load_manifest(directory)
+        cluster.admin = load_private_key(cluster.manifest.identities["ADMIN"].key_file)
+        return cluster
+
+    # --- processes --------------------------------------------------------------------------
+
+    def up(self) -> None:
+        run_cli("network", "up", "--dir", str(self.directory), "--timeout", "60")
+
+    def down(self) -> None:
+        run_cli("network", "down", "--dir", str(self.directory), check=False)
+
+    def pid(self, node_id: str) -> int:
+        return int((self.directory / "nodes" / node_id / "node.pid").read_text())
+
+    def kill(self, node_id: str) -> None:
+        os.kill(self.pid(node_id), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid(node_id), 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    # --- talking to nodes -------------------------------------------------------------------
+
+    def address(self, node_id: str) -> str:
+        node = self.manifest.node(node_id)
+        assert node is not None
+        return f"{node.api.host}:{node.api.port}"
+
+    def stub(self, node_id: str) -> ledger_pb2_grpc.LedgerStub:
+        return ledger_pb2_grpc.LedgerStub(grpc.insecure_channel(self.address(node_id)))
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [node.id for node in self.manifest.nodes]
+
+    def status(self, node_id: str) -> ledger_pb2.NodeStatus:
+        return self.stub(node_id).GetStatus(ledger_pb2.GetStatusRequest(), timeout=3)
+
+    def envelope(
+        self, name: str, *, chain_id: str | None = None, expires_at_ms: int | None = None
+    ) -> bytes:
+        self._nonce += 1
+        return build_transaction(
+            self.admin,
+            chain_id=chain_id or self.manifest.chain_id,
+            sender="ADMIN",
+            operation="identity.update_details",
+            args={"participant": "CSDC", "name": name},
+            nonce=self._nonce,
+            expires_at_ms=expires_at_ms,
+        )
+
+    def submit(self, node_id: str, envelopes: list[bytes]) -> list[bytes]:
+        """Submit a batch; returns the ids the node acknowledged as admitted or committed."""
+        response = self.stub(node_id).SubmitBatch(
+            ledger_pb2.SubmitBatchRequest(envelopes=envelopes), timeout=10
+        )
+        return [r.tx_id for r in response.results if r.status != ledger_pb2.REJECTED]
+
+    def wait_committed(self, node_id: str, tx_ids: Iterable[bytes], timeout_s: float) -> None:
+        stub = self.stub(node_id)
+        deadline = time.monotonic() + timeout_s
+        for tx_id in tx_ids:
+            remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            receipt = stub.WaitForCommit(
+                ledger_pb2.WaitForCommitRequest(tx_id=tx_id, timeout_ms=remaining_ms),
+                timeout=remaining_ms / 1000 + 5,
+            )
+            self.acked[tx_id] = node_id
+            assert receipt.result.code == "OK", receipt.result
+
+    def wait_heights_equal(self, node_ids: list[str], timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                heights = {n: self.status(n).height for n in node_ids}
+            except grpc.RpcError:
+                heights = {}
+            if heights and len(set(heights.values())) == 1:
+                return next(iter(heights.values()))
+            if time.monotonic() > deadline:
+                raise AssertionError(f"heights did not converge: {heights}")
+            time.sleep(0.2)
+
+    def blocks(self, node_id: str) -> list[types_pb2.Block]:
+        stub = self.stub(node_id)
+        height = self.status(node_id).height
+        return [
+            stub.GetBlock(ledger_pb2.GetBlockRequest(height=h), timeout=10)
+            for h in range(height + 1)
+        ]
+
+    def chain_summary(self, node_id: str) -> tuple[list[bytes], bytes, dict[bytes, int]]:
+        """Block hashes, state root, and how many times each tx committed (not as a duplicate)."""
+        blocks = self.blocks(node_id)
+        counts: dict[bytes, int] = {}
+        for block in blocks:
+            for envelope, result in zip(block.txs, block.results, strict=True):
+                if result.code == "DUPLICATE_TX":
+                    continue
+                tx_id = decode_envelope(envelope).tx_id
+                counts[tx_id] = counts.get(tx_id, 0) + 1
+        return [b.block_hash for b in blocks], blocks[-1].state_root, counts
+
+
+def decode_attrs(event: types_pb2.Event) -> object:
+    return canonical_decode(event.attrs)

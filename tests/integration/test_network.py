@@ -1,0 +1,220 @@
+"""Four real node processes on loopback, driven the way an operator and a client would: commits
+on every node, crash and restart of backups and of the primary, loss of quorum, catch-up, the
+peer port's TLS gate, size limits and replay rules. One network serves the whole module; the
+tests run in file order and the last one checks every acknowledged transaction against every
+node's chain."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from ibledger.node import pki
+from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
+
+from .cluster import Cluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = Cluster.create(tmp_path_factory.mktemp("net") / "network")
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def _primary(cluster: Cluster, among: list[str]) -> str:
+    return cluster.status(among[0]).primary
+
+
+def test_transactions_submitted_to_every_node_commit_on_all(cluster: Cluster) -> None:
+    tx_ids: list[bytes] = []
+    for index, node_id in enumerate(cluster.node_ids):
+        batch = [cluster.envelope(f"n{index}-{i}") for i in range(10)]
+        tx_ids += cluster.submit(node_id, batch)
+    assert len(tx_ids) == 40
+    cluster.wait_committed("node0", tx_ids, timeout_s=20)
+    height = cluster.wait_heights_equal(cluster.node_ids, timeout_s=10)
+    roots = {cluster.status(n).state_root for n in cluster.node_ids}
+    assert height >= 1 and len(roots) == 1
+    for node_id in cluster.node_ids:  # every node serves every receipt
+        receipt = cluster.stub(node_id).GetReceipt(ledger_pb2.GetReceiptRequest(tx_id=tx_ids[-1]))
+        assert receipt.result.code == "OK"
+
+
+def test_resubmission_returns_the_original_receipt(cluster: Cluster) -> None:
+    envelope = cluster.envelope("once")
+    [tx_id] = cluster.submit("node1", [envelope])
+    cluster.wait_committed("node1", [tx_id], timeout_s=10)
+    first = cluster.stub("node1").GetReceipt(ledger_pb2.GetReceiptRequest(tx_id=tx_id))
+    again = cluster.stub("node2").Submit(ledger_pb2.SubmitRequest(envelope=envelope))
+    assert again.status == ledger_pb2.COMMITTED
+    assert again.receipt.height == first.height and again.receipt.index == first.index
+    assert again.receipt.block_hash == first.block_hash
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"), [("expired", "EXPIRED"), ("foreign chain", "WRONG_CHAIN")]
+)
+def test_expired_and_foreign_chain_transactions_are_rejected(
+    cluster: Cluster, kind: str, code: str
+) -> None:
+    if kind == "expired":
+        envelope = cluster.envelope("late", expires_at_ms=int(time.time() * 1000) - 1000)
+    else:
+        envelope = cluster.envelope("elsewhere", chain_id="another-chain")
+    with pytest.raises(grpc.RpcError) as caught:
+        cluster.stub("node0").Submit(ledger_pb2.SubmitRequest(envelope=envelope))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.details().startswith(f"{code}: ")
+
+
+def test_oversized_request_is_refused_and_the_node_keeps_serving(cluster: Cluster) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        cluster.stub("node0").Submit(
+            ledger_pb2.SubmitRequest(envelope=b"\x00" * (4 * 1024 * 1024 + 1)), timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(grpc.RpcError) as caught:
+        cluster.stub("node0").Submit(
+            ledger_pb2.SubmitRequest(envelope=b"\x94" + b"\x00" * 70_000), timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "ENVELOPE_TOO_LARGE" in caught.value.details()
+    assert cluster.status("node0").node_id == "node0"
+
+
+def _peer_call(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.StatusCode:
+    options = pki.channel_options("node0")
+    channel = (
+        grpc.secure_channel(address, credentials, options=options)
+        if credentials is not None
+        else grpc.insecure_channel(address)
+    )
+    stub = peer_pb2_grpc.PeerStub(channel)
+    try:
+        list(stub.FetchBlocks(peer_pb2.FetchBlocksRequest(from_height=1, to_height=1), timeout=5))
+    except grpc.RpcError as exc:
+        return exc.code()
+    finally:
+        channel.close()
+    return grpc.StatusCode.OK
+
+
+def test_peer_port_refuses_callers_without_a_consortium_certificate(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    node = cluster.manifest.node("node0")
+    assert node is not None
+    address = f"{node.peer.host}:{node.peer.port}"
+    ca_pem = (cluster.directory / "ca" / "ca.crt").read_bytes()
+    foreign_ca = pki.create_ca("another consortium")
+    impostor = pki.issue_node_certificate(foreign_ca, "node1")
+    impostor_key = impostor.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    own_dir = cluster.directory / "nodes" / "node1" / "tls"
+    genuine = grpc.ssl_channel_credentials(
+        ca_pem, (own_dir / "node.key").read_bytes(), (own_dir / "node.crt").read_bytes()
+    )
+    assert _peer_call(address, None) == grpc.StatusCode.UNAVAILABLE  # plaintext
+    assert _peer_call(address, grpc.ssl_channel_credentials(ca_pem)) == (
+        grpc.StatusCode.UNAVAILABLE  # TLS without a client certificate
+    )
+    assert (
+        _peer_call(
+            address, grpc.ssl_channel_credentials(ca_pem, impostor_key, impostor.certificate_pem)
+        )
+        == grpc.StatusCode.UNAVAILABLE  # a certificate from another CA
+    )
+    assert _peer_call(address, genuine) == grpc.StatusCode.OK
+    assert cluster.status("node0").node_id == "node0"  # and the node keeps serving
+
+
+def test_killed_backup_restarts_and_catches_up(cluster: Cluster) -> None:
+    primary = _primary(cluster, cluster.node_ids)
+    backup = next(n for n in reversed(cluster.node_ids) if n != primary)
+    cluster.kill(backup)
+    others = [n for n in cluster.node_ids if n != backup]
+    for round_ in range(5):
+        ids = cluster.submit(others[round_ % len(others)], [
+            cluster.envelope(f"while-{backup}-down-{round_}-{i}") for i in range(20)
+        ])
+        cluster.wait_committed(others[0], ids, timeout_s=20)
+    cluster.up()
+    height = cluster.wait_heights_equal(cluster.node_ids, timeout_s=60)
+    summaries = {n: cluster.chain_summary(n)[:2] for n in cluster.node_ids}
+    assert len({(tuple(h), root) for h, root in summaries.values()}) == 1, height
+
+
+def test_killed_primary_under_load_is_replaced(cluster: Cluster) -> None:
+    primary = _primary(cluster, cluster.node_ids)
+    view_before = cluster.status(primary).view
+    backups = [n for n in cluster.node_ids if n != primary]
+    submitted: list[bytes] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        round_ = 0
+        while not stop.is_set():
+            try:
+                submitted.extend(cluster.submit(backups[round_ % 3], [
+                    cluster.envelope(f"load-{round_}-{i}") for i in range(10)
+                ]))
+            except grpc.RpcError as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            round_ += 1
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    time.sleep(1.0)
+    cluster.kill(primary)
+    time.sleep(3.0)
+    stop.set()
+    worker.join()
+    assert not errors
+    cluster.wait_committed(backups[0], submitted, timeout_s=30)
+    status = cluster.status(backups[0])
+    assert status.view > view_before and status.primary != primary
+    cluster.up()
+    cluster.wait_heights_equal(cluster.node_ids, timeout_s=60)
+
+
+def test_no_block_commits_without_a_quorum_and_progress_resumes(cluster: Cluster) -> None:
+    alive, down = cluster.node_ids[:2], cluster.node_ids[2:]
+    for node_id in down:
+        cluster.kill(node_id)
+    heights = {n: cluster.status(n).height for n in alive}
+    ids = cluster.submit(alive[0], [cluster.envelope(f"no-quorum-{i}") for i in range(10)])
+    assert len(ids) == 10  # admitted...
+    time.sleep(4.0)
+    assert {n: cluster.status(n).height for n in alive} == heights  # ...but nothing commits
+    cluster.up()
+    cluster.wait_committed(alive[0], ids, timeout_s=60)
+    cluster.wait_heights_equal(cluster.node_ids, timeout_s=60)
+
+
+def test_every_acknowledged_transaction_is_on_every_node_exactly_once(cluster: Cluster) -> None:
+    cluster.wait_heights_equal(cluster.node_ids, timeout_s=30)
+    summaries = {n: cluster.chain_summary(n) for n in cluster.node_ids}
+    hashes = {tuple(s[0]) for s in summaries.values()}
+    roots = {s[1] for s in summaries.values()}
+    assert len(hashes) == 1 and len(roots) == 1
+    assert len(cluster.acked) > 100
+    for node_id, (_, _, counts) in summaries.items():
+        missing = [t.hex() for t in cluster.acked if counts.get(t) != 1]
+        assert not missing, f"{node_id}: {len(missing)} acknowledged txs not present exactly once"

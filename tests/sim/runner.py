@@ -1,0 +1,112 @@
+"""Run seeds: one at a time, in blocks, or from the regression list; print how to reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cluster import Cluster
+from .scenario import Scenario, make_scenario
+
+REGRESSION_FILE = Path(__file__).with_name("regression_seeds.txt")
+
+
+@dataclass
+class SimResult:
+    seed: int
+    n: int
+    description: str
+    trace_digest: str
+    violations: list[str]
+    converged_at_ms: int | None
+    events: int
+    height: int
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def reproduce(self) -> str:
+        return (
+            f"reproduce: SIM_SEED={self.seed} SIM_N={self.n} "
+            ".venv/bin/python -m pytest tests/sim/test_sim_seeds.py -k env -q "
+            f"(or .venv/bin/python -m tests.sim --seed {self.seed} --n {self.n})"
+        )
+
+    def report(self) -> str:
+        lines = [self.description, *self.violations, self.reproduce()]
+        return "\n".join(lines)
+
+
+def run_scenario(scenario: Scenario) -> SimResult:
+    cluster = Cluster(scenario)
+    cluster.run()
+    stats = dict(cluster.stats)
+    stats["messages"] = cluster.net.sent
+    for m in cluster.honest:
+        for key, value in cluster.replicas[m].counters.items():  # type: ignore[union-attr]
+            stats["replica-" + key] = stats.get("replica-" + key, 0) + value
+    return SimResult(
+        scenario.seed,
+        scenario.n,
+        scenario.describe(),
+        cluster.trace_digest(),
+        cluster.violations,
+        cluster.converged_at,
+        cluster.events,
+        max(cluster.ledgers[m].height for m in cluster.honest),
+        stats,
+    )
+
+
+def run_seed(seed: int, n: int = 4, **kwargs: object) -> SimResult:
+    return run_scenario(make_scenario(seed, n, **kwargs))  # type: ignore[arg-type]
+
+
+def regression_seeds() -> list[tuple[int, int]]:
+    """(seed, n) pairs from regression_seeds.txt: `<seed> <n>  # what it found`."""
+    out: list[tuple[int, int]] = []
+    for line in REGRESSION_FILE.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        out.append((int(parts[0]), int(parts[1]) if len(parts) > 1 else 4))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.sim", description=__doc__)
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("SIM_SEED", "1")))
+    parser.add_argument("--seeds", type=int, default=1, help="run this many consecutive seeds")
+    parser.add_argument("--n", type=int, default=int(os.environ.get("SIM_N", "4")))
+    parser.add_argument("--ed25519", action="store_true", help="real signatures (slower)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    failures = 0
+    started = time.process_time()
+    for seed in range(args.seed, args.seed + args.seeds):
+        result = run_seed(seed, args.n, ed25519=args.ed25519)
+        if not result.ok:
+            failures += 1
+            print(result.report())
+        elif args.verbose or args.seeds == 1:
+            print(
+                f"ok seed={seed} n={args.n} height={result.height} events={result.events} "
+                f"converged_at={result.converged_at_ms}ms trace={result.trace_digest[:16]}"
+            )
+            if args.verbose:
+                print("  " + result.description)
+                print("  " + " ".join(f"{k}={v}" for k, v in sorted(result.stats.items())))
+    elapsed = time.process_time() - started
+    print(f"{args.seeds} seeds, {failures} failures, {elapsed:.1f}s CPU")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Seeded scenario generation: one integer decides configuration, network, faults and clients."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from ibledger.consensus import ReplicaConfig
+
+from .byzantine import MODES
+from .ledger import make_request
+from .network import NetworkProfile
+
+FAULT_KINDS = (
+    "partition",  # symmetric split into two groups
+    "oneway",  # asymmetric: one replica cannot receive (or cannot send)
+    "isolate-primary",
+    "clog",  # a few links get a large extra delay
+    "swizzle",  # clog a node's links one by one, release in another order
+    "crash",
+    "crash-mid-drain",  # crash between two effects of one returned list
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    at_ms: int
+    kind: str
+    duration_ms: int
+    targets: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Scenario:
+    seed: int
+    n: int
+    config: ReplicaConfig
+    profile: NetworkProfile
+    byzantine: dict[str, str]
+    skews_ms: dict[str, int]
+    faults: list[Fault]
+    requests: list[tuple[int, int, bytes]]  # (time, target index, request)
+    fault_ms: int
+    liveness_budget_ms: int = 60_000
+    tick_ms: int = 10
+    client_retry_ms: int = 1_500
+    ed25519: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        c = self.config
+        byz = ",".join(f"{k}:{v}" for k, v in sorted(self.byzantine.items())) or "none"
+        kinds = ",".join(sorted({f.kind for f in self.faults})) or "none"
+        return (
+            f"seed={self.seed} n={self.n} batch={c.batch_size_max}/{c.batch_timeout_ticks}t "
+            f"K={c.checkpoint_interval} L={c.watermark_window} "
+            f"vc_timeout={c.view_change_timeout_ticks}t net=[{self.profile.describe()}] "
+            f"byzantine=[{byz}] faults=[{kinds}] requests={len(self.requests)}"
+        )
+
+
+def make_scenario(
+    seed: int,
+    n: int = 4,
+    *,
+    byzantine: dict[str, str] | None = None,
+    faults: bool = True,
+    profile: NetworkProfile | None = None,
+    requests: int | None = None,
+    ed25519: bool = False,
+) -> Scenario:
+    rng = random.Random(seed)
+    members = tuple(f"r{i}" for i in range(n))
+    f = (n - 1) // 3
+    k = rng.choice([2, 3, 4, 5])
+    base_timeout = rng.choice([25, 40, 60])
+    config = ReplicaConfig(
+        members,
+        batch_size_max=rng.choice([1, 2, 3, 5, 8]),
+        batch_timeout_ticks=rng.choice([0, 1, 2, 4]),
+        checkpoint_interval=k,
+        watermark_window=k * rng.choice([2, 3, 4]),
+        view_change_timeout_ticks=base_timeout,
+        view_change_timeout_max_ticks=base_timeout * 8,
+        status_interval_ticks=rng.choice([4, 8, 12]),
+        retransmit_ticks=rng.choice([4, 8, 12]),
+        fetch_retry_ticks=rng.choice([10, 20]),
+        timestamp_skew_ms=2_000,
+        pending_requests_max=2_000,
+        future_messages_max=64 * n,
+        proofs_per_status_max=16,
+    )
+    if profile is None:
+        profile = NetworkProfile(
+            rng.choice(["uniform", "exponential", "bimodal"]),
+            rng.choice([1, 3, 8, 20, 40]),
+            rng.choice([0.0, 0.0, 0.02, 0.05, 0.1, 0.2, 0.3]) if faults else 0.0,
+            rng.choice([0.0, 0.0, 0.05, 0.2, 0.4]) if faults else 0.0,
+        )
+    if byzantine is None:
+        byzantine = {}
+        if faults and f >= 1 and rng.random() < 0.75:
+            count = rng.randint(1, f)
+            pool = list(members)
+            chosen: list[str] = []
+            if rng.random() < 0.5:
+                chosen.append(members[0])  # the first primary
+                pool.remove(members[0])
+            rng.shuffle(pool)
+            chosen.extend(pool[: count - len(chosen)])
+            for m in chosen:
+                byzantine[m] = rng.choice(MODES)
+    skews = {m: rng.randint(-config.timestamp_skew_ms // 4, config.timestamp_skew_ms // 4) for m in members}
+    fault_ms = rng.choice([2_000, 3_000, 4_000])
+    fault_list: list[Fault] = []
+    if faults:
+        for _ in range(rng.randint(0, 6)):
+            kind = rng.choice(FAULT_KINDS)
+            at = rng.randrange(fault_ms)
+            duration = rng.randint(100, 1_500)
+            if kind in ("partition",):
+                group = rng.sample(members, rng.randint(1, n - 1))
+                targets = tuple(sorted(group))
+            elif kind in ("crash", "crash-mid-drain"):
+                targets = (rng.choice(members),)
+            elif kind == "clog":
+                targets = tuple(rng.sample(members, 2))
+            elif kind == "isolate-primary":
+                targets = ()
+            else:
+                targets = (rng.choice(members),)
+            fault_list.append(Fault(at, kind, duration, targets))
+        fault_list.sort(key=lambda x: (x.at_ms, x.kind))
+    count = requests if requests is not None else rng.randint(10, 40)
+    reqs = [
+        (rng.randrange(int(fault_ms * 0.9)), rng.randrange(n), make_request(c % 4, c, rng.randint(0, 64)))
+        for c in range(count)
+    ]
+    reqs.sort(key=lambda r: r[0])
+    return Scenario(
+        seed, n, config, profile, byzantine, skews, fault_list, reqs, fault_ms, ed25519=ed25519
+    )

@@ -1,0 +1,87 @@
+"""The seeded fault swarm (TESTING N7, M2, M3): a fixed CI block of seeds at n = 4 and n = 7
+mixing every network fault, crash mode and Byzantine mode, plus every regression seed; safety is
+checked after every event and liveness after healing.
+
+Opt-in exploration:
+  SIM_SEED=<seed> [SIM_N=4]          run one seed (how every failure says to reproduce it)
+  SIM_SEEDS=<count> [SIM_SEED_START=<first>] [SIM_N=4|7]   run many more seeds
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+
+import pytest
+
+from .byzantine import MODES
+from .runner import SimResult, regression_seeds, run_seed
+from .scenario import FAULT_KINDS, make_scenario
+
+CI_SEEDS = {4: range(1, 401), 7: range(1, 201)}
+BLOCK = 50
+
+
+def _check(results: list[SimResult]) -> None:
+    failures = [r for r in results if not r.ok]
+    assert not failures, "\n\n".join(r.report() for r in failures)
+
+
+def _blocks() -> list[tuple[int, int, int]]:
+    out = []
+    for n, seeds in CI_SEEDS.items():
+        for start in range(seeds.start, seeds.stop, BLOCK):
+            out.append((n, start, min(start + BLOCK, seeds.stop)))
+    return out
+
+
+@pytest.mark.parametrize(("n", "first", "stop"), _blocks(), ids=lambda v: str(v))
+def test_ci_seed_block(n: int, first: int, stop: int) -> None:
+    """0 safety violations and 0 non-converging runs over the fixed block."""
+    _check([run_seed(seed, n) for seed in range(first, stop)])
+
+
+def test_ci_block_mixes_every_fault_and_byzantine_mode() -> None:
+    """The fixed block is only meaningful if it covers the whole fault menu at both sizes."""
+    for n, seeds in CI_SEEDS.items():
+        modes: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        for seed in seeds:
+            sc = make_scenario(seed, n)
+            modes.update(sc.byzantine.values())
+            kinds.update(f.kind for f in sc.faults)
+            if sc.profile.loss:
+                kinds["loss"] += 1
+            if sc.profile.duplicate:
+                kinds["duplicate"] += 1
+        assert set(modes) == set(MODES), (n, modes)
+        assert set(FAULT_KINDS) | {"loss", "duplicate"} <= set(kinds), (n, kinds)
+        assert min(modes.values()) >= 5, (n, modes)
+
+
+@pytest.mark.parametrize(("seed", "n"), regression_seeds() or [(1, 4)])
+def test_regression_seed(seed: int, n: int) -> None:
+    """Every seed that once exposed a bug (regression_seeds.txt)."""
+    _check([run_seed(seed, n)])
+
+
+@pytest.mark.skipif("SIM_SEED" not in os.environ, reason="set SIM_SEED to replay one seed")
+def test_env_seed() -> None:
+    seed = int(os.environ["SIM_SEED"])
+    n = int(os.environ.get("SIM_N", "4"))
+    result = run_seed(seed, n)
+    print(result.description, result.trace_digest, result.stats)
+    _check([result])
+
+
+@pytest.mark.skipif("SIM_SEEDS" not in os.environ, reason="set SIM_SEEDS to explore")
+@pytest.mark.timeout(0)
+def test_env_many_seeds() -> None:
+    count = int(os.environ["SIM_SEEDS"])
+    start = int(os.environ.get("SIM_SEED_START", "1"))
+    sizes = [int(os.environ["SIM_N"])] if "SIM_N" in os.environ else [4, 7]
+    began = time.process_time()
+    results = [run_seed(seed, n) for n in sizes for seed in range(start, start + count)]
+    print(f"{len(results)} runs in {time.process_time() - began:.1f}s CPU")
+    _check(results)
