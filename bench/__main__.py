@@ -9,6 +9,7 @@ import sys
 BENCHES = {
     "verify": "bench.bench_verify",
     "ledger": "bench.bench_ledger",
+    "network": "bench.bench_network",
 }
 
 

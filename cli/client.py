@@ -68,6 +68,7 @@ DEFAULT_CALL_TIMEOUT_S = 10.0
 DEFAULT_WAIT_TIMEOUT_S = 30.0
 QUERY_TTL_MS = 60_000
 WAIT_TIMEOUT_MS_MAX = 2**32 - 1  # WaitForCommitRequest.timeout_ms is a uint32
+WAIT_RENEW_MARGIN_S = 0.05
 MESSAGE_BYTES_MAX = 64 * 1024 * 1024
 _DETAILS = re.compile(r"([A-Z][A-Z0-9_]*): (.*)", re.DOTALL)
 _TX_ID = re.compile(r"[0-9a-fA-F]{64}")
@@ -89,9 +90,7 @@ def exit_code_for(status: grpc.StatusCode | None) -> int:
 class ClientError(Exception):
     """A failure with the ledger's stable ``code``, a sentence, and the gRPC status if any."""
 
-    def __init__(
-        self, code: str, message: str, grpc_status: grpc.StatusCode | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, grpc_status: grpc.StatusCode | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -129,10 +128,12 @@ def _error_from_rpc(error: grpc.RpcError, address: str) -> ClientError:
         reason = f" ({details})" if details else ""
         return ClientError("UNAVAILABLE", f"cannot reach the node at {address}{reason}", status)
     if status == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return ClientError("DEADLINE_EXCEEDED", details or f"{address} did not answer in time",
-                           status)
-    return ClientError(status.name, details or f"the node at {address} answered {status.name}",
-                       status)
+        return ClientError(
+            "DEADLINE_EXCEEDED", details or f"{address} did not answer in time", status
+        )
+    return ClientError(
+        status.name, details or f"the node at {address} answered {status.name}", status
+    )
 
 
 # --- values returned by the client ----------------------------------------------------------------
@@ -405,9 +406,7 @@ class NodeStatus:
             tip_hash=status.tip_hash,
             state_root=status.state_root,
             mempool_size=status.mempool_size,
-            peers=tuple(
-                PeerInfo(p.id, p.address, p.connected, p.height) for p in status.peers
-            ),
+            peers=tuple(PeerInfo(p.id, p.address, p.connected, p.height) for p in status.peers),
             version=status.version,
             catching_up=status.catching_up,
         )
@@ -469,8 +468,9 @@ class NetworkManifest:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ClientError(
-                "NO_NETWORK", f"no network manifest at {path}; run 'ibledger network init' or "
-                "pass --network DIR or --node HOST:PORT"
+                "NO_NETWORK",
+                f"no network manifest at {path}; run 'ibledger network init' or "
+                "pass --network DIR or --node HOST:PORT",
             ) from None
         except (OSError, ValueError) as exc:
             raise ClientError("MANIFEST_INVALID", f"cannot read {path}: {exc}") from None
@@ -698,8 +698,9 @@ class Client:
     def _signer(self) -> tuple[KeyPair, str]:
         if self.keypair is None or self.sender is None:
             raise ClientError(
-                "NO_IDENTITY", "this needs a signing identity (a manifest identity, or a key "
-                "file and a sender id)"
+                "NO_IDENTITY",
+                "this needs a signing identity (a manifest identity, or a key "
+                "file and a sender id)",
             )
         return self.keypair, self.sender
 
@@ -811,8 +812,7 @@ class Client:
         if len(response.results) != len(envelopes):
             raise ClientError(
                 "BAD_RESPONSE",
-                f"the node answered {len(response.results)} results for {len(envelopes)} "
-                "envelopes",
+                f"the node answered {len(response.results)} results for {len(envelopes)} envelopes",
             )
         submissions = [
             self._submission(result, envelope)
@@ -836,41 +836,48 @@ class Client:
         return TxReceipt.from_proto(self._call("GetReceipt", request))
 
     def wait(self, tx_id: bytes | str, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S) -> TxReceipt:
-        """Block until the transaction commits; ``DEADLINE_EXCEEDED`` when ``timeout_s`` passes.
+        """Block until the transaction commits; a DEADLINE_EXCEEDED error after ``timeout_s``.
 
-        If the node becomes unavailable mid-wait, the wait continues on the next node with the
-        time that is left.
+        A node may cap how long one WaitForCommit lasts; the wait is renewed until ``timeout_s``
+        has passed.  If the node becomes unavailable, the wait continues on the next node with
+        the time that is left.
         """
         raw_id = parse_tx_id(tx_id)
         deadline = time.monotonic() + timeout_s
+        order = self._order()
+        position = 0
         failures: list[ClientError] = []
-        for index in self._order():
+        while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break
+                raise ClientError(
+                    "DEADLINE_EXCEEDED",
+                    f"transaction {raw_id.hex()} did not commit within {timeout_s:g} s",
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                )
+            index = order[position]
             address = self.addresses[index]
             timeout_ms = min(WAIT_TIMEOUT_MS_MAX, max(1, int(remaining * 1000)))
             request = ledger_pb2.WaitForCommitRequest(tx_id=raw_id, timeout_ms=timeout_ms)
             try:
-                # A little slack over the node's own timeout, so its DEADLINE_EXCEEDED answer
-                # (with a sentence) usually arrives before our transport deadline fires.
+                # A little slack over the node's own timeout, so that its answer (with a
+                # sentence) arrives before our transport deadline fires.
                 response = self._stub(address).WaitForCommit(request, timeout=remaining + 2.0)
             except grpc.RpcError as exc:
                 error = _error_from_rpc(exc, address)
-                if error.grpc_status != grpc.StatusCode.UNAVAILABLE:
-                    self._current = index
-                    raise error from None
-                failures.append(error)
-                continue
+                if error.grpc_status == grpc.StatusCode.UNAVAILABLE:
+                    failures.append(error)
+                    position += 1
+                    if position == len(order):
+                        raise self._all_unavailable(failures) from None
+                    continue
+                self._current = index
+                early = deadline - time.monotonic() > WAIT_RENEW_MARGIN_S
+                if error.grpc_status == grpc.StatusCode.DEADLINE_EXCEEDED and early:
+                    continue  # the node's own limit, not ours: ask again
+                raise error from None
             self._current = index
             return TxReceipt.from_proto(response)
-        if failures and time.monotonic() < deadline:
-            raise self._all_unavailable(failures)
-        raise ClientError(
-            "DEADLINE_EXCEEDED",
-            f"transaction {raw_id.hex()} did not commit within {timeout_s:g} s",
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -918,9 +925,7 @@ class Client:
             next_height = block.height + 1
             yield block
 
-    def events(
-        self, from_height: int = 1, kinds: Sequence[str] = ()
-    ) -> Iterator[LedgerEvent]:
+    def events(self, from_height: int = 1, kinds: Sequence[str] = ()) -> Iterator[LedgerEvent]:
         """Contract events from ``from_height`` on (only ``kinds`` if given), then new ones."""
         current = from_height
         yielded_here = 0  # events of height ``current`` already handed out

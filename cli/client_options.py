@@ -143,8 +143,9 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
     elif identity is not None:
         if manifest is None:
             raise ClientError(
-                "NO_NETWORK", "--as needs a network manifest: pass --network DIR, or sign with "
-                "--key FILE --sender PARTICIPANT"
+                "NO_NETWORK",
+                "--as needs a network manifest: pass --network DIR, or sign with "
+                "--key FILE --sender PARTICIPANT",
             )
         entry = manifest.identity(identity)
         keypair, sender = load_keypair(entry.key_file), entry.participant
@@ -152,8 +153,8 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
         known = ", ".join(sorted(manifest.identities)) if manifest else ""
         hint = f" (one of: {known})" if known else ""
         raise ClientError(
-            "NO_IDENTITY", f"this command is signed: pass --as IDENTITY{hint}, or --key FILE "
-            "--sender PARTICIPANT"
+            "NO_IDENTITY",
+            f"this command is signed: pass --as IDENTITY{hint}, or --key FILE --sender PARTICIPANT",
         )
     addresses = [node] if node else [entry.api for entry in manifest.nodes] if manifest else []
     # For transactions --timeout bounds the wait for the commit; for reads, each call.
@@ -324,6 +325,8 @@ def scalar(value: Any) -> str:
         not isinstance(v, dict | list | tuple) for v in value
     ):
         return ", ".join(scalar(v) for v in value) or "-"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=_hex)
     return str(value)
 
 
@@ -380,10 +383,20 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]])
 
 
 def format_attrs(attrs: Mapping[str, Any], currency: str | None = None) -> str:
+    """Event attributes as key=value, amounts in major units of their currency."""
+    if isinstance(attrs.get("currency"), str):
+        currency = attrs["currency"]
     parts = []
     for key, value in attrs.items():
         amount = _amount_text(key, value, currency)
-        if amount is not None:
+        if key == "allotments" and currency and isinstance(value, list):
+            shown = ", ".join(
+                f"{row[0]}={show_amount(row[1], currency)}"
+                for row in value
+                if isinstance(row, list) and len(row) == 2
+            )
+            parts.append(f"allotments=[{shown}]")
+        elif amount is not None:
             parts.append(f"{key.removesuffix('_fen').removesuffix('_minor')}={amount}")
         elif isinstance(value, dict | list):
             parts.append(f"{key}={json.dumps(value, ensure_ascii=False, default=_hex)}")
@@ -420,8 +433,9 @@ def history_lines(entries: Sequence[Mapping[str, Any]], currency: str | None = N
 def receipt_lines(receipt: TxReceipt, currency: str | None = None) -> list[str]:
     tx = receipt.transaction
     what = f"{tx.operation} by {tx.sender}" if tx else "transaction"
-    again = " (already committed earlier: this is the original receipt)" if receipt.resubmitted \
-        else ""
+    again = (
+        " (already committed earlier: this is the original receipt)" if receipt.resubmitted else ""
+    )
     lines = [
         f"committed: {what} at height {receipt.height}, index {receipt.index}{again}",
         f"  tx {receipt.tx_id.hex()}",
@@ -445,9 +459,7 @@ def submit(
     currency: str | None = None,
 ) -> int:
     """Submit one transaction for a command and report it; a failed result is exit 1."""
-    result = client.submit(
-        operation, args, wait=not options.no_wait, timeout_s=options.timeout
-    )
+    result = client.submit(operation, args, wait=not options.no_wait, timeout_s=options.timeout)
     if isinstance(result, Submission):
         tx = result.tx_id.hex()
         emit(

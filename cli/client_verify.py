@@ -207,9 +207,7 @@ def _certificate_check(
             signers.append(replica_id)
         else:
             problems.append(f"bad signature from {replica_id}")
-    accepted = verify_commit_certificate(
-        validators.members, validators.f, digest, cert, validators
-    )
+    accepted = verify_commit_certificate(validators.members, validators.f, digest, cert, validators)
     summary = (
         f"{len(signers)} of {len(validators.members)} validators signed "
         f"(quorum {validators.quorum}): {', '.join(signers) or 'none'}"
@@ -236,8 +234,11 @@ def verify_receipt(
     else:
         if tx.tx_id != wanted or tx.tx_id != pb.tx_id:
             checks.append(
-                Check("envelope", False, f"the envelope is transaction {tx.tx_id.hex()}, not "
-                      f"{wanted.hex()}")
+                Check(
+                    "envelope",
+                    False,
+                    f"the envelope is transaction {tx.tx_id.hex()}, not {wanted.hex()}",
+                )
             )
         else:
             checks.append(

@@ -54,17 +54,29 @@ def register(commands: Any) -> None:
     reg.add_argument("--issuer-uscc", metavar="USCC", help="issuer's USCC (domestic issuers)")
     reg.add_argument("--cfi", required=True, help="6-letter CFI code, e.g. DBFTFB for a bond")
     reg.add_argument("--currency", default="CNY", help="ISO 4217 currency (default CNY)")
-    reg.add_argument("--denomination", required=True, metavar="AMOUNT",
-                     help="face value of one unit, e.g. 100.00")
-    reg.add_argument("--issue-size", required=True, metavar="AMOUNT",
-                     help="total face value to be issued, e.g. 10000000000.00")
+    reg.add_argument(
+        "--denomination",
+        required=True,
+        metavar="AMOUNT",
+        help="face value of one unit, e.g. 100.00",
+    )
+    reg.add_argument(
+        "--issue-size",
+        required=True,
+        metavar="AMOUNT",
+        help="total face value to be issued, e.g. 10000000000.00",
+    )
     reg.add_argument("--issue-date", required=True, metavar="YYYY-MM-DD")
     reg.add_argument("--value-date", metavar="YYYY-MM-DD", help="interest start date (起息日)")
-    reg.add_argument("--maturity-date", metavar="YYYY-MM-DD",
-                     help="omit for perpetual or open-ended products")
-    reg.add_argument("--product-code", metavar="SCHEME:CODE",
-                     help="product registration code, e.g. WM:Z7001025001218 (required for "
-                     "funds and wealth-management products)")
+    reg.add_argument(
+        "--maturity-date", metavar="YYYY-MM-DD", help="omit for perpetual or open-ended products"
+    )
+    reg.add_argument(
+        "--product-code",
+        metavar="SCHEME:CODE",
+        help="product registration code, e.g. WM:Z7001025001218 (required for "
+        "funds and wealth-management products)",
+    )
     _descriptive_flags(reg)
     add_client_flags(reg, transaction=True)
     reg.set_defaults(handler=register_instrument)
@@ -85,9 +97,14 @@ def register(commands: Any) -> None:
         "exactly.",
     )
     issue.add_argument("isin", metavar="ISIN")
-    issue.add_argument("--allot", action="append", required=True, metavar="HOLDER=AMOUNT",
-                       help="a holder and the face value allotted to it, e.g. "
-                       "ICBC=6000000000.00; repeat for each holder")
+    issue.add_argument(
+        "--allot",
+        action="append",
+        required=True,
+        metavar="HOLDER=AMOUNT",
+        help="a holder and the face value allotted to it, e.g. "
+        "ICBC=6000000000.00; repeat for each holder",
+    )
     add_client_flags(issue, transaction=True)
     issue.set_defaults(handler=issue_instrument)
 
@@ -101,8 +118,12 @@ def register(commands: Any) -> None:
     transfer.add_argument("isin", metavar="ISIN")
     transfer.add_argument("--to", required=True, metavar="PARTICIPANT")
     transfer.add_argument("--quantity", required=True, metavar="AMOUNT", help="face value")
-    transfer.add_argument("--from", dest="source", metavar="PARTICIPANT",
-                          help="registrar only: the holder to move from")
+    transfer.add_argument(
+        "--from",
+        dest="source",
+        metavar="PARTICIPANT",
+        help="registrar only: the holder to move from",
+    )
     transfer.add_argument("--reason", help="registrar only: why (non-trade transfer)")
     add_client_flags(transfer, transaction=True)
     transfer.set_defaults(handler=transfer_holding)
@@ -119,8 +140,12 @@ def register(commands: Any) -> None:
     release = verbs.add_parser("release", help="release a pledge (the pledgee) -- 解除质押")
     release.add_argument("isin", metavar="ISIN")
     release.add_argument("--pledgor", required=True, metavar="PARTICIPANT")
-    release.add_argument("--pledge-id", required=True, metavar="ID",
-                         help="as printed by 'asset pledge' (see 'asset holdings')")
+    release.add_argument(
+        "--pledge-id",
+        required=True,
+        metavar="ID",
+        help="as printed by 'asset pledge' (see 'asset holdings')",
+    )
     add_client_flags(release, transaction=True)
     release.set_defaults(handler=release_pledge)
 
@@ -144,8 +169,11 @@ def register(commands: Any) -> None:
     for verb, operation, text in (
         ("suspend", "asset.suspend", "suspend an active instrument (registrar)"),
         ("resume", "asset.resume", "resume a suspended instrument (registrar)"),
-        ("deregister", "asset.deregister",
-         "deregister an unissued, matured or redeemed instrument (注销, registrar)"),
+        (
+            "deregister",
+            "asset.deregister",
+            "deregister an unissued, matured or redeemed instrument (注销, registrar)",
+        ),
     ):
         sub = verbs.add_parser(verb, help=text)
         sub.add_argument("isin", metavar="ISIN")
@@ -176,21 +204,29 @@ def register(commands: Any) -> None:
     holdings = verbs.add_parser(
         "holdings", help="a participant's holdings: available, pledged, frozen"
     )
-    holdings.add_argument("holder", nargs="?", metavar="PARTICIPANT",
-                          help="whose holdings (default: your own)")
+    holdings.add_argument(
+        "holder", nargs="?", metavar="PARTICIPANT", help="whose holdings (default: your own)"
+    )
     add_client_flags(holdings)
     holdings.set_defaults(handler=show_holdings)
 
-    holders = verbs.add_parser("holders", help="who holds an instrument (issuer, registrar, "
-                               "regulator; others see their own row)")
+    holders = verbs.add_parser(
+        "holders",
+        help="who holds an instrument (issuer, registrar, regulator; others see their own row)",
+    )
     holders.add_argument("isin", metavar="ISIN")
     add_client_flags(holders)
     holders.set_defaults(handler=show_holders)
 
     history = verbs.add_parser("history", help="an instrument's history of changes")
     history.add_argument("isin", metavar="ISIN")
-    history.add_argument("--from", dest="from_height", type=int, metavar="H",
-                         help="only entries from block height H on")
+    history.add_argument(
+        "--from",
+        dest="from_height",
+        type=int,
+        metavar="H",
+        help="only entries from block height H on",
+    )
     add_client_flags(history)
     history.set_defaults(handler=show_history)
 
@@ -199,11 +235,20 @@ def _descriptive_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--risk-rating", metavar="R", help="R1-R5 or PR1-PR5")
     parser.add_argument("--product-category", choices=PRODUCT_CATEGORIES)
     parser.add_argument("--custodian-lei", metavar="LEI", help="custodian (托管人) LEI")
-    parser.add_argument("--parent-lei", dest="parent_leis", action="append", metavar="LEI",
-                        help="issuer's parent LEI (repeatable)")
-    parser.add_argument("--local-code", dest="local_codes", action="append",
-                        metavar="SCHEME:CODE", help="a local code, e.g. CFETS_BOND:230015 "
-                        "(repeatable)")
+    parser.add_argument(
+        "--parent-lei",
+        dest="parent_leis",
+        action="append",
+        metavar="LEI",
+        help="issuer's parent LEI (repeatable)",
+    )
+    parser.add_argument(
+        "--local-code",
+        dest="local_codes",
+        action="append",
+        metavar="SCHEME:CODE",
+        help="a local code, e.g. CFETS_BOND:230015 (repeatable)",
+    )
 
 
 def _pair(text: str, flag: str, separator: str = ":") -> tuple[str, str]:
@@ -340,8 +385,7 @@ def freeze_holding(options: argparse.Namespace, client: Client) -> int:
 @with_client(identity=True)
 def unfreeze_holding(options: argparse.Namespace, client: Client) -> int:
     args = {"isin": options.isin, "holder": options.holder, "case_ref": options.case}
-    return submit(options, client, "asset.unfreeze", args,
-                  currency=_currency(client, options.isin))
+    return submit(options, client, "asset.unfreeze", args, currency=_currency(client, options.isin))
 
 
 def _status_handler(operation: str) -> Any:
@@ -371,14 +415,20 @@ def show_instrument(options: argparse.Namespace, client: Client) -> int:
 def list_instruments(options: argparse.Namespace, client: Client) -> int:
     rows = client.query("instruments", {"status": options.status} if options.status else {})
     shown = [
-        row | {"size": f"{show_amount(row['issue_size_minor'], row['currency'])} "
-                       f"{row['currency']}"}
+        row | {"size": f"{show_amount(row['issue_size_minor'], row['currency'])} {row['currency']}"}
         for row in rows
     ]
     text = table(
         shown,
-        [("isin", "ISIN"), ("name", "NAME"), ("status", "STATUS"), ("cfi", "CFI"),
-         ("size", "ISSUE SIZE"), ("maturity_date", "MATURITY"), ("registrar", "REGISTRAR")],
+        [
+            ("isin", "ISIN"),
+            ("name", "NAME"),
+            ("status", "STATUS"),
+            ("cfi", "CFI"),
+            ("size", "ISSUE SIZE"),
+            ("maturity_date", "MATURITY"),
+            ("registrar", "REGISTRAR"),
+        ],
     )
     emit(options, {"instruments": rows}, text)
     return 0
@@ -398,8 +448,15 @@ def _holding_rows(rows: list[dict[str, Any]], currencies: dict[str, str]) -> str
         )
     return table(
         shown,
-        [("isin", "ISIN"), ("holder", "HOLDER"), ("currency", "CCY"), ("quantity", "TOTAL"),
-         ("available", "AVAILABLE"), ("pledged", "PLEDGED"), ("frozen", "FROZEN")],
+        [
+            ("isin", "ISIN"),
+            ("holder", "HOLDER"),
+            ("currency", "CCY"),
+            ("quantity", "TOTAL"),
+            ("available", "AVAILABLE"),
+            ("pledged", "PLEDGED"),
+            ("frozen", "FROZEN"),
+        ],
     )
 
 
@@ -411,12 +468,16 @@ def show_holdings(options: argparse.Namespace, client: Client) -> int:
     lines = [_holding_rows(rows, currencies)]
     for row in rows:
         for pledge_id, pledge in row.get("pledges", {}).items():
-            lines.append(f"  pledge {pledge_id} on {row['isin']} to {pledge['pledgee']}: "
-                         f"{show_amount(pledge['quantity'], currencies.get(row['isin'], ''))}")
+            lines.append(
+                f"  pledge {pledge_id} on {row['isin']} to {pledge['pledgee']}: "
+                f"{show_amount(pledge['quantity'], currencies.get(row['isin'], ''))}"
+            )
         for case_ref, freeze in row.get("freezes", {}).items():
-            lines.append(f"  frozen {row['isin']} under case {case_ref} by "
-                         f"{freeze['authority']}: "
-                         f"{show_amount(freeze['quantity'], currencies.get(row['isin'], ''))}")
+            lines.append(
+                f"  frozen {row['isin']} under case {case_ref} by "
+                f"{freeze['authority']}: "
+                f"{show_amount(freeze['quantity'], currencies.get(row['isin'], ''))}"
+            )
     emit(options, {"holder": holder, "holdings": rows}, "\n".join(lines))
     return 0
 

@@ -23,9 +23,7 @@ from .output import CommandError, emit
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "block", help="show a block, or follow new blocks as they commit"
-    )
+    parser = commands.add_parser("block", help="show a block, or follow new blocks as they commit")
     verbs = subcommands(parser)
 
     show = verbs.add_parser(
@@ -48,8 +46,13 @@ def register(commands: Any) -> None:
         "transaction), starting at --from (default: the current tip). Stop with Ctrl-C. With "
         "--json, print one JSON object per line.",
     )
-    tail.add_argument("--from", dest="from_height", type=int, metavar="H",
-                      help="first height to print (default: the current tip)")
+    tail.add_argument(
+        "--from",
+        dest="from_height",
+        type=int,
+        metavar="H",
+        help="first height to print (default: the current tip)",
+    )
     tail.add_argument("--count", type=int, metavar="N", help="stop after N blocks")
     add_client_flags(tail, identity=False)
     tail.set_defaults(handler=tail_blocks)
@@ -69,8 +72,13 @@ def _block_text(block: LedgerBlock, data: dict[str, Any]) -> list[str]:
         lines.append(
             table(
                 data["transactions"],
-                [("index", "#"), ("tx_id", "TX"), ("operation", "OPERATION"),
-                 ("sender", "SENDER"), ("code", "RESULT")],
+                [
+                    ("index", "#"),
+                    ("tx_id", "TX"),
+                    ("operation", "OPERATION"),
+                    ("sender", "SENDER"),
+                    ("code", "RESULT"),
+                ],
             )
         )
     return lines

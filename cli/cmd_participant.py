@@ -50,8 +50,14 @@ def register(commands: Any) -> None:
     )
     reg.add_argument("participant_id", metavar="ID", help="short participant id, e.g. ICBC")
     reg.add_argument("--name", required=True, help="legal name")
-    reg.add_argument("--role", dest="roles", action="append", required=True, choices=ROLES,
-                     help="a role; repeat for several")
+    reg.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        required=True,
+        choices=ROLES,
+        help="a role; repeat for several",
+    )
     _identifier_flags(reg)
     _key_flags(reg)
     add_client_flags(reg, transaction=True)
@@ -73,8 +79,9 @@ def register(commands: Any) -> None:
         description="Add a public key; signatures by its private key then count as the "
         "participant's. Create a key pair with 'ibledger keys new NAME'.",
     )
-    add_key.add_argument("--participant", metavar="ID",
-                         help="whose key (default: the signing participant)")
+    add_key.add_argument(
+        "--participant", metavar="ID", help="whose key (default: the signing participant)"
+    )
     _key_flags(add_key)
     add_client_flags(add_key, transaction=True)
     add_key.set_defaults(handler=add_key_)
@@ -86,15 +93,22 @@ def register(commands: Any) -> None:
         "The last active key of a participant cannot be revoked.",
     )
     revoke.add_argument("key_id", metavar="KEY_ID")
-    revoke.add_argument("--participant", metavar="ID",
-                        help="whose key (default: the signing participant)")
+    revoke.add_argument(
+        "--participant", metavar="ID", help="whose key (default: the signing participant)"
+    )
     add_client_flags(revoke, transaction=True)
     revoke.set_defaults(handler=revoke_key)
 
     roles = verbs.add_parser("set-roles", help="replace a participant's roles (consortium admin)")
     roles.add_argument("participant_id", metavar="ID")
-    roles.add_argument("--role", dest="roles", action="append", required=True, choices=ROLES,
-                       help="a role; repeat for several")
+    roles.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        required=True,
+        choices=ROLES,
+        help="a role; repeat for several",
+    )
     add_client_flags(roles, transaction=True)
     roles.set_defaults(handler=set_roles)
 
@@ -128,11 +142,23 @@ def _identifier_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _key_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--public-key", dest="public_keys", action="append", default=[],
-                        metavar="HEX", help="Ed25519 public key in hex (repeatable)")
-    parser.add_argument("--public-key-file", dest="public_key_files", action="append",
-                        default=[], type=Path, metavar="FILE",
-                        help="public key PEM file, e.g. from 'ibledger keys new' (repeatable)")
+    parser.add_argument(
+        "--public-key",
+        dest="public_keys",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="Ed25519 public key in hex (repeatable)",
+    )
+    parser.add_argument(
+        "--public-key-file",
+        dest="public_key_files",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="public key PEM file, e.g. from 'ibledger keys new' (repeatable)",
+    )
 
 
 def _keys(options: argparse.Namespace) -> list[dict[str, str]]:
@@ -142,8 +168,9 @@ def _keys(options: argparse.Namespace) -> list[dict[str, str]]:
             if len(bytes.fromhex(text)) != 32:
                 raise ValueError
         except ValueError:
-            raise usage("KEY_INVALID", f"--public-key {text!r} is not 64 hexadecimal "
-                        "characters") from None
+            raise usage(
+                "KEY_INVALID", f"--public-key {text!r} is not 64 hexadecimal characters"
+            ) from None
         keys.append(text.lower())
     for path in options.public_key_files:
         try:
@@ -191,8 +218,14 @@ def list_participants(options: argparse.Namespace, client: Client) -> int:
     rows = client.query("participants", args)
     text = table(
         rows,
-        [("id", "ID"), ("name", "NAME"), ("roles", "ROLES"), ("lei", "LEI"),
-         ("uscc", "USCC"), ("active", "ACTIVE")],
+        [
+            ("id", "ID"),
+            ("name", "NAME"),
+            ("roles", "ROLES"),
+            ("lei", "LEI"),
+            ("uscc", "USCC"),
+            ("active", "ACTIVE"),
+        ],
     )
     emit(options, {"participants": rows}, text)
     return 0

@@ -69,16 +69,23 @@ def _run_all(options: argparse.Namespace, client: Client) -> int:
             try:
                 rows.append(one.status().to_dict() | {"up": True})
             except ClientError as exc:
-                rows.append({"address": address, "up": False, "code": exc.code,
-                             "message": exc.message})
+                rows.append(
+                    {"address": address, "up": False, "code": exc.code, "message": exc.message}
+                )
     up = [row for row in rows if row["up"]]
     text = table(
         [
             row if row["up"] else {"address": row["address"], "node_id": "-", "height": "down"}
             for row in rows
         ],
-        [("node_id", "NODE"), ("address", "ADDRESS"), ("height", "HEIGHT"), ("view", "VIEW"),
-         ("primary", "PRIMARY"), ("mempool_size", "MEMPOOL")],
+        [
+            ("node_id", "NODE"),
+            ("address", "ADDRESS"),
+            ("height", "HEIGHT"),
+            ("view", "VIEW"),
+            ("primary", "PRIMARY"),
+            ("mempool_size", "MEMPOOL"),
+        ],
     )
     emit(options, {"nodes": rows}, text)
     if not up:

@@ -75,7 +75,7 @@ def register(commands: Any) -> None:
         "submit",
         help="sign and submit any operation with JSON arguments",
         description="Sign OPERATION with ARGS as the chosen identity and submit it, e.g.\n"
-        "  ibledger tx submit asset.suspend --args '{\"isin\": \"CND10006PJH0\"}' --as CSDC\n"
+        '  ibledger tx submit asset.suspend --args \'{"isin": "CND10006PJH0"}\' --as CSDC\n'
         "Arguments are the contract's own: amounts in minor units (integers) or decimal "
         "strings where the contract says so, dates YYYY-MM-DD. JSON numbers with a fraction "
         "are refused (the ledger has no floats).",

@@ -154,6 +154,11 @@ def register(commands: Any) -> None:
         help=f"node certificate lifetime in days (default {NODE_CERT_VALID_DAYS})",
     )
     init.add_argument("--force", action="store_true", help="replace an existing network")
+    init.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing (and succeed) when the directory already holds a network",
+    )
     add_json_flag(init)
     init.set_defaults(handler=init_network)
 
@@ -242,6 +247,14 @@ def init_network(options: argparse.Namespace) -> int:
     if options.cert_days < 1:
         raise CommandError("BAD_ARGUMENT", "--cert-days must be at least 1")
     existing = [name for name in NETWORK_ENTRIES if (directory / name).exists()]
+    if existing and options.if_missing and not options.force:
+        manifest = _manifest(directory)
+        emit(
+            options,
+            {"directory": str(directory), "chain_id": manifest.chain_id, "created": False},
+            f"network {manifest.chain_id} already exists in {directory}; keeping it",
+        )
+        return 0
     if existing:
         if not options.force:
             raise CommandError(

@@ -1,9 +1,20 @@
 """PBFT consensus core: a pure state machine (messages and ticks in, effects out).
 
-The node constructs a `Replica` from a `ReplicaConfig`, an injected `Signer`/`Verifier`, the
-`PersistedState` it read back from storage and the `ExecutedTip` of its ledger, then feeds it
-ticks, decoded peer messages (`decode_message`) and client requests, and drains the returned
-effects in order.
+How a node drives it:
+
+- Construct `Replica(config, replica_id, signer, verifier, persisted, last_executed)` with the
+  `PersistedState` read back from the node's consensus key space (None on first start) and the
+  `ExecutedTip` of its ledger (None for an empty ledger).
+- Call `tick(now_ms)` once per logical tick, `step(decode_message(peer_bytes))` per peer message
+  (a `MessageError` means drop and count), `submit(request_bytes, now_ms)` per admitted client
+  request (request id = sha256 of the bytes), `on_executed(seq, state_root)` after applying each
+  executed block, and `on_state_transfer(blocks)` with blocks fetched for a `FetchBlocks`.
+- Drain every returned list in order: `Persist` (apply all updates atomically and durably),
+  `Send`/`Broadcast` (`encode_message`), `Execute` (strictly in sequence order; skip request ids
+  the ledger has already applied; store the block with its commit certificate), `FetchBlocks`,
+  `ViewChanged`, `Evidence`, `RequestRejected`.
+- Offline, `verify_commit_certificate(members, f, block.digest, cert, verifier)` re-checks a
+  stored block; `Block.digest` is recomputable from (seq, timestamp_ms, requests).
 """
 
 from .certificates import (

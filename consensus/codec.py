@@ -365,9 +365,7 @@ def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
         return ViewChange(
             _int(b[0], "view"),
             _checkpoint_cert(b[1]),
-            tuple(
-                _prepared_cert(p) for p in _array(b[2], "prepared", max_len=CERTIFICATES_MAX)
-            ),
+            tuple(_prepared_cert(p) for p in _array(b[2], "prepared", max_len=CERTIFICATES_MAX)),
             _blocks(b[3]),
         )
     if kind == KIND_NEW_VIEW:

@@ -757,9 +757,7 @@ class Replica:
         for rid in block.request_ids:
             self._in_flight[rid] = slot.seq
             self._proposable.pop(rid, None)
-        self._put(
-            seq_key(PREFIX_PRE_PREPARE, slot.seq), pack([from_new_view, encode_message(pp)])
-        )
+        self._put(seq_key(PREFIX_PRE_PREPARE, slot.seq), pack([from_new_view, encode_message(pp)]))
 
     def _on_pre_prepare(self, sm: SignedMessage, pp: PrePrepare, out: list[Effect]) -> None:
         if pp.view > self._view:
@@ -877,8 +875,10 @@ class Replica:
     def is_committed_local(self, seq: int) -> bool:
         """committed-local(m, v, n, i): a commit certificate and the body are known."""
         slot = self._slots.get(seq)
-        return slot is not None and slot.commit_cert is not None and (
-            slot.committed_block is not None or seq <= self._last_executed
+        return (
+            slot is not None
+            and slot.commit_cert is not None
+            and (slot.committed_block is not None or seq <= self._last_executed)
         )
 
     def _check_prepared(self, slot: _Slot, out: list[Effect]) -> None:
@@ -1032,11 +1032,7 @@ class Replica:
                 del self._checkpoint_votes[oldest]
             votes = self._checkpoint_votes.setdefault(c.seq, {})
         votes[sm.sender] = sm
-        matching = [
-            (s, m.signature)
-            for s, m in votes.items()
-            if m.message == c
-        ]
+        matching = [(s, m.signature) for s, m in votes.items() if m.message == c]
         if len(matching) >= self._config.weak_quorum and c.seq > max(
             self._last_executed, self._lag_target
         ):
@@ -1239,9 +1235,7 @@ class Replica:
             return
         self._view_changes[sm.sender] = sm
         higher = sorted(
-            _vc(m).view
-            for m in self._view_changes.values()
-            if _vc(m).view > self._view
+            _vc(m).view for m in self._view_changes.values() if _vc(m).view > self._view
         )
         if len(higher) >= self._config.weak_quorum:
             self._start_view_change(higher[0], out, timeout=False)
@@ -1259,9 +1253,7 @@ class Replica:
     def _check_view_change_quorum(self, out: list[Effect]) -> None:
         if self._view_active:
             return
-        count = sum(
-            1 for m in self._view_changes.values() if _vc(m).view == self._view
-        )
+        count = sum(1 for m in self._view_changes.values() if _vc(m).view == self._view)
         if count < self._config.quorum:
             return
         if self._vc_timer_start is None:
@@ -1298,9 +1290,7 @@ class Replica:
             entries.append((seq, pp, body))
             if not body.is_null:
                 blocks.append(body)
-        stripped = tuple(
-            replace(m, message=replace(_vc(m), blocks=())) for m in chosen
-        )
+        stripped = tuple(replace(m, message=replace(_vc(m), blocks=())) for m in chosen)
         nv = self._sign(NewView(view, stripped, tuple(pps), tuple(blocks)))
         self._nv_sent_for = view
         self._install_new_view(nv, entries, checkpoint, out, announce=True)

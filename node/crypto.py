@@ -28,6 +28,7 @@ optionally encrypted with a passphrase).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -140,6 +141,14 @@ def ed25519_point_has_small_order(encoded: bytes) -> bool:
     return point == (0, 1)
 
 
+@functools.lru_cache(maxsize=64)
+def _expanded_secret(seed: bytes) -> bytes:
+    """libsodium's 64-byte signing key for a seed; deriving it costs as much as a signature."""
+    if len(seed) != 32:
+        raise CryptoError("BAD_PRIVATE_KEY", f"an Ed25519 seed is 32 bytes, got {len(seed)}")
+    return bytes(sodium.crypto_sign_seed_keypair(seed)[1])
+
+
 @dataclass(frozen=True, slots=True)
 class Ed25519Sha256:
     """Ed25519 signatures (libsodium, strict) with SHA-256 as the chain hash."""
@@ -161,8 +170,7 @@ class Ed25519Sha256:
         return bytes(public_key)
 
     def sign(self, seed: bytes, message: bytes) -> bytes:
-        _, secret = sodium.crypto_sign_seed_keypair(seed)
-        return bytes(sodium.crypto_sign(message, secret)[:64])
+        return bytes(sodium.crypto_sign(message, _expanded_secret(seed))[:64])
 
     def check_public_key(self, public_key: bytes) -> None:
         if len(public_key) != 32:

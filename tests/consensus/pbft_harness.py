@@ -144,7 +144,7 @@ class Harness:
     def deliver(self, limit: int = 100_000) -> int:
         count = 0
         while self.queue and count < limit:
-            src, dst, sm = self.queue.popleft()
+            _src, dst, sm = self.queue.popleft()
             node = self.nodes[dst]
             if node.up:
                 self.handle(dst, node.replica.step(sm))
@@ -154,7 +154,9 @@ class Harness:
     def submit(self, m: str, request: bytes) -> list[Effect]:
         return self.handle(m, self.replica(m).submit(request, self.now_ms))
 
-    def tick(self, ticks: int = 1, deliver: bool = True, only: tuple[str, ...] | None = None) -> None:
+    def tick(
+        self, ticks: int = 1, deliver: bool = True, only: tuple[str, ...] | None = None
+    ) -> None:
         for _ in range(ticks):
             self.now_ms += 10
             for m in only or self.members:

@@ -6,23 +6,24 @@ Section numbers refer to Castro and Liskov, "Practical Byzantine Fault Tolerance
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from pbft_harness import EPOCH_MS, Harness, KeyedSigner, req
 
 from ibledger.consensus import (
     Block,
     Broadcast,
     Commit,
     Persist,
-    PrePrepare,
     Prepare,
+    PrePrepare,
     RequestForward,
     Send,
     SignedMessage,
     signing_bytes,
 )
 from ibledger.consensus.state import PREFIX_PRE_PREPARE, PREFIX_PREPARED, seq_key
-
-from pbft_harness import EPOCH_MS, Harness, KeyedSigner, req
 
 
 def _sign(m: str, message: object) -> SignedMessage:
@@ -138,9 +139,7 @@ def test_prepared_needs_quorum_minus_one_matching_prepares() -> None:
     h2.submit("r0", req(1))
     h2.tick(1, deliver=True)
     assert not h2.replica("r1").is_prepared(1)
-    assert not any(
-        isinstance(e.message.message, Commit) for e in h2.effects_of("r1", Broadcast)
-    )
+    assert not any(isinstance(e.message.message, Commit) for e in h2.effects_of("r1", Broadcast))
 
 
 def test_persist_before_every_vote() -> None:
@@ -226,7 +225,7 @@ def test_agreed_timestamps_strictly_increase() -> None:
     h.tick(3)
     times = [b.timestamp_ms for b in h.nodes["r2"].executed]
     assert len(times) == 6
-    assert all(a < b for a, b in zip(times, times[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(times))
     assert times[0] >= EPOCH_MS
 
 

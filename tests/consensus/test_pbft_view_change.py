@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pbft_harness import Harness, KeyedSigner, req
+
 from ibledger.consensus import (
     Block,
     Broadcast,
     Commit,
     NewView,
-    PrePrepare,
     Prepare,
+    PrePrepare,
     SignedMessage,
     ViewChange,
     compute_new_view_order,
     null_block,
     signing_bytes,
 )
-
-from pbft_harness import Harness, KeyedSigner, req
 
 
 def _sign(m: str, message: object) -> SignedMessage:

@@ -1,5 +1,6 @@
-"""Fixtures for the contract tests: an in-memory ledger over the demo consortium, bill helpers,
-and the Hypothesis profile used in CI (database-less, derandomised, no deadline)."""
+"""Fixtures for the contract tests: an in-memory ledger over the demo consortium and helpers that
+read like the bill action table. (Hypothesis settings are set per test, database-less and
+derandomised, so that this directory does not change other suites' profiles.)"""
 
 from __future__ import annotations
 
@@ -7,20 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from ibledger.contracts.core import Outcome
 from ibledger.contracts.testing import TestLedger, demo_genesis
-
-settings.register_profile(
-    "contracts-ci",
-    database=None,
-    derandomize=True,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile("contracts-ci")
 
 
 class World:

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ibledger.contracts.codec import (
@@ -29,6 +29,7 @@ values = st.recursive(
 )
 
 
+@settings(database=None, derandomize=True, deadline=None, max_examples=300)
 @given(values)
 def test_round_trip_is_identity_and_stable(value: Any) -> None:
     encoded = canonical_encode(value)
@@ -36,6 +37,7 @@ def test_round_trip_is_identity_and_stable(value: Any) -> None:
     assert canonical_encode(canonical_decode(encoded)) == encoded
 
 
+@settings(database=None, derandomize=True, deadline=None, max_examples=300)
 @given(st.dictionaries(st.text(max_size=6), st.integers(0, 9), max_size=6))
 def test_insertion_order_does_not_matter(mapping: dict[str, int]) -> None:
     reversed_mapping = dict(reversed(list(mapping.items())))

@@ -374,6 +374,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=2000, stateful_step_count=20, deadline=None, derandomize=True, database=None
+    max_examples=2000, stateful_step_count=20, deadline=None, derandomize=True, database=None,
+    print_blob=True,
 )
 TestLedgerModel = LedgerMachine.TestCase

@@ -30,9 +30,9 @@ from ibledger.consensus import (
     CommittedProof,
     Effect,
     NewView,
-    PrePrepare,
     Prepare,
     PreparedCertificate,
+    PrePrepare,
     Replica,
     ReplicaConfig,
     Send,
@@ -43,7 +43,7 @@ from ibledger.consensus import (
 )
 from ibledger.consensus.messages import Message
 
-from .signing import HashSigner, Ed25519Signer
+from .signing import Ed25519Signer, HashSigner
 
 MODES = (
     "silent",
@@ -140,14 +140,18 @@ class ByzantineReplica:
     def _transform(self, effects: list[Effect]) -> list[Effect]:
         out: list[Effect] = []
         for e in effects:
-            if self.mode == "replay" and isinstance(e, Broadcast | Send):
-                if len(self._recorded) < 400:
-                    self._recorded.append(e.message)
-            if not isinstance(e, Broadcast):
+            replaying = self.mode == "replay" and len(self._recorded) < 400
+            if replaying and isinstance(e, Broadcast | Send):
+                self._recorded.append(e.message)
+            if not isinstance(e, Broadcast | Send):
                 out.append(e)
                 continue
             m = e.message.message
-            if isinstance(m, PrePrepare) and m.block is not None:
+            if (
+                isinstance(m, PrePrepare)
+                and m.block is not None
+                and e.message.sender == (self.replica_id)
+            ):
                 out.extend(self._corrupt_pre_prepare(e, m, m.block))
             elif isinstance(m, NewView) and self.mode == "silent":
                 continue
@@ -155,7 +159,9 @@ class ByzantineReplica:
                 out.append(e)
         return out
 
-    def _corrupt_pre_prepare(self, e: Broadcast, pp: PrePrepare, block: Block) -> list[Effect]:
+    def _corrupt_pre_prepare(
+        self, e: Broadcast | Send, pp: PrePrepare, block: Block
+    ) -> list[Effect]:
         mode = self.mode
         if mode == "silent":
             return []
@@ -171,14 +177,14 @@ class ByzantineReplica:
                 alt = Block(block.seq, block.timestamp_ms + 1, block.requests)
             alt_pp = self._sign(PrePrepare(pp.view, pp.seq, alt.digest, alt))
             self.injected += 1
-            cut = self._rng.randint(1, len(others) - 1) if len(others) > 1 else 1
-            return [Send(to, e.message) for to in others[:cut]] + [
-                Send(to, alt_pp) for to in others[cut:]
-            ]
+            # The same backups always get the same version of a given (view, seq).
+            cut = 1 + (pp.seq + pp.view) % max(1, len(others) - 1)
+            targets = others if isinstance(e, Broadcast) else [e.to]
+            return [Send(to, e.message if others.index(to) < cut else alt_pp) for to in targets]
         if mode == "mutate-view":
             mutated = self._sign(replace(pp, view=pp.view + 1))
         elif mode == "mutate-seq":
-            seq = pp.seq + self._config.watermark_window
+            seq = pp.seq + 3 * self._config.watermark_window
             b = Block(seq, block.timestamp_ms, block.requests)
             mutated = self._sign(PrePrepare(pp.view, seq, b.digest, b))
         elif mode == "mutate-ts-future":
@@ -190,7 +196,7 @@ class ByzantineReplica:
         else:
             return [e]
         self.injected += 1
-        return [Broadcast(mutated)]
+        return [Broadcast(mutated) if isinstance(e, Broadcast) else Send(e.to, mutated)]
 
     # ------------------------------------------------------------------ forged traffic
 
@@ -204,7 +210,9 @@ class ByzantineReplica:
         me = self.replica_id
         choice = rng.randrange(9)
         if choice == 0:  # bad signature
-            return SignedMessage(Prepare(view, seq, junk.digest), me, bytes(rng.randrange(256) for _ in range(32)))
+            return SignedMessage(
+                Prepare(view, seq, junk.digest), me, bytes(rng.randrange(256) for _ in range(32))
+            )
         if choice == 1:  # another member's name, signed with my key
             m = Commit(view, seq, junk.digest)
             victim = rng.choice(others)
@@ -219,7 +227,9 @@ class ByzantineReplica:
         if choice == 4:  # view change whose prepared certificate repeats one prepare
             prep = self._sign(Prepare(view, seq, junk.digest))
             pp_sig = self._sign(PrePrepare(view, seq, junk.digest)).signature
-            pc = PreparedCertificate(view, seq, junk.digest, pp_sig, ((me, prep.signature),) * cfg.quorum)
+            pc = PreparedCertificate(
+                view, seq, junk.digest, pp_sig, ((me, prep.signature),) * cfg.quorum
+            )
             vc = ViewChange(view + 1, self.inner.stable_checkpoint, (pc,), (junk,))
             return self._sign(vc)
         if choice == 5:  # pre-prepare from whoever I am (not primary most of the time)

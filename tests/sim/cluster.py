@@ -38,8 +38,8 @@ from ibledger.consensus import (
     FetchBlocks,
     Persist,
     PersistedState,
-    PrePrepare,
     Prepare,
+    PrePrepare,
     Replica,
     RequestRejected,
     Send,
@@ -154,8 +154,10 @@ class Cluster:
             if self.converged_at is not None:
                 break
         if not self.violations and self.converged_at is None:
-            self.violation("liveness: not every request executed on every honest replica "
-                           f"within {sc.liveness_budget_ms}ms after healing; {self.progress()}")
+            self.violation(
+                "liveness: not every request executed on every honest replica "
+                f"within {sc.liveness_budget_ms}ms after healing; {self.progress()}"
+            )
 
     def progress(self) -> str:
         parts = []
@@ -163,9 +165,7 @@ class Cluster:
             r = self.replicas[m]
             missing = sum(1 for rid in self.submitted if rid not in self.ledgers[m].applied_set)
             tag = "byz" if m in self.sc.byzantine else ("up" if m in self.up else "down")
-            parts.append(
-                f"{m}({tag}) h={self.ledgers[m].height} view={r.view} missing={missing}"
-            )
+            parts.append(f"{m}({tag}) h={self.ledgers[m].height} view={r.view} missing={missing}")
         return "; ".join(parts)
 
     def _trace(self, *fields: object) -> None:
@@ -276,9 +276,7 @@ class Cluster:
             for i, p in enumerate(order):
                 self._push(self.now + i * step, "fault", Fault(0, "clog-link", 0, (x, p)))
             for i, p in enumerate(release):
-                self._push(
-                    self.now + (len(peers) + i) * step, "unclog", [(x, p), (p, x)]
-                )
+                self._push(self.now + (len(peers) + i) * step, "unclog", [(x, p), (p, x)])
         elif kind == "clog-link":
             a, b = fault.targets
             self.net.clogged[(a, b)] = self.net.clogged[(b, a)] = self.rng.randint(300, 3_000)
@@ -317,6 +315,9 @@ class Cluster:
 
     def _check_converged(self) -> None:
         want = self.submitted.keys()
+        if len(want) < len({request_id(r) for _, _, r in self.sc.requests}):
+            self._push(self.now + CHECK_INTERVAL_MS, "check")
+            return
         if all(self.ledgers[h].applied_set.issuperset(want) for h in self.honest):
             self.converged_at = self.now
             return
@@ -369,7 +370,11 @@ class Cluster:
 
     def _serve_fetch(self, m: str, e: FetchBlocks) -> None:
         self.stats["fetch"] += 1
-        for server in e.peers_hint:
+        hint = list(e.peers_hint)
+        liars = [p for p in hint if self.sc.byzantine.get(p) == "bad-transfer"]
+        if liars and self.rng.random() < 0.5:
+            hint = liars + hint  # the attacker answers first
+        for server in hint:
             if server not in self.up or server == m:
                 continue
             if self.net.blocked[(server, m)] or self.net.blocked[(m, server)]:

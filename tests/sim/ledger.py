@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ibledger.consensus import CommittedBlock, ExecutedTip, GENESIS_TIP, request_id
+from ibledger.consensus import GENESIS_TIP, CommittedBlock, ExecutedTip, request_id
 
 _CLIENT_KEY = b"ibledger-sim-client"
 

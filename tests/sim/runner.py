@@ -26,16 +26,19 @@ class SimResult:
     events: int
     height: int
     stats: dict[str, int] = field(default_factory=dict)
+    heavy: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.violations
 
     def reproduce(self) -> str:
+        heavy = " SIM_HEAVY=1" if self.heavy else ""
+        flag = " --heavy" if self.heavy else ""
         return (
-            f"reproduce: SIM_SEED={self.seed} SIM_N={self.n} "
+            f"reproduce: SIM_SEED={self.seed} SIM_N={self.n}{heavy} "
             ".venv/bin/python -m pytest tests/sim/test_sim_seeds.py -k env -q "
-            f"(or .venv/bin/python -m tests.sim --seed {self.seed} --n {self.n})"
+            f"(or .venv/bin/python -m tests.sim --seed {self.seed} --n {self.n}{flag})"
         )
 
     def report(self) -> str:
@@ -43,7 +46,7 @@ class SimResult:
         return "\n".join(lines)
 
 
-def run_scenario(scenario: Scenario) -> SimResult:
+def run_scenario(scenario: Scenario, heavy: bool = False) -> SimResult:
     cluster = Cluster(scenario)
     cluster.run()
     stats = dict(cluster.stats)
@@ -61,22 +64,25 @@ def run_scenario(scenario: Scenario) -> SimResult:
         cluster.events,
         max(cluster.ledgers[m].height for m in cluster.honest),
         stats,
+        heavy,
     )
 
 
 def run_seed(seed: int, n: int = 4, **kwargs: object) -> SimResult:
-    return run_scenario(make_scenario(seed, n, **kwargs))  # type: ignore[arg-type]
+    heavy = bool(kwargs.get("heavy", False))
+    return run_scenario(make_scenario(seed, n, **kwargs), heavy)  # type: ignore[arg-type]
 
 
-def regression_seeds() -> list[tuple[int, int]]:
-    """(seed, n) pairs from regression_seeds.txt: `<seed> <n>  # what it found`."""
-    out: list[tuple[int, int]] = []
+def regression_seeds() -> list[tuple[int, int, bool]]:
+    """(seed, n, heavy) from regression_seeds.txt: `<seed> <n> [heavy]  # what it found`."""
+    out: list[tuple[int, int, bool]] = []
     for line in REGRESSION_FILE.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
-        out.append((int(parts[0]), int(parts[1]) if len(parts) > 1 else 4))
+        n = int(parts[1]) if len(parts) > 1 else 4
+        out.append((int(parts[0]), n, "heavy" in parts[2:]))
     return out
 
 
@@ -86,12 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="run this many consecutive seeds")
     parser.add_argument("--n", type=int, default=int(os.environ.get("SIM_N", "4")))
     parser.add_argument("--ed25519", action="store_true", help="real signatures (slower)")
+    parser.add_argument(
+        "--heavy",
+        action="store_true",
+        default=os.environ.get("SIM_HEAVY") == "1",
+        help="three times longer fault phase, more faults and more requests",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     failures = 0
     started = time.process_time()
     for seed in range(args.seed, args.seed + args.seeds):
-        result = run_seed(seed, args.n, ed25519=args.ed25519)
+        result = run_seed(seed, args.n, ed25519=args.ed25519, heavy=args.heavy)
         if not result.ok:
             failures += 1
             print(result.report())

@@ -68,7 +68,9 @@ def make_scenario(
     profile: NetworkProfile | None = None,
     requests: int | None = None,
     ed25519: bool = False,
+    heavy: bool = False,
 ) -> Scenario:
+    """A scenario from one seed; `heavy` triples the fault phase, the faults and the load."""
     rng = random.Random(seed)
     members = tuple(f"r{i}" for i in range(n))
     f = (n - 1) // 3
@@ -110,11 +112,14 @@ def make_scenario(
             chosen.extend(pool[: count - len(chosen)])
             for m in chosen:
                 byzantine[m] = rng.choice(MODES)
-    skews = {m: rng.randint(-config.timestamp_skew_ms // 4, config.timestamp_skew_ms // 4) for m in members}
-    fault_ms = rng.choice([2_000, 3_000, 4_000])
+    skews = {
+        m: rng.randint(-config.timestamp_skew_ms // 4, config.timestamp_skew_ms // 4)
+        for m in members
+    }
+    fault_ms = rng.choice([2_000, 3_000, 4_000]) * (3 if heavy else 1)
     fault_list: list[Fault] = []
     if faults:
-        for _ in range(rng.randint(0, 6)):
+        for _ in range(rng.randint(0, 18 if heavy else 6)):
             kind = rng.choice(FAULT_KINDS)
             at = rng.randrange(fault_ms)
             duration = rng.randint(100, 1_500)
@@ -131,9 +136,13 @@ def make_scenario(
                 targets = (rng.choice(members),)
             fault_list.append(Fault(at, kind, duration, targets))
         fault_list.sort(key=lambda x: (x.at_ms, x.kind))
-    count = requests if requests is not None else rng.randint(10, 40)
+    count = requests if requests is not None else rng.randint(10, 40) * (3 if heavy else 1)
     reqs = [
-        (rng.randrange(int(fault_ms * 0.9)), rng.randrange(n), make_request(c % 4, c, rng.randint(0, 64)))
+        (
+            rng.randrange(int(fault_ms * 0.9)),
+            rng.randrange(n),
+            make_request(c % 4, c, rng.randint(0, 64)),
+        )
         for c in range(count)
     ]
     reqs.sort(key=lambda r: r[0])

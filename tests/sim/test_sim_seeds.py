@@ -3,8 +3,9 @@ mixing every network fault, crash mode and Byzantine mode, plus every regression
 checked after every event and liveness after healing.
 
 Opt-in exploration:
-  SIM_SEED=<seed> [SIM_N=4]          run one seed (how every failure says to reproduce it)
-  SIM_SEEDS=<count> [SIM_SEED_START=<first>] [SIM_N=4|7]   run many more seeds
+  SIM_SEED=<seed> [SIM_N=4] [SIM_HEAVY=1]   run one seed (what every failure prints)
+  SIM_SEEDS=<count> [SIM_SEED_START=<first>] [SIM_N=4|7] [SIM_HEAVY=1]   explore many more
+SIM_HEAVY=1 triples the fault phase, the number of faults and the load.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .byzantine import MODES
 from .runner import SimResult, regression_seeds, run_seed
 from .scenario import FAULT_KINDS, make_scenario
 
-CI_SEEDS = {4: range(1, 401), 7: range(1, 201)}
+CI_SEEDS = {4: range(1, 801), 7: range(1, 301)}
 BLOCK = 50
 
 
@@ -60,17 +61,17 @@ def test_ci_block_mixes_every_fault_and_byzantine_mode() -> None:
         assert min(modes.values()) >= 5, (n, modes)
 
 
-@pytest.mark.parametrize(("seed", "n"), regression_seeds() or [(1, 4)])
-def test_regression_seed(seed: int, n: int) -> None:
+@pytest.mark.parametrize(("seed", "n", "heavy"), regression_seeds() or [(1, 4, False)])
+def test_regression_seed(seed: int, n: int, heavy: bool) -> None:
     """Every seed that once exposed a bug (regression_seeds.txt)."""
-    _check([run_seed(seed, n)])
+    _check([run_seed(seed, n, heavy=heavy)])
 
 
 @pytest.mark.skipif("SIM_SEED" not in os.environ, reason="set SIM_SEED to replay one seed")
 def test_env_seed() -> None:
     seed = int(os.environ["SIM_SEED"])
     n = int(os.environ.get("SIM_N", "4"))
-    result = run_seed(seed, n)
+    result = run_seed(seed, n, heavy=os.environ.get("SIM_HEAVY") == "1")
     print(result.description, result.trace_digest, result.stats)
     _check([result])
 
@@ -82,6 +83,9 @@ def test_env_many_seeds() -> None:
     start = int(os.environ.get("SIM_SEED_START", "1"))
     sizes = [int(os.environ["SIM_N"])] if "SIM_N" in os.environ else [4, 7]
     began = time.process_time()
-    results = [run_seed(seed, n) for n in sizes for seed in range(start, start + count)]
+    heavy = os.environ.get("SIM_HEAVY") == "1"
+    results = [
+        run_seed(seed, n, heavy=heavy) for n in sizes for seed in range(start, start + count)
+    ]
     print(f"{len(results)} runs in {time.process_time() - began:.1f}s CPU")
     _check(results)

@@ -1,0 +1,258 @@
+"""``ibledger query`` (any read-side query) and ``ibledger supervise`` (look-through views).
+
+Queries are signed by the chosen identity: the ledger answers what that participant may see.
+A regulator sees everything (穿透式监管): any participant's positions, exposures by acceptor,
+the raw history of any bill, instrument or participant, and the live stream of events.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ibledger.contracts import QUERIES
+
+from .client import Client
+from .client_options import (
+    add_client_flags,
+    format_attrs,
+    history_lines,
+    json_args,
+    json_line,
+    render,
+    show_amount,
+    show_time,
+    subcommands,
+    table,
+    usage,
+    with_client,
+)
+from .output import emit
+
+
+def register(commands: Any) -> None:
+    query = commands.add_parser(
+        "query",
+        help="run any read-side query with JSON arguments",
+        description="Run the query NAME with --args JSON as the chosen identity and print the "
+        "answer. Queries: " + ", ".join(sorted(QUERIES)) + ". Example: ibledger query holdings "
+        '--args \'{"holder": "ICBC"}\' --as ICBC',
+    )
+    query.add_argument("name", metavar="NAME", help="query name, e.g. instrument, bill, positions")
+    query.add_argument(
+        "--args",
+        default="{}",
+        metavar="JSON",
+        help="the query's arguments as a JSON object, or @FILE (default {})",
+    )
+    add_client_flags(query)
+    query.set_defaults(handler=run_query)
+
+    supervise = commands.add_parser(
+        "supervise",
+        help="regulator views: positions, exposures, histories, the live event stream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    views = subcommands(supervise, "VIEW")
+
+    positions = views.add_parser(
+        "positions",
+        help="a participant's bills held, accepted, guaranteed, pledged to it, and holdings",
+    )
+    positions.add_argument("participant", metavar="PARTICIPANT")
+    add_client_flags(positions)
+    positions.set_defaults(handler=show_positions)
+
+    exposures = views.add_parser(
+        "exposures", help="per acceptor: outstanding acceptances, settled, refusals"
+    )
+    add_client_flags(exposures)
+    exposures.set_defaults(handler=show_exposures)
+
+    history = views.add_parser(
+        "history", help="the recorded history of one bill, instrument or participant"
+    )
+    target = history.add_mutually_exclusive_group(required=True)
+    target.add_argument("--bill", metavar="PACKAGE_NO")
+    target.add_argument("--asset", metavar="ISIN")
+    target.add_argument("--participant", metavar="ID")
+    history.add_argument(
+        "--from",
+        dest="from_height",
+        type=int,
+        metavar="H",
+        help="only entries from block height H on",
+    )
+    add_client_flags(history)
+    history.set_defaults(handler=show_scope_history)
+
+    events = views.add_parser(
+        "events",
+        help="follow contract events as they commit, until Ctrl-C",
+        description="Print every contract event from height --from on (default: the next "
+        "block), then new events as blocks commit. Stop with Ctrl-C. --json prints one JSON "
+        "object per line.",
+    )
+    events.add_argument(
+        "--from",
+        dest="from_height",
+        type=int,
+        metavar="H",
+        help="first block height (default: the next block)",
+    )
+    events.add_argument(
+        "--kind",
+        dest="kinds",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="only this event kind, e.g. bill.payment_refused (repeatable)",
+    )
+    events.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    add_client_flags(events, identity=False)
+    events.set_defaults(handler=follow_events)
+
+
+@with_client(identity=True)
+def run_query(options: argparse.Namespace, client: Client) -> int:
+    answer = client.query(options.name, json_args(options.args))
+    data = {"query": options.name, "height": client.last_query_height, "result": answer}
+    emit(options, data, "\n".join(render(answer)))
+    return 0
+
+
+def _bill_rows(rows: list[dict[str, Any]]) -> str:
+    shown = [row | {"amount": show_amount(row["amount_fen"])} for row in rows]
+    return table(
+        shown,
+        [
+            ("package_no", "PACKAGE NO"),
+            ("range", "RANGE"),
+            ("amount", "AMOUNT"),
+            ("status", "STATUS"),
+            ("flag", "FLAG"),
+            ("maturity_date", "MATURITY"),
+        ],
+    )
+
+
+@with_client(identity=True)
+def show_positions(options: argparse.Namespace, client: Client) -> int:
+    answer = client.query("positions", {"participant": options.participant})
+    totals = answer["totals"]
+    lines = [
+        f"positions of {answer['participant']} at height {client.last_query_height}",
+        f"  bills held {show_amount(totals['held_fen'])}  accepted outstanding "
+        f"{show_amount(totals['accepted_outstanding_fen'])}  guaranteed "
+        f"{show_amount(totals['guaranteed_fen'])}  pledged to it "
+        f"{show_amount(totals['pledged_to_fen'])} (CNY)",
+    ]
+    for key, title in (
+        ("bills_held", "bills held"),
+        ("bills_accepted", "acceptances outstanding"),
+        ("bills_guaranteed", "guarantees given"),
+        ("bills_pledged_to", "bills pledged to it"),
+        ("bills_drawn", "bills drawn"),
+    ):
+        if answer[key]:
+            lines += [f"{title}:", _bill_rows(answer[key])]
+    if answer["holdings"]:
+        currencies = {row["isin"]: row["currency"] for row in client.query("instruments")}
+        rows = []
+        for row in answer["holdings"]:
+            currency = currencies.get(row["isin"], "")
+            rows.append(
+                row
+                | {"currency": currency}
+                | {
+                    name: show_amount(row[name], currency) if currency else row[name]
+                    for name in ("quantity", "available", "pledged", "frozen")
+                }
+            )
+        lines.append("holdings:")
+        lines.append(
+            table(
+                rows,
+                [
+                    ("isin", "ISIN"),
+                    ("currency", "CCY"),
+                    ("quantity", "TOTAL"),
+                    ("available", "AVAILABLE"),
+                    ("pledged", "PLEDGED"),
+                    ("frozen", "FROZEN"),
+                ],
+            )
+        )
+    emit(options, answer | {"height": client.last_query_height}, "\n".join(lines))
+    return 0
+
+
+@with_client(identity=True)
+def show_exposures(options: argparse.Namespace, client: Client) -> int:
+    rows = client.query("acceptor_exposures")
+    shown = [
+        row
+        | {
+            "outstanding": show_amount(row["outstanding_fen"]),
+            "settled": show_amount(row["settled_fen"]),
+        }
+        for row in rows
+    ]
+    text = table(
+        shown,
+        [
+            ("acceptor", "ACCEPTOR"),
+            ("packages", "BILLS"),
+            ("outstanding", "OUTSTANDING CNY"),
+            ("settled", "SETTLED CNY"),
+            ("refused_pieces", "REFUSALS"),
+        ],
+    )
+    emit(options, {"height": client.last_query_height, "acceptors": rows}, text)
+    return 0
+
+
+@with_client(identity=True)
+def show_scope_history(options: argparse.Namespace, client: Client) -> int:
+    if options.bill:
+        scope = f"b/{options.bill}"
+    elif options.asset:
+        scope = f"a/{options.asset}"
+    else:
+        scope = f"p/{options.participant}"
+    args: dict[str, Any] = {"scope": scope}
+    if options.from_height is not None:
+        args["from_height"] = options.from_height
+    entries = client.query("events", args)
+    emit(options, {"scope": scope, "history": entries}, history_lines(entries))
+    return 0
+
+
+@with_client(identity=False)
+def follow_events(options: argparse.Namespace, client: Client) -> int:
+    start = options.from_height
+    if start is None:
+        start = client.status().height + 1
+    if start < 0 or (options.count is not None and options.count < 1):
+        raise usage("BAD_ARGUMENT", "--from must be 0 or more and --count at least 1")
+    printed = 0
+    stream = client.events(start, options.kinds)
+    try:
+        for event in stream:
+            if options.json:
+                print(json_line(event.to_dict()), flush=True)
+            else:
+                print(
+                    f"{event.height:>8}  {show_time(event.timestamp_ms)}  {event.kind}: "
+                    f"{format_attrs(event.attrs)}  (tx {event.tx_id.hex()[:16]})",
+                    flush=True,
+                )
+            printed += 1
+            if options.count is not None and printed >= options.count:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stream.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Tests of the Python client library and the client CLI commands."""
