@@ -13,7 +13,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/ibledger network init --if-missing
+	$(VENV)/bin/ibledger network up
 	$(VENV)/bin/ibledger demo
+	@echo
+	@echo "The 4-node network is still running: try '$(VENV)/bin/ibledger network status'; stop it with 'make stop'."
+
+stop: $(STAMP)
+	$(VENV)/bin/ibledger network down
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -32,7 +32,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -610,7 +610,7 @@ class Client:
         if identity is not None:
             entry = manifest.identity(identity)
             keypair, sender = load_keypair(entry.key_file), entry.participant
-        addresses = [node] if node else [entry.api for entry in manifest.nodes]
+        addresses = [node] if node else [n.api for n in manifest.nodes]
         return cls(
             addresses,
             chain_id=manifest.chain_id,
@@ -905,7 +905,7 @@ class Client:
             self._call("GetBlock", ledger_pb2.GetBlockRequest(height=height))
         )
 
-    def blocks(self, from_height: int = 1) -> Iterator[LedgerBlock]:
+    def blocks(self, from_height: int = 1) -> Generator[LedgerBlock, None, None]:
         """Committed blocks from ``from_height`` on, then each new block as it commits.
 
         The iterator never ends by itself; close it (or break out of the loop) to stop.  A
@@ -925,7 +925,9 @@ class Client:
             next_height = block.height + 1
             yield block
 
-    def events(self, from_height: int = 1, kinds: Sequence[str] = ()) -> Iterator[LedgerEvent]:
+    def events(
+        self, from_height: int = 1, kinds: Sequence[str] = ()
+    ) -> Generator[LedgerEvent, None, None]:
         """Contract events from ``from_height`` on (only ``kinds`` if given), then new ones."""
         current = from_height
         yielded_here = 0  # events of height ``current`` already handed out

@@ -60,7 +60,11 @@ ClientHandler = Callable[[argparse.Namespace, Client], int]
 
 
 def add_client_flags(
-    parser: argparse.ArgumentParser, *, identity: bool = True, transaction: bool = False
+    parser: argparse.ArgumentParser,
+    *,
+    identity: bool = True,
+    transaction: bool = False,
+    no_wait: bool = True,
 ) -> None:
     """Add the connection, identity and output flags shared by the client commands."""
     connection = parser.add_argument_group("connection")
@@ -77,11 +81,14 @@ def add_client_flags(
         "node is unavailable)",
     )
     if transaction:
-        connection.add_argument(
-            "--no-wait",
-            action="store_true",
-            help="return once a node admits the transaction, without waiting for the commit",
-        )
+        # --timeout bounds the wait for the commit, not each call (open_client reads this).
+        parser.set_defaults(waits=True)
+        if no_wait:
+            connection.add_argument(
+                "--no-wait",
+                action="store_true",
+                help="return once a node admits the transaction, without waiting for the commit",
+            )
         connection.add_argument(
             "--timeout",
             type=float,
@@ -129,9 +136,13 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
         identity = os.environ.get("IBLEDGER_AS") or None
     default_dir = home() / "network"
     manifest: NetworkManifest | None = None
+    chain_id: str | None = None
     if network is not None or node is None:
         manifest = NetworkManifest.load(network or default_dir)
-    elif identity is not None and (default_dir / NetworkManifest.FILE_NAME).exists():
+        chain_id = manifest.chain_id
+    elif (default_dir / NetworkManifest.FILE_NAME).exists():
+        # --node alone: the default manifest still lends identities and the genesis file, but
+        # the chain id comes from the node named, which may serve another network.
         manifest = NetworkManifest.load(default_dir)
     keypair = None
     if key is not None:
@@ -159,11 +170,11 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
     addresses = [node] if node else [entry.api for entry in manifest.nodes] if manifest else []
     # For transactions --timeout bounds the wait for the commit; for reads, each call.
     timeout_s = DEFAULT_CALL_TIMEOUT_S
-    if not hasattr(options, "no_wait") and getattr(options, "timeout", None):
+    if not getattr(options, "waits", False) and getattr(options, "timeout", None):
         timeout_s = options.timeout
     return Client(
         addresses,
-        chain_id=manifest.chain_id if manifest else None,
+        chain_id=chain_id,
         keypair=keypair,
         sender=sender,
         timeout_s=timeout_s,
@@ -199,6 +210,11 @@ def with_client(identity: bool) -> Callable[[ClientHandler], Handler]:
 
 
 # --- input ----------------------------------------------------------------------------------------
+
+
+def plain(doc: str | None) -> str:
+    """A module docstring as command help: without the reStructuredText literal quotes."""
+    return (doc or "").replace("``", "")
 
 
 def usage(code: str, message: str) -> CommandError:

@@ -18,7 +18,8 @@ each piece is checked with what the client already holds (the genesis file):
 Together these prove that the transaction was ordered at that position of a block that a quorum
 of validators committed.  What they do not prove: the certificate signs height, proposal time and
 transaction root only, so the result code, the events and the header's ``timestamp_ms`` and
-``parent_hash`` are the serving node's word (see the README's verification notes).
+``parent_hash`` remain the serving node's word.  Ask a second node (or a quorum of nodes) for the
+same receipt to cross-check those.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from .client_options import (
     amount_arg,
     date_arg,
     history_lines,
+    plain,
     render,
     show_amount,
     subcommands,
@@ -37,7 +38,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "asset",
         help="register instruments, allot, transfer, pledge, freeze, redeem; holdings",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = subcommands(parser)

@@ -31,6 +31,7 @@ from .client_options import (
     amount_arg,
     date_arg,
     history_lines,
+    plain,
     rate_arg,
     render,
     show_amount,
@@ -301,7 +302,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "bill",
         help="electronic commercial bills: issue, accept, endorse, discount, pledge, pay",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = subcommands(parser)

@@ -18,6 +18,7 @@ from ibledger.node.crypto import CryptoError, load_public_key_pem
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
+    plain,
     render,
     subcommands,
     submit,
@@ -36,7 +37,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "participant",
         help="register participants, manage their roles and keys, look them up",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = subcommands(parser)

@@ -19,6 +19,7 @@ from .client_options import (
     history_lines,
     json_args,
     json_line,
+    plain,
     render,
     show_amount,
     show_time,
@@ -51,7 +52,7 @@ def register(commands: Any) -> None:
     supervise = commands.add_parser(
         "supervise",
         help="regulator views: positions, exposures, histories, the live event stream",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     views = subcommands(supervise, "VIEW")

@@ -64,18 +64,25 @@ def run(options: argparse.Namespace) -> int:
 
 def _run_all(options: argparse.Namespace, client: Client) -> int:
     rows: list[dict[str, Any]] = []
+    names = {n.api: n.id for n in client.manifest.nodes} if client.manifest else {}
     for address in client.addresses:
         with Client(address, timeout_s=client.timeout_s) as one:
             try:
                 rows.append(one.status().to_dict() | {"up": True})
             except ClientError as exc:
                 rows.append(
-                    {"address": address, "up": False, "code": exc.code, "message": exc.message}
+                    {
+                        "address": address,
+                        "node_id": names.get(address, ""),
+                        "up": False,
+                        "code": exc.code,
+                        "message": exc.message,
+                    }
                 )
     up = [row for row in rows if row["up"]]
     text = table(
         [
-            row if row["up"] else {"address": row["address"], "node_id": "-", "height": "down"}
+            row if row["up"] else row | {"node_id": row["node_id"] or "-", "height": "down"}
             for row in rows
         ],
         [

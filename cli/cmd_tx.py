@@ -18,6 +18,7 @@ from .client_options import (
     add_client_flags,
     json_args,
     json_line,
+    plain,
     receipt_lines,
     report_receipt,
     show_time,
@@ -35,7 +36,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "tx",
         help="show, wait for, verify or submit transactions",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = subcommands(parser)
@@ -59,7 +60,7 @@ def register(commands: Any) -> None:
         metavar="FILE",
         help="genesis file with the validator keys (default: the manifest's genesis)",
     )
-    add_client_flags(show)
+    add_client_flags(show, identity=False)
     show.set_defaults(handler=show_tx)
 
     wait = verbs.add_parser(
@@ -68,7 +69,7 @@ def register(commands: Any) -> None:
         description="Wait until the transaction commits (exit 4 if --timeout passes first).",
     )
     wait.add_argument("tx_id", metavar="TX_ID")
-    add_client_flags(wait, identity=False, transaction=True)
+    add_client_flags(wait, identity=False, transaction=True, no_wait=False)
     wait.set_defaults(handler=wait_tx)
 
     raw = verbs.add_parser(

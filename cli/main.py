@@ -10,9 +10,36 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import demo, keys, network, node_cmd, output, validate
+from . import (
+    cmd_asset,
+    cmd_bill,
+    cmd_block,
+    cmd_participant,
+    cmd_query,
+    cmd_status,
+    cmd_tx,
+    demo,
+    keys,
+    network,
+    node_cmd,
+    output,
+    validate,
+)
 
-COMMANDS = (network, node_cmd, keys, validate, demo)
+COMMANDS = (
+    network,
+    node_cmd,
+    cmd_status,
+    cmd_tx,
+    cmd_block,
+    cmd_participant,
+    cmd_asset,
+    cmd_bill,
+    cmd_query,
+    keys,
+    validate,
+    demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

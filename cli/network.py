@@ -47,6 +47,7 @@ from typing import Any
 
 import grpc
 
+from ibledger.contracts.identifiers import uscc_check_char
 from ibledger.contracts.identifiers import validate as validate_identifier
 from ibledger.node.config import (
     MANIFEST_FILE,
@@ -118,6 +119,12 @@ DEMO_PARTICIPANTS: tuple[dict[str, Any], ...] = (
         "name": "Huawei Technologies Co., Ltd.",
         "roles": ["enterprise"],
         "uscc": "914403001922038216",
+    },
+    {
+        "id": "SUPPLIER",
+        "name": "Shanghai Demo Components Co., Ltd. (fictitious supplier)",
+        "roles": ["enterprise"],
+        "uscc": "91310000607200001" + uscc_check_char("91310000607200001"),
     },
     {"id": "PBOC", "name": "People's Bank of China", "roles": ["central_bank"]},
     {

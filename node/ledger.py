@@ -254,8 +254,9 @@ class Ledger:
         batch.put(keys.META_FORMAT, keys.FORMAT_VERSION)
         batch.put(keys.META_CHAIN_ID, chain_id.encode())
         batch.put(keys.META_GENESIS_HASH, anchor)
-        ledger._stage_block(batch, header, (), (), (), [(k, v) for k, v in writes], None)
+        root = ledger._stage_block(batch, header, (), (), (), [(k, v) for k, v in writes], None)
         batch.write()
+        ledger._advance_tip(header, root)
         return ledger
 
     def close(self) -> None:
@@ -425,6 +426,7 @@ class Ledger:
                 batch.put(keys.tx_index_key(tx_id), canonical_encode([header.height, index, code]))
             root = self._stage_block(batch, header, envelopes, results, events, writes, certificate)
             batch.write()
+            self._advance_tip(header, root)
             return AppliedBlock(
                 header,
                 header.hash(self.suite.hash),
@@ -481,11 +483,15 @@ class Ledger:
         batch.put(keys.META_HEIGHT, height_key)
         batch.put(keys.META_TIP_HASH, block_hash)
         batch.put(keys.META_STATE_ROOT, root)
-        # The in-memory tip moves before the batch is written; callers hold _write_lock and a
-        # failed write is fatal for the node (it must restart and re-verify), never retried.
-        self.height, self.tip_hash, self.state_root = header.height, block_hash, root
-        self.tip_timestamp_ms = header.timestamp_ms
         return root
+
+    def _advance_tip(self, header: BlockHeader, root: bytes) -> None:
+        """Move the in-memory tip, only once the block's batch is on disk: readers on other
+        threads use ``height`` to decide which blocks exist."""
+        self.tip_timestamp_ms = header.timestamp_ms
+        self.state_root = root
+        self.tip_hash = header.hash(self.suite.hash)
+        self.height = header.height
 
     def _execute(
         self, header: BlockHeader, envelopes: Sequence[bytes]

@@ -82,7 +82,7 @@ def test_bad_arguments_fail_with_usage(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = _run("demo", "--json", home=tmp_path)
+    result = _run("demo", "--offline", "--json", home=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["chain_verified"] and report["height"] == 3

@@ -29,11 +29,12 @@ from ibledger.consensus import (
     signing_bytes,
 )
 from ibledger.contracts import QueryError, canonical_encode, query
-from ibledger.node.blocks import BlockHeader, Receipt, StoredBlock
+from ibledger.node.api import block_pb, event_pb, receipt_pb  # the node's own wire shapes
+from ibledger.node.blocks import BlockHeader, StoredBlock
 from ibledger.node.crypto import KeyPair
 from ibledger.node.ledger import Ledger
 from ibledger.node.tx import Transaction, TxError, decode_envelope
-from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
+from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 BLOCK_STEP_MS = 1_000
 QUERY_STATUS = {
@@ -50,57 +51,6 @@ class Rejected(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-def header_pb(header: BlockHeader) -> types_pb2.BlockHeader:
-    return types_pb2.BlockHeader(
-        height=header.height,
-        parent_hash=header.parent_hash,
-        timestamp_ms=header.timestamp_ms,
-        tx_count=header.tx_count,
-        txs_root=header.txs_root,
-        view=header.view,
-        encoded=header.encode(),
-        proposal_ms=header.proposal_ms,
-    )
-
-
-def event_pb(event: Any, height: int, timestamp_ms: int) -> types_pb2.Event:
-    return types_pb2.Event(
-        height=height,
-        timestamp_ms=timestamp_ms,
-        tx_index=event["tx_index"],
-        tx_id=event["tx_id"],
-        kind=event["kind"],
-        attrs=canonical_encode(dict(event["attrs"])),
-    )
-
-
-def receipt_pb(receipt: Receipt) -> types_pb2.Receipt:
-    return types_pb2.Receipt(
-        tx_id=receipt.tx_id,
-        height=receipt.height,
-        index=receipt.index,
-        result=types_pb2.TxResult(code=receipt.result.code, message=receipt.result.message),
-        header=header_pb(receipt.header),
-        block_hash=receipt.block_hash,
-        envelope=receipt.envelope,
-        proof=list(receipt.proof.siblings),
-        certificate=receipt.certificate or b"",
-        events=[event_pb(e, receipt.height, receipt.header.timestamp_ms) for e in receipt.events],
-    )
-
-
-def block_pb(block: StoredBlock) -> types_pb2.Block:
-    return types_pb2.Block(
-        header=header_pb(block.header),
-        block_hash=block.block_hash,
-        txs=list(block.txs),
-        results=[types_pb2.TxResult(code=r.code, message=r.message) for r in block.results],
-        state_root=block.state_root,
-        certificate=block.certificate or b"",
-        events=[event_pb(e, block.header.height, block.header.timestamp_ms) for e in block.events],
-    )
 
 
 @dataclass(eq=False)
@@ -303,7 +253,7 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
         for block in self._blocks_from(request.from_height, context):
             for event in block.events:
                 if not kinds or event["kind"] in kinds:
-                    yield event_pb(event, block.header.height, block.header.timestamp_ms)
+                    yield event_pb(block.header.height, block.header.timestamp_ms, event)
 
     def Query(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._enter("Query", context)

@@ -606,3 +606,157 @@ def test_bill_walk_issue_accept_deliver_endorse_discount_pay(cli: Cli, network: 
     assert "bill.discount_signed by SPDB" in history
     forbidden = cli("supervise", "positions", "SPDB", "--as", "CIB", "--json")
     assert forbidden.code == 1 and forbidden.error()["code"] == "FORBIDDEN"
+
+
+# --- flags shared by every command ----------------------------------------------------------
+
+
+def test_every_command_has_help_and_json(cli: Cli) -> None:
+    from ibledger.cli.main import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    checked = 0
+    for name in ("status", "tx", "block", "participant", "asset", "bill", "query", "supervise"):
+        command = commands.choices[name]  # type: ignore[index]
+        verbs = [a for a in command._actions if a.dest in ("verb",)]
+        parsers = list(verbs[0].choices.values()) if verbs else [command]  # type: ignore[union-attr]
+        for sub in parsers:
+            assert "--json" in sub.format_help(), sub.prog
+            checked += 1
+    assert checked > 60
+    assert ok(cli("bill", "--help")).out.startswith("usage: ibledger bill")
+
+
+def test_identity_from_environment_and_node_with_default_manifest(
+    cli: Cli, network: Network, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("IBLEDGER_AS", "ICBC")
+    assert ok(cli("bill", "list", "--json")).json()["participant"] == "ICBC"
+    tx_id = ok(
+        cli(
+            "tx",
+            "submit",
+            "identity.update_details",
+            "--args",
+            '{"participant": "CIB", "name": "x"}',
+            "--as",
+            "ADMIN",
+            "--node",
+            network.address,
+            "--json",
+        )
+    ).json()["tx_id"]
+    # --node alone still finds the genesis (for --verify) in the default network directory.
+    verified = ok(cli("tx", "show", tx_id, "--verify", "--node", network.address, "--json"))
+    assert verified.json()["verification"]["verified"] is True
+
+
+def test_every_bill_command_sends_arguments_the_contract_accepts(cli: Cli) -> None:
+    """Business rules may refuse these calls, but never as BAD_ARGUMENT (a wrong field name)."""
+    bill = package_no(2)
+    ok(
+        cli(
+            "bill",
+            "issue",
+            bill,
+            "--kind",
+            "BANK",
+            "--amount",
+            "1000.00",
+            "--maturity-date",
+            "2026-08-31",
+            "--acceptor",
+            "ICBC",
+            "--payee",
+            "SUPPLIER",
+            "--as",
+            "HUAWEI",
+        )
+    )
+    calls = [
+        ("HUAWEI", "guarantee", bill, "--guarantor", "SPDB", "--capacity", "DRAWER"),
+        ("SPDB", "revoke", "--bill", bill),
+        ("HUAWEI", "revoke", "--bill", bill),
+        ("HUAWEI", "request-acceptance", bill),
+        ("ICBC", "reject", "--bill", bill, "--reason", "no"),
+        ("HUAWEI", "request-receipt", bill),
+        ("SUPPLIER", "clear-request", "--bill", bill),
+        (
+            "SUPPLIER",
+            "discount",
+            bill,
+            "--discounter",
+            "SPDB",
+            "--rate",
+            "2.5",
+            "--end-date",
+            "2026-06-30",
+            "--amount",
+            "10.00",
+        ),
+        ("SUPPLIER", "rediscount", bill, "--buyer", "SPDB", "--rate", "2"),
+        (
+            "SUPPLIER",
+            "central-bank-rediscount",
+            bill,
+            "--central-bank",
+            "PBOC",
+            "--rate",
+            "2",
+            "--end-date",
+            "2026-06-30",
+        ),
+        (
+            "SUPPLIER",
+            "outright-repo",
+            bill,
+            "--counterparty",
+            "SPDB",
+            "--rate",
+            "2",
+            "--end-date",
+            "2026-06-30",
+        ),
+        (
+            "SUPPLIER",
+            "pledge-repo",
+            bill,
+            "--counterparty",
+            "SPDB",
+            "--rate",
+            "2",
+            "--end-date",
+            "2026-06-30",
+        ),
+        ("SUPPLIER", "pledge", bill, "--pledgee", "SPDB"),
+        ("SPDB", "release-pledge", bill),
+        ("SUPPLIER", "redeem", bill),
+        ("SUPPLIER", "revoke-nt", bill),
+        ("SUPPLIER", "present", bill, "--amount", "10.00"),
+        (
+            "SUPPLIER",
+            "recourse",
+            bill,
+            "--recoursee",
+            "HUAWEI",
+            "--ground",
+            "ACCEPTOR_BANKRUPT",
+            "--interest",
+            "1.00",
+            "--costs",
+            "0.50",
+        ),
+        ("HUAWEI", "withdraw", bill),
+        ("ICBC", "cleanup", bill),
+        ("ICBC", "disclose", bill),
+        ("REGULATOR", "freeze", bill, "--case", "C-1"),
+        ("REGULATOR", "unfreeze", bill, "--case", "C-1"),
+        ("ADMIN", "sweep", bill),
+    ]
+    for identity, *argv in calls:
+        result = cli("bill", *argv, "--as", identity, "--json")
+        assert result.code in (0, 1, 2), (argv, result.err)
+        if result.code:
+            code = result.error()["code"]
+            assert code not in ("BAD_ARGUMENT", "UNKNOWN_OPERATION"), (argv, result.err)
