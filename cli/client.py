@@ -40,6 +40,7 @@ from typing import Any, Literal, overload
 import grpc
 
 from ibledger.contracts import CodecError, canonical_decode
+from ibledger.node import clock
 from ibledger.node.blocks import BlockFormatError, BlockHeader
 from ibledger.node.crypto import CryptoError, KeyPair, load_private_key
 from ibledger.node.tx import Transaction, TxError, build_transaction, decode_envelope
@@ -887,7 +888,7 @@ class Client:
         The committed height the answer reflects is left in ``last_query_height``.
         """
         envelope = self.build(
-            "query." + name, args or {}, expires_at_ms=int(time.time() * 1000) + QUERY_TTL_MS
+            "query." + name, args or {}, expires_at_ms=clock.now_ms() + QUERY_TTL_MS
         )
         response = self._call("Query", ledger_pb2.QueryRequest(envelope=envelope))
         self.last_query_height = response.height

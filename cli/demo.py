@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ibledger.contracts.identifiers import isin_check_digit
+from ibledger.node import clock
 from ibledger.node.crypto import KeyPair, generate_keypair, write_private_key
 from ibledger.node.ledger import Ledger
 from ibledger.node.tx import build_transaction, decode_envelope
@@ -80,7 +81,7 @@ def _step(argv: list[str]) -> int:
 
 def run_network(options: argparse.Namespace) -> int:
     network = ["--network", str(options.network)] if options.network else []
-    now = datetime.datetime.now(SHANGHAI)
+    now = datetime.datetime.fromtimestamp(clock.now_ms() / 1000, SHANGHAI)
     serial = int(now.timestamp()) % 10**8
     isin_body = f"CND{serial:08d}"
     isin = isin_body + str(isin_check_digit(isin_body))

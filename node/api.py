@@ -24,6 +24,7 @@ from ibledger.contracts.codec import CodecError, canonical_encode
 from ibledger.contracts.errors import QueryError
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
+from . import clock
 from .admission import ADMITTED, COMMITTED, PENDING, Admission, AdmissionResult
 from .blocks import BlockHeader, Receipt, StoredBlock
 from .errors import NodeError
@@ -322,7 +323,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
             raise NodeError(exc.code, exc.message) from None
         if tx.chain_id != self._ledger.chain_id:
             raise NodeError("WRONG_CHAIN", f"the query is for chain {tx.chain_id!r}")
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.now_ms()
         if not now_ms < tx.expires_at_ms <= now_ms + QUERY_TTL_MAX_MS:
             raise NodeError("EXPIRED", "a query envelope must expire within the next ten minutes")
         if not tx.operation.startswith("query."):

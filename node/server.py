@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from ibledger.consensus import (
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, peer_pb2_grpc, types_pb2
 
-from . import pki
+from . import clock, pki
 from .admission import Admission
 from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .config import NodeConfig
@@ -84,7 +83,7 @@ def replica_config(config: NodeConfig) -> ReplicaConfig:
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return clock.now_ms()
 
 
 class Node:

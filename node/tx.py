@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ import msgpack
 
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
 
+from . import clock
 from .crypto import KeyPair
 
 ENVELOPE_VERSION = 1
@@ -122,7 +122,7 @@ def build_transaction(
     if nonce is None:
         nonce = int.from_bytes(os.urandom(8), "big") >> 1
     if expires_at_ms is None:
-        expires_at_ms = int(time.time() * 1000) + DEFAULT_TTL_MS
+        expires_at_ms = clock.now_ms() + DEFAULT_TTL_MS
     payload = encode_payload(
         chain_id=chain_id,
         sender=sender,
