@@ -68,6 +68,8 @@ class ClientRequests:
 @dataclass(frozen=True, slots=True)
 class TransferredBlocks:
     blocks: tuple[CommittedBlock, ...]
+    # Resolved once the replica has judged the blocks and every resulting effect has run.
+    done: asyncio.Future[None] | None = None
 
 
 Input = Tick | PeerMessage | ClientRequests | TransferredBlocks
@@ -128,6 +130,9 @@ class ReplicaRuntime:
             while True:
                 item = await self._inbox.get()
                 await self._drain(self._dispatch(item))
+                done = item.done if isinstance(item, TransferredBlocks) else None
+                if done is not None and not done.done():
+                    done.set_result(None)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -147,7 +152,7 @@ class ReplicaRuntime:
                 for request in requests:
                     effects.extend(replica.submit(request, now_ms))
                 return effects
-            case TransferredBlocks(blocks):
+            case TransferredBlocks(blocks, _):
                 return replica.on_state_transfer(blocks)
         raise AssertionError(f"unknown input {item!r}")
 

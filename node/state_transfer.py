@@ -155,12 +155,11 @@ class StateTransfer:
             await channel.close(grace=None)
         if not blocks:
             return False
-        self._runtime.offer(TransferredBlocks(tuple(blocks)))
-        deadline = time.monotonic() + PROGRESS_WAIT_S
-        while time.monotonic() < deadline and self._ledger.height < blocks[-1].seq:
-            await asyncio.sleep(0.05)
-            if self._ledger.height > before and self._runtime.backlog == 0:
-                break
+        judged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._runtime.offer(TransferredBlocks(tuple(blocks), judged)):
+            return False  # the replica is overloaded; the core asks again later
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(judged, PROGRESS_WAIT_S)
         if self._ledger.height <= before:
             self._suspect(peer_id, "its blocks did not verify")
             return False

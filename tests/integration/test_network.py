@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +52,23 @@ def test_transactions_submitted_to_every_node_commit_on_all(cluster: Cluster) ->
     for node_id in cluster.node_ids:  # every node serves every receipt
         receipt = cluster.stub(node_id).GetReceipt(ledger_pb2.GetReceiptRequest(tx_id=tx_ids[-1]))
         assert receipt.result.code == "OK"
+
+
+def test_every_node_serves_prometheus_metrics(cluster: Cluster) -> None:
+    for node in cluster.manifest.nodes:
+        url = f"http://{node.metrics.host}:{node.metrics.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        height = cluster.status(node.id).height
+        values = dict(
+            line.rsplit(" ", 1) for line in text.splitlines() if line and not line[0] == "#"
+        )
+        assert int(float(values["ibledger_height"])) in (height, height + 1)
+        assert float(values["ibledger_txs_committed_total"]) >= 40
+        assert "# TYPE ibledger_blocks_committed_total counter" in text
+        assert float(values["ibledger_peers_connected"]) == 3
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=5)
 
 
 def test_resubmission_returns_the_original_receipt(cluster: Cluster) -> None:
@@ -149,9 +168,10 @@ def test_killed_backup_restarts_and_catches_up(cluster: Cluster) -> None:
     cluster.kill(backup)
     others = [n for n in cluster.node_ids if n != backup]
     for round_ in range(5):
-        ids = cluster.submit(others[round_ % len(others)], [
-            cluster.envelope(f"while-{backup}-down-{round_}-{i}") for i in range(20)
-        ])
+        ids = cluster.submit(
+            others[round_ % len(others)],
+            [cluster.envelope(f"while-{backup}-down-{round_}-{i}") for i in range(20)],
+        )
         cluster.wait_committed(others[0], ids, timeout_s=20)
     cluster.up()
     height = cluster.wait_heights_equal(cluster.node_ids, timeout_s=60)
@@ -171,9 +191,12 @@ def test_killed_primary_under_load_is_replaced(cluster: Cluster) -> None:
         round_ = 0
         while not stop.is_set():
             try:
-                submitted.extend(cluster.submit(backups[round_ % 3], [
-                    cluster.envelope(f"load-{round_}-{i}") for i in range(10)
-                ]))
+                submitted.extend(
+                    cluster.submit(
+                        backups[round_ % 3],
+                        [cluster.envelope(f"load-{round_}-{i}") for i in range(10)],
+                    )
+                )
             except grpc.RpcError as exc:  # pragma: no cover - reported below
                 errors.append(exc)
             round_ += 1

@@ -1,0 +1,158 @@
+"""State transfer: a node behind fetches certified blocks from peers; a peer serving a forged
+block (consistent body and header, but a certificate for another digest) is detected, marked
+suspect, and the blocks are taken from an honest peer instead."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ibledger.consensus import (
+    Commit,
+    CommitCertificate,
+    FetchBlocks,
+    Replica,
+    ReplicaConfig,
+    encode_commit_certificate,
+    signing_bytes,
+)
+from ibledger.node.api import block_pb
+from ibledger.node.blocks import BlockHeader
+from ibledger.node.crypto import KeyPair, generate_keypair, get_suite
+from ibledger.node.ledger import Ledger
+from ibledger.node.runtime import Outbound, ReplicaRuntime
+from ibledger.node.signing import ValidatorSigner, ValidatorVerifier
+from ibledger.node.state_transfer import StateTransfer
+from ibledger.proto import peer_pb2_grpc, types_pb2
+
+from .conftest import GENESIS_TIME_MS, Directory, make_genesis, register_tx
+
+SUITE = get_suite("ed25519-sha256")
+MEMBERS = ("node0", "node1", "node2", "node3")
+
+
+def _certificate(validators: dict[str, KeyPair], header: BlockHeader) -> bytes:
+    commit = Commit(0, header.height, header.consensus_digest)
+    signatures = tuple(
+        (rid, validators[rid].sign(signing_bytes(commit, rid))) for rid in MEMBERS[:3]
+    )
+    return encode_commit_certificate(
+        CommitCertificate(0, header.height, header.consensus_digest, signatures)
+    )
+
+
+class _Server(peer_pb2_grpc.PeerServicer):
+    def __init__(self, blocks: list[types_pb2.Block]) -> None:
+        self.blocks = blocks
+        self.calls = 0
+
+    async def FetchBlocks(
+        self, request: object, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.Block]:
+        self.calls += 1
+        for block in self.blocks:
+            yield block
+
+
+async def _serve(servicer: _Server) -> tuple[grpc.aio.Server, str]:
+    server = grpc.aio.server()
+    peer_pb2_grpc.add_PeerServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+class _NoPeers(Outbound):
+    def send(self, to: str, data: bytes) -> None:
+        pass
+
+    def broadcast(self, data: bytes) -> None:
+        pass
+
+
+@pytest.mark.parametrize("forger_first", [True, False])
+async def test_forged_blocks_are_refused_and_an_honest_peer_is_used(
+    tmp_path: Path, forger_first: bool
+) -> None:
+    directory = Directory()
+    genesis = make_genesis(directory)
+    validators = {rid: generate_keypair() for rid in MEMBERS}
+    honest_blocks: list[types_pb2.Block] = []
+    forged_blocks: list[types_pb2.Block] = []
+    with Ledger.open(tmp_path / "source", genesis) as source:
+        for height in range(1, 7):
+            envelopes = [register_tx(directory, f"R{height}", nonce=height)]
+            header = source.next_header(GENESIS_TIME_MS + height * 1000, envelopes)
+            source.append_block(header, envelopes, _certificate(validators, header))
+            stored = source.get_block(height)
+            assert stored is not None
+            honest_blocks.append(block_pb(stored))
+            # The forger swaps the transaction and re-derives a header that matches it, but can
+            # only attach the certificate the validators signed for the real block.
+            fake = [register_tx(directory, f"FAKE{height}", nonce=100 + height)]
+            fake_header = source.next_header(GENESIS_TIME_MS + height * 1000, fake)
+            forged = block_pb(stored)
+            forged.header.encoded = BlockHeader(
+                height,
+                fake_header.parent_hash,
+                fake_header.timestamp_ms,
+                1,
+                fake_header.txs_root,
+                0,
+                fake_header.proposal_ms,
+            ).encode()
+            del forged.txs[:]
+            forged.txs.extend(fake)
+            forged_blocks.append(forged)
+        source_tip, source_root = source.tip_hash, source.state_root
+
+    forger, honest = _Server(forged_blocks), _Server(honest_blocks)
+    forger_server, forger_address = await _serve(forger)
+    honest_server, honest_address = await _serve(honest)
+    ledger = Ledger.open(tmp_path / "behind", genesis)
+    replica = Replica(
+        ReplicaConfig(MEMBERS),
+        "node3",
+        ValidatorSigner("node3", validators["node3"], SUITE),
+        ValidatorVerifier({rid: k.public_key for rid, k in validators.items()}, SUITE),
+        None,
+        ledger.executed_tip(GENESIS_TIME_MS),
+    )
+    runtime = ReplicaRuntime(
+        replica, ledger, _NoPeers(), on_committed=lambda *_: None, on_fetch=lambda _: None
+    )
+    runner = asyncio.create_task(runtime.run())
+    peers = {"node0": forger_address, "node1": honest_address}
+    transfer = StateTransfer(
+        node_id="node3",
+        ledger=ledger,
+        runtime=runtime,
+        peers=peers,
+        channel_factory=lambda peer_id, address: grpc.aio.insecure_channel(address),
+        peer_heights=lambda: {},
+        genesis_time_ms=GENESIS_TIME_MS,
+    )
+    hint = ("node0", "node1") if forger_first else ("node1", "node0")
+    try:
+        transfer.request(FetchBlocks(1, 6, hint))
+        for _ in range(200):
+            if ledger.height == 6:
+                break
+            await asyncio.sleep(0.05)
+        assert (ledger.height, ledger.tip_hash, ledger.state_root) == (6, source_tip, source_root)
+        assert honest.calls >= 1
+        if forger_first:
+            assert forger.calls == 1 and transfer.bad_peers_seen == 1
+            assert replica.counters["state-transfer-invalid"] >= 1
+        else:
+            assert forger.calls == 0 and transfer.bad_peers_seen == 0
+    finally:
+        await transfer.stop()
+        runner.cancel()
+        await forger_server.stop(None)
+        await honest_server.stop(None)
+        ledger.close()
