@@ -51,8 +51,23 @@ class Cli:
 
 
 def _walk_to_endorsee(cli: Cli, bill: str, maturity: str, endorsee: str) -> None:
-    cli("bill", "issue", bill, "--kind", "BANK", "--amount", "500000.00",
-        "--maturity-date", maturity, "--acceptor", "ICBC", "--payee", "SUPPLIER", "--as", "HUAWEI")
+    cli(
+        "bill",
+        "issue",
+        bill,
+        "--kind",
+        "BANK",
+        "--amount",
+        "500000.00",
+        "--maturity-date",
+        maturity,
+        "--acceptor",
+        "ICBC",
+        "--payee",
+        "SUPPLIER",
+        "--as",
+        "HUAWEI",
+    )
     cli("bill", "request-acceptance", bill, "--as", "HUAWEI")
     cli("bill", "sign", "--bill", bill, "--as", "ICBC")
     cli("bill", "request-receipt", bill, "--as", "HUAWEI")
@@ -94,8 +109,9 @@ def test_payment_and_refusal_with_recourse(
     cli("bill", "present", refused, "--as", "SPDB")
     cli("bill", "reject", "--bill", refused, "--reason", "insufficient funds", "--as", "ICBC")
     piece_range = cli.json("bill", "show", refused, "--as", "SPDB")["pieces"][0]["range"]
-    parties = cli.json("bill", "recourse-parties", refused, "--range", piece_range,
-                       "--as", "SPDB")["parties"]
+    parties = cli.json("bill", "recourse-parties", refused, "--range", piece_range, "--as", "SPDB")[
+        "parties"
+    ]
     assert {"HUAWEI", "ICBC", "SUPPLIER"} <= set(parties) and "CIB" not in parties
     outsider = cli("bill", "recourse", refused, "--recoursee", "CIB", "--as", "SPDB", expect=1)
     assert "RECOURSE_NOT_ALLOWED" in outsider

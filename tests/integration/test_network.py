@@ -61,7 +61,7 @@ def test_every_node_serves_prometheus_metrics(cluster: Cluster) -> None:
             text = response.read().decode()
         height = cluster.status(node.id).height
         values = dict(
-            line.rsplit(" ", 1) for line in text.splitlines() if line and not line[0] == "#"
+            line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#"
         )
         assert int(float(values["ibledger_height"])) in (height, height + 1)
         assert float(values["ibledger_txs_committed_total"]) >= 40

@@ -92,3 +92,11 @@ def test_malicious_state_transfer_peer_b13() -> None:
     assert result.ok, result.report()
     assert result.stats.get("fetch", 0) > 0
     assert result.stats.get("replica-state-transfer-invalid", 0) > 0
+
+
+def test_equivocation_and_forgery_with_real_ed25519() -> None:
+    """The same checks with PyNaCl Ed25519 signatures instead of the keyed hash."""
+    for mode, who in (("equivocate", "r0"), ("forge", "r2")):
+        sc = make_scenario(9, 4, byzantine={who: mode}, faults=False, requests=12, ed25519=True)
+        result = run_scenario(sc)
+        assert result.ok, result.report()

@@ -20,7 +20,7 @@ from .byzantine import MODES
 from .runner import SimResult, regression_seeds, run_seed
 from .scenario import FAULT_KINDS, make_scenario
 
-CI_SEEDS = {4: range(1, 801), 7: range(1, 301)}
+CI_SEEDS = {4: range(1, 1201), 7: range(1, 401)}
 BLOCK = 50
 
 
