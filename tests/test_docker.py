@@ -1,0 +1,39 @@
+"""The Docker files, checked statically (no Docker engine runs here): the image installs the
+project and runs the console script; compose runs one node per service from the node.toml that
+`ibledger network init` writes, and names every path the image copies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
+
+
+def test_dockerfile_installs_the_project_and_runs_the_console_script() -> None:
+    text = (DOCKER / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE)
+    for source in copied:
+        assert (ROOT / source).exists(), f"COPY {source}: no such path"
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ]
+    assert set(packages.values()) <= set(copied), "every installed package directory is copied"
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert 'ENTRYPOINT ["ibledger"]' in text and "ibledger" in scripts
+    assert re.search(r"^USER \S+", text, flags=re.MULTILINE), "the node must not run as root"
+
+
+def test_compose_runs_each_node_from_its_init_config() -> None:
+    text = (DOCKER / "compose.yaml").read_text()
+    services = re.findall(r"^  (node\d+):$", text, flags=re.MULTILINE)
+    assert services == ["node0", "node1", "node2", "node3"]
+    for service in services:
+        command = f'command: ["node", "start", "--config", "/network/nodes/{service}/node.toml"]'
+        assert command in text
+        assert f"working_dir: /network/nodes/{service}" in text
+    assert "network_mode: host" in text  # the loopback addresses in genesis.json stay valid
+    assert "- ./network:/network" in text
+    assert "dockerfile: docker/Dockerfile" in text
