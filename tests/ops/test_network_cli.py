@@ -72,6 +72,7 @@ def test_init_writes_a_complete_network(template_network: Path) -> None:
             "CIB",
             "SPDB",
             "HUAWEI",
+            "SUPPLIER",
             "PBOC",
             "CSDC",
             "REGULATOR",
