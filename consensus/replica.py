@@ -420,15 +420,20 @@ class Replica:
             self._dispatch(message, out)
         return self._finish(out)
 
-    def submit(self, request: bytes, now_ms: int) -> list[Effect]:
-        """Queue an opaque client request (id = sha256(request)); backups forward it."""
+    def submit(self, request: bytes, now_ms: int, *, forward: bool = True) -> list[Effect]:
+        """Queue an opaque client request (id = sha256(request)); backups forward it.
+
+        ``forward=False`` is for a node that has already relayed the request to every replica
+        itself (the primary included): the backup only queues it and starts its timers; if the
+        primary still has not proposed it after ``retransmit_ticks``, the usual retransmission
+        sends it to everyone (section 4.1's client retransmission)."""
         out: list[Effect] = []
         self._now_ms = now_ms
         rid = self._add_request(request, out)
         if rid is not None:
             if self._view_active and self.is_primary:
                 self._maybe_propose(out)
-            elif self._view_active:
+            elif self._view_active and forward:
                 entry = self._pending[rid]
                 self._send(out, self.primary, self._sign(RequestForward((entry[0],))))
         return self._finish(out)

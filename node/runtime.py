@@ -150,7 +150,9 @@ class ReplicaRuntime:
             case ClientRequests(requests, now_ms):
                 effects: list[Effect] = []
                 for request in requests:
-                    effects.extend(replica.submit(request, now_ms))
+                    # The node relays every admitted request to all peers itself (peer.py), so
+                    # backups need not forward it to the primary as a signed message too.
+                    effects.extend(replica.submit(request, now_ms, forward=False))
                 return effects
             case TransferredBlocks(blocks, _):
                 return replica.on_state_transfer(blocks)

@@ -151,8 +151,8 @@ class Harness:
             count += 1
         return count
 
-    def submit(self, m: str, request: bytes) -> list[Effect]:
-        return self.handle(m, self.replica(m).submit(request, self.now_ms))
+    def submit(self, m: str, request: bytes, *, forward: bool = True) -> list[Effect]:
+        return self.handle(m, self.replica(m).submit(request, self.now_ms, forward=forward))
 
     def tick(
         self, ticks: int = 1, deliver: bool = True, only: tuple[str, ...] | None = None

@@ -76,6 +76,18 @@ def test_backup_forwards_requests_to_primary() -> None:
     assert all(height == 1 for height in h.heights().values())
 
 
+def test_backup_that_relayed_a_request_itself_does_not_forward_it_again() -> None:
+    """Section 4.1: when the node has already sent the request to every replica, the backup
+    only queues it; should the primary never receive it, retransmission after
+    `retransmit_ticks` still gets it to everyone."""
+    h = Harness()
+    effects = h.submit("r2", req(8), forward=False)
+    assert not [e for e in effects if isinstance(e, Send | Broadcast)]
+    assert h.heights() == {m: 0 for m in h.members}
+    h.tick(h.config.retransmit_ticks + 3)
+    assert all(height == 1 for height in h.heights().values())
+
+
 def test_duplicate_requests_are_deduplicated() -> None:
     """Section 4.1 exactly-once: a pending or executed request is not queued again."""
     h = Harness()
