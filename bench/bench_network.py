@@ -114,7 +114,7 @@ def _run_load(directory: Path, options: argparse.Namespace) -> dict[str, object]
     sent = 0
     batch_index = 0
     while sent < total:
-        due = min(total, int((time.perf_counter() - started) * options.rate))
+        due = min(total, int((time.perf_counter() - started) * options.rate), sent + 1000)
         if due > sent:
             now = time.perf_counter()
             response = stubs[batch_index % len(stubs)].SubmitBatch(

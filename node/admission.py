@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .ledger import Ledger
 from .mempool import Mempool
-from .tx import Transaction, TxError, decode_envelope
+from .tx import Transaction, TxError
 
 ADMITTED = "ADMITTED"
 PENDING = "PENDING"
@@ -60,9 +60,13 @@ class Admission:
         now_ms = self._clock_ms()
         for index, envelope in enumerate(envelopes):
             try:
-                tx = decode_envelope(
-                    envelope, size_max=self._envelope_size_max, hash_fn=self._ledger.suite.hash
-                )
+                if len(envelope) > self._envelope_size_max:
+                    raise TxError(
+                        "ENVELOPE_TOO_LARGE",
+                        f"the envelope is {len(envelope)} bytes; the limit is "
+                        f"{self._envelope_size_max}",
+                    )
+                tx = self._ledger.decoder.decode(envelope)
             except TxError as exc:
                 results[index] = self._reject(b"", exc.code, exc.message)
                 continue

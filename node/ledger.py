@@ -51,10 +51,12 @@ from .blocks import (
     txs_root,
 )
 from .crypto import CryptoSuite, get_suite
-from .tx import Transaction, TxError, decode_envelope
+from .tx import EnvelopeDecoder, Transaction, TxError
 from .verifier import BatchVerifier, SignerKey, Verdict
 
 ZERO_HASH = bytes(32)
+SIGNER_CACHE_MAX = 100_000
+IDENTITY_PREFIX = b"id/"  # contracts/identity.py keeps participants and keys under it
 CertificateCheck = Callable[[BlockHeader, bytes, bytes], bool]  # header, block hash, certificate
 
 
@@ -160,7 +162,10 @@ class Ledger:
         self.chain_id = chain_id
         self._sync = sync
         self._write_lock = threading.Lock()
+        self.decoder = EnvelopeDecoder(hash_fn=suite.hash)
         self.verifier = BatchVerifier(suite, self.resolve_signer, workers=verifier_workers)
+        # Signer keys change only through identity transactions; see append_block.
+        self._signer_cache: dict[bytes, SignerKey | None] = {}
         self.height = -1
         self.tip_hash = ZERO_HASH
         self.state_root = ZERO_HASH
@@ -426,6 +431,8 @@ class Ledger:
                 batch.put(keys.tx_index_key(tx_id), canonical_encode([header.height, index, code]))
             root = self._stage_block(batch, header, envelopes, results, events, writes, certificate)
             batch.write()
+            if any(key.startswith(IDENTITY_PREFIX) for key, _ in writes):
+                self._signer_cache = {}  # a key or participant changed: resolve afresh
             self._advance_tip(header, root)
             return AppliedBlock(
                 header,
@@ -505,7 +512,7 @@ class Ledger:
         decoded: list[Transaction | TxResult] = []
         for envelope in envelopes:
             try:
-                decoded.append(decode_envelope(envelope, hash_fn=self.suite.hash))
+                decoded.append(self.decoder.decode(envelope))
             except TxError as exc:
                 decoded.append(TxResult(exc.code, exc.message))
         # Keys are resolved against the state before this block, the same on every replica.
@@ -633,10 +640,21 @@ class Ledger:
         return _StateReader(self._db.snapshot())
 
     def resolve_signer(self, key_id: bytes) -> SignerKey | None:
+        """The registered key with this id in committed state (cached until keys change)."""
+        try:
+            return self._signer_cache[key_id]
+        except KeyError:
+            pass
         record = contracts.resolve_key(_StateReader(self._db), key_id)
-        if record is None:
-            return None
-        return SignerKey(record.participant_id, record.public_key, record.active)
+        key = (
+            None
+            if record is None
+            else SignerKey(record.participant_id, record.public_key, record.active)
+        )
+        if len(self._signer_cache) >= SIGNER_CACHE_MAX:
+            self._signer_cache.clear()
+        self._signer_cache[key_id] = key
+        return key
 
     def get_block(self, height: int) -> StoredBlock | None:
         if not 0 <= height <= self.height:

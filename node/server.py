@@ -41,7 +41,7 @@ from .peer import PeerService, PeerTransport
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
 from .signing import ValidatorSigner, ValidatorVerifier
 from .state_transfer import RANGE_MAX, StateTransfer
-from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError, decode_envelope
+from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError
 
 log = logging.getLogger("ibledger.node")
 
@@ -145,7 +145,7 @@ class Node:
     def _validate_request(self, request: bytes) -> bool:
         """Requests inside a pre-prepare: well formed and signed (usually a cache hit)."""
         try:
-            tx = decode_envelope(request, hash_fn=self.suite.hash)
+            tx = self.ledger.decoder.decode(request)
         except TxError:
             return False
         if self.ledger.verifier.is_cached(tx):

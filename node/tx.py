@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -201,6 +202,40 @@ def decode_envelope(
         operation=decoded["op"],
         args=decoded["args"],
     )
+
+
+class EnvelopeDecoder:
+    """``decode_envelope`` with a bounded memory of envelopes already decoded.
+
+    A node sees each transaction several times (admission, the pre-prepare that carries it, the
+    block that executes it); decoding is pure, so the second and third time cost a look-up.
+    Failures are not remembered: a malformed envelope is cheap to reject again and must not
+    crowd out good ones.
+    """
+
+    def __init__(
+        self,
+        *,
+        size_max: int = ENVELOPE_SIZE_MAX,
+        hash_fn: HashFn = sha256,
+        entries_max: int = 100_000,
+    ) -> None:
+        self._size_max = size_max
+        self._hash_fn = hash_fn
+        self._entries_max = entries_max
+        self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
+        self.hits = 0
+
+    def decode(self, data: bytes) -> Transaction:
+        cached = self._decoded.get(data) if isinstance(data, bytes) else None
+        if cached is not None:
+            self.hits += 1
+            return cached
+        tx = decode_envelope(data, size_max=self._size_max, hash_fn=self._hash_fn)
+        self._decoded[tx.envelope] = tx
+        if len(self._decoded) > self._entries_max:
+            self._decoded.popitem(last=False)
+        return tx
 
 
 def _check_payload_fields(payload: Mapping[str, Any]) -> None:

@@ -29,11 +29,11 @@ class Directory:
     def resolve(self, key_id: bytes) -> SignerKey | None:
         return self.records.get(key_id)
 
-    def tx(self, participant: str, op: str = "demo.noop", nonce: int = 1, **args: object) -> bytes:
+    def tx(self, sender_id: str, op: str = "demo.noop", nonce: int = 1, **args: object) -> bytes:
         return build_transaction(
-            self.keys[participant],
+            self.keys[sender_id],
             chain_id=CHAIN_ID,
-            sender=participant,
+            sender=sender_id,
             operation=op,
             args=args,
             nonce=nonce,

@@ -10,7 +10,7 @@ import pytest
 
 from ibledger.node import storage_keys as keys
 from ibledger.node.blocks import BlockHeader
-from ibledger.node.crypto import get_suite
+from ibledger.node.crypto import generate_keypair, get_suite
 from ibledger.node.ledger import Ledger, LedgerCorruption, LedgerError
 
 from .conftest import GENESIS_TIME_MS, Directory, make_genesis, register_tx
@@ -275,3 +275,36 @@ def test_invalid_genesis_is_a_clear_error(tmp_path: Path, directory: Directory) 
         Ledger.open(tmp_path / "db", genesis)
     with pytest.raises(LedgerError, match="genesis_time_ms"):
         Ledger.open(tmp_path / "db2", {**make_genesis(directory), "genesis_time_ms": -1})
+
+
+def test_a_revoked_key_stops_signing_from_the_next_block(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    """The ledger caches resolved signer keys; an identity change must invalidate the cache."""
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        _append(ledger, [register_tx(directory, "REG1", nonce=1)])
+        key_id = directory.keys["REG1"].key_id
+        first = directory.tx("REG1", "identity.update_details", nonce=2, participant="REG1")
+        _append(ledger, [first])
+        assert ledger.resolve_signer(key_id) is not None
+        # A second key first (a participant keeps at least one), then the admin revokes the first.
+        spare = directory.keys["ADMIN"]
+        add = directory.tx(
+            "ADMIN",
+            "identity.add_key",
+            nonce=3,
+            participant="REG1",
+            suite="ed25519-sha256",
+            public_key=generate_keypair().public_key.hex(),
+        )
+        revoke = directory.tx(
+            "ADMIN", "identity.revoke_key", nonce=4, participant="REG1", key_id=key_id.hex()
+        )
+        _append(ledger, [add, revoke])
+        block = ledger.get_block(3)
+        assert block is not None and [r.code for r in block.results] == ["OK", "OK"], block
+        late = directory.tx("REG1", "identity.update_details", nonce=5, participant="REG1")
+        _append(ledger, [late])
+        block = ledger.get_block(4)
+        assert block is not None and block.results[0].code == "KEY_REVOKED"
+        assert spare.key_id != key_id
