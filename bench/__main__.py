@@ -9,6 +9,7 @@ import sys
 BENCHES = {
     "verify": "bench.bench_verify",
     "ledger": "bench.bench_ledger",
+    "consensus": "bench.bench_consensus",
     "network": "bench.bench_network",
 }
 

@@ -77,10 +77,7 @@ class Transaction:
     expires_at_ms: int
     operation: str
     args: Mapping[str, Any]
-
-    @property
-    def signing_message(self) -> bytes:
-        return SIGNING_DOMAIN + self.tx_id
+    signing_message: bytes  # SIGNING_DOMAIN || tx_id, built once: the verifier's hot loop reads it
 
 
 def encode_payload(
@@ -189,18 +186,20 @@ def decode_envelope(
     if not isinstance(decoded, dict):
         raise TxError("MALFORMED_PAYLOAD", "the payload must be a map")
     _check_payload_fields(decoded)
+    tx_id = hash_fn(payload)
     return Transaction(
         envelope=data,
         payload=payload,
         signature=signature,
         key_id=key_id,
-        tx_id=hash_fn(payload),
+        tx_id=tx_id,
         chain_id=decoded["chain_id"],
         sender=decoded["sender"],
         nonce=decoded["nonce"],
         expires_at_ms=decoded["expires_at_ms"],
         operation=decoded["op"],
         args=decoded["args"],
+        signing_message=SIGNING_DOMAIN + tx_id,
     )
 
 

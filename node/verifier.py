@@ -196,7 +196,7 @@ class BatchVerifier:
             if len(self._screened_keys) >= self._cache_size_max:
                 self._screened_keys.clear()
             self._screened_keys[key.public_key] = screened
-        return key if screened.ok else screened
+        return key if screened is VERIFIED else screened
 
     def _classify_failure(self, tx: Transaction) -> Verdict:
         try:
