@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ log = logging.getLogger("ibledger.node")
 VERSION = "0.1.0"
 STATUS_INTERVAL_MS = 200
 MEMPOOL_SWEEP_S = 5.0
+LAG_CHECK_S = 0.5
+LAG_GRACE_S = 1.0  # ordinary pipelining puts a node a block or two behind for a moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +352,7 @@ class Node:
         self._tasks.append(asyncio.create_task(self.runtime.run(), name="replica-runtime"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self._tasks.append(asyncio.create_task(self._sweeper(), name="mempool-sweeper"))
+        self._tasks.append(asyncio.create_task(self._lag_watch(), name="lag-watch"))
 
         self.api_server = grpc.aio.server(
             options=[
@@ -395,6 +399,35 @@ class Node:
                 self._stopped.set()
                 return
             self.runtime.offer(Tick(now_ms()))
+
+    async def _lag_watch(self) -> None:
+        """Fetch blocks when f+1 peers report a height above ours and we stay behind.
+
+        The core notices it is behind from checkpoints and certificates beyond its window; a
+        node that stopped one block short of its peers (say, the whole network restarted while
+        the last block was committing) sees neither until the next checkpoint, and peers that
+        restarted no longer hold that block's certificate in memory to retransmit. Heights ride
+        on every peer frame; f+1 claims above ours include at least one honest replica.
+        """
+        f = self.replica_config.f
+        behind_since: float | None = None
+        while True:
+            await asyncio.sleep(LAG_CHECK_S)
+            heights = sorted(self.transport.peer_heights().values(), reverse=True)
+            target = heights[f] if len(heights) > f else 0
+            if target <= self.ledger.height or self.state_transfer.active:
+                behind_since = None
+                continue
+            now = time.monotonic()
+            if behind_since is None:
+                behind_since = now
+            elif now - behind_since >= LAG_GRACE_S:
+                log.info(
+                    "behind peers: fetching blocks",
+                    extra={"height": self.ledger.height, "target": target},
+                )
+                self.state_transfer.request(FetchBlocks(self.ledger.height + 1, target, ()))
+                behind_since = None
 
     async def _sweeper(self) -> None:
         while True:

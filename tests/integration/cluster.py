@@ -39,6 +39,7 @@ class Cluster:
     manifest: Manifest = field(init=False)
     admin: KeyPair = field(init=False)
     acked: dict[bytes, str] = field(default_factory=dict)  # tx id -> node that acknowledged
+    sent: dict[bytes, bytes] = field(default_factory=dict)  # tx id -> envelope
     _nonce: int = 0
 
     @classmethod
@@ -110,7 +111,13 @@ class Cluster:
         response = self.stub(node_id).SubmitBatch(
             ledger_pb2.SubmitBatchRequest(envelopes=envelopes), timeout=10
         )
+        for envelope in envelopes:
+            self.sent[decode_envelope(envelope).tx_id] = envelope
         return [r.tx_id for r in response.results if r.status != ledger_pb2.REJECTED]
+
+    def recent_envelopes(self, tx_ids: Iterable[bytes]) -> list[bytes]:
+        """The envelopes sent earlier under these ids, for a client that resubmits."""
+        return [self.sent[tx_id] for tx_id in tx_ids]
 
     def wait_committed(self, node_id: str, tx_ids: Iterable[bytes], timeout_s: float) -> None:
         stub = self.stub(node_id)
