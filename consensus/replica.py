@@ -36,13 +36,19 @@ Equivocation by a primary (two signed pre-prepares for one (v, n)) is evidence a
 change at once.
 
 Retransmission. Every replica broadcasts a small STATUS periodically. A peer answers only with
-what the sender lacks: its stable checkpoint proof, committed blocks with certificates, the
-NEW-VIEW of a later view, its own VIEW-CHANGE, or the pre-prepare and its own votes for slots that
-have been stuck for `retransmit_ticks`. Backups re-forward pending client requests to the primary
-(4.1's client retransmission, done by the replica the client reached).
+what the sender lacks: its stable checkpoint proof, its own CHECKPOINTs above the sender's stable
+checkpoint, committed blocks with certificates, the NEW-VIEW of a later view, its own VIEW-CHANGE,
+or the pre-prepare and its own votes for slots that have been stuck for `retransmit_ticks`.
+CHECKPOINTs need this as much as the three phases do: once every replica has executed up to h+L,
+only a stable checkpoint opens the window, and a view change cannot replace it (every new view
+starts from the same min-s). Backups re-forward pending client requests to the primary (4.1's
+client retransmission, done by the replica the client reached).
 
 Recovery (TOCS 6). Everything a vote depends on is in a `Persist` emitted before the vote, so a
-replica restarted from `PersistedState` re-signs only digests it signed before.
+replica restarted from `PersistedState` re-signs only digests it signed before. A CHECKPOINT is
+not persisted: a replica that restarts on a checkpoint block above its stable checkpoint signs it
+again from the executor's tip (sequence number, block digest, state root), since its lost vote
+may be one the quorum needs.
 
 Requests. A request is opaque bytes identified by sha256. The replica deduplicates its own queue
 and recently executed ids and never proposes a request that is in flight. Blocks still may repeat
@@ -267,6 +273,7 @@ class Replica:
         self._checkpoint_votes: dict[int, dict[str, SignedMessage]] = {}
         self._awaiting_root: dict[int, bytes] = {}
         self._own_roots: dict[int, bytes] = {}
+        self._own_checkpoints: dict[int, tuple[SignedMessage, int]] = {}  # vote, tick signed
         self._catch_up_target = 0
         self._lag_target = 0
         self._lag_since: int | None = None
@@ -294,6 +301,16 @@ class Replica:
         self._started = False
         if persisted is not None and persisted.records:
             self._restore(persisted)
+        if (
+            tip.seq > self._stable.seq
+            and tip.seq % config.checkpoint_interval == 0
+            and tip.state_root
+        ):
+            # The vote for the executed tip may have died with the previous process; without it
+            # the checkpoint that opens the window may lack a quorum (rebroadcast on first tick).
+            self._own_roots[tip.seq] = tip.state_root
+            vote = self._sign_checkpoint(Checkpoint(tip.seq, tip.digest, tip.state_root))
+            self._checkpoint_votes[tip.seq] = {self._id: vote}
 
     # ------------------------------------------------------------------ public properties
 
@@ -449,7 +466,7 @@ class Replica:
                 self._divergence(out)
             return self._finish(out)
         self._own_roots[seq] = state_root
-        checkpoint = self._sign(Checkpoint(seq, digest, state_root))
+        checkpoint = self._sign_checkpoint(Checkpoint(seq, digest, state_root))
         self._broadcast(out, checkpoint)
         self._add_checkpoint_vote(checkpoint, out)
         return self._finish(out)
@@ -1053,6 +1070,13 @@ class Replica:
             )
             self._install_stable(cert, out)
 
+    def _sign_checkpoint(self, c: Checkpoint) -> SignedMessage:
+        """Sign our own CHECKPOINT and keep it for retransmission until a checkpoint at or above
+        it is stable (section 4.3 needs 2f+1 of these; one lost copy must not stall the window)."""
+        sm = self._sign(c)
+        self._own_checkpoints[c.seq] = (sm, self._tick)
+        return sm
+
     def _stable_proof(self) -> list[SignedMessage]:
         c = self._stable
         return [
@@ -1100,6 +1124,8 @@ class Replica:
             del self._checkpoint_votes[seq]
         for seq in [s for s in self._own_roots if s < low]:
             del self._own_roots[seq]
+        for seq in [s for s in self._own_checkpoints if s <= low]:
+            del self._own_checkpoints[seq]
         for seq in [s for s in self._awaiting_root if s < low]:
             del self._awaiting_root[seq]
         for seq in [s for s in self._waiting_pps if s <= low]:
@@ -1420,6 +1446,11 @@ class Replica:
         if st.stable_seq < self._stable.seq:
             for m in self._stable_proof():
                 self._send(out, peer, m)
+        for seq, (vote, signed_tick) in sorted(self._own_checkpoints.items()):
+            # Votes for checkpoints that are not yet stable: sent once at execution, they may have
+            # been lost, and nothing else would ever resend them (the window stays full).
+            if seq > st.stable_seq and self._tick - signed_tick >= cfg.retransmit_ticks:
+                self._send(out, peer, vote)
         if st.last_executed < self._last_executed:
             top = min(self._last_executed, st.last_executed + cfg.proofs_per_status_max)
             for seq in range(st.last_executed + 1, top + 1):
@@ -1453,6 +1484,8 @@ class Replica:
     # ------------------------------------------------------------------ recovery
 
     def _on_first_tick(self, out: list[Effect]) -> None:
+        for vote, _ in self._own_checkpoints.values():
+            self._broadcast(out, vote)
         if not self._view_active:
             sm = self._build_view_change()
             self._own_vc = sm

@@ -19,9 +19,11 @@ from ibledger.consensus import (
     CommitCertificate,
     CommittedBlock,
     Evidence,
+    ExecutedTip,
     FetchBlocks,
     Prepare,
     PrePrepare,
+    Replica,
     SignedMessage,
     ViewChange,
     signing_bytes,
@@ -94,6 +96,58 @@ def test_divergent_state_root_is_reported() -> None:
     r3.on_executed = lambda seq, root: real(seq, b"\xff" * 32)  # type: ignore[method-assign]
     _fill(h, 5)
     assert any(e.kind == "state-root-divergence" for e in h.evidence("r3"))
+
+
+def test_lost_checkpoint_votes_are_retransmitted() -> None:
+    """Section 4.3 with retransmission (Castro's thesis, status messages): the window moves only
+    with a stable checkpoint, so CHECKPOINT votes lost on the network (here: all of them, as in a
+    partition during the checkpoint round) are sent again in answer to STATUS until the peer has
+    a stable checkpoint at or above them. Otherwise every replica sits at h + L for good, and view
+    changes cannot help: each new view starts from the same stable checkpoint."""
+    h = Harness(
+        batch_size_max=1,
+        batch_timeout_ticks=0,
+        checkpoint_interval=4,
+        watermark_window=8,
+        view_change_timeout_ticks=60,
+        view_change_timeout_max_ticks=480,
+    )
+    h.tick(1)
+    h.filter = lambda src, dst, sm: not isinstance(sm.message, Checkpoint)
+    _fill(h, 12)
+    assert h.heights() == dict.fromkeys(h.members, 8)
+    assert all(h.replica(m).stable_checkpoint.seq == 0 for m in h.members)
+    h.tick(10)
+    assert h.heights() == dict.fromkeys(h.members, 8)  # stalled at the high watermark
+    h.filter = None
+    h.tick(15)
+    assert all(h.replica(m).stable_checkpoint.seq >= 8 for m in h.members)
+    assert h.heights() == dict.fromkeys(h.members, 12)
+    assert all(h.replica(m).view == 0 for m in h.members)
+
+
+def test_restarted_replica_votes_for_its_executed_checkpoint() -> None:
+    """TOCS section 6 with section 4.3: a replica that executed a checkpoint block and then
+    restarted (its CHECKPOINT lost with the process) signs it again from the executor's tip
+    (sequence number, block digest, state root). With one replica down for good, the restarted
+    replica's vote is the third of the 2f+1 that make the window move."""
+    h = Harness(batch_size_max=1, batch_timeout_ticks=0, checkpoint_interval=2, watermark_window=4)
+    h.tick(1)
+    h.crash("r2")
+    # r3's CHECKPOINT exchange is lost both ways, then r3 restarts: it forgot its own vote.
+    h.filter = lambda src, dst, sm: not (isinstance(sm.message, Checkpoint) and "r3" in (src, dst))
+    _fill(h, 6)
+    assert {m: h.heights()[m] for m in ("r0", "r1", "r3")} == dict.fromkeys(("r0", "r1", "r3"), 4)
+    assert all(h.replica(m).stable_checkpoint.seq == 0 for m in ("r0", "r1", "r3"))
+    h.filter = None
+    node = h.nodes["r3"]
+    last = node.executed[-1]
+    tip = ExecutedTip(last.seq, last.digest, last.timestamp_ms, node.root)
+    node.replica = Replica(h.config, "r3", KeyedSigner("r3"), h.verifier, node.store.copy(), tip)
+    h.tick(15)
+    for m in ("r0", "r1", "r3"):
+        assert h.replica(m).stable_checkpoint.seq >= 4
+        assert h.heights()[m] == 6
 
 
 def test_lagging_replica_fetches_blocks_and_does_not_vote_meanwhile() -> None:
