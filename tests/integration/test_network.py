@@ -157,6 +157,19 @@ def test_peer_port_refuses_callers_without_a_consortium_certificate(
         == grpc.StatusCode.UNAVAILABLE  # a certificate from another CA
     )
     assert _peer_call(address, genuine) == grpc.StatusCode.OK
+    # A certificate from the consortium CA, but for a node that is not a validator.
+    outsider = pki.issue_node_certificate(pki.load_ca(cluster.directory / "ca"), "node9")
+    outsider_key = outsider.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    assert (
+        _peer_call(
+            address, grpc.ssl_channel_credentials(ca_pem, outsider_key, outsider.certificate_pem)
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
     assert cluster.status("node0").node_id == "node0"  # and the node keeps serving
 
 
