@@ -63,9 +63,14 @@ class KeyFileError(CryptoError):
 class CryptoSuite(Protocol):
     """What the rest of the system needs from a signature scheme and hash."""
 
-    name: str
-    public_key_size: int
-    signature_size: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def public_key_size(self) -> int: ...
+
+    @property
+    def signature_size(self) -> int: ...
 
     def hash(self, data: bytes) -> bytes: ...
 

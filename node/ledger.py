@@ -570,7 +570,7 @@ class Ledger:
             return TxResult(outcome.code, outcome.message), []
         for key, value in outcome.writes:
             overlay.pending[key] = value
-        tx_events = [
+        tx_events: list[Mapping[str, Any]] = [
             {"tx_index": index, "tx_id": tx.tx_id, "kind": event.kind, "attrs": dict(event.attrs)}
             for event in outcome.events
         ]

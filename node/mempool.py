@@ -62,7 +62,7 @@ class Mempool:
         return expired
 
     def oldest(self, count: int) -> list[PendingTx]:
-        result = []
+        result: list[PendingTx] = []
         for pending in self._pending.values():
             if len(result) >= count:
                 break

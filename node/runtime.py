@@ -26,7 +26,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ibledger.consensus import (
     Broadcast,
@@ -75,14 +75,12 @@ class TransferredBlocks:
 Input = Tick | PeerMessage | ClientRequests | TransferredBlocks
 
 
-class Outbound:
+class Outbound(Protocol):
     """What the runtime needs from the peer transport."""
 
-    def send(self, to: str, data: bytes) -> None:
-        raise NotImplementedError
+    def send(self, to: str, data: bytes) -> None: ...
 
-    def broadcast(self, data: bytes) -> None:
-        raise NotImplementedError
+    def broadcast(self, data: bytes) -> None: ...
 
 
 class ReplicaRuntime:

@@ -102,7 +102,8 @@ def encode_payload(
 
 
 def encode_envelope(payload: bytes, signature: bytes, key_id: bytes) -> bytes:
-    return msgpack.packb([ENVELOPE_VERSION, payload, signature, key_id], use_bin_type=True)
+    packed: bytes = msgpack.packb([ENVELOPE_VERSION, payload, signature, key_id], use_bin_type=True)
+    return packed
 
 
 def build_transaction(

@@ -24,7 +24,7 @@ from ibledger.node.api import block_pb
 from ibledger.node.blocks import BlockHeader
 from ibledger.node.crypto import KeyPair, generate_keypair, get_suite
 from ibledger.node.ledger import Ledger
-from ibledger.node.runtime import Outbound, ReplicaRuntime
+from ibledger.node.runtime import ReplicaRuntime
 from ibledger.node.signing import ValidatorSigner, ValidatorVerifier
 from ibledger.node.state_transfer import StateTransfer
 from ibledger.proto import peer_pb2_grpc, types_pb2
@@ -66,7 +66,7 @@ async def _serve(servicer: _Server) -> tuple[grpc.aio.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
-class _NoPeers(Outbound):
+class _NoPeers:
     def send(self, to: str, data: bytes) -> None:
         pass
 
