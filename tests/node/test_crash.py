@@ -64,7 +64,7 @@ def test_kill_minus_nine_mid_write_loses_nothing_reported(
 ) -> None:
     data_dir, genesis_path = tmp_path / "db", tmp_path / "genesis.json"
     reported = _run_and_kill(data_dir, genesis_path, kill_after_s)
-    assert reported > 50, "the writer should have written many blocks before the kill"
+    assert reported > 20, "the writer should have written many blocks before the kill"
     genesis = json.loads(genesis_path.read_text())
     with Ledger.open(data_dir, genesis, verify="full") as ledger:  # verifies the whole chain
         height = ledger.height
