@@ -15,11 +15,17 @@ each piece is checked with what the client already holds (the genesis file):
    digest recomputed from the header (``block_digest(height, proposal_ms, txs_root)``), and holds
    valid signatures of at least a quorum of distinct genesis validators.
 
-Together these prove that the transaction was ordered at that position of a block that a quorum
-of validators committed.  What they do not prove: the certificate signs height, proposal time and
-transaction root only, so the result code, the events and the header's ``timestamp_ms`` and
-``parent_hash`` remain the serving node's word.  Ask a second node (or a quorum of nodes) for the
-same receipt to cross-check those.
+5. **result** -- once a stable checkpoint covers the block, the receipt carries a result proof:
+   the block's canonical results, and the state-root chain (block hash, results digest,
+   write-set digest per block) from the block before it up to the checkpoint, whose certificate
+   holds a quorum of validator signatures over the state root the chain must reach.  The
+   receipt's result code, message and events must be the ones in those results.
+
+Checks 1-4 prove that the transaction was ordered at that position of a block that a quorum of
+validators committed.  The commit certificate signs height, proposal time and transaction root
+only; check 5 extends the proof to the result, the events, the agreed block time and the parent
+link.  Until a checkpoint covers the block (at most one checkpoint interval), check 5 reports
+the result as not yet attested: it is then the serving node's word.
 """
 
 from __future__ import annotations
@@ -30,17 +36,21 @@ from typing import Any
 
 from ibledger.consensus import (
     Commit,
+    MessageError,
+    decode_checkpoint_certificate,
     decode_commit_certificate,
     fault_tolerance,
     merkle_root,
     quorum_size,
     request_id,
     signing_bytes,
+    verify_checkpoint_proof,
     verify_commit_certificate,
     verify_merkle_proof,
 )
 from ibledger.contracts import CodecError, canonical_decode
-from ibledger.node.blocks import BlockFormatError, BlockHeader
+from ibledger.contracts.codec import canonical_encode
+from ibledger.node.blocks import BlockFormatError, BlockHeader, ResultProof, StateLink
 from ibledger.node.crypto import CryptoError, CryptoSuite, get_suite
 from ibledger.node.tx import TxError, decode_envelope
 from ibledger.proto import types_pb2
@@ -264,7 +274,66 @@ def verify_receipt(
             )
         )
     checks.append(_certificate_check(pb.certificate, header, validators))
+    checks.append(_result_check(pb, validators))
     return VerificationReport(f"transaction {wanted.hex()}", tuple(checks))
+
+
+def _result_check(pb: types_pb2.Receipt, validators: ValidatorSet) -> Check:
+    if not pb.HasField("result_proof"):
+        return Check(
+            "result",
+            True,
+            "not attested yet: no stable checkpoint covers this block, so the result is the "
+            "serving node's word (ask again after the next checkpoint)",
+        )
+    served = pb.result_proof
+    try:
+        certificate = decode_checkpoint_certificate(served.checkpoint_certificate)
+    except (MessageError, ValueError, TypeError) as exc:
+        return Check("result", False, f"the checkpoint certificate does not decode: {exc}")
+    if not verify_checkpoint_proof(validators.members, validators.f, certificate, validators):
+        return Check("result", False, "the checkpoint certificate lacks a validator quorum")
+    links = tuple(
+        StateLink(link.height, link.block_hash, link.results_digest, link.write_set_digest)
+        for link in served.links
+    )
+    heights = [link.height for link in links]
+    if heights != list(range(pb.height, certificate.seq + 1)):
+        return Check(
+            "result", False, "the state links do not run from this block to the checkpoint"
+        )
+    if links[0].block_hash != pb.block_hash:
+        return Check("result", False, "the state chain starts from another block")
+    suite = validators.suite
+    if links[0].results_digest != suite.hash(served.results):
+        return Check("result", False, "the block's results do not match the state chain")
+    proof = ResultProof(
+        served.checkpoint_certificate, served.previous_state_root, links, served.results
+    )
+    if proof.state_root(suite.hash) != certificate.state_root:
+        return Check(
+            "result", False, f"the state chain does not reach checkpoint {certificate.seq}'s root"
+        )
+    try:
+        results, events = canonical_decode(served.results)
+        code, message = results[pb.index]
+        mine = [
+            (event["kind"], canonical_encode(event["attrs"]))
+            for event in events
+            if event["tx_index"] == pb.index
+        ]
+    except (CodecError, ValueError, TypeError, KeyError, IndexError) as exc:
+        return Check("result", False, f"the block's results do not decode: {exc}")
+    if (code, message) != (pb.result.code, pb.result.message):
+        return Check("result", False, f"the attested result is {code}, not {pb.result.code}")
+    if mine != [(event.kind, event.attrs) for event in pb.events]:
+        return Check("result", False, "the receipt's events are not the attested ones")
+    return Check(
+        "result",
+        True,
+        f"{code} and {len(mine)} event(s) attested by checkpoint {certificate.seq} "
+        f"({len(certificate.signatures)} validator signatures over its state root)",
+    )
 
 
 def verify_block(

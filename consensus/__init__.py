@@ -19,15 +19,18 @@ How a node drives it:
 
 from .certificates import (
     verify_checkpoint_certificate,
+    verify_checkpoint_proof,
     verify_commit_certificate,
     verify_prepared_certificate,
 )
 from .codec import (
     MessageError,
     decode_block,
+    decode_checkpoint_certificate,
     decode_commit_certificate,
     decode_message,
     encode_block,
+    encode_checkpoint_certificate,
     encode_commit_certificate,
     encode_message,
     signing_bytes,
@@ -120,9 +123,11 @@ __all__ = [
     "block_digest",
     "compute_new_view_order",
     "decode_block",
+    "decode_checkpoint_certificate",
     "decode_commit_certificate",
     "decode_message",
     "encode_block",
+    "encode_checkpoint_certificate",
     "encode_commit_certificate",
     "encode_message",
     "fault_tolerance",
@@ -133,6 +138,7 @@ __all__ = [
     "request_id",
     "signing_bytes",
     "verify_checkpoint_certificate",
+    "verify_checkpoint_proof",
     "verify_commit_certificate",
     "verify_merkle_proof",
     "verify_prepared_certificate",

@@ -111,6 +111,28 @@ def verify_commit_certificate(
     return check_commit_certificate(members, quorum, cert, verifier.verify)
 
 
+def verify_checkpoint_proof(
+    config_members: Sequence[str], f: int, cert: CheckpointCertificate, verifier: Verifier
+) -> bool:
+    """Offline check of a stable checkpoint certificate against a validator set, for clients
+    that hold the membership but not the replica configuration: distinct member signers, at
+    least max(2f+1, quorum(n, f)) of them, every signature valid over (seq, digest, root)."""
+    members = frozenset(config_members)
+    if len(members) != len(config_members) or f < 0 or cert.seq < 1:
+        return False
+    if len(cert.block_digest) != DIGEST_BYTES:
+        return False
+    quorum = max(2 * f + 1, quorum_size(len(members), f))
+    if len(cert.signatures) < quorum or not _distinct_members(cert.signatures, members):
+        return False
+    return all(
+        verifier.verify(
+            rid, checkpoint_signing_bytes(rid, cert.seq, cert.block_digest, cert.state_root), s
+        )
+        for rid, s in cert.signatures
+    )
+
+
 def verify_prepared_certificate(
     config: ReplicaConfig, cert: PreparedCertificate, verifier: Verifier
 ) -> bool:

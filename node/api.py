@@ -26,7 +26,7 @@ from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
 from . import clock
 from .admission import ADMITTED, COMMITTED, PENDING, Admission, AdmissionResult
-from .blocks import BlockHeader, Receipt, StoredBlock
+from .blocks import BlockHeader, Receipt, ResultProof, StoredBlock
 from .errors import NodeError
 from .ledger import Ledger
 from .tx import TxError, decode_envelope
@@ -132,9 +132,26 @@ def block_pb(block: StoredBlock) -> types_pb2.Block:
     )
 
 
+def result_proof_pb(proof: ResultProof) -> types_pb2.ResultProof:
+    return types_pb2.ResultProof(
+        checkpoint_certificate=proof.checkpoint_certificate,
+        previous_state_root=proof.previous_state_root,
+        links=[
+            types_pb2.StateLink(
+                height=link.height,
+                block_hash=link.block_hash,
+                results_digest=link.results_digest,
+                write_set_digest=link.write_set_digest,
+            )
+            for link in proof.links
+        ],
+        results=proof.results,
+    )
+
+
 def receipt_pb(receipt: Receipt) -> types_pb2.Receipt:
     height, timestamp_ms = receipt.height, receipt.header.timestamp_ms
-    return types_pb2.Receipt(
+    message = types_pb2.Receipt(
         tx_id=receipt.tx_id,
         height=receipt.height,
         index=receipt.index,
@@ -146,6 +163,9 @@ def receipt_pb(receipt: Receipt) -> types_pb2.Receipt:
         certificate=receipt.certificate or b"",
         events=[event_pb(height, timestamp_ms, event) for event in receipt.events],
     )
+    if receipt.result_proof is not None:
+        message.result_proof.CopyFrom(result_proof_pb(receipt.result_proof))
+    return message
 
 
 async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:

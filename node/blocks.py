@@ -151,6 +151,47 @@ def prove_inclusion(envelopes: Sequence[bytes], index: int) -> InclusionProof:
 
 
 @dataclass(frozen=True, slots=True)
+class StateLink:
+    """What one block adds to the state-root chain."""
+
+    height: int
+    block_hash: bytes
+    results_digest: bytes
+    write_set_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResultProof:
+    """Evidence for a transaction's *result*: the state-root chain from the block before it up
+    to a checkpoint whose state root a quorum of validators signed.
+
+    ``results`` is the block's canonical ``[results, events]`` encoding; its digest is the first
+    link's ``results_digest``; each link feeds ``chain_state_root``; the last root must be the
+    one the checkpoint certificate signs.  Changing a result, an event, the agreed time or the
+    parent link of any block on the way changes a digest and breaks the chain.
+    """
+
+    checkpoint_certificate: bytes
+    previous_state_root: bytes
+    links: tuple[StateLink, ...]
+    results: bytes
+
+    def state_root(self, hash_fn: HashFn) -> bytes:
+        """The root the chain reaches, to compare with the certificate's."""
+        root = self.previous_state_root
+        for link in self.links:
+            root = hash_fn(
+                STATE_DOMAIN
+                + root
+                + link.height.to_bytes(8, "big")
+                + link.block_hash
+                + link.results_digest
+                + link.write_set_digest
+            )
+        return root
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """What a client gets back for a committed transaction."""
 
@@ -164,6 +205,7 @@ class Receipt:
     proof: InclusionProof
     certificate: bytes | None
     events: tuple[Mapping[str, Any], ...] = field(default=())
+    result_proof: ResultProof | None = None  # once a stable checkpoint covers the block
 
 
 def chain_state_root(

@@ -43,6 +43,8 @@ from .blocks import (
     BlockFormatError,
     BlockHeader,
     Receipt,
+    ResultProof,
+    StateLink,
     StoredBlock,
     TxResult,
     chain_state_root,
@@ -455,13 +457,15 @@ class Ledger:
         block_hash = header.hash(self.suite.hash)
         write_set = canonical_encode([[key, value] for key, value in writes])
         results_list = [[result.code, result.message] for result in results]
+        results_encoded = canonical_encode([results_list, [dict(event) for event in events]])
         root = chain_state_root(
-            self.suite.hash,
-            self.state_root,
-            header.height,
-            block_hash,
-            canonical_encode([results_list, [dict(event) for event in events]]),
-            write_set,
+            self.suite.hash, self.state_root, header.height, block_hash, results_encoded, write_set
+        )
+        batch.put(
+            keys.state_link_key(header.height),
+            canonical_encode(
+                [block_hash, self.suite.hash(results_encoded), self.suite.hash(write_set)]
+            ),
         )
         height_key = keys.encode_height(header.height)
         batch.put(
@@ -616,6 +620,44 @@ class Ledger:
             timestamp_ms=block.header.timestamp_ms,
         )
 
+    def store_checkpoint(self, seq: int, certificate: bytes) -> None:
+        """Keep a stable checkpoint certificate: it anchors result proofs for earlier blocks.
+        Not synced: a lost one is simply not offered until the next checkpoint."""
+        self._db.put(keys.checkpoint_key(seq), certificate)
+
+    def result_proof(self, height: int) -> ResultProof | None:
+        """Evidence for the results of block ``height``, once a stored checkpoint covers it."""
+        if not 1 <= height <= self.height:
+            return None
+        found = next(
+            self._db.iterator(
+                start=keys.checkpoint_key(height), stop=keys.prefix_end(keys.CHECKPOINT)
+            ),
+            None,
+        )
+        if found is None:
+            return None
+        top = keys.decode_height(found[0][len(keys.CHECKPOINT) :])
+        if top > self.height:
+            return None
+        links = []
+        for link_height in range(height, top + 1):
+            raw = self._get(keys.state_link_key(link_height), link_height)
+            if raw is None:
+                return None  # written by a version that kept no links
+            block_hash, results_digest, write_set_digest = canonical_decode(raw)
+            links.append(StateLink(link_height, block_hash, results_digest, write_set_digest))
+        results_record = self._get(keys.results_key(height), height)
+        previous = self._get(keys.results_key(height - 1), height - 1)
+        if results_record is None or previous is None:
+            return None
+        return ResultProof(
+            checkpoint_certificate=found[1],
+            previous_state_root=canonical_decode(previous)["state_root"],
+            links=tuple(links),
+            results=_results_digest_input(results_record),
+        )
+
     def load_consensus_records(self) -> dict[bytes, bytes]:
         start = len(keys.CONSENSUS)
         return {
@@ -688,6 +730,7 @@ class Ledger:
             proof=prove_inclusion(block.txs, location.index),
             certificate=block.certificate,
             events=tuple(e for e in block.events if e.get("tx_index") == location.index),
+            result_proof=self.result_proof(location.height),
         )
 
 

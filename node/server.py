@@ -27,6 +27,7 @@ from ibledger.consensus import (
     Replica,
     ReplicaConfig,
     SignedMessage,
+    encode_checkpoint_certificate,
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, peer_pb2_grpc, types_pb2
 
@@ -112,6 +113,7 @@ class Node:
         self.mempool = Mempool(config.mempool.size_max)
         self.feed = CommitFeed()
         self._view = NodeView(0, self.replica_config.primary(0), False)
+        self._recorded_checkpoint = 0
 
     # --- construction -----------------------------------------------------------------------
 
@@ -399,6 +401,14 @@ class Node:
                 self._stopped.set()
                 return
             self.runtime.offer(Tick(now_ms()))
+            self._record_stable_checkpoint()
+
+    def _record_stable_checkpoint(self) -> None:
+        """Store each new stable checkpoint certificate: receipts use it to prove results."""
+        stable = self.runtime.replica.stable_checkpoint
+        if stable.seq > self._recorded_checkpoint and stable.seq <= self.ledger.height:
+            self.ledger.store_checkpoint(stable.seq, encode_checkpoint_certificate(stable))
+            self._recorded_checkpoint = stable.seq
 
     async def _lag_watch(self) -> None:
         """Fetch blocks when f+1 peers report a height above ours and we stay behind.

@@ -9,6 +9,8 @@
 | ``w/``  | height                | the block's write set ``[[key, value or nil]...]``   |
 | ``t/``  | tx id                 | ``[height, index, code]``                            |
 | ``s/``  | contract state key    | contract value (opaque to the ledger)                |
+| ``k/``  | height                | stable checkpoint certificate (consensus encoding)   |
+| ``l/``  | height                | state link ``[block hash, results and write-set digests]`` |
 | ``cons/`` | consensus names     | consensus persisted state (opaque)                   |
 | ``m/``  | metadata name         | see the ``META_*`` names below                       |
 
@@ -24,6 +26,8 @@ RESULTS = b"r/"
 WRITE_SET = b"w/"
 TX_INDEX = b"t/"
 STATE = b"s/"
+CHECKPOINT = b"k/"
+STATE_LINK = b"l/"
 CONSENSUS = b"cons/"
 META = b"m/"
 
@@ -46,6 +50,11 @@ def decode_height(data: bytes) -> int:
     if len(data) != HEIGHT_SIZE:
         raise ValueError(f"a stored height is {HEIGHT_SIZE} bytes, got {len(data)}")
     return int.from_bytes(data, "big")
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key that starts with ``prefix`` (a range scan's stop)."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
 def block_key(height: int) -> bytes:
@@ -74,6 +83,14 @@ def tx_index_key(tx_id: bytes) -> bytes:
 
 def state_key(contract_key: bytes) -> bytes:
     return STATE + contract_key
+
+
+def checkpoint_key(height: int) -> bytes:
+    return CHECKPOINT + encode_height(height)
+
+
+def state_link_key(height: int) -> bytes:
+    return STATE_LINK + encode_height(height)
 
 
 def consensus_key(name: bytes) -> bytes:

@@ -68,8 +68,32 @@ class Block(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[Event]
     def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., txs: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[TxResult, _Mapping]]] = ..., state_root: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
+class StateLink(_message.Message):
+    __slots__ = ("height", "block_hash", "results_digest", "write_set_digest")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    WRITE_SET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    block_hash: bytes
+    results_digest: bytes
+    write_set_digest: bytes
+    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., results_digest: _Optional[bytes] = ..., write_set_digest: _Optional[bytes] = ...) -> None: ...
+
+class ResultProof(_message.Message):
+    __slots__ = ("checkpoint_certificate", "previous_state_root", "links", "results")
+    CHECKPOINT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_certificate: bytes
+    previous_state_root: bytes
+    links: _containers.RepeatedCompositeFieldContainer[StateLink]
+    results: bytes
+    def __init__(self, checkpoint_certificate: _Optional[bytes] = ..., previous_state_root: _Optional[bytes] = ..., links: _Optional[_Iterable[_Union[StateLink, _Mapping]]] = ..., results: _Optional[bytes] = ...) -> None: ...
+
 class Receipt(_message.Message):
-    __slots__ = ("tx_id", "height", "index", "result", "header", "block_hash", "envelope", "proof", "certificate", "events")
+    __slots__ = ("tx_id", "height", "index", "result", "header", "block_hash", "envelope", "proof", "certificate", "events", "result_proof")
     TX_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +104,7 @@ class Receipt(_message.Message):
     PROOF_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_PROOF_FIELD_NUMBER: _ClassVar[int]
     tx_id: bytes
     height: int
     index: int
@@ -90,4 +115,5 @@ class Receipt(_message.Message):
     proof: _containers.RepeatedScalarFieldContainer[bytes]
     certificate: bytes
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, tx_id: _Optional[bytes] = ..., height: _Optional[int] = ..., index: _Optional[int] = ..., result: _Optional[_Union[TxResult, _Mapping]] = ..., header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., envelope: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    result_proof: ResultProof
+    def __init__(self, tx_id: _Optional[bytes] = ..., height: _Optional[int] = ..., index: _Optional[int] = ..., result: _Optional[_Union[TxResult, _Mapping]] = ..., header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., envelope: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., result_proof: _Optional[_Union[ResultProof, _Mapping]] = ...) -> None: ...

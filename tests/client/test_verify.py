@@ -87,7 +87,10 @@ def test_a_good_receipt_verifies_every_check(network: Network) -> None:
         "header",
         "inclusion",
         "certificate",
+        "result",
     ]
+    # No checkpoint covers the block on the fake node: the result is reported as not attested.
+    assert "not attested yet" in report.checks[-1].detail
     assert "3 of 4 validators signed (quorum 3)" in report.checks[3].detail
 
 

@@ -43,11 +43,20 @@ class Cluster:
     _nonce: int = 0
 
     @classmethod
-    def create(cls, directory: Path, *, view_change_timeout_ms: int = 1000) -> Cluster:
+    def create(
+        cls,
+        directory: Path,
+        *,
+        view_change_timeout_ms: int = 1000,
+        checkpoint_interval: int | None = None,
+    ) -> Cluster:
         run_cli("network", "init", "--nodes", "4", "--dir", str(directory))
         genesis_path = directory / "genesis.json"
         genesis = json.loads(genesis_path.read_text())
         genesis["consensus"]["view_change_timeout_ms"] = view_change_timeout_ms
+        if checkpoint_interval is not None:
+            genesis["consensus"]["checkpoint_interval"] = checkpoint_interval
+            genesis["consensus"]["watermark_window"] = 4 * checkpoint_interval
         genesis_path.write_text(json.dumps(genesis, indent=2))
         cluster = cls(directory)
         cluster.manifest = load_manifest(directory)

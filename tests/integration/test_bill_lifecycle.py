@@ -26,7 +26,8 @@ DAY_MS = 86_400_000
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster.create(tmp_path_factory.mktemp("bills") / "network")
+    # Frequent checkpoints, so that receipts here carry result proofs.
+    cluster = Cluster.create(tmp_path_factory.mktemp("bills") / "network", checkpoint_interval=4)
     cluster.up()
     try:
         yield cluster
@@ -140,5 +141,11 @@ def test_payment_and_refusal_with_recourse(
     assert heights == sorted(heights) and heights[0] >= 1
     positions = cli.json("supervise", "positions", "ICBC", "--as", "REGULATOR")
     assert positions["participant"] == "ICBC"
+    # A receipt from early in the test: a stable checkpoint now attests its result offline.
+    first_tx = cli.json("bill", "history", paid, "--as", "REGULATOR")["history"][0]["tx_id"]
+    verified = cli.json("tx", "show", first_tx, "--verify")
+    checks = {c["name"]: c for c in verified["verification"]["checks"]}
+    assert verified["verification"]["verified"], verified
+    assert "attested by checkpoint" in checks["result"]["detail"]
     forbidden = cli("bill", "chain", refused, "--as", "CIB", "--json", expect=1)
     assert json.loads(forbidden)["code"] == "FORBIDDEN"  # CIB has no part in bill two
