@@ -214,15 +214,24 @@ class Ledger:
         sync: bool,
         verifier_workers: int,
     ) -> Ledger:
-        stored_format = db.get(keys.META_FORMAT)
+        # Every read verifies checksums: LevelDB checks a block only when it loads it from disk,
+        # so one unverified read would put a corrupt block in the cache for all later reads.
+        def read(key: bytes) -> bytes | None:
+            try:
+                value: bytes | None = db.get(key, verify_checksums=True)
+            except plyvel.CorruptionError as exc:
+                raise LedgerCorruption(None, f"LevelDB reports corruption: {exc}") from exc
+            return value
+
+        stored_format = read(keys.META_FORMAT)
         if stored_format is None:
             if genesis is None:
                 raise LedgerError("the ledger is empty and no genesis was given to create it")
             return cls._create(db, genesis, sync, verifier_workers)
         if stored_format != keys.FORMAT_VERSION:
             raise LedgerError(f"unsupported ledger format {stored_format!r}")
-        chain_id = (db.get(keys.META_CHAIN_ID) or b"").decode()
-        stored_genesis = db.get(keys.META_GENESIS_HASH)
+        chain_id = (read(keys.META_CHAIN_ID) or b"").decode()
+        stored_genesis = read(keys.META_GENESIS_HASH)
         suite_name = str(genesis["crypto_suite"]) if genesis else "ed25519-sha256"
         suite = get_suite(suite_name)
         if genesis is not None:
@@ -631,7 +640,9 @@ class Ledger:
             return None
         found = next(
             self._db.iterator(
-                start=keys.checkpoint_key(height), stop=keys.prefix_end(keys.CHECKPOINT)
+                start=keys.checkpoint_key(height),
+                stop=keys.prefix_end(keys.CHECKPOINT),
+                verify_checksums=True,
             ),
             None,
         )

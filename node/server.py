@@ -112,7 +112,7 @@ class Node:
         self.transport: PeerTransport
         self.mempool = Mempool(config.mempool.size_max)
         self.feed = CommitFeed()
-        self._view = NodeView(0, self.replica_config.primary(0), False)
+        self._admitting: set[asyncio.Task[object]] = set()  # keeps in-flight tasks referenced
         self._recorded_checkpoint = 0
 
     # --- construction -----------------------------------------------------------------------
@@ -170,7 +170,13 @@ class Node:
         self._background(task)
 
     def _background(self, task: asyncio.Task[object]) -> None:
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        # The loop holds only weak references to tasks: keep one until the task is done.
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
+
+    def _node_view(self) -> NodeView:
+        status = self.runtime.replica.status()
+        return NodeView(status.view, status.primary, status.catching_up)
 
     def _on_message(self, message: SignedMessage) -> None:
         if not self.runtime.offer(PeerMessage(message)):
@@ -184,13 +190,9 @@ class Node:
         for result in applied.results:
             if not result.ok:
                 self.m_failed.inc(code=result.code)
-        status = self.runtime.replica.status()
-        self._view = NodeView(status.view, status.primary, status.catching_up)
 
     def _on_view_changed(self, view: int, primary: str) -> None:
         self.m_view_changes.inc()
-        status = self.runtime.replica.status()
-        self._view = NodeView(view, primary, status.catching_up)
 
     def _on_fetch(self, fetch: FetchBlocks) -> None:
         self.m_fetches.inc()
@@ -228,7 +230,7 @@ class Node:
         self.m_fetches = m.counter("ibledger_state_transfer_requests_total", "FetchBlocks effects.")
         self.m_dropped = m.counter("ibledger_dropped_inputs_total", "Inputs dropped, by reason.")
         m.gauge("ibledger_height", "Last executed block height.", lambda: self.ledger.height)
-        m.gauge("ibledger_view", "Current consensus view.", lambda: self._view.view)
+        m.gauge("ibledger_view", "Current consensus view.", lambda: self.runtime.replica.view)
         m.gauge(
             "ibledger_mempool_size", "Pending admitted transactions.", lambda: len(self.mempool)
         )
@@ -321,8 +323,6 @@ class Node:
             peer_heights=self.transport.peer_heights,
             genesis_time_ms=genesis.genesis_time_ms,
         )
-        status = replica.status()
-        self._view = NodeView(status.view, status.primary, status.catching_up)
         self._register_metrics()
 
         members = frozenset(self.replica_config.members)
@@ -369,7 +369,7 @@ class Node:
                 ledger=self.ledger,
                 admission=self.admission,
                 feed=self.feed,
-                node_view=lambda: self._view,
+                node_view=self._node_view,
                 mempool_size=lambda: len(self.mempool),
                 peers=self._peer_statuses,
                 version=VERSION,
