@@ -25,6 +25,8 @@ import msgpack  # type: ignore[import-untyped]
 from .messages import (
     DIGEST_BYTES,
     Block,
+    BlockBody,
+    BlockRequest,
     Checkpoint,
     CheckpointCertificate,
     Commit,
@@ -42,7 +44,7 @@ from .messages import (
     ViewChange,
 )
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 SIGNING_DOMAIN = "ibledger.pbft.v1"
 
 KIND_PRE_PREPARE = 1
@@ -54,6 +56,9 @@ KIND_NEW_VIEW = 6
 KIND_COMMITTED_PROOF = 7
 KIND_REQUEST_FORWARD = 8
 KIND_STATUS = 9
+KIND_BLOCK_REQUEST = 10
+KIND_BLOCK_BODY = 11
+KIND_LAST = KIND_BLOCK_BODY
 
 INT_MAX = 2**63 - 1
 REPLICA_ID_CHARS_MAX = 128
@@ -146,6 +151,10 @@ def signing_bytes(message: Message, sender: str) -> bytes:
             return _pack([SIGNING_DOMAIN, KIND_REQUEST_FORWARD, sender, list(r)])
         case Status(view=v, view_active=a, last_executed=e, stable_seq=s):
             return _pack([SIGNING_DOMAIN, KIND_STATUS, sender, v, a, e, s])
+        case BlockRequest(digests=ds):
+            return _pack([SIGNING_DOMAIN, KIND_BLOCK_REQUEST, sender, list(ds)])
+        case BlockBody(digest=d):
+            return _pack([SIGNING_DOMAIN, KIND_BLOCK_BODY, sender, d])
     raise TypeError(f"not a consensus message: {type(message).__name__}")
 
 
@@ -173,19 +182,17 @@ def _message_fields(m: Message) -> tuple[int, list[object]]:
             return KIND_COMMIT, [v, s, d]
         case Checkpoint(seq=s, block_digest=d, state_root=r):
             return KIND_CHECKPOINT, [s, d, r]
-        case ViewChange(view=v, checkpoint=c, prepared=p, blocks=bs):
+        case ViewChange(view=v, checkpoint=c, prepared=p):
             return KIND_VIEW_CHANGE, [
                 v,
                 _checkpoint_cert_fields(c),
                 [_prepared_cert_fields(x) for x in p],
-                [_block_fields(b) for b in bs],
             ]
-        case NewView(view=v, view_changes=vcs, pre_prepares=pps, blocks=bs):
+        case NewView(view=v, view_changes=vcs, pre_prepares=pps):
             return KIND_NEW_VIEW, [
                 v,
                 [_signed_fields(x) for x in vcs],
                 [_signed_fields(x) for x in pps],
-                [_block_fields(b) for b in bs],
             ]
         case CommittedProof(block=b, certificate=c):
             return KIND_COMMITTED_PROOF, [_block_fields(b), _commit_cert_fields(c)]
@@ -193,6 +200,10 @@ def _message_fields(m: Message) -> tuple[int, list[object]]:
             return KIND_REQUEST_FORWARD, [list(r)]
         case Status(view=v, view_active=a, last_executed=e, stable_seq=s):
             return KIND_STATUS, [v, a, e, s]
+        case BlockRequest(digests=ds):
+            return KIND_BLOCK_REQUEST, [list(ds)]
+        case BlockBody(digest=d, block=b):
+            return KIND_BLOCK_BODY, [d, None if b is None else _block_fields(b)]
     raise TypeError(f"not a consensus message: {type(m).__name__}")
 
 
@@ -289,10 +300,6 @@ def _block(v: Any) -> Block:
     return Block(_int(f[0], "block.seq"), _int(f[1], "block.timestamp", -INT_MAX), requests)
 
 
-def _blocks(v: Any) -> tuple[Block, ...]:
-    return tuple(_block(b) for b in _array(v, "blocks", max_len=CERTIFICATES_MAX))
-
-
 def _checkpoint_cert(v: Any) -> CheckpointCertificate:
     f = _array(v, "checkpoint certificate", 4)
     return CheckpointCertificate(
@@ -330,7 +337,7 @@ def _signed(v: Any, depth: int) -> SignedMessage:
         _fail("message: too short")
     if f[0] != WIRE_VERSION or type(f[0]) is not int:
         _fail("message: unknown version")
-    kind = _int(f[1], "message.kind", 1, KIND_STATUS)
+    kind = _int(f[1], "message.kind", 1, KIND_LAST)
     sender = _rid(f[2], "message.sender")
     signature = _bytes(f[3], "message.signature", SIGNATURE_BYTES_MAX)
     body = f[4:]
@@ -361,15 +368,14 @@ def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
             _bytes(b[2], "state_root", STATE_ROOT_BYTES_MAX),
         )
     if kind == KIND_VIEW_CHANGE:
-        need(4)
+        need(3)
         return ViewChange(
             _int(b[0], "view"),
             _checkpoint_cert(b[1]),
             tuple(_prepared_cert(p) for p in _array(b[2], "prepared", max_len=CERTIFICATES_MAX)),
-            _blocks(b[3]),
         )
     if kind == KIND_NEW_VIEW:
-        need(4)
+        need(3)
         if depth > 0:
             _fail("new-view nested inside a message")
         vcs = tuple(
@@ -382,7 +388,7 @@ def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
             _fail("new-view: V holds a message that is not a view-change")
         if not all(isinstance(m.message, PrePrepare) for m in pps):
             _fail("new-view: O holds a message that is not a pre-prepare")
-        return NewView(_int(b[0], "view"), vcs, pps, _blocks(b[3]))
+        return NewView(_int(b[0], "view"), vcs, pps)
     if kind == KIND_COMMITTED_PROOF:
         need(2)
         return CommittedProof(_block(b[0]), _commit_cert(b[1]))
@@ -394,6 +400,14 @@ def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
                 for r in _array(b[0], "requests", max_len=REQUESTS_PER_MESSAGE_MAX)
             )
         )
+    if kind == KIND_BLOCK_REQUEST:
+        need(1)
+        return BlockRequest(
+            tuple(_digest(d, "digest") for d in _array(b[0], "digests", max_len=CERTIFICATES_MAX))
+        )
+    if kind == KIND_BLOCK_BODY:
+        need(2)
+        return BlockBody(_digest(b[0], "digest"), None if b[1] is None else _block(b[1]))
     need(4)
     return Status(
         _int(b[0], "view"),

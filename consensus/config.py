@@ -52,6 +52,8 @@ class ReplicaConfig:
     future_messages_max: int = 4096
     executed_ids_max: int = 200_000
     proofs_per_status_max: int = 64
+    bodies_per_request_max: int = 8
+    view_change_bytes_max: int = 8 * 1024 * 1024
     n: int = field(init=False)
     f: int = field(init=False)
     quorum: int = field(init=False)
@@ -82,6 +84,8 @@ class ReplicaConfig:
             "future_messages_max",
             "executed_ids_max",
             "proofs_per_status_max",
+            "bodies_per_request_max",
+            "view_change_bytes_max",
         )
         for name in positive:
             value = getattr(self, name)

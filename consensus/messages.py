@@ -7,8 +7,14 @@ Every message is a frozen slotted dataclass wrapped in a `SignedMessage`; the si
 canonical bytes built by `codec.signing_bytes`, never the wire encoding, so any replica can relay a
 message it received (a PRE-PREPARE, a checkpoint vote) and the receiver still checks the original
 signer. Large bodies ride beside the signed part as attachments (`PrePrepare.block`,
-`ViewChange.blocks`, `NewView.blocks`): the signed part names them by digest and receivers
-recompute the digest, which keeps view-change messages small enough to forward whole.
+`BlockBody.block`): the signed part names them by digest and receivers recompute the digest.
+
+VIEW-CHANGE and NEW-VIEW carry digests only, never bodies, so their size is bounded by the
+watermark window and the membership, whatever the blocks hold. A replica that needs a body named
+in a view change (the new primary building O, a backup installing NEW-VIEW, a replica holding a
+commit certificate without the block) asks a peer that vouched for the digest with
+BLOCK-REQUEST and checks each BLOCK-BODY against the digest it asked for, as PBFT fetches a
+request missing from a new view (Castro and Liskov, TOCS 2002 section 4.4).
 
 A `Block` is what the primary orders at one sequence number. Its digest covers the sequence
 number, the primary's proposed timestamp and a Merkle root of the request ids (RFC 6962 style), so
@@ -228,24 +234,21 @@ class Checkpoint:
 @dataclass(frozen=True, slots=True)
 class ViewChange:
     """VIEW-CHANGE(v+1, n, C, P) (section 4.4): stable checkpoint proof and prepared
-    certificates above it. `blocks` carries the prepared bodies and is not signed."""
+    certificates above it, over digests only."""
 
     view: int
     checkpoint: CheckpointCertificate
     prepared: tuple[PreparedCertificate, ...]
-    blocks: tuple[Block, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class NewView:
-    """NEW-VIEW(v+1, V, O) (section 4.4). `view_changes` are signed VIEW-CHANGE messages
-    without their block attachments; `pre_prepares` are the signed O set (no attachments);
-    `blocks` are the bodies of the non-null O entries."""
+    """NEW-VIEW(v+1, V, O) (section 4.4). `view_changes` are signed VIEW-CHANGE messages;
+    `pre_prepares` are the signed O set without bodies (a backup fetches the ones it lacks)."""
 
     view: int
     view_changes: tuple[SignedMessage, ...]
     pre_prepares: tuple[SignedMessage, ...]
-    blocks: tuple[Block, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +264,22 @@ class RequestForward:
     """Client requests a replica forwards to the primary (section 4.1)."""
 
     requests: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequest:
+    """BLOCK-REQUEST: the bodies of these block digests, please (at most
+    `ReplicaConfig.bodies_per_request_max` are answered)."""
+
+    digests: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockBody:
+    """BLOCK-BODY(d): one answer to a BLOCK-REQUEST; `block` is the attachment hashing to d."""
+
+    digest: bytes
+    block: Block | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +302,8 @@ Message = (
     | CommittedProof
     | RequestForward
     | Status
+    | BlockRequest
+    | BlockBody
 )
 
 

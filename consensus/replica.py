@@ -67,6 +67,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import assert_never
 
+from .body_fetch import PURPOSE_COMMIT, PURPOSE_VIEW_CHANGE, BodyFetcher
 from .certificates import (
     check_checkpoint_certificate,
     check_commit_certificate,
@@ -103,6 +104,8 @@ from .messages import (
     GENESIS_CHECKPOINT,
     GENESIS_TIP,
     Block,
+    BlockBody,
+    BlockRequest,
     Checkpoint,
     CheckpointCertificate,
     Commit,
@@ -154,6 +157,16 @@ def _vc(sm: SignedMessage) -> ViewChange:
     m = sm.message
     assert isinstance(m, ViewChange)
     return m
+
+
+def _new_view(sm: SignedMessage) -> NewView:
+    m = sm.message
+    assert isinstance(m, NewView)
+    return m
+
+
+def _pps(entries: list[tuple[int, SignedMessage]]) -> list[tuple[int, PrePrepare]]:
+    return [(seq, _pp(pp)) for seq, pp in entries]
 
 
 @dataclass(slots=True)
@@ -299,6 +312,11 @@ class Replica:
         self._dirty: dict[bytes, bytes | None] = {}
         self._sig_cache: dict[tuple[str, bytes], bytes] = {}
         self._started = False
+        self._fetcher = BodyFetcher(
+            replica_id, config.bodies_per_request_max, config.retransmit_ticks
+        )
+        self._nv_waiting: SignedMessage | None = None  # a valid NEW-VIEW whose bodies are coming
+        self._bodies_sent: dict[tuple[str, bytes], int] = {}  # (peer, digest) -> tick answered
         if persisted is not None and persisted.records:
             self._restore(persisted)
         if (
@@ -424,6 +442,7 @@ class Replica:
                 self._broadcast(out, self._own_vc)
             if not self._view_active:
                 self._check_view_change_quorum(out)
+        self._request_bodies(out)
         if self._tick - self._last_status_tick >= cfg.status_interval_ticks:
             self._last_status_tick = self._tick
             status = Status(self._view, self._view_active, self._last_executed, self._stable.seq)
@@ -596,6 +615,10 @@ class Replica:
                 self._on_request_forward(sm, message, out)
             case Status():
                 self._on_status(sm, message, out)
+            case BlockRequest():
+                self._on_block_request(sm, message, out)
+            case BlockBody():
+                self._on_block_body(sm, message, out)
             case _:
                 assert_never(message)
 
@@ -963,6 +986,9 @@ class Replica:
             slot.committed_block = body
         else:
             self.counters["committed-without-body"] += 1
+            signers = tuple(rid for rid, _ in slot.commit_cert.signatures)
+            self._fetcher.want(c.digest, slot.seq, signers, PURPOSE_COMMIT)
+            self._request_bodies(out)
         self._try_execute(out)
 
     def _try_execute(self, out: list[Effect]) -> None:
@@ -992,6 +1018,8 @@ class Replica:
         self._last_executed = block.seq
         self._last_digest = block.digest
         self._last_ts = timestamp
+        if len(self._fetcher):
+            self._fetcher.forget_through(block.seq)
         recent = self._recent_executed
         for rid in block.request_ids:
             self._pending.pop(rid, None)
@@ -1130,6 +1158,9 @@ class Replica:
             del self._awaiting_root[seq]
         for seq in [s for s in self._waiting_pps if s <= low]:
             del self._waiting_pps[seq]
+        self._fetcher.forget_through(low)
+        window = self._config.retransmit_ticks
+        self._bodies_sent = {k: t for k, t in self._bodies_sent.items() if self._tick - t < window}
         if self._next_seq <= low:
             self._next_seq = low + 1
         if self._last_executed < low:
@@ -1201,14 +1232,12 @@ class Replica:
         self._proposable = dict.fromkeys(self._pending)
 
     def _build_view_change(self) -> SignedMessage:
-        prepared = [self._prepared[s] for s in sorted(self._prepared) if s > self._stable.seq]
-        vc = ViewChange(
-            self._view,
-            self._stable,
-            tuple(cert for cert, _ in prepared),
-            tuple(block for _, block in prepared),
-        )
-        return self._sign(vc)
+        prepared = [self._prepared[s][0] for s in sorted(self._prepared) if s > self._stable.seq]
+        return self._sign(ViewChange(self._view, self._stable, tuple(prepared)))
+
+    def _oversized(self, sm: SignedMessage) -> bool:
+        # Digests only: an honest VIEW-CHANGE or NEW-VIEW is bounded by the window and n.
+        return len(encode_message(sm)) > self._config.view_change_bytes_max
 
     def _start_view_change(self, new_view: int, out: list[Effect], timeout: bool) -> None:
         if new_view < self._view or (new_view == self._view and not self._view_active):
@@ -1219,6 +1248,8 @@ class Replica:
         self._view = new_view
         self._view_active = False
         self._new_view_msg = None
+        self._nv_waiting = None
+        self._fetcher.drop_purpose(PURPOSE_VIEW_CHANGE)
         self._reset_view_state()
         self._persist_view()
         self._delete(KEY_NEW_VIEW)
@@ -1231,7 +1262,7 @@ class Replica:
         self._broadcast(out, sm)
         self._check_view_change_quorum(out)
 
-    def _valid_view_change(self, vc: ViewChange, require_bodies: bool) -> bool:
+    def _valid_view_change(self, vc: ViewChange) -> bool:
         cfg = self._config
         if vc.view < 1 or len(vc.prepared) > cfg.watermark_window:
             return False
@@ -1245,12 +1276,6 @@ class Replica:
             last = p.seq
             if not check_prepared_certificate(cfg, self._members, p, self._verify):
                 return False
-        if require_bodies:
-            if len(vc.blocks) != len(vc.prepared):
-                return False
-            for p, b in zip(vc.prepared, vc.blocks, strict=True):
-                if b.digest != p.digest or b.seq != p.seq:
-                    return False
         return True
 
     def _on_view_change(self, sm: SignedMessage, vc: ViewChange, out: list[Effect]) -> None:
@@ -1261,7 +1286,10 @@ class Replica:
         previous = self._view_changes.get(sm.sender)
         if previous is not None and _vc(previous).view >= vc.view:
             return
-        if not self._valid_view_change(vc, require_bodies=True):
+        if self._oversized(sm):
+            self._drop("view-change-too-large")
+            return
+        if not self._valid_view_change(vc):
             self._drop("view-change-invalid")
             return
         self._view_changes[sm.sender] = sm
@@ -1303,26 +1331,22 @@ class Replica:
         chosen = candidates[: self._config.quorum]
         vcs = [_vc(m) for m in chosen]
         checkpoint, order = compute_new_view_order(vcs)
-        bodies: dict[bytes, Block] = dict(self._bodies)
-        for vc in vcs:
-            for b in vc.blocks:
-                bodies.setdefault(b.digest, b)
+        floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
+        missing = self._missing_bodies(order, vcs, floor)
+        if missing:
+            # Digests only in V: fetch the bodies from replicas that prepared them, then retry
+            # (the body's arrival calls back here through _check_view_change_quorum).
+            self.counters["new-view-missing-body"] += 1
+            self._want_bodies(missing, (), out)
+            return
         entries: list[tuple[int, SignedMessage, Block]] = []
         pps: list[SignedMessage] = []
-        blocks: list[Block] = []
         for seq, digest in order:
-            nb = null_block(seq)
-            body = nb if digest == nb.digest else bodies.get(digest)
-            if body is None or body.seq != seq:
-                self.counters["new-view-missing-body"] += 1
-                return
+            body = self._body_for(seq, digest, floor)
             pp = self._sign(PrePrepare(view, seq, digest))
             pps.append(pp)
             entries.append((seq, pp, body))
-            if not body.is_null:
-                blocks.append(body)
-        stripped = tuple(replace(m, message=replace(_vc(m), blocks=())) for m in chosen)
-        nv = self._sign(NewView(view, stripped, tuple(pps), tuple(blocks)))
+        nv = self._sign(NewView(view, tuple(chosen), tuple(pps)))
         self._nv_sent_for = view
         self._install_new_view(nv, entries, checkpoint, out, announce=True)
 
@@ -1333,16 +1357,113 @@ class Replica:
         if nv.view == 0 or sm.sender != self._config.primary(nv.view):
             self._drop("new-view-not-primary")
             return
+        if self._nv_waiting is not sm and self._oversized(sm):
+            self._drop("new-view-too-large")
+            return
         validated = self._validate_new_view(nv)
         if validated is None:
             self._drop("new-view-invalid")
             return
-        entries, checkpoint = validated
-        self._install_new_view(sm, entries, checkpoint, out, announce=False)
+        entries, checkpoint, vcs = validated
+        floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
+        order = [(seq, pp.digest) for seq, pp in _pps(entries)]
+        missing = self._missing_bodies(order, vcs, floor)
+        if missing:
+            # Valid but incomplete here: keep it and fetch the bodies, the new primary first.
+            self.counters["new-view-awaiting-bodies"] += 1
+            self._nv_waiting = sm
+            self._want_bodies(missing, (sm.sender,), out)
+            return
+        self._nv_waiting = None
+        complete = [(seq, pp, self._body_for(seq, _pp(pp).digest, floor)) for seq, pp in entries]
+        self._install_new_view(sm, complete, checkpoint, out, announce=False)
+
+    def _body_for(self, seq: int, digest: bytes, floor: int) -> Block:
+        nb = null_block(seq)
+        if digest == nb.digest or seq <= floor:
+            # At or below the floor the entry is executed or covered by a stable checkpoint:
+            # installing the view skips it, so no body is needed (and none may be kept).
+            return nb
+        return self._bodies[digest]
+
+    def _missing_bodies(
+        self, order: Sequence[tuple[int, bytes]], vcs: Sequence[ViewChange], floor: int
+    ) -> list[tuple[int, bytes, tuple[str, ...]]]:
+        """(seq, digest, sources) of the O entries above `floor` whose bodies this replica
+        lacks; sources are the replicas that signed the digest into a prepared certificate."""
+        missing: list[tuple[int, bytes, tuple[str, ...]]] = []
+        for seq, digest in order:
+            if seq <= floor or digest == null_block(seq).digest:
+                continue
+            body = self._bodies.get(digest)
+            if body is not None and body.seq == seq:
+                continue
+            sources: list[str] = []
+            for vc in vcs:
+                for p in vc.prepared:
+                    if p.seq == seq and p.digest == digest:
+                        sources.append(self._config.primary(p.view))
+                        sources.extend(rid for rid, _ in p.prepares)
+            missing.append((seq, digest, tuple(dict.fromkeys(sources))))
+        return missing
+
+    def _want_bodies(
+        self,
+        missing: list[tuple[int, bytes, tuple[str, ...]]],
+        first: tuple[str, ...],
+        out: list[Effect],
+    ) -> None:
+        for seq, digest, sources in missing:
+            self._fetcher.want(digest, seq, first + sources, PURPOSE_VIEW_CHANGE)
+        self._request_bodies(out)
+
+    def _request_bodies(self, out: list[Effect]) -> None:
+        if not len(self._fetcher):
+            return
+        request = self._fetcher.next_request(self._tick)
+        if request is not None:
+            to, message = request
+            self.counters["block-request"] += 1
+            self._send(out, to, self._sign(message))
+
+    def _on_block_request(self, sm: SignedMessage, m: BlockRequest, out: list[Effect]) -> None:
+        cfg = self._config
+        answered = 0
+        for digest in m.digests[: cfg.bodies_per_request_max]:
+            key = (sm.sender, digest)
+            last = self._bodies_sent.get(key)
+            if last is not None and self._tick - last < cfg.retransmit_ticks:
+                continue  # answered recently: a repeat costs the asker's retry, not our bandwidth
+            block = self._bodies.get(digest)
+            if block is None:
+                continue
+            if len(self._bodies_sent) >= cfg.n * cfg.watermark_window:
+                self._bodies_sent.pop(next(iter(self._bodies_sent)))
+            self._bodies_sent[key] = self._tick
+            self._send(out, sm.sender, self._sign(BlockBody(digest, block)))
+            answered += 1
+        if len(m.digests) > cfg.bodies_per_request_max:
+            self._drop("block-request-too-long")
+        self.counters["block-bodies-sent"] += answered
+
+    def _on_block_body(self, sm: SignedMessage, m: BlockBody, out: list[Effect]) -> None:
+        block = m.block
+        if block is None or not self._fetcher.received(m.digest, block):
+            self._drop("block-body-unwanted")
+            return
+        self.counters["block-bodies-received"] += 1
+        self._store_body(block)
+        if self._nv_waiting is not None:
+            waiting = self._nv_waiting
+            self._on_new_view(waiting, _new_view(waiting), out)
+        if not self._view_active:
+            self._check_view_change_quorum(out)
+        self._try_execute(out)
+        self._request_bodies(out)
 
     def _validate_new_view(
         self, nv: NewView
-    ) -> tuple[list[tuple[int, SignedMessage, Block]], CheckpointCertificate] | None:
+    ) -> tuple[list[tuple[int, SignedMessage]], CheckpointCertificate, list[ViewChange]] | None:
         cfg = self._config
         if not cfg.quorum <= len(nv.view_changes) <= cfg.n:
             return None
@@ -1363,15 +1484,14 @@ class Replica:
                     return None
                 if not self._verify(m.sender, data, m.signature):
                     return None
-                if not self._valid_view_change(vc, require_bodies=False):
+                if not self._valid_view_change(vc):
                     return None
             vcs.append(vc)
         checkpoint, order = compute_new_view_order(vcs)
         if len(nv.pre_prepares) != len(order):
             return None
-        supplied = {b.digest: b for b in nv.blocks}
         primary = cfg.primary(nv.view)
-        entries: list[tuple[int, SignedMessage, Block]] = []
+        entries: list[tuple[int, SignedMessage]] = []
         for (seq, digest), pp_sm in zip(order, nv.pre_prepares, strict=True):
             pp = pp_sm.message
             if not isinstance(pp, PrePrepare) or pp_sm.sender != primary:
@@ -1380,12 +1500,8 @@ class Replica:
                 return None
             if not self._verify(primary, signing_bytes(pp, primary), pp_sm.signature):
                 return None
-            nb = null_block(seq)
-            body = nb if digest == nb.digest else supplied.get(digest) or self._bodies.get(digest)
-            if body is None or body.seq != seq:
-                return None
-            entries.append((seq, pp_sm, body))
-        return entries, checkpoint
+            entries.append((seq, pp_sm))
+        return entries, checkpoint, vcs
 
     def _install_new_view(
         self,
@@ -1402,6 +1518,8 @@ class Replica:
         self._view_active = True
         self._new_view_msg = sm
         self._own_vc = None
+        self._nv_waiting = None
+        self._fetcher.drop_purpose(PURPOSE_VIEW_CHANGE)
         self._reset_view_state()
         self._persist_view()
         self._put(KEY_NEW_VIEW, encode_message(sm))

@@ -85,6 +85,8 @@ API_MESSAGE_BYTES_DEFAULT = 4 * 1024 * 1024
 API_CONCURRENT_RPCS_DEFAULT = 256
 PEER_MESSAGE_BYTES_DEFAULT = 16 * 1024 * 1024
 PEER_OUTBOUND_QUEUE_DEFAULT = 10_000
+PEER_CONSENSUS_QUEUE_BYTES_DEFAULT = 64 * 1024 * 1024
+PEER_RELAY_QUEUE_BYTES_DEFAULT = 16 * 1024 * 1024
 MEMPOOL_SIZE_DEFAULT = 50_000
 LOG_LEVEL_DEFAULT = "info"
 GENESIS_FIELDS = (
@@ -201,6 +203,8 @@ class PeerConfig:
     ca_cert: Path
     max_message_bytes: int = PEER_MESSAGE_BYTES_DEFAULT
     outbound_queue_max: int = PEER_OUTBOUND_QUEUE_DEFAULT
+    consensus_queue_bytes_max: int = PEER_CONSENSUS_QUEUE_BYTES_DEFAULT
+    relay_queue_bytes_max: int = PEER_RELAY_QUEUE_BYTES_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +388,12 @@ def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> No
         ),
         outbound_queue_max=peer_table.integer(
             "outbound_queue_max", 1, 10_000_000, PEER_OUTBOUND_QUEUE_DEFAULT
+        ),
+        consensus_queue_bytes_max=peer_table.integer(
+            "consensus_queue_bytes_max", 1 << 20, 1 << 34, PEER_CONSENSUS_QUEUE_BYTES_DEFAULT
+        ),
+        relay_queue_bytes_max=peer_table.integer(
+            "relay_queue_bytes_max", 1 << 20, 1 << 34, PEER_RELAY_QUEUE_BYTES_DEFAULT
         ),
     )
     peer_table.finish()

@@ -10,9 +10,15 @@ transactions (one stream message costs about as much as 30 small messages would 
   server maps the certificate's common name to a validator id and refuses anyone else
   (PERMISSION_DENIED).  Consensus messages are also signed, so a message is attributed by its
   signature, never by the link it came on; the TLS identity decides who may talk at all.
-* **Bounded queues.** Every peer has an outbound queue of ``outbound_queue_max`` items; when it is
-  full the oldest item is dropped and counted.  Consensus retransmits what matters (STATUS-driven
-  catch-up), so a slow or dead peer costs memory only up to the bound.
+* **Two bounded queues per peer, consensus first.** Consensus messages and relayed client
+  transactions wait in separate queues, each bounded in items and in bytes
+  (``outbound_queue_max``, ``consensus_queue_bytes_max``, ``relay_queue_bytes_max``).  A frame is
+  filled from the consensus queue first and only then with transactions, so a burst of client
+  traffic can neither evict nor delay a vote.  When a queue is over a bound its oldest items are
+  dropped and counted; consensus retransmits what matters (STATUS-driven), so a slow or dead peer
+  costs memory only up to the bounds.  A single message that could never be sent (larger than
+  the peer message limit) is refused at the queue and counted, rather than breaking the stream
+  on every reconnect.
 * **Reconnect.** A broken stream is reopened with exponential backoff (0.1 s doubling to 5 s).
 * **Validation at the edge.** Frames and messages over the size limits are refused by gRPC or
   dropped here; message bytes are decoded strictly (``decode_message``) before they reach the
@@ -48,6 +54,9 @@ class PeerLinkStats:
     frames_sent: int = 0
     frames_received: int = 0
     dropped_outbound: int = 0
+    dropped_relay: int = 0
+    dropped_oversize: int = 0
+    queued_bytes: int = 0
     rejected_inbound: int = 0
     reconnects: int = 0
     last_error: str = ""
@@ -57,6 +66,42 @@ class PeerLinkStats:
 class _Outgoing:
     messages: list[bytes] = field(default_factory=list)
     txs: list[bytes] = field(default_factory=list)
+
+
+class _ByteQueue:
+    """A FIFO of byte strings bounded in items and in total bytes; drops the oldest."""
+
+    __slots__ = ("_items", "bytes")
+
+    def __init__(self) -> None:
+        self._items: deque[bytes] = deque()
+        self.bytes = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def push(self, data: bytes, items_max: int, bytes_max: int) -> int:
+        """Append `data`; returns how many old items were dropped to respect the bounds."""
+        self._items.append(data)
+        self.bytes += len(data)
+        dropped = 0
+        while len(self._items) > 1 and (len(self._items) > items_max or self.bytes > bytes_max):
+            self.bytes -= len(self._items.popleft())
+            dropped += 1
+        return dropped
+
+    def take(self, into: list[bytes], items_max: int, budget: int) -> int:
+        """Move items into `into` while they fit `budget` bytes (at least one if `into` is
+        empty); returns the budget left."""
+        items = self._items
+        while items and len(into) < items_max:
+            size = len(items[0])
+            if into and size > budget:
+                break
+            into.append(items.popleft())
+            self.bytes -= size
+            budget -= size
+        return budget
 
 
 class _PeerLink:
@@ -72,16 +117,36 @@ class _PeerLink:
         self.address = address
         self.stats = PeerLinkStats()
         self._owner = owner
-        self._queue: deque[tuple[bool, bytes]] = deque()  # (is_tx, bytes)
+        self._consensus = _ByteQueue()
+        self._relay = _ByteQueue()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def enqueue(self, data: bytes, is_tx: bool) -> None:
-        if len(self._queue) >= self._owner.outbound_queue_max:
-            self._queue.popleft()
-            self.stats.dropped_outbound += 1
-        self._queue.append((is_tx, data))
+        owner = self._owner
+        if len(data) > owner.message_bytes_max:
+            self.stats.dropped_oversize += 1
+            return
+        if is_tx:
+            self.stats.dropped_relay += self._relay.push(
+                data, owner.outbound_queue_max, owner.relay_queue_bytes_max
+            )
+        else:
+            self.stats.dropped_outbound += self._consensus.push(
+                data, owner.outbound_queue_max, owner.consensus_queue_bytes_max
+            )
+        self.stats.queued_bytes = self._consensus.bytes + self._relay.bytes
         self._ready.set()
+
+    def _next_frame(self) -> _Outgoing:
+        batch = _Outgoing()
+        budget = FRAME_BYTES_MAX
+        # Votes first: a frame takes transactions only once the consensus queue is empty.
+        budget = self._consensus.take(batch.messages, FRAME_ITEMS_MAX, budget)
+        if not self._consensus:
+            self._relay.take(batch.txs, FRAME_ITEMS_MAX - len(batch.messages), budget)
+        self.stats.queued_bytes = self._consensus.bytes + self._relay.bytes
+        return batch
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer-link-{self.peer_id}")
@@ -94,7 +159,7 @@ class _PeerLink:
 
     async def _frames(self) -> AsyncIterator[peer_pb2.PeerFrame]:
         while True:
-            if not self._queue:
+            if not self._consensus and not self._relay:
                 self._ready.clear()
                 try:
                     await asyncio.wait_for(self._ready.wait(), timeout=1.0)
@@ -104,15 +169,7 @@ class _PeerLink:
                         sender=self._owner.node_id, height=self._owner.height()
                     )
                     continue
-            batch = _Outgoing()
-            size = 0
-            while self._queue and len(batch.messages) + len(batch.txs) < FRAME_ITEMS_MAX:
-                is_tx, data = self._queue[0]
-                if size and size + len(data) > FRAME_BYTES_MAX:
-                    break
-                self._queue.popleft()
-                (batch.txs if is_tx else batch.messages).append(data)
-                size += len(data)
+            batch = self._next_frame()
             self.stats.frames_sent += 1
             yield peer_pb2.PeerFrame(
                 sender=self._owner.node_id,
@@ -157,9 +214,15 @@ class PeerTransport:
         on_txs: Callable[[str, list[bytes]], None],
         height: Callable[[], int],
         outbound_queue_max: int = 10_000,
+        consensus_queue_bytes_max: int = 64 * 1024 * 1024,
+        relay_queue_bytes_max: int = 16 * 1024 * 1024,
+        message_bytes_max: int = 16 * 1024 * 1024 - 64 * 1024,
     ) -> None:
         self.node_id = node_id
         self.outbound_queue_max = outbound_queue_max
+        self.consensus_queue_bytes_max = consensus_queue_bytes_max
+        self.relay_queue_bytes_max = relay_queue_bytes_max
+        self.message_bytes_max = message_bytes_max
         self.open_channel = channel_factory
         self.height = height
         self._on_message = on_message

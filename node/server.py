@@ -244,6 +244,20 @@ class Node:
             "Outbound peer streams currently open.",
             lambda: sum(link.stats.connected for link in self.transport.links.values()),
         )
+        m.labelled_gauge(
+            "ibledger_peer_queue",
+            "Per peer: bytes queued and messages dropped (consensus, relay, oversize).",
+            lambda: [
+                (((("peer", pid), ("what", what)), float(value)))
+                for pid, link in sorted(self.transport.links.items())
+                for what, value in (
+                    ("queued_bytes", link.stats.queued_bytes),
+                    ("dropped_consensus", link.stats.dropped_outbound),
+                    ("dropped_relay", link.stats.dropped_relay),
+                    ("dropped_oversize", link.stats.dropped_oversize),
+                )
+            ],
+        )
         m.gauge(
             "ibledger_verifier_cache_hits_total",
             "Signature verifications skipped thanks to the verified cache.",
@@ -297,6 +311,10 @@ class Node:
             on_txs=self._on_peer_txs,
             height=lambda: self.ledger.height,
             outbound_queue_max=config.peer.outbound_queue_max,
+            consensus_queue_bytes_max=config.peer.consensus_queue_bytes_max,
+            relay_queue_bytes_max=config.peer.relay_queue_bytes_max,
+            # Room for the frame's own fields: a message alone in a frame must still fit.
+            message_bytes_max=config.peer.max_message_bytes - 64 * 1024,
         )
         self.runtime = ReplicaRuntime(
             replica,

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from ibledger.consensus import (
     GENESIS_CHECKPOINT,
     Block,
+    BlockBody,
+    BlockRequest,
     Checkpoint,
     Commit,
     CommitCertificate,
@@ -41,7 +43,7 @@ BLOCK = Block(3, 1_700_000_000_000, (b"a", b"bb"))
 
 def _samples() -> list[SignedMessage]:
     pc = PreparedCertificate(1, 3, BLOCK.digest, b"s" * 64, (("r1", b"x" * 64), ("r2", b"y" * 64)))
-    vc = SignedMessage(ViewChange(2, GENESIS_CHECKPOINT, (pc,), (BLOCK,)), "r3", b"v" * 64)
+    vc = SignedMessage(ViewChange(2, GENESIS_CHECKPOINT, (pc,)), "r3", b"v" * 64)
     pp = SignedMessage(PrePrepare(2, 3, BLOCK.digest), "r2", b"p" * 64)
     return [
         SignedMessage(PrePrepare(0, 3, BLOCK.digest, BLOCK), "r0", b"s" * 64),
@@ -50,7 +52,7 @@ def _samples() -> list[SignedMessage]:
         SignedMessage(Commit(7, 3, D), "r1", b"s"),
         SignedMessage(Checkpoint(4, D, b"root"), "r1", b"s"),
         vc,
-        SignedMessage(NewView(2, (vc,), (pp,), (BLOCK,)), "r2", b"n" * 64),
+        SignedMessage(NewView(2, (vc,), (pp,)), "r2", b"n" * 64),
         SignedMessage(
             CommittedProof(BLOCK, CommitCertificate(0, 3, BLOCK.digest, (("r0", b"c"),))),
             "r1",
@@ -58,6 +60,8 @@ def _samples() -> list[SignedMessage]:
         ),
         SignedMessage(RequestForward((b"tx1", b"tx2")), "r1", b"s"),
         SignedMessage(Status(1, False, 10, 8), "r1", b"s"),
+        SignedMessage(BlockRequest((D, BLOCK.digest)), "r1", b"s"),
+        SignedMessage(BlockBody(BLOCK.digest, BLOCK), "r1", b"s"),
     ]
 
 
@@ -89,20 +93,20 @@ def _raw(fields: list[object]) -> bytes:
     [
         b"",
         b"\xc1",
-        _raw([1, 2, "r1", b"s", 0, 3]),  # missing field
-        _raw([1, 2, "r1", b"s", 0, 3, D, 9]),  # extra field
-        _raw([1, 2, "r1", b"s", True, 3, D]),  # bool for int
-        _raw([1, 2, "r1", b"s", -1, 3, D]),  # negative view
-        _raw([1, 2, "r1", b"s", 0, 3, D[:31]]),  # short digest
-        _raw([1, 2, "r1", b"s", 0, 3, "x" * 32]),  # str for bytes
-        _raw([1, 2, "", b"s", 0, 3, D]),  # empty sender
-        _raw([1, 99, "r1", b"s", 0, 3, D]),  # unknown kind
-        _raw([2, 2, "r1", b"s", 0, 3, D]),  # unknown version
-        _raw([1, 2, "r1", b"s", 0, 2**63, D]),  # above int64
+        _raw([2, 2, "r1", b"s", 0, 3]),  # missing field
+        _raw([2, 2, "r1", b"s", 0, 3, D, 9]),  # extra field
+        _raw([2, 2, "r1", b"s", True, 3, D]),  # bool for int
+        _raw([2, 2, "r1", b"s", -1, 3, D]),  # negative view
+        _raw([2, 2, "r1", b"s", 0, 3, D[:31]]),  # short digest
+        _raw([2, 2, "r1", b"s", 0, 3, "x" * 32]),  # str for bytes
+        _raw([2, 2, "", b"s", 0, 3, D]),  # empty sender
+        _raw([2, 99, "r1", b"s", 0, 3, D]),  # unknown kind
+        _raw([9, 2, "r1", b"s", 0, 3, D]),  # unknown version
+        _raw([2, 2, "r1", b"s", 0, 2**63, D]),  # above int64
         _raw({"a": 1}),
-        _raw([1, 2, "r1", b"s", 0, 3, D]) + b"\x00",  # trailing bytes
-        _raw([1, 6, "r1", b"s", 1, [[1, 6, "r1", b"s", 1, [], [], []]], [], []]),  # nested NV
-        _raw([1, 6, "r1", b"s", 1, [[1, 2, "r1", b"s", 0, 3, D]], [], []]),  # V holds a prepare
+        _raw([2, 2, "r1", b"s", 0, 3, D]) + b"\x00",  # trailing bytes
+        _raw([2, 6, "r1", b"s", 1, [[2, 6, "r1", b"s", 1, [], []]], []]),  # nested NV
+        _raw([2, 6, "r1", b"s", 1, [[2, 2, "r1", b"s", 0, 3, D]], []]),  # V holds a prepare
     ],
 )
 def test_malformed_bytes_raise_message_error(data: bytes) -> None:
@@ -135,8 +139,8 @@ values = st.recursive(
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.integers(1, 9), values)
+@given(st.integers(1, 11), values)
 def test_fuzz_structured_garbage_only_raises_message_error(kind: int, body: object) -> None:
-    fields = [1, kind, "r1", b"sig", *(body if isinstance(body, list) else [body])]
+    fields = [2, kind, "r1", b"sig", *(body if isinstance(body, list) else [body])]
     with contextlib.suppress(MessageError):
         decode_message(_raw(fields))

@@ -7,20 +7,26 @@ Section numbers refer to Castro and Liskov, OSDI'99 (4.4 view changes, 4.5.2 liv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from pbft_harness import Harness, KeyedSigner, req
 
 from ibledger.consensus import (
     Block,
+    BlockBody,
+    BlockRequest,
     Broadcast,
     Commit,
+    Execute,
     NewView,
     Prepare,
     PrePrepare,
+    Send,
     SignedMessage,
     ViewChange,
     compute_new_view_order,
+    encode_message,
     null_block,
     signing_bytes,
 )
@@ -54,7 +60,7 @@ def test_silent_primary_is_replaced_and_request_executes() -> None:
 
 def test_view_change_carries_prepared_certificates() -> None:
     """Section 4.4: VIEW-CHANGE carries P, a prepared certificate per prepared sequence number
-    above the stable checkpoint, with the bodies attached."""
+    above the stable checkpoint, over digests only (no bodies, whatever the blocks hold)."""
     h = Harness()
     h.tick(1)
     # Deliver pre-prepare and prepares, drop all commits: everyone prepares, nobody commits.
@@ -72,7 +78,12 @@ def test_view_change_carries_prepared_certificates() -> None:
     ]
     assert vcs and vcs[0].view == 1
     assert [p.seq for p in vcs[0].prepared] == [1]
-    assert vcs[0].blocks[0].digest == vcs[0].prepared[0].digest
+    vc_msgs = [
+        e.message
+        for e in h.effects_of("r2", Broadcast)
+        if isinstance(e.message.message, ViewChange)
+    ]
+    assert len(encode_message(vc_msgs[0])) < 2048
     # The prepared block is re-proposed in view 1 and executes.
     for m in ("r1", "r2", "r3"):
         assert [b.seq for b in h.nodes[m].executed] == [1]
@@ -153,7 +164,7 @@ def test_backup_rejects_new_view_with_wrong_o_set() -> None:
     assert isinstance(nv, NewView)
     # Forge: replace the re-proposed digest with a null block, re-signed by the real primary.
     forged_pp = _sign("r1", PrePrepare(1, 1, null_block(1).digest))
-    forged = _sign("r1", replace(nv, pre_prepares=(forged_pp,), blocks=()))
+    forged = _sign("r1", replace(nv, pre_prepares=(forged_pp,)))
     r2 = h.replica("r2")
     r2.step(forged)
     assert r2.counters["drop-new-view-invalid"] == 1
@@ -260,3 +271,84 @@ def test_commit_certificate_from_older_view_still_executes() -> None:
     h.queue.extend(held)
     h.deliver()
     assert [b.requests for b in h.nodes["r3"].executed] == [(req(1),)]
+
+
+def _no_pre_prepare_to(target: str) -> Callable[[str, str, SignedMessage], bool]:
+    """Drop every COMMIT and every view-0 PRE-PREPARE (also relayed ones) to `target`."""
+
+    def keep(src: str, dst: str, sm: SignedMessage) -> bool:
+        if _commit0(sm):
+            return False
+        m = sm.message
+        return not (dst == target and isinstance(m, PrePrepare) and m.view == 0)
+
+    return keep
+
+
+def _without_r0(target: str) -> Callable[[str, str, SignedMessage], bool]:
+    no_body = _no_pre_prepare_to(target)
+    return lambda src, dst, sm: src != "r0" and dst != "r0" and (no_body(src, dst, sm))
+
+
+def test_new_primary_fetches_a_prepared_body_it_never_saw() -> None:
+    """VIEW-CHANGE carries digests only: a new primary that never received the body of a
+    prepared block fetches it (BLOCK-REQUEST) from the replicas that prepared it, then sends
+    NEW-VIEW, and the block executes in view 1 with its original requests."""
+    h = Harness()
+    h.tick(1)
+    h.filter = _no_pre_prepare_to("r1")
+    big = req(1, size=200_000)
+    h.submit("r0", big)
+    h.tick(2)
+    assert h.replica("r2").is_prepared(1) and h.replica("r3").is_prepared(1)
+    assert not h.replica("r1").is_prepared(1)
+    h.filter = _without_r0("r1")
+    h.tick(40)
+    vcs = [sm for _s, _d, sm in h.sent if isinstance(sm.message, ViewChange) and sm.sender == "r2"]
+    assert vcs and all(len(encode_message(sm)) < 2048 for sm in vcs)
+    r1 = h.replica("r1")
+    assert r1.counters["new-view-missing-body"] >= 1
+    assert r1.counters["block-bodies-received"] == 1
+    for m in ("r1", "r2", "r3"):
+        assert [b.requests for b in h.nodes[m].executed] == [(big,)]
+        assert h.nodes[m].executed[0].view == 1
+
+
+def test_backup_fetches_new_view_bodies_from_the_new_primary() -> None:
+    """A backup that lacks a body named in NEW-VIEW keeps the NEW-VIEW, fetches the body from the
+    new primary and installs the view once it has it."""
+    h = Harness()
+    h.tick(1)
+    h.filter = _no_pre_prepare_to("r3")
+    h.submit("r0", req(1))
+    h.tick(2)
+    assert h.replica("r1").is_prepared(1) and not h.replica("r3").is_prepared(1)
+    h.filter = _without_r0("r3")
+    h.tick(40)
+    r3 = h.replica("r3")
+    assert r3.counters["new-view-awaiting-bodies"] >= 1
+    assert r3.counters["block-bodies-received"] >= 1
+    assert r3.view == 1 and r3.view_active
+    assert [b.requests for b in h.nodes["r3"].executed] == [(req(1),)]
+
+
+def test_block_bodies_are_checked_against_the_digest_asked_for() -> None:
+    """A BLOCK-BODY nobody asked for, or one that does not hash to the requested digest, is
+    dropped and counted; a BLOCK-REQUEST is answered with at most bodies_per_request_max
+    bodies and only with bodies the replica holds."""
+    h = Harness(bodies_per_request_max=2)
+    h.tick(1)
+    for i in range(3):
+        h.submit("r0", req(i))
+        h.tick(1)
+    r2 = h.replica("r2")
+    forged = Block(1, 1, (b"forged",))
+    r2.step(_sign("r1", BlockBody(forged.digest, forged)))
+    assert r2.counters["drop-block-body-unwanted"] == 1
+    digests = tuple(
+        b.digest for b in (e.block for e in h.effects_of("r2", Execute)) if b is not None
+    )
+    out = r2.step(_sign("r1", BlockRequest((*digests, bytes(32)))))
+    bodies = [e for e in out if isinstance(e, Send) and isinstance(e.message.message, BlockBody)]
+    assert 1 <= len(bodies) <= 2
+    assert r2.counters["drop-block-request-too-long"] == 1

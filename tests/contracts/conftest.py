@@ -62,20 +62,40 @@ class World:
         self._serial += 1
         return f"{kind_digit}102100099996{self.ledger.today.replace('-', '')}{self._serial:08d}0"
 
-    def issue(self, *, kind: str = "BANK", amount: str = "1200000.00", splittable: bool = True,
-              maturity: str = "2024-08-30", drawer: str = "ENT_A", acceptor: str = "BANK_A",
-              payee: str = "ENT_B", nt: bool = False) -> str:
+    def issue(
+        self,
+        *,
+        kind: str = "BANK",
+        amount: str = "1200000.00",
+        splittable: bool = True,
+        maturity: str = "2024-08-30",
+        drawer: str = "ENT_A",
+        acceptor: str = "BANK_A",
+        payee: str = "ENT_B",
+        nt: bool = False,
+    ) -> str:
         package_no = self.package_no("6" if kind == "COMMERCIAL" else "5")
-        self.ok(drawer, "bill.issue", package_no=package_no, kind=kind, amount=amount,
-                currency="CNY", maturity_date=maturity, acceptor=acceptor, payee=payee,
-                splittable=splittable, non_transferable=nt)
+        self.ok(
+            drawer,
+            "bill.issue",
+            package_no=package_no,
+            kind=kind,
+            amount=amount,
+            currency="CNY",
+            maturity_date=maturity,
+            acceptor=acceptor,
+            payee=payee,
+            splittable=splittable,
+            non_transferable=nt,
+        )
         return package_no
 
     def accepted(self, **kwargs: Any) -> str:
         package_no = self.issue(**kwargs)
         package = self.bill(package_no)
-        self.two_step(package["drawer"], "bill.request_acceptance", package["acceptor"],
-                      package_no=package_no)
+        self.two_step(
+            package["drawer"], "bill.request_acceptance", package["acceptor"], package_no=package_no
+        )
         if package["kind"] == "COMMERCIAL":
             self.ok(package["acceptor"], "bill.disclose", package_no=package_no)
         return package_no
@@ -83,13 +103,15 @@ class World:
     def received(self, **kwargs: Any) -> str:
         package_no = self.accepted(**kwargs)
         package = self.bill(package_no)
-        self.two_step(package["drawer"], "bill.request_receipt", package["payee"],
-                      package_no=package_no)
+        self.two_step(
+            package["drawer"], "bill.request_receipt", package["payee"], package_no=package_no
+        )
         return package_no
 
     def bill(self, package_no: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.ledger.query("bill_chain", {"package_no": package_no},
-                                                   "REGULATOR")
+        result: dict[str, Any] = self.ledger.query(
+            "bill_chain", {"package_no": package_no}, "REGULATOR"
+        )
         return result
 
     def pieces(self, package_no: str) -> list[dict[str, Any]]:
@@ -108,8 +130,9 @@ class World:
         return piece["status"], piece["flag"]
 
     def chain(self, package_no: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.ledger.query("bill_chain", {"package_no": package_no},
-                                                   "REGULATOR")
+        result: dict[str, Any] = self.ledger.query(
+            "bill_chain", {"package_no": package_no}, "REGULATOR"
+        )
         return result
 
 

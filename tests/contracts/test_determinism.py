@@ -59,7 +59,13 @@ def test_outcomes_do_not_depend_on_hash_seed() -> None:
     digests = set()
     for seed in ("1", "2", "3"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run([sys.executable, "-c", SCENARIO], env=env, check=True,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", SCENARIO],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         digests.add(result.stdout.strip())
     assert len(digests) == 1

@@ -145,19 +145,22 @@ def test_invalid_identifiers_name_the_rule(kind: str, value: str, fragment: str)
     result = validate(kind, value, production=True)
     assert not result.valid
     assert result.rule is not None and fragment in result.rule, result.rule
-    assert result.code == {
-        "isin": "ISIN_INVALID",
-        "lei": "LEI_INVALID",
-        "cfi": "CFI_INVALID",
-        "currency": "CURRENCY_INVALID",
-        "bic": "BIC_INVALID",
-        "uscc": "USCC_INVALID",
-        "cnaps": "CNAPS_INVALID",
-        "bill_no": "BILL_NO_INVALID",
-        "bill_range": "SPLIT_INVALID",
-        "wm_product": "PRODUCT_CODE_INVALID",
-        "trust_product": "PRODUCT_CODE_INVALID",
-    }[kind]
+    assert (
+        result.code
+        == {
+            "isin": "ISIN_INVALID",
+            "lei": "LEI_INVALID",
+            "cfi": "CFI_INVALID",
+            "currency": "CURRENCY_INVALID",
+            "bic": "BIC_INVALID",
+            "uscc": "USCC_INVALID",
+            "cnaps": "CNAPS_INVALID",
+            "bill_no": "BILL_NO_INVALID",
+            "bill_range": "SPLIT_INVALID",
+            "wm_product": "PRODUCT_CODE_INVALID",
+            "trust_product": "PRODUCT_CODE_INVALID",
+        }[kind]
+    )
     with pytest.raises(ContractError) as raised:
         require(kind, value)
     assert raised.value.code == result.code
@@ -205,7 +208,7 @@ def test_isin_every_single_digit_substitution_is_rejected(isin: str) -> None:
             continue
         for other in "0123456789":
             if other != char:
-                corrupted = isin[:position] + other + isin[position + 1:]
+                corrupted = isin[:position] + other + isin[position + 1 :]
                 assert not validate("isin", corrupted).valid, corrupted
 
 
@@ -215,7 +218,7 @@ def test_isin_adjacent_digit_transpositions_detected_by_luhn(isin: str) -> None:
         a, b = isin[position], isin[position + 1]
         if a == b or not (a.isdigit() and b.isdigit()) or {a, b} == {"0", "9"}:
             continue  # Luhn's blind spot is 09 <-> 90
-        corrupted = isin[:position] + b + a + isin[position + 2:]
+        corrupted = isin[:position] + b + a + isin[position + 2 :]
         assert not validate("isin", corrupted).valid, corrupted
 
 
@@ -238,12 +241,12 @@ def test_lei_every_same_class_substitution_and_transposition_is_rejected(lei: st
         pool = digits if char.isdigit() else letters
         for other in pool:
             if other != char:
-                corrupted = lei[:position] + other + lei[position + 1:]
+                corrupted = lei[:position] + other + lei[position + 1 :]
                 assert not validate("lei", corrupted).valid, corrupted
     for position in range(len(lei) - 1):
         a, b = lei[position], lei[position + 1]
         if a != b and a.isdigit() and b.isdigit():
-            corrupted = lei[:position] + b + a + lei[position + 2:]
+            corrupted = lei[:position] + b + a + lei[position + 2 :]
             assert not validate("lei", corrupted).valid, corrupted
 
 
@@ -252,19 +255,19 @@ def test_uscc_every_substitution_and_transposition_is_rejected(uscc: str) -> Non
     for position, char in enumerate(uscc):
         for other in USCC_CHARSET:
             if other != char:
-                corrupted = uscc[:position] + other + uscc[position + 1:]
+                corrupted = uscc[:position] + other + uscc[position + 1 :]
                 assert not validate("uscc", corrupted).valid, corrupted
     for position in range(len(uscc) - 1):
         a, b = uscc[position], uscc[position + 1]
         if a != b:
-            corrupted = uscc[:position] + b + a + uscc[position + 2:]
+            corrupted = uscc[:position] + b + a + uscc[position + 2 :]
             assert not validate("uscc", corrupted).valid, corrupted
 
 
 def test_uscc_forbidden_letters_rejected_everywhere() -> None:
     base = "91100000100003962T"
     for letter, position in itertools.product("IOSVZ", (1, 8, 12, 17)):
-        corrupted = base[:position] + letter + base[position + 1:]
+        corrupted = base[:position] + letter + base[position + 1 :]
         assert not validate("uscc", corrupted).valid
 
 

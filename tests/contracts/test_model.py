@@ -37,13 +37,31 @@ PRE_RECEIPT = {"ISSUED", "ACCEPTED"}
 def _base() -> TestLedger:
     ledger = TestLedger(demo_genesis())
     for operation, args in [
-        ("asset.register", {"isin": ISIN, "name": "Treasury bond 230015",
-                            "issuer_lei": fabricate_lei(50), "cfi": "DBFTFB", "currency": "CNY",
-                            "denomination_minor": 100, "issue_size_minor": ISSUE_SIZE,
-                            "issue_date": "2024-03-01", "maturity_date": "2025-03-01"}),
-        ("asset.issue", {"isin": ISIN, "allotments": [
-            {"holder": "BANK_A", "quantity": 500_000}, {"holder": "BANK_B", "quantity": 300_000},
-            {"holder": "ENT_A", "quantity": 200_000}]}),
+        (
+            "asset.register",
+            {
+                "isin": ISIN,
+                "name": "Treasury bond 230015",
+                "issuer_lei": fabricate_lei(50),
+                "cfi": "DBFTFB",
+                "currency": "CNY",
+                "denomination_minor": 100,
+                "issue_size_minor": ISSUE_SIZE,
+                "issue_date": "2024-03-01",
+                "maturity_date": "2025-03-01",
+            },
+        ),
+        (
+            "asset.issue",
+            {
+                "isin": ISIN,
+                "allotments": [
+                    {"holder": "BANK_A", "quantity": 500_000},
+                    {"holder": "BANK_B", "quantity": 300_000},
+                    {"holder": "ENT_A", "quantity": 200_000},
+                ],
+            },
+        ),
     ]:
         assert ledger.submit("REGISTRAR", operation, args).code == "OK"
     return ledger
@@ -52,11 +70,28 @@ def _base() -> TestLedger:
 BASE = _base()
 
 BILL_OPS = [
-    "bill.request_acceptance", "bill.request_receipt", "bill.endorse", "bill.endorse",
-    "bill.endorse", "bill.discount", "bill.rediscount", "bill.central_bank_rediscount",
-    "bill.pledge", "bill.release_pledge", "bill.pledge_repo", "bill.outright_repo",
-    "bill.redeem", "bill.guarantee", "bill.revoke_nt", "bill.present", "bill.present",
-    "bill.recourse", "bill.recourse", "bill.withdraw", "bill.freeze", "bill.unfreeze",
+    "bill.request_acceptance",
+    "bill.request_receipt",
+    "bill.endorse",
+    "bill.endorse",
+    "bill.endorse",
+    "bill.discount",
+    "bill.rediscount",
+    "bill.central_bank_rediscount",
+    "bill.pledge",
+    "bill.release_pledge",
+    "bill.pledge_repo",
+    "bill.outright_repo",
+    "bill.redeem",
+    "bill.guarantee",
+    "bill.revoke_nt",
+    "bill.present",
+    "bill.present",
+    "bill.recourse",
+    "bill.recourse",
+    "bill.withdraw",
+    "bill.freeze",
+    "bill.unfreeze",
 ]
 
 
@@ -126,20 +161,38 @@ class LedgerMachine(RuleBasedStateMachine):
         term_days=st.sampled_from([1, 10, 30, 60, 90, 120, 180, 200]),
         progress=st.sampled_from([0, 1, 2, 2, 2]),
     )
-    def issue(self, drawer: str, commercial: bool, payee: str, amount_fen: int,
-              splittable: bool, nt: int, term_days: int, progress: int) -> None:
+    def issue(
+        self,
+        drawer: str,
+        commercial: bool,
+        payee: str,
+        amount_fen: int,
+        splittable: bool,
+        nt: int,
+        term_days: int,
+        progress: int,
+    ) -> None:
         """Issue a bill and (mostly) take it through acceptance and receipt at once."""
         self.serial += 1
         digit = "6" if commercial else "5"
         package_no = f"{digit}102100099996{self.ledger.today.replace('-', '')}{self.serial:08d}0"
         today = parse_iso_date(self.ledger.today)
         assert today is not None
-        outcome = self.submit(drawer, "bill.issue", {
-            "package_no": package_no, "kind": "COMMERCIAL" if commercial else "BANK",
-            "amount": f"{amount_fen // 100}.{amount_fen % 100:02d}", "currency": "CNY",
-            "maturity_date": day_to_iso(today + term_days),
-            "acceptor": "ENT_D" if commercial else "BANK_A", "payee": payee,
-            "splittable": splittable, "non_transferable": nt == 0})
+        outcome = self.submit(
+            drawer,
+            "bill.issue",
+            {
+                "package_no": package_no,
+                "kind": "COMMERCIAL" if commercial else "BANK",
+                "amount": f"{amount_fen // 100}.{amount_fen % 100:02d}",
+                "currency": "CNY",
+                "maturity_date": day_to_iso(today + term_days),
+                "acceptor": "ENT_D" if commercial else "BANK_A",
+                "payee": payee,
+                "splittable": splittable,
+                "non_transferable": nt == 0,
+            },
+        )
         if outcome.code != "OK":
             return
         self.packages.append(package_no)
@@ -166,10 +219,22 @@ class LedgerMachine(RuleBasedStateMachine):
         if status == "ACCEPTED":
             return ["bill.request_receipt", "bill.withdraw"]
         if flag == "NEGOTIABLE":
-            return ["bill.endorse", "bill.endorse", "bill.discount", "bill.rediscount",
-                    "bill.central_bank_rediscount", "bill.pledge", "bill.pledge_repo",
-                    "bill.outright_repo", "bill.guarantee", "bill.present", "bill.present",
-                    "bill.recourse", "bill.recourse", "bill.freeze"]
+            return [
+                "bill.endorse",
+                "bill.endorse",
+                "bill.discount",
+                "bill.rediscount",
+                "bill.central_bank_rediscount",
+                "bill.pledge",
+                "bill.pledge_repo",
+                "bill.outright_repo",
+                "bill.guarantee",
+                "bill.present",
+                "bill.present",
+                "bill.recourse",
+                "bill.recourse",
+                "bill.freeze",
+            ]
         if flag == "NON_TRANSFERABLE":
             return ["bill.revoke_nt", "bill.pledge", "bill.present", "bill.recourse"]
         if flag == "PLEDGED":
@@ -178,8 +243,9 @@ class LedgerMachine(RuleBasedStateMachine):
             return ["bill.redeem", "bill.present"]
         return ["bill.freeze", "bill.endorse"]
 
-    def natural_other(self, operation: str, package: dict[str, Any], piece: dict[str, Any],
-                      index: int) -> str:
+    def natural_other(
+        self, operation: str, package: dict[str, Any], piece: dict[str, Any], index: int
+    ) -> str:
         holder = piece["holder"]
         if operation == "bill.endorse":
             pool = [p for p in ENTERPRISES if p != holder]
@@ -188,22 +254,44 @@ class LedgerMachine(RuleBasedStateMachine):
         elif operation == "bill.guarantee":
             pool = ["BANK_C", "PBOC"]
         elif operation == "bill.recourse":
-            pool = sorted({package["drawer"], package["acceptor"],
-                           *(e["from"] for e in piece["chain"] if e["from"])} - {holder})
+            pool = sorted(
+                {
+                    package["drawer"],
+                    package["acceptor"],
+                    *(e["from"] for e in piece["chain"] if e["from"]),
+                }
+                - {holder}
+            )
         else:
             pool = [p for p in BANKS if p != holder]
         return pool[index % len(pool)] if pool else "BANK_C"
 
     @precondition(lambda self: bool(self.packages))
-    @rule(pick=st.integers(0, 10**6), piece_pick=st.integers(0, 10**6),
-          operation=st.sampled_from(BILL_OPS), natural=st.integers(0, 5),
-          who=st.sampled_from([*PARTIES, "REGULATOR"]), other=st.sampled_from(PARTIES),
-          amount=st.one_of(st.none(), st.none(), st.integers(-1, 401)), flag=st.booleans(),
-          reply=st.sampled_from([None, "bill.sign", "bill.sign", "bill.sign", "bill.reject"]),
-          op_pick=st.integers(0, 13))
-    def act(self, pick: int, piece_pick: int, operation: str, natural: int, who: str,
-            other: str, amount: int | None, flag: bool, reply: str | None,
-            op_pick: int) -> None:
+    @rule(
+        pick=st.integers(0, 10**6),
+        piece_pick=st.integers(0, 10**6),
+        operation=st.sampled_from(BILL_OPS),
+        natural=st.integers(0, 5),
+        who=st.sampled_from([*PARTIES, "REGULATOR"]),
+        other=st.sampled_from(PARTIES),
+        amount=st.one_of(st.none(), st.none(), st.integers(-1, 401)),
+        flag=st.booleans(),
+        reply=st.sampled_from([None, "bill.sign", "bill.sign", "bill.sign", "bill.reject"]),
+        op_pick=st.integers(0, 13),
+    )
+    def act(
+        self,
+        pick: int,
+        piece_pick: int,
+        operation: str,
+        natural: int,
+        who: str,
+        other: str,
+        amount: int | None,
+        flag: bool,
+        reply: str | None,
+        op_pick: int,
+    ) -> None:
         package_no = self.packages[-1 - pick % min(len(self.packages), 4)]
         package = self.package(package_no)
         pieces = self.pieces(package_no)
@@ -223,8 +311,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 sender = piece["pledgee"] or sender
             if operation == "bill.redeem" and piece["repo"]:
                 sender = piece["repo"]["cash_taker"]
-            if operation in ("bill.request_acceptance", "bill.request_receipt",
-                             "bill.withdraw"):
+            if operation in ("bill.request_acceptance", "bill.request_receipt", "bill.withdraw"):
                 sender = package["drawer"]
             if operation in ("bill.freeze", "bill.unfreeze"):
                 sender = "REGULATOR"
@@ -234,15 +321,28 @@ class LedgerMachine(RuleBasedStateMachine):
             "bill.endorse": {"endorsee": other, "amount_fen": amount, "non_transferable": flag},
             "bill.discount": {"discounter": other, "rate_ppm": 15_000, "amount_fen": amount},
             "bill.rediscount": {"buyer": other, "rate_ppm": 14_000, "amount_fen": amount},
-            "bill.central_bank_rediscount": {"central_bank": other, "rate_ppm": 20_000,
-                                             "amount_fen": amount},
+            "bill.central_bank_rediscount": {
+                "central_bank": other,
+                "rate_ppm": 20_000,
+                "amount_fen": amount,
+            },
             "bill.pledge": {"pledgee": other, "amount_fen": amount},
-            "bill.pledge_repo": {"counterparty": other, "rate_ppm": 18_000,
-                                 "end_date": day_to_iso(today + 5), "amount_fen": amount},
-            "bill.outright_repo": {"counterparty": other, "rate_ppm": 18_000,
-                                   "end_date": day_to_iso(today + 5), "amount_fen": amount},
-            "bill.guarantee": {"guarantor": other,
-                               "capacity": "ENDORSER" if piece["holder"] else "DRAWER"},
+            "bill.pledge_repo": {
+                "counterparty": other,
+                "rate_ppm": 18_000,
+                "end_date": day_to_iso(today + 5),
+                "amount_fen": amount,
+            },
+            "bill.outright_repo": {
+                "counterparty": other,
+                "rate_ppm": 18_000,
+                "end_date": day_to_iso(today + 5),
+                "amount_fen": amount,
+            },
+            "bill.guarantee": {
+                "guarantor": other,
+                "capacity": "ENDORSER" if piece["holder"] else "DRAWER",
+            },
             "bill.present": {"amount_fen": amount},
             "bill.recourse": {"recoursee": other, "amount_fen": amount},
             "bill.freeze": {"case_ref": "CASE-1"},
@@ -267,10 +367,21 @@ class LedgerMachine(RuleBasedStateMachine):
         return result
 
     @precondition(lambda self: bool(self.requests))
-    @rule(pick=st.integers(0, 10**6),
-          answer=st.sampled_from(["bill.sign", "bill.sign", "bill.sign", "bill.reject",
-                                  "bill.revoke", "bill.clear_request"]),
-          natural=st.integers(0, 4), who=st.sampled_from(PARTIES))
+    @rule(
+        pick=st.integers(0, 10**6),
+        answer=st.sampled_from(
+            [
+                "bill.sign",
+                "bill.sign",
+                "bill.sign",
+                "bill.reject",
+                "bill.revoke",
+                "bill.clear_request",
+            ]
+        ),
+        natural=st.integers(0, 4),
+        who=st.sampled_from(PARTIES),
+    )
     def answer(self, pick: int, answer: str, natural: int, who: str) -> None:
         pending = self.pending()
         pool = pending if pending and natural else self.requests
@@ -287,22 +398,29 @@ class LedgerMachine(RuleBasedStateMachine):
     def advance(self, days: int) -> None:
         self.ledger.advance_days(days)
 
-    @rule(sender=st.sampled_from(["BANK_A", "BANK_B", "ENT_A", "BANK_C"]),
-          to=st.sampled_from(["BANK_A", "BANK_B", "BANK_C", "ENT_A", "GHOST"]),
-          quantity=st.sampled_from([-100, 50, 100, 10_000, 200_000, 600_000]),
-          kind=st.sampled_from(["transfer", "transfer", "pledge", "freeze"]))
+    @rule(
+        sender=st.sampled_from(["BANK_A", "BANK_B", "ENT_A", "BANK_C"]),
+        to=st.sampled_from(["BANK_A", "BANK_B", "BANK_C", "ENT_A", "GHOST"]),
+        quantity=st.sampled_from([-100, 50, 100, 10_000, 200_000, 600_000]),
+        kind=st.sampled_from(["transfer", "transfer", "pledge", "freeze"]),
+    )
     def asset_move(self, sender: str, to: str, quantity: int, kind: str) -> None:
         if kind == "transfer":
             self.submit(sender, "asset.transfer", {"isin": ISIN, "to": to, "quantity": quantity})
         elif kind == "pledge":
-            self.submit(sender, "asset.pledge", {"isin": ISIN, "pledgee": to,
-                                                 "quantity": quantity})
+            self.submit(sender, "asset.pledge", {"isin": ISIN, "pledgee": to, "quantity": quantity})
         else:
-            self.submit("REGULATOR", "asset.freeze", {"isin": ISIN, "holder": sender,
-                                                      "quantity": quantity, "case_ref": "F-1"})
+            self.submit(
+                "REGULATOR",
+                "asset.freeze",
+                {"isin": ISIN, "holder": sender, "quantity": quantity, "case_ref": "F-1"},
+            )
 
-    @rule(pick=st.integers(0, 10**6), who=st.sampled_from(["BANK_A", "BANK_B", "BANK_C"]),
-          kind=st.sampled_from(["release", "unfreeze", "redeem"]))
+    @rule(
+        pick=st.integers(0, 10**6),
+        who=st.sampled_from(["BANK_A", "BANK_B", "BANK_C"]),
+        kind=st.sampled_from(["release", "unfreeze", "redeem"]),
+    )
     def asset_release(self, pick: int, who: str, kind: str) -> None:
         if kind == "release" and self.pledges:
             pledgor, pledge_id = self.pledges[pick % len(self.pledges)]
@@ -310,11 +428,13 @@ class LedgerMachine(RuleBasedStateMachine):
             pledgee = who
             if raw is not None and pledge_id in canonical_decode(raw)["pledges"]:
                 pledgee = canonical_decode(raw)["pledges"][pledge_id]["pledgee"]
-            self.submit(pledgee, "asset.release", {"isin": ISIN, "pledgor": pledgor,
-                                                   "pledge_id": pledge_id})
+            self.submit(
+                pledgee, "asset.release", {"isin": ISIN, "pledgor": pledgor, "pledge_id": pledge_id}
+            )
         elif kind == "unfreeze":
-            self.submit("REGULATOR", "asset.unfreeze", {"isin": ISIN, "holder": who,
-                                                        "case_ref": "F-1"})
+            self.submit(
+                "REGULATOR", "asset.unfreeze", {"isin": ISIN, "holder": who, "case_ref": "F-1"}
+            )
         elif pick % 8 == 0:  # rare: an early call ends the instrument's life
             self.submit("REGISTRAR", "asset.redeem", {"isin": ISIN, "early": pick % 16 == 0})
 
@@ -350,7 +470,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 request = canonical_decode(raw)
                 assert request["status"] == "PENDING"
                 assert (request["package_no"], request["start"], request["end"]) == (
-                    package_no, piece["start"], piece["end"])
+                    package_no,
+                    piece["start"],
+                    piece["end"],
+                )
 
     @invariant()
     def settled_pieces_are_final(self) -> None:
@@ -374,7 +497,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=2000, stateful_step_count=20, deadline=None, derandomize=True, database=None,
+    max_examples=2000,
+    stateful_step_count=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
     print_blob=True,
 )
 TestLedgerModel = LedgerMachine.TestCase

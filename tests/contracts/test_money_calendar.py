@@ -152,9 +152,13 @@ def test_term_rules_by_issue_date() -> None:
     assert params.max_term_months(day("2022-12-31")) == 12
     assert params.max_term_months(day("2023-01-01")) == 6
     custom = parameters_from_genesis(
-        {"term_rules": [{"issued_from": "2000-01-01", "months": 12},
-                        {"issued_from": "2023-01-01", "months": 6}],
-         "presentment_window_days": 9}
+        {
+            "term_rules": [
+                {"issued_from": "2000-01-01", "months": 12},
+                {"issued_from": "2023-01-01", "months": 6},
+            ],
+            "presentment_window_days": 9,
+        }
     )
     assert custom.presentment_window_days == 9
     assert Parameters.from_record(custom.to_record()) == custom

@@ -13,12 +13,27 @@ from ibledger.contracts import QUERIES, QueryError
 
 def _busy_bill(w: Any) -> str:
     p = str(w.received())
-    w.two_step("ENT_B", "bill.endorse", "ENT_C", package_no=p, range="1-120000000",
-               amount_fen=30_000_000, endorsee="ENT_C")
-    w.two_step("ENT_C", "bill.discount", "BANK_B", package_no=p, range="1-30000000",
-               discounter="BANK_B", rate_ppm=15_000)
-    w.two_step("ENT_B", "bill.pledge", "BANK_C", package_no=p, range="30000001-120000000",
-               pledgee="BANK_C")
+    w.two_step(
+        "ENT_B",
+        "bill.endorse",
+        "ENT_C",
+        package_no=p,
+        range="1-120000000",
+        amount_fen=30_000_000,
+        endorsee="ENT_C",
+    )
+    w.two_step(
+        "ENT_C",
+        "bill.discount",
+        "BANK_B",
+        package_no=p,
+        range="1-30000000",
+        discounter="BANK_B",
+        rate_ppm=15_000,
+    )
+    w.two_step(
+        "ENT_B", "bill.pledge", "BANK_C", package_no=p, range="30000001-120000000", pledgee="BANK_C"
+    )
     return p
 
 
@@ -27,9 +42,18 @@ def test_regulator_sees_the_full_chain_with_heights_and_timestamps(world: Any) -
     view = world.ledger.query("bill_chain", {"package_no": p}, "REGULATOR")
     chains = {piece["range"]: piece["chain"] for piece in view["pieces"]}
     assert [e["type"] for e in chains["1-30000000"]] == [
-        "ISSUE", "ACCEPT", "RECEIPT", "ENDORSE", "DISCOUNT"]
+        "ISSUE",
+        "ACCEPT",
+        "RECEIPT",
+        "ENDORSE",
+        "DISCOUNT",
+    ]
     assert [e["type"] for e in chains["30000001-120000000"]] == [
-        "ISSUE", "ACCEPT", "RECEIPT", "PLEDGE"]
+        "ISSUE",
+        "ACCEPT",
+        "RECEIPT",
+        "PLEDGE",
+    ]
     for entry in chains["1-30000000"]:
         assert entry["height"] > 0 and entry["timestamp_ms"] > 0 and len(entry["tx_id"]) == 64
         assert entry["day"] == "2024-03-01"
@@ -44,13 +68,24 @@ def test_positions_and_exposures(world: Any) -> None:
     assert p
     positions = world.ledger.query("positions", {"participant": "ENT_B"}, "REGULATOR")
     assert positions["totals"]["held_fen"] == 90_000_000
-    assert world.ledger.query("positions", {"participant": "BANK_C"}, "BANK_C")["totals"][
-        "pledged_to_fen"] == 90_000_000
+    assert (
+        world.ledger.query("positions", {"participant": "BANK_C"}, "BANK_C")["totals"][
+            "pledged_to_fen"
+        ]
+        == 90_000_000
+    )
     acceptor = world.ledger.query("positions", {"participant": "BANK_A"}, "REGULATOR")
     assert acceptor["totals"]["accepted_outstanding_fen"] == 120_000_000
     exposures = world.ledger.query("acceptor_exposures", {}, "REGULATOR")
-    assert exposures == [{"acceptor": "BANK_A", "outstanding_fen": 120_000_000,
-                          "settled_fen": 0, "refused_pieces": 0, "packages": 1}]
+    assert exposures == [
+        {
+            "acceptor": "BANK_A",
+            "outstanding_fen": 120_000_000,
+            "settled_fen": 0,
+            "refused_pieces": 0,
+            "packages": 1,
+        }
+    ]
     with pytest.raises(QueryError) as raised:
         world.ledger.query("positions", {"participant": "ENT_B"}, "ENT_C")
     assert raised.value.code == "FORBIDDEN"
@@ -63,7 +98,8 @@ def test_participants_see_only_bills_that_concern_them(world: Any) -> None:
     bills = world.ledger.query("bills", {"participant": "ENT_C"}, "ENT_C")
     assert bills == [{"package_no": p, "capacities": ["endorse", "holder"]}]
     assert world.ledger.query("bill", {"package_no": p}, "BANK_C")["viewer_capacities"] == [
-        "pledge"]
+        "pledge"
+    ]
     for viewer in ("ENT_D", None):
         with pytest.raises(QueryError) as raised:
             world.ledger.query("bill", {"package_no": p}, viewer)
@@ -94,7 +130,9 @@ def test_public_reference_queries(world: Any) -> None:
     params = world.ledger.query("parameters")
     assert params["term_rules"][-1] == {"issued_from": "2023-01-01", "months": 6}
     assert world.ledger.query("business_date", {"timestamp_ms": 1727712000000}) == {
-        "date": "2024-10-01", "business_day": False}
+        "date": "2024-10-01",
+        "business_day": False,
+    }
     result = world.ledger.query("validate", {"kind": "lei", "value": "5493002ERZU2K9PZDL40"})
     assert result["valid"] is True
     assert len(world.ledger.query("participants", {"role": "bank"})) == 3
@@ -125,5 +163,15 @@ def test_query_errors(world: Any, name: str, args: dict[str, Any], code: str) ->
 
 
 def test_query_names() -> None:
-    assert {"instrument", "holdings", "holders", "asset_history", "bill", "bill_chain",
-            "bill_history", "bills", "participant", "positions"} <= set(QUERIES)
+    assert {
+        "instrument",
+        "holdings",
+        "holders",
+        "asset_history",
+        "bill",
+        "bill_chain",
+        "bill_history",
+        "bills",
+        "participant",
+        "positions",
+    } <= set(QUERIES)

@@ -65,8 +65,10 @@ def _broken(mutate: Any) -> dict[str, Any]:
         (lambda g: g["participants"].append(dict(g["participants"][0])), "DUPLICATE_PARTICIPANT"),
         (lambda g: g["participants"][8].update(lei="5493002ERZU2K9PZDL40"), "DUPLICATE_LEI"),
         (lambda g: g["participants"][8].update(uscc="914403001922038216"), "DUPLICATE_USCC"),
-        (lambda g: g["participants"][8].update(keys=g["participants"][7]["keys"]),
-         "KEY_ALREADY_REGISTERED"),
+        (
+            lambda g: g["participants"][8].update(keys=g["participants"][7]["keys"]),
+            "KEY_ALREADY_REGISTERED",
+        ),
         (lambda g: g["participants"][4].update(lei="5493002ERZU2K9PZDL41"), "LEI_INVALID"),
         (lambda g: g["participants"][7].update(uscc="911000001000044477"), "USCC_INVALID"),
         (lambda g: g["participants"][4].update(bic="ICBKZZBJ"), "BIC_INVALID"),
@@ -78,14 +80,28 @@ def _broken(mutate: Any) -> dict[str, Any]:
         (lambda g: g["participants"][0].update(colour="red"), "colour"),
         (lambda g: g["participants"][0].update(id="A/B"), "participants[0].id"),
         (lambda g: g["participants"][0].update(keys=[]), "keys"),
-        (lambda g: g["participants"][0].update(
-            keys=[{"suite": "rsa", "public_key": "00" * 32}]), "suite"),
-        (lambda g: g["participants"][0].update(
-            keys=[{"suite": "ed25519-sha256", "public_key": "00" * 31}]), "32 bytes"),
-        (lambda g: g["participants"][0].update(
-            keys=[{"suite": "ed25519-sha256", "public_key": SMALL_ORDER_KEY}]), "small order"),
-        (lambda g: g["participants"][0].update(
-            keys=[{"suite": "ed25519-sha256", "public_key": "ZZ" * 32}]), "hexadecimal"),
+        (
+            lambda g: g["participants"][0].update(keys=[{"suite": "rsa", "public_key": "00" * 32}]),
+            "suite",
+        ),
+        (
+            lambda g: g["participants"][0].update(
+                keys=[{"suite": "ed25519-sha256", "public_key": "00" * 31}]
+            ),
+            "32 bytes",
+        ),
+        (
+            lambda g: g["participants"][0].update(
+                keys=[{"suite": "ed25519-sha256", "public_key": SMALL_ORDER_KEY}]
+            ),
+            "small order",
+        ),
+        (
+            lambda g: g["participants"][0].update(
+                keys=[{"suite": "ed25519-sha256", "public_key": "ZZ" * 32}]
+            ),
+            "hexadecimal",
+        ),
         (lambda g: g.update(calendar={"holidays": ["2024-13-01"]}), "calendar.holidays"),
         (lambda g: g.update(parameters={"presentment_window_days": "10"}), "parameters"),
     ],
@@ -104,7 +120,11 @@ def test_key_fingerprint_and_resolve_key() -> None:
     record = resolve_key(state, key_id)
     assert record is not None
     assert (record.participant_id, record.suite, record.public_key, record.active) == (
-        "BANK_A", "ed25519-sha256", public_key, True)
+        "BANK_A",
+        "ed25519-sha256",
+        public_key,
+        True,
+    )
     assert resolve_key(state, b"\x00" * 16) is None
 
 
@@ -127,8 +147,14 @@ def test_sender_checks() -> None:
 
 
 def test_bad_arguments_name_the_field(world: Any) -> None:
-    out = world.fails("BAD_ARGUMENT", "ADMIN", "identity.update_details", participant="ENT_A",
-                      name="x", nickname="y")
+    out = world.fails(
+        "BAD_ARGUMENT",
+        "ADMIN",
+        "identity.update_details",
+        participant="ENT_A",
+        name="x",
+        nickname="y",
+    )
     assert "'nickname'" in out.message
     out = world.fails("BAD_ARGUMENT", "ADMIN", "identity.deactivate", participant=7)
     assert "'participant'" in out.message
@@ -137,8 +163,14 @@ def test_bad_arguments_name_the_field(world: Any) -> None:
 
 
 def registration(pid: str, seed: int, **extra: Any) -> dict[str, Any]:
-    return {"id": pid, "name": f"Firm {pid}", "roles": ["enterprise"],
-            "uscc": fabricate_uscc(100 + seed), "keys": [new_key(100 + seed)], **extra}
+    return {
+        "id": pid,
+        "name": f"Firm {pid}",
+        "roles": ["enterprise"],
+        "uscc": fabricate_uscc(100 + seed),
+        "keys": [new_key(100 + seed)],
+        **extra,
+    }
 
 
 def test_register_participant_and_uniqueness(world: Any) -> None:
@@ -147,66 +179,136 @@ def test_register_participant_and_uniqueness(world: Any) -> None:
     assert world.ledger.query("participant", {"id": "ENT_X"})["roles"] == ["enterprise"]
     world.fails("FORBIDDEN", "BANK_A", "identity.register", **registration("ENT_Y", 2))
     world.fails("DUPLICATE_PARTICIPANT", "ADMIN", "identity.register", **registration("ENT_X", 3))
-    world.fails("DUPLICATE_USCC", "ADMIN", "identity.register",
-                **registration("ENT_Y", 4, uscc=fabricate_uscc(101)))
-    world.fails("DUPLICATE_LEI", "ADMIN", "identity.register",
-                **registration("ENT_Y", 5, lei="5493002ERZU2K9PZDL40"))
-    world.fails("KEY_ALREADY_REGISTERED", "ADMIN", "identity.register",
-                **registration("ENT_Y", 6, keys=[new_key(101)]))
-    world.fails("KEY_INVALID", "ADMIN", "identity.register",
-                **registration("ENT_Y", 7, keys=[{"suite": "ed25519-sha256",
-                                                  "public_key": bytes.fromhex(SMALL_ORDER_KEY)}]))
-    world.fails("LEI_INVALID", "ADMIN", "identity.register",
-                **registration("ENT_Y", 8, lei="5493002ERZU2K9PZDL00"))
-    world.fails("ROLE_INVALID", "ADMIN", "identity.register",
-                **registration("ENT_Y", 9, roles=["bank"]))  # a bank needs an LEI
-    world.ok("ADMIN", "identity.register",
-             **registration("BANK_Y", 10, roles=["bank"], lei=fabricate_lei(77)))
+    world.fails(
+        "DUPLICATE_USCC",
+        "ADMIN",
+        "identity.register",
+        **registration("ENT_Y", 4, uscc=fabricate_uscc(101)),
+    )
+    world.fails(
+        "DUPLICATE_LEI",
+        "ADMIN",
+        "identity.register",
+        **registration("ENT_Y", 5, lei="5493002ERZU2K9PZDL40"),
+    )
+    world.fails(
+        "KEY_ALREADY_REGISTERED",
+        "ADMIN",
+        "identity.register",
+        **registration("ENT_Y", 6, keys=[new_key(101)]),
+    )
+    world.fails(
+        "KEY_INVALID",
+        "ADMIN",
+        "identity.register",
+        **registration(
+            "ENT_Y",
+            7,
+            keys=[{"suite": "ed25519-sha256", "public_key": bytes.fromhex(SMALL_ORDER_KEY)}],
+        ),
+    )
+    world.fails(
+        "LEI_INVALID",
+        "ADMIN",
+        "identity.register",
+        **registration("ENT_Y", 8, lei="5493002ERZU2K9PZDL00"),
+    )
+    world.fails(
+        "ROLE_INVALID", "ADMIN", "identity.register", **registration("ENT_Y", 9, roles=["bank"])
+    )  # a bank needs an LEI
+    world.ok(
+        "ADMIN",
+        "identity.register",
+        **registration("BANK_Y", 10, roles=["bank"], lei=fabricate_lei(77)),
+    )
 
 
 def test_keys_add_revoke_and_signing(world: Any) -> None:
     ledger: TestLedger = world.ledger
     public_key = demo_public_key(200)
     world.ok("ENT_A", "identity.add_key", suite="ed25519-sha256", public_key=public_key)
-    world.fails("KEY_ALREADY_REGISTERED", "ENT_B", "identity.add_key", suite="ed25519-sha256",
-                public_key=public_key)
-    world.fails("FORBIDDEN", "ENT_B", "identity.add_key", participant="ENT_A",
-                suite="ed25519-sha256", public_key=demo_public_key(201))
+    world.fails(
+        "KEY_ALREADY_REGISTERED",
+        "ENT_B",
+        "identity.add_key",
+        suite="ed25519-sha256",
+        public_key=public_key,
+    )
+    world.fails(
+        "FORBIDDEN",
+        "ENT_B",
+        "identity.add_key",
+        participant="ENT_A",
+        suite="ed25519-sha256",
+        public_key=demo_public_key(201),
+    )
     new_id = key_fingerprint(public_key)
     call = ("identity.update_details", {"participant": "ENT_A", "name": "x"})
     # the new key signs for ENT_A
-    assert ledger.submit("ENT_A", "identity.revoke_key",
-                         {"key_id": ledger.keys["ENT_A"].hex()}, key_id=new_id).code == "OK"
+    assert (
+        ledger.submit(
+            "ENT_A", "identity.revoke_key", {"key_id": ledger.keys["ENT_A"].hex()}, key_id=new_id
+        ).code
+        == "OK"
+    )
     assert ledger.submit("ENT_A", *call).code == "SIGNER_NOT_SENDER"  # old key revoked
-    world.fails("KEY_ALREADY_REVOKED", "ADMIN", "identity.revoke_key", participant="ENT_A",
-                key_id=ledger.keys["ENT_A"].hex())
-    world.fails("KEY_LAST_ACTIVE", "ADMIN", "identity.revoke_key", participant="ENT_A",
-                key_id=new_id.hex())
-    world.fails("KEY_NOT_FOUND", "ADMIN", "identity.revoke_key", participant="ENT_B",
-                key_id=new_id.hex())
+    world.fails(
+        "KEY_ALREADY_REVOKED",
+        "ADMIN",
+        "identity.revoke_key",
+        participant="ENT_A",
+        key_id=ledger.keys["ENT_A"].hex(),
+    )
+    world.fails(
+        "KEY_LAST_ACTIVE", "ADMIN", "identity.revoke_key", participant="ENT_A", key_id=new_id.hex()
+    )
+    world.fails(
+        "KEY_NOT_FOUND", "ADMIN", "identity.revoke_key", participant="ENT_B", key_id=new_id.hex()
+    )
     record = resolve_key(ledger.state, ledger.keys["ENT_A"])
     assert record is not None and not record.active
 
 
 def test_roles_deactivate_and_last_admin(world: Any) -> None:
-    world.fails("LAST_ADMIN", "ADMIN", "identity.update_roles", participant="ADMIN",
-                roles=["regulator"])
+    world.fails(
+        "LAST_ADMIN", "ADMIN", "identity.update_roles", participant="ADMIN", roles=["regulator"]
+    )
     world.fails("LAST_ADMIN", "ADMIN", "identity.deactivate", participant="ADMIN")
-    world.ok("ADMIN", "identity.update_roles", participant="REGULATOR",
-             roles=["regulator", "consortium_admin"])
+    world.ok(
+        "ADMIN",
+        "identity.update_roles",
+        participant="REGULATOR",
+        roles=["regulator", "consortium_admin"],
+    )
     world.ok("ADMIN", "identity.deactivate", participant="ENT_D")
     world.fails("PARTICIPANT_INACTIVE", "ADMIN", "identity.deactivate", participant="ENT_D")
-    world.fails("UNKNOWN_SENDER", "ENT_D", "identity.add_key", suite="ed25519-sha256",
-                public_key=demo_public_key(300))
+    world.fails(
+        "UNKNOWN_SENDER",
+        "ENT_D",
+        "identity.add_key",
+        suite="ed25519-sha256",
+        public_key=demo_public_key(300),
+    )
     world.fails("UNKNOWN_PARTICIPANT", "ADMIN", "identity.deactivate", participant="GHOST")
-    world.fails("ROLE_INVALID", "ADMIN", "identity.update_roles", participant="REGULATOR",
-                roles=["enterprise"])  # no USCC on record
+    world.fails(
+        "ROLE_INVALID",
+        "ADMIN",
+        "identity.update_roles",
+        participant="REGULATOR",
+        roles=["enterprise"],
+    )  # no USCC on record
     world.ok("ADMIN", "identity.reactivate", participant="ENT_D")
     world.fails("PARTICIPANT_ACTIVE", "ADMIN", "identity.reactivate", participant="ENT_D")
-    world.ok("ADMIN", "identity.update_details", participant="BANK_A", lei_status="LAPSED",
-             bic="ICBKCNBJXXX")
-    world.fails("BIC_INVALID", "ADMIN", "identity.update_details", participant="BANK_A",
-                bic="ICBKCNB")
+    world.ok(
+        "ADMIN",
+        "identity.update_details",
+        participant="BANK_A",
+        lei_status="LAPSED",
+        bic="ICBKCNBJXXX",
+    )
+    world.fails(
+        "BIC_INVALID", "ADMIN", "identity.update_details", participant="BANK_A", bic="ICBKCNB"
+    )
 
 
 def test_same_calls_give_byte_identical_outcomes() -> None:
@@ -221,11 +323,13 @@ def test_same_calls_give_byte_identical_outcomes() -> None:
 
 def test_block_overlay_makes_earlier_writes_visible() -> None:
     ledger = TestLedger(demo_genesis())
-    outcomes = ledger.block([
-        ("ADMIN", "identity.register", registration("ENT_Z", 1)),
-        ("ENT_Z", "identity.add_key", new_key(401)),  # ENT_Z exists only in the overlay
-        ("ADMIN", "identity.register", registration("ENT_Z", 2)),
-    ])
+    outcomes = ledger.block(
+        [
+            ("ADMIN", "identity.register", registration("ENT_Z", 1)),
+            ("ENT_Z", "identity.add_key", new_key(401)),  # ENT_Z exists only in the overlay
+            ("ADMIN", "identity.register", registration("ENT_Z", 2)),
+        ]
+    )
     assert [o.code for o in outcomes] == ["OK", "OK", "DUPLICATE_PARTICIPANT"]
     assert resolve_key(ledger.state, key_fingerprint(demo_public_key(401))) is not None
 
@@ -240,8 +344,20 @@ def test_every_operation_is_namespaced() -> None:
     assert all(name.split(".")[0] in {"identity", "asset", "bill"} for name in OPERATIONS)
 
 
-FORBIDDEN_MODULES = {"grpc", "plyvel", "asyncio", "time", "random", "os", "socket",
-                     "threading", "uuid", "secrets", "subprocess", "ibledger"}
+FORBIDDEN_MODULES = {
+    "grpc",
+    "plyvel",
+    "asyncio",
+    "time",
+    "random",
+    "os",
+    "socket",
+    "threading",
+    "uuid",
+    "secrets",
+    "subprocess",
+    "ibledger",
+}
 
 
 def test_contracts_import_nothing_impure() -> None:
@@ -255,8 +371,9 @@ def test_contracts_import_nothing_impure() -> None:
                 names = [] if node.level else [node.module or ""]
             else:
                 if isinstance(node, ast.Attribute) and node.attr in ("now", "today"):
-                    assert not (isinstance(node.value, ast.Name)
-                                and node.value.id in ("datetime", "date")), path
+                    assert not (
+                        isinstance(node.value, ast.Name) and node.value.id in ("datetime", "date")
+                    ), path
                 if isinstance(node, ast.Name) and path.name != "codec.py":  # codec rejects floats
                     assert node.id != "float", f"{path.name}: float"
                 continue

@@ -127,8 +127,9 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         "unknown-setting",
         lambda n: set_toml(n, "peer", "listn", "127.0.0.1:1"),
         "[peer] listn",
-        r"is not a known setting \(known: ca_cert, listen, max_message_bytes, "
-        r"outbound_queue_max, tls_cert, tls_key\)",
+        r"is not a known setting \(known: ca_cert, consensus_queue_bytes_max, listen, "
+        r"max_message_bytes, "
+        r"outbound_queue_max, relay_queue_bytes_max, tls_cert, tls_key\)",
     ),
     (
         "unknown-section",

@@ -11,7 +11,10 @@ own), signing with the replica's real key where a real attacker could. Modes (TE
   certificates, pre-prepares whose body does not match the digest                        B3 B4 B6
 - mutate-view / mutate-seq / mutate-ts-future / mutate-ts-past: corrupts one field of each
   PRE-PREPARE it sends and re-signs it                                                         B7
-- bad-transfer: serves forged blocks and certificates to state transfer                       B13
+- bad-transfer: serves forged blocks and certificates to state transfer, and answers
+  BLOCK-REQUESTs with bodies that do not hash to the digest asked for                        B13
+- forge also sends unsolicited BLOCK-BODYs and over-long BLOCK-REQUESTs (drawn from a second
+  random stream, so the first stream and every older seed replay as before)
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import replace
 
 from ibledger.consensus import (
     Block,
+    BlockBody,
+    BlockRequest,
     Broadcast,
     Checkpoint,
     Commit,
@@ -77,6 +82,8 @@ class ByzantineReplica:
         self.mode = mode
         self._signer = signer
         self._rng = rng
+        # Reading the state does not advance `rng`; the new forgeries draw from this stream.
+        self._body_rng = random.Random(repr(rng.getstate()[1][:8]) + inner.replica_id)
         self._defer = defer
         self._tick_ms = tick_ms
         self._config: ReplicaConfig = inner.config
@@ -155,6 +162,11 @@ class ByzantineReplica:
                 out.extend(self._corrupt_pre_prepare(e, m, m.block))
             elif isinstance(m, NewView) and self.mode == "silent":
                 continue
+            elif isinstance(m, BlockBody) and m.block is not None and self.mode == "bad-transfer":
+                lie = Block(m.block.seq, m.block.timestamp_ms, (b"tx:lie|xxxxxxxx",))
+                forged = self._sign(BlockBody(m.digest, lie))
+                self.injected += 1
+                out.append(Send(e.to, forged) if isinstance(e, Send) else Broadcast(forged))
             else:
                 out.append(e)
         return out
@@ -208,6 +220,13 @@ class ByzantineReplica:
         others = [m for m in cfg.members if m != self.replica_id]
         junk = Block(seq, self._now_ms, (b"tx:forged:%d|xxxxxxxx" % rng.randrange(10**9),))
         me = self.replica_id
+        if self._body_rng.random() < 0.2:
+            if self._body_rng.random() < 0.5:  # a body nobody asked for
+                return self._sign(BlockBody(junk.digest, junk))
+            digests = tuple(
+                self._body_rng.randbytes(32) for _ in range(4 * cfg.bodies_per_request_max)
+            )
+            return self._sign(BlockRequest(digests))
         choice = rng.randrange(9)
         if choice == 0:  # bad signature
             return SignedMessage(
@@ -230,7 +249,7 @@ class ByzantineReplica:
             pc = PreparedCertificate(
                 view, seq, junk.digest, pp_sig, ((me, prep.signature),) * cfg.quorum
             )
-            vc = ViewChange(view + 1, self.inner.stable_checkpoint, (pc,), (junk,))
+            vc = ViewChange(view + 1, self.inner.stable_checkpoint, (pc,))
             return self._sign(vc)
         if choice == 5:  # pre-prepare from whoever I am (not primary most of the time)
             return self._sign(PrePrepare(view, seq, junk.digest, junk))

@@ -69,8 +69,14 @@ def make_scenario(
     requests: int | None = None,
     ed25519: bool = False,
     heavy: bool = False,
+    large_bodies: bool = False,
 ) -> Scenario:
-    """A scenario from one seed; `heavy` triples the fault phase, the faults and the load."""
+    """A scenario from one seed; `heavy` triples the fault phase, the faults and the load.
+
+    `large_bodies` pads requests to 16-60 KiB and adds primary isolations and crashes, so that
+    view changes happen while large blocks are prepared above the stable checkpoint (the
+    padding and the extra faults come from a second random stream: the scenario is otherwise
+    the same as without the flag)."""
     rng = random.Random(seed)
     members = tuple(f"r{i}" for i in range(n))
     f = (n - 1) // 3
@@ -145,6 +151,18 @@ def make_scenario(
         )
         for c in range(count)
     ]
+    if large_bodies:
+        extra = random.Random(f"large-bodies:{seed}:{n}")
+        reqs = [
+            (at, target, make_request(c % 4, c, extra.randint(16 * 1024, 60 * 1024)))
+            for c, (at, target, _r) in enumerate(reqs)
+        ]
+        for _ in range(extra.randint(1, 3)):
+            kind = extra.choice(["isolate-primary", "crash"])
+            at = extra.randrange(fault_ms)
+            targets = () if kind == "isolate-primary" else ("r0",)
+            fault_list.append(Fault(at, kind, extra.randint(300, 1_500), targets))
+        fault_list.sort(key=lambda x: (x.at_ms, x.kind))
     reqs.sort(key=lambda r: r[0])
     return Scenario(
         seed, n, config, profile, byzantine, skews, fault_list, reqs, fault_ms, ed25519=ed25519

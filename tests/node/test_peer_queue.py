@@ -1,0 +1,50 @@
+"""Outbound peer queues: consensus before relayed transactions, bounded in items and bytes."""
+
+from __future__ import annotations
+
+import grpc
+
+from ibledger.node.peer import FRAME_BYTES_MAX, PeerTransport
+
+
+def _transport(**bounds: int) -> PeerTransport:
+    def no_channel(peer_id: str, address: str) -> grpc.aio.Channel:
+        raise AssertionError("the queue tests never connect")
+
+    return PeerTransport(
+        node_id="v0",
+        peers={"v0": "a:1", "v1": "b:1"},
+        channel_factory=no_channel,
+        on_message=lambda sm: None,
+        on_txs=lambda peer, txs: None,
+        height=lambda: 0,
+        **bounds,
+    )
+
+
+def test_a_transaction_burst_neither_evicts_nor_delays_votes() -> None:
+    transport = _transport(relay_queue_bytes_max=1 << 20, consensus_queue_bytes_max=1 << 20)
+    link = transport.links["v1"]
+    transport.relay_txs([b"t" * 1024] * 5_000)  # 5 MB offered to a 1 MiB relay queue
+    votes = [b"vote-%d" % i for i in range(100)]
+    for vote in votes:
+        transport.send("v1", vote)
+    assert link.stats.dropped_outbound == 0
+    assert link.stats.dropped_relay >= 5_000 - 1024
+    assert link.stats.queued_bytes <= (1 << 20) + sum(len(v) for v in votes)
+    first = link._next_frame()
+    assert first.messages == votes  # every vote, in order, ahead of any transaction
+    assert first.txs and sum(map(len, first.txs)) <= FRAME_BYTES_MAX
+
+
+def test_consensus_queue_is_bounded_in_bytes_and_refuses_unsendable_messages() -> None:
+    transport = _transport(consensus_queue_bytes_max=1 << 20, message_bytes_max=1 << 19)
+    link = transport.links["v1"]
+    for _ in range(40):
+        transport.broadcast(b"b" * 100_000)  # 4 MB of bodies into a 1 MiB queue
+    assert link.stats.queued_bytes <= 1 << 20
+    assert link.stats.dropped_outbound == 40 - (1 << 20) // 100_000
+    transport.send("v1", b"x" * ((1 << 19) + 1))
+    assert link.stats.dropped_oversize == 1
+    frame = link._next_frame()
+    assert frame.messages and sum(map(len, frame.messages)) <= FRAME_BYTES_MAX
