@@ -84,8 +84,9 @@ def _is_pledgee(env: Env, package: dict[str, Any], piece: dict[str, Any], params
         raise ContractError("NOT_HOLDER", f"{env.sender.id} is not the pledgee of this piece.")
 
 
-def _is_cash_taker(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                   params: Params) -> None:
+def _is_cash_taker(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> None:
     repo = piece["repo"]
     if repo is None:
         raise ContractError("WRONG_STATE", "This piece is not in a repo or repo-type discount.")
@@ -107,8 +108,8 @@ def _require_fi(env: Env, pid: str, roles: tuple[str, ...], what: str) -> None:
     party = load_participant(env.store, pid)
     if party is None or not any(party.has(role) for role in roles):
         raise ContractError(
-            "COUNTERPARTY_TYPE", f"{pid} cannot act as {what}: it needs the role "
-            f"{' or '.join(roles)}."
+            "COUNTERPARTY_TYPE",
+            f"{pid} cannot act as {what}: it needs the role {' or '.join(roles)}.",
         )
 
 
@@ -153,16 +154,18 @@ def _check_repo_term(env: Env, package: dict[str, Any], params: Params) -> None:
 # ACCEPTANCE (row 2) ---------------------------------------------------------------------------
 
 
-def _guard_acceptance(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                      params: Params) -> str:
+def _guard_acceptance(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> str:
     if env.today >= package["maturity_date"]:
         raise ContractError("AFTER_MATURITY", "A bill cannot be accepted on or after maturity.")
     require_party(env.store, package["acceptor"], "acceptor")
     return str(package["acceptor"])
 
 
-def _sign_acceptance(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                     request: dict[str, Any]) -> None:
+def _sign_acceptance(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     if env.today >= package["maturity_date"]:
         raise ContractError("AFTER_MATURITY", "A bill cannot be accepted on or after maturity.")
     piece["status"], piece["flag"] = "ACCEPTED", "AWAITING_RECEIPT"
@@ -174,14 +177,14 @@ def _sign_acceptance(env: Env, package: dict[str, Any], piece: dict[str, Any],
 # RECEIPT (row 5) ------------------------------------------------------------------------------
 
 
-def _guard_receipt(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                   params: Params) -> str:
+def _guard_receipt(env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params) -> str:
     require_party(env.store, package["payee"], "payee")
     return str(package["payee"])
 
 
-def _sign_receipt(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                  request: dict[str, Any]) -> None:
+def _sign_receipt(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     piece["status"] = "MATURED" if env.today >= package["maturity_date"] else "RECEIVED"
     piece["holder"] = package["payee"]
     piece["flag"] = _rest_flag(piece)
@@ -216,14 +219,14 @@ def _check_endorsable(env: Env, package: dict[str, Any], piece: dict[str, Any]) 
             )
 
 
-def _guard_endorse(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                   params: Params) -> str:
+def _guard_endorse(env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params) -> str:
     _check_endorsable(env, package, piece)
     return _counterparty(env, params, "endorsee", piece["holder"])
 
 
-def _sign_endorse(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                  request: dict[str, Any]) -> None:
+def _sign_endorse(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     _check_endorsable(env, package, piece)
     endorser, endorsee = piece["holder"], request["counterparty"]
     nt = bool(request["params"]["non_transferable"])
@@ -245,8 +248,9 @@ def _discount_days(env: Env, package: Mapping[str, Any]) -> int:
     return maturity - env.today + _params(env).remote_allowance_days
 
 
-def _guard_discount(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                    params: Params) -> str:
+def _guard_discount(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> str:
     if any(env.sender.has(role) for role in FI_ROLES):
         raise ContractError(
             "COUNTERPARTY_TYPE",
@@ -259,8 +263,9 @@ def _guard_discount(env: Env, package: dict[str, Any], piece: dict[str, Any],
     return discounter
 
 
-def _guard_rediscount(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                      params: Params) -> str:
+def _guard_rediscount(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> str:
     _require_fi(env, env.sender.id, FI_ROLES, "rediscount seller")
     if not piece["discounted"]:
         raise ContractError(
@@ -272,8 +277,9 @@ def _guard_rediscount(env: Env, package: dict[str, Any], piece: dict[str, Any],
     return buyer
 
 
-def _guard_cb_rediscount(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                         params: Params) -> str:
+def _guard_cb_rediscount(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> str:
     _require_fi(env, env.sender.id, ("bank",), "central-bank rediscount applicant")
     if not piece["discounted"]:
         raise ContractError("WRONG_STATE", "Only a discounted bill can go to central rediscount.")
@@ -283,8 +289,7 @@ def _guard_cb_rediscount(env: Env, package: dict[str, Any], piece: dict[str, Any
     return central_bank
 
 
-def _guard_repo(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                params: Params) -> str:
+def _guard_repo(env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params) -> str:
     _require_fi(env, env.sender.id, ("bank",), "repo cash taker")
     provider = _counterparty(env, params, "counterparty", piece["holder"])
     _require_fi(env, provider, ("bank",), "repo cash provider")
@@ -292,8 +297,9 @@ def _guard_repo(env: Env, package: dict[str, Any], piece: dict[str, Any],
     return provider
 
 
-def _sign_trade(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                request: dict[str, Any]) -> None:
+def _sign_trade(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     """Shared effect of discount, rediscount, central rediscount and both repo kinds."""
     if env.today >= package["maturity_date"]:
         raise ContractError("AFTER_MATURITY", "The bill has matured; it can no longer be traded.")
@@ -328,37 +334,36 @@ def _sign_trade(env: Env, package: dict[str, Any], piece: dict[str, Any],
 # PLEDGE, RELEASE, REDEEM (rows 10, 11 second leg, 13, 14) -------------------------------------
 
 
-def _guard_pledge(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                  params: Params) -> str:
+def _guard_pledge(env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params) -> str:
     pledgee = _counterparty(env, params, "pledgee", piece["holder"])
     _require_disclosure(package)
     return pledgee
 
 
-def _sign_pledge(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                 request: dict[str, Any]) -> None:
+def _sign_pledge(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     if env.today >= package["maturity_date"]:
         raise ContractError("AFTER_MATURITY", "A bill cannot be pledged on or after maturity.")
     piece["flag"], piece["pledgee"] = "PLEDGED", request["counterparty"]
     _chain(env, package, piece, "PLEDGE", piece["holder"], request["counterparty"])
 
 
-def _guard_release(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                   params: Params) -> str:
+def _guard_release(env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params) -> str:
     if piece["repo"] is not None:
         raise ContractError("WRONG_STATE", "A repo pledge ends by redemption, not release.")
     return str(piece["holder"])
 
 
-def _sign_release(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                  request: dict[str, Any]) -> None:
+def _sign_release(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     pledgee = piece["pledgee"]
     piece["flag"], piece["pledgee"] = _rest_flag(piece), None
     _chain(env, package, piece, "RELEASE", pledgee, piece["holder"])
 
 
-def _guard_redeem(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                  params: Params) -> str:
+def _guard_redeem(env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params) -> str:
     repo = piece["repo"]
     if env.today < repo["end_date"]:
         raise ContractError(
@@ -367,8 +372,9 @@ def _guard_redeem(env: Env, package: dict[str, Any], piece: dict[str, Any],
     return str(repo["cash_provider"])
 
 
-def _sign_redeem(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                 request: dict[str, Any]) -> None:
+def _sign_redeem(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     repo = piece["repo"]
     days = env.today - repo["start_day"]
     interest = round_half_up_div(
@@ -383,8 +389,16 @@ def _sign_redeem(env: Env, package: dict[str, Any], piece: dict[str, Any],
         kind = "REDEEM_PLEDGE"
     piece["repo"] = None
     piece["flag"] = _rest_flag(piece)
-    _chain(env, package, piece, kind, repo["cash_provider"], repo["cash_taker"],
-           days=days, repo_interest_fen=interest)
+    _chain(
+        env,
+        package,
+        piece,
+        kind,
+        repo["cash_provider"],
+        repo["cash_taker"],
+        days=days,
+        repo_interest_fen=interest,
+    )
 
 
 # GUARANTEE (row 15) ---------------------------------------------------------------------------
@@ -397,8 +411,9 @@ def _read_guarantee(args: Args) -> Params:
     }
 
 
-def _guarantee_initiator(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                         params: Params) -> None:
+def _guarantee_initiator(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> None:
     capacity = params["capacity"]
     if capacity == "DRAWER":
         _is_drawer(env, package, piece, params)
@@ -420,8 +435,9 @@ def _debtors(package: Mapping[str, Any], piece: Mapping[str, Any]) -> set[str]:
     return debtors
 
 
-def _guard_guarantee(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                     params: Params) -> str:
+def _guard_guarantee(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> str:
     guarantor: str = params["guarantor"]
     require_party(env.store, guarantor, "guarantor")
     if guarantor in _debtors(package, piece):
@@ -433,8 +449,9 @@ def _guard_guarantee(env: Env, package: dict[str, Any], piece: dict[str, Any],
     return guarantor
 
 
-def _sign_guarantee(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                    request: dict[str, Any]) -> None:
+def _sign_guarantee(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     piece["status"], piece["flag"] = request["prev_status"], request["prev_flag"]
     guarantor = request["counterparty"]
     piece["guarantees"] = [
@@ -446,23 +463,32 @@ def _sign_guarantee(env: Env, package: dict[str, Any], piece: dict[str, Any],
             "day": env.today,
         },
     ]
-    _chain(env, package, piece, "GUARANTEE", request["initiator"], guarantor,
-           capacity=request["params"]["capacity"])
+    _chain(
+        env,
+        package,
+        piece,
+        "GUARANTEE",
+        request["initiator"],
+        guarantor,
+        capacity=request["params"]["capacity"],
+    )
 
 
 # NT revoke (row 17) ---------------------------------------------------------------------------
 
 
-def _guard_nt_revoke(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                     params: Params) -> str:
+def _guard_nt_revoke(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> str:
     setter = piece["nt_setter"]
     if setter is None or setter == piece["holder"]:
         raise ContractError("SELF_DEALING", "The mark was not set by another party.")
     return str(setter)
 
 
-def _sign_nt_revoke(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                    request: dict[str, Any]) -> None:
+def _sign_nt_revoke(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     setter, seq = piece["nt_setter"], piece.get("nt_seq", 0)
     piece["nt"], piece["nt_setter"], piece["nt_seq"] = False, None, None
     piece["flag"] = "NEGOTIABLE"
@@ -472,8 +498,9 @@ def _sign_nt_revoke(env: Env, package: dict[str, Any], piece: dict[str, Any],
 # PRESENT for payment (row 18) -----------------------------------------------------------------
 
 
-def _present_initiator(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                       params: Params) -> None:
+def _present_initiator(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> None:
     if piece["flag"] == "PLEDGED":
         _is_pledgee(env, package, piece, params)
     else:
@@ -490,14 +517,11 @@ def _presentment_type(env: Env, package: Mapping[str, Any]) -> str:
     if env.today <= end:
         return "IN_WINDOW"
     if not params.allow_overdue_presentment:
-        raise ContractError(
-            "WINDOW_CLOSED", f"The presentment window closed on {day_to_iso(end)}."
-        )
+        raise ContractError("WINDOW_CLOSED", f"The presentment window closed on {day_to_iso(end)}.")
     return "OVERDUE"
 
 
-def _guard_present(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                   params: Params) -> str:
+def _guard_present(env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params) -> str:
     if piece["refusal"] is not None and piece["refusal"]["type"] != "EARLY":
         raise ContractError(
             "WRONG_STATE", "Payment of this piece was refused; pursue recourse instead."
@@ -506,12 +530,20 @@ def _guard_present(env: Env, package: dict[str, Any], piece: dict[str, Any],
     return str(package["acceptor"])
 
 
-def _sign_present(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                  request: dict[str, Any]) -> None:
+def _sign_present(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     piece["status"], piece["flag"] = "SETTLED", "ENDED"
     piece["paid_to"] = request["initiator"]
-    _chain(env, package, piece, "PAYMENT", package["acceptor"], request["initiator"],
-           presentment_type=request["params"]["presentment_type"])
+    _chain(
+        env,
+        package,
+        piece,
+        "PAYMENT",
+        package["acceptor"],
+        request["initiator"],
+        presentment_type=request["params"]["presentment_type"],
+    )
 
 
 # RECOURSE (rows 19-21) ------------------------------------------------------------------------
@@ -526,8 +558,9 @@ def _read_recourse(args: Args) -> Params:
     }
 
 
-def _guard_recourse(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                    params: Params) -> str:
+def _guard_recourse(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], params: Params
+) -> str:
     recoursee: str = params["recoursee"]
     if params["ground"] == "REFUSAL":
         if piece["refusal"] is None:
@@ -538,8 +571,8 @@ def _guard_recourse(env: Env, package: dict[str, Any], piece: dict[str, Any],
     else:
         if piece["status"] != "RECEIVED":
             raise ContractError(
-                "RECOURSE_NOT_ALLOWED", "Recourse without a refusal is only possible before "
-                "maturity (art. 61)."
+                "RECOURSE_NOT_ALLOWED",
+                "Recourse without a refusal is only possible before maturity (art. 61).",
             )
         refusal_type = None
     require_party(env.store, recoursee, "recoursee")
@@ -552,8 +585,9 @@ def _guard_recourse(env: Env, package: dict[str, Any], piece: dict[str, Any],
     return recoursee
 
 
-def _sign_recourse(env: Env, package: dict[str, Any], piece: dict[str, Any],
-                   request: dict[str, Any]) -> None:
+def _sign_recourse(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], request: dict[str, Any]
+) -> None:
     params = request["params"]
     holder, recoursee = request["initiator"], request["counterparty"]
     claim = piece_amount(package, piece) + params["interest_fen"] + params["costs_fen"]
@@ -566,8 +600,9 @@ def _sign_recourse(env: Env, package: dict[str, Any], piece: dict[str, Any],
         piece["status"], piece["flag"] = "SETTLED", "ENDED"
     else:
         piece["status"], piece["flag"] = request["prev_status"], request["prev_flag"]
-    _chain(env, package, piece, "RECOURSE", holder, recoursee, claim_fen=claim,
-           ground=params["ground"])
+    _chain(
+        env, package, piece, "RECOURSE", holder, recoursee, claim_fen=claim, ground=params["ground"]
+    )
 
 
 _TRANSFER_STATUSES = frozenset({"RECEIVED"})
@@ -576,51 +611,200 @@ _ALIVE = frozenset({"RECEIVED", "MATURED"})
 ACTIONS: dict[str, Action] = {
     action.name: action
     for action in (
-        Action("ACCEPTANCE", "bill.request_acceptance", frozenset({"ISSUED"}),
-               frozenset({"AWAITING_RECEIPT"}), "LOCKED", False, True, _no_params,
-               _is_drawer, _guard_acceptance, _sign_acceptance),
-        Action("RECEIPT", "bill.request_receipt", frozenset({"ACCEPTED"}),
-               frozenset({"AWAITING_RECEIPT"}), "LOCKED", False, False, _no_params,
-               _is_drawer, _guard_receipt, _sign_receipt),
-        Action("ENDORSE", "bill.endorse", _ALIVE, frozenset({"NEGOTIABLE"}), "LOCKED", True,
-               False, _read_endorse, _is_holder, _guard_endorse, _sign_endorse),
-        Action("DISCOUNT", "bill.discount", _TRANSFER_STATUSES, frozenset({"NEGOTIABLE"}),
-               "LOCKED", True, True,
-               lambda args: _read_trade(args, "discounter", ("outright", "repo")),
-               _is_holder, _guard_discount, _sign_trade),
-        Action("REDISCOUNT", "bill.rediscount", _TRANSFER_STATUSES, frozenset({"NEGOTIABLE"}),
-               "LOCKED", True, True, lambda args: _read_trade(args, "buyer", ("outright",)),
-               _is_holder, _guard_rediscount, _sign_trade),
-        Action("CB_REDISCOUNT", "bill.central_bank_rediscount", _TRANSFER_STATUSES,
-               frozenset({"NEGOTIABLE"}), "LOCKED", True, True,
-               lambda args: _read_trade(args, "central_bank", ("outright", "repo")),
-               _is_holder, _guard_cb_rediscount, _sign_trade),
-        Action("OUTRIGHT_REPO", "bill.outright_repo", _TRANSFER_STATUSES,
-               frozenset({"NEGOTIABLE"}), "LOCKED", True, True,
-               lambda args: _read_trade(args, "counterparty", ("repo",)),
-               _is_holder, _guard_repo, _sign_trade),
-        Action("PLEDGE_REPO", "bill.pledge_repo", _TRANSFER_STATUSES,
-               frozenset({"NEGOTIABLE"}), "LOCKED", True, True,
-               lambda args: _read_trade(args, "counterparty", ("repo",)),
-               _is_holder, _guard_repo, _sign_trade),
-        Action("PLEDGE", "bill.pledge", _TRANSFER_STATUSES, frozenset(_REST), "LOCKED", True,
-               True, lambda args: {"pledgee": args.id_("pledgee")}, _is_holder, _guard_pledge,
-               _sign_pledge),
-        Action("RELEASE", "bill.release_pledge", _ALIVE, frozenset({"PLEDGED"}), "LOCKED",
-               False, False, _no_params, _is_pledgee, _guard_release, _sign_release),
-        Action("REDEEM", "bill.redeem", _ALIVE, frozenset({"PLEDGED", "AWAITING_REDEMPTION"}),
-               "LOCKED", False, False, _no_params, _is_cash_taker, _guard_redeem,
-               _sign_redeem),
-        Action("GUARANTEE", "bill.guarantee", frozenset({"ISSUED", "ACCEPTED", "RECEIVED"}),
-               frozenset({"AWAITING_RECEIPT", *_REST}), "LOCKED", False, True,
-               _read_guarantee, _guarantee_initiator, _guard_guarantee, _sign_guarantee),
-        Action("NT_REVOKE", "bill.revoke_nt", _ALIVE, frozenset({"NON_TRANSFERABLE"}),
-               "LOCKED", False, False, _no_params, _is_holder, _guard_nt_revoke,
-               _sign_nt_revoke),
-        Action("PRESENT", "bill.present", _ALIVE,
-               frozenset({*_REST, "PLEDGED", "AWAITING_REDEMPTION"}), "COLLECTION_IN_TRANSIT",
-               True, False, _no_params, _present_initiator, _guard_present, _sign_present),
-        Action("RECOURSE", "bill.recourse", _ALIVE, frozenset(_REST), "RECOURSE", True, False,
-               _read_recourse, _is_holder, _guard_recourse, _sign_recourse),
+        Action(
+            "ACCEPTANCE",
+            "bill.request_acceptance",
+            frozenset({"ISSUED"}),
+            frozenset({"AWAITING_RECEIPT"}),
+            "LOCKED",
+            False,
+            True,
+            _no_params,
+            _is_drawer,
+            _guard_acceptance,
+            _sign_acceptance,
+        ),
+        Action(
+            "RECEIPT",
+            "bill.request_receipt",
+            frozenset({"ACCEPTED"}),
+            frozenset({"AWAITING_RECEIPT"}),
+            "LOCKED",
+            False,
+            False,
+            _no_params,
+            _is_drawer,
+            _guard_receipt,
+            _sign_receipt,
+        ),
+        Action(
+            "ENDORSE",
+            "bill.endorse",
+            _ALIVE,
+            frozenset({"NEGOTIABLE"}),
+            "LOCKED",
+            True,
+            False,
+            _read_endorse,
+            _is_holder,
+            _guard_endorse,
+            _sign_endorse,
+        ),
+        Action(
+            "DISCOUNT",
+            "bill.discount",
+            _TRANSFER_STATUSES,
+            frozenset({"NEGOTIABLE"}),
+            "LOCKED",
+            True,
+            True,
+            lambda args: _read_trade(args, "discounter", ("outright", "repo")),
+            _is_holder,
+            _guard_discount,
+            _sign_trade,
+        ),
+        Action(
+            "REDISCOUNT",
+            "bill.rediscount",
+            _TRANSFER_STATUSES,
+            frozenset({"NEGOTIABLE"}),
+            "LOCKED",
+            True,
+            True,
+            lambda args: _read_trade(args, "buyer", ("outright",)),
+            _is_holder,
+            _guard_rediscount,
+            _sign_trade,
+        ),
+        Action(
+            "CB_REDISCOUNT",
+            "bill.central_bank_rediscount",
+            _TRANSFER_STATUSES,
+            frozenset({"NEGOTIABLE"}),
+            "LOCKED",
+            True,
+            True,
+            lambda args: _read_trade(args, "central_bank", ("outright", "repo")),
+            _is_holder,
+            _guard_cb_rediscount,
+            _sign_trade,
+        ),
+        Action(
+            "OUTRIGHT_REPO",
+            "bill.outright_repo",
+            _TRANSFER_STATUSES,
+            frozenset({"NEGOTIABLE"}),
+            "LOCKED",
+            True,
+            True,
+            lambda args: _read_trade(args, "counterparty", ("repo",)),
+            _is_holder,
+            _guard_repo,
+            _sign_trade,
+        ),
+        Action(
+            "PLEDGE_REPO",
+            "bill.pledge_repo",
+            _TRANSFER_STATUSES,
+            frozenset({"NEGOTIABLE"}),
+            "LOCKED",
+            True,
+            True,
+            lambda args: _read_trade(args, "counterparty", ("repo",)),
+            _is_holder,
+            _guard_repo,
+            _sign_trade,
+        ),
+        Action(
+            "PLEDGE",
+            "bill.pledge",
+            _TRANSFER_STATUSES,
+            frozenset(_REST),
+            "LOCKED",
+            True,
+            True,
+            lambda args: {"pledgee": args.id_("pledgee")},
+            _is_holder,
+            _guard_pledge,
+            _sign_pledge,
+        ),
+        Action(
+            "RELEASE",
+            "bill.release_pledge",
+            _ALIVE,
+            frozenset({"PLEDGED"}),
+            "LOCKED",
+            False,
+            False,
+            _no_params,
+            _is_pledgee,
+            _guard_release,
+            _sign_release,
+        ),
+        Action(
+            "REDEEM",
+            "bill.redeem",
+            _ALIVE,
+            frozenset({"PLEDGED", "AWAITING_REDEMPTION"}),
+            "LOCKED",
+            False,
+            False,
+            _no_params,
+            _is_cash_taker,
+            _guard_redeem,
+            _sign_redeem,
+        ),
+        Action(
+            "GUARANTEE",
+            "bill.guarantee",
+            frozenset({"ISSUED", "ACCEPTED", "RECEIVED"}),
+            frozenset({"AWAITING_RECEIPT", *_REST}),
+            "LOCKED",
+            False,
+            True,
+            _read_guarantee,
+            _guarantee_initiator,
+            _guard_guarantee,
+            _sign_guarantee,
+        ),
+        Action(
+            "NT_REVOKE",
+            "bill.revoke_nt",
+            _ALIVE,
+            frozenset({"NON_TRANSFERABLE"}),
+            "LOCKED",
+            False,
+            False,
+            _no_params,
+            _is_holder,
+            _guard_nt_revoke,
+            _sign_nt_revoke,
+        ),
+        Action(
+            "PRESENT",
+            "bill.present",
+            _ALIVE,
+            frozenset({*_REST, "PLEDGED", "AWAITING_REDEMPTION"}),
+            "COLLECTION_IN_TRANSIT",
+            True,
+            False,
+            _no_params,
+            _present_initiator,
+            _guard_present,
+            _sign_present,
+        ),
+        Action(
+            "RECOURSE",
+            "bill.recourse",
+            _ALIVE,
+            frozenset(_REST),
+            "RECOURSE",
+            True,
+            False,
+            _read_recourse,
+            _is_holder,
+            _guard_recourse,
+            _sign_recourse,
+        ),
     )
 }

@@ -84,7 +84,6 @@ _RECOURSE_GROUNDS = (
 _REST = ("NEGOTIABLE", "NON_TRANSFERABLE")
 
 
-
 # --- keys and small helpers ------------------------------------------------------------------
 
 
@@ -166,8 +165,15 @@ def _save_piece(store: Store, package_no: str, piece: dict[str, Any]) -> None:
     store.put(_piece_key(package_no, piece["start"]), piece)
 
 
-def _chain(env: Env, package: Mapping[str, Any], piece: dict[str, Any], kind: str,
-           source: str | None, target: str | None, **extra: Any) -> dict[str, Any]:
+def _chain(
+    env: Env,
+    package: Mapping[str, Any],
+    piece: dict[str, Any],
+    kind: str,
+    source: str | None,
+    target: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
     entry = {
         "seq": len(piece["chain"]) + 1,
         "type": kind,
@@ -211,8 +217,13 @@ def _load_request(store: Store, request_id: str) -> dict[str, Any]:
     return dict(record)
 
 
-def _restore(env: Env, package: Mapping[str, Any], piece: dict[str, Any],
-             request: dict[str, Any], status: str) -> None:
+def _restore(
+    env: Env,
+    package: Mapping[str, Any],
+    piece: dict[str, Any],
+    request: dict[str, Any],
+    status: str,
+) -> None:
     """Close ``request`` with ``status`` and give the piece back its exact previous state."""
     request["status"] = status
     request["closed_day"] = env.today
@@ -223,16 +234,37 @@ def _restore(env: Env, package: Mapping[str, Any], piece: dict[str, Any],
         piece["status"] = "MATURED"
 
 
-def _record_refusal(env: Env, package: Mapping[str, Any], piece: dict[str, Any],
-                    request: Mapping[str, Any], reason: str, automatic: bool) -> None:
+def _record_refusal(
+    env: Env,
+    package: Mapping[str, Any],
+    piece: dict[str, Any],
+    request: Mapping[str, Any],
+    reason: str,
+    automatic: bool,
+) -> None:
     refusal_type = request["params"]["presentment_type"]
     piece["refusal"] = {"type": refusal_type, "day": env.today, "reason": reason}
-    _chain(env, package, piece, "REFUSAL", package["acceptor"], request["initiator"],
-           refusal_type=refusal_type, reason=reason, automatic=automatic)
+    _chain(
+        env,
+        package,
+        piece,
+        "REFUSAL",
+        package["acceptor"],
+        request["initiator"],
+        refusal_type=refusal_type,
+        reason=reason,
+        automatic=automatic,
+    )
     env.store.emit(
         "bill.payment_refused",
-        _attrs(package, piece, request_id=request["id"], refusal_type=refusal_type,
-               reason=reason, automatic=automatic),
+        _attrs(
+            package,
+            piece,
+            request_id=request["id"],
+            refusal_type=refusal_type,
+            reason=reason,
+            automatic=automatic,
+        ),
         _scope(package["package_no"]),
     )
 
@@ -279,8 +311,9 @@ def _pieces(store: Store, package_no: str) -> list[dict[str, Any]]:
     return [dict(record) for _, record in store.scan_objs(f"bill/{package_no}/p/".encode())]
 
 
-def _locate(env: Env, package_no: str, range_text: str | None) -> tuple[dict[str, Any],
-                                                                      dict[str, Any]]:
+def _locate(
+    env: Env, package_no: str, range_text: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     package = _load_package(env.store, package_no)
     if range_text is None:
         pieces = _pieces(env.store, package_no)

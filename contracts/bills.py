@@ -127,13 +127,12 @@ def _check_open(piece: Mapping[str, Any]) -> None:
             "FROZEN", f"This piece is frozen under case {piece['frozen']['case_ref']}."
         )
     if piece["request"] is not None:
-        raise ContractError(
-            "PIECE_LOCKED", f"Request {piece['request']} is pending on this piece."
-        )
+        raise ContractError("PIECE_LOCKED", f"Request {piece['request']} is pending on this piece.")
 
 
-def _check_status(env: Env, package: Mapping[str, Any], piece: Mapping[str, Any],
-                  action: Action) -> None:
+def _check_status(
+    env: Env, package: Mapping[str, Any], piece: Mapping[str, Any], action: Action
+) -> None:
     status, flag = piece["status"], piece["flag"]
     what = action.name.replace("_", " ").capitalize()
     if status in ("TERMINATED", "SETTLED"):
@@ -174,8 +173,9 @@ def _check_flag(piece: Mapping[str, Any], action: Action) -> None:
     )
 
 
-def _take(env: Env, package: dict[str, Any], piece: dict[str, Any],
-          amount: int | None) -> dict[str, Any]:
+def _take(
+    env: Env, package: dict[str, Any], piece: dict[str, Any], amount: int | None
+) -> dict[str, Any]:
     """The piece of ``amount`` fen to act on; splits a splittable piece (B.9)."""
     held = piece_amount(package, piece)
     if amount is None or amount == held:
@@ -216,9 +216,7 @@ def _request_ttl_end(env: Env, package: Mapping[str, Any], action: Action) -> in
 def _request_handler(action: Action) -> Callable[[Env, Args], None]:
     def handler(env: Env, args: Args) -> None:
         package_no, range_text = _piece_args(args)
-        amount = (
-            args.int_("amount_fen", optional=True, minimum=INT_MIN) if action.partial else None
-        )
+        amount = args.int_("amount_fen", optional=True, minimum=INT_MIN) if action.partial else None
         params = action.read(args)
         args.done()
         package, piece = _locate(env, package_no, range_text)
@@ -255,9 +253,15 @@ def _request_handler(action: Action) -> Callable[[Env, Args], None]:
         _involve(env.store, counterparty, package_no, action.name.lower())
         env.store.emit(
             "bill.requested",
-            _attrs(package, piece, request_id=request_id, action=action.name,
-                   initiator=env.sender.id, counterparty=counterparty,
-                   expires=day_to_iso(request["expires_day"])),
+            _attrs(
+                package,
+                piece,
+                request_id=request_id,
+                action=action.name,
+                initiator=env.sender.id,
+                counterparty=counterparty,
+                expires=day_to_iso(request["expires_day"]),
+            ),
             _scope(package_no),
         )
 
@@ -265,8 +269,7 @@ def _request_handler(action: Action) -> Callable[[Env, Args], None]:
     return handler
 
 
-def _answer_target(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any],
-                                                    dict[str, Any]]:
+def _answer_target(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Load a request to answer, revoke or clear, with its package and (normalised) piece."""
     request = _load_request(env.store, args.str_("request_id", max_len=128))
     package = _load_package(env.store, request["package_no"])
@@ -275,8 +278,8 @@ def _answer_target(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any]
     piece = dict(record)
     if request["status"] in ("SIGNED", "REJECTED"):
         raise ContractError(
-            "DUPLICATE_ANSWER", f"Request {request['id']} was already answered "
-            f"({request['status'].lower()})."
+            "DUPLICATE_ANSWER",
+            f"Request {request['id']} was already answered ({request['status'].lower()}).",
         )
     if request["status"] != "PENDING":
         raise ContractError(
@@ -292,8 +295,15 @@ def _answer_target(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any]
     return request, package, piece
 
 
-def _finish(env: Env, package: dict[str, Any], piece: dict[str, Any],
-            request: dict[str, Any], status: str, kind: str, **extra: Any) -> None:
+def _finish(
+    env: Env,
+    package: dict[str, Any],
+    piece: dict[str, Any],
+    request: dict[str, Any],
+    status: str,
+    kind: str,
+    **extra: Any,
+) -> None:
     request["status"] = status
     request["closed_day"] = env.today
     request["answer"] = {"by": env.sender.id, "day": env.today, "height": env.ctx.height, **extra}
@@ -301,8 +311,15 @@ def _finish(env: Env, package: dict[str, Any], piece: dict[str, Any],
     _save_piece(env.store, package["package_no"], piece)
     env.store.emit(
         kind,
-        _attrs(package, piece, request_id=request["id"], action=request["action"],
-               initiator=request["initiator"], counterparty=request["counterparty"], **extra),
+        _attrs(
+            package,
+            piece,
+            request_id=request["id"],
+            action=request["action"],
+            initiator=request["initiator"],
+            counterparty=request["counterparty"],
+            **extra,
+        ),
         _scope(package["package_no"]),
     )
 
@@ -357,7 +374,8 @@ def op_clear_request(env: Env, args: Args) -> None:
     request = _load_request(env.store, args.str_("request_id", max_len=128))
     args.done()
     if not env.sender.has("consortium_admin") and env.sender.id not in (
-        request["initiator"], request["counterparty"]
+        request["initiator"],
+        request["counterparty"],
     ):
         raise ContractError("FORBIDDEN", "Only the operator or a party may clear a request.")
     if request["status"] != "PENDING":
@@ -424,8 +442,8 @@ def op_issue(env: Env, args: Args) -> None:
     needed = "enterprise" if kind == "COMMERCIAL" else "bank"
     if not accepting.has(needed):
         raise ContractError(
-            "COUNTERPARTY_TYPE", f"The acceptor of a {kind.lower()} acceptance bill must be a "
-            f"{needed} participant."
+            "COUNTERPARTY_TYPE",
+            f"The acceptor of a {kind.lower()} acceptance bill must be a {needed} participant.",
         )
     require_party(env.store, payee, "payee")
     if env.store.get(package_key(package_no)) is not None:
@@ -474,8 +492,16 @@ def op_issue(env: Env, args: Args) -> None:
         _involve(env.store, pid, package_no, capacity)
     env.store.emit(
         "bill.issued",
-        _attrs(package, piece, kind=kind, drawer=env.sender.id, acceptor=acceptor, payee=payee,
-               maturity_date=day_to_iso(maturity), non_transferable=nt),
+        _attrs(
+            package,
+            piece,
+            kind=kind,
+            drawer=env.sender.id,
+            acceptor=acceptor,
+            payee=payee,
+            maturity_date=day_to_iso(maturity),
+            non_transferable=nt,
+        ),
         _scope(package_no),
     )
 
@@ -544,8 +570,9 @@ def op_freeze(env: Env, args: Args) -> None:
         raise ContractError("WRONG_STATE", "A terminated or settled piece cannot be frozen.")
     piece["frozen"] = {"case_ref": case_ref, "by": env.sender.id, "day": env.today}
     _save_piece(env.store, package["package_no"], piece)
-    env.store.emit("bill.frozen", _attrs(package, piece, case_ref=case_ref),
-                   _scope(package["package_no"]))
+    env.store.emit(
+        "bill.frozen", _attrs(package, piece, case_ref=case_ref), _scope(package["package_no"])
+    )
 
 
 def op_unfreeze(env: Env, args: Args) -> None:
@@ -556,17 +583,19 @@ def op_unfreeze(env: Env, args: Args) -> None:
         raise bad("case_ref", f"does not match the freezing case {piece['frozen']['case_ref']}")
     piece["frozen"] = None
     _save_piece(env.store, package["package_no"], piece)
-    env.store.emit("bill.unfrozen", _attrs(package, piece, case_ref=case_ref),
-                   _scope(package["package_no"]))
+    env.store.emit(
+        "bill.unfrozen", _attrs(package, piece, case_ref=case_ref), _scope(package["package_no"])
+    )
 
 
 def op_sweep(env: Env, args: Args) -> None:
     package_no = args.str_("package_no", max_len=30)
     args.done()
     package = _load_package(env.store, package_no)
-    if not env.sender.has("consortium_admin") and env.store.get(
-        _involve_key(env.sender.id, package_no)
-    ) is None:
+    if (
+        not env.sender.has("consortium_admin")
+        and env.store.get(_involve_key(env.sender.id, package_no)) is None
+    ):
         raise ContractError("FORBIDDEN", "Only the operator or a party may sweep a bill.")
     for piece in _pieces(env.store, package_no):
         _normalise(env, package, piece)

@@ -182,9 +182,7 @@ def resolve_key(store: Store, key_id: bytes) -> KeyRecord | None:
     record = store.get_obj(_k_key(key_id))
     if record is None:
         return None
-    return KeyRecord(
-        record["participant"], record["suite"], record["public_key"], record["active"]
-    )
+    return KeyRecord(record["participant"], record["suite"], record["public_key"], record["active"])
 
 
 def check_sender(store: Store, ctx: TxContext) -> Participant:
@@ -329,9 +327,9 @@ def _key_record(pid: str, suite: str, public_key: bytes) -> dict[str, Any]:
     return {"participant": pid, "suite": suite, "public_key": public_key, "active": True}
 
 
-def _uniqueness_problem(store: Store, record: Mapping[str, Any], keys: list[tuple[str, bytes]]) -> (
-    tuple[str, str] | None
-):
+def _uniqueness_problem(
+    store: Store, record: Mapping[str, Any], keys: list[tuple[str, bytes]]
+) -> tuple[str, str] | None:
     if store.get(_p_key(record["id"])) is not None:
         return "DUPLICATE_PARTICIPANT", f"Participant id {record['id']} is already registered."
     if record["lei"] and store.get(b"id/lei/" + record["lei"].encode()) is not None:
@@ -462,9 +460,7 @@ def op_revoke_key(env: Env, args: Args) -> None:
         raise ContractError("KEY_NOT_FOUND", f"Key {key_hex} is not a key of {record['id']}.")
     if not key_record["active"]:
         raise ContractError("KEY_ALREADY_REVOKED", f"Key {key_hex} has already been revoked.")
-    active = [
-        kid for kid in record["keys"] if env.store.get_obj(b"id/k/" + kid.encode())["active"]
-    ]
+    active = [kid for kid in record["keys"] if env.store.get_obj(b"id/k/" + kid.encode())["active"]]
     if active == [key_hex]:
         raise ContractError(
             "KEY_LAST_ACTIVE", f"Key {key_hex} is the last active key of {record['id']}."

@@ -270,8 +270,9 @@ def _pieces(q: _Q, package_no: str) -> list[dict[str, Any]]:
     return [dict(record) for _, record in q.store.scan_objs(f"bill/{package_no}/p/".encode())]
 
 
-def _piece_view(package: Mapping[str, Any], piece: Mapping[str, Any],
-                with_chain: bool) -> dict[str, Any]:
+def _piece_view(
+    package: Mapping[str, Any], piece: Mapping[str, Any], with_chain: bool
+) -> dict[str, Any]:
     view = {k: v for k, v in piece.items() if with_chain or k != "chain"}
     view["range"] = piece_range(piece)
     view["amount_fen"] = piece_amount(package, piece)
@@ -316,7 +317,7 @@ def q_bills(q: _Q) -> Any:
     q.require_self_or_regulator(pid)
     prefix = f"idx/bp/{pid}/".encode()
     return [
-        {"package_no": key[len(prefix):].decode(), "capacities": list(capacities)}
+        {"package_no": key[len(prefix) :].decode(), "capacities": list(capacities)}
         for key, capacities in q.store.scan_objs(prefix)
     ]
 
@@ -337,7 +338,7 @@ def q_pending_requests(q: _Q) -> Any:
     result = []
     prefix = f"idx/bp/{pid}/".encode()
     for key, _ in q.store.scan(prefix):
-        package_no = key[len(prefix):].decode()
+        package_no = key[len(prefix) :].decode()
         for piece in _pieces(q, package_no):
             if piece["request"] is None:
                 continue
@@ -353,11 +354,15 @@ def _positions(q: _Q, pid: str) -> dict[str, Any]:
     guaranteed: list[dict[str, Any]] = []
     pledged_to: list[dict[str, Any]] = []
     drawn: list[dict[str, Any]] = []
-    totals = {"held_fen": 0, "accepted_outstanding_fen": 0, "guaranteed_fen": 0,
-              "pledged_to_fen": 0}
+    totals = {
+        "held_fen": 0,
+        "accepted_outstanding_fen": 0,
+        "guaranteed_fen": 0,
+        "pledged_to_fen": 0,
+    }
     prefix = f"idx/bp/{pid}/".encode()
     for key, _ in q.store.scan(prefix):
-        package_no = key[len(prefix):].decode()
+        package_no = key[len(prefix) :].decode()
         package = _package(q, package_no)
         for piece in _pieces(q, package_no):
             live = piece["status"] not in ("TERMINATED", "SETTLED")
@@ -489,8 +494,9 @@ def q_bill_dates(q: _Q) -> Any:
         "issue_date": day_to_iso(package["issue_date"]),
         "maturity_date": day_to_iso(package["maturity_date"]),
         "presentment_window_end": day_to_iso(presentment_window_end(package, calendar, params)),
-        "rights_expiry": day_to_iso(add_months(package["maturity_date"],
-                                               params.rights_expiry_months)),
+        "rights_expiry": day_to_iso(
+            add_months(package["maturity_date"], params.rights_expiry_months)
+        ),
     }
 
 
@@ -545,4 +551,3 @@ def run_query(state: StateView, name: str, args: Mapping[str, Any], viewer: str 
     if handler is None:
         raise QueryError("UNKNOWN_QUERY", f"There is no query named {name!r}.")
     return handler(_Q(state, args, viewer))
-

@@ -100,11 +100,7 @@ def liable_parties(
         endorser = entry["from"]
         if endorser == holder:
             continue
-        if (
-            entry.get("nt")
-            and entry["to"] != holder
-            and (endorser, entry["seq"]) not in revoked_nt
-        ):
+        if entry.get("nt") and entry["to"] != holder and (endorser, entry["seq"]) not in revoked_nt:
             continue  # art. 34: an NT endorser answers only to its immediate endorsee
         result.setdefault(endorser, "endorser")
         for guarantor in _guarantors_of(piece, endorser, holder):

@@ -74,9 +74,7 @@ def _registry(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
     return dict(sorted(merged.items()))
 
 
-OPERATIONS: dict[str, Handler] = _registry(
-    identity.OPERATIONS, assets.OPERATIONS, bills.OPERATIONS
-)
+OPERATIONS: dict[str, Handler] = _registry(identity.OPERATIONS, assets.OPERATIONS, bills.OPERATIONS)
 
 
 def execute(state: StateView, call: Call, ctx: TxContext) -> Outcome:

@@ -236,8 +236,9 @@ class TestLedger:
             raw = bytes.fromhex(key) if isinstance(key, str) else key
             self.keys[call.args["id"]] = key_fingerprint(raw)
 
-    def query(self, name: str, args: Mapping[str, Any] | None = None,
-              viewer: str | None = None) -> Any:
+    def query(
+        self, name: str, args: Mapping[str, Any] | None = None, viewer: str | None = None
+    ) -> Any:
         return query(self.state, name, args or {}, viewer)
 
 
@@ -256,15 +257,44 @@ def fabricate_uscc(serial: int) -> str:
 # Mainland 2024 public holidays and make-up working weekend days (调休).
 DEMO_CALENDAR: dict[str, list[str]] = {
     "holidays": [
-        "2024-01-01", "2024-02-10", "2024-02-11", "2024-02-12", "2024-02-13", "2024-02-14",
-        "2024-02-15", "2024-02-16", "2024-02-17", "2024-04-04", "2024-04-05", "2024-04-06",
-        "2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04", "2024-05-05", "2024-06-10",
-        "2024-09-15", "2024-09-16", "2024-09-17", "2024-10-01", "2024-10-02", "2024-10-03",
-        "2024-10-04", "2024-10-05", "2024-10-06", "2024-10-07",
+        "2024-01-01",
+        "2024-02-10",
+        "2024-02-11",
+        "2024-02-12",
+        "2024-02-13",
+        "2024-02-14",
+        "2024-02-15",
+        "2024-02-16",
+        "2024-02-17",
+        "2024-04-04",
+        "2024-04-05",
+        "2024-04-06",
+        "2024-05-01",
+        "2024-05-02",
+        "2024-05-03",
+        "2024-05-04",
+        "2024-05-05",
+        "2024-06-10",
+        "2024-09-15",
+        "2024-09-16",
+        "2024-09-17",
+        "2024-10-01",
+        "2024-10-02",
+        "2024-10-03",
+        "2024-10-04",
+        "2024-10-05",
+        "2024-10-06",
+        "2024-10-07",
     ],
     "working_weekend_days": [
-        "2024-02-04", "2024-02-18", "2024-04-07", "2024-04-28", "2024-05-11", "2024-09-14",
-        "2024-09-29", "2024-10-12",
+        "2024-02-04",
+        "2024-02-18",
+        "2024-04-07",
+        "2024-04-28",
+        "2024-05-11",
+        "2024-09-14",
+        "2024-09-29",
+        "2024-10-12",
     ],
 }
 
@@ -276,13 +306,24 @@ def demo_genesis() -> dict[str, Any]:
         ("REGULATOR", "Supervisor", ["regulator"], {}),
         ("REGISTRAR", "Central depository", ["registrar"], {"lei": fabricate_lei(1)}),
         ("PBOC", "Central bank branch", ["central_bank"], {"lei": fabricate_lei(2)}),
-        ("BANK_A", "ICBC", ["bank"], {"lei": "5493002ERZU2K9PZDL40",
-                                      "uscc": "91100000100003962T", "bic": "ICBKCNBJ",
-                                      "cnaps": "102100099996"}),
-        ("BANK_B", "Industrial Bank", ["bank"], {"lei": "300300C1030935001303",
-                                                 "cnaps": "309391000011"}),
-        ("BANK_C", "SPDB", ["bank"], {"lei": "300300C1031031001330",
-                                      "uscc": "91310000631295002H"}),
+        (
+            "BANK_A",
+            "ICBC",
+            ["bank"],
+            {
+                "lei": "5493002ERZU2K9PZDL40",
+                "uscc": "91100000100003962T",
+                "bic": "ICBKCNBJ",
+                "cnaps": "102100099996",
+            },
+        ),
+        (
+            "BANK_B",
+            "Industrial Bank",
+            ["bank"],
+            {"lei": "300300C1030935001303", "cnaps": "309391000011"},
+        ),
+        ("BANK_C", "SPDB", ["bank"], {"lei": "300300C1031031001330", "uscc": "91310000631295002H"}),
         ("ENT_A", "Huawei", ["enterprise"], {"uscc": "914403001922038216"}),
         ("ENT_B", "Supplier B", ["enterprise"], {"uscc": fabricate_uscc(2)}),
         ("ENT_C", "Supplier C", ["enterprise"], {"uscc": fabricate_uscc(3)}),
@@ -296,9 +337,7 @@ def demo_genesis() -> dict[str, Any]:
                 "name": name,
                 "roles": roles,
                 **codes,
-                "keys": [
-                    {"suite": "ed25519-sha256", "public_key": demo_public_key(index).hex()}
-                ],
+                "keys": [{"suite": "ed25519-sha256", "public_key": demo_public_key(index).hex()}],
             }
         )
     return {"chain_id": "test-chain", "participants": participants, "calendar": DEMO_CALENDAR}
