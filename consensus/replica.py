@@ -676,7 +676,10 @@ class Replica:
         return rid
 
     def _on_request_forward(self, sm: SignedMessage, m: RequestForward, out: list[Effect]) -> None:
-        if len(m.requests) > 4 * self._config.batch_size_max:
+        # A forward holds at most one block's worth, as `_forward_pending` builds it.
+        if len(m.requests) > self._config.batch_size_max or (
+            sum(len(r) for r in m.requests) > self._config.batch_bytes_max
+        ):
             self._drop("forward-too-large")
             return
         for request in m.requests:
@@ -689,13 +692,19 @@ class Replica:
     ) -> None:
         self._last_forward_tick = self._tick
         batch: list[bytes] = []
-        limit = self._config.batch_size_max
+        size = 0
+        cfg = self._config
+        # At most one block's worth: the primary cannot propose more at once, and a forward of
+        # every pending request would grow with the backlog (large requests made it tens of MB).
         for rid in self._proposable:
             request, arrived = self._pending[rid]
             if self._tick - arrived < min_age_ticks:
                 break
+            if batch and size + len(request) > cfg.batch_bytes_max:
+                break
             batch.append(request)
-            if len(batch) >= limit:
+            size += len(request)
+            if len(batch) >= cfg.batch_size_max:
                 break
         if batch:
             forward = self._sign(RequestForward(tuple(batch)))

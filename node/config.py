@@ -87,6 +87,8 @@ PEER_MESSAGE_BYTES_DEFAULT = 16 * 1024 * 1024
 PEER_OUTBOUND_QUEUE_DEFAULT = 10_000
 PEER_CONSENSUS_QUEUE_BYTES_DEFAULT = 64 * 1024 * 1024
 PEER_RELAY_QUEUE_BYTES_DEFAULT = 16 * 1024 * 1024
+PEER_OFFLINE_QUEUE_BYTES_DEFAULT = 8 * 1024 * 1024
+PEER_INBOUND_BYTES_DEFAULT = 32 * 1024 * 1024
 MEMPOOL_SIZE_DEFAULT = 50_000
 LOG_LEVEL_DEFAULT = "info"
 GENESIS_FIELDS = (
@@ -205,6 +207,8 @@ class PeerConfig:
     outbound_queue_max: int = PEER_OUTBOUND_QUEUE_DEFAULT
     consensus_queue_bytes_max: int = PEER_CONSENSUS_QUEUE_BYTES_DEFAULT
     relay_queue_bytes_max: int = PEER_RELAY_QUEUE_BYTES_DEFAULT
+    offline_queue_bytes_max: int = PEER_OFFLINE_QUEUE_BYTES_DEFAULT
+    inbound_bytes_max: int = PEER_INBOUND_BYTES_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +398,12 @@ def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> No
         ),
         relay_queue_bytes_max=peer_table.integer(
             "relay_queue_bytes_max", 1 << 20, 1 << 34, PEER_RELAY_QUEUE_BYTES_DEFAULT
+        ),
+        offline_queue_bytes_max=peer_table.integer(
+            "offline_queue_bytes_max", 1 << 20, 1 << 34, PEER_OFFLINE_QUEUE_BYTES_DEFAULT
+        ),
+        inbound_bytes_max=peer_table.integer(
+            "inbound_bytes_max", 1 << 20, 1 << 34, PEER_INBOUND_BYTES_DEFAULT
         ),
     )
     peer_table.finish()

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
@@ -127,13 +127,20 @@ class _PeerLink:
         if len(data) > owner.message_bytes_max:
             self.stats.dropped_oversize += 1
             return
+        # Towards a peer that is down, keep only a short backlog: what it missed is recovered
+        # by retransmission and state transfer, and a long one would flood it when it returns.
+        cap = (
+            owner.consensus_queue_bytes_max
+            if self.stats.connected
+            else owner.offline_queue_bytes_max
+        )
         if is_tx:
             self.stats.dropped_relay += self._relay.push(
-                data, owner.outbound_queue_max, owner.relay_queue_bytes_max
+                data, owner.outbound_queue_max, min(cap, owner.relay_queue_bytes_max)
             )
         else:
             self.stats.dropped_outbound += self._consensus.push(
-                data, owner.outbound_queue_max, owner.consensus_queue_bytes_max
+                data, owner.outbound_queue_max, min(cap, owner.consensus_queue_bytes_max)
             )
         self.stats.queued_bytes = self._consensus.bytes + self._relay.bytes
         self._ready.set()
@@ -210,15 +217,18 @@ class PeerTransport:
         node_id: str,
         peers: Mapping[str, str],
         channel_factory: Callable[[str, str], grpc.aio.Channel],
-        on_message: Callable[[SignedMessage], None],
+        on_message: Callable[[SignedMessage, int], None],
         on_txs: Callable[[str, list[bytes]], None],
         height: Callable[[], int],
+        room: Callable[[], Awaitable[None]] | None = None,
         outbound_queue_max: int = 10_000,
         consensus_queue_bytes_max: int = 64 * 1024 * 1024,
         relay_queue_bytes_max: int = 16 * 1024 * 1024,
         message_bytes_max: int = 16 * 1024 * 1024 - 64 * 1024,
+        offline_queue_bytes_max: int = 8 * 1024 * 1024,
     ) -> None:
         self.node_id = node_id
+        self.offline_queue_bytes_max = offline_queue_bytes_max
         self.outbound_queue_max = outbound_queue_max
         self.consensus_queue_bytes_max = consensus_queue_bytes_max
         self.relay_queue_bytes_max = relay_queue_bytes_max
@@ -227,6 +237,7 @@ class PeerTransport:
         self.height = height
         self._on_message = on_message
         self._on_txs = on_txs
+        self._room = room
         self.links = {
             peer_id: _PeerLink(self, peer_id, address)
             for peer_id, address in peers.items()
@@ -269,9 +280,14 @@ class PeerTransport:
                 if link is not None:
                     link.stats.rejected_inbound += 1
                 continue
-            self._on_message(message)
+            self._on_message(message, len(data))
         if frame.txs:
             self._on_txs(peer_id, list(frame.txs))
+
+    async def room(self) -> None:
+        """Wait until this node has room for more inbound frames (backpressure)."""
+        if self._room is not None:
+            await self._room()
 
     def peer_heights(self) -> dict[str, int]:
         return {peer_id: link.stats.height for peer_id, link in self.links.items()}
@@ -318,6 +334,9 @@ class PeerService(peer_pb2_grpc.PeerServicer):
             if peer_id is None:
                 peer_id = await self._authenticate(context, frame.sender)
             self._transport.receive_frame(peer_id, frame)
+            # Read the next frame only when there is room: a flood waits in the sender's
+            # bounded queue (which drops its oldest) rather than in this node's memory.
+            await self._transport.room()
         return
         yield  # an async generator that answers nothing: the reverse direction has its own stream
 

@@ -57,6 +57,7 @@ class Tick:
 @dataclass(frozen=True, slots=True)
 class PeerMessage:
     message: SignedMessage
+    size: int = 0  # encoded bytes, counted against the inbox's byte budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class ReplicaRuntime:
         on_fetch: Callable[[FetchBlocks], None],
         on_view_changed: Callable[[int, str], None] = lambda view, primary: None,
         inbox_max: int = 100_000,
+        inbox_peer_bytes_max: int = 32 * 1024 * 1024,
     ) -> None:
         self.replica = replica
         self._ledger = ledger
@@ -102,6 +104,12 @@ class ReplicaRuntime:
         self._on_fetch = on_fetch
         self._on_view_changed = on_view_changed
         self._inbox: asyncio.Queue[Input] = asyncio.Queue(maxsize=inbox_max)
+        # Peer messages waiting in the inbox, in encoded bytes: receivers pause above the
+        # budget, so gRPC flow control pushes back on the sender instead of memory growing here.
+        self._peer_bytes = 0
+        self._peer_bytes_max = inbox_peer_bytes_max
+        self._room = asyncio.Event()
+        self._room.set()
         self.dropped_inputs = 0
         self.evidence: deque[Evidence] = deque(maxlen=256)
         self.failure: BaseException | None = None
@@ -115,7 +123,19 @@ class ReplicaRuntime:
         except asyncio.QueueFull:
             self.dropped_inputs += 1
             return False
+        if isinstance(item, PeerMessage) and item.size:
+            self._peer_bytes += item.size
+            if self._peer_bytes > self._peer_bytes_max:
+                self._room.clear()
         return True
+
+    async def room(self) -> None:
+        """Return once the peer messages waiting in the inbox are within their byte budget."""
+        await self._room.wait()
+
+    @property
+    def peer_bytes_waiting(self) -> int:
+        return self._peer_bytes
 
     @property
     def backlog(self) -> int:
@@ -127,6 +147,10 @@ class ReplicaRuntime:
         try:
             while True:
                 item = await self._inbox.get()
+                if isinstance(item, PeerMessage) and item.size:
+                    self._peer_bytes -= item.size
+                    if self._peer_bytes <= self._peer_bytes_max:
+                        self._room.set()
                 await self._drain(self._dispatch(item))
                 done = item.done if isinstance(item, TransferredBlocks) else None
                 if done is not None and not done.done():
@@ -143,7 +167,7 @@ class ReplicaRuntime:
         match item:
             case Tick(now_ms):
                 return replica.tick(now_ms)
-            case PeerMessage(message):
+            case PeerMessage(message, _):
                 return replica.step(message)
             case ClientRequests(requests, now_ms):
                 effects: list[Effect] = []

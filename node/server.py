@@ -42,7 +42,7 @@ from .metrics import MetricsServer, Registry
 from .peer import PeerService, PeerTransport
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
 from .signing import ValidatorSigner, ValidatorVerifier
-from .state_transfer import RANGE_MAX, StateTransfer
+from .state_transfer import RANGE_BYTES_MAX, RANGE_MAX, StateTransfer
 from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError
 
 log = logging.getLogger("ibledger.node")
@@ -113,6 +113,8 @@ class Node:
         self.mempool = Mempool(config.mempool.size_max)
         self.feed = CommitFeed()
         self._admitting: set[asyncio.Task[object]] = set()  # keeps in-flight tasks referenced
+        self._peer_tx_bytes = 0  # relayed envelopes still in admission
+        self._peer_tx_room = asyncio.Event()
         self._recorded_checkpoint = 0
 
     # --- construction -----------------------------------------------------------------------
@@ -164,10 +166,18 @@ class Node:
             self.transport.relay_txs(list(envelopes))
 
     def _on_peer_txs(self, peer_id: str, envelopes: list[bytes]) -> None:
+        size = sum(len(e) for e in envelopes)
+        self._peer_tx_bytes += size
         task = asyncio.get_running_loop().create_task(
             self.admission.admit(envelopes, from_peer=True)
         )
+        task.add_done_callback(lambda _: self._peer_txs_admitted(size))
         self._background(task)
+
+    def _peer_txs_admitted(self, size: int) -> None:
+        self._peer_tx_bytes -= size
+        if self._peer_tx_bytes <= self.config.peer.inbound_bytes_max:
+            self._peer_tx_room.set()
 
     def _background(self, task: asyncio.Task[object]) -> None:
         # The loop holds only weak references to tasks: keep one until the task is done.
@@ -178,9 +188,17 @@ class Node:
         status = self.runtime.replica.status()
         return NodeView(status.view, status.primary, status.catching_up)
 
-    def _on_message(self, message: SignedMessage) -> None:
-        if not self.runtime.offer(PeerMessage(message)):
+    def _on_message(self, message: SignedMessage, size: int) -> None:
+        if not self.runtime.offer(PeerMessage(message, size)):
             self.m_dropped.inc(reason="inbox-full")
+
+    async def _peer_room(self) -> None:
+        # Inbound backpressure: consensus messages waiting for the replica, and relayed
+        # transactions waiting for admission, each within the [peer] inbound byte budget.
+        await self.runtime.room()
+        while self._peer_tx_bytes > self.config.peer.inbound_bytes_max:
+            self._peer_tx_room.clear()
+            await self._peer_tx_room.wait()
 
     def _on_committed(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
         self.mempool.remove(applied.tx_ids)
@@ -201,11 +219,15 @@ class Node:
     def _serve_blocks(self, first: int, last: int) -> list[types_pb2.Block]:
         top = min(self.ledger.height, last or self.ledger.height, first + RANGE_MAX - 1)
         blocks = []
+        size = 0
         for height in range(max(first, 1), top + 1):
             block = self.ledger.get_block(height)
             if block is None:
                 break
             blocks.append(block_pb(block))
+            size += sum(len(tx) for tx in block.txs)
+            if size >= RANGE_BYTES_MAX:
+                break  # the fetcher asks again from the next height
         return blocks
 
     def _peer_statuses(self) -> list[ledger_pb2.PeerStatus]:
@@ -313,6 +335,8 @@ class Node:
             outbound_queue_max=config.peer.outbound_queue_max,
             consensus_queue_bytes_max=config.peer.consensus_queue_bytes_max,
             relay_queue_bytes_max=config.peer.relay_queue_bytes_max,
+            offline_queue_bytes_max=config.peer.offline_queue_bytes_max,
+            room=self._peer_room,
             # Room for the frame's own fields: a message alone in a frame must still fit.
             message_bytes_max=config.peer.max_message_bytes - 64 * 1024,
         )
@@ -323,6 +347,7 @@ class Node:
             on_committed=self._on_committed,
             on_fetch=self._on_fetch,
             on_view_changed=self._on_view_changed,
+            inbox_peer_bytes_max=config.peer.inbound_bytes_max,
         )
         self.admission = Admission(
             chain_id=genesis.chain_id,

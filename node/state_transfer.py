@@ -4,7 +4,8 @@ The consensus core decides *that* the node is behind (a stable checkpoint or com
 beyond its window, or a restart from an old ledger) and emits ``FetchBlocks``; this module decides
 *whom* to ask.  It tries the peers the core hinted first, then the others by the height they last
 reported, downloads at most ``RANGE_MAX`` blocks per request, checks that each served block is
-well formed and that its transactions hash to the header's digest, and hands the blocks to the
+well formed and that its transactions hash to the header's digest (at most ``RANGE_BYTES_MAX``
+of transactions per round), and hands the blocks to the
 core, which accepts only those with valid commit certificates.  A peer whose blocks do not move
 the ledger forward (forged, truncated, or simply wrong) is marked suspect and skipped for a while;
 the next peer is tried.
@@ -37,6 +38,9 @@ from .runtime import ReplicaRuntime, TransferredBlocks
 log = logging.getLogger("ibledger.state_transfer")
 
 RANGE_MAX = 256
+# Bytes of transactions per round, served and held: a range of full blocks would otherwise be
+# up to RANGE_MAX times the block byte limit in memory at once, on both sides.
+RANGE_BYTES_MAX = 16 * 1024 * 1024
 SUSPECT_S = 30.0
 PROGRESS_WAIT_S = 10.0
 FETCH_TIMEOUT_S = 20.0
@@ -135,9 +139,11 @@ class StateTransfer:
                 peer_pb2.FetchBlocksRequest(from_height=first, to_height=last),
                 timeout=FETCH_TIMEOUT_S,
             )
+            size = 0
             async for block in call:
                 served.append(block)
-                if len(served) > last - first + 1:
+                size += sum(len(tx) for tx in block.txs)
+                if len(served) > last - first or size >= RANGE_BYTES_MAX:
                     break
             parent = self._ledger.executed_tip(self._genesis_time_ms).digest
             blocks = []

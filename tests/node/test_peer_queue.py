@@ -15,7 +15,7 @@ def _transport(**bounds: int) -> PeerTransport:
         node_id="v0",
         peers={"v0": "a:1", "v1": "b:1"},
         channel_factory=no_channel,
-        on_message=lambda sm: None,
+        on_message=lambda sm, size: None,
         on_txs=lambda peer, txs: None,
         height=lambda: 0,
         **bounds,
@@ -48,3 +48,18 @@ def test_consensus_queue_is_bounded_in_bytes_and_refuses_unsendable_messages() -
     assert link.stats.dropped_oversize == 1
     frame = link._next_frame()
     assert frame.messages and sum(map(len, frame.messages)) <= FRAME_BYTES_MAX
+
+
+def test_a_peer_that_is_down_gets_only_a_short_backlog() -> None:
+    # Queued while the peer is unreachable, the full consensus budget would flood it on return;
+    # what it missed comes back through retransmission and state transfer instead.
+    transport = _transport(consensus_queue_bytes_max=64 << 20, offline_queue_bytes_max=1 << 20)
+    link = transport.links["v1"]
+    assert not link.stats.connected
+    for _ in range(40):
+        transport.broadcast(b"b" * 100_000)
+    assert link.stats.queued_bytes <= 1 << 20
+    link.stats.connected = True
+    for _ in range(40):
+        transport.broadcast(b"b" * 100_000)
+    assert link.stats.queued_bytes > 4 << 20

@@ -27,7 +27,7 @@ from ibledger.node.ledger import Ledger
 from ibledger.node.runtime import ReplicaRuntime
 from ibledger.node.signing import ValidatorSigner, ValidatorVerifier
 from ibledger.node.state_transfer import StateTransfer
-from ibledger.proto import peer_pb2_grpc, types_pb2
+from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
 
 from .conftest import GENESIS_TIME_MS, Directory, make_genesis, register_tx
 
@@ -55,6 +55,18 @@ class _Server(peer_pb2_grpc.PeerServicer):
     ) -> AsyncIterator[types_pb2.Block]:
         self.calls += 1
         for block in self.blocks:
+            yield block
+
+
+class _RangeServer(_Server):
+    """Streams every block of the asked range, however many bytes that is."""
+
+    async def FetchBlocks(
+        self, request: object, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[types_pb2.Block]:
+        self.calls += 1
+        assert isinstance(request, peer_pb2.FetchBlocksRequest)
+        for block in self.blocks[request.from_height - 1 : request.to_height]:
             yield block
 
 
@@ -155,4 +167,66 @@ async def test_forged_blocks_are_refused_and_an_honest_peer_is_used(
         runner.cancel()
         await forger_server.stop(None)
         await honest_server.stop(None)
+        ledger.close()
+
+
+async def test_a_round_holds_a_bounded_number_of_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that streams a whole range of blocks at once is read only up to the byte budget;
+    the fetcher asks again from the next height until it has caught up."""
+    directory = Directory()
+    genesis = make_genesis(directory)
+    validators = {rid: generate_keypair() for rid in MEMBERS}
+    blocks: list[types_pb2.Block] = []
+    with Ledger.open(tmp_path / "source", genesis) as source:
+        for height in range(1, 7):
+            envelopes = [register_tx(directory, f"R{height}", nonce=height)]
+            header = source.next_header(GENESIS_TIME_MS + height * 1000, envelopes)
+            source.append_block(header, envelopes, _certificate(validators, header))
+            stored = source.get_block(height)
+            assert stored is not None
+            blocks.append(block_pb(stored))
+        source_tip = source.tip_hash
+    # Two blocks' worth of transactions per round.
+    monkeypatch.setattr(
+        "ibledger.node.state_transfer.RANGE_BYTES_MAX", sum(len(t) for t in blocks[0].txs) * 2
+    )
+    peer = _RangeServer(blocks)
+    server, address = await _serve(peer)
+    ledger = Ledger.open(tmp_path / "behind", genesis)
+    replica = Replica(
+        ReplicaConfig(MEMBERS),
+        "node3",
+        ValidatorSigner("node3", validators["node3"], SUITE),
+        ValidatorVerifier({rid: k.public_key for rid, k in validators.items()}, SUITE),
+        None,
+        ledger.executed_tip(GENESIS_TIME_MS),
+    )
+    runtime = ReplicaRuntime(
+        replica, ledger, _NoPeers(), on_committed=lambda *_: None, on_fetch=lambda _: None
+    )
+    runner = asyncio.create_task(runtime.run())
+    transfer = StateTransfer(
+        node_id="node3",
+        ledger=ledger,
+        runtime=runtime,
+        peers={"node1": address},
+        channel_factory=lambda peer_id, a: grpc.aio.insecure_channel(a),
+        peer_heights=lambda: {},
+        genesis_time_ms=GENESIS_TIME_MS,
+    )
+    try:
+        transfer.request(FetchBlocks(1, 6, ("node1",)))
+        for _ in range(400):
+            if ledger.height == 6:
+                break
+            await asyncio.sleep(0.05)
+        assert (ledger.height, ledger.tip_hash) == (6, source_tip)
+        assert peer.calls >= 3  # at most two blocks' bytes held per round
+        assert transfer.bad_peers_seen == 0
+    finally:
+        await transfer.stop()
+        runner.cancel()
+        await server.stop(None)
         ledger.close()

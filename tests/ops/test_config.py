@@ -127,8 +127,8 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         "unknown-setting",
         lambda n: set_toml(n, "peer", "listn", "127.0.0.1:1"),
         "[peer] listn",
-        r"is not a known setting \(known: ca_cert, consensus_queue_bytes_max, listen, "
-        r"max_message_bytes, "
+        r"is not a known setting \(known: ca_cert, consensus_queue_bytes_max, "
+        r"inbound_bytes_max, listen, max_message_bytes, offline_queue_bytes_max, "
         r"outbound_queue_max, relay_queue_bytes_max, tls_cert, tls_key\)",
     ),
     (
