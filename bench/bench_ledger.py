@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             operation="asset.transfer",
             args={"isin": "CND10006PJH0", "to": "BANK_B", "quantity": 1000, "memo": "x" * 80},
             nonce=n,
-            expires_at_ms=2**42,
+            expires_at_ms=GENESIS_TIME_MS + 12 * 3600 * 1000,
         )
         for n in range(total)
     ]

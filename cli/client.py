@@ -43,7 +43,14 @@ from ibledger.contracts import CodecError, canonical_decode
 from ibledger.node import clock
 from ibledger.node.blocks import BlockFormatError, BlockHeader
 from ibledger.node.crypto import CryptoError, KeyPair, load_private_key
-from ibledger.node.tx import Transaction, TxError, build_transaction, decode_envelope
+from ibledger.node.tx import (
+    QUERY_SIGNING_DOMAIN,
+    SIGNING_DOMAIN,
+    Transaction,
+    TxError,
+    build_transaction,
+    decode_envelope,
+)
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
 __all__ = [
@@ -712,6 +719,7 @@ class Client:
         *,
         nonce: int | None = None,
         expires_at_ms: int | None = None,
+        domain: bytes = SIGNING_DOMAIN,
     ) -> bytes:
         """A signed envelope for ``operation(args)`` from this client's identity."""
         keypair, sender = self._signer()
@@ -724,6 +732,7 @@ class Client:
                 args=args,
                 nonce=nonce,
                 expires_at_ms=expires_at_ms,
+                domain=domain,
             )
         except TxError as exc:
             raise ClientError(exc.code, exc.message) from None
@@ -888,7 +897,10 @@ class Client:
         The committed height the answer reflects is left in ``last_query_height``.
         """
         envelope = self.build(
-            "query." + name, args or {}, expires_at_ms=clock.now_ms() + QUERY_TTL_MS
+            "query." + name,
+            args or {},
+            expires_at_ms=clock.now_ms() + QUERY_TTL_MS,
+            domain=QUERY_SIGNING_DOMAIN,
         )
         response = self._call("Query", ledger_pb2.QueryRequest(envelope=envelope))
         self.last_query_height = response.height

@@ -230,7 +230,7 @@ def run_offline(options: argparse.Namespace) -> int:
             operation=operation,
             args=args,
             nonce=next(nonce),
-            expires_at_ms=GENESIS_TIME_MS + 10**9,
+            expires_at_ms=GENESIS_TIME_MS + 12 * 3600 * 1000,  # within the expiry horizon
         )
 
     isin = DEMO_ISIN_BODY + str(isin_check_digit(DEMO_ISIN_BODY))

@@ -92,6 +92,10 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
     "tick_ms": 10,
 }
 
+ADMISSION_DEFAULTS: dict[str, int] = {
+    "tx_expiry_horizon_ms": 24 * 3600 * 1000,
+}
+
 # Demo participants. LEIs and the USCC are the institutions' published codes; every one passes
 # contracts.identifiers.validate, and genesis validation would refuse them otherwise.
 DEMO_PARTICIPANTS: tuple[dict[str, Any], ...] = (
@@ -377,6 +381,7 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
         "genesis_time_ms": int(time.time() * 1000),
         "validators": validators,
         "consensus": dict(CONSENSUS_DEFAULTS),
+        "admission": dict(ADMISSION_DEFAULTS),
         "participants": participants,
     }
     _write_json(directory / "genesis.json", genesis)

@@ -23,7 +23,16 @@ from .identifiers import ValidationResult, validate
 from .identity import KeyRecord
 from .money import format_amount, parse_amount
 from .queries import QUERIES
-from .runtime import OPERATIONS, execute, genesis_writes, key_fingerprint, query, resolve_key
+from .runtime import (
+    OPERATIONS,
+    admissible,
+    execute,
+    genesis_writes,
+    key_fingerprint,
+    nonce_key,
+    query,
+    resolve_key,
+)
 
 __all__ = [
     "OPERATIONS",
@@ -39,6 +48,7 @@ __all__ = [
     "StateView",
     "TxContext",
     "ValidationResult",
+    "admissible",
     "business_day",
     "canonical_decode",
     "canonical_encode",
@@ -46,6 +56,7 @@ __all__ = [
     "format_amount",
     "genesis_writes",
     "key_fingerprint",
+    "nonce_key",
     "parse_amount",
     "query",
     "resolve_key",

@@ -60,6 +60,7 @@ class TxContext:
     tx_id: bytes
     sender: str  # participant id from the signed payload
     signer_key_id: bytes  # fingerprint of the key that signed the envelope
+    nonce: int | None = None  # the payload's nonce; None where no envelope exists (tests, tools)
 
 
 @dataclass(frozen=True, slots=True)

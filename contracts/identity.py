@@ -190,7 +190,7 @@ def check_sender(store: Store, ctx: TxContext) -> Participant:
     if sender is None:
         raise ContractError("UNKNOWN_SENDER", f"Sender {ctx.sender!r} is not a participant.")
     if not sender.active:
-        raise ContractError("UNKNOWN_SENDER", f"Participant {sender.id} has been deactivated.")
+        raise ContractError("SENDER_INACTIVE", f"Participant {sender.id} has been deactivated.")
     key = resolve_key(store, ctx.signer_key_id)
     if key is None or key.participant_id != sender.id:
         raise ContractError(

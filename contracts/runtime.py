@@ -6,7 +6,10 @@ Theory of operation
 block context. It
 
 1. checks the sender: a registered, active participant whose active key signed the envelope
-   (``UNKNOWN_SENDER`` / ``SIGNER_NOT_SENDER``);
+   (``UNKNOWN_SENDER`` / ``SENDER_INACTIVE`` / ``SIGNER_NOT_SENDER``);
+1a. checks the nonce: a sender uses each nonce once, whatever the outcome (``NONCE_REUSED``);
+   the used nonce is recorded even when the operation is then refused, so of two transactions
+   with one sender and nonce exactly the first ordered is executed, on every replica;
 2. finds the handler in ``OPERATIONS`` (``UNKNOWN_OPERATION`` otherwise);
 3. runs it against a transaction-local ``Store``; handlers read their arguments strictly and
    raise ``ContractError`` for every business-rule rejection;
@@ -24,6 +27,7 @@ State key layout (prefix -> owner module):
     asset/i/, asset/h/, asset/hh/, asset/prc/   assets
     bill/, breq/, idx/bp/               bills
     hist/<scope>/<height>/<tx>/<n>      history of every event, scopes p/<id>, a/<ISIN>, b/<no>
+    nonce/<sender>/<nonce>              runtime: the transaction that used the nonce
 
 All values are canonical MessagePack (``codec``).
 """
@@ -41,6 +45,7 @@ from .calendar import (
     calendar_from_genesis,
     parameters_from_genesis,
 )
+from .codec import canonical_decode, canonical_encode
 from .core import Call, Env, Event, Outcome, StateView, Store, TxContext, business_day
 from .errors import ContractError, GenesisError
 from .identity import KeyRecord, check_sender, key_fingerprint
@@ -54,9 +59,12 @@ __all__ = [
     "Outcome",
     "StateView",
     "TxContext",
+    "admissible",
+    "check_nonce",
     "execute",
     "genesis_writes",
     "key_fingerprint",
+    "nonce_key",
     "query",
     "resolve_key",
 ]
@@ -77,10 +85,44 @@ def _registry(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
 OPERATIONS: dict[str, Handler] = _registry(identity.OPERATIONS, assets.OPERATIONS, bills.OPERATIONS)
 
 
+def nonce_key(sender: str, nonce: int) -> bytes:
+    return b"nonce/" + sender.encode() + b"/" + nonce.to_bytes(8, "big")
+
+
+def check_nonce(state: StateView, sender: str, nonce: int) -> None:
+    """Raise NONCE_REUSED if ``sender`` has already used ``nonce``."""
+    used = state.get(nonce_key(sender, nonce))
+    if used is not None:
+        raise ContractError(
+            "NONCE_REUSED",
+            f"{sender} already used nonce {nonce} (transaction {canonical_decode(used).hex()}); "
+            "every transaction of a sender needs a new nonce",
+        )
+
+
+def admissible(state: StateView, sender: str, key_id: bytes, nonce: int) -> ContractError | None:
+    """The rejection the sender checks of ``execute`` would give now, or None: admission asks
+    before a transaction enters the mempool (execution checks again, against its block's state)."""
+    store = Store(state)
+    ctx = TxContext("", 0, 0, 0, b"", sender, key_id, nonce)
+    try:
+        check_sender(store, ctx)
+        check_nonce(store, sender, nonce)
+    except ContractError as rejection:
+        return rejection
+    return None
+
+
 def execute(state: StateView, call: Call, ctx: TxContext) -> Outcome:
     store = Store(state, ctx)
+    nonce_write: tuple[tuple[bytes, bytes | None], ...] = ()
     try:
         sender = check_sender(store, ctx)
+        if ctx.nonce is not None:
+            check_nonce(store, sender.id, ctx.nonce)
+            key = nonce_key(sender.id, ctx.nonce)
+            store.put(key, ctx.tx_id)
+            nonce_write = ((key, canonical_encode(ctx.tx_id)),)
         handler = OPERATIONS.get(call.operation) if isinstance(call.operation, str) else None
         if handler is None:
             raise ContractError(
@@ -89,7 +131,7 @@ def execute(state: StateView, call: Call, ctx: TxContext) -> Outcome:
         env = Env(store, ctx, sender, business_day(ctx.timestamp_ms))
         handler(env, Args(call.args))
     except ContractError as rejection:
-        return Outcome(rejection.code, rejection.message, (), ())
+        return Outcome(rejection.code, rejection.message, nonce_write, ())
     return Outcome("OK", f"{call.operation} done.", store.writes(), store.events())
 
 

@@ -1,8 +1,10 @@
 """Admission: the checks a transaction passes before it enters the mempool.
 
 Order of checks, cheapest first, each with its own code: size and structure (``decode_envelope``),
-chain id, expiry against the node's clock, already committed (answered with the original receipt
-by the API) or already pending, mempool capacity, and finally signature verification — done for
+chain id, expiry against the node's clock (not past, and not beyond the chain's expiry horizon),
+already committed (answered with the original receipt by the API) or already pending, the
+sender (registered, active, signing with its own key) and its nonce (not used before), both
+against committed state, mempool capacity, and finally signature verification — done for
 the whole batch at once on the batched verifier's worker pool, off the event loop.  Admitted
 transactions are handed on (to the consensus core and, when a client sent them, to the peers) in
 the order they arrived.
@@ -13,6 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from ibledger import contracts
+from ibledger.contracts import StateView
 
 from .ledger import Ledger
 from .mempool import Mempool
@@ -58,6 +63,7 @@ class Admission:
         candidates: list[tuple[int, Transaction]] = []
         seen: set[bytes] = set()
         now_ms = self._clock_ms()
+        state = self._ledger.state()
         for index, envelope in enumerate(envelopes):
             try:
                 if len(envelope) > self._envelope_size_max:
@@ -70,7 +76,7 @@ class Admission:
             except TxError as exc:
                 results[index] = self._reject(b"", exc.code, exc.message)
                 continue
-            early = self._precheck(tx, now_ms, seen)
+            early = self._precheck(tx, now_ms, seen) or self._check_sender(tx, state)
             if early is not None:
                 results[index] = early
                 continue
@@ -115,11 +121,25 @@ class Admission:
                 f"the transaction expired at {tx.expires_at_ms} ms, before it reached this node "
                 f"(now {now_ms} ms); sign it again with a later expiry",
             )
+        horizon_ms = self._ledger.expiry_horizon_ms
+        if tx.expires_at_ms > now_ms + horizon_ms:
+            return self._reject(
+                tx.tx_id,
+                "EXPIRY_TOO_FAR",
+                f"the transaction expires at {tx.expires_at_ms} ms, more than {horizon_ms} ms "
+                f"from now ({now_ms} ms); this chain's expiry horizon is {horizon_ms} ms",
+            )
         if self._ledger.tx_location(tx.tx_id) is not None:
             return AdmissionResult(COMMITTED, tx.tx_id)
         if tx.tx_id in self._mempool or tx.tx_id in seen:
             return AdmissionResult(PENDING, tx.tx_id)
         return None
+
+    def _check_sender(self, tx: Transaction, state: StateView) -> AdmissionResult | None:
+        rejection = contracts.admissible(state, tx.sender, tx.key_id, tx.nonce)
+        if rejection is None:
+            return None
+        return self._reject(tx.tx_id, rejection.code, rejection.message)
 
     def _reject(self, tx_id: bytes, code: str, message: str) -> AdmissionResult:
         self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + 1

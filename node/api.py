@@ -29,7 +29,7 @@ from .admission import ADMITTED, COMMITTED, PENDING, Admission, AdmissionResult
 from .blocks import BlockHeader, Receipt, ResultProof, StoredBlock
 from .errors import NodeError
 from .ledger import Ledger
-from .tx import TxError, decode_envelope
+from .tx import QUERY_SIGNING_DOMAIN, TxError, decode_envelope
 
 log = logging.getLogger("ibledger.api")
 
@@ -338,7 +338,9 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
 
     async def _query(self, request: ledger_pb2.QueryRequest) -> ledger_pb2.QueryResponse:
         try:
-            tx = decode_envelope(request.envelope, hash_fn=self._ledger.suite.hash)
+            tx = decode_envelope(
+                request.envelope, hash_fn=self._ledger.suite.hash, domain=QUERY_SIGNING_DOMAIN
+            )
         except TxError as exc:
             raise NodeError(exc.code, exc.message) from None
         if tx.chain_id != self._ledger.chain_id:

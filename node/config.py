@@ -92,6 +92,7 @@ PEER_INBOUND_BYTES_DEFAULT = 32 * 1024 * 1024
 MEMPOOL_SIZE_DEFAULT = 50_000
 LOG_LEVEL_DEFAULT = "info"
 GENESIS_FIELDS = (
+    "admission",
     "calendar",
     "chain_id",
     "consensus",
@@ -101,6 +102,11 @@ GENESIS_FIELDS = (
     "participants",
     "validators",
 )
+# Admission limits every replica applies alike (the expiry horizon is checked again when a block
+# executes): required for the same reason as the consensus parameters.
+ADMISSION_RANGES: dict[str, tuple[int, int]] = {
+    "tx_expiry_horizon_ms": (60_000, 30 * 24 * 3600 * 1000),
+}
 VALIDATOR_FIELDS = ("api_address", "id", "peer_address", "public_key")
 # (low, high) inclusive; every field is required, because a default that changed between
 # releases would let two nodes read the same genesis differently.
@@ -540,6 +546,11 @@ class ConsensusParams:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionParams:
+    tx_expiry_horizon_ms: int  # a transaction may expire at most this far after now / block time
+
+
+@dataclass(frozen=True, slots=True)
 class Genesis:
     path: Path
     chain_id: str
@@ -547,6 +558,7 @@ class Genesis:
     genesis_time_ms: int
     validators: tuple[ValidatorInfo, ...]
     consensus: ConsensusParams
+    admission: AdmissionParams
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -614,7 +626,14 @@ def load_genesis(path: Path | str) -> Genesis:
     for key in sorted(raw):
         if key not in GENESIS_FIELDS:
             raise error(key, f"is not a genesis field (known: {', '.join(GENESIS_FIELDS)})")
-    for key in ("chain_id", "crypto_suite", "genesis_time_ms", "validators", "consensus"):
+    for key in (
+        "chain_id",
+        "crypto_suite",
+        "genesis_time_ms",
+        "validators",
+        "consensus",
+        "admission",
+    ):
         if key not in raw:
             raise error(key, "is required")
 
@@ -642,6 +661,7 @@ def load_genesis(path: Path | str) -> Genesis:
 
     validators = _validators(path, raw["validators"], suite)
     consensus = _consensus(path, raw["consensus"])
+    admission = AdmissionParams(**_integers(path, "admission", raw["admission"], ADMISSION_RANGES))
     try:
         genesis_writes(raw)
     except GenesisError as exc:
@@ -653,6 +673,7 @@ def load_genesis(path: Path | str) -> Genesis:
         genesis_time_ms=genesis_time_ms,
         validators=validators,
         consensus=consensus,
+        admission=admission,
         raw=raw,
     )
 
@@ -725,28 +746,36 @@ def _public_key(path: Path, where: str, value: Any, suite: Any) -> bytes:
     return public_key
 
 
-def _consensus(path: Path, value: Any) -> ConsensusParams:
+def _integers(
+    path: Path, section: str, value: Any, ranges: Mapping[str, tuple[int, int]]
+) -> dict[str, int]:
+    """A genesis section of required integers, each within its range."""
     if not isinstance(value, dict):
-        raise ConfigError(path, "consensus", f"must be an object, got {_show(value)}")
+        raise ConfigError(path, section, f"must be an object, got {_show(value)}")
     for key in sorted(value):
-        if key not in CONSENSUS_RANGES:
+        if key not in ranges:
             raise ConfigError(
                 path,
-                f"consensus.{key}",
-                f"is not a consensus parameter (known: {', '.join(sorted(CONSENSUS_RANGES))})",
+                f"{section}.{key}",
+                f"is not a {section} parameter (known: {', '.join(sorted(ranges))})",
             )
     numbers: dict[str, int] = {}
-    for key, (low, high) in CONSENSUS_RANGES.items():
+    for key, (low, high) in ranges.items():
         if key not in value:
-            raise ConfigError(path, f"consensus.{key}", "is required")
+            raise ConfigError(path, f"{section}.{key}", "is required")
         number = value[key]
         if not _is_int(number):
-            raise ConfigError(path, f"consensus.{key}", f"must be an integer, got {_show(number)}")
+            raise ConfigError(path, f"{section}.{key}", f"must be an integer, got {_show(number)}")
         if not low <= number <= high:
             raise ConfigError(
-                path, f"consensus.{key}", f"must be from {low} to {high}, got {number}"
+                path, f"{section}.{key}", f"must be from {low} to {high}, got {number}"
             )
         numbers[key] = number
+    return numbers
+
+
+def _consensus(path: Path, value: Any) -> ConsensusParams:
+    numbers = _integers(path, "consensus", value, CONSENSUS_RANGES)
     params = ConsensusParams(**numbers)
     if params.watermark_window % params.checkpoint_interval:
         raise ConfigError(

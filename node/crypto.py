@@ -296,15 +296,15 @@ def write_private_key(path: Path, keypair: KeyPair, passphrase: bytes | None = N
 
 
 def load_private_key(path: Path, passphrase: bytes | None = None) -> KeyPair:
-    """Read a private key file, refusing one that other users of the machine can read."""
+    """Read a private key file, refusing one its group or other users of the machine can open."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise KeyFileError("KEY_FILE_MISSING", f"no key file at {path}") from None
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             "KEY_FILE_PERMISSIONS",
-            f"{path} is readable or writable by every user (mode {stat.S_IMODE(mode):o}); "
+            f"{path} is open to its group or to every user (mode {stat.S_IMODE(mode):o}); "
             f"run: chmod 600 {path}",
         )
     data = path.read_bytes()

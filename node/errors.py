@@ -48,10 +48,13 @@ _STATUS = {
     "WEAK_PUBLIC_KEY": grpc.StatusCode.UNAUTHENTICATED,
     "BAD_PUBLIC_KEY": grpc.StatusCode.UNAUTHENTICATED,
     "FORBIDDEN": grpc.StatusCode.PERMISSION_DENIED,
+    "UNKNOWN_SENDER": grpc.StatusCode.PERMISSION_DENIED,
+    "SENDER_INACTIVE": grpc.StatusCode.PERMISSION_DENIED,
     # Valid, but not admissible here or now.
     "WRONG_CHAIN": grpc.StatusCode.FAILED_PRECONDITION,
     "EXPIRED": grpc.StatusCode.FAILED_PRECONDITION,
     "EXPIRY_TOO_FAR": grpc.StatusCode.FAILED_PRECONDITION,
+    "NONCE_REUSED": grpc.StatusCode.ALREADY_EXISTS,
     "MEMPOOL_FULL": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "BUSY": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "BATCH_TOO_LARGE": grpc.StatusCode.RESOURCE_EXHAUSTED,

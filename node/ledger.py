@@ -143,6 +143,19 @@ class _BlockOverlay:
                 yield key, pending_value
 
 
+# For a chain whose genesis predates the admission section (and for test genesis documents
+# without one): the value `network init` writes.
+EXPIRY_HORIZON_DEFAULT_MS = 24 * 3600 * 1000
+
+
+def expiry_horizon_of(genesis: Mapping[str, Any]) -> int:
+    section = genesis.get("admission")
+    value = section.get("tx_expiry_horizon_ms") if isinstance(section, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return EXPIRY_HORIZON_DEFAULT_MS
+    return value
+
+
 def genesis_hash(suite: CryptoSuite, genesis: Mapping[str, Any]) -> bytes:
     return suite.hash(b"ibledger/genesis/v1" + canonical_encode(dict(genesis)))
 
@@ -172,6 +185,8 @@ class Ledger:
         self.tip_hash = ZERO_HASH
         self.state_root = ZERO_HASH
         self.tip_timestamp_ms = 0
+        # How far ahead of the block time a transaction may expire; part of the chain's rules.
+        self.expiry_horizon_ms = EXPIRY_HORIZON_DEFAULT_MS
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -245,6 +260,11 @@ class Ledger:
                     "chain id"
                 )
         ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
+        horizon = read(keys.META_EXPIRY_HORIZON)
+        if horizon is not None:
+            ledger.expiry_horizon_ms = int.from_bytes(horizon, "big")
+        elif genesis is not None:
+            ledger.expiry_horizon_ms = expiry_horizon_of(genesis)
         ledger._load_tip(verify, certificate_check)
         return ledger
 
@@ -265,11 +285,13 @@ class Ledger:
         except GenesisError as exc:
             raise LedgerError(f"invalid genesis: {exc}") from exc
         ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
+        ledger.expiry_horizon_ms = expiry_horizon_of(genesis)
         header = make_header(height=0, parent_hash=anchor, timestamp_ms=timestamp_ms, envelopes=())
         batch = db.write_batch(sync=sync)
         batch.put(keys.META_FORMAT, keys.FORMAT_VERSION)
         batch.put(keys.META_CHAIN_ID, chain_id.encode())
         batch.put(keys.META_GENESIS_HASH, anchor)
+        batch.put(keys.META_EXPIRY_HORIZON, ledger.expiry_horizon_ms.to_bytes(8, "big"))
         root = ledger._stage_block(batch, header, (), (), (), [(k, v) for k, v in writes], None)
         batch.write()
         ledger._advance_tip(header, root)
@@ -566,6 +588,12 @@ class Ledger:
             return TxResult("WRONG_CHAIN", f"the transaction is for chain {tx.chain_id!r}"), []
         if tx.expires_at_ms < header.timestamp_ms:
             return TxResult("EXPIRED", "the transaction expired before it could be included"), []
+        if tx.expires_at_ms > header.timestamp_ms + self.expiry_horizon_ms:
+            # Admission refuses these; a primary that proposes one anyway gets it refused here.
+            return TxResult(
+                "EXPIRY_TOO_FAR",
+                f"the transaction expires more than {self.expiry_horizon_ms} ms after the block",
+            ), []
         outcome = contracts.execute(
             overlay,
             contracts.Call(operation=tx.operation, args=tx.args),
@@ -577,12 +605,14 @@ class Ledger:
                 tx_id=tx.tx_id,
                 sender=tx.sender,
                 signer_key_id=tx.key_id,
+                nonce=tx.nonce,
             ),
         )
-        if outcome.code != "OK":
-            return TxResult(outcome.code, outcome.message), []
+        # A refused transaction still writes one key, its sender's used nonce (see contracts).
         for key, value in outcome.writes:
             overlay.pending[key] = value
+        if outcome.code != "OK":
+            return TxResult(outcome.code, outcome.message), []
         tx_events: list[Mapping[str, Any]] = [
             {"tx_index": index, "tx_id": tx.tx_id, "kind": event.kind, "attrs": dict(event.attrs)}
             for event in outcome.events

@@ -68,6 +68,10 @@ class _Outgoing:
     txs: list[bytes] = field(default_factory=list)
 
 
+GENESIS_METADATA = "ibledger-genesis"
+GENESIS_MISMATCH = "GENESIS_MISMATCH"
+
+
 class _ByteQueue:
     """A FIFO of byte strings bounded in items and in total bytes; drops the oldest."""
 
@@ -191,7 +195,7 @@ class _PeerLink:
             channel = self._owner.open_channel(self.peer_id, self.address)
             try:
                 stub = peer_pb2_grpc.PeerStub(channel)
-                call = stub.Exchange(self._frames())
+                call = stub.Exchange(self._frames(), metadata=self._owner.call_metadata)
                 self.stats.connected = True
                 async for _ in call:
                     backoff = BACKOFF_INITIAL_S
@@ -199,7 +203,15 @@ class _PeerLink:
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as exc:
-                self.stats.last_error = f"{exc.code().name}: {exc.details()}"
+                error = f"{exc.code().name}: {exc.details()}"
+                if (exc.details() or "").startswith(
+                    GENESIS_MISMATCH
+                ) and error != self.stats.last_error:
+                    log.error(
+                        "peer refused this node: different genesis",
+                        extra={"peer": self.peer_id, "detail": exc.details()},
+                    )
+                self.stats.last_error = error
             finally:
                 self.stats.connected = False
                 await channel.close(grace=None)
@@ -226,8 +238,13 @@ class PeerTransport:
         relay_queue_bytes_max: int = 16 * 1024 * 1024,
         message_bytes_max: int = 16 * 1024 * 1024 - 64 * 1024,
         offline_queue_bytes_max: int = 8 * 1024 * 1024,
+        genesis_digest: bytes | None = None,
     ) -> None:
         self.node_id = node_id
+        # Every call to a peer names this node's genesis; a peer with another one refuses it.
+        self.call_metadata: tuple[tuple[str, str], ...] = (
+            ((GENESIS_METADATA, genesis_digest.hex()),) if genesis_digest is not None else ()
+        )
         self.offline_queue_bytes_max = offline_queue_bytes_max
         self.outbound_queue_max = outbound_queue_max
         self.consensus_queue_bytes_max = consensus_queue_bytes_max
@@ -304,14 +321,42 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         *,
         identify: Callable[[grpc.aio.ServicerContext], str | None],
         require_tls_identity: bool = True,
+        genesis_digest: bytes | None = None,
+        on_refused: Callable[[str, str], None] = lambda reason, detail: None,
     ) -> None:
+        self._genesis_digest = genesis_digest
+        self._on_refused = on_refused
         self._identify = identify
         self._transport = transport
         self._members = members
         self._fetch_blocks = fetch_blocks
         self._require_tls_identity = require_tls_identity
 
+    async def _check_genesis(self, context: grpc.aio.ServicerContext) -> None:
+        if self._genesis_digest is None:
+            return
+        theirs = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == GENESIS_METADATA and isinstance(value, str):
+                theirs = value
+        ours = self._genesis_digest.hex()
+        if theirs != ours:
+            caller = self._identify(context) or context.peer()
+            stated = theirs[:16] + "..." if theirs else "(not stated)"
+            detail = (
+                f"{GENESIS_MISMATCH}: {caller} runs genesis {stated}, this node runs "
+                f"{ours[:16]}...; every validator of a network must start from the same genesis"
+            )
+            self._on_refused("genesis-mismatch", detail)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, detail)
+
     async def _authenticate(self, context: grpc.aio.ServicerContext, claimed: str) -> str:
+        peer_id = await self._identity(context, claimed)
+        # Only a validator learns this node's genesis digest from the refusal.
+        await self._check_genesis(context)
+        return peer_id
+
+    async def _identity(self, context: grpc.aio.ServicerContext, claimed: str) -> str:
         peer_id = self._identify(context)
         if peer_id is None and not self._require_tls_identity:
             # In-process tests without TLS only: trust the claim (or serve an anonymous fetch).

@@ -147,15 +147,15 @@ def write_private_key_pem(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 
 def read_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """Read an unencrypted P-256 PEM key, refusing a file that every user can read."""
+    """Read an unencrypted P-256 PEM key, refusing a file its group or other users can open."""
     try:
         mode = path.stat().st_mode
         data = path.read_bytes()
     except OSError as exc:
         raise PkiError(f"cannot read {path}: {exc.strerror}") from None
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PkiError(
-            f"{path} is readable or writable by every user (mode {stat.S_IMODE(mode):o}); "
+            f"{path} is open to its group or to every user (mode {stat.S_IMODE(mode):o}); "
             f"run: chmod 600 {path}"
         )
     try:

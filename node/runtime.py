@@ -76,6 +76,10 @@ class TransferredBlocks:
 Input = Tick | PeerMessage | ClientRequests | TransferredBlocks
 
 
+class StateDiverged(Exception):
+    """This node executed to a state root that a stable checkpoint certificate contradicts."""
+
+
 class Outbound(Protocol):
     """What the runtime needs from the peer transport."""
 
@@ -157,6 +161,11 @@ class ReplicaRuntime:
                     done.set_result(None)
         except asyncio.CancelledError:
             raise
+        except StateDiverged as exc:
+            # Not a bug of this process to trace: its state is not the network's. Voting or
+            # answering from it would spread a fork, so the node stops and says why.
+            self.failure = exc
+            log.critical("replica stopped: %s", exc)
         except BaseException as exc:
             self.failure = exc
             log.critical("replica runtime stopped: %s", exc, exc_info=True)
@@ -200,6 +209,14 @@ class ReplicaRuntime:
                 case ViewChanged(view, primary):
                     log.info("view changed", extra={"view": view, "primary": primary})
                     self._on_view_changed(view, primary)
+                case Evidence("state-root-divergence", _, _):
+                    self.evidence.append(effect)
+                    raise StateDiverged(
+                        "this node's state root differs from the one 2f+1 validators certified "
+                        f"at checkpoint {self.replica.stable_checkpoint.seq}; it stops voting "
+                        "and serving. Check its genesis file and software version, then "
+                        "rebuild its data directory from a healthy node"
+                    )
                 case Evidence(kind, offender, _):
                     self.evidence.append(effect)
                     log.warning(

@@ -29,14 +29,15 @@ from ibledger.consensus import (
     SignedMessage,
     encode_checkpoint_certificate,
 )
-from ibledger.proto import ledger_pb2, ledger_pb2_grpc, peer_pb2_grpc, types_pb2
+from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 
 from . import clock, pki
 from .admission import Admission
 from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .config import NodeConfig
 from .crypto import get_suite
-from .ledger import AppliedBlock, Ledger
+from .grpc_edge import RateLimitedLog, add_service
+from .ledger import AppliedBlock, Ledger, genesis_hash
 from .mempool import Mempool
 from .metrics import MetricsServer, Registry
 from .peer import PeerService, PeerTransport
@@ -97,6 +98,8 @@ class Node:
         genesis = config.genesis
         self.node_id = config.node_id
         self.suite = get_suite(genesis.crypto_suite)
+        # What peers compare when they connect: the same digest the ledger anchors block 0 to.
+        self.genesis_digest = genesis_hash(self.suite, genesis.raw)
         self._validator_keys = {v.id: v.public_key for v in genesis.validators}
         self._peer_addresses = {
             v.id: f"{v.peer_address.host}:{v.peer_address.port}" for v in genesis.validators
@@ -113,6 +116,7 @@ class Node:
         self.mempool = Mempool(config.mempool.size_max)
         self.feed = CommitFeed()
         self._admitting: set[asyncio.Task[object]] = set()  # keeps in-flight tasks referenced
+        self.bad_input = RateLimitedLog(logging.getLogger("ibledger.edge"))
         self._peer_tx_bytes = 0  # relayed envelopes still in admission
         self._peer_tx_room = asyncio.Event()
         self._recorded_checkpoint = 0
@@ -191,6 +195,9 @@ class Node:
     def _on_message(self, message: SignedMessage, size: int) -> None:
         if not self.runtime.offer(PeerMessage(message, size)):
             self.m_dropped.inc(reason="inbox-full")
+
+    def _peer_refused(self, reason: str, detail: str) -> None:
+        self.bad_input.bad_input(reason, "peer connection refused", detail=detail)
 
     async def _peer_room(self) -> None:
         # Inbound backpressure: consensus messages waiting for the replica, and relayed
@@ -336,6 +343,7 @@ class Node:
             consensus_queue_bytes_max=config.peer.consensus_queue_bytes_max,
             relay_queue_bytes_max=config.peer.relay_queue_bytes_max,
             offline_queue_bytes_max=config.peer.offline_queue_bytes_max,
+            genesis_digest=self.genesis_digest,
             room=self._peer_room,
             # Room for the frame's own fields: a message alone in a frame must still fit.
             message_bytes_max=config.peer.max_message_bytes - 64 * 1024,
@@ -365,6 +373,7 @@ class Node:
             channel_factory=self._open_channel,
             peer_heights=self.transport.peer_heights,
             genesis_time_ms=genesis.genesis_time_ms,
+            metadata=self.transport.call_metadata,
         )
         self._register_metrics()
 
@@ -375,15 +384,19 @@ class Node:
                 ("grpc.max_send_message_length", config.peer.max_message_bytes),
             ]
         )
-        peer_pb2_grpc.add_PeerServicer_to_server(
+        add_service(
+            self.peer_server,
             PeerService(
                 self.transport,
                 members,
                 self._serve_blocks,
                 identify=pki.peer_node_id,
                 require_tls_identity=self._peer_tls,
+                genesis_digest=self.genesis_digest,
+                on_refused=self._peer_refused,
             ),
-            self.peer_server,
+            peer_pb2.DESCRIPTOR.services_by_name["Peer"],
+            self.bad_input,
         )
         peer_address = f"{config.peer.listen.host}:{config.peer.listen.port}"
         if self._peer_tls:
@@ -406,7 +419,8 @@ class Node:
             ],
             maximum_concurrent_rpcs=config.api.max_concurrent_rpcs,
         )
-        ledger_pb2_grpc.add_LedgerServicer_to_server(
+        add_service(
+            self.api_server,
             LedgerService(
                 node_id=self.node_id,
                 ledger=self.ledger,
@@ -418,7 +432,8 @@ class Node:
                 version=VERSION,
                 ready=lambda: self._ready,
             ),
-            self.api_server,
+            ledger_pb2.DESCRIPTOR.services_by_name["Ledger"],
+            self.bad_input,
         )
         api_port = self.api_server.add_insecure_port(
             f"{config.api.listen.host}:{config.api.listen.port}"

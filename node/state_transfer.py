@@ -78,7 +78,9 @@ class StateTransfer:
         channel_factory: Callable[[str, str], grpc.aio.Channel],
         peer_heights: Callable[[], dict[str, int]],
         genesis_time_ms: int,
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        self._metadata = metadata
         self._node_id = node_id
         self._ledger = ledger
         self._runtime = runtime
@@ -138,6 +140,7 @@ class StateTransfer:
             call = stub.FetchBlocks(
                 peer_pb2.FetchBlocksRequest(from_height=first, to_height=last),
                 timeout=FETCH_TIMEOUT_S,
+                metadata=self._metadata,
             )
             size = 0
             async for block in call:

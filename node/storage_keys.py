@@ -37,6 +37,7 @@ META_GENESIS_HASH = META + b"genesis_hash"
 META_HEIGHT = META + b"height"
 META_TIP_HASH = META + b"tip_hash"
 META_STATE_ROOT = META + b"state_root"
+META_EXPIRY_HORIZON = META + b"tx_expiry_horizon_ms"  # from genesis, fixed for the chain
 
 FORMAT_VERSION = b"ibledger-ledger-1"
 HEIGHT_SIZE = 8

@@ -10,7 +10,9 @@ whose payload is itself canonical msgpack bytes (see ``ibledger.contracts.codec`
 * The transaction id is the chain hash of the payload *bytes*.  Protobuf carries envelopes as
   opaque ``bytes`` fields and never re-serializes them, so every node hashes the same bytes.
 * The signature covers ``SIGNING_DOMAIN || tx_id``: a fixed-size message (cheap to verify in
-  batches) that cannot be confused with a consensus message signed by a validator key.
+  batches) that cannot be confused with a consensus message signed by a validator key.  A query
+  is an envelope of the same shape signed under ``QUERY_SIGNING_DOMAIN`` instead, so a captured
+  query never verifies as a transaction, nor a transaction as a query.
 * ``key_id`` is the fingerprint of the signer's public key; the node resolves it to a registered
   key of the payload's ``sender`` before verifying (see ``verifier.py``).
 
@@ -37,6 +39,7 @@ from .crypto import KeyPair
 
 ENVELOPE_VERSION = 1
 SIGNING_DOMAIN = b"ibledger/tx/v1\x00"
+QUERY_SIGNING_DOMAIN = b"ibledger/query/v1\x00"
 ENVELOPE_SIZE_MAX = 64 * 1024
 KEY_ID_SIZE = 16
 SIGNATURE_SIZE_MAX = 128  # room for suites with longer signatures (SM2 DER is <= 72)
@@ -116,8 +119,10 @@ def build_transaction(
     nonce: int | None = None,
     expires_at_ms: int | None = None,
     hash_fn: HashFn = sha256,
+    domain: bytes = SIGNING_DOMAIN,
 ) -> bytes:
-    """Sign and encode one transaction; the client-side counterpart of :func:`decode_envelope`."""
+    """Sign and encode one transaction (or, with ``QUERY_SIGNING_DOMAIN``, one query); the
+    client-side counterpart of :func:`decode_envelope`."""
     if nonce is None:
         nonce = int.from_bytes(os.urandom(8), "big") >> 1
     if expires_at_ms is None:
@@ -130,12 +135,16 @@ def build_transaction(
         operation=operation,
         args=args,
     )
-    signature = keypair.sign(SIGNING_DOMAIN + hash_fn(payload))
+    signature = keypair.sign(domain + hash_fn(payload))
     return encode_envelope(payload, signature, keypair.key_id)
 
 
 def decode_envelope(
-    data: bytes, *, size_max: int = ENVELOPE_SIZE_MAX, hash_fn: HashFn = sha256
+    data: bytes,
+    *,
+    size_max: int = ENVELOPE_SIZE_MAX,
+    hash_fn: HashFn = sha256,
+    domain: bytes = SIGNING_DOMAIN,
 ) -> Transaction:
     """Decode and validate envelope bytes from outside; raises TxError with a precise code."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -200,7 +209,7 @@ def decode_envelope(
         expires_at_ms=decoded["expires_at_ms"],
         operation=decoded["op"],
         args=decoded["args"],
-        signing_message=SIGNING_DOMAIN + tx_id,
+        signing_message=domain + tx_id,
     )
 
 

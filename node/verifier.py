@@ -111,7 +111,7 @@ class BatchVerifier:
 
     def is_cached(self, tx: Transaction) -> bool:
         with self._lock:
-            return self._cache.get(tx.tx_id) == (tx.key_id, tx.signature)
+            return self._cache.get(tx.signing_message) == (tx.key_id, tx.signature)
 
     def verify(self, txs: Sequence[Transaction]) -> list[Verdict]:
         if self._pool is None or len(txs) <= INLINE_BATCH_MAX:
@@ -153,8 +153,10 @@ class BatchVerifier:
                 if isinstance(screened, Verdict):
                     verdicts[index] = screened
                     continue
-                if cache.get(tx.tx_id) == (tx.key_id, tx.signature):
-                    cache.move_to_end(tx.tx_id)
+                # Keyed by the signed message, domain included: a query verified here must not
+                # count as a verified transaction with the same payload.
+                if cache.get(tx.signing_message) == (tx.key_id, tx.signature):
+                    cache.move_to_end(tx.signing_message)
                     verdicts[index] = VERIFIED
                     self.stats.cache_hits += 1
                     continue
@@ -166,7 +168,7 @@ class BatchVerifier:
                 tx = txs[index]
                 if ok:
                     verdicts[index] = VERIFIED
-                    cache[tx.tx_id] = (tx.key_id, tx.signature)
+                    cache[tx.signing_message] = (tx.key_id, tx.signature)
                     if len(cache) > self._cache_size_max:
                         cache.popitem(last=False)
                 else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
@@ -122,6 +123,11 @@ def network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Network
     monkeypatch.setenv("IBLEDGER_HOME", str(home))
     monkeypatch.delenv("IBLEDGER_AS", raising=False)
     monkeypatch.delenv("IBLEDGER_PASSPHRASE", raising=False)
+    # Clients and the fake node share one clock, as on a real network: the business day its
+    # blocks carry (expiries are checked against block time, within the chain's horizon).
+    monkeypatch.setenv(
+        "IBLEDGER_CLOCK_OFFSET_MS", str(timestamp_ms_of(BUSINESS_DAY) - int(time.time() * 1000))
+    )
     keys = {name: generate_keypair() for name in IDENTITIES}
     for name, keypair in keys.items():
         write_private_key(directory / "identities" / f"{name}.key.pem", keypair)

@@ -29,11 +29,18 @@ from ibledger.consensus import (
     signing_bytes,
 )
 from ibledger.contracts import QueryError, canonical_encode, query
+from ibledger.node import clock
 from ibledger.node.api import block_pb, event_pb, receipt_pb  # the node's own wire shapes
 from ibledger.node.blocks import BlockHeader, StoredBlock
 from ibledger.node.crypto import KeyPair
 from ibledger.node.ledger import Ledger
-from ibledger.node.tx import Transaction, TxError, decode_envelope
+from ibledger.node.tx import (
+    QUERY_SIGNING_DOMAIN,
+    SIGNING_DOMAIN,
+    Transaction,
+    TxError,
+    decode_envelope,
+)
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 BLOCK_STEP_MS = 1_000
@@ -106,9 +113,9 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
         self.ledger.append_block(header, envelopes, certificate=self.certificate(header))
         self.changed.notify_all()
 
-    def _admit(self, envelope: bytes) -> Transaction:
+    def _admit(self, envelope: bytes, domain: bytes = SIGNING_DOMAIN) -> Transaction:
         try:
-            tx = decode_envelope(envelope)
+            tx = decode_envelope(envelope, domain=domain)
         except TxError as exc:
             raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, exc.code, exc.message) from None
         if tx.chain_id != self.ledger.chain_id:
@@ -258,14 +265,14 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
     def Query(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._enter("Query", context)
         try:
-            tx = self._admit(request.envelope)
+            tx = self._admit(request.envelope, QUERY_SIGNING_DOMAIN)
         except Rejected as exc:
             context.abort(exc.status, f"{exc.code}: {exc.message}")
         if not tx.operation.startswith("query."):
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "BAD_QUERY: a query's op is query.<name>"
             )
-        if tx.expires_at_ms < time.time() * 1000:
+        if tx.expires_at_ms < clock.now_ms():
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "EXPIRED: the query expired")
         height = self.ledger.height
         try:

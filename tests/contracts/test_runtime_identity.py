@@ -283,7 +283,7 @@ def test_roles_deactivate_and_last_admin(world: Any) -> None:
     world.ok("ADMIN", "identity.deactivate", participant="ENT_D")
     world.fails("PARTICIPANT_INACTIVE", "ADMIN", "identity.deactivate", participant="ENT_D")
     world.fails(
-        "UNKNOWN_SENDER",
+        "SENDER_INACTIVE",
         "ENT_D",
         "identity.add_key",
         suite="ed25519-sha256",

@@ -6,6 +6,7 @@ node's chain."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
@@ -18,6 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ibledger.node import pki
+from ibledger.node.crypto import get_suite
+from ibledger.node.ledger import genesis_hash
+from ibledger.node.peer import GENESIS_METADATA
 from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 
 from .cluster import Cluster
@@ -111,7 +115,11 @@ def test_oversized_request_is_refused_and_the_node_keeps_serving(cluster: Cluste
     assert cluster.status("node0").node_id == "node0"
 
 
-def _peer_call(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.StatusCode:
+def _peer_call(
+    address: str,
+    credentials: grpc.ChannelCredentials | None,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> grpc.StatusCode:
     options = pki.channel_options("node0")
     channel = (
         grpc.secure_channel(address, credentials, options=options)
@@ -120,7 +128,8 @@ def _peer_call(address: str, credentials: grpc.ChannelCredentials | None) -> grp
     )
     stub = peer_pb2_grpc.PeerStub(channel)
     try:
-        list(stub.FetchBlocks(peer_pb2.FetchBlocksRequest(from_height=1, to_height=1), timeout=5))
+        request = peer_pb2.FetchBlocksRequest(from_height=1, to_height=1)
+        list(stub.FetchBlocks(request, timeout=5, metadata=metadata))
     except grpc.RpcError as exc:
         return exc.code()
     finally:
@@ -156,7 +165,14 @@ def test_peer_port_refuses_callers_without_a_consortium_certificate(
         )
         == grpc.StatusCode.UNAVAILABLE  # a certificate from another CA
     )
-    assert _peer_call(address, genuine) == grpc.StatusCode.OK
+    # A validator's certificate, but no genesis digest, or another one: refused too.
+    assert _peer_call(address, genuine) == grpc.StatusCode.FAILED_PRECONDITION
+    assert _peer_call(address, genuine, ((GENESIS_METADATA, "00" * 32),)) == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+    genesis = json.loads((cluster.directory / "genesis.json").read_text())
+    digest = genesis_hash(get_suite(genesis["crypto_suite"]), genesis).hex()
+    assert _peer_call(address, genuine, ((GENESIS_METADATA, digest),)) == grpc.StatusCode.OK
     # A certificate from the consortium CA, but for a node that is not a validator.
     outsider = pki.issue_node_certificate(pki.load_ca(cluster.directory / "ca"), "node9")
     outsider_key = outsider.private_key.private_bytes(

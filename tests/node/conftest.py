@@ -37,7 +37,7 @@ class Directory:
             operation=op,
             args=args,
             nonce=nonce,
-            expires_at_ms=2**42,
+            expires_at_ms=GENESIS_TIME_MS + 12 * 3600 * 1000,
         )
 
 

@@ -131,7 +131,7 @@ def test_expired_foreign_and_forged_transactions_fail_deterministically(
         operation="identity.register",
         args={},
         nonce=2,
-        expires_at_ms=2**42,
+        expires_at_ms=GENESIS_TIME_MS + 12 * 3600 * 1000,
     )
     stranger = directory.add("STRANGER")
     unknown = directory.tx("STRANGER", nonce=3)

@@ -190,7 +190,14 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         "validator-key-world-readable",
         lambda n: os.chmod(n / "nodes/node0/keys/validator.key.pem", 0o644),
         "[node] validator_key",
-        r".*validator\.key\.pem is readable or writable by every user \(mode 644\); "
+        r".*validator\.key\.pem is open to its group or to every user \(mode 644\); "
+        r"run: chmod 600 .*",
+    ),
+    (
+        "validator-key-group-readable",
+        lambda n: os.chmod(n / "nodes/node0/keys/validator.key.pem", 0o640),
+        "[node] validator_key",
+        r".*validator\.key\.pem is open to its group or to every user \(mode 640\); "
         r"run: chmod 600 .*",
     ),
     (
@@ -222,7 +229,13 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         "tls-key-world-readable",
         lambda n: os.chmod(n / "nodes/node0/tls/node.key", 0o604),
         "[peer] tls_key",
-        r".*/tls/node\.key is readable or writable by every user \(mode 604\).*",
+        r".*/tls/node\.key is open to its group or to every user \(mode 604\).*",
+    ),
+    (
+        "tls-key-group-readable",
+        lambda n: os.chmod(n / "nodes/node0/tls/node.key", 0o640),
+        "[peer] tls_key",
+        r".*/tls/node\.key is open to its group or to every user \(mode 640\).*",
     ),
     (
         "toml-syntax",
@@ -309,7 +322,7 @@ GENESIS_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str | None, str
         "unknown-field",
         _set("validator", []),
         "validator",
-        r"is not a genesis field \(known: calendar, chain_id, .*\)",
+        r"is not a genesis field \(known: admission, calendar, chain_id, .*\)",
     ),
     (
         "duplicate-validator-id",
@@ -371,6 +384,12 @@ GENESIS_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str | None, str
         _set("consensus.watermark_window", 64),
         "consensus.watermark_window",
         r"64 must be at least twice checkpoint_interval \(64\), .*",
+    ),
+    (
+        "expiry-horizon-out-of-range",
+        _set("admission.tx_expiry_horizon_ms", 2**63 - 1),
+        "admission.tx_expiry_horizon_ms",
+        r"must be from 60000 to 2592000000, got 9223372036854775807",
     ),
     (
         "tick-out-of-range",

@@ -263,7 +263,8 @@ def test_ca_files_round_trip(tmp_path: Path) -> None:
     assert loaded.certificate == ca.certificate
     with pytest.raises(FileExistsError):
         ca.write(tmp_path / "ca")  # never overwrites a key
-    key_path.chmod(0o644)
-    with pytest.raises(PkiError, match="readable or writable by every user"):
-        load_ca(tmp_path / "ca")
+    for mode in (0o644, 0o640):
+        key_path.chmod(mode)
+        with pytest.raises(PkiError, match="open to its group or to every user"):
+            load_ca(tmp_path / "ca")
     assert "PRIVATE" not in repr(loaded)

@@ -1,0 +1,49 @@
+"""A validator started from a genesis that differs by one byte (issue: it joined, voted and
+served from its own state). Peers compare genesis digests when they connect: both sides refuse
+with a clear error, the node with the odd genesis never joins, and the other three commit."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from .cluster import Cluster
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_node_with_another_genesis_is_refused_by_every_peer(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path / "network")
+    node_dir = cluster.directory / "nodes" / "node3"
+    genesis = json.loads((cluster.directory / "genesis.json").read_text())
+    genesis["participants"][1]["name"] += "."  # one byte
+    (node_dir / "genesis.json").write_text(json.dumps(genesis, indent=2))
+    toml = node_dir / "node.toml"
+    toml.write_text(toml.read_text().replace('"../../genesis.json"', '"genesis.json"'))
+    cluster.up()
+    try:
+        tx_ids = cluster.submit("node0", [cluster.envelope("three of four")])
+        cluster.wait_committed("node0", tx_ids, timeout_s=60)
+        deadline = time.monotonic() + 60
+        logs: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            logs = {
+                n: (cluster.directory / "nodes" / n / "node.log").read_text()
+                for n in cluster.node_ids
+            }
+            if all("GENESIS_MISMATCH" in text for text in logs.values()):
+                break
+            time.sleep(0.5)
+        for node_id, text in logs.items():
+            # node3 refuses the others and is refused by them; each of the others refuses node3.
+            assert "peer connection refused" in text, node_id
+            assert "GENESIS_MISMATCH" in text, node_id
+        assert "peer refused this node: different genesis" in logs["node3"]
+        # It took no part: nothing reached it, and the three others agree among themselves.
+        assert cluster.status("node3").height == 0
+        assert cluster.wait_heights_equal(["node0", "node1", "node2"], timeout_s=60) >= 1
+    finally:
+        cluster.down()
