@@ -25,11 +25,12 @@ from .money import format_amount, parse_amount
 from .queries import QUERIES
 from .runtime import (
     OPERATIONS,
-    admissible,
+    admissible_sender,
     execute,
     genesis_writes,
     key_fingerprint,
     nonce_key,
+    nonce_rejection,
     query,
     resolve_key,
 )
@@ -48,7 +49,7 @@ __all__ = [
     "StateView",
     "TxContext",
     "ValidationResult",
-    "admissible",
+    "admissible_sender",
     "business_day",
     "canonical_decode",
     "canonical_encode",
@@ -57,6 +58,7 @@ __all__ = [
     "genesis_writes",
     "key_fingerprint",
     "nonce_key",
+    "nonce_rejection",
     "parse_amount",
     "query",
     "resolve_key",

@@ -59,12 +59,13 @@ __all__ = [
     "Outcome",
     "StateView",
     "TxContext",
-    "admissible",
+    "admissible_sender",
     "check_nonce",
     "execute",
     "genesis_writes",
     "key_fingerprint",
     "nonce_key",
+    "nonce_rejection",
     "query",
     "resolve_key",
 ]
@@ -100,14 +101,20 @@ def check_nonce(state: StateView, sender: str, nonce: int) -> None:
         )
 
 
-def admissible(state: StateView, sender: str, key_id: bytes, nonce: int) -> ContractError | None:
-    """The rejection the sender checks of ``execute`` would give now, or None: admission asks
+def admissible_sender(state: StateView, sender: str, key_id: bytes) -> ContractError | None:
+    """The rejection the sender check of ``execute`` would give now, or None: admission asks
     before a transaction enters the mempool (execution checks again, against its block's state)."""
-    store = Store(state)
-    ctx = TxContext("", 0, 0, 0, b"", sender, key_id, nonce)
     try:
-        check_sender(store, ctx)
-        check_nonce(store, sender, nonce)
+        check_sender(Store(state), TxContext("", 0, 0, 0, b"", sender, key_id))
+    except ContractError as rejection:
+        return rejection
+    return None
+
+
+def nonce_rejection(state: StateView, sender: str, nonce: int) -> ContractError | None:
+    """NONCE_REUSED if ``sender`` has already used ``nonce`` in committed state, else None."""
+    try:
+        check_nonce(state, sender, nonce)
     except ContractError as rejection:
         return rejection
     return None

@@ -23,6 +23,8 @@ from .ledger import Ledger
 from .mempool import Mempool
 from .tx import Transaction, TxError
 
+SENDER_CHECKS_MAX = 10_000  # distinct (sender, key) answers kept per block
+
 ADMITTED = "ADMITTED"
 PENDING = "PENDING"
 COMMITTED = "COMMITTED"
@@ -55,6 +57,8 @@ class Admission:
         self._on_admitted = on_admitted
         self._envelope_size_max = envelope_size_max
         self.rejected_by_code: dict[str, int] = {}
+        self._sender_checked: dict[tuple[str, bytes], contracts.ContractError | None] = {}
+        self._checked_height = -1
 
     async def admit(
         self, envelopes: Sequence[bytes], *, from_peer: bool = False
@@ -136,7 +140,21 @@ class Admission:
         return None
 
     def _check_sender(self, tx: Transaction, state: StateView) -> AdmissionResult | None:
-        rejection = contracts.admissible(state, tx.sender, tx.key_id, tx.nonce)
+        # The sender check reads and decodes two records (as costly as a signature check), so
+        # its answer is kept until the next block; the nonce is one key, read every time.
+        height = self._ledger.height
+        if height != self._checked_height:
+            self._sender_checked.clear()
+            self._checked_height = height
+        key = (tx.sender, tx.key_id)
+        if key in self._sender_checked:
+            rejection = self._sender_checked[key]
+        else:
+            rejection = contracts.admissible_sender(state, tx.sender, tx.key_id)
+            if len(self._sender_checked) < SENDER_CHECKS_MAX:
+                self._sender_checked[key] = rejection
+        if rejection is None:
+            rejection = contracts.nonce_rejection(state, tx.sender, tx.nonce)
         if rejection is None:
             return None
         return self._reject(tx.tx_id, rejection.code, rejection.message)
