@@ -93,6 +93,9 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
 }
 
 ADMISSION_DEFAULTS: dict[str, int] = {
+    "sender_burst": 1_000,
+    "sender_pending_max": 1_000,
+    "sender_rate_per_s": 500,
     "tx_expiry_horizon_ms": 24 * 3600 * 1000,
 }
 

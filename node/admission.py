@@ -31,6 +31,26 @@ COMMITTED = "COMMITTED"
 REJECTED = "REJECTED"
 
 
+class SenderQuota:
+    """Per-sender bounds at one node: a pending share of the mempool and a token bucket."""
+
+    def __init__(self, *, pending_max: int, rate_per_s: int, burst: int) -> None:
+        self.pending_max = pending_max
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        # Only senders that passed the sender check get a bucket: registered participants.
+        self._buckets: dict[str, tuple[float, int]] = {}
+
+    def take(self, sender: str, now_ms: int) -> bool:
+        tokens, last_ms = self._buckets.get(sender, (float(self.burst), now_ms))
+        tokens = min(float(self.burst), tokens + max(0, now_ms - last_ms) * self.rate_per_s / 1000)
+        if tokens < 1:
+            self._buckets[sender] = (tokens, now_ms)
+            return False
+        self._buckets[sender] = (tokens - 1, now_ms)
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class AdmissionResult:
     status: str
@@ -49,7 +69,9 @@ class Admission:
         clock_ms: Callable[[], int],
         on_admitted: Callable[[list[Transaction], bool], None],
         envelope_size_max: int,
+        quota: SenderQuota | None = None,
     ) -> None:
+        self._quota = quota
         self._chain_id = chain_id
         self._ledger = ledger
         self._mempool = mempool
@@ -80,7 +102,11 @@ class Admission:
             except TxError as exc:
                 results[index] = self._reject(b"", exc.code, exc.message)
                 continue
-            early = self._precheck(tx, now_ms, seen) or self._check_sender(tx, state)
+            early = (
+                self._precheck(tx, now_ms, seen)
+                or self._check_sender(tx, state)
+                or self._check_quota(tx, now_ms, from_peer)
+            )
             if early is not None:
                 results[index] = early
                 continue
@@ -158,6 +184,27 @@ class Admission:
         if rejection is None:
             return None
         return self._reject(tx.tx_id, rejection.code, rejection.message)
+
+    def _check_quota(self, tx: Transaction, now_ms: int, from_peer: bool) -> AdmissionResult | None:
+        quota = self._quota
+        if quota is None:
+            return None
+        if self._mempool.pending_of(tx.sender) >= quota.pending_max:
+            return self._reject(
+                tx.tx_id,
+                "SENDER_QUOTA",
+                f"{tx.sender} already has {quota.pending_max} transactions pending at this node "
+                "(the chain's sender_pending_max); wait for some to commit",
+            )
+        # Relayed copies were counted against the rate at the node the client chose.
+        if not from_peer and not quota.take(tx.sender, now_ms):
+            return self._reject(
+                tx.tx_id,
+                "RATE_LIMITED",
+                f"{tx.sender} is over {quota.rate_per_s} transactions/s at this node (burst "
+                f"{quota.burst}, the chain's sender_rate_per_s and sender_burst); slow down",
+            )
+        return None
 
     def _reject(self, tx_id: bytes, code: str, message: str) -> AdmissionResult:
         self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + 1

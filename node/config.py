@@ -105,6 +105,9 @@ GENESIS_FIELDS = (
 # Admission limits every replica applies alike (the expiry horizon is checked again when a block
 # executes): required for the same reason as the consensus parameters.
 ADMISSION_RANGES: dict[str, tuple[int, int]] = {
+    "sender_burst": (1, 10_000_000),
+    "sender_pending_max": (1, 10_000_000),
+    "sender_rate_per_s": (1, 1_000_000),
     "tx_expiry_horizon_ms": (60_000, 30 * 24 * 3600 * 1000),
 }
 VALIDATOR_FIELDS = ("api_address", "id", "peer_address", "public_key")
@@ -547,6 +550,11 @@ class ConsensusParams:
 
 @dataclass(frozen=True, slots=True)
 class AdmissionParams:
+    # Per sender and node: transactions pending in the mempool (relayed ones included), and a
+    # token bucket over what clients submit (refilled at the rate, holding at most the burst).
+    sender_burst: int
+    sender_pending_max: int
+    sender_rate_per_s: int
     tx_expiry_horizon_ms: int  # a transaction may expire at most this far after now / block time
 
 

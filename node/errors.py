@@ -56,6 +56,8 @@ _STATUS = {
     "EXPIRY_TOO_FAR": grpc.StatusCode.FAILED_PRECONDITION,
     "NONCE_REUSED": grpc.StatusCode.ALREADY_EXISTS,
     "MEMPOOL_FULL": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "SENDER_QUOTA": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "RATE_LIMITED": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "BUSY": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "BATCH_TOO_LARGE": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "NOT_FOUND": grpc.StatusCode.NOT_FOUND,

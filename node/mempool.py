@@ -28,12 +28,17 @@ class Mempool:
             raise ValueError("size_max must be >= 1")
         self.size_max = size_max
         self._pending: OrderedDict[bytes, PendingTx] = OrderedDict()
+        self._by_sender: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def __contains__(self, tx_id: object) -> bool:
         return tx_id in self._pending
+
+    def pending_of(self, sender: str) -> int:
+        """How many of this sender's transactions are pending here."""
+        return self._by_sender.get(sender, 0)
 
     @property
     def free(self) -> int:
@@ -46,13 +51,20 @@ class Mempool:
         if len(self._pending) >= self.size_max:
             return False
         self._pending[tx.tx_id] = PendingTx(tx, now_ms)
+        self._by_sender[tx.sender] = self._by_sender.get(tx.sender, 0) + 1
         return True
 
     def remove(self, tx_ids: Iterable[bytes]) -> int:
         removed = 0
         for tx_id in tx_ids:
-            if self._pending.pop(tx_id, None) is not None:
+            pending = self._pending.pop(tx_id, None)
+            if pending is not None:
                 removed += 1
+                left = self._by_sender[pending.tx.sender] - 1
+                if left:
+                    self._by_sender[pending.tx.sender] = left
+                else:
+                    del self._by_sender[pending.tx.sender]
         return removed
 
     def expire(self, now_ms: int) -> list[Transaction]:

@@ -32,7 +32,7 @@ from ibledger.consensus import (
 from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 
 from . import clock, pki
-from .admission import Admission
+from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .config import NodeConfig
 from .crypto import get_suite
@@ -364,6 +364,11 @@ class Node:
             clock_ms=now_ms,
             on_admitted=self._on_admitted,
             envelope_size_max=ENVELOPE_SIZE_MAX,
+            quota=SenderQuota(
+                pending_max=genesis.admission.sender_pending_max,
+                rate_per_s=genesis.admission.sender_rate_per_s,
+                burst=genesis.admission.sender_burst,
+            ),
         )
         self.state_transfer = StateTransfer(
             node_id=self.node_id,

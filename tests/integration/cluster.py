@@ -49,6 +49,7 @@ class Cluster:
         *,
         view_change_timeout_ms: int = 1000,
         checkpoint_interval: int | None = None,
+        admission: dict[str, int] | None = None,
     ) -> Cluster:
         run_cli("network", "init", "--nodes", "4", "--dir", str(directory))
         genesis_path = directory / "genesis.json"
@@ -57,6 +58,7 @@ class Cluster:
         if checkpoint_interval is not None:
             genesis["consensus"]["checkpoint_interval"] = checkpoint_interval
             genesis["consensus"]["watermark_window"] = 4 * checkpoint_interval
+        genesis["admission"].update(admission or {})
         genesis_path.write_text(json.dumps(genesis, indent=2))
         cluster = cls(directory)
         cluster.manifest = load_manifest(directory)

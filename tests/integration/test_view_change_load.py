@@ -31,6 +31,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         tmp_path / "network",
         view_change_timeout_ms=VIEW_CHANGE_TIMEOUT_MS,
         checkpoint_interval=64,
+        # The load comes from one identity; its per-sender quota is not what is tested here.
+        admission={"sender_pending_max": 1_000_000, "sender_burst": 1_000_000},
     )
     cluster.up()
     try:
