@@ -45,7 +45,7 @@ from .calendar import (
     calendar_from_genesis,
     parameters_from_genesis,
 )
-from .codec import canonical_decode, canonical_encode
+from .codec import canonical_decode
 from .core import Call, Env, Event, Outcome, StateView, Store, TxContext, business_day
 from .errors import ContractError, GenesisError
 from .identity import KeyRecord, check_sender, key_fingerprint
@@ -129,7 +129,7 @@ def execute(state: StateView, call: Call, ctx: TxContext) -> Outcome:
             check_nonce(store, sender.id, ctx.nonce)
             key = nonce_key(sender.id, ctx.nonce)
             store.put(key, ctx.tx_id)
-            nonce_write = ((key, canonical_encode(ctx.tx_id)),)
+            nonce_write = ((key, store.get(key)),)
         handler = OPERATIONS.get(call.operation) if isinstance(call.operation, str) else None
         if handler is None:
             raise ContractError(

@@ -45,10 +45,8 @@ class RateLimitedLog:
         self._interval_s = interval_s
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
-        self.total: dict[str, int] = {}
 
     def bad_input(self, kind: str, message: str, **fields: object) -> None:
-        self.total[kind] = self.total.get(kind, 0) + 1
         now = time.monotonic()
         if now - self._last.get(kind, -1e9) < self._interval_s:
             self._held[kind] = self._held.get(kind, 0) + 1
@@ -86,6 +84,7 @@ def _wrap(
             "malformed request refused",
             method=name,
             bytes=request.size,
+            reason=request.reason,
             peer=context.peer(),
         )
 

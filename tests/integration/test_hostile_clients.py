@@ -57,6 +57,21 @@ def _signed(
     )
 
 
+def _rename(
+    cluster: Cluster, sender: str, name: str, nonce: int, expires_at_ms: int | None = None
+) -> bytes:
+    """A sender's change of its own details: valid, signed, and refused by the contract (only
+    an admin may change details), which is beside the point of these tests."""
+    return _signed(
+        cluster,
+        sender,
+        "identity.update_details",
+        {"participant": sender, "name": name},
+        nonce=nonce,
+        expires_at_ms=expires_at_ms,
+    )
+
+
 def _results(cluster: Cluster, node_id: str, envelopes: list[bytes]) -> list[tuple[str, str]]:
     response = cluster.stub(node_id).SubmitBatch(
         ledger_pb2.SubmitBatchRequest(envelopes=envelopes), timeout=10
@@ -78,13 +93,7 @@ def _agree(cluster: Cluster) -> None:
 
 
 def test_a_deactivated_participant_is_refused_at_admission(cluster: Cluster) -> None:
-    before = _signed(
-        cluster,
-        "SUPPLIER",
-        "identity.update_details",
-        {"participant": "SUPPLIER", "name": "s"},
-        nonce=1,
-    )
+    before = _rename(cluster, "SUPPLIER", "s", nonce=1)
     [(status, code)] = _results(cluster, "node1", [before])
     assert (status, code) == ("ADMITTED", "OK")
     # Executed (the contract refuses a non-admin's detail change, which is beside the point).
@@ -93,13 +102,7 @@ def test_a_deactivated_participant_is_refused_at_admission(cluster: Cluster) -> 
         cluster, "ADMIN", "identity.deactivate", {"participant": "SUPPLIER"}, nonce=10_001
     )
     cluster.wait_committed("node0", cluster.submit("node0", [deactivate]), timeout_s=60)
-    after = _signed(
-        cluster,
-        "SUPPLIER",
-        "identity.update_details",
-        {"participant": "SUPPLIER", "name": "t"},
-        nonce=2,
-    )
+    after = _rename(cluster, "SUPPLIER", "t", nonce=2)
     for node_id in cluster.node_ids:
         [(status, code)] = _results(cluster, node_id, [after])
         assert (status, code) == ("REJECTED", "SENDER_INACTIVE"), node_id
@@ -110,20 +113,8 @@ def test_a_nonce_is_used_once_even_split_between_primary_and_backups(cluster: Cl
     primary = cluster.status("node0").primary
     backups = [n for n in cluster.node_ids if n != primary]
     nonce = 777_000
-    first = _signed(
-        cluster,
-        "ICBC",
-        "identity.update_details",
-        {"participant": "ICBC", "name": "a"},
-        nonce=nonce,
-    )
-    second = _signed(
-        cluster,
-        "ICBC",
-        "identity.update_details",
-        {"participant": "ICBC", "name": "b"},
-        nonce=nonce,
-    )
+    first = _rename(cluster, "ICBC", "a", nonce=nonce)
+    second = _rename(cluster, "ICBC", "b", nonce=nonce)
     assert decode_envelope(first).tx_id != decode_envelope(second).tx_id
     # Both at once, one to the primary, the other to a backup (B11): both may be admitted.
     [a] = _results(cluster, primary, [first])
@@ -138,43 +129,22 @@ def test_a_nonce_is_used_once_even_split_between_primary_and_backups(cluster: Cl
     # other is refused for its nonce, by admission or, when both were admitted, in execution.
     assert sorted(codes) == ["FORBIDDEN", "NONCE_REUSED"], codes
     # Once one has committed, the same nonce is refused at admission on every node.
-    third = _signed(
-        cluster,
-        "ICBC",
-        "identity.update_details",
-        {"participant": "ICBC", "name": "c"},
-        nonce=nonce,
-    )
+    third = _rename(cluster, "ICBC", "c", nonce=nonce)
     for node_id in cluster.node_ids:
         assert _results(cluster, node_id, [third]) == [("REJECTED", "NONCE_REUSED")], node_id
     _agree(cluster)
 
 
 def test_expiry_is_capped_by_the_chain_horizon(cluster: Cluster) -> None:
-    forever = _signed(
-        cluster,
-        "CIB",
-        "identity.update_details",
-        {"participant": "CIB", "name": "x"},
-        nonce=1,
-        expires_at_ms=2**63 - 1,
-    )
+    forever = _rename(cluster, "CIB", "x", nonce=1, expires_at_ms=2**63 - 1)
     assert _results(cluster, "node2", [forever]) == [("REJECTED", "EXPIRY_TOO_FAR")]
     two_days = int(time.time() * 1000) + 48 * HOUR_MS
-    late = _signed(
-        cluster,
-        "CIB",
-        "identity.update_details",
-        {"participant": "CIB", "name": "x"},
-        nonce=2,
-        expires_at_ms=two_days,
-    )
+    late = _rename(cluster, "CIB", "x", nonce=2, expires_at_ms=two_days)
     assert _results(cluster, "node2", [late]) == [("REJECTED", "EXPIRY_TOO_FAR")]
-    in_time = _signed(
+    in_time = _rename(
         cluster,
         "CIB",
-        "identity.update_details",
-        {"participant": "CIB", "name": "x"},
+        "x",
         nonce=3,
         expires_at_ms=int(time.time() * 1000) + 23 * HOUR_MS,
     )

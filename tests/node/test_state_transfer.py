@@ -86,6 +86,38 @@ class _NoPeers:
         pass
 
 
+def _behind_node(
+    path: Path,
+    genesis: dict[str, object],
+    validators: dict[str, KeyPair],
+    peers: dict[str, str],
+) -> tuple[Ledger, Replica, asyncio.Task[None], StateTransfer]:
+    """node3 at height 0, with its replica running and state transfer towards ``peers``."""
+    ledger = Ledger.open(path, genesis)
+    replica = Replica(
+        ReplicaConfig(MEMBERS),
+        "node3",
+        ValidatorSigner("node3", validators["node3"], SUITE),
+        ValidatorVerifier({rid: k.public_key for rid, k in validators.items()}, SUITE),
+        None,
+        ledger.executed_tip(GENESIS_TIME_MS),
+    )
+    runtime = ReplicaRuntime(
+        replica, ledger, _NoPeers(), on_committed=lambda *_: None, on_fetch=lambda _: None
+    )
+    runner = asyncio.create_task(runtime.run())
+    transfer = StateTransfer(
+        node_id="node3",
+        ledger=ledger,
+        runtime=runtime,
+        peers=peers,
+        channel_factory=lambda peer_id, address: grpc.aio.insecure_channel(address),
+        peer_heights=lambda: {},
+        genesis_time_ms=GENESIS_TIME_MS,
+    )
+    return ledger, replica, runner, transfer
+
+
 @pytest.mark.parametrize("forger_first", [True, False])
 async def test_forged_blocks_are_refused_and_an_honest_peer_is_used(
     tmp_path: Path, forger_first: bool
@@ -125,28 +157,9 @@ async def test_forged_blocks_are_refused_and_an_honest_peer_is_used(
     forger, honest = _Server(forged_blocks), _Server(honest_blocks)
     forger_server, forger_address = await _serve(forger)
     honest_server, honest_address = await _serve(honest)
-    ledger = Ledger.open(tmp_path / "behind", genesis)
-    replica = Replica(
-        ReplicaConfig(MEMBERS),
-        "node3",
-        ValidatorSigner("node3", validators["node3"], SUITE),
-        ValidatorVerifier({rid: k.public_key for rid, k in validators.items()}, SUITE),
-        None,
-        ledger.executed_tip(GENESIS_TIME_MS),
-    )
-    runtime = ReplicaRuntime(
-        replica, ledger, _NoPeers(), on_committed=lambda *_: None, on_fetch=lambda _: None
-    )
-    runner = asyncio.create_task(runtime.run())
     peers = {"node0": forger_address, "node1": honest_address}
-    transfer = StateTransfer(
-        node_id="node3",
-        ledger=ledger,
-        runtime=runtime,
-        peers=peers,
-        channel_factory=lambda peer_id, address: grpc.aio.insecure_channel(address),
-        peer_heights=lambda: {},
-        genesis_time_ms=GENESIS_TIME_MS,
+    ledger, replica, runner, transfer = _behind_node(
+        tmp_path / "behind", genesis, validators, peers
     )
     hint = ("node0", "node1") if forger_first else ("node1", "node0")
     try:
@@ -194,27 +207,8 @@ async def test_a_round_holds_a_bounded_number_of_bytes(
     )
     peer = _RangeServer(blocks)
     server, address = await _serve(peer)
-    ledger = Ledger.open(tmp_path / "behind", genesis)
-    replica = Replica(
-        ReplicaConfig(MEMBERS),
-        "node3",
-        ValidatorSigner("node3", validators["node3"], SUITE),
-        ValidatorVerifier({rid: k.public_key for rid, k in validators.items()}, SUITE),
-        None,
-        ledger.executed_tip(GENESIS_TIME_MS),
-    )
-    runtime = ReplicaRuntime(
-        replica, ledger, _NoPeers(), on_committed=lambda *_: None, on_fetch=lambda _: None
-    )
-    runner = asyncio.create_task(runtime.run())
-    transfer = StateTransfer(
-        node_id="node3",
-        ledger=ledger,
-        runtime=runtime,
-        peers={"node1": address},
-        channel_factory=lambda peer_id, a: grpc.aio.insecure_channel(a),
-        peer_heights=lambda: {},
-        genesis_time_ms=GENESIS_TIME_MS,
+    ledger, _, runner, transfer = _behind_node(
+        tmp_path / "behind", genesis, validators, {"node1": address}
     )
     try:
         transfer.request(FetchBlocks(1, 6, ("node1",)))
