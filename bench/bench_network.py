@@ -24,9 +24,11 @@ from pathlib import Path
 
 import grpc
 
+from ibledger.cli.client import api_channel
+from ibledger.consensus import request_id
 from ibledger.node.config import load_manifest
 from ibledger.node.crypto import load_private_key
-from ibledger.node.tx import build_transaction, decode_envelope
+from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 
@@ -96,9 +98,12 @@ def _run_load(directory: Path, options: argparse.Namespace) -> dict[str, object]
         )
         for n in range(total)
     ]
-    ids = [decode_envelope(e).tx_id for e in envelopes]
+    # Matched by request id: an anonymous block stream withholds the envelopes themselves.
+    ids = [request_id(e) for e in envelopes]
     stubs = [
-        ledger_pb2_grpc.LedgerStub(grpc.insecure_channel(f"{n.api.host}:{n.api.port}"))
+        ledger_pb2_grpc.LedgerStub(
+            api_channel(f"{n.api.host}:{n.api.port}", manifest.ca_cert, n.id)
+        )
         for n in manifest.nodes
     ]
     committed_at: dict[bytes, float] = {}
@@ -109,8 +114,8 @@ def _run_load(directory: Path, options: argparse.Namespace) -> dict[str, object]
         try:
             for block in stream:
                 now = time.perf_counter()
-                for envelope in block.txs:
-                    committed_at.setdefault(decode_envelope(envelope).tx_id, now)
+                for rid in block.request_ids:
+                    committed_at.setdefault(rid, now)
         except grpc.RpcError:
             pass
 

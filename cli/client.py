@@ -19,7 +19,14 @@ rule (e.g. ``NOT_HOLDER``) in the block with its code and message.  ``submit`` r
 (``receipt.ok`` is false); ``receipt.raise_for_result()`` turns it into :class:`TransactionFailed`.
 
 Queries are signed envelopes too (op ``query.<name>``, a 60-second expiry): the node learns and
-authenticates the viewer, whose rights decide what the answer may show.
+authenticates the viewer, whose rights decide what the answer may show.  Reads of receipts,
+blocks and events carry a *read session* (op ``read.session`` for one node, signed once and
+reused for five minutes): a client with an identity sees the full payloads of the transactions
+it is a party to; without one, a node shows only what proofs need (``withheld``).
+
+Nodes serve the API over TLS with certificates from the consortium CA.  A client given the CA
+(``ca_cert`` in the manifest, or ``ca_cert=``) verifies every node against it, and against the
+node's id where the manifest names it.
 
 A network manifest (``network.json``, written by ``ibledger network init``) names the chain, the
 genesis file, the nodes and the local identities (participant id and key file).  Only the fields
@@ -33,7 +40,7 @@ import os
 import re
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -45,6 +52,8 @@ from ibledger.node.blocks import BlockFormatError, BlockHeader
 from ibledger.node.crypto import CryptoError, KeyPair, load_private_key
 from ibledger.node.tx import (
     QUERY_SIGNING_DOMAIN,
+    READ_SESSION_OP,
+    READ_SIGNING_DOMAIN,
     SIGNING_DOMAIN,
     Transaction,
     TxError,
@@ -68,6 +77,8 @@ __all__ = [
     "Submission",
     "TransactionFailed",
     "TxReceipt",
+    "api_channel",
+    "api_credentials",
     "exit_code_for",
     "parse_tx_id",
 ]
@@ -75,6 +86,7 @@ __all__ = [
 DEFAULT_CALL_TIMEOUT_S = 10.0
 DEFAULT_WAIT_TIMEOUT_S = 30.0
 QUERY_TTL_MS = 60_000
+READ_SESSION_TTL_MS = 5 * 60_000
 WAIT_TIMEOUT_MS_MAX = 2**32 - 1  # WaitForCommitRequest.timeout_ms is a uint32
 WAIT_RENEW_MARGIN_S = 0.05
 MESSAGE_BYTES_MAX = 64 * 1024 * 1024
@@ -232,6 +244,7 @@ class TxReceipt:
     events: tuple[LedgerEvent, ...]
     proto: types_pb2.Receipt = field(repr=False, compare=False)
     resubmitted: bool = False  # the node answered COMMITTED: this is the original receipt
+    withheld: bool = False  # the viewer is not a party: no envelope, result or events
 
     @classmethod
     def from_proto(cls, receipt: types_pb2.Receipt, *, resubmitted: bool = False) -> TxReceipt:
@@ -249,6 +262,7 @@ class TxReceipt:
             events=tuple(LedgerEvent.from_proto(e) for e in receipt.events),
             proto=receipt,
             resubmitted=resubmitted,
+            withheld=receipt.withheld,
         )
 
     @property
@@ -293,6 +307,7 @@ class TxReceipt:
             "args": dict(tx.args) if tx else None,
             "events": [event.to_dict() for event in self.events],
             "resubmitted": self.resubmitted,
+            "withheld": self.withheld,
         }
 
 
@@ -330,6 +345,7 @@ class LedgerBlock:
     certificate: bytes
     events: tuple[LedgerEvent, ...]
     proto: types_pb2.Block = field(repr=False, compare=False)
+    withheld: frozenset[int] = frozenset()  # positions whose payload the viewer may not see
 
     @classmethod
     def from_proto(cls, block: types_pb2.Block) -> LedgerBlock:
@@ -344,6 +360,7 @@ class LedgerBlock:
             certificate=block.certificate,
             events=tuple(LedgerEvent.from_proto(e) for e in block.events),
             proto=block,
+            withheld=frozenset(block.withheld),
         )
 
     def to_dict(self, *, with_txs: bool = True) -> dict[str, Any]:
@@ -361,13 +378,18 @@ class LedgerBlock:
         }
         if with_txs:
             rows = []
+            request_ids = list(self.proto.request_ids)
             for index, envelope in enumerate(self.txs):
-                tx = _transaction(envelope)
+                tx = None if index in self.withheld else _transaction(envelope)
                 code, message = self.results[index] if index < len(self.results) else ("", "")
                 rows.append(
                     {
                         "index": index,
                         "tx_id": tx.tx_id.hex() if tx else None,
+                        "request_id": request_ids[index].hex()
+                        if index < len(request_ids)
+                        else None,
+                        "withheld": index in self.withheld,
                         "operation": tx.operation if tx else None,
                         "sender": tx.sender if tx else None,
                         "code": code,
@@ -465,6 +487,7 @@ class NetworkManifest:
     genesis_file: Path | None
     nodes: tuple[NodeEntry, ...]
     identities: dict[str, IdentityEntry]
+    ca_cert: Path | None = None  # the consortium CA that node API certificates chain to
 
     FILE_NAME = "network.json"
 
@@ -497,6 +520,9 @@ class NetworkManifest:
         genesis = data.get("genesis")
         if genesis is not None and not isinstance(genesis, str):
             raise invalid("genesis must be a file name")
+        ca_cert = data.get("ca_cert")
+        if ca_cert is not None and not isinstance(ca_cert, str):
+            raise invalid("ca_cert must be a file name")
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, list) or not raw_nodes:
             raise invalid("nodes must be a non-empty list")
@@ -525,6 +551,7 @@ class NetworkManifest:
             genesis_file=base / genesis if genesis else None,
             nodes=tuple(nodes),
             identities=identities,
+            ca_cert=base / ca_cert if ca_cert else None,
         )
 
     def identity(self, name: str) -> IdentityEntry:
@@ -557,6 +584,35 @@ def load_genesis(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def api_credentials(ca_cert: str | Path) -> grpc.ChannelCredentials:
+    """TLS credentials that trust only the consortium CA in ``ca_cert``."""
+    try:
+        pem = Path(ca_cert).read_bytes()
+    except OSError as exc:
+        raise ClientError(
+            "NO_CA", f"cannot read the consortium CA certificate {ca_cert}: {exc}"
+        ) from None
+    if b"BEGIN CERTIFICATE" not in pem:
+        raise ClientError("NO_CA", f"{ca_cert} is not a PEM certificate")
+    return grpc.ssl_channel_credentials(root_certificates=pem)
+
+
+def api_channel(
+    address: str,
+    ca_cert: str | Path | None,
+    node_id: str | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.Channel:
+    """A channel to a node's public API: TLS verified against the consortium CA (and the node's
+    id, when known) if ``ca_cert`` is given, else plaintext."""
+    opts = list(options)
+    if ca_cert is None:
+        return grpc.insecure_channel(address, options=opts)
+    if node_id is not None:
+        opts.append(("grpc.ssl_target_name_override", node_id))
+    return grpc.secure_channel(address, api_credentials(ca_cert), options=opts)
+
+
 def load_keypair(path: str | Path) -> KeyPair:
     """A private key file; an encrypted one takes its passphrase from $IBLEDGER_PASSPHRASE."""
     passphrase = os.environ.get("IBLEDGER_PASSPHRASE")
@@ -582,6 +638,8 @@ class Client:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         manifest: NetworkManifest | None = None,
+        ca_cert: str | Path | None = None,
+        node_ids: Mapping[str, str] | None = None,
     ) -> None:
         addresses = [address] if isinstance(address, str) else list(address)
         if not addresses:
@@ -595,7 +653,13 @@ class Client:
         self.manifest = manifest
         self.last_query_height: int | None = None
         self._chain_id = chain_id
+        if credentials is None and ca_cert is not None:
+            credentials = api_credentials(ca_cert)
         self._credentials = credentials
+        # address -> node id: the name a node's certificate must carry, and whom a read
+        # session is for (asked of the node when the manifest does not say).
+        self._node_ids: dict[str, str] = dict(node_ids or {})
+        self._sessions: dict[str, tuple[bytes, float]] = {}  # address -> (session, renew at)
         self._current = 0
         self._channels: dict[str, grpc.Channel] = {}
 
@@ -626,6 +690,8 @@ class Client:
             sender=sender,
             timeout_s=timeout_s,
             manifest=manifest,
+            ca_cert=manifest.ca_cert,
+            node_ids={n.api: n.id for n in manifest.nodes},
         )
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -649,16 +715,51 @@ class Client:
     def _stub(self, address: str) -> ledger_pb2_grpc.LedgerStub:
         channel = self._channels.get(address)
         if channel is None:
-            options = [
+            options: list[tuple[str, Any]] = [
                 ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
                 ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
             ]
             if self._credentials is not None:
+                node_id = self._node_ids.get(address)
+                if node_id is not None:
+                    options.append(("grpc.ssl_target_name_override", node_id))
                 channel = grpc.secure_channel(address, self._credentials, options=options)
             else:
                 channel = grpc.insecure_channel(address, options=options)
             self._channels[address] = channel
         return ledger_pb2_grpc.LedgerStub(channel)
+
+    def _session(self, address: str) -> bytes:
+        """This client's read session for the node at ``address`` (b"" without an identity)."""
+        if self.keypair is None:
+            return b""
+        cached = self._sessions.get(address)
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        node_id = self._node_ids.get(address)
+        if node_id is None:
+            status = self._stub(address).GetStatus(
+                ledger_pb2.GetStatusRequest(), timeout=self.timeout_s
+            )
+            node_id = self._node_ids[address] = status.node_id
+        session = self.build(
+            READ_SESSION_OP,
+            {"node": node_id},
+            expires_at_ms=clock.now_ms() + READ_SESSION_TTL_MS,
+            domain=READ_SIGNING_DOMAIN,
+        )
+        # Renewed well before it expires, so clock skew and a slow call never present a dead one.
+        self._sessions[address] = (session, time.monotonic() + READ_SESSION_TTL_MS / 2000)
+        return session
+
+    def _with_session(self, request: Any, address: str) -> Any:
+        """``request`` naming this client as viewer to the node at ``address``."""
+        if self.keypair is None or "viewer" not in request.DESCRIPTOR.fields_by_name:
+            return request
+        signed = type(request)()
+        signed.CopyFrom(request)
+        signed.viewer = self._session(address)
+        return signed
 
     def _order(self) -> list[int]:
         count = len(self.addresses)
@@ -671,7 +772,7 @@ class Client:
             address = self.addresses[index]
             try:
                 response = getattr(self._stub(address), method)(
-                    request, timeout=timeout_s or self.timeout_s
+                    self._with_session(request, address), timeout=timeout_s or self.timeout_s
                 )
             except grpc.RpcError as exc:
                 error = _error_from_rpc(exc, address)
@@ -790,6 +891,9 @@ class Client:
         if submission.status == "REJECTED":
             raise ClientError(submission.code or "REJECTED", submission.message)
         if submission.receipt is not None:
+            if submission.receipt.withheld and self.keypair is not None:
+                # A resubmission is answered anonymously; ask as ourselves for the full one.
+                return replace(self.receipt(submission.tx_id), resubmitted=True)
             return submission.receipt
         if not wait:
             return submission
@@ -872,7 +976,9 @@ class Client:
             try:
                 # A little slack over the node's own timeout, so that its answer (with a
                 # sentence) arrives before our transport deadline fires.
-                response = self._stub(address).WaitForCommit(request, timeout=remaining + 2.0)
+                response = self._stub(address).WaitForCommit(
+                    self._with_session(request, address), timeout=remaining + 2.0
+                )
             except grpc.RpcError as exc:
                 error = _error_from_rpc(exc, address)
                 if error.grpc_status == grpc.StatusCode.UNAVAILABLE:
@@ -926,8 +1032,9 @@ class Client:
         """
         next_height = from_height
 
-        def open_stream(stub: ledger_pb2_grpc.LedgerStub) -> Any:
-            return stub.StreamBlocks(ledger_pb2.StreamBlocksRequest(from_height=next_height))
+        def open_stream(stub: ledger_pb2_grpc.LedgerStub, address: str) -> Any:
+            request = ledger_pb2.StreamBlocksRequest(from_height=next_height)
+            return stub.StreamBlocks(self._with_session(request, address))
 
         for item in self._follow(open_stream):
             if item is _RESUMED:
@@ -946,9 +1053,9 @@ class Client:
         yielded_here = 0  # events of height ``current`` already handed out
         skip = 0
 
-        def open_stream(stub: ledger_pb2_grpc.LedgerStub) -> Any:
+        def open_stream(stub: ledger_pb2_grpc.LedgerStub, address: str) -> Any:
             request = ledger_pb2.StreamEventsRequest(from_height=current, kinds=list(kinds))
-            return stub.StreamEvents(request)
+            return stub.StreamEvents(self._with_session(request, address))
 
         for item in self._follow(open_stream):
             if item is _RESUMED:
@@ -976,8 +1083,9 @@ class Client:
             if failures:
                 yield _RESUMED
             address = self.address
-            call = open_stream(self._stub(address))
+            call = None
             try:
+                call = open_stream(self._stub(address), address)
                 for item in call:
                     failures.clear()
                     yield item
@@ -989,7 +1097,8 @@ class Client:
                 failures.append(error)
                 self._current = (self._current + 1) % len(self.addresses)
             finally:
-                call.cancel()
+                if call is not None:
+                    call.cancel()
         raise self._all_unavailable(failures)
 
 

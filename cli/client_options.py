@@ -46,7 +46,15 @@ from .output import CommandError, add_json_flag, emit, home
 EXIT_USAGE = 2
 # Client-side codes that mean "the command was used wrongly", not "the ledger said no".
 USAGE_CODES = frozenset(
-    {"NO_NETWORK", "NO_IDENTITY", "UNKNOWN_IDENTITY", "BAD_TX_ID", "MANIFEST_INVALID", "NO_NODE"}
+    {
+        "NO_NETWORK",
+        "NO_IDENTITY",
+        "UNKNOWN_IDENTITY",
+        "BAD_TX_ID",
+        "MANIFEST_INVALID",
+        "NO_NODE",
+        "NO_CA",
+    }
 )
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _RATE = re.compile(r"(0|[1-9][0-9]{0,2})(?:\.([0-9]{1,4}))?")
@@ -79,6 +87,17 @@ def add_client_flags(
         metavar="HOST:PORT",
         help="talk to this node only (default: the manifest's nodes, trying the next one when a "
         "node is unavailable)",
+    )
+    connection.add_argument(
+        "--ca",
+        type=Path,
+        metavar="FILE",
+        help="the consortium CA certificate to verify nodes against (default: the manifest's)",
+    )
+    connection.add_argument(
+        "--insecure",
+        action="store_true",
+        help="talk to a node without TLS (only for a node configured with [api] tls = false)",
     )
     if transaction:
         # --timeout bounds the wait for the commit, not each call (open_client reads this).
@@ -168,6 +187,18 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
             f"this command is signed: pass --as IDENTITY{hint}, or --key FILE --sender PARTICIPANT",
         )
     addresses = [node] if node else [entry.api for entry in manifest.nodes] if manifest else []
+    ca_cert: Path | None = getattr(options, "ca", None)
+    if getattr(options, "insecure", False):
+        if ca_cert is not None:
+            raise ClientError("BAD_ARGUMENT", "--insecure and --ca exclude each other")
+    elif ca_cert is None and manifest is not None:
+        ca_cert = manifest.ca_cert  # a manifest without one describes a plaintext network
+    elif ca_cert is None:
+        raise ClientError(
+            "NO_CA",
+            "no consortium CA to verify the node against: pass --ca FILE (the network's "
+            "ca/ca.crt), or --network DIR",
+        )
     # For transactions --timeout bounds the wait for the commit; for reads, each call.
     timeout_s = DEFAULT_CALL_TIMEOUT_S
     if not getattr(options, "waits", False) and getattr(options, "timeout", None):
@@ -179,6 +210,8 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
         sender=sender,
         timeout_s=timeout_s,
         manifest=manifest,
+        ca_cert=ca_cert,
+        node_ids={entry.api: entry.id for entry in manifest.nodes} if manifest else None,
     )
 
 
@@ -455,7 +488,9 @@ def receipt_lines(receipt: TxReceipt, currency: str | None = None) -> list[str]:
     lines = [
         f"committed: {what} at height {receipt.height}, index {receipt.index}{again}",
         f"  tx {receipt.tx_id.hex()}",
-        f"  result {receipt.code}: {receipt.message}",
+        "  result withheld: the node shows it to the transaction's parties (sign with --as)"
+        if receipt.withheld
+        else f"  result {receipt.code}: {receipt.message}",
     ]
     for event in receipt.events:
         lines.append(f"  event {event.kind}: {format_attrs(event.attrs, currency)}")

@@ -16,10 +16,15 @@ each piece is checked with what the client already holds (the genesis file):
    valid signatures of at least a quorum of distinct genesis validators.
 
 5. **result** -- once a stable checkpoint covers the block, the receipt carries a result proof:
-   the block's canonical results, and the state-root chain (block hash, results digest,
-   write-set digest per block) from the block before it up to the checkpoint, whose certificate
-   holds a quorum of validator signatures over the state root the chain must reach.  The
-   receipt's result code, message and events must be the ones in those results.
+   the transaction's canonical outcome (result and events) with its Merkle path to the block's
+   results digest, and the state-root chain (block hash, results digest, write-set digest per
+   block) from the block before it up to the checkpoint, whose certificate holds a quorum of
+   validator signatures over the state root the chain must reach.  The receipt's result code,
+   message and events must be the ones in that outcome.
+
+A node shows a receipt's envelope, result and events only to the transaction's parties (and the
+regulator); to anyone else it is *withheld*, and checks 1 and 5 fail unless the caller holds the
+envelope itself (``envelope=``), which then proves inclusion.
 
 Checks 1-4 prove that the transaction was ordered at that position of a block that a quorum of
 validators committed.  The commit certificate signs height, proposal time and transaction root
@@ -233,13 +238,24 @@ def verify_receipt(
     validators: ValidatorSet,
     *,
     expected_tx_id: bytes | None = None,
+    envelope: bytes | None = None,
 ) -> VerificationReport:
-    """Check a receipt's envelope, header, inclusion proof and commit certificate."""
+    """Check a receipt's envelope, header, inclusion proof and commit certificate.
+
+    ``envelope`` is the caller's own copy of the transaction, for a receipt the node withheld.
+    """
     pb = receipt.proto if isinstance(receipt, TxReceipt) else receipt
     checks: list[Check] = []
     wanted = expected_tx_id if expected_tx_id is not None else pb.tx_id
+    served = pb.envelope if envelope is None else envelope
     try:
-        tx = decode_envelope(pb.envelope, hash_fn=validators.suite.hash)
+        if pb.withheld and envelope is None:
+            raise TxError(
+                "WITHHELD",
+                "the node withheld it: the viewer is not a party to this transaction "
+                "(ask as a party, or give the envelope you hold)",
+            )
+        tx = decode_envelope(served, hash_fn=validators.suite.hash)
     except TxError as exc:
         checks.append(Check("envelope", False, f"the envelope does not decode: {exc.message}"))
     else:
@@ -261,7 +277,7 @@ def verify_receipt(
         checks.append(Check("inclusion", False, "no header to check the proof against"))
     else:
         included = verify_merkle_proof(
-            request_id(pb.envelope), pb.index, header.tx_count, tuple(pb.proof), header.txs_root
+            request_id(served), pb.index, header.tx_count, tuple(pb.proof), header.txs_root
         )
         checks.append(
             Check(
@@ -279,6 +295,8 @@ def verify_receipt(
 
 
 def _result_check(pb: types_pb2.Receipt, validators: ValidatorSet) -> Check:
+    if pb.withheld:
+        return Check("result", False, "withheld: only the transaction's parties see its result")
     if not pb.HasField("result_proof"):
         return Check(
             "result",
@@ -305,25 +323,30 @@ def _result_check(pb: types_pb2.Receipt, validators: ValidatorSet) -> Check:
     if links[0].block_hash != pb.block_hash:
         return Check("result", False, "the state chain starts from another block")
     suite = validators.suite
-    if links[0].results_digest != suite.hash(served.results):
-        return Check("result", False, "the block's results do not match the state chain")
     proof = ResultProof(
-        served.checkpoint_certificate, served.previous_state_root, links, served.results
+        served.checkpoint_certificate,
+        served.previous_state_root,
+        links,
+        served.outcome,
+        tuple(served.outcome_proof),
     )
+    if not proof.outcome_matches(suite.hash, pb.index, pb.header.tx_count):
+        return Check("result", False, "the outcome does not lead to the block's results digest")
     if proof.state_root(suite.hash) != certificate.state_root:
         return Check(
             "result", False, f"the state chain does not reach checkpoint {certificate.seq}'s root"
         )
     try:
-        results, events = canonical_decode(served.results)
-        code, message = results[pb.index]
+        (code, message), events = canonical_decode(served.outcome)
         mine = [
             (event["kind"], canonical_encode(event["attrs"]))
             for event in events
             if event["tx_index"] == pb.index
         ]
+        if len(mine) != len(events):
+            raise ValueError("the outcome holds another transaction's events")
     except (CodecError, ValueError, TypeError, KeyError, IndexError) as exc:
-        return Check("result", False, f"the block's results do not decode: {exc}")
+        return Check("result", False, f"the outcome does not decode: {exc}")
     if (code, message) != (pb.result.code, pb.result.message):
         return Check("result", False, f"the attested result is {code}, not {pb.result.code}")
     if mine != [(event.kind, event.attrs) for event in pb.events]:
@@ -334,6 +357,29 @@ def _result_check(pb: types_pb2.Receipt, validators: ValidatorSet) -> Check:
         f"{code} and {len(mine)} event(s) attested by checkpoint {certificate.seq} "
         f"({len(certificate.signatures)} validator signatures over its state root)",
     )
+
+
+def _transactions_check(pb: types_pb2.Block, header: BlockHeader) -> Check:
+    """Every shown envelope hashes to its request id, and the ids make up ``txs_root``."""
+    txs: Sequence[bytes] = list(pb.txs)
+    withheld = set(pb.withheld)
+    ids: list[bytes] = list(pb.request_ids) or [request_id(envelope) for envelope in txs]
+    if len(ids) != len(txs):
+        return Check("transactions", False, "the block lists more request ids than envelopes")
+    for index, envelope in enumerate(txs):
+        if index not in withheld and request_id(envelope) != ids[index]:
+            return Check("transactions", False, f"envelope {index} is not its listed request id")
+    root = merkle_root(ids)
+    if len(ids) != header.tx_count or root != header.txs_root:
+        return Check(
+            "transactions",
+            False,
+            f"{len(ids)} transactions do not match the header (count "
+            f"{header.tx_count}, txs_root {header.txs_root.hex()})",
+        )
+    shown = len(ids) - len(withheld)
+    note = f" ({len(withheld)} withheld from this viewer, {shown} shown)" if withheld else ""
+    return Check("transactions", True, f"{len(ids)} transactions match txs_root{note}")
 
 
 def verify_block(
@@ -347,19 +393,7 @@ def verify_block(
     if header is None:
         checks.append(Check("transactions", False, "no header to check the transactions against"))
     else:
-        txs: Sequence[bytes] = list(pb.txs)
-        root = merkle_root([request_id(envelope) for envelope in txs])
-        matches = len(txs) == header.tx_count and root == header.txs_root
-        checks.append(
-            Check(
-                "transactions",
-                matches,
-                f"{len(txs)} transactions match txs_root"
-                if matches
-                else f"{len(txs)} transactions do not match the header (count "
-                f"{header.tx_count}, txs_root {header.txs_root.hex()})",
-            )
-        )
+        checks.append(_transactions_check(pb, header))
     if header is not None and header.height == 0:
         checks.append(Check("certificate", True, "the genesis block needs no certificate"))
     else:

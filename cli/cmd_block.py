@@ -36,7 +36,7 @@ def register(commands: Any) -> None:
     show.add_argument("height", type=int, metavar="HEIGHT")
     show.add_argument("--verify", action="store_true", help="check the block offline")
     show.add_argument("--genesis", type=Path, metavar="FILE", help="genesis file (for --verify)")
-    add_client_flags(show, identity=False)
+    add_client_flags(show)  # optional --as: a party sees the payload, others what proofs need
     show.set_defaults(handler=show_block)
 
     tail = verbs.add_parser(
@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
         help="first height to print (default: the current tip)",
     )
     tail.add_argument("--count", type=int, metavar="N", help="stop after N blocks")
-    add_client_flags(tail, identity=False)
+    add_client_flags(tail)
     tail.set_defaults(handler=tail_blocks)
 
 

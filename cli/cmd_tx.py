@@ -60,7 +60,7 @@ def register(commands: Any) -> None:
         metavar="FILE",
         help="genesis file with the validator keys (default: the manifest's genesis)",
     )
-    add_client_flags(show, identity=False)
+    add_client_flags(show)  # optional --as: a party sees the payload, others what proofs need
     show.set_defaults(handler=show_tx)
 
     wait = verbs.add_parser(
@@ -69,7 +69,7 @@ def register(commands: Any) -> None:
         description="Wait until the transaction commits (exit 4 if --timeout passes first).",
     )
     wait.add_argument("tx_id", metavar="TX_ID")
-    add_client_flags(wait, identity=False, transaction=True, no_wait=False)
+    add_client_flags(wait, transaction=True, no_wait=False)
     wait.set_defaults(handler=wait_tx)
 
     raw = verbs.add_parser(

@@ -63,6 +63,7 @@ from ibledger.node.crypto import ED25519_SHA256, generate_keypair, write_private
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
+from .client import api_channel
 from .output import CommandError, add_json_flag, emit, home
 
 NODE_COMMAND_ENV = "IBLEDGER_NODE_COMMAND"
@@ -391,6 +392,7 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
     manifest = {
         "chain_id": chain_id,
         "genesis": "genesis.json",
+        "ca_cert": "ca/ca.crt",  # clients verify every node's API certificate against it
         "nodes": manifest_nodes,
         "identities": identities,
     }
@@ -424,7 +426,11 @@ def _node_toml(node_id: str, api: HostPort, peer: HostPort, metrics: HostPort) -
             "api": {
                 "listen": str(api),
                 "max_message_bytes": 4 * 1024 * 1024,
-                "max_concurrent_rpcs": 256,
+                "max_concurrent_rpcs": 1024,
+                "tls": True,
+                "streams_per_viewer": 16,
+                "anonymous_streams_per_address": 8,
+                "anonymous_streams_max": 64,
             },
             "peer": {
                 "listen": str(peer),
@@ -558,11 +564,14 @@ def _start_node(node: ManifestNode) -> subprocess.Popen[bytes]:
 
 
 def query_statuses(
-    addresses: dict[str, HostPort], deadline_s: float
+    addresses: dict[str, HostPort], deadline_s: float, ca_cert: Path | None
 ) -> dict[str, ledger_pb2.NodeStatus | str]:
-    """Ask every address for GetStatus in parallel; a NodeStatus, or an error text, per id."""
+    """Ask every address for GetStatus in parallel; a NodeStatus, or an error text, per id.
+    With ``ca_cert`` each node must present a certificate for its id from that CA."""
     options = [("grpc.enable_http_proxy", 0)]
-    channels = {node_id: grpc.insecure_channel(str(a), options) for node_id, a in addresses.items()}
+    channels = {
+        node_id: api_channel(str(a), ca_cert, node_id, options) for node_id, a in addresses.items()
+    }
     try:
         futures = {
             node_id: ledger_pb2_grpc.LedgerStub(channel).GetStatus.future(
@@ -673,6 +682,7 @@ def _wait_ready(
         answers = query_statuses(
             {node_id: node.api for node_id, node in pending.items()},
             min(1.0, max(remaining, 0.05)),
+            manifest.ca_cert,
         )
         for node_id, answer in answers.items():
             if not isinstance(answer, str):
@@ -755,7 +765,9 @@ def node_statuses(
     manifest: Manifest, deadline_s: float = STATUS_DEADLINE_S
 ) -> list[dict[str, Any]]:
     """One row per node: the process and what its GetStatus says (nulls when it is down)."""
-    answers = query_statuses({node.id: node.api for node in manifest.nodes}, deadline_s)
+    answers = query_statuses(
+        {node.id: node.api for node in manifest.nodes}, deadline_s, manifest.ca_cert
+    )
     rows: list[dict[str, Any]] = []
     for node in manifest.nodes:
         answer = answers[node.id]

@@ -22,7 +22,7 @@ FORBIDDEN.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .args import Args, day_to_iso
@@ -544,6 +544,77 @@ QUERIES: dict[str, Callable[[_Q], Any]] = {
     "business_date": q_business_date,
     "validate": q_validate,
 }
+
+
+# --- what a viewer may see of a committed transaction ----------------------------------------
+
+# Event attributes that name a participant taking part in the transaction.
+PARTY_FIELDS = frozenset(
+    {
+        "participant",
+        "from",
+        "to",
+        "holder",
+        "pledgor",
+        "pledgee",
+        "initiator",
+        "counterparty",
+        "drawer",
+        "acceptor",
+        "payee",
+        "endorsee",
+        "buyer",
+        "seller",
+        "proposer",
+        "approver",
+    }
+)
+
+
+def _names_party(attrs: Mapping[str, Any], pid: str) -> bool:
+    if any(attrs.get(name) == pid for name in PARTY_FIELDS):
+        return True
+    return any(
+        isinstance(row, list | tuple) and bool(row) and row[0] == pid
+        for row in attrs.get("allotments", ())
+    )
+
+
+def transaction_visible(
+    state: StateView, viewer: str | None, sender: str, events: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Whether ``viewer`` may see a committed transaction's payload, result and events.
+
+    The regulator sees every transaction; a participant sees those it sent, those whose events
+    name it as a party, those on a bill package it is involved in (the rule of ``bill``), and
+    those on an instrument whose holders it may see (the rule of ``holders``).  An anonymous or
+    inactive viewer sees none: it is shown only what proofs need.
+    """
+    q = _Q(state, {}, viewer)
+    if q.viewer is None:
+        return False
+    if q.regulator or q.viewer.id == sender:
+        return True
+    for event in events:
+        attrs = event.get("attrs")
+        if not isinstance(attrs, Mapping):
+            continue
+        if _names_party(attrs, q.viewer.id):
+            return True
+        package_no = attrs.get("package_no")
+        if isinstance(package_no, str) and q.involved(package_no) is not None:
+            return True
+        isin = attrs.get("isin")
+        if isinstance(isin, str):
+            instrument = q.store.get_obj(b"asset/i/" + isin.encode())
+            if instrument is not None and _sees_all_holders(q, instrument):
+                return True
+    return False
+
+
+def sees_everything(state: StateView, viewer: str | None) -> bool:
+    """Whether ``viewer`` is an active regulator (who is shown every transaction)."""
+    return _Q(state, {}, viewer).regulator
 
 
 def run_query(state: StateView, name: str, args: Mapping[str, Any], viewer: str | None) -> Any:

@@ -49,7 +49,7 @@ from .codec import canonical_decode
 from .core import Call, Env, Event, Outcome, StateView, Store, TxContext, business_day
 from .errors import ContractError, GenesisError
 from .identity import KeyRecord, check_sender, key_fingerprint
-from .queries import run_query
+from .queries import run_query, sees_everything, transaction_visible
 
 __all__ = [
     "OPERATIONS",
@@ -68,6 +68,8 @@ __all__ = [
     "nonce_rejection",
     "query",
     "resolve_key",
+    "sees_everything",
+    "transaction_visible",
 ]
 
 Handler = Callable[[Env, Args], None]

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from ibledger.consensus import request_id
 from ibledger.contracts import runtime as contracts
 from ibledger.contracts.codec import CodecError, canonical_encode
 from ibledger.contracts.errors import QueryError
@@ -29,6 +30,7 @@ from .admission import ADMITTED, COMMITTED, PENDING, Admission, AdmissionResult
 from .blocks import BlockHeader, Receipt, ResultProof, StoredBlock
 from .errors import NodeError
 from .ledger import Ledger
+from .read_access import ANONYMOUS, LongCallLimits, Viewer, ViewerGate, tx_visible, visible_indexes
 from .tx import QUERY_SIGNING_DOMAIN, TxError, decode_envelope
 
 log = logging.getLogger("ibledger.api")
@@ -119,16 +121,28 @@ def event_pb(height: int, timestamp_ms: int, event: Mapping[str, Any]) -> types_
     )
 
 
-def block_pb(block: StoredBlock) -> types_pb2.Block:
+def block_pb(block: StoredBlock, visible: frozenset[int] | None = None) -> types_pb2.Block:
+    """The block as a viewer who may see the transactions at ``visible`` (None: all) sees it."""
     height, timestamp_ms = block.header.height, block.header.timestamp_ms
+    shown = range(len(block.txs)) if visible is None else visible
+    empty = types_pb2.TxResult()
     return types_pb2.Block(
         header=header_pb(block.header),
         block_hash=block.block_hash,
-        txs=list(block.txs),
-        results=[types_pb2.TxResult(code=r.code, message=r.message) for r in block.results],
+        txs=[tx if index in shown else b"" for index, tx in enumerate(block.txs)],
+        results=[
+            types_pb2.TxResult(code=r.code, message=r.message) if index in shown else empty
+            for index, r in enumerate(block.results)
+        ],
         state_root=block.state_root,
         certificate=block.certificate or b"",
-        events=[event_pb(height, timestamp_ms, event) for event in block.events],
+        events=[
+            event_pb(height, timestamp_ms, event)
+            for event in block.events
+            if event["tx_index"] in shown
+        ],
+        request_ids=[request_id(tx) for tx in block.txs],
+        withheld=[index for index in range(len(block.txs)) if index not in shown],
     )
 
 
@@ -145,12 +159,25 @@ def result_proof_pb(proof: ResultProof) -> types_pb2.ResultProof:
             )
             for link in proof.links
         ],
-        results=proof.results,
+        outcome=proof.outcome,
+        outcome_proof=list(proof.outcome_proof),
     )
 
 
-def receipt_pb(receipt: Receipt) -> types_pb2.Receipt:
+def receipt_pb(receipt: Receipt, *, withheld: bool = False) -> types_pb2.Receipt:
+    """The receipt; ``withheld`` keeps only its position and inclusion path (for non-parties)."""
     height, timestamp_ms = receipt.height, receipt.header.timestamp_ms
+    if withheld:
+        return types_pb2.Receipt(
+            tx_id=receipt.tx_id,
+            height=receipt.height,
+            index=receipt.index,
+            header=header_pb(receipt.header),
+            block_hash=receipt.block_hash,
+            proof=list(receipt.proof.siblings),
+            certificate=receipt.certificate or b"",
+            withheld=True,
+        )
     message = types_pb2.Receipt(
         tx_id=receipt.tx_id,
         height=receipt.height,
@@ -181,6 +208,22 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     raise AssertionError("unreachable")
 
 
+async def _guard_stream(
+    context: grpc.aio.ServicerContext, items: AsyncIterator[T]
+) -> AsyncIterator[T]:
+    """``_guard`` for a server stream: a NodeError ends it with its status."""
+    try:
+        async for item in items:
+            yield item
+    except NodeError as exc:
+        await context.abort(exc.status, exc.details)
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception:
+        log.exception("unexpected error in an API stream")
+        await context.abort(grpc.StatusCode.INTERNAL, "INTERNAL: the node hit an unexpected error")
+
+
 class LedgerService(ledger_pb2_grpc.LedgerServicer):
     def __init__(
         self,
@@ -194,6 +237,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         peers: Callable[[], list[ledger_pb2.PeerStatus]],
         version: str,
         ready: Callable[[], bool] = lambda: True,
+        limits: LongCallLimits | None = None,
     ) -> None:
         self._node_id = node_id
         self._ledger = ledger
@@ -204,6 +248,10 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         self._peers = peers
         self._version = version
         self._ready = ready
+        self._gate = ViewerGate(node_id=node_id, ledger=ledger)
+        self._limits = limits or LongCallLimits(
+            per_viewer=16, anonymous_per_address=8, anonymous_max=64
+        )
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -219,9 +267,11 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
             tx_id=result.tx_id, status=_STATUS_ENUM[result.status], code="OK"
         )
         if result.status == COMMITTED:
+            # The submitter proves no identity: it gets the anonymous view (and, holding the
+            # envelope, can still check the inclusion path); a party asks GetReceipt as itself.
             receipt = self._ledger.get_receipt(result.tx_id)
             if receipt is not None:
-                response.receipt.CopyFrom(receipt_pb(receipt))
+                response.receipt.CopyFrom(self._receipt_for(ANONYMOUS, receipt))
         return response
 
     def _require_ready(self) -> None:
@@ -258,14 +308,18 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
 
     # --- receipts and blocks ----------------------------------------------------------------------
 
-    def _receipt(self, tx_id: bytes) -> types_pb2.Receipt | None:
+    def _receipt_for(self, viewer: Viewer, receipt: Receipt) -> types_pb2.Receipt:
+        visible = tx_visible(viewer, self._ledger.state(), receipt.envelope, receipt.events)
+        return receipt_pb(receipt, withheld=not visible)
+
+    def _receipt(self, tx_id: bytes, viewer: Viewer) -> types_pb2.Receipt | None:
         if len(tx_id) != 32:
             raise NodeError("BAD_ARGUMENT", "a transaction id is 32 bytes")
         receipt = self._ledger.get_receipt(tx_id)
-        return None if receipt is None else receipt_pb(receipt)
+        return None if receipt is None else self._receipt_for(viewer, receipt)
 
     async def _get_receipt(self, request: ledger_pb2.GetReceiptRequest) -> types_pb2.Receipt:
-        receipt = self._receipt(request.tx_id)
+        receipt = self._receipt(request.tx_id, self._gate.viewer(request.viewer))
         if receipt is None:
             raise NodeError("NOT_FOUND", f"transaction {request.tx_id.hex()} is not committed")
         return receipt
@@ -275,11 +329,21 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     ) -> types_pb2.Receipt:
         return await _guard(context, self._get_receipt(request))
 
-    async def _wait(self, request: ledger_pb2.WaitForCommitRequest) -> types_pb2.Receipt:
+    async def _wait(self, request: ledger_pb2.WaitForCommitRequest, peer: str) -> types_pb2.Receipt:
+        viewer = self._gate.viewer(request.viewer)
+        receipt = self._receipt(request.tx_id, viewer)
+        if receipt is not None:
+            return receipt
+        with self._limits.hold(viewer, peer):
+            return await self._wait_held(request, viewer)
+
+    async def _wait_held(
+        self, request: ledger_pb2.WaitForCommitRequest, viewer: Viewer
+    ) -> types_pb2.Receipt:
         timeout_ms = min(request.timeout_ms or 30_000, WAIT_MAX_MS)
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
-            receipt = self._receipt(request.tx_id)
+            receipt = self._receipt(request.tx_id, viewer)
             if receipt is not None:
                 return receipt
             remaining = deadline - time.monotonic()
@@ -293,16 +357,20 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def WaitForCommit(
         self, request: ledger_pb2.WaitForCommitRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Receipt:
-        return await _guard(context, self._wait(request))
+        return await _guard(context, self._wait(request, context.peer()))
+
+    def _block_for(self, viewer: Viewer, block: StoredBlock) -> types_pb2.Block:
+        return block_pb(block, visible_indexes(viewer, self._ledger.state(), block))
 
     async def _get_block(self, request: ledger_pb2.GetBlockRequest) -> types_pb2.Block:
+        viewer = self._gate.viewer(request.viewer)
         block = self._ledger.get_block(request.height)
         if block is None:
             raise NodeError(
                 "NOT_FOUND",
                 f"no block at height {request.height}; the chain is at {self._ledger.height}",
             )
-        return block_pb(block)
+        return self._block_for(viewer, block)
 
     async def GetBlock(
         self, request: ledger_pb2.GetBlockRequest, context: grpc.aio.ServicerContext
@@ -319,20 +387,45 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
                 height += 1
             await self._feed.wait_growth(1.0)
 
+    async def _stream_blocks(
+        self, request: ledger_pb2.StreamBlocksRequest, peer: str
+    ) -> AsyncIterator[types_pb2.Block]:
+        viewer = self._gate.viewer(request.viewer)
+        with self._limits.hold(viewer, peer):
+            async for block in self._blocks_from(request.from_height):
+                yield self._block_for(viewer, block)
+
     async def StreamBlocks(
         self, request: ledger_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[types_pb2.Block]:
-        async for block in self._blocks_from(request.from_height):
-            yield block_pb(block)
+        async for block in _guard_stream(context, self._stream_blocks(request, context.peer())):
+            yield block
+
+    async def _stream_events(
+        self, request: ledger_pb2.StreamEventsRequest, peer: str
+    ) -> AsyncIterator[types_pb2.Event]:
+        viewer = self._gate.viewer(request.viewer)
+        if viewer.anonymous:
+            raise NodeError(
+                "VIEWER_REQUIRED",
+                "events are shown to the parties of their transactions and to the regulator: "
+                "sign the request with a viewer proof",
+            )
+        kinds = set(request.kinds)
+        with self._limits.hold(viewer, peer):
+            async for block in self._blocks_from(request.from_height):
+                if not block.events:
+                    continue
+                visible = visible_indexes(viewer, self._ledger.state(), block)
+                for event in block.events:
+                    if event["tx_index"] in visible and (not kinds or event["kind"] in kinds):
+                        yield event_pb(block.header.height, block.header.timestamp_ms, event)
 
     async def StreamEvents(
         self, request: ledger_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[types_pb2.Event]:
-        kinds = set(request.kinds)
-        async for block in self._blocks_from(request.from_height):
-            for event in block.events:
-                if not kinds or event["kind"] in kinds:
-                    yield event_pb(block.header.height, block.header.timestamp_ms, event)
+        async for event in _guard_stream(context, self._stream_events(request, context.peer())):
+            yield event
 
     # --- queries and status -------------------------------------------------------------------
 

@@ -11,10 +11,12 @@ its ``parent_hash`` is the hash of the genesis document, anchoring the chain to 
 The state root chains through every block::
 
     state_root[h] = H("ibledger/state/v1" || state_root[h-1] || height || block_hash
-                      || H(results) || H(write set))
+                      || results_digest || H(write set))
 
 so honest replicas that executed the same blocks agree on it byte for byte, and a checkpoint that
-signs it attests the results as well as the state.
+signs it attests the results as well as the state.  ``results_digest`` is an RFC 6962 Merkle root
+over one *outcome* per transaction (its result and its events), so that a party to one
+transaction can have its result attested without being shown its neighbours' events.
 """
 
 from __future__ import annotations
@@ -150,6 +152,24 @@ def prove_inclusion(envelopes: Sequence[bytes], index: int) -> InclusionProof:
     return InclusionProof(index, merkle_proof([request_id(e) for e in envelopes], index))
 
 
+def tx_outcomes(
+    results: Sequence[Sequence[str]], events: Sequence[Mapping[str, Any]]
+) -> list[bytes]:
+    """One canonical ``[[code, message], [events]]`` per transaction, in block order."""
+    per_tx: list[list[dict[str, Any]]] = [[] for _ in results]
+    for event in events:
+        per_tx[event["tx_index"]].append(dict(event))
+    return [
+        canonical_encode([[code, message], mine])
+        for (code, message), mine in zip(results, per_tx, strict=True)
+    ]
+
+
+def results_digest(hash_fn: HashFn, outcomes: Sequence[bytes]) -> bytes:
+    """The Merkle root over the block's transaction outcomes that the state root chains."""
+    return merkle_root([hash_fn(outcome) for outcome in outcomes])
+
+
 @dataclass(frozen=True, slots=True)
 class StateLink:
     """What one block adds to the state-root chain."""
@@ -165,16 +185,24 @@ class ResultProof:
     """Evidence for a transaction's *result*: the state-root chain from the block before it up
     to a checkpoint whose state root a quorum of validators signed.
 
-    ``results`` is the block's canonical ``[results, events]`` encoding; its digest is the first
-    link's ``results_digest``; each link feeds ``chain_state_root``; the last root must be the
-    one the checkpoint certificate signs.  Changing a result, an event, the agreed time or the
-    parent link of any block on the way changes a digest and breaks the chain.
+    ``outcome`` is the transaction's canonical ``[[code, message], [events]]``; with
+    ``outcome_proof`` (its Merkle audit path) it leads to the first link's ``results_digest``;
+    each link feeds ``chain_state_root``; the last root must be the one the checkpoint
+    certificate signs.  Changing a result, an event, the agreed time or the parent link of any
+    block on the way changes a digest and breaks the chain.
     """
 
     checkpoint_certificate: bytes
     previous_state_root: bytes
     links: tuple[StateLink, ...]
-    results: bytes
+    outcome: bytes
+    outcome_proof: tuple[bytes, ...]
+
+    def outcome_matches(self, hash_fn: HashFn, index: int, tx_count: int) -> bool:
+        """Whether ``outcome`` sits at ``index`` under the first link's results digest."""
+        return bool(self.links) and verify_merkle_proof(
+            hash_fn(self.outcome), index, tx_count, self.outcome_proof, self.links[0].results_digest
+        )
 
     def state_root(self, hash_fn: HashFn) -> bytes:
         """The root the chain reaches, to compare with the certificate's."""
@@ -213,7 +241,7 @@ def chain_state_root(
     previous_root: bytes,
     height: int,
     block_hash: bytes,
-    results_encoded: bytes,
+    results_root: bytes,
     write_set_encoded: bytes,
 ) -> bytes:
     return hash_fn(
@@ -221,6 +249,6 @@ def chain_state_root(
         + previous_root
         + height.to_bytes(8, "big")
         + block_hash
-        + hash_fn(results_encoded)
+        + results_root
         + hash_fn(write_set_encoded)
     )

@@ -82,7 +82,10 @@ _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _HEX = re.compile(r"[0-9a-f]*")
 VALIDATORS_MAX = 256
 API_MESSAGE_BYTES_DEFAULT = 4 * 1024 * 1024
-API_CONCURRENT_RPCS_DEFAULT = 256
+API_CONCURRENT_RPCS_DEFAULT = 1024
+API_STREAMS_PER_VIEWER_DEFAULT = 16
+API_ANONYMOUS_STREAMS_PER_ADDRESS_DEFAULT = 8
+API_ANONYMOUS_STREAMS_DEFAULT = 64
 PEER_MESSAGE_BYTES_DEFAULT = 16 * 1024 * 1024
 PEER_OUTBOUND_QUEUE_DEFAULT = 10_000
 PEER_CONSENSUS_QUEUE_BYTES_DEFAULT = 64 * 1024 * 1024
@@ -204,6 +207,10 @@ class ApiConfig:
     listen: HostPort
     max_message_bytes: int = API_MESSAGE_BYTES_DEFAULT
     max_concurrent_rpcs: int = API_CONCURRENT_RPCS_DEFAULT
+    tls: bool = True  # serve the node's CA-issued certificate (the [peer] TLS files)
+    streams_per_viewer: int = API_STREAMS_PER_VIEWER_DEFAULT
+    anonymous_streams_per_address: int = API_ANONYMOUS_STREAMS_PER_ADDRESS_DEFAULT
+    anonymous_streams_max: int = API_ANONYMOUS_STREAMS_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +321,12 @@ class _Table:
             raise self.error(key, f"{resolved} {what}")
         return resolved
 
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {_show(value)}")
+        return value
+
     def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
         value = self._get(key, default)
         if value not in choices:
@@ -386,6 +399,16 @@ def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> No
         ),
         max_concurrent_rpcs=api_table.integer(
             "max_concurrent_rpcs", 1, 100_000, API_CONCURRENT_RPCS_DEFAULT
+        ),
+        tls=api_table.boolean("tls", True),
+        streams_per_viewer=api_table.integer(
+            "streams_per_viewer", 1, 10_000, API_STREAMS_PER_VIEWER_DEFAULT
+        ),
+        anonymous_streams_per_address=api_table.integer(
+            "anonymous_streams_per_address", 0, 10_000, API_ANONYMOUS_STREAMS_PER_ADDRESS_DEFAULT
+        ),
+        anonymous_streams_max=api_table.integer(
+            "anonymous_streams_max", 0, 100_000, API_ANONYMOUS_STREAMS_DEFAULT
         ),
     )
     api_table.finish()
@@ -846,6 +869,7 @@ class Manifest:
     genesis: Path
     nodes: tuple[ManifestNode, ...]
     identities: dict[str, ManifestIdentity] = field(compare=False)
+    ca_cert: Path | None = None  # the consortium CA node API certificates chain to
 
     def node(self, node_id: str) -> ManifestNode | None:
         for node in self.nodes:
@@ -913,4 +937,7 @@ def load_manifest(directory: Path | str) -> Manifest:
         if not all(isinstance(role, str) for role in roles):
             raise ConfigError(path, f"{where}.roles", "must list role names as strings")
         identities[name] = ManifestIdentity(name, participant, directory / key_file, tuple(roles))
-    return Manifest(directory, chain_id, genesis, tuple(nodes), identities)
+    ca_cert = None
+    if raw.get("ca_cert") is not None:
+        ca_cert = directory / _require(path, "ca_cert", raw["ca_cert"], str, "a relative path")
+    return Manifest(directory, chain_id, genesis, tuple(nodes), identities, ca_cert)

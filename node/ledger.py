@@ -33,6 +33,7 @@ from ibledger.consensus import (
     ExecutedTip,
     decode_commit_certificate,
     encode_commit_certificate,
+    merkle_proof,
 )
 from ibledger.contracts import runtime as contracts
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
@@ -50,6 +51,8 @@ from .blocks import (
     chain_state_root,
     make_header,
     prove_inclusion,
+    results_digest,
+    tx_outcomes,
     txs_root,
 )
 from .crypto import CryptoSuite, get_suite
@@ -348,7 +351,7 @@ class Ledger:
                 previous_root,
                 height,
                 stored.block_hash,
-                _results_digest_input(results_record),
+                _stored_results_digest(self.suite.hash, results_record),
                 write_set,
             )
             if root != stored.state_root:
@@ -488,15 +491,13 @@ class Ledger:
         block_hash = header.hash(self.suite.hash)
         write_set = canonical_encode([[key, value] for key, value in writes])
         results_list = [[result.code, result.message] for result in results]
-        results_encoded = canonical_encode([results_list, [dict(event) for event in events]])
+        outcomes_root = results_digest(self.suite.hash, tx_outcomes(results_list, events))
         root = chain_state_root(
-            self.suite.hash, self.state_root, header.height, block_hash, results_encoded, write_set
+            self.suite.hash, self.state_root, header.height, block_hash, outcomes_root, write_set
         )
         batch.put(
             keys.state_link_key(header.height),
-            canonical_encode(
-                [block_hash, self.suite.hash(results_encoded), self.suite.hash(write_set)]
-            ),
+            canonical_encode([block_hash, outcomes_root, self.suite.hash(write_set)]),
         )
         height_key = keys.encode_height(header.height)
         batch.put(
@@ -664,8 +665,9 @@ class Ledger:
         Not synced: a lost one is simply not offered until the next checkpoint."""
         self._db.put(keys.checkpoint_key(seq), certificate)
 
-    def result_proof(self, height: int) -> ResultProof | None:
-        """Evidence for the results of block ``height``, once a stored checkpoint covers it."""
+    def result_proof(self, height: int, index: int) -> ResultProof | None:
+        """Evidence for the outcome of transaction ``index`` of block ``height``, once a stored
+        checkpoint covers the block."""
         if not 1 <= height <= self.height:
             return None
         found = next(
@@ -692,11 +694,16 @@ class Ledger:
         previous = self._get(keys.results_key(height - 1), height - 1)
         if results_record is None or previous is None:
             return None
+        record = canonical_decode(results_record)
+        outcomes = tx_outcomes(record["results"], record["events"])
+        if not 0 <= index < len(outcomes):
+            return None
         return ResultProof(
             checkpoint_certificate=found[1],
             previous_state_root=canonical_decode(previous)["state_root"],
             links=tuple(links),
-            results=_results_digest_input(results_record),
+            outcome=outcomes[index],
+            outcome_proof=merkle_proof([self.suite.hash(o) for o in outcomes], index),
         )
 
     def load_consensus_records(self) -> dict[bytes, bytes]:
@@ -771,11 +778,11 @@ class Ledger:
             proof=prove_inclusion(block.txs, location.index),
             certificate=block.certificate,
             events=tuple(e for e in block.events if e.get("tx_index") == location.index),
-            result_proof=self.result_proof(location.height),
+            result_proof=self.result_proof(location.height, location.index),
         )
 
 
-def _results_digest_input(results_record: bytes) -> bytes:
-    """Re-encode a stored results record the way ``_stage_block`` fed it to the state root."""
+def _stored_results_digest(hash_fn: Callable[[bytes], bytes], results_record: bytes) -> bytes:
+    """The results digest of a stored results record, as ``_stage_block`` chained it."""
     record = canonical_decode(results_record)
-    return canonical_encode([record["results"], record["events"]])
+    return results_digest(hash_fn, tx_outcomes(record["results"], record["events"]))

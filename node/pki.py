@@ -55,6 +55,7 @@ __all__ = [
     "CertificateAuthority",
     "NodeCertificate",
     "PkiError",
+    "api_server_credentials",
     "channel_credentials",
     "channel_options",
     "create_ca",
@@ -441,6 +442,14 @@ def server_credentials(node_config: NodeConfig) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials(
         [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=True
     )
+
+
+def api_server_credentials(node_config: NodeConfig) -> grpc.ServerCredentials:
+    """Server credentials for the public API: this node's CA-issued certificate, so clients
+    that trust the consortium CA know they talk to a node of the network. Clients prove who
+    they are by signing (transactions, queries, read sessions), not with certificates."""
+    _, key_pem, cert_pem = _tls_material(node_config)
+    return grpc.ssl_server_credentials([(key_pem, cert_pem)], require_client_auth=False)
 
 
 def channel_credentials(node_config: NodeConfig) -> grpc.ChannelCredentials:

@@ -41,6 +41,7 @@ from .ledger import AppliedBlock, Ledger, genesis_hash
 from .mempool import Mempool
 from .metrics import MetricsServer, Registry
 from .peer import PeerService, PeerTransport
+from .read_access import LongCallLimits
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
 from .signing import ValidatorSigner, ValidatorVerifier
 from .state_transfer import RANGE_BYTES_MAX, RANGE_MAX, StateTransfer
@@ -52,6 +53,18 @@ VERSION = "0.1.0"
 STATUS_INTERVAL_MS = 200
 MEMPOOL_SWEEP_S = 5.0
 LAG_CHECK_S = 0.5
+# Public API connections: the server pings an idle client every minute and drops it if the ping
+# goes unanswered for 20 s; a client may not ping more often than every 10 s (two strikes and
+# the connection closes); a connection with no call for five minutes is closed; one connection
+# carries at most 32 calls at once, so one socket cannot take a node's whole call budget.
+API_CONNECTION_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.max_connection_idle_ms", 300_000),
+    ("grpc.max_concurrent_streams", 32),
+)
 LAG_GRACE_S = 1.0  # ordinary pipelining puts a node a block or two behind for a moment
 
 
@@ -421,6 +434,7 @@ class Node:
             options=[
                 ("grpc.max_receive_message_length", config.api.max_message_bytes),
                 ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                *API_CONNECTION_OPTIONS,
             ],
             maximum_concurrent_rpcs=config.api.max_concurrent_rpcs,
         )
@@ -436,13 +450,22 @@ class Node:
                 peers=self._peer_statuses,
                 version=VERSION,
                 ready=lambda: self._ready,
+                limits=LongCallLimits(
+                    per_viewer=config.api.streams_per_viewer,
+                    anonymous_per_address=config.api.anonymous_streams_per_address,
+                    anonymous_max=config.api.anonymous_streams_max,
+                ),
             ),
             ledger_pb2.DESCRIPTOR.services_by_name["Ledger"],
             self.bad_input,
         )
-        api_port = self.api_server.add_insecure_port(
-            f"{config.api.listen.host}:{config.api.listen.port}"
-        )
+        api_address = f"{config.api.listen.host}:{config.api.listen.port}"
+        if self._peer_tls and config.api.tls:
+            api_port = self.api_server.add_secure_port(
+                api_address, pki.api_server_credentials(config)
+            )
+        else:
+            api_port = self.api_server.add_insecure_port(api_address)
         await self.api_server.start()
         self.metrics_server = MetricsServer(
             self.metrics, config.metrics.listen.host, config.metrics.listen.port

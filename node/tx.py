@@ -12,7 +12,8 @@ whose payload is itself canonical msgpack bytes (see ``ibledger.contracts.codec`
 * The signature covers ``SIGNING_DOMAIN || tx_id``: a fixed-size message (cheap to verify in
   batches) that cannot be confused with a consensus message signed by a validator key.  A query
   is an envelope of the same shape signed under ``QUERY_SIGNING_DOMAIN`` instead, so a captured
-  query never verifies as a transaction, nor a transaction as a query.
+  query never verifies as a transaction, nor a transaction as a query.  A read session (the
+  viewer proof of block, receipt and event reads) has its own domain, ``READ_SIGNING_DOMAIN``.
 * ``key_id`` is the fingerprint of the signer's public key; the node resolves it to a registered
   key of the payload's ``sender`` before verifying (see ``verifier.py``).
 
@@ -40,6 +41,9 @@ from .crypto import KeyPair
 ENVELOPE_VERSION = 1
 SIGNING_DOMAIN = b"ibledger/tx/v1\x00"
 QUERY_SIGNING_DOMAIN = b"ibledger/query/v1\x00"
+READ_SIGNING_DOMAIN = b"ibledger/read/v1\x00"
+READ_SESSION_OP = "read.session"  # a read session's op; its args name the node it is for
+READ_SESSION_TTL_MAX_MS = 10 * 60 * 1000
 ENVELOPE_SIZE_MAX = 64 * 1024
 KEY_ID_SIZE = 16
 SIGNATURE_SIZE_MAX = 128  # room for suites with longer signatures (SM2 DER is <= 72)

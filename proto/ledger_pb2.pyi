@@ -54,38 +54,48 @@ class SubmitBatchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SubmitResponse, _Mapping]]] = ...) -> None: ...
 
 class GetReceiptRequest(_message.Message):
-    __slots__ = ("tx_id",)
+    __slots__ = ("tx_id", "viewer")
     TX_ID_FIELD_NUMBER: _ClassVar[int]
+    VIEWER_FIELD_NUMBER: _ClassVar[int]
     tx_id: bytes
-    def __init__(self, tx_id: _Optional[bytes] = ...) -> None: ...
+    viewer: bytes
+    def __init__(self, tx_id: _Optional[bytes] = ..., viewer: _Optional[bytes] = ...) -> None: ...
 
 class WaitForCommitRequest(_message.Message):
-    __slots__ = ("tx_id", "timeout_ms")
+    __slots__ = ("tx_id", "timeout_ms", "viewer")
     TX_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    VIEWER_FIELD_NUMBER: _ClassVar[int]
     tx_id: bytes
     timeout_ms: int
-    def __init__(self, tx_id: _Optional[bytes] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    viewer: bytes
+    def __init__(self, tx_id: _Optional[bytes] = ..., timeout_ms: _Optional[int] = ..., viewer: _Optional[bytes] = ...) -> None: ...
 
 class GetBlockRequest(_message.Message):
-    __slots__ = ("height",)
+    __slots__ = ("height", "viewer")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VIEWER_FIELD_NUMBER: _ClassVar[int]
     height: int
-    def __init__(self, height: _Optional[int] = ...) -> None: ...
+    viewer: bytes
+    def __init__(self, height: _Optional[int] = ..., viewer: _Optional[bytes] = ...) -> None: ...
 
 class StreamBlocksRequest(_message.Message):
-    __slots__ = ("from_height",)
+    __slots__ = ("from_height", "viewer")
     FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VIEWER_FIELD_NUMBER: _ClassVar[int]
     from_height: int
-    def __init__(self, from_height: _Optional[int] = ...) -> None: ...
+    viewer: bytes
+    def __init__(self, from_height: _Optional[int] = ..., viewer: _Optional[bytes] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
-    __slots__ = ("from_height", "kinds")
+    __slots__ = ("from_height", "kinds", "viewer")
     FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
+    VIEWER_FIELD_NUMBER: _ClassVar[int]
     from_height: int
     kinds: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, from_height: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+    viewer: bytes
+    def __init__(self, from_height: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., viewer: _Optional[bytes] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
     __slots__ = ("envelope",)

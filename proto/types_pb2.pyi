@@ -51,7 +51,7 @@ class Event(_message.Message):
     def __init__(self, height: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., tx_index: _Optional[int] = ..., tx_id: _Optional[bytes] = ..., kind: _Optional[str] = ..., attrs: _Optional[bytes] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("header", "block_hash", "txs", "results", "state_root", "certificate", "events")
+    __slots__ = ("header", "block_hash", "txs", "results", "state_root", "certificate", "events", "request_ids", "withheld")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
     TXS_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,8 @@ class Block(_message.Message):
     STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
     header: BlockHeader
     block_hash: bytes
     txs: _containers.RepeatedScalarFieldContainer[bytes]
@@ -66,7 +68,9 @@ class Block(_message.Message):
     state_root: bytes
     certificate: bytes
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., txs: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[TxResult, _Mapping]]] = ..., state_root: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    request_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    withheld: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., txs: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[TxResult, _Mapping]]] = ..., state_root: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., request_ids: _Optional[_Iterable[bytes]] = ..., withheld: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StateLink(_message.Message):
     __slots__ = ("height", "block_hash", "results_digest", "write_set_digest")
@@ -81,19 +85,21 @@ class StateLink(_message.Message):
     def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., results_digest: _Optional[bytes] = ..., write_set_digest: _Optional[bytes] = ...) -> None: ...
 
 class ResultProof(_message.Message):
-    __slots__ = ("checkpoint_certificate", "previous_state_root", "links", "results")
+    __slots__ = ("checkpoint_certificate", "previous_state_root", "links", "outcome", "outcome_proof")
     CHECKPOINT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
     LINKS_FIELD_NUMBER: _ClassVar[int]
-    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_PROOF_FIELD_NUMBER: _ClassVar[int]
     checkpoint_certificate: bytes
     previous_state_root: bytes
     links: _containers.RepeatedCompositeFieldContainer[StateLink]
-    results: bytes
-    def __init__(self, checkpoint_certificate: _Optional[bytes] = ..., previous_state_root: _Optional[bytes] = ..., links: _Optional[_Iterable[_Union[StateLink, _Mapping]]] = ..., results: _Optional[bytes] = ...) -> None: ...
+    outcome: bytes
+    outcome_proof: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, checkpoint_certificate: _Optional[bytes] = ..., previous_state_root: _Optional[bytes] = ..., links: _Optional[_Iterable[_Union[StateLink, _Mapping]]] = ..., outcome: _Optional[bytes] = ..., outcome_proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("tx_id", "height", "index", "result", "header", "block_hash", "envelope", "proof", "certificate", "events", "result_proof")
+    __slots__ = ("tx_id", "height", "index", "result", "header", "block_hash", "envelope", "proof", "certificate", "events", "result_proof", "withheld")
     TX_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +111,7 @@ class Receipt(_message.Message):
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     RESULT_PROOF_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
     tx_id: bytes
     height: int
     index: int
@@ -116,4 +123,5 @@ class Receipt(_message.Message):
     certificate: bytes
     events: _containers.RepeatedCompositeFieldContainer[Event]
     result_proof: ResultProof
-    def __init__(self, tx_id: _Optional[bytes] = ..., height: _Optional[int] = ..., index: _Optional[int] = ..., result: _Optional[_Union[TxResult, _Mapping]] = ..., header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., envelope: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., result_proof: _Optional[_Union[ResultProof, _Mapping]] = ...) -> None: ...
+    withheld: bool
+    def __init__(self, tx_id: _Optional[bytes] = ..., height: _Optional[int] = ..., index: _Optional[int] = ..., result: _Optional[_Union[TxResult, _Mapping]] = ..., header: _Optional[_Union[BlockHeader, _Mapping]] = ..., block_hash: _Optional[bytes] = ..., envelope: _Optional[bytes] = ..., proof: _Optional[_Iterable[bytes]] = ..., certificate: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., result_proof: _Optional[_Union[ResultProof, _Mapping]] = ..., withheld: _Optional[bool] = ...) -> None: ...

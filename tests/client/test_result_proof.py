@@ -95,6 +95,21 @@ def test_a_checkpoint_attests_the_result_and_events(receipt: types_pb2.Receipt) 
     assert receipt.events  # identity.registered
 
 
+def test_the_result_proof_shows_no_other_transaction(receipt: types_pb2.Receipt) -> None:
+    # Block 2 also registers REG-2; the proof for REG-TARGET carries only a digest of that.
+    assert b"REG-2" not in receipt.result_proof.SerializeToString()
+    assert b"REG-TARGET" in receipt.result_proof.outcome
+    assert len(receipt.result_proof.outcome_proof) == 1
+
+
+def test_a_proof_moved_to_another_position_fails(receipt: types_pb2.Receipt) -> None:
+    copy = types_pb2.Receipt()
+    copy.CopyFrom(receipt)
+    copy.index = 1
+    report = verify_receipt(copy, _validator_set())
+    assert "result" in [check.name for check in report.failed]
+
+
 def _tampered(receipt: types_pb2.Receipt, how: str) -> types_pb2.Receipt:
     copy = types_pb2.Receipt()
     copy.CopyFrom(receipt)
@@ -103,8 +118,11 @@ def _tampered(receipt: types_pb2.Receipt, how: str) -> types_pb2.Receipt:
         copy.result.code = "NOT_HOLDER"
     elif how == "event":
         copy.events[0].kind = "identity.deactivated"
-    elif how == "results bytes":
-        proof.results = proof.results.replace(b"OK", b"KO", 1)
+    elif how == "outcome bytes":
+        proof.outcome = proof.outcome.replace(b"OK", b"KO", 1)
+    elif how == "outcome path":
+        proof.outcome_proof[0] = bytes(32)
+
     elif how == "later block":
         proof.links[1].write_set_digest = bytes(32)
     elif how == "previous root":
@@ -119,7 +137,8 @@ def _tampered(receipt: types_pb2.Receipt, how: str) -> types_pb2.Receipt:
     [
         "result code",
         "event",
-        "results bytes",
+        "outcome bytes",
+        "outcome path",
         "later block",
         "previous root",
         "dropped link",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ibledger.contracts import QUERIES, QueryError
+from ibledger.contracts.queries import sees_everything, transaction_visible
 
 
 def _busy_bill(w: Any) -> str:
@@ -175,3 +176,39 @@ def test_query_names() -> None:
         "participant",
         "positions",
     } <= set(QUERIES)
+
+
+def _events(outcome: Any) -> list[dict[str, Any]]:
+    return [{"kind": e.kind, "attrs": dict(e.attrs), "tx_index": 0} for e in outcome.events]
+
+
+def test_a_transaction_is_visible_to_its_parties_and_the_regulator(world: Any) -> None:
+    p = str(world.received())
+    request_id = world.request(
+        "ENT_B",
+        "bill.endorse",
+        package_no=p,
+        range="1-120000000",
+        amount_fen=120_000_000,
+        endorsee="ENT_D",
+    )
+    outcome = world.ledger.submit("ENT_D", "bill.sign", {"request_id": request_id})
+    events = _events(outcome)
+    assert outcome.code == "OK" and events
+    state = world.ledger.state
+    # The signer, the endorser and the package's earlier parties (drawer ENT_A, acceptor
+    # BANK_A) see it, and so does the regulator; a bank with no part in the bill does not.
+    for pid in ("ENT_D", "ENT_B", "ENT_A", "BANK_A", "REGULATOR"):
+        assert transaction_visible(state, pid, "ENT_D", events), pid
+    for pid in ("BANK_C", "ENT_C", "NOBODY", None):
+        assert not transaction_visible(state, pid, "ENT_D", events), pid
+
+
+def test_identity_events_are_visible_to_the_participant_named(world: Any) -> None:
+    outcome = world.ok("ADMIN", "identity.update_details", participant="BANK_C", name="SPDB 2")
+    events = _events(outcome)
+    state = world.ledger.state
+    assert transaction_visible(state, "BANK_C", "ADMIN", events)
+    assert transaction_visible(state, "ADMIN", "ADMIN", events)
+    assert not transaction_visible(state, "BANK_A", "ADMIN", events)
+    assert sees_everything(state, "REGULATOR") and not sees_everything(state, "BANK_A")

@@ -15,10 +15,16 @@ from pathlib import Path
 
 import grpc
 
+from ibledger.cli.client import api_channel
 from ibledger.contracts.codec import canonical_decode
 from ibledger.node.config import Manifest, load_manifest
 from ibledger.node.crypto import KeyPair, load_private_key
-from ibledger.node.tx import build_transaction, decode_envelope
+from ibledger.node.tx import (
+    READ_SESSION_OP,
+    READ_SIGNING_DOMAIN,
+    build_transaction,
+    decode_envelope,
+)
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
 CLI = [sys.executable, "-m", "ibledger.cli.main"]
@@ -94,7 +100,15 @@ class Cluster:
         return f"{node.api.host}:{node.api.port}"
 
     def stub(self, node_id: str) -> ledger_pb2_grpc.LedgerStub:
-        return ledger_pb2_grpc.LedgerStub(grpc.insecure_channel(self.address(node_id)))
+        """A stub over TLS, verifying the node's certificate against the consortium CA."""
+        return ledger_pb2_grpc.LedgerStub(
+            api_channel(self.address(node_id), self.manifest.ca_cert, node_id)
+        )
+
+    def session(self, node_id: str, identity: str = "REGULATOR") -> bytes:
+        """A read session (viewer proof) of ``identity`` for ``node_id``; the regulator's by
+        default, who is shown every transaction."""
+        return read_session(self.manifest, node_id, identity)
 
     @property
     def node_ids(self) -> list[str]:
@@ -136,7 +150,9 @@ class Cluster:
         for tx_id in tx_ids:
             remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
             receipt = stub.WaitForCommit(
-                ledger_pb2.WaitForCommitRequest(tx_id=tx_id, timeout_ms=remaining_ms),
+                ledger_pb2.WaitForCommitRequest(
+                    tx_id=tx_id, timeout_ms=remaining_ms, viewer=self.session(node_id)
+                ),
                 timeout=remaining_ms / 1000 + 5,
             )
             self.acked[tx_id] = node_id
@@ -158,8 +174,9 @@ class Cluster:
     def blocks(self, node_id: str) -> list[types_pb2.Block]:
         stub = self.stub(node_id)
         height = self.status(node_id).height
+        viewer = self.session(node_id)
         return [
-            stub.GetBlock(ledger_pb2.GetBlockRequest(height=h), timeout=10)
+            stub.GetBlock(ledger_pb2.GetBlockRequest(height=h, viewer=viewer), timeout=10)
             for h in range(height + 1)
         ]
 
@@ -174,6 +191,21 @@ class Cluster:
                 tx_id = decode_envelope(envelope).tx_id
                 counts[tx_id] = counts.get(tx_id, 0) + 1
         return [b.block_hash for b in blocks], blocks[-1].state_root, counts
+
+
+def read_session(manifest: Manifest, node_id: str, identity: str = "REGULATOR") -> bytes:
+    """A read session of a manifest identity for one node, valid for five minutes."""
+    entry = manifest.identity(identity)
+    assert entry is not None
+    return build_transaction(
+        load_private_key(entry.key_file),
+        chain_id=manifest.chain_id,
+        sender=entry.participant,
+        operation=READ_SESSION_OP,
+        args={"node": node_id},
+        expires_at_ms=int(time.time() * 1000) + 5 * 60_000,
+        domain=READ_SIGNING_DOMAIN,
+    )
 
 
 def decode_attrs(event: types_pb2.Event) -> object:

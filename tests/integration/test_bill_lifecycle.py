@@ -143,7 +143,7 @@ def test_payment_and_refusal_with_recourse(
     assert positions["participant"] == "ICBC"
     # A receipt from early in the test: a stable checkpoint now attests its result offline.
     first_tx = cli.json("bill", "history", paid, "--as", "REGULATOR")["history"][0]["tx_id"]
-    verified = cli.json("tx", "show", first_tx, "--verify")
+    verified = cli.json("tx", "show", first_tx, "--verify", "--as", "REGULATOR")
     checks = {c["name"]: c for c in verified["verification"]["checks"]}
     assert verified["verification"]["verified"], verified
     assert "attested by checkpoint" in checks["result"]["detail"]

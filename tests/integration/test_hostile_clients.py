@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from ibledger.cli.client import api_channel
 from ibledger.node.crypto import load_private_key
 from ibledger.node.tx import QUERY_SIGNING_DOMAIN, build_transaction, decode_envelope
 from ibledger.proto import ledger_pb2
@@ -81,7 +82,10 @@ def _results(cluster: Cluster, node_id: str, envelopes: list[bytes]) -> list[tup
 
 def _receipt_code(cluster: Cluster, node_id: str, tx_id: bytes) -> str:
     receipt = cluster.stub(node_id).WaitForCommit(
-        ledger_pb2.WaitForCommitRequest(tx_id=tx_id, timeout_ms=60_000), timeout=65
+        ledger_pb2.WaitForCommitRequest(
+            tx_id=tx_id, timeout_ms=60_000, viewer=cluster.session(node_id)
+        ),
+        timeout=65,
     )
     return str(receipt.result.code)
 
@@ -179,7 +183,7 @@ def test_queries_and_transactions_are_signed_in_separate_domains(cluster: Cluste
 
 @pytest.mark.parametrize("method", ["Submit", "SubmitBatch", "GetBlock", "StreamBlocks", "Query"])
 def test_malformed_protobuf_is_invalid_argument_with_a_code(cluster: Cluster, method: str) -> None:
-    channel = grpc.insecure_channel(cluster.address("node3"))
+    channel = api_channel(cluster.address("node3"), cluster.manifest.ca_cert, "node3")
     streaming = method == "StreamBlocks"
     call = (channel.unary_stream if streaming else channel.unary_unary)(
         f"/ibledger.v1.Ledger/{method}",

@@ -54,7 +54,9 @@ def test_transactions_submitted_to_every_node_commit_on_all(cluster: Cluster) ->
     roots = {cluster.status(n).state_root for n in cluster.node_ids}
     assert height >= 1 and len(roots) == 1
     for node_id in cluster.node_ids:  # every node serves every receipt
-        receipt = cluster.stub(node_id).GetReceipt(ledger_pb2.GetReceiptRequest(tx_id=tx_ids[-1]))
+        receipt = cluster.stub(node_id).GetReceipt(
+            ledger_pb2.GetReceiptRequest(tx_id=tx_ids[-1], viewer=cluster.session(node_id))
+        )
         assert receipt.result.code == "OK"
 
 

@@ -82,7 +82,10 @@ def test_a_flooding_sender_is_held_to_its_quota_and_others_go_through(cluster: C
     stub = cluster.stub("node2")
     for tx_id in tx_ids:
         receipt = stub.WaitForCommit(
-            ledger_pb2.WaitForCommitRequest(tx_id=tx_id, timeout_ms=60_000), timeout=65
+            ledger_pb2.WaitForCommitRequest(
+                tx_id=tx_id, timeout_ms=60_000, viewer=cluster.session("node2")
+            ),
+            timeout=65,
         )
         assert receipt.result.code  # executed (the contract's own answer)
     assert {decode_envelope(e).tx_id for e in other} == set(tx_ids)

@@ -15,12 +15,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ibledger.cli.client import api_channel
 from ibledger.node.config import load_manifest
 from ibledger.node.crypto import load_private_key
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
-from .cluster import run_cli
+from .cluster import read_session, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,9 @@ def test_single_node_chain_commits_stops_on_sigterm_and_resumes(tmp_path: Path) 
     manifest = load_manifest(directory)
     node = manifest.nodes[0]
     log = tmp_path / "node.log"
-    stub = ledger_pb2_grpc.LedgerStub(grpc.insecure_channel(f"{node.api.host}:{node.api.port}"))
+    stub = ledger_pb2_grpc.LedgerStub(
+        api_channel(f"{node.api.host}:{node.api.port}", manifest.ca_cert, node.id)
+    )
     admin = load_private_key(manifest.identities["ADMIN"].key_file)
 
     process = _start(node.config, log)
@@ -67,7 +70,11 @@ def test_single_node_chain_commits_stops_on_sigterm_and_resumes(tmp_path: Path) 
         )
         submitted = stub.Submit(ledger_pb2.SubmitRequest(envelope=envelope))
         receipt = stub.WaitForCommit(
-            ledger_pb2.WaitForCommitRequest(tx_id=submitted.tx_id, timeout_ms=10_000)
+            ledger_pb2.WaitForCommitRequest(
+                tx_id=submitted.tx_id,
+                timeout_ms=10_000,
+                viewer=read_session(manifest, node.id, "ADMIN"),
+            )
         )
         assert receipt.result.code == "OK" and receipt.height == 1
         process.send_signal(signal.SIGTERM)

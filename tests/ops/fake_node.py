@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 
+from ibledger.node import pki
 from ibledger.node.config import NodeConfig, load_node_config
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
@@ -71,7 +72,10 @@ async def serve(config: NodeConfig) -> None:
         return
     server = grpc.aio.server()
     ledger_pb2_grpc.add_LedgerServicer_to_server(FakeLedger(config), server)
-    server.add_insecure_port(str(config.api.listen))
+    if config.api.tls:  # as a real node does: the node's CA-issued certificate
+        server.add_secure_port(str(config.api.listen), pki.api_server_credentials(config))
+    else:
+        server.add_insecure_port(str(config.api.listen))
     await server.start()
     print(f"fake node {config.node_id}: serving on {config.api.listen}", flush=True)
     await stop.wait()

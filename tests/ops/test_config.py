@@ -512,7 +512,7 @@ def test_optional_sections_take_defaults(network_copy: Path) -> None:
     config = load_node_config(_toml_path(network_copy))
     assert config.mempool.size_max == 50_000
     assert config.log.level == "info"
-    assert config.api.max_concurrent_rpcs == 256
+    assert config.api.max_concurrent_rpcs == 1024
 
 
 @pytest.mark.parametrize(
