@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pty
 import re
+import select
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +141,53 @@ def test_a_world_readable_passphrase_file_is_refused(cli: CliRunner, tmp_path: P
     )  # fmt: skip
     assert code != 0 and f"chmod 600 {pass_file}" in err
     assert not (tmp_path / "net" / "ca").exists()
+
+
+def _init_at_a_terminal(directory: Path, answers: list[bytes]) -> tuple[int, str]:
+    """``network init --encrypt`` with a terminal as standard input, answering each prompt."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ibledger.cli.main", "network", "init", "--encrypt",
+         "--nodes", "1", "--dir", str(directory)],
+        stdin=terminal,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("IBLEDGER_PASS")},
+        start_new_session=True,  # no controlling terminal: getpass uses standard input
+    )  # fmt: skip
+    assert process.stderr is not None
+    err = b""
+    try:
+        deadline = time.monotonic() + 120  # bounds a hang only
+        pending = list(answers)
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stderr], [], [], 1.0)
+            if ready:
+                chunk = os.read(process.stderr.fileno(), 4096)
+                if not chunk:
+                    break
+                err += chunk
+                # Answer only once a prompt shows: getpass flushes input typed before it.
+                if pending and err.rstrip().endswith(b":"):
+                    os.write(controller, pending.pop(0) + b"\n")
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+        os.close(controller)
+        os.close(terminal)
+    return process.returncode, err.decode()
+
+
+def test_init_encrypt_asks_twice_at_a_terminal(tmp_path: Path) -> None:
+    code, err = _init_at_a_terminal(tmp_path / "net", [b"typed at the prompt"] * 2)
+    assert code == 0, err
+    assert "typed at the prompt" not in err  # not echoed
+    key = tmp_path / "net" / "nodes" / "node0" / "keys" / "validator.key.pem"
+    assert isinstance(read_key_file(key, b"typed at the prompt"), Ed25519PrivateKey)
+
+    code, err = _init_at_a_terminal(tmp_path / "other", [b"first try", b"second try"])
+    assert code != 0 and "PASSPHRASE_MISMATCH" in err
+    assert not (tmp_path / "other" / "ca").exists()
