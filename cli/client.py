@@ -36,7 +36,6 @@ used here are read; others are ignored.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -61,6 +60,8 @@ from ibledger.node.tx import (
     decode_envelope,
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
+
+from .passphrase import PassphraseForKeys
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
@@ -488,6 +489,7 @@ class NetworkManifest:
     nodes: tuple[NodeEntry, ...]
     identities: dict[str, IdentityEntry]
     ca_cert: Path | None = None  # the consortium CA that node API certificates chain to
+    keys_encrypted: bool = False  # written by ``network init --encrypt``: refuse plaintext keys
 
     FILE_NAME = "network.json"
 
@@ -552,6 +554,7 @@ class NetworkManifest:
             nodes=tuple(nodes),
             identities=identities,
             ca_cert=base / ca_cert if ca_cert else None,
+            keys_encrypted=data.get("keys_encrypted") is True,
         )
 
     def identity(self, name: str) -> IdentityEntry:
@@ -613,11 +616,25 @@ def api_channel(
     return grpc.secure_channel(address, api_credentials(ca_cert), options=opts)
 
 
-def load_keypair(path: str | Path) -> KeyPair:
-    """A private key file; an encrypted one takes its passphrase from $IBLEDGER_PASSPHRASE."""
-    passphrase = os.environ.get("IBLEDGER_PASSPHRASE")
+def load_keypair(
+    path: str | Path,
+    *,
+    passphrase: bytes | None = None,
+    passphrase_file: Path | None = None,
+    require_encrypted: bool = False,
+) -> KeyPair:
+    """A private key file, decrypted once (the key derivation is slow by design).
+
+    An encrypted key's passphrase is ``passphrase``, else the sources of ``cli.passphrase``:
+    ``passphrase_file``, ``$IBLEDGER_PASSPHRASE``, or a prompt in a terminal.
+    """
+    key_file = Path(path)
     try:
-        return load_private_key(Path(path), passphrase.encode() if passphrase else None)
+        if passphrase is None:
+            passphrase = PassphraseForKeys(passphrase_file).for_key(
+                key_file, required=require_encrypted
+            )
+        return load_private_key(key_file, passphrase, require_encrypted=require_encrypted)
     except CryptoError as exc:
         raise ClientError(exc.code, exc.message) from None
 
@@ -671,17 +688,22 @@ class Client:
         *,
         timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         node: str | None = None,
+        passphrase: bytes | None = None,
     ) -> Client:
         """A client for the network described by ``directory/network.json``.
 
         ``identity`` names one of the manifest's identities (its key signs transactions and
-        queries); ``node`` pins one address instead of the manifest's node list.
+        queries); ``node`` pins one address instead of the manifest's node list; ``passphrase``
+        decrypts the identity's key when the network's keys are encrypted.
         """
         manifest = NetworkManifest.load(directory)
         keypair = sender = None
         if identity is not None:
             entry = manifest.identity(identity)
-            keypair, sender = load_keypair(entry.key_file), entry.participant
+            keypair = load_keypair(
+                entry.key_file, passphrase=passphrase, require_encrypted=manifest.keys_encrypted
+            )
+            sender = entry.participant
         addresses = [node] if node else [n.api for n in manifest.nodes]
         return cls(
             addresses,

@@ -42,6 +42,7 @@ from .client import (
     load_keypair,
 )
 from .output import CommandError, add_json_flag, emit, home
+from .passphrase import add_passphrase_flag
 
 EXIT_USAGE = 2
 # Client-side codes that mean "the command was used wrongly", not "the ledger said no".
@@ -136,11 +137,12 @@ def add_client_flags(
             type=Path,
             metavar="FILE",
             help="private key file to sign with, when not using a manifest identity (needs "
-            "--sender; an encrypted key takes its passphrase from $IBLEDGER_PASSPHRASE)",
+            "--sender)",
         )
         who.add_argument(
             "--sender", metavar="PARTICIPANT", help="the participant id that --key belongs to"
         )
+        add_passphrase_flag(who)
     add_json_flag(parser)
 
 
@@ -151,6 +153,7 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
     key: Path | None = getattr(options, "key", None)
     sender: str | None = getattr(options, "sender", None)
     identity: str | None = getattr(options, "identity", None)
+    passphrase_file: Path | None = getattr(options, "passphrase_file", None)
     if identity is None and key is None and hasattr(options, "identity"):
         identity = os.environ.get("IBLEDGER_AS") or None
     default_dir = home() / "network"
@@ -167,7 +170,7 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
     if key is not None:
         if not sender:
             raise ClientError("NO_IDENTITY", "--key needs --sender PARTICIPANT")
-        keypair = load_keypair(key)
+        keypair = load_keypair(key, passphrase_file=passphrase_file)
     elif sender is not None:
         raise ClientError("NO_IDENTITY", "--sender needs --key FILE")
     elif identity is not None:
@@ -178,7 +181,12 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
                 "--key FILE --sender PARTICIPANT",
             )
         entry = manifest.identity(identity)
-        keypair, sender = load_keypair(entry.key_file), entry.participant
+        keypair = load_keypair(
+            entry.key_file,
+            passphrase_file=passphrase_file,
+            require_encrypted=manifest.keys_encrypted,
+        )
+        sender = entry.participant
     elif need_identity:
         known = ", ".join(sorted(manifest.identities)) if manifest else ""
         hint = f" (one of: {known})" if known else ""

@@ -12,6 +12,11 @@
     genesis.json                         chain id, validators, consensus parameters, participants
     network.json                         the manifest client commands read (``load_manifest``)
 
+With ``--encrypt`` every private key above is encrypted under one passphrase (``node.keyfile``)
+and the network is marked so (``[keys] encrypted`` in node.toml, ``keys_encrypted`` in the
+manifest) that a plaintext key is refused later. ``up`` decrypts every node's keys first, so a
+wrong passphrase starts nothing, then passes it to each node through an inherited pipe.
+
 ``network up`` starts every node as a background process in its own session (so it outlives
 the command), appends its output to ``nodes/<id>/node.log``, writes ``nodes/<id>/node.pid`` and
 waits until every node answers ``GetStatus``. ``network down`` sends SIGTERM, waits, then
@@ -25,6 +30,9 @@ Environment
 ``IBLEDGER_NODE_COMMAND``
     For tests only: a command line (split like a POSIX shell would) that replaces
     ``python -m ibledger.cli.main node start``; ``--config <node.toml>`` is appended to it.
+``IBLEDGER_PASSPHRASE``
+    The passphrase of encrypted keys when ``--passphrase-file`` is not given (see
+    ``cli.passphrase`` for every source).
 """
 
 from __future__ import annotations
@@ -59,12 +67,21 @@ from ibledger.node.config import (
     load_manifest,
     load_node_config,
 )
-from ibledger.node.crypto import ED25519_SHA256, generate_keypair, write_private_key
+from ibledger.node.crypto import ED25519_SHA256, CryptoError, generate_keypair, write_private_key
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 from .client import api_channel
 from .output import CommandError, add_json_flag, emit, home
+from .passphrase import (
+    PASSPHRASE_ENV,
+    PASSPHRASE_FD_ENV,
+    PassphraseForKeys,
+    add_passphrase_flag,
+    given_passphrase,
+    passphrase_pipe,
+    prompt_passphrase,
+)
 
 NODE_COMMAND_ENV = "IBLEDGER_NODE_COMMAND"
 NODES_DEFAULT = 4
@@ -168,6 +185,13 @@ def register(commands: Any) -> None:
         default=NODE_CERT_VALID_DAYS,
         help=f"node certificate lifetime in days (default {NODE_CERT_VALID_DAYS})",
     )
+    init.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="encrypt every private key written (CA, TLS, validator and identity keys) with one "
+        "passphrase, from --passphrase-file, $IBLEDGER_PASSPHRASE or a prompt",
+    )
+    add_passphrase_flag(init)
     init.add_argument("--force", action="store_true", help="replace an existing network")
     init.add_argument(
         "--if-missing",
@@ -185,6 +209,7 @@ def register(commands: Any) -> None:
         default=UP_TIMEOUT_S,
         help=f"seconds to wait for every node to answer (default {UP_TIMEOUT_S:g})",
     )
+    add_passphrase_flag(up)
     add_json_flag(up)
     up.set_defaults(handler=up_network)
 
@@ -261,6 +286,22 @@ def init_network(options: argparse.Namespace) -> int:
         raise CommandError("BAD_ARGUMENT", f"--nodes must be from 1 to {NODES_MAX}, got {count}")
     if options.cert_days < 1:
         raise CommandError("BAD_ARGUMENT", "--cert-days must be at least 1")
+    passphrase: bytes | None = None
+    if options.encrypt:
+        try:
+            passphrase = given_passphrase(options.passphrase_file) or prompt_passphrase(
+                "passphrase for the network's private keys", confirm=True
+            )
+        except CryptoError as exc:
+            raise CommandError(exc.code, exc.message) from None
+        if passphrase is None:
+            raise CommandError(
+                "PASSPHRASE_REQUIRED",
+                f"--encrypt needs a passphrase: --passphrase-file FILE, ${PASSPHRASE_ENV}, "
+                "or run it in a terminal to be asked",
+            )
+    elif options.passphrase_file is not None:
+        raise CommandError("BAD_ARGUMENT", "--passphrase-file needs --encrypt")
     existing = [name for name in NETWORK_ENTRIES if (directory / name).exists()]
     if existing and options.if_missing and not options.force:
         manifest = _manifest(directory)
@@ -292,7 +333,7 @@ def init_network(options: argparse.Namespace) -> int:
                 target.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        summary = _write_network(directory, count, options.chain_id, options.cert_days)
+        summary = _write_network(directory, count, options.chain_id, options.cert_days, passphrase)
     except BaseException:
         for name in NETWORK_ENTRIES:  # leave no half-written network behind
             target = directory / name
@@ -314,13 +355,15 @@ def init_network(options: argparse.Namespace) -> int:
     return 0
 
 
-def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -> dict[str, Any]:
+def _write_network(
+    directory: Path, count: int, chain_id: str, cert_days: int, passphrase: bytes | None = None
+) -> dict[str, Any]:
     node_ids = [f"node{i}" for i in range(count)]
     ports = free_ports(3 * count)
     host = "127.0.0.1"
     try:
         ca = create_ca(f"{chain_id} consortium CA")
-        ca.write(directory / "ca")
+        ca.write(directory / "ca", passphrase)
     except PkiError as exc:
         raise CommandError("PKI_ERROR", str(exc)) from None
     (directory / "ca").chmod(0o700)
@@ -334,13 +377,14 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
             (node_dir / sub).mkdir(parents=True, mode=0o700)
         (node_dir / "data").mkdir(mode=0o700)
         keypair = generate_keypair(ED25519_SHA256)
-        write_private_key(node_dir / "keys" / "validator.key.pem", keypair)
+        write_private_key(node_dir / "keys" / "validator.key.pem", keypair, passphrase)
         try:
             certificate = issue_node_certificate(ca, node_id, hosts=[host], valid_days=cert_days)
         except PkiError as exc:
             raise CommandError("PKI_ERROR", str(exc)) from None
-        certificate.write(node_dir / "tls" / "node.crt", node_dir / "tls" / "node.key")
-        _write_text(node_dir / "node.toml", _node_toml(node_id, api, peer, metrics))
+        certificate.write(node_dir / "tls" / "node.crt", node_dir / "tls" / "node.key", passphrase)
+        toml = _node_toml(node_id, api, peer, metrics, encrypted=passphrase is not None)
+        _write_text(node_dir / "node.toml", toml)
         validators.append(
             {
                 "id": node_id,
@@ -369,7 +413,7 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
                 assert validate_identifier(kind, template[kind], production=True).valid
         keypair = generate_keypair(ED25519_SHA256)
         key_file = f"identities/{template['id']}.key.pem"
-        write_private_key(directory / key_file, keypair)
+        write_private_key(directory / key_file, keypair, passphrase)
         participants.append(
             {**template, "keys": [{"suite": keypair.suite, "public_key": keypair.public_key.hex()}]}
         )
@@ -396,6 +440,8 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
         "nodes": manifest_nodes,
         "identities": identities,
     }
+    if passphrase is not None:
+        manifest["keys_encrypted"] = True  # clients refuse a plaintext identity key in its place
     _write_json(directory / MANIFEST_FILE, manifest)
 
     # Read everything back through the loaders the node uses: init never writes a network that
@@ -403,7 +449,7 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
     try:
         load_manifest(directory)
         for node in manifest_nodes:
-            load_node_config(directory / node["config"])
+            load_node_config(directory / node["config"], passphrase=passphrase)
     except ConfigError as exc:
         raise CommandError("CONFIG_INVALID", f"the written network does not load: {exc}") from None
     return {
@@ -414,7 +460,12 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
     }
 
 
-def _node_toml(node_id: str, api: HostPort, peer: HostPort, metrics: HostPort) -> str:
+def _node_toml(
+    node_id: str, api: HostPort, peer: HostPort, metrics: HostPort, *, encrypted: bool = False
+) -> str:
+    keys: dict[str, dict[str, str | int | bool]] = (
+        {"keys": {"encrypted": True}} if encrypted else {}
+    )
     return format_toml(
         {
             "node": {
@@ -443,6 +494,7 @@ def _node_toml(node_id: str, api: HostPort, peer: HostPort, metrics: HostPort) -
             "metrics": {"listen": str(metrics)},
             "mempool": {"size_max": 50_000},
             "log": {"level": "info"},
+            **keys,
         }
     )
 
@@ -540,21 +592,31 @@ def _log_tail(node_dir: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def _start_node(node: ManifestNode) -> subprocess.Popen[bytes]:
+def _start_node(node: ManifestNode, passphrase: bytes | None = None) -> subprocess.Popen[bytes]:
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with (node.dir / "node.log").open("ab") as log:
-        log.write(f"{LOG_MARKER}{node.id} at {stamp} ===\n".encode())
-        log.flush()
-        process = subprocess.Popen(
-            node_command(node.config),
-            cwd=node.dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=environment,
-        )
+    inherited: tuple[int, ...] = ()
+    if passphrase is not None:
+        inherited = (passphrase_pipe(passphrase),)
+        environment[PASSPHRASE_FD_ENV] = str(inherited[0])
+        environment.pop(PASSPHRASE_ENV, None)  # the pipe replaces it: keep it out of /proc
+    try:
+        with (node.dir / "node.log").open("ab") as log:
+            log.write(f"{LOG_MARKER}{node.id} at {stamp} ===\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                node_command(node.config),
+                cwd=node.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=environment,
+                pass_fds=inherited,
+            )
+    finally:
+        for fd in inherited:
+            os.close(fd)
     _pid_file(node.dir).write_text(f"{process.pid}\n")
     _DETACHED.append(process)
     return process
@@ -600,11 +662,16 @@ def up_network(options: argparse.Namespace) -> int:
     manifest = _manifest(directory)
     if options.timeout <= 0:
         raise CommandError("BAD_ARGUMENT", "--timeout must be positive")
-    for node in manifest.nodes:
-        try:
-            load_node_config(node.config)
-        except ConfigError as exc:
-            raise CommandError("CONFIG_INVALID", str(exc)) from None
+    # Every node's keys are decrypted here first, so a wrong or missing passphrase fails this
+    # command before any process starts; the nodes then get it through an inherited pipe.
+    try:
+        passphrases = PassphraseForKeys(options.passphrase_file)
+        for node in manifest.nodes:
+            load_node_config(node.config, passphrase=passphrases.value, ask_passphrase=passphrases)
+    except ConfigError as exc:
+        raise CommandError("CONFIG_INVALID", str(exc)) from None
+    except CryptoError as exc:
+        raise CommandError(exc.code, exc.message) from None
 
     processes: dict[str, subprocess.Popen[bytes]] = {}
     pids: dict[str, int] = {}
@@ -616,7 +683,7 @@ def up_network(options: argparse.Namespace) -> int:
             continue
         _remove_pid_file(node.dir)
         try:
-            process = _start_node(node)
+            process = _start_node(node, passphrases.value)
         except OSError as exc:
             raise CommandError("START_FAILED", f"cannot start {node.id}: {exc}") from None
         processes[node.id], pids[node.id], action[node.id] = process, process.pid, "started"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from .output import CommandError
+from .passphrase import PassphraseForKeys, add_passphrase_flag
 
 
 def register(commands: Any) -> None:
@@ -18,9 +18,11 @@ def register(commands: Any) -> None:
         "start",
         help="run a node in the foreground (stop with Ctrl-C or SIGTERM)",
         description="Run one validator node from its node.toml. Logs are JSON lines on stderr. "
-        "An encrypted validator key takes its passphrase from $IBLEDGER_PASSPHRASE.",
+        "Encrypted keys take their passphrase from --passphrase-file, $IBLEDGER_PASSPHRASE, "
+        "[keys] passphrase_file in node.toml, or a prompt in a terminal.",
     )
     start.add_argument("--config", type=Path, required=True, help="the node's node.toml")
+    add_passphrase_flag(start)
     start.set_defaults(handler=run_start)
 
 
@@ -30,9 +32,11 @@ def run_start(options: argparse.Namespace) -> int:
     from ibledger.node.ledger import LedgerError
     from ibledger.node.server import run
 
-    passphrase = os.environ.get("IBLEDGER_PASSPHRASE")
+    # Resolved once here: the key derivation is slow by design, and the node decrypts its keys
+    # once at startup and keeps them in memory.
     try:
-        return run(options.config, passphrase=passphrase.encode() if passphrase else None)
+        passphrases = PassphraseForKeys(options.passphrase_file)
+        return run(options.config, passphrase=passphrases.value, ask_passphrase=passphrases)
     except ConfigError as exc:
         raise CommandError("BAD_CONFIG", str(exc)) from None
     except CryptoError as exc:

@@ -42,6 +42,7 @@ from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.runtime import genesis_writes
 
 from .crypto import CryptoError, KeyPair, get_suite, load_private_key
+from .keyfile import key_file_is_encrypted, private_key_to_pem, read_passphrase_file
 from .pki import (
     NODE_ID_PATTERN,
     PkiError,
@@ -243,6 +244,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class KeysConfig:
+    """``[keys]``: whether this node's private keys must be encrypted, and where the passphrase
+    may be read from when no other source gives one."""
+
+    encrypted: bool = False
+    passphrase_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """A validated ``node.toml`` with its genesis; every path is absolute."""
 
@@ -258,6 +268,8 @@ class NodeConfig:
     log: LogConfig
     genesis: Genesis
     validator_keypair: KeyPair = field(repr=False)
+    tls_key_pem: bytes = field(repr=False)  # decrypted once at load; handed to gRPC's TLS
+    keys: KeysConfig = KeysConfig()
 
     @property
     def validator(self) -> ValidatorInfo:
@@ -298,6 +310,12 @@ class _Table:
             raise self.error(key, f"must be a non-empty string, got {_show(value)}")
         return value
 
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {_show(value)}")
+        return value
+
     def integer(self, key: str, low: int, high: int, default: Any = _MISSING) -> int:
         value = self._get(key, default)
         if not _is_int(value):
@@ -321,12 +339,6 @@ class _Table:
             raise self.error(key, f"{resolved} {what}")
         return resolved
 
-    def boolean(self, key: str, default: Any = _MISSING) -> bool:
-        value = self._get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, got {_show(value)}")
-        return value
-
     def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
         value = self._get(key, default)
         if value not in choices:
@@ -342,8 +354,8 @@ class _Table:
             )
 
 
-NODE_SECTIONS = ("api", "log", "mempool", "metrics", "node", "peer")
-_OPTIONAL_SECTIONS = ("log", "mempool")
+NODE_SECTIONS = ("api", "keys", "log", "mempool", "metrics", "node", "peer")
+_OPTIONAL_SECTIONS = ("keys", "log", "mempool")
 MESSAGE_BYTES_MAX = 256 * 1024 * 1024
 
 
@@ -363,10 +375,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(path, None, "is not valid TOML: not UTF-8 text") from None
 
 
-def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> NodeConfig:
+def load_node_config(
+    path: Path | str,
+    *,
+    passphrase: bytes | None = None,
+    ask_passphrase: Callable[[Path], bytes | None] | None = None,
+) -> NodeConfig:
     """Read and validate ``node.toml``, its genesis, validator key and TLS files.
 
-    ``passphrase`` decrypts an encrypted validator key. Raises ``ConfigError``.
+    ``passphrase`` decrypts encrypted private keys; without one, ``[keys] passphrase_file`` is
+    read, and then ``ask_passphrase(key file)`` (a terminal prompt) is called, only when a key
+    is encrypted. With ``[keys] encrypted = true`` a plaintext key is refused. Raises
+    ``ConfigError``.
     """
     path = Path(path)
     document = _read_toml(path)
@@ -454,6 +474,20 @@ def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> No
     log = LogConfig(level=log_table.choice("level", LOG_LEVELS, LOG_LEVEL_DEFAULT))
     log_table.finish()
 
+    keys_table = _Table(path, "keys", document.get("keys", {}), base)
+    keys = KeysConfig(
+        encrypted=keys_table.boolean("encrypted", False),
+        passphrase_file=(
+            keys_table.path_value("passphrase_file", must_exist=False)
+            if "passphrase_file" in keys_table.data
+            else None
+        ),
+    )
+    if keys.passphrase_file is None:
+        keys_table.known.append("passphrase_file")
+    keys_table.finish()
+    passphrases = _PassphraseSource(keys, passphrase, ask_passphrase)
+
     _check_distinct_listeners(path, api.listen, peer.listen, metrics.listen)
     genesis = load_genesis(genesis_file)
     entry = genesis.validator(node_id)
@@ -464,7 +498,11 @@ def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> No
             f"(validators: {', '.join(genesis.validator_ids)})",
         )
     try:
-        keypair = load_private_key(validator_key, passphrase)
+        keypair = load_private_key(
+            validator_key,
+            passphrases.for_key(validator_key),
+            require_encrypted=keys.encrypted,
+        )
     except CryptoError as exc:
         raise node.error("validator_key", exc.message) from None
     if keypair.public_key != entry.public_key:
@@ -473,7 +511,7 @@ def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> No
             f"{validator_key} holds public key {keypair.public_key.hex()[:16]}..., but "
             f"{genesis_file.name} lists {entry.public_key.hex()[:16]}... for {node_id}",
         )
-    _check_tls(peer_table, peer, node_id)
+    tls_key_pem = _check_tls(peer_table, peer, node_id, passphrases)
     return NodeConfig(
         path=path.resolve(),
         node_id=node_id,
@@ -487,7 +525,35 @@ def load_node_config(path: Path | str, *, passphrase: bytes | None = None) -> No
         log=log,
         genesis=genesis,
         validator_keypair=keypair,
+        tls_key_pem=tls_key_pem,
+        keys=keys,
     )
+
+
+class _PassphraseSource:
+    """The passphrase for this node's encrypted keys: found once, asked for only if needed."""
+
+    def __init__(
+        self,
+        keys: KeysConfig,
+        given: bytes | None,
+        ask: Callable[[Path], bytes | None] | None,
+    ) -> None:
+        self._keys = keys
+        self._value = given
+        self._ask = ask
+
+    @property
+    def required(self) -> bool:
+        return self._keys.encrypted
+
+    def for_key(self, key_file: Path) -> bytes | None:
+        if self._value is None and (self._keys.encrypted or key_file_is_encrypted(key_file)):
+            if self._keys.passphrase_file is not None:
+                self._value = read_passphrase_file(self._keys.passphrase_file)
+            elif self._ask is not None:
+                self._value = self._ask(key_file)
+        return self._value
 
 
 _NODE_ID_RULE = "1-63 letters, digits or hyphens, not starting or ending with a hyphen"
@@ -506,7 +572,9 @@ def _check_distinct_listeners(path: Path, api: HostPort, peer: HostPort, metrics
         seen[key] = section
 
 
-def _check_tls(table: _Table, peer: PeerConfig, node_id: str) -> None:
+def _check_tls(
+    table: _Table, peer: PeerConfig, node_id: str, passphrases: _PassphraseSource
+) -> bytes:
     try:
         ca_certificate = read_certificate(peer.ca_cert)
     except PkiError as exc:
@@ -520,11 +588,18 @@ def _check_tls(table: _Table, peer: PeerConfig, node_id: str) -> None:
     except PkiError as exc:
         raise table.error("tls_cert", f"{peer.tls_cert} {exc}") from None
     try:
-        key = read_private_key(peer.tls_key)
-    except PkiError as exc:
-        raise table.error("tls_key", str(exc)) from None
+        key = read_private_key(
+            peer.tls_key,
+            passphrases.for_key(peer.tls_key),
+            require_encrypted=passphrases.required,
+        )
+    except (PkiError, CryptoError) as exc:
+        raise table.error(
+            "tls_key", str(exc) if isinstance(exc, PkiError) else exc.message
+        ) from None
     if not public_keys_match(certificate, key):
         raise table.error("tls_key", f"{peer.tls_key} is not the key of {peer.tls_cert}")
+    return private_key_to_pem(key)
 
 
 def format_toml(sections: Mapping[str, Mapping[str, str | int | bool]]) -> str:

@@ -31,13 +31,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from nacl import bindings as sodium
@@ -268,17 +266,11 @@ def generate_keypair(suite_name: str = ED25519_SHA256) -> KeyPair:
 
 
 def private_key_pem(keypair: KeyPair, passphrase: bytes | None = None) -> bytes:
+    from .keyfile import private_key_to_pem  # keyfile imports this module
+
     if keypair.suite != ED25519_SHA256:
         raise CryptoError("UNKNOWN_SUITE", f"cannot write {keypair.suite} keys as PEM yet")
-    key = Ed25519PrivateKey.from_private_bytes(keypair.seed)
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase)
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
+    return private_key_to_pem(Ed25519PrivateKey.from_private_bytes(keypair.seed), passphrase)
 
 
 def public_key_pem(public_key: bytes) -> bytes:
@@ -295,36 +287,16 @@ def write_private_key(path: Path, keypair: KeyPair, passphrase: bytes | None = N
         handle.write(data)
 
 
-def load_private_key(path: Path, passphrase: bytes | None = None) -> KeyPair:
-    """Read a private key file, refusing one its group or other users of the machine can open."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise KeyFileError("KEY_FILE_MISSING", f"no key file at {path}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            "KEY_FILE_PERMISSIONS",
-            f"{path} is open to its group or to every user (mode {stat.S_IMODE(mode):o}); "
-            f"run: chmod 600 {path}",
-        )
-    data = path.read_bytes()
-    try:
-        key = serialization.load_pem_private_key(data, password=passphrase)
-    except TypeError as exc:
-        # cryptography raises TypeError both for "encrypted but no password" and the reverse.
-        if passphrase is None:
-            raise KeyFileError(
-                "KEY_PASSPHRASE_REQUIRED", f"{path} is encrypted: a passphrase is required"
-            ) from exc
-        raise KeyFileError(
-            "KEY_NOT_ENCRYPTED", f"{path} is not encrypted; omit the passphrase"
-        ) from exc
-    except ValueError as exc:
-        if passphrase is not None and b"ENCRYPTED" in data:
-            raise KeyFileError("KEY_PASSPHRASE_WRONG", f"wrong passphrase for {path}") from exc
-        raise KeyFileError("KEY_FILE_INVALID", f"{path} is not a PEM private key") from exc
-    except UnsupportedAlgorithm as exc:
-        raise KeyFileError("KEY_FILE_INVALID", f"{path} uses an unsupported algorithm") from exc
+def load_private_key(
+    path: Path, passphrase: bytes | None = None, *, require_encrypted: bool = False
+) -> KeyPair:
+    """Read a private key file, refusing one its group or other users of the machine can open.
+
+    ``require_encrypted`` refuses a plaintext file (see ``keyfile.read_key_file``).
+    """
+    from .keyfile import read_key_file  # keyfile imports this module
+
+    key = read_key_file(path, passphrase, require_encrypted=require_encrypted)
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError("KEY_FILE_INVALID", f"{path} does not hold an Ed25519 private key")
     seed = key.private_bytes(

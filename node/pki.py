@@ -21,7 +21,8 @@ because every node is a server for some links and a client for others.
   which reads the peer's certificate from ``context.auth_context()``. The CN is the identity; the
   SAN must repeat it, so a certificate whose two names disagree is never trusted.
 
-Private keys are PKCS#8 PEM files created with mode 0600 and never overwritten.
+Private keys are PKCS#8 PEM files created with mode 0600 and never overwritten, optionally
+encrypted under a passphrase (``keyfile`` owns the format).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import datetime
 import ipaddress
 import os
 import re
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .crypto import KeyFileError
+from .keyfile import read_key_file, write_key_file
 
 if TYPE_CHECKING:
     from .config import NodeConfig
@@ -97,11 +100,12 @@ class CertificateAuthority:
     def certificate_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def write(self, directory: Path) -> tuple[Path, Path]:
-        """Write ``ca.crt`` and ``ca.key`` (0600) into ``directory``; refuses to overwrite."""
+    def write(self, directory: Path, passphrase: bytes | None = None) -> tuple[Path, Path]:
+        """Write ``ca.crt`` and ``ca.key`` (0600, encrypted under ``passphrase`` if given) into
+        ``directory``; refuses to overwrite."""
         directory.mkdir(parents=True, exist_ok=True)
         cert_path, key_path = directory / CA_CERT_FILE, directory / CA_KEY_FILE
-        write_private_key_pem(key_path, self.private_key)
+        write_private_key_pem(key_path, self.private_key, passphrase)
         _write_new(cert_path, self.certificate_pem, 0o644)
         return cert_path, key_path
 
@@ -119,9 +123,10 @@ class NodeCertificate:
     def certificate_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def write(self, cert_path: Path, key_path: Path) -> None:
-        """Write the certificate and its key (0600); refuses to overwrite either."""
-        write_private_key_pem(key_path, self.private_key)
+    def write(self, cert_path: Path, key_path: Path, passphrase: bytes | None = None) -> None:
+        """Write the certificate and its key (0600, encrypted under ``passphrase`` if given);
+        refuses to overwrite either."""
+        write_private_key_pem(key_path, self.private_key, passphrase)
         _write_new(cert_path, self.certificate_pem, 0o644)
 
     def __repr__(self) -> str:
@@ -137,32 +142,25 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         handle.write(data)
 
 
-def write_private_key_pem(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    """Write an unencrypted PKCS#8 PEM key readable by its owner only (0600)."""
-    data = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    _write_new(path, data, 0o600)
+def write_private_key_pem(
+    path: Path, key: ec.EllipticCurvePrivateKey, passphrase: bytes | None = None
+) -> None:
+    """Write a PKCS#8 PEM key readable by its owner only (0600), encrypted under ``passphrase``
+    when one is given (``keyfile`` owns the format)."""
+    try:
+        write_key_file(path, key, passphrase)
+    except KeyFileError as exc:
+        raise PkiError(exc.message) from None
 
 
-def read_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """Read an unencrypted P-256 PEM key, refusing a file its group or other users can open."""
+def read_private_key(
+    path: Path, passphrase: bytes | None = None, *, require_encrypted: bool = False
+) -> ec.EllipticCurvePrivateKey:
+    """Read a P-256 PEM key, refusing a file its group or other users can open."""
     try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PkiError(f"cannot read {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PkiError(
-            f"{path} is open to its group or to every user (mode {stat.S_IMODE(mode):o}); "
-            f"run: chmod 600 {path}"
-        )
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise PkiError(f"{path} is not an unencrypted PEM private key") from None
+        key = read_key_file(path, passphrase, require_encrypted=require_encrypted)
+    except KeyFileError as exc:
+        raise PkiError(exc.message) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise PkiError(f"{path} does not hold an ECDSA P-256 private key")
     return key
@@ -190,19 +188,21 @@ def read_certificate(path: Path) -> x509.Certificate:
         raise PkiError(f"{path} is not a PEM certificate") from None
 
 
-def load_node_certificate(cert_path: Path, key_path: Path) -> NodeCertificate:
+def load_node_certificate(
+    cert_path: Path, key_path: Path, passphrase: bytes | None = None
+) -> NodeCertificate:
     """Read a node's certificate and key and check that they belong together."""
     certificate = read_certificate(cert_path)
-    private_key = read_private_key(key_path)
+    private_key = read_private_key(key_path, passphrase)
     if _public_der(certificate.public_key()) != _public_der(private_key.public_key()):
         raise PkiError(f"{key_path} is not the key of {cert_path}")
     return NodeCertificate(node_id_from_certificate(certificate), certificate, private_key)
 
 
-def load_ca(directory: Path) -> CertificateAuthority:
+def load_ca(directory: Path, passphrase: bytes | None = None) -> CertificateAuthority:
     """Read ``ca.crt`` and ``ca.key`` from ``directory`` and check that they belong together."""
     certificate = read_certificate(directory / CA_CERT_FILE)
-    private_key = read_private_key(directory / CA_KEY_FILE)
+    private_key = read_private_key(directory / CA_KEY_FILE, passphrase)
     if _public_der(certificate.public_key()) != _public_der(private_key.public_key()):
         raise PkiError(f"{directory / CA_KEY_FILE} is not the key of {directory / CA_CERT_FILE}")
     return CertificateAuthority(certificate, private_key)
@@ -430,7 +430,8 @@ def peer_node_id(context: Any) -> str | None:
 def _tls_material(node_config: NodeConfig) -> tuple[bytes, bytes, bytes]:
     peer = node_config.peer
     try:
-        return peer.ca_cert.read_bytes(), peer.tls_key.read_bytes(), peer.tls_cert.read_bytes()
+        # The key as loaded (and decrypted) once at startup; it is never re-read from disk.
+        return peer.ca_cert.read_bytes(), node_config.tls_key_pem, peer.tls_cert.read_bytes()
     except OSError as exc:
         raise PkiError(f"cannot read TLS files: {exc}") from None
 

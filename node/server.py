@@ -574,11 +574,16 @@ async def serve(config: NodeConfig) -> int:
     return 1 if node.runtime.failure is not None else 0
 
 
-def run(config_path: Path, *, passphrase: bytes | None = None) -> int:
+def run(
+    config_path: Path,
+    *,
+    passphrase: bytes | None = None,
+    ask_passphrase: Callable[[Path], bytes | None] | None = None,
+) -> int:
     from .config import load_node_config
     from .logs import configure
 
-    config = load_node_config(config_path, passphrase=passphrase)
+    config = load_node_config(config_path, passphrase=passphrase, ask_passphrase=ask_passphrase)
     configure(config.node_id, config.log.level)
     try:
         import uvloop

@@ -132,10 +132,16 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         r"outbound_queue_max, relay_queue_bytes_max, tls_cert, tls_key\)",
     ),
     (
+        "keys-encrypted-not-a-boolean",
+        lambda n: set_toml(n, "keys", "encrypted", "yes"),
+        "[keys] encrypted",
+        r"must be true or false, got the text 'yes'",
+    ),
+    (
         "unknown-section",
         lambda n: set_toml(n, "consensus", "tick_ms", 10),
         "[consensus]",
-        r"is not a known section \(known: api, log, mempool, metrics, node, peer\)",
+        r"is not a known section \(known: api, keys, log, mempool, metrics, node, peer\)",
     ),
     (
         "missing-section",
