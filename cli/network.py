@@ -9,8 +9,12 @@
     nodes/<id>/tls/node.crt, node.key    TLS certificate for peer links (key 0600)
     nodes/<id>/data/                     the node's LevelDB and state
     identities/<ID>.key.pem              demo participants' signing keys (0600)
-    genesis.json                         chain id, validators, consensus parameters, participants
+    genesis.json                         chain id, validators, consensus parameters, participants,
+                                         governance (admin quorum)
     network.json                         the manifest client commands read (``load_manifest``)
+
+``--admins N`` writes N consortium admins (ADMIN, ADMIN2, ...) and ``--admin-quorum M`` how many
+of them must approve a governance proposal (default: a majority, so 1 for the single ADMIN).
 
 ``network up`` starts every node as a background process in its own session (so it outlives
 the command), appends its output to ``nodes/<id>/node.log``, writes ``nodes/<id>/node.pid`` and
@@ -92,6 +96,7 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
     "tick_ms": 10,
 }
 
+ADMINS_MAX = 16
 ADMISSION_DEFAULTS: dict[str, int] = {
     "sender_burst": 1_000,
     "sender_pending_max": 1_000,
@@ -166,6 +171,18 @@ def register(commands: Any) -> None:
         type=int,
         default=NODE_CERT_VALID_DAYS,
         help=f"node certificate lifetime in days (default {NODE_CERT_VALID_DAYS})",
+    )
+    init.add_argument(
+        "--admins",
+        type=int,
+        default=1,
+        help="consortium admins ADMIN, ADMIN2, ... with key files (default 1)",
+    )
+    init.add_argument(
+        "--admin-quorum",
+        type=int,
+        metavar="M",
+        help="admins whose approval a governance proposal needs (default: a majority)",
     )
     init.add_argument("--force", action="store_true", help="replace an existing network")
     init.add_argument(
@@ -260,6 +277,16 @@ def init_network(options: argparse.Namespace) -> int:
         raise CommandError("BAD_ARGUMENT", f"--nodes must be from 1 to {NODES_MAX}, got {count}")
     if options.cert_days < 1:
         raise CommandError("BAD_ARGUMENT", "--cert-days must be at least 1")
+    admins: int = options.admins
+    if not 1 <= admins <= ADMINS_MAX:
+        raise CommandError("BAD_ARGUMENT", f"--admins must be from 1 to {ADMINS_MAX}, got {admins}")
+    quorum: int = (
+        admin_quorum_default(admins) if options.admin_quorum is None else options.admin_quorum
+    )
+    if not 1 <= quorum <= admins:
+        raise CommandError(
+            "BAD_ARGUMENT", f"--admin-quorum must be from 1 to --admins ({admins}), got {quorum}"
+        )
     existing = [name for name in NETWORK_ENTRIES if (directory / name).exists()]
     if existing and options.if_missing and not options.force:
         manifest = _manifest(directory)
@@ -291,7 +318,9 @@ def init_network(options: argparse.Namespace) -> int:
                 target.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        summary = _write_network(directory, count, options.chain_id, options.cert_days)
+        summary = _write_network(
+            directory, count, options.chain_id, options.cert_days, admins, quorum
+        )
     except BaseException:
         for name in NETWORK_ENTRIES:  # leave no half-written network behind
             target = directory / name
@@ -313,7 +342,23 @@ def init_network(options: argparse.Namespace) -> int:
     return 0
 
 
-def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -> dict[str, Any]:
+def admin_quorum_default(admins: int) -> int:
+    """A majority of the admins: no minority can change another participant's identity."""
+    return admins // 2 + 1
+
+
+def demo_participants(admins: int) -> list[dict[str, Any]]:
+    """The demo cast, with ``admins`` consortium admins ADMIN, ADMIN2, ..."""
+    extra = [
+        {"id": f"ADMIN{n}", "name": f"Consortium Administrator {n}", "roles": ["consortium_admin"]}
+        for n in range(2, admins + 1)
+    ]
+    return [DEMO_PARTICIPANTS[0], *extra, *DEMO_PARTICIPANTS[1:]]
+
+
+def _write_network(
+    directory: Path, count: int, chain_id: str, cert_days: int, admins: int, quorum: int
+) -> dict[str, Any]:
     node_ids = [f"node{i}" for i in range(count)]
     ports = free_ports(3 * count)
     host = "127.0.0.1"
@@ -362,7 +407,7 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
     (directory / "identities").mkdir(mode=0o700)
     participants: list[dict[str, Any]] = []
     identities: dict[str, dict[str, Any]] = {}
-    for template in DEMO_PARTICIPANTS:
+    for template in demo_participants(admins):
         for kind in ("lei", "uscc"):
             if kind in template:
                 assert validate_identifier(kind, template[kind], production=True).valid
@@ -386,6 +431,7 @@ def _write_network(directory: Path, count: int, chain_id: str, cert_days: int) -
         "consensus": dict(CONSENSUS_DEFAULTS),
         "admission": dict(ADMISSION_DEFAULTS),
         "participants": participants,
+        "governance": {"admin_quorum": quorum},
     }
     _write_json(directory / "genesis.json", genesis)
     manifest = {

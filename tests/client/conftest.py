@@ -108,6 +108,7 @@ def make_genesis(keys: dict[str, KeyPair], validators: dict[str, KeyPair]) -> di
             }
             for name, (roles, codes) in IDENTITIES.items()
         ],
+        "governance": {"admin_quorum": 1},
         "validators": [
             {"id": rid, "public_key": keypair.public_key.hex(), "address": "127.0.0.1:1"}
             for rid, keypair in validators.items()
