@@ -158,8 +158,8 @@ def _describe(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:
         lines.append(f"  executed: {executed.attrs['action']} for {executed.attrs['participant']}")
     elif proposed is not None:
         lines.append(
-            f"  awaiting approval by {proposed.attrs['quorum']} admin(s): "
-            f"ibledger governance approve {proposal} --as OTHER_ADMIN"
+            f"  1 of {proposed.attrs['quorum']} approvals; another admin approves with: "
+            f"ibledger governance approve {proposal} --as ADMIN_ID"
         )
     return extra, lines
 
