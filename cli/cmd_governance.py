@@ -1,9 +1,10 @@
 """``ibledger governance``: changes to another participant's identity, approved by M admins.
 
 A consortium admin proposes a change (add or revoke another participant's key, set roles,
-deactivate, reactivate, register a participant with the consortium_admin role); other admins
-approve or reject it, and once the approvals of active admins reach the chain's admin quorum
-(genesis governance.admin_quorum) the change is made in that same transaction. The proposer may
+deactivate, reactivate, register a participant with the consortium_admin role) or a new admin
+quorum; other admins approve or reject it, and once the approvals of active admins reach the
+admin quorum (set in genesis as governance.admin_quorum, changed by set-quorum) the change is
+made in that same transaction. The proposer may
 withdraw a proposal; unanswered ones expire. The proposal id is the id of the proposing
 transaction.
 """
@@ -88,6 +89,15 @@ def register(commands: Any) -> None:
     key_flags(reg)
     _propose_flags(reg, lambda options: ("identity.register", registration_args(options)))
 
+    quorum = actions.add_parser(
+        "set-quorum", help="change the admin quorum (1 to the number of active admins)"
+    )
+    quorum.add_argument("admin_quorum", metavar="M", type=int)
+    _propose_flags(
+        quorum,
+        lambda options: ("governance.set_admin_quorum", {"admin_quorum": options.admin_quorum}),
+    )
+
     for verb, text in (
         ("approve", "approve a proposal; the change is made when the quorum is reached"),
         ("reject", "reject a proposal; it closes once the quorum can no longer be reached"),
@@ -155,7 +165,10 @@ def _describe(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:
     extra: dict[str, Any] = {"proposal": proposal, "executed": executed is not None}
     lines = [f"  proposal {proposal}"] if proposal else []
     if executed is not None:
-        lines.append(f"  executed: {executed.attrs['action']} for {executed.attrs['participant']}")
+        target = executed.attrs["participant"]
+        lines.append(
+            f"  executed: {executed.attrs['action']}" + (f" for {target}" if target else "")
+        )
     elif proposed is not None:
         lines.append(
             f"  1 of {proposed.attrs['quorum']} approvals; another admin approves with: "

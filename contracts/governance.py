@@ -5,7 +5,8 @@ Theory of operation
 Genesis sets ``governance.admin_quorum`` (M), 1 <= M <= the number of genesis consortium admins;
 it is stored at ``cfg/governance`` so every replica reads the same M. A consortium admin proposes
 one of the ``identity.GOVERNED_ACTIONS`` (add or revoke another participant's key, change roles,
-deactivate, reactivate, register a participant with a governed role) with its arguments and an
+deactivate, reactivate, register a participant with a governed role) or a new admin quorum
+(``governance.set_admin_quorum``, 1 to the number of active admins) with its arguments and an
 expiry; other admins approve or reject it; the proposer may withdraw it. All are ordinary signed
 transactions.
 
@@ -52,6 +53,7 @@ from .args import Args, bad
 from .core import Env, Store
 from .errors import ContractError, GenesisError
 from .identity import (
+    GOVERNANCE_KEY,
     GOVERNED_ACTIONS,
     active_admins,
     load_admin_quorum,
@@ -69,7 +71,6 @@ __all__ = [
     "proposal_key",
 ]
 
-ACTIONS: tuple[str, ...] = tuple(sorted(GOVERNED_ACTIONS))
 PROPOSAL_PREFIX = b"gov/p/"
 OPEN_PREFIX = b"gov/o/"
 PROPOSAL_LIFETIME_MAX_MS = 30 * 24 * 3600 * 1000
@@ -147,8 +148,38 @@ def _voters(record: Mapping[str, Any], kind: str) -> list[str]:
     return [vote["admin"] for vote in record[kind]]
 
 
+def gov_set_admin_quorum(env: Env, args: Args) -> None:
+    """A new admin quorum, from 1 to the number of active admins."""
+    quorum = args.int_("admin_quorum", minimum=1)
+    args.done()
+    admins = active_admins(env.store)
+    if quorum > len(admins):
+        raise ContractError(
+            "ADMIN_QUORUM_UNREACHABLE",
+            f"An admin quorum of {quorum} is more than the {len(admins)} active consortium "
+            "admin(s); no proposal could pass again.",
+        )
+    previous = load_admin_quorum(env.store)
+    if quorum == previous:
+        raise bad("admin_quorum", f"is already {previous}")
+    env.store.put(GOVERNANCE_KEY, {"admin_quorum": quorum})
+    env.store.emit(
+        "governance.quorum_changed",
+        {"admin_quorum": quorum, "previous_admin_quorum": previous},
+        ["g/quorum"],
+    )
+
+
+# Identity changes, plus the quorum itself (changed by the quorum in force).
+_ACTIONS: dict[str, Callable[[Env, Args], None]] = {
+    **GOVERNED_ACTIONS,
+    "governance.set_admin_quorum": gov_set_admin_quorum,
+}
+ACTIONS: tuple[str, ...] = tuple(sorted(_ACTIONS))
+
+
 def _run_action(env: Env, store: Store, record: Mapping[str, Any]) -> None:
-    handler = GOVERNED_ACTIONS[record["action"]]
+    handler = _ACTIONS[record["action"]]
     handler(Env(store, env.ctx, env.sender, env.today, env.extra), Args(record["args"]))
 
 

@@ -818,6 +818,12 @@ def test_identity_changes_to_others_go_through_governance(cli: Cli, network: Net
     ok(cli("governance", "withdraw", second, "--as", "ADMIN2"))
     closed = cli("governance", "approve", second, "--as", "ADMIN", "--json")
     assert closed.code == 1 and closed.error()["code"] == "PROPOSAL_CLOSED"
+    raised = ok(cli("governance", "propose", "set-quorum", "3", "--as", "ADMIN", "--json")).json()[
+        "proposal"
+    ]
+    approved = ok(cli("governance", "approve", raised, "--as", "ADMIN2"))
+    assert "executed: governance.set_admin_quorum\n" in approved.out
+    assert ok(cli("governance", "list", "--as", "ICBC", "--json")).json()["admin_quorum"] == 3
     bad_hours = cli(
         "governance", "propose", "deactivate", "CIB", "--expires-in-hours", "0", "--as", "ADMIN"
     )

@@ -547,3 +547,31 @@ class GovernanceModel(RuleBasedStateMachine):
 
 
 TestGovernanceModel = GovernanceModel.TestCase
+
+
+def test_the_quorum_itself_changes_by_the_quorum_in_force(consortium: Consortium) -> None:
+    consortium.propose(
+        "ADMIN", "governance.set_admin_quorum", code="ADMIN_QUORUM_UNREACHABLE", admin_quorum=4
+    )
+    consortium.propose("ADMIN", "governance.set_admin_quorum", code="BAD_ARGUMENT", admin_quorum=2)
+    consortium.propose("ADMIN", "governance.set_admin_quorum", code="BAD_ARGUMENT", admin_quorum=0)
+    raise_to_three = consortium.proposal_id(
+        consortium.propose("ADMIN", "governance.set_admin_quorum", admin_quorum=3)
+    )
+    out = consortium.vote("ADMIN2", "approve", raise_to_three)
+    assert kinds(out) == [
+        "governance.approved",
+        "governance.quorum_changed",
+        "governance.executed",
+    ]
+    assert consortium.ledger.query("governance")["admin_quorum"] == 3
+    # Now two approvals are no longer enough.
+    proposal = consortium.proposal_id(
+        consortium.propose("ADMIN", "identity.deactivate", participant="ENT_D")
+    )
+    assert "governance.executed" not in kinds(consortium.vote("ADMIN2", "approve", proposal))
+    assert "governance.executed" in kinds(consortium.vote("ADMIN3", "approve", proposal))
+    # With a quorum of three, no admin may leave (two would remain).
+    consortium.propose(
+        "ADMIN", "identity.deactivate", code="ADMIN_QUORUM_UNREACHABLE", participant="ADMIN3"
+    )
