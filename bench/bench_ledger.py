@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
                 "keys": [{"suite": "ed25519-sha256", "public_key": admin.public_key.hex()}],
             }
         ],
+        "governance": {"admin_quorum": 1},
     }
     total = options.blocks * options.txs_per_block
     envelopes = [

@@ -3,13 +3,17 @@
 A participant is a bank, an enterprise, the central bank, a registrar, a regulator or the
 consortium operator, known by a short id (e.g. ICBC) and, as the rules require, its LEI (banks)
 or unified social credit code (enterprises). Its public keys decide which signatures are its own.
-Registering participants and changing their roles is for the consortium admin; a participant may
-add and revoke its own keys.
+A participant adds and revokes its own keys. A consortium admin registers participants and edits
+their reference details; changing another participant's keys, anyone's roles or activation, and
+registering a consortium admin take the approval of the chain's admin quorum: see
+'ibledger governance'. The commands here for those changes are refused with GOVERNANCE_REQUIRED
+and print the governance command to use instead.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,7 @@ from .client_options import (
     usage,
     with_client,
 )
-from .output import emit
+from .output import CommandError, emit
 
 ROLES = ("bank", "central_bank", "consortium_admin", "enterprise", "registrar", "regulator")
 LEI_STATUSES = ("ISSUED", "LAPSED", "RETIRED", "MERGED", "PENDING_TRANSFER", "ANNULLED")
@@ -59,8 +63,8 @@ def register(commands: Any) -> None:
         choices=ROLES,
         help="a role; repeat for several",
     )
-    _identifier_flags(reg)
-    _key_flags(reg)
+    identifier_flags(reg)
+    key_flags(reg)
     add_client_flags(reg, transaction=True)
     reg.set_defaults(handler=register_participant)
 
@@ -76,14 +80,14 @@ def register(commands: Any) -> None:
 
     add_key = verbs.add_parser(
         "add-key",
-        help="add a signing key to a participant (itself, or any by the admin)",
+        help="add a signing key to the signing participant (another's: 'governance propose')",
         description="Add a public key; signatures by its private key then count as the "
         "participant's. Create a key pair with 'ibledger keys new NAME'.",
     )
     add_key.add_argument(
         "--participant", metavar="ID", help="whose key (default: the signing participant)"
     )
-    _key_flags(add_key)
+    key_flags(add_key)
     add_client_flags(add_key, transaction=True)
     add_key.set_defaults(handler=add_key_)
 
@@ -100,7 +104,9 @@ def register(commands: Any) -> None:
     add_client_flags(revoke, transaction=True)
     revoke.set_defaults(handler=revoke_key)
 
-    roles = verbs.add_parser("set-roles", help="replace a participant's roles (consortium admin)")
+    roles = verbs.add_parser(
+        "set-roles", help="replace a participant's roles (now: 'governance propose set-roles')"
+    )
     roles.add_argument("participant_id", metavar="ID")
     roles.add_argument(
         "--role",
@@ -128,13 +134,13 @@ def register(commands: Any) -> None:
         ("deactivate", "identity.deactivate", "deactivate a participant: it can no longer sign"),
         ("reactivate", "identity.reactivate", "reactivate a deactivated participant"),
     ):
-        sub = verbs.add_parser(verb, help=f"{text} (consortium admin)")
+        sub = verbs.add_parser(verb, help=f"{text} (now: 'governance propose {verb}')")
         sub.add_argument("participant_id", metavar="ID")
         add_client_flags(sub, transaction=True)
         sub.set_defaults(handler=_admin_handler(operation))
 
 
-def _identifier_flags(parser: argparse.ArgumentParser) -> None:
+def identifier_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lei", help="legal entity identifier, 20 characters (banks)")
     parser.add_argument("--uscc", help="unified social credit code, 18 characters (enterprises)")
     parser.add_argument("--bic", help="SWIFT BIC, 8 or 11 characters")
@@ -142,7 +148,7 @@ def _identifier_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lei-status", choices=LEI_STATUSES, help="GLEIF registration status")
 
 
-def _key_flags(parser: argparse.ArgumentParser) -> None:
+def key_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--public-key",
         dest="public_keys",
@@ -162,7 +168,7 @@ def _key_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _keys(options: argparse.Namespace) -> list[dict[str, str]]:
+def keys_of(options: argparse.Namespace) -> list[dict[str, str]]:
     keys: list[str] = []
     for text in options.public_keys:
         try:
@@ -191,19 +197,41 @@ def _key_ids(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:
     return {"key_ids": ids}, [f"  key id {key_id}" for key_id in ids]
 
 
-@with_client(identity=True)
-def register_participant(options: argparse.Namespace, client: Client) -> int:
+def registration_args(options: argparse.Namespace) -> dict[str, Any]:
     args: dict[str, Any] = {
         "id": options.participant_id,
         "name": options.name,
         "roles": sorted(set(options.roles)),
-        "keys": _keys(options),
+        "keys": keys_of(options),
     }
     for name in ("lei", "uscc", "bic", "cnaps", "lei_status"):
         value = getattr(options, name)
         if value is not None:
             args[name] = value
-    return submit(options, client, "identity.register", args, describe=_key_ids)
+    return args
+
+
+def _governed(options: argparse.Namespace, command: str, run: Callable[[], int]) -> int:
+    """Run ``run``; a GOVERNANCE_REQUIRED refusal gets the governance command to use instead."""
+    try:
+        return run()
+    except CommandError as exc:
+        if exc.code != "GOVERNANCE_REQUIRED":
+            raise
+        who = f" --as {options.identity}" if getattr(options, "identity", None) else ""
+        raise CommandError(
+            exc.code, f"{exc.message} Run: ibledger governance propose {command}{who}", 1
+        ) from None
+
+
+@with_client(identity=True)
+def register_participant(options: argparse.Namespace, client: Client) -> int:
+    args = registration_args(options)
+    return _governed(
+        options,
+        f"register {options.participant_id} ...",
+        lambda: submit(options, client, "identity.register", args, describe=_key_ids),
+    )
 
 
 @with_client(identity=True)
@@ -234,13 +262,17 @@ def list_participants(options: argparse.Namespace, client: Client) -> int:
 
 @with_client(identity=True)
 def add_key_(options: argparse.Namespace, client: Client) -> int:
-    keys = _keys(options)
+    keys = keys_of(options)
     if len(keys) != 1:
         raise usage("KEY_INVALID", "add one key at a time")
     args: dict[str, Any] = dict(keys[0])
     if options.participant:
         args["participant"] = options.participant
-    return submit(options, client, "identity.add_key", args, describe=_key_ids)
+    return _governed(
+        options,
+        f"add-key {options.participant} --public-key {keys[0]['public_key']}",
+        lambda: submit(options, client, "identity.add_key", args, describe=_key_ids),
+    )
 
 
 @with_client(identity=True)
@@ -248,13 +280,22 @@ def revoke_key(options: argparse.Namespace, client: Client) -> int:
     args: dict[str, Any] = {"key_id": options.key_id}
     if options.participant:
         args["participant"] = options.participant
-    return submit(options, client, "identity.revoke_key", args)
+    return _governed(
+        options,
+        f"revoke-key {options.participant} {options.key_id}",
+        lambda: submit(options, client, "identity.revoke_key", args),
+    )
 
 
 @with_client(identity=True)
 def set_roles(options: argparse.Namespace, client: Client) -> int:
     args = {"participant": options.participant_id, "roles": sorted(set(options.roles))}
-    return submit(options, client, "identity.update_roles", args)
+    roles = " ".join(f"--role {role}" for role in args["roles"])
+    return _governed(
+        options,
+        f"set-roles {options.participant_id} {roles}",
+        lambda: submit(options, client, "identity.update_roles", args),
+    )
 
 
 @with_client(identity=True)
@@ -270,8 +311,15 @@ def update_participant(options: argparse.Namespace, client: Client) -> int:
 
 
 def _admin_handler(operation: str) -> Any:
+    verb = operation.split(".")[1]
+
     @with_client(identity=True)
     def run(options: argparse.Namespace, client: Client) -> int:
-        return submit(options, client, operation, {"participant": options.participant_id})
+        args = {"participant": options.participant_id}
+        return _governed(
+            options,
+            f"{verb} {options.participant_id}",
+            lambda: submit(options, client, operation, args),
+        )
 
     return run

@@ -220,6 +220,7 @@ def run_offline(options: argparse.Namespace) -> int:
                 "keys": [_key_entry(keys["ADMIN"])],
             }
         ],
+        "governance": {"admin_quorum": 1},
     }
     nonce = iter(range(1, 1_000_000))
 

@@ -9,13 +9,17 @@
     nodes/<id>/tls/node.crt, node.key    TLS certificate for peer links (key 0600)
     nodes/<id>/data/                     the node's LevelDB and state
     identities/<ID>.key.pem              demo participants' signing keys (0600)
-    genesis.json                         chain id, validators, consensus parameters, participants
+    genesis.json                         chain id, validators, consensus parameters, participants,
+                                         governance (admin quorum)
     network.json                         the manifest client commands read (``load_manifest``)
 
 With ``--encrypt`` every private key above is encrypted under one passphrase (``node.keyfile``)
 and the network is marked so (``[keys] encrypted`` in node.toml, ``keys_encrypted`` in the
 manifest) that a plaintext key is refused later. ``up`` decrypts every node's keys first, so a
 wrong passphrase starts nothing, then passes it to each node through an inherited pipe.
+
+``--admins N`` writes N consortium admins (ADMIN, ADMIN2, ...) and ``--admin-quorum M`` how many
+of them must approve a governance proposal (default: a majority, so 1 for the single ADMIN).
 
 ``network up`` starts every node as a background process in its own session (so it outlives
 the command), appends its output to ``nodes/<id>/node.log``, writes ``nodes/<id>/node.pid`` and
@@ -110,6 +114,7 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
     "tick_ms": 10,
 }
 
+ADMINS_MAX = 16
 ADMISSION_DEFAULTS: dict[str, int] = {
     "sender_burst": 1_000,
     "sender_pending_max": 1_000,
@@ -192,6 +197,18 @@ def register(commands: Any) -> None:
         "passphrase, from --passphrase-file, $IBLEDGER_PASSPHRASE or a prompt",
     )
     add_passphrase_flag(init)
+    init.add_argument(
+        "--admins",
+        type=int,
+        default=1,
+        help="consortium admins ADMIN, ADMIN2, ... with key files (default 1)",
+    )
+    init.add_argument(
+        "--admin-quorum",
+        type=int,
+        metavar="M",
+        help="admins whose approval a governance proposal needs (default: a majority)",
+    )
     init.add_argument("--force", action="store_true", help="replace an existing network")
     init.add_argument(
         "--if-missing",
@@ -302,6 +319,16 @@ def init_network(options: argparse.Namespace) -> int:
             )
     elif options.passphrase_file is not None:
         raise CommandError("BAD_ARGUMENT", "--passphrase-file needs --encrypt")
+    admins: int = options.admins
+    if not 1 <= admins <= ADMINS_MAX:
+        raise CommandError("BAD_ARGUMENT", f"--admins must be from 1 to {ADMINS_MAX}, got {admins}")
+    quorum: int = (
+        admin_quorum_default(admins) if options.admin_quorum is None else options.admin_quorum
+    )
+    if not 1 <= quorum <= admins:
+        raise CommandError(
+            "BAD_ARGUMENT", f"--admin-quorum must be from 1 to --admins ({admins}), got {quorum}"
+        )
     existing = [name for name in NETWORK_ENTRIES if (directory / name).exists()]
     if existing and options.if_missing and not options.force:
         manifest = _manifest(directory)
@@ -333,7 +360,9 @@ def init_network(options: argparse.Namespace) -> int:
                 target.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        summary = _write_network(directory, count, options.chain_id, options.cert_days, passphrase)
+        summary = _write_network(
+            directory, count, options.chain_id, options.cert_days, admins, quorum, passphrase
+        )
     except BaseException:
         for name in NETWORK_ENTRIES:  # leave no half-written network behind
             target = directory / name
@@ -355,8 +384,28 @@ def init_network(options: argparse.Namespace) -> int:
     return 0
 
 
+def admin_quorum_default(admins: int) -> int:
+    """A majority of the admins: no minority can change another participant's identity."""
+    return admins // 2 + 1
+
+
+def demo_participants(admins: int) -> list[dict[str, Any]]:
+    """The demo cast, with ``admins`` consortium admins ADMIN, ADMIN2, ..."""
+    extra = [
+        {"id": f"ADMIN{n}", "name": f"Consortium Administrator {n}", "roles": ["consortium_admin"]}
+        for n in range(2, admins + 1)
+    ]
+    return [DEMO_PARTICIPANTS[0], *extra, *DEMO_PARTICIPANTS[1:]]
+
+
 def _write_network(
-    directory: Path, count: int, chain_id: str, cert_days: int, passphrase: bytes | None = None
+    directory: Path,
+    count: int,
+    chain_id: str,
+    cert_days: int,
+    admins: int,
+    quorum: int,
+    passphrase: bytes | None = None,
 ) -> dict[str, Any]:
     node_ids = [f"node{i}" for i in range(count)]
     ports = free_ports(3 * count)
@@ -407,7 +456,7 @@ def _write_network(
     (directory / "identities").mkdir(mode=0o700)
     participants: list[dict[str, Any]] = []
     identities: dict[str, dict[str, Any]] = {}
-    for template in DEMO_PARTICIPANTS:
+    for template in demo_participants(admins):
         for kind in ("lei", "uscc"):
             if kind in template:
                 assert validate_identifier(kind, template[kind], production=True).valid
@@ -431,6 +480,7 @@ def _write_network(
         "consensus": dict(CONSENSUS_DEFAULTS),
         "admission": dict(ADMISSION_DEFAULTS),
         "participants": participants,
+        "governance": {"admin_quorum": quorum},
     }
     _write_json(directory / "genesis.json", genesis)
     manifest = {

@@ -13,7 +13,16 @@ active participant and the envelope's key must be one of its active keys. The no
 ``resolve_key`` at admission to find the public key to verify a signature with.
 
 Role prerequisites: an enterprise must carry a USCC and a bank an LEI (DOMAIN.md B.2: parties are
-keyed by USCC or LEI). At least one active consortium admin always remains.
+keyed by USCC or LEI). At least one active consortium admin always remains, and never fewer than
+the genesis admin quorum, or no governance proposal could pass again.
+
+Who may change what: a participant adds and revokes its own keys. Changing another participant's
+keys, anyone's roles or activation, and admitting a participant with a governed role
+(``GOVERNED_ROLES``) take a governance proposal approved by ``admin_quorum`` active consortium
+admins (``governance``); the direct operations refuse them with ``GOVERNANCE_REQUIRED``. The
+governed effects live here, in ``GOVERNED_ACTIONS``, so both routes apply the same rules. A single
+admin still registers participants without governed roles and edits reference details (name, BIC,
+CNAPS, LEI status), which confer no authority.
 
 Ed25519 public keys are checked at registration: canonical encoding, on the curve, and not of
 small order (DESIGN.md section 3; TESTING.md S4), so a key that admits trivial forgeries is never
@@ -25,6 +34,7 @@ State keys::
     id/k/<key id hex>       key record {participant, suite, public_key, active}
     id/lei/<LEI>            participant id (uniqueness index)
     id/uscc/<USCC>          participant id (uniqueness index)
+    cfg/governance          {admin_quorum} from genesis
 """
 
 from __future__ import annotations
@@ -41,14 +51,19 @@ from .errors import ContractError, GenesisError
 from .identifiers import validate
 
 __all__ = [
+    "GOVERNANCE_KEY",
+    "GOVERNED_ACTIONS",
+    "GOVERNED_ROLES",
     "OPERATIONS",
     "ROLES",
     "SUITES",
     "KeyRecord",
+    "active_admins",
     "check_sender",
     "ed25519_key_problem",
     "genesis_participant_writes",
     "key_fingerprint",
+    "load_admin_quorum",
     "load_participant",
     "require_party",
     "require_role",
@@ -66,6 +81,10 @@ ROLES: tuple[str, ...] = (
 # Signature suites and their public-key lengths in bytes.
 SUITES: dict[str, int] = {"ed25519-sha256": 32, "sm2-sm3": 65}
 KEYS_MAX = 16
+# Roles that give power over other participants: granting one at registration needs governance,
+# or one admin could register puppet admins and outvote the others.
+GOVERNED_ROLES: tuple[str, ...] = ("consortium_admin",)
+GOVERNANCE_KEY = b"cfg/governance"
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
 _LEI_STATUSES = ("ISSUED", "LAPSED", "RETIRED", "MERGED", "PENDING_TRANSFER", "ANNULLED")
 
@@ -354,8 +373,10 @@ def _write_participant(store: Store, record: dict[str, Any], keys: list[tuple[st
         store.put(_k_key(key_fingerprint(public_key)), _key_record(record["id"], suite, public_key))
 
 
-def genesis_participant_writes(store: Store, participants: Any) -> None:
-    """Validate genesis participants and write them into ``store``; raise ``GenesisError``."""
+def genesis_participant_writes(store: Store, participants: Any) -> int:
+    """Validate genesis participants and write them into ``store``; raise ``GenesisError``.
+
+    Returns the number of consortium admins, the upper bound of the admin quorum."""
     if not isinstance(participants, list) or not participants:
         raise GenesisError("genesis 'participants' must be a non-empty list")
     admins = 0
@@ -372,28 +393,29 @@ def genesis_participant_writes(store: Store, participants: Any) -> None:
         admins += "consortium_admin" in record["roles"]
     if admins == 0:
         raise GenesisError("genesis 'participants' must include at least one consortium_admin")
+    return admins
 
 
 # --- operations ------------------------------------------------------------------------------
+#
+# Each change exists once, as an effect function taking the target record. The direct operations
+# decide who may ask for it; the governed actions (run by ``governance`` once a quorum approved)
+# apply the same effect with the quorum as the authority.
 
 
 def _scope(pid: str) -> str:
     return f"p/{pid}"
 
 
-def _target(env: Env, args: Args, name: str = "participant") -> dict[str, Any]:
-    pid = args.id_(name, optional=True) or env.sender.id
-    record = env.store.get_obj(_p_key(pid))
-    if record is None:
-        raise ContractError("UNKNOWN_PARTICIPANT", f"Participant {pid} is not registered.")
-    if pid != env.sender.id and not env.sender.has("consortium_admin"):
-        raise ContractError(
-            "FORBIDDEN", f"Only {pid} itself or a consortium admin may change its keys."
-        )
-    return dict(record)
+def load_admin_quorum(store: Store) -> int:
+    record = store.get_obj(GOVERNANCE_KEY)
+    assert record is not None, "genesis writes cfg/governance"
+    quorum: int = record["admin_quorum"]
+    return quorum
 
 
-def _active_admins(store: Store) -> list[str]:
+def active_admins(store: Store) -> list[str]:
+    """Ids of the active participants holding the consortium_admin role, sorted."""
     return [
         record["id"]
         for _, record in store.scan_objs(b"id/p/")
@@ -401,8 +423,38 @@ def _active_admins(store: Store) -> list[str]:
     ]
 
 
-def op_register(env: Env, args: Args) -> None:
-    require_role(env, "consortium_admin")
+def _governance_required(store: Store, change: str) -> ContractError:
+    quorum = load_admin_quorum(store)
+    return ContractError(
+        "GOVERNANCE_REQUIRED",
+        f"{change} needs the approval of {quorum} consortium admin(s): propose it with "
+        "governance.propose ('ibledger governance propose').",
+    )
+
+
+def _record(store: Store, pid: str) -> dict[str, Any]:
+    record = store.get_obj(_p_key(pid))
+    if record is None:
+        raise ContractError("UNKNOWN_PARTICIPANT", f"Participant {pid} is not registered.")
+    return dict(record)
+
+
+def _own_target(env: Env, args: Args, change: str) -> dict[str, Any]:
+    """The sender's own record: a participant changes its own keys, nobody else's."""
+    pid = args.id_("participant", optional=True) or env.sender.id
+    record = _record(env.store, pid)
+    if pid != env.sender.id:
+        if env.sender.has("consortium_admin"):
+            raise _governance_required(env.store, f"{change} of {pid}")
+        raise ContractError("FORBIDDEN", f"Only {pid} itself may change its keys.")
+    return record
+
+
+def _governed_target(env: Env, args: Args) -> dict[str, Any]:
+    return _record(env.store, args.id_("participant"))
+
+
+def _registration(env: Env, args: Args) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
     raw: dict[str, Any] = {}
     for name in _PARTICIPANT_FIELDS:
         if name == "keys":
@@ -419,6 +471,10 @@ def op_register(env: Env, args: Args) -> None:
     problem = _uniqueness_problem(env.store, record, keys)
     if problem is not None:
         raise ContractError(*problem)
+    return record, keys
+
+
+def _register(env: Env, record: dict[str, Any], keys: list[tuple[str, bytes]]) -> None:
     _write_participant(env.store, record, keys)
     env.store.emit(
         "identity.registered",
@@ -427,8 +483,22 @@ def op_register(env: Env, args: Args) -> None:
     )
 
 
-def op_add_key(env: Env, args: Args) -> None:
-    record = _target(env, args)
+def op_register(env: Env, args: Args) -> None:
+    require_role(env, "consortium_admin")
+    record, keys = _registration(env, args)
+    governed = sorted(set(record["roles"]) & set(GOVERNED_ROLES))
+    if governed:
+        raise _governance_required(
+            env.store, f"Registering {record['id']} with the role {', '.join(governed)}"
+        )
+    _register(env, record, keys)
+
+
+def gov_register(env: Env, args: Args) -> None:
+    _register(env, *_registration(env, args))
+
+
+def _add_key(env: Env, record: dict[str, Any], args: Args) -> None:
     suite = args.str_("suite")
     public_key = args.any_("public_key")
     args.done()
@@ -451,8 +521,15 @@ def op_add_key(env: Env, args: Args) -> None:
     )
 
 
-def op_revoke_key(env: Env, args: Args) -> None:
-    record = _target(env, args)
+def op_add_key(env: Env, args: Args) -> None:
+    _add_key(env, _own_target(env, args, "Adding a key"), args)
+
+
+def gov_add_key(env: Env, args: Args) -> None:
+    _add_key(env, _governed_target(env, args), args)
+
+
+def _revoke_key(env: Env, record: dict[str, Any], args: Args) -> None:
     key_hex = args.str_("key_id", pattern=re.compile(r"[0-9a-f]{32}"), max_len=32)
     args.done()
     key_record = env.store.get_obj(b"id/k/" + key_hex.encode())
@@ -473,24 +550,32 @@ def op_revoke_key(env: Env, args: Args) -> None:
     )
 
 
-def _admin_target(env: Env, args: Args) -> dict[str, Any]:
-    require_role(env, "consortium_admin")
-    pid = args.id_("participant")
-    record = env.store.get_obj(_p_key(pid))
-    if record is None:
-        raise ContractError("UNKNOWN_PARTICIPANT", f"Participant {pid} is not registered.")
-    return dict(record)
+def op_revoke_key(env: Env, args: Args) -> None:
+    _revoke_key(env, _own_target(env, args, "Revoking a key"), args)
 
 
-def _ensure_admin_remains(env: Env, losing: str) -> None:
-    if _active_admins(env.store) == [losing]:
+def gov_revoke_key(env: Env, args: Args) -> None:
+    _revoke_key(env, _governed_target(env, args), args)
+
+
+def _ensure_admins_remain(env: Env, losing: str) -> None:
+    """An admin may leave only while at least one, and at least the quorum, remain."""
+    remaining = [pid for pid in active_admins(env.store) if pid != losing]
+    if not remaining:
         raise ContractError(
             "LAST_ADMIN", f"{losing} is the last active consortium admin and must remain one."
         )
+    quorum = load_admin_quorum(env.store)
+    if len(remaining) < quorum:
+        raise ContractError(
+            "ADMIN_QUORUM_UNREACHABLE",
+            f"Without {losing}, {len(remaining)} active consortium admin(s) would remain, fewer "
+            f"than the admin quorum of {quorum}; no proposal could pass again.",
+        )
 
 
-def op_update_roles(env: Env, args: Args) -> None:
-    record = _admin_target(env, args)
+def gov_update_roles(env: Env, args: Args) -> None:
+    record = _governed_target(env, args)
     raw_roles = args.list_("roles", max_items=len(ROLES))
     args.done()
     try:
@@ -498,8 +583,12 @@ def op_update_roles(env: Env, args: Args) -> None:
         _check_role_prerequisites(roles, record["lei"], record["uscc"])
     except _Invalid as exc:
         raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
-    if "consortium_admin" in record["roles"] and "consortium_admin" not in roles:
-        _ensure_admin_remains(env, record["id"])
+    if (
+        record["active"]
+        and "consortium_admin" in record["roles"]
+        and ("consortium_admin" not in roles)
+    ):
+        _ensure_admins_remain(env, record["id"])
     old = record["roles"]
     record["roles"] = roles
     env.store.put(_p_key(record["id"]), record)
@@ -510,20 +599,20 @@ def op_update_roles(env: Env, args: Args) -> None:
     )
 
 
-def op_deactivate(env: Env, args: Args) -> None:
-    record = _admin_target(env, args)
+def gov_deactivate(env: Env, args: Args) -> None:
+    record = _governed_target(env, args)
     args.done()
     if not record["active"]:
         raise ContractError("PARTICIPANT_INACTIVE", f"{record['id']} is already deactivated.")
     if "consortium_admin" in record["roles"]:
-        _ensure_admin_remains(env, record["id"])
+        _ensure_admins_remain(env, record["id"])
     record["active"] = False
     env.store.put(_p_key(record["id"]), record)
     env.store.emit("identity.deactivated", {"participant": record["id"]}, [_scope(record["id"])])
 
 
-def op_reactivate(env: Env, args: Args) -> None:
-    record = _admin_target(env, args)
+def gov_reactivate(env: Env, args: Args) -> None:
+    record = _governed_target(env, args)
     args.done()
     if record["active"]:
         raise ContractError("PARTICIPANT_ACTIVE", f"{record['id']} is already active.")
@@ -532,8 +621,20 @@ def op_reactivate(env: Env, args: Args) -> None:
     env.store.emit("identity.reactivated", {"participant": record["id"]}, [_scope(record["id"])])
 
 
+def _governed_only(change: str) -> Callable[[Env, Args], None]:
+    """A direct operation that only names the governance route."""
+
+    def refuse(env: Env, args: Args) -> None:
+        require_role(env, "consortium_admin")
+        pid = args.id_("participant")
+        raise _governance_required(env.store, f"{change} {pid}")
+
+    return refuse
+
+
 def op_update_details(env: Env, args: Args) -> None:
-    record = _admin_target(env, args)
+    require_role(env, "consortium_admin")
+    record = _governed_target(env, args)
     changes: dict[str, Any] = {}
     name = args.str_("name", optional=True)
     if name is not None:
@@ -564,8 +665,18 @@ OPERATIONS: dict[str, Callable[[Env, Args], None]] = {
     "identity.register": op_register,
     "identity.add_key": op_add_key,
     "identity.revoke_key": op_revoke_key,
-    "identity.update_roles": op_update_roles,
+    "identity.update_roles": _governed_only("Changing the roles of"),
     "identity.update_details": op_update_details,
-    "identity.deactivate": op_deactivate,
-    "identity.reactivate": op_reactivate,
+    "identity.deactivate": _governed_only("Deactivating"),
+    "identity.reactivate": _governed_only("Reactivating"),
+}
+
+# What a governance proposal may do, once approved: the same effects, the quorum as authority.
+GOVERNED_ACTIONS: dict[str, Callable[[Env, Args], None]] = {
+    "identity.register": gov_register,
+    "identity.add_key": gov_add_key,
+    "identity.revoke_key": gov_revoke_key,
+    "identity.update_roles": gov_update_roles,
+    "identity.deactivate": gov_deactivate,
+    "identity.reactivate": gov_reactivate,
 }

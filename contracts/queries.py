@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Queries are pure reads over a ``StateView``; they never write. ``viewer`` is the participant on
 whose behalf the query runs (authenticated by the node); ``None`` is an anonymous reader who sees
-only public reference data (participants directory, instruments, calendar, parameters).
+only public reference data (participants directory, governance proposals, instruments, calendar,
+parameters).
 
 Visibility rules:
 
@@ -40,8 +41,9 @@ from .bills import (
 from .calendar import add_months
 from .core import Participant, StateView, Store, business_day
 from .errors import ContractError, QueryError
+from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, proposal_key
 from .identifiers import KINDS, validate
-from .identity import load_participant
+from .identity import active_admins, load_admin_quorum, load_participant
 from .recourse import liable_parties
 
 __all__ = ["QUERIES", "run_query"]
@@ -150,6 +152,42 @@ def q_participants(q: _Q) -> Any:
         for _, record in q.store.scan_objs(b"id/p/")
         if role is None or role in record["roles"]
     ]
+
+
+# --- governance ----------------------------------------------------------------------------
+# Proposals are public to every reader, like the participants directory they change: any bank
+# can check which changes to which participant are pending and who approved them.
+
+PROPOSAL_STATUSES = ("open", "executed", "rejected", "withdrawn", "expired")
+
+
+def q_governance(q: _Q) -> Any:
+    """The admin quorum and the admins whose approvals count now."""
+    _read(q, lambda a: None)
+    return {"admin_quorum": load_admin_quorum(q.store), "active_admins": active_admins(q.store)}
+
+
+def q_governance_proposal(q: _Q) -> Any:
+    proposal_id = _read(q, lambda a: a.str_("id", pattern=PROPOSAL_ID, max_len=64))
+    record = q.store.get_obj(proposal_key(proposal_id))
+    if record is None:
+        raise QueryError("NOT_FOUND", f"There is no proposal {proposal_id}.")
+    return _render(record)
+
+
+def q_governance_proposals(q: _Q) -> Any:
+    """Proposals with one status (default: open), oldest first. Open proposals whose expiry has
+    passed stay "open" until the next governance transaction closes them; compare
+    ``expires_at_ms`` with the current time."""
+    status = _read(q, lambda a: a.str_("status", optional=True, choices=PROPOSAL_STATUSES))
+    status = status or "open"
+    if status == "open":
+        ids = [key[len(OPEN_PREFIX) :] for key, _ in q.store.scan(OPEN_PREFIX)]
+        records = [q.store.get_obj(PROPOSAL_PREFIX + pid) for pid in ids]
+    else:
+        records = [r for _, r in q.store.scan_objs(PROPOSAL_PREFIX) if r["status"] == status]
+    records.sort(key=lambda r: (r["created_height"], r["id"]))
+    return [_render(record) for record in records]
 
 
 # --- assets --------------------------------------------------------------------------------
@@ -523,6 +561,9 @@ def q_validate(q: _Q) -> Any:
 QUERIES: dict[str, Callable[[_Q], Any]] = {
     "participant": q_participant,
     "participants": q_participants,
+    "governance": q_governance,
+    "governance_proposal": q_governance_proposal,
+    "governance_proposals": q_governance_proposals,
     "instrument": q_instrument,
     "instruments": q_instruments,
     "holdings": q_holdings,

@@ -23,6 +23,7 @@ replica produces byte-identical outcomes.
 State key layout (prefix -> owner module):
 
     id/p/, id/k/, id/lei/, id/uscc/     identity
+    cfg/governance, gov/p/, gov/o/      governance (admin quorum from genesis, proposals)
     cfg/calendar, cfg/params            calendar (genesis reference data)
     asset/i/, asset/h/, asset/hh/, asset/prc/   assets
     bill/, breq/, idx/bp/               bills
@@ -37,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import assets, bills, identity
+from . import assets, bills, governance, identity
 from .args import Args
 from .calendar import (
     CALENDAR_KEY,
@@ -85,7 +86,9 @@ def _registry(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
     return dict(sorted(merged.items()))
 
 
-OPERATIONS: dict[str, Handler] = _registry(identity.OPERATIONS, assets.OPERATIONS, bills.OPERATIONS)
+OPERATIONS: dict[str, Handler] = _registry(
+    identity.OPERATIONS, governance.OPERATIONS, assets.OPERATIONS, bills.OPERATIONS
+)
 
 
 def nonce_key(sender: str, nonce: int) -> bytes:
@@ -155,13 +158,18 @@ class _EmptyState:
 def genesis_writes(genesis: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     """Validate the contract sections of a genesis document and return the initial state.
 
-    Reads ``participants`` (required), ``calendar`` and ``parameters`` (optional); other
-    top-level sections (chain id, validators, consensus settings) belong to the node.
+    Reads ``participants`` and ``governance`` (required), ``calendar`` and ``parameters``
+    (optional); other top-level sections (chain id, validators, consensus settings) belong to
+    the node.
     """
     if not isinstance(genesis, Mapping):
         raise GenesisError("the genesis document must be a map")
     store = Store(_EmptyState())
-    identity.genesis_participant_writes(store, genesis.get("participants"))
+    admins = identity.genesis_participant_writes(store, genesis.get("participants"))
+    store.put(
+        identity.GOVERNANCE_KEY,
+        governance.governance_from_genesis(genesis.get("governance"), admins),
+    )
     store.put(CALENDAR_KEY, calendar_from_genesis(genesis.get("calendar")).to_record())
     store.put(PARAMS_KEY, parameters_from_genesis(genesis.get("parameters")).to_record())
     writes: list[tuple[bytes, bytes]] = []

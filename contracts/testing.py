@@ -340,4 +340,9 @@ def demo_genesis() -> dict[str, Any]:
                 "keys": [{"suite": "ed25519-sha256", "public_key": demo_public_key(index).hex()}],
             }
         )
-    return {"chain_id": "test-chain", "participants": participants, "calendar": DEMO_CALENDAR}
+    return {
+        "chain_id": "test-chain",
+        "participants": participants,
+        "governance": {"admin_quorum": 1},
+        "calendar": DEMO_CALENDAR,
+    }

@@ -8,9 +8,9 @@ A node reads two files at start-up (DESIGN.md section 6):
   Relative paths resolve against the directory holding ``node.toml``.
 * the genesis file (JSON), shared byte for byte by every node: chain id, crypto suite, genesis
   time, validators (id, Ed25519 public key, API and peer addresses), consensus parameters, and
-  the contract sections (``participants``, ``calendar``, ``parameters``), which are validated by
-  ``contracts.runtime.genesis_writes``. ``Genesis.raw`` keeps the parsed mapping unchanged: the
-  ledger hashes it and the contracts read it.
+  the contract sections (``participants``, ``governance``, ``calendar``, ``parameters``), which
+  are validated by ``contracts.runtime.genesis_writes``. ``Genesis.raw`` keeps the parsed
+  mapping unchanged: the ledger hashes it and the contracts read it.
 
 Client commands read a third file, ``network.json`` (the manifest ``ibledger network init``
 writes), through ``load_manifest``.
@@ -102,6 +102,7 @@ GENESIS_FIELDS = (
     "consensus",
     "crypto_suite",
     "genesis_time_ms",
+    "governance",
     "parameters",
     "participants",
     "validators",
@@ -739,6 +740,7 @@ def load_genesis(path: Path | str) -> Genesis:
         "validators",
         "consensus",
         "admission",
+        "governance",
     ):
         if key not in raw:
             raise error(key, "is required")

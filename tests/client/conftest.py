@@ -20,6 +20,7 @@ from ibledger.cli import (
     cmd_asset,
     cmd_bill,
     cmd_block,
+    cmd_governance,
     cmd_participant,
     cmd_query,
     cmd_status,
@@ -36,10 +37,21 @@ from .fake_node import FakeNode, serve
 CHAIN_ID = "ibledger-client-test"
 GENESIS_TIME_MS = timestamp_ms_of("2026-01-01")
 BUSINESS_DAY = "2026-03-02"  # a Monday: the fake node's blocks carry this date
-CLIENT_COMMANDS = (cmd_status, cmd_tx, cmd_block, cmd_participant, cmd_asset, cmd_bill, cmd_query)
+CLIENT_COMMANDS = (
+    cmd_status,
+    cmd_tx,
+    cmd_block,
+    cmd_participant,
+    cmd_governance,
+    cmd_asset,
+    cmd_bill,
+    cmd_query,
+)
 
 IDENTITIES: dict[str, tuple[list[str], dict[str, str]]] = {
     "ADMIN": (["consortium_admin"], {}),
+    "ADMIN2": (["consortium_admin"], {}),
+    "ADMIN3": (["consortium_admin"], {}),
     "ICBC": (["bank"], {"lei": "5493002ERZU2K9PZDL40", "uscc": "91100000100003962T"}),
     "CIB": (["bank"], {"lei": "300300C1030935001303"}),
     "SPDB": (["bank"], {"lei": "300300C1031031001330", "uscc": "91310000631295002H"}),
@@ -108,6 +120,7 @@ def make_genesis(keys: dict[str, KeyPair], validators: dict[str, KeyPair]) -> di
             }
             for name, (roles, codes) in IDENTITIES.items()
         ],
+        "governance": {"admin_quorum": 2},
         "validators": [
             {"id": rid, "public_key": keypair.public_key.hex(), "address": "127.0.0.1:1"}
             for rid, keypair in validators.items()

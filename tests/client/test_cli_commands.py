@@ -760,3 +760,71 @@ def test_every_bill_command_sends_arguments_the_contract_accepts(cli: Cli) -> No
         if result.code:
             code = result.error()["code"]
             assert code not in ("BAD_ARGUMENT", "UNKNOWN_OPERATION"), (argv, result.err)
+
+
+# --- governance -----------------------------------------------------------------------------
+
+
+def test_identity_changes_to_others_go_through_governance(cli: Cli, network: Network) -> None:
+    """The client network has three admins and a quorum of two."""
+    key = generate_keypair().public_key.hex()
+    refused = cli(
+        "participant", "add-key", "--participant", "CIB", "--public-key", key, "--as", "ADMIN"
+    )
+    assert refused.code == 1 and "GOVERNANCE_REQUIRED" in refused.err
+    assert f"ibledger governance propose add-key CIB --public-key {key} --as ADMIN" in refused.err
+    denied = cli("participant", "deactivate", "CIB", "--as", "ADMIN", "--json")
+    assert denied.code == 1 and denied.error()["code"] == "GOVERNANCE_REQUIRED"
+    assert "governance propose deactivate CIB" in denied.error()["message"]
+
+    proposed = ok(
+        cli(
+            "governance",
+            "propose",
+            "add-key",
+            "CIB",
+            "--public-key",
+            key,
+            "--as",
+            "ADMIN",
+            "--json",
+        )
+    ).json()
+    proposal = proposed["proposal"]
+    assert len(proposal) == 64 and proposed["executed"] is False
+    text = ok(cli("governance", "list", "--as", "ICBC")).out
+    assert proposal in text and "identity.add_key" in text and "admin quorum 2" in text
+    assert len(ok(cli("participant", "show", "CIB", "--as", "CIB", "--json")).json()["keys"]) == 1
+
+    twice = cli("governance", "approve", proposal, "--as", "ADMIN")
+    assert twice.code == 1 and "ALREADY_VOTED" in twice.err
+    outsider = cli("governance", "approve", proposal, "--as", "ICBC")
+    assert outsider.code == 1 and "FORBIDDEN" in outsider.err
+    approved = ok(cli("governance", "approve", proposal, "--as", "ADMIN3"))
+    assert "executed: identity.add_key for CIB" in approved.out
+    assert len(ok(cli("participant", "show", "CIB", "--as", "CIB", "--json")).json()["keys"]) == 2
+    shown = ok(cli("governance", "show", proposal, "--as", "ICBC", "--json")).json()
+    assert shown["status"] == "executed"
+    assert [vote["admin"] for vote in shown["approvals"]] == ["ADMIN", "ADMIN3"]
+    listed = ok(cli("governance", "list", "--as", "ICBC", "--json")).json()
+    assert listed["proposals"] == [] and listed["admin_quorum"] == 2
+
+    # A proposal withdrawn by its proposer can no longer be approved.
+    second = ok(
+        cli("governance", "propose", "deactivate", "SUPPLIER", "--as", "ADMIN2", "--json")
+    ).json()["proposal"]
+    foreign = cli("governance", "withdraw", second, "--as", "ADMIN")
+    assert foreign.code == 1 and "FORBIDDEN" in foreign.err
+    ok(cli("governance", "withdraw", second, "--as", "ADMIN2"))
+    closed = cli("governance", "approve", second, "--as", "ADMIN", "--json")
+    assert closed.code == 1 and closed.error()["code"] == "PROPOSAL_CLOSED"
+    raised = ok(cli("governance", "propose", "set-quorum", "3", "--as", "ADMIN", "--json")).json()[
+        "proposal"
+    ]
+    approved = ok(cli("governance", "approve", raised, "--as", "ADMIN2"))
+    assert "executed: governance.set_admin_quorum\n" in approved.out
+    assert ok(cli("governance", "list", "--as", "ICBC", "--json")).json()["admin_quorum"] == 3
+    bad_hours = cli(
+        "governance", "propose", "deactivate", "CIB", "--expires-in-hours", "0", "--as", "ADMIN"
+    )
+    assert bad_hours.code == 2 and "--expires-in-hours" in bad_hours.err

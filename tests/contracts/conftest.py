@@ -38,6 +38,13 @@ class World:
         assert outcome.message.endswith(".")
         return outcome
 
+    def propose(self, sender: str, action: str, **args: Any) -> Outcome:
+        """A governance proposal expiring in a day (with the demo quorum of 1 it executes)."""
+        expires_at_ms = self.ledger.timestamp_ms + 86_400_000
+        return self.call(
+            sender, "governance.propose", action=action, args=args, expires_at_ms=expires_at_ms
+        )
+
     def request(self, sender: str, operation: str, **args: Any) -> str:
         outcome = self.ok(sender, operation, **args)
         (event,) = [e for e in outcome.events if e.kind == "bill.requested"]

@@ -46,8 +46,9 @@ SCENARIO = textwrap.dedent(
     run("ENT_C", "bill.recourse", package_no=p, range="1-7", recoursee="GHOST")
     run("ENT_C", "bill.recourse", package_no=p, range="1-7", recoursee="ENT_D")
     run("ENT_C", "bill.endorse", package_no=p, range="1-7", endorsee="ENT_D", flavour="x")
-    run("ADMIN", "identity.update_roles", participant="ENT_A",
-        roles=["regulator", "enterprise", "bank"])
+    run("ADMIN", "governance.propose", action="identity.update_roles",
+        args={"participant": "ENT_A", "roles": ["regulator", "enterprise", "bank"]},
+        expires_at_ms=ledger.timestamp_ms + 86_400_000)
     for _, value in ledger.state.items():
         digest.update(value)
     print(digest.hexdigest())

@@ -221,6 +221,13 @@ def test_register_participant_and_uniqueness(world: Any) -> None:
         "identity.register",
         **registration("BANK_Y", 10, roles=["bank"], lei=fabricate_lei(77)),
     )
+    # One admin may not mint another admin: that would let it outvote the others.
+    admin_x = registration("ADMIN_X", 11, roles=["consortium_admin"])
+    del admin_x["uscc"]
+    out = world.fails("GOVERNANCE_REQUIRED", "ADMIN", "identity.register", **admin_x)
+    assert "consortium_admin" in out.message
+    out = world.propose("ADMIN", "identity.register", **admin_x)
+    assert out.code == "OK" and "identity.registered" in [e.kind for e in out.events]
 
 
 def test_keys_add_revoke_and_signing(world: Any) -> None:
@@ -252,36 +259,79 @@ def test_keys_add_revoke_and_signing(world: Any) -> None:
         == "OK"
     )
     assert ledger.submit("ENT_A", *call).code == "SIGNER_NOT_SENDER"  # old key revoked
-    world.fails(
-        "KEY_ALREADY_REVOKED",
+    # An admin acting on another participant's keys is sent to governance ...
+    out = world.fails(
+        "GOVERNANCE_REQUIRED",
         "ADMIN",
         "identity.revoke_key",
         participant="ENT_A",
-        key_id=ledger.keys["ENT_A"].hex(),
+        key_id=new_id.hex(),
     )
+    assert "governance.propose" in out.message
     world.fails(
-        "KEY_LAST_ACTIVE", "ADMIN", "identity.revoke_key", participant="ENT_A", key_id=new_id.hex()
+        "GOVERNANCE_REQUIRED",
+        "ADMIN",
+        "identity.add_key",
+        participant="ENT_A",
+        suite="ed25519-sha256",
+        public_key=demo_public_key(202),
     )
-    world.fails(
-        "KEY_NOT_FOUND", "ADMIN", "identity.revoke_key", participant="ENT_B", key_id=new_id.hex()
-    )
+    # ... where the same key rules apply.
+    for code, participant, key_id in (
+        ("KEY_ALREADY_REVOKED", "ENT_A", ledger.keys["ENT_A"].hex()),
+        ("KEY_LAST_ACTIVE", "ENT_A", new_id.hex()),
+        ("KEY_NOT_FOUND", "ENT_B", new_id.hex()),
+    ):
+        world.fails(
+            code,
+            "ADMIN",
+            "governance.propose",
+            action="identity.revoke_key",
+            args={"participant": participant, "key_id": key_id},
+            expires_at_ms=ledger.timestamp_ms + 86_400_000,
+        )
     record = resolve_key(ledger.state, ledger.keys["ENT_A"])
     assert record is not None and not record.active
 
 
-def test_roles_deactivate_and_last_admin(world: Any) -> None:
+def _refused_proposal(world: Any, code: str, action: str, **args: Any) -> None:
     world.fails(
-        "LAST_ADMIN", "ADMIN", "identity.update_roles", participant="ADMIN", roles=["regulator"]
-    )
-    world.fails("LAST_ADMIN", "ADMIN", "identity.deactivate", participant="ADMIN")
-    world.ok(
+        code,
         "ADMIN",
+        "governance.propose",
+        action=action,
+        args=args,
+        expires_at_ms=world.ledger.timestamp_ms + 86_400_000,
+    )
+
+
+def _executed(world: Any, action: str, **args: Any) -> None:
+    out = world.propose("ADMIN", action, **args)
+    assert out.code == "OK", (out.code, out.message)
+    assert "governance.executed" in [e.kind for e in out.events]
+
+
+def test_roles_deactivate_and_last_admin(world: Any) -> None:
+    for operation, args in (
+        ("identity.update_roles", {"participant": "ENT_D", "roles": ["enterprise"]}),
+        ("identity.deactivate", {"participant": "ENT_D"}),
+        ("identity.reactivate", {"participant": "ENT_D"}),
+        ("identity.deactivate", {"participant": "ADMIN"}),
+    ):
+        world.fails("GOVERNANCE_REQUIRED", "ADMIN", operation, **args)
+        world.fails("FORBIDDEN", "BANK_A", operation, **args)
+    _refused_proposal(
+        world, "LAST_ADMIN", "identity.update_roles", participant="ADMIN", roles=["regulator"]
+    )
+    _refused_proposal(world, "LAST_ADMIN", "identity.deactivate", participant="ADMIN")
+    _executed(
+        world,
         "identity.update_roles",
         participant="REGULATOR",
         roles=["regulator", "consortium_admin"],
     )
-    world.ok("ADMIN", "identity.deactivate", participant="ENT_D")
-    world.fails("PARTICIPANT_INACTIVE", "ADMIN", "identity.deactivate", participant="ENT_D")
+    _executed(world, "identity.deactivate", participant="ENT_D")
+    _refused_proposal(world, "PARTICIPANT_INACTIVE", "identity.deactivate", participant="ENT_D")
     world.fails(
         "SENDER_INACTIVE",
         "ENT_D",
@@ -289,16 +339,16 @@ def test_roles_deactivate_and_last_admin(world: Any) -> None:
         suite="ed25519-sha256",
         public_key=demo_public_key(300),
     )
-    world.fails("UNKNOWN_PARTICIPANT", "ADMIN", "identity.deactivate", participant="GHOST")
-    world.fails(
+    _refused_proposal(world, "UNKNOWN_PARTICIPANT", "identity.deactivate", participant="GHOST")
+    _refused_proposal(
+        world,
         "ROLE_INVALID",
-        "ADMIN",
         "identity.update_roles",
         participant="REGULATOR",
         roles=["enterprise"],
     )  # no USCC on record
-    world.ok("ADMIN", "identity.reactivate", participant="ENT_D")
-    world.fails("PARTICIPANT_ACTIVE", "ADMIN", "identity.reactivate", participant="ENT_D")
+    _executed(world, "identity.reactivate", participant="ENT_D")
+    _refused_proposal(world, "PARTICIPANT_ACTIVE", "identity.reactivate", participant="ENT_D")
     world.ok(
         "ADMIN",
         "identity.update_details",
@@ -341,7 +391,9 @@ def test_outcome_writes_are_sorted(world: Any) -> None:
 
 
 def test_every_operation_is_namespaced() -> None:
-    assert all(name.split(".")[0] in {"identity", "asset", "bill"} for name in OPERATIONS)
+    assert all(
+        name.split(".")[0] in {"identity", "governance", "asset", "bill"} for name in OPERATIONS
+    )
 
 
 FORBIDDEN_MODULES = {

@@ -56,8 +56,13 @@ class Cluster:
         view_change_timeout_ms: int = 1000,
         checkpoint_interval: int | None = None,
         admission: dict[str, int] | None = None,
+        admins: int = 1,
+        admin_quorum: int | None = None,
     ) -> Cluster:
-        run_cli("network", "init", "--nodes", "4", "--dir", str(directory))
+        governance = ["--admins", str(admins)]
+        if admin_quorum is not None:
+            governance += ["--admin-quorum", str(admin_quorum)]
+        run_cli("network", "init", "--nodes", "4", "--dir", str(directory), *governance)
         genesis_path = directory / "genesis.json"
         genesis = json.loads(genesis_path.read_text())
         genesis["consensus"]["view_change_timeout_ms"] = view_change_timeout_ms

@@ -102,8 +102,17 @@ def test_a_deactivated_participant_is_refused_at_admission(cluster: Cluster) -> 
     assert (status, code) == ("ADMITTED", "OK")
     # Executed (the contract refuses a non-admin's detail change, which is beside the point).
     assert _receipt_code(cluster, "node1", decode_envelope(before).tx_id) == "FORBIDDEN"
+    # A governance proposal; `network init`'s single admin is a quorum of one, so it executes.
     deactivate = _signed(
-        cluster, "ADMIN", "identity.deactivate", {"participant": "SUPPLIER"}, nonce=10_001
+        cluster,
+        "ADMIN",
+        "governance.propose",
+        {
+            "action": "identity.deactivate",
+            "args": {"participant": "SUPPLIER"},
+            "expires_at_ms": int(time.time() * 1000) + 3_600_000,
+        },
+        nonce=10_001,
     )
     cluster.wait_committed("node0", cluster.submit("node0", [deactivate]), timeout_s=60)
     after = _rename(cluster, "SUPPLIER", "t", nonce=2)

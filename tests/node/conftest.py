@@ -67,6 +67,7 @@ def make_genesis(directory: Directory, admin: str = "ADMIN") -> dict[str, object
                 "keys": [{"suite": "ed25519-sha256", "public_key": keypair.public_key.hex()}],
             }
         ],
+        "governance": {"admin_quorum": 1},
     }
 
 

@@ -288,19 +288,16 @@ def test_a_revoked_key_stops_signing_from_the_next_block(
         first = directory.tx("REG1", "identity.update_details", nonce=2, participant="REG1")
         _append(ledger, [first])
         assert ledger.resolve_signer(key_id) is not None
-        # A second key first (a participant keeps at least one), then the admin revokes the first.
+        # A second key first (a participant keeps at least one), then REG1 revokes the first.
         spare = directory.keys["ADMIN"]
         add = directory.tx(
-            "ADMIN",
+            "REG1",
             "identity.add_key",
             nonce=3,
-            participant="REG1",
             suite="ed25519-sha256",
             public_key=generate_keypair().public_key.hex(),
         )
-        revoke = directory.tx(
-            "ADMIN", "identity.revoke_key", nonce=4, participant="REG1", key_id=key_id.hex()
-        )
+        revoke = directory.tx("REG1", "identity.revoke_key", nonce=4, key_id=key_id.hex())
         _append(ledger, [add, revoke])
         block = ledger.get_block(3)
         assert block is not None and [r.code for r in block.results] == ["OK", "OK"], block

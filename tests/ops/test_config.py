@@ -428,6 +428,19 @@ GENESIS_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str | None, str
         r"participants\[1\]\.lei is not valid: .*\(LEI_INVALID\)",
     ),
     (
+        "no-governance",
+        _set("governance", ...),
+        "governance",
+        r"is required",
+    ),
+    (
+        "quorum-above-admins",
+        _set("governance.admin_quorum", 2),
+        None,
+        r"governance\.admin_quorum must be an integer from 1 to 1 \(the number of genesis "
+        r"consortium admins\), got 2",
+    ),
+    (
         "no-admin",
         _drop_admin,
         None,

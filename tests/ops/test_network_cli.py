@@ -89,6 +89,41 @@ def test_init_writes_a_complete_network(template_network: Path) -> None:
                 assert validate(kind, participant[kind], production=True).valid
     assert participants["ADMIN"]["roles"] == ["consortium_admin"]
     assert participants["HUAWEI"]["roles"] == ["enterprise"]
+    assert genesis.raw["governance"] == {"admin_quorum": 1}  # a majority of the single ADMIN
+
+
+def test_init_writes_admins_and_their_quorum(tmp_path: Path, cli: CliRunner) -> None:
+    directory = tmp_path / "net"
+    code, _, err = cli("network", "init", "--dir", str(directory), "--nodes", "1", "--admins", "4")
+    assert code == 0, err
+    genesis = load_genesis(directory / "genesis.json")
+    assert genesis.raw["governance"] == {"admin_quorum": 3}
+    admins = [p["id"] for p in genesis.raw["participants"] if "consortium_admin" in p["roles"]]
+    assert admins == ["ADMIN", "ADMIN2", "ADMIN3", "ADMIN4"]
+    assert set(admins) <= set(load_manifest(directory).identities)
+    code, _, _ = cli(
+        "network",
+        "init",
+        "--dir",
+        str(directory),
+        "--nodes",
+        "1",
+        "--force",
+        "--admins",
+        "3",
+        "--admin-quorum",
+        "3",
+    )
+    assert code == 0
+    assert load_genesis(directory / "genesis.json").raw["governance"] == {"admin_quorum": 3}
+    for flags, wrong in (
+        (["--admins", "0"], "--admins must be from 1 to 16, got 0"),
+        (["--admins", "2", "--admin-quorum", "3"], "--admin-quorum must be from 1 to --admins (2)"),
+        (["--admin-quorum", "0"], "--admin-quorum must be from 1 to --admins (1), got 0"),
+    ):
+        code, _, err = cli("network", "init", "--dir", str(tmp_path / "x"), "--nodes", "1", *flags)
+        assert code == 1 and "BAD_ARGUMENT" in err and wrong in err, err
+        assert not (tmp_path / "x" / "genesis.json").exists()
 
 
 def test_second_init_refuses_without_force(tmp_path: Path, cli: CliRunner) -> None:

@@ -1,0 +1,353 @@
+"""Governance: changes to other participants' identities, approved by M of N consortium admins.
+
+Theory of operation
+-------------------
+Genesis sets ``governance.admin_quorum`` (M), 1 <= M <= the number of genesis consortium admins;
+it is stored at ``cfg/governance`` so every replica reads the same M. A consortium admin proposes
+one of the ``identity.GOVERNED_ACTIONS`` (add or revoke another participant's key, change roles,
+deactivate, reactivate, register a participant with a governed role) or a new admin quorum
+(``governance.set_admin_quorum``, 1 to the number of active admins) with its arguments and an
+expiry; other admins approve or reject it; the proposer may withdraw it. All are ordinary signed
+transactions.
+
+Rules:
+
+* The proposal id is the proposing transaction's id (hex), so it is known before it commits and
+  equal on every replica.
+* Proposing counts as the proposer's approval. An admin votes once per proposal, approve or
+  reject (``ALREADY_VOTED``).
+* Only approvals of admins that are active consortium admins *at the moment of counting* count;
+  an admin deactivated or stripped of the role after voting no longer counts.
+* When the counted approvals reach M, the action executes in the same transaction, through the
+  same identity code as a direct operation, so every identity rule holds (``LAST_ADMIN``,
+  ``KEY_LAST_ACTIVE``, ...). If the action is refused then, the whole transaction is refused and
+  the vote is not recorded; the proposal stays open until it expires or is withdrawn.
+* A proposal is checked when it is made: the action runs against a scratch copy of the state and
+  its refusal refuses the proposal, so a proposal that could not execute is not put to a vote.
+* When so many active admins have rejected that M approvals are no longer possible, the proposal
+  closes as ``rejected``.
+* A proposal expires at ``expires_at_ms`` (agreed block time; at most ``PROPOSAL_LIFETIME_MAX_MS``
+  ahead). Votes on a closed or expired proposal are refused (``PROPOSAL_CLOSED``,
+  ``PROPOSAL_EXPIRED``); every governance transaction first closes the open proposals that have
+  expired, with a ``governance.expired`` event.
+* An admin has at most ``OPEN_PROPOSALS_MAX`` open proposals (``PROPOSAL_LIMIT``), so the open
+  index, scanned by every governance transaction, stays bounded.
+
+Events ``governance.proposed``, ``.approved``, ``.rejected``, ``.executed``, ``.withdrawn``,
+``.expired`` are recorded in the history of ``g/<proposal id>`` and of the target participant
+(``p/<id>``); the proposal record itself keeps every vote with its height and time.
+
+State keys::
+
+    gov/p/<proposal id>     proposal record
+    gov/o/<proposal id>     proposer id, while the proposal is open
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .args import Args, bad
+from .core import Env, Store
+from .errors import ContractError, GenesisError
+from .identity import (
+    GOVERNANCE_KEY,
+    GOVERNED_ACTIONS,
+    active_admins,
+    load_admin_quorum,
+    require_role,
+)
+
+__all__ = [
+    "ACTIONS",
+    "OPEN_PREFIX",
+    "OPERATIONS",
+    "PROPOSAL_ID",
+    "PROPOSAL_LIFETIME_MAX_MS",
+    "PROPOSAL_PREFIX",
+    "governance_from_genesis",
+    "proposal_key",
+]
+
+PROPOSAL_PREFIX = b"gov/p/"
+OPEN_PREFIX = b"gov/o/"
+PROPOSAL_LIFETIME_MAX_MS = 30 * 24 * 3600 * 1000
+OPEN_PROPOSALS_MAX = 32
+PROPOSAL_ID = re.compile(r"[0-9a-f]{64}")
+_GENESIS_FIELDS = ("admin_quorum",)
+
+
+def governance_from_genesis(section: Any, admins: int) -> dict[str, Any]:
+    """The ``cfg/governance`` record from the genesis ``governance`` section; ``admins`` is the
+    number of genesis consortium admins."""
+    if not isinstance(section, Mapping):
+        raise GenesisError("genesis 'governance' must be a map with admin_quorum")
+    unknown = sorted(set(section) - set(_GENESIS_FIELDS))
+    if unknown:
+        raise GenesisError(
+            f"governance.{unknown[0]} is not a governance parameter (known: admin_quorum)"
+        )
+    quorum = section.get("admin_quorum")
+    if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= admins:
+        raise GenesisError(
+            f"governance.admin_quorum must be an integer from 1 to {admins} (the number of "
+            f"genesis consortium admins), got {quorum!r}"
+        )
+    return {"admin_quorum": quorum}
+
+
+def proposal_key(proposal_id: str) -> bytes:
+    return PROPOSAL_PREFIX + proposal_id.encode()
+
+
+def _open_key(proposal_id: str) -> bytes:
+    return OPEN_PREFIX + proposal_id.encode()
+
+
+def _target(action_args: Mapping[str, Any]) -> Any:
+    # identity.register names its participant "id"; every other action "participant".
+    return action_args.get("participant", action_args.get("id"))
+
+
+def _scopes(record: Mapping[str, Any]) -> list[str]:
+    target = _target(record["args"])
+    return [f"g/{record['id']}", *([f"p/{target}"] if isinstance(target, str) else [])]
+
+
+def _save(env: Env, record: dict[str, Any]) -> None:
+    env.store.put(proposal_key(record["id"]), record)
+    if record["status"] == "open":
+        env.store.put(_open_key(record["id"]), record["proposer"])
+    else:
+        env.store.delete(_open_key(record["id"]))
+
+
+def _expire_due(env: Env) -> None:
+    now = env.ctx.timestamp_ms
+    due = [key for key, _ in env.store.scan(OPEN_PREFIX)]
+    for key in due:
+        record = dict(env.store.get_obj(PROPOSAL_PREFIX + key[len(OPEN_PREFIX) :]))
+        if now >= record["expires_at_ms"]:
+            record["status"] = "expired"
+            record["closed_height"] = env.ctx.height
+            _save(env, record)
+            env.store.emit(
+                "governance.expired",
+                {"proposal": record["id"], "action": record["action"]},
+                _scopes(record),
+            )
+
+
+def _vote(env: Env) -> dict[str, Any]:
+    return {"admin": env.sender.id, "height": env.ctx.height, "timestamp_ms": env.ctx.timestamp_ms}
+
+
+def _voters(record: Mapping[str, Any], kind: str) -> list[str]:
+    return [vote["admin"] for vote in record[kind]]
+
+
+def gov_set_admin_quorum(env: Env, args: Args) -> None:
+    """A new admin quorum, from 1 to the number of active admins."""
+    quorum = args.int_("admin_quorum", minimum=1)
+    args.done()
+    admins = active_admins(env.store)
+    if quorum > len(admins):
+        raise ContractError(
+            "ADMIN_QUORUM_UNREACHABLE",
+            f"An admin quorum of {quorum} is more than the {len(admins)} active consortium "
+            "admin(s); no proposal could pass again.",
+        )
+    previous = load_admin_quorum(env.store)
+    if quorum == previous:
+        raise bad("admin_quorum", f"is already {previous}")
+    env.store.put(GOVERNANCE_KEY, {"admin_quorum": quorum})
+    env.store.emit(
+        "governance.quorum_changed",
+        {"admin_quorum": quorum, "previous_admin_quorum": previous},
+        ["g/quorum"],
+    )
+
+
+# Identity changes, plus the quorum itself (changed by the quorum in force).
+_ACTIONS: dict[str, Callable[[Env, Args], None]] = {
+    **GOVERNED_ACTIONS,
+    "governance.set_admin_quorum": gov_set_admin_quorum,
+}
+ACTIONS: tuple[str, ...] = tuple(sorted(_ACTIONS))
+
+
+def _run_action(env: Env, store: Store, record: Mapping[str, Any]) -> None:
+    handler = _ACTIONS[record["action"]]
+    handler(Env(store, env.ctx, env.sender, env.today, env.extra), Args(record["args"]))
+
+
+def _execute_if_approved(env: Env, record: dict[str, Any]) -> None:
+    quorum = load_admin_quorum(env.store)
+    admins = set(active_admins(env.store))
+    counted = [pid for pid in _voters(record, "approvals") if pid in admins]
+    if len(counted) < quorum:
+        return
+    try:
+        _run_action(env, env.store, record)
+    except ContractError as refusal:
+        raise ContractError(
+            refusal.code,
+            f"Proposal {record['id']} has its approvals but {record['action']} is refused: "
+            f"{refusal.message}",
+        ) from None
+    record["status"] = "executed"
+    record["closed_height"] = env.ctx.height
+    _save(env, record)
+    env.store.emit(
+        "governance.executed",
+        {
+            "proposal": record["id"],
+            "action": record["action"],
+            "participant": _target(record["args"]),
+            "approvals": sorted(counted),
+            "quorum": quorum,
+        },
+        _scopes(record),
+    )
+
+
+def _open_proposal(env: Env, args: Args) -> dict[str, Any]:
+    proposal_id = args.str_("proposal", pattern=PROPOSAL_ID, max_len=64)
+    args.done()
+    _expire_due(env)
+    raw = env.store.get_obj(proposal_key(proposal_id))
+    if raw is None:
+        raise ContractError("PROPOSAL_NOT_FOUND", f"There is no proposal {proposal_id}.")
+    record = dict(raw)
+    if record["status"] == "expired" or (
+        record["status"] == "open" and env.ctx.timestamp_ms >= record["expires_at_ms"]
+    ):
+        raise ContractError("PROPOSAL_EXPIRED", f"Proposal {proposal_id} has expired.")
+    if record["status"] != "open":
+        raise ContractError(
+            "PROPOSAL_CLOSED", f"Proposal {proposal_id} is closed: it was {record['status']}."
+        )
+    return record
+
+
+def _check_first_vote(env: Env, record: Mapping[str, Any]) -> None:
+    if env.sender.id in _voters(record, "approvals") + _voters(record, "rejections"):
+        raise ContractError(
+            "ALREADY_VOTED", f"{env.sender.id} has already voted on proposal {record['id']}."
+        )
+
+
+def op_propose(env: Env, args: Args) -> None:
+    require_role(env, "consortium_admin")
+    action = args.str_("action", choices=ACTIONS)
+    action_args = dict(args.map_("args"))
+    expires_at_ms = args.int_("expires_at_ms")
+    args.done()
+    now = env.ctx.timestamp_ms
+    if not now < expires_at_ms <= now + PROPOSAL_LIFETIME_MAX_MS:
+        raise bad(
+            "expires_at_ms",
+            f"must lie after the block time and at most {PROPOSAL_LIFETIME_MAX_MS // 86_400_000} "
+            "days ahead",
+        )
+    _expire_due(env)
+    mine = [key for key, proposer in env.store.scan_objs(OPEN_PREFIX) if proposer == env.sender.id]
+    if len(mine) >= OPEN_PROPOSALS_MAX:
+        raise ContractError(
+            "PROPOSAL_LIMIT",
+            f"{env.sender.id} already has {OPEN_PROPOSALS_MAX} open proposals; withdraw one or "
+            "let it expire.",
+        )
+    record: dict[str, Any] = {
+        "id": env.ctx.tx_id.hex(),
+        "action": action,
+        "args": action_args,
+        "proposer": env.sender.id,
+        "created_height": env.ctx.height,
+        "created_timestamp_ms": now,
+        "expires_at_ms": expires_at_ms,
+        "status": "open",
+        "approvals": [_vote(env)],
+        "rejections": [],
+    }
+    # Dry run on a scratch store: bad arguments or an action the state refuses fail the proposal.
+    _run_action(env, Store(env.store), record)
+    _save(env, record)
+    env.store.emit(
+        "governance.proposed",
+        {
+            "proposal": record["id"],
+            "action": action,
+            "participant": _target(action_args),
+            "proposer": env.sender.id,
+            "expires_at_ms": expires_at_ms,
+            "quorum": load_admin_quorum(env.store),
+        },
+        _scopes(record),
+    )
+    _execute_if_approved(env, record)
+
+
+def op_approve(env: Env, args: Args) -> None:
+    require_role(env, "consortium_admin")
+    record = _open_proposal(env, args)
+    _check_first_vote(env, record)
+    record["approvals"] = [*record["approvals"], _vote(env)]
+    _save(env, record)
+    env.store.emit(
+        "governance.approved",
+        {"proposal": record["id"], "admin": env.sender.id, "action": record["action"]},
+        _scopes(record),
+    )
+    _execute_if_approved(env, record)
+
+
+def op_reject(env: Env, args: Args) -> None:
+    require_role(env, "consortium_admin")
+    record = _open_proposal(env, args)
+    _check_first_vote(env, record)
+    record["rejections"] = [*record["rejections"], _vote(env)]
+    admins = active_admins(env.store)
+    rejecting = set(_voters(record, "rejections"))
+    could_approve = [pid for pid in admins if pid not in rejecting]
+    if len(could_approve) < load_admin_quorum(env.store):
+        record["status"] = "rejected"
+        record["closed_height"] = env.ctx.height
+    _save(env, record)
+    env.store.emit(
+        "governance.rejected",
+        {
+            "proposal": record["id"],
+            "admin": env.sender.id,
+            "action": record["action"],
+            "closed": record["status"] == "rejected",
+        },
+        _scopes(record),
+    )
+
+
+def op_withdraw(env: Env, args: Args) -> None:
+    record = _open_proposal(env, args)
+    if record["proposer"] != env.sender.id:
+        raise ContractError(
+            "FORBIDDEN",
+            f"Only the proposer {record['proposer']} may withdraw proposal {record['id']}.",
+        )
+    record["status"] = "withdrawn"
+    record["closed_height"] = env.ctx.height
+    _save(env, record)
+    env.store.emit(
+        "governance.withdrawn",
+        {"proposal": record["id"], "action": record["action"]},
+        _scopes(record),
+    )
+
+
+OPERATIONS: dict[str, Callable[[Env, Args], None]] = {
+    "governance.propose": op_propose,
+    "governance.approve": op_approve,
+    "governance.reject": op_reject,
+    "governance.withdraw": op_withdraw,
+}
