@@ -168,10 +168,23 @@ def receipt_pb(receipt: Receipt) -> types_pb2.Receipt:
     return message
 
 
-async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
+# Answers rather than refusals: the request was acceptable, the thing asked for is not there.
+NOT_REFUSALS = frozenset({"NOT_FOUND", "TIMEOUT"})
+
+RefusalHook = Callable[[str, str, Mapping[str, Any]], None]
+"""Told of each refused request: its code, the caller's gRPC peer string, and details."""
+
+
+async def _guard(
+    context: grpc.aio.ServicerContext,
+    call: Awaitable[T],
+    on_refused: Callable[[NodeError], None] | None = None,
+) -> T:
     try:
         return await call
     except NodeError as exc:
+        if on_refused is not None and exc.code not in NOT_REFUSALS:
+            on_refused(exc)
         await context.abort(exc.status, exc.details)
     except (asyncio.CancelledError, grpc.aio.AbortError):
         raise
@@ -194,7 +207,9 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         peers: Callable[[], list[ledger_pb2.PeerStatus]],
         version: str,
         ready: Callable[[], bool] = lambda: True,
+        on_refused: RefusalHook = lambda code, peer, details: None,
     ) -> None:
+        self._on_refused = on_refused
         self._node_id = node_id
         self._ledger = ledger
         self._admission = admission
@@ -204,6 +219,14 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         self._peers = peers
         self._version = version
         self._ready = ready
+
+    def _refusal(
+        self, method: str, context: grpc.aio.ServicerContext
+    ) -> Callable[[NodeError], None]:
+        def note(exc: NodeError) -> None:
+            self._on_refused(exc.code, context.peer(), {"method": method, "message": exc.message})
+
+        return note
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -238,10 +261,10 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def Submit(
         self, request: ledger_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> ledger_pb2.SubmitResponse:
-        return await _guard(context, self._submit(request))
+        return await _guard(context, self._submit(request), self._refusal("Submit", context))
 
     async def _submit_batch(
-        self, request: ledger_pb2.SubmitBatchRequest
+        self, request: ledger_pb2.SubmitBatchRequest, peer: str
     ) -> ledger_pb2.SubmitBatchResponse:
         self._require_ready()
         if len(request.envelopes) > SUBMIT_BATCH_MAX:
@@ -249,12 +272,24 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
                 "BATCH_TOO_LARGE", f"at most {SUBMIT_BATCH_MAX} envelopes per SubmitBatch call"
             )
         results = await self._admission.admit(list(request.envelopes))
+        for result in results:
+            if result.status == "REJECTED":
+                details = {
+                    "method": "SubmitBatch",
+                    "tx_id": result.tx_id,
+                    "message": result.message,
+                }
+                self._on_refused(result.code, peer, details)
         return ledger_pb2.SubmitBatchResponse(results=[self._response(r) for r in results])
 
     async def SubmitBatch(
         self, request: ledger_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> ledger_pb2.SubmitBatchResponse:
-        return await _guard(context, self._submit_batch(request))
+        return await _guard(
+            context,
+            self._submit_batch(request, context.peer()),
+            self._refusal("SubmitBatch", context),
+        )
 
     # --- receipts and blocks ----------------------------------------------------------------------
 
@@ -273,7 +308,9 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def GetReceipt(
         self, request: ledger_pb2.GetReceiptRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Receipt:
-        return await _guard(context, self._get_receipt(request))
+        return await _guard(
+            context, self._get_receipt(request), self._refusal("GetReceipt", context)
+        )
 
     async def _wait(self, request: ledger_pb2.WaitForCommitRequest) -> types_pb2.Receipt:
         timeout_ms = min(request.timeout_ms or 30_000, WAIT_MAX_MS)
@@ -293,7 +330,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def WaitForCommit(
         self, request: ledger_pb2.WaitForCommitRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Receipt:
-        return await _guard(context, self._wait(request))
+        return await _guard(context, self._wait(request), self._refusal("WaitForCommit", context))
 
     async def _get_block(self, request: ledger_pb2.GetBlockRequest) -> types_pb2.Block:
         block = self._ledger.get_block(request.height)
@@ -307,7 +344,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def GetBlock(
         self, request: ledger_pb2.GetBlockRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Block:
-        return await _guard(context, self._get_block(request))
+        return await _guard(context, self._get_block(request), self._refusal("GetBlock", context))
 
     async def _blocks_from(self, height: int) -> AsyncIterator[StoredBlock]:
         while True:
@@ -373,7 +410,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def Query(
         self, request: ledger_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> ledger_pb2.QueryResponse:
-        return await _guard(context, self._query(request))
+        return await _guard(context, self._query(request), self._refusal("Query", context))
 
     async def GetStatus(
         self, request: ledger_pb2.GetStatusRequest, context: grpc.aio.ServicerContext

@@ -1,0 +1,145 @@
+"""Four real nodes, one of them started from a genesis one byte different: node0's audit log
+records the peer it refused (GENESIS_MISMATCH), the client requests it refused (an unknown
+sender, bytes that are not protobuf) and a committed participant registration; after a clean
+stop ``ibledger audit verify`` passes with the node's key from genesis, and names the entry once
+one byte of it is changed.  Restarted without its log, the node writes a new one that holds the
+registration again, read back from the ledger."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from ibledger.node.audit import read_records
+from ibledger.node.crypto import generate_keypair
+from ibledger.node.tx import build_transaction
+from ibledger.proto import ledger_pb2
+
+from .cluster import Cluster, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _records(audit_dir: Path) -> list[tuple[str, int, dict[str, Any]]]:
+    if not audit_dir.exists():
+        return []
+    return [(f, n, r) for f, n, r, problem in read_records([audit_dir]) if r and not problem]
+
+
+def _find(records: list[tuple[str, int, dict[str, Any]]], kind: str, **fields: Any) -> Any:
+    for file, line, record in records:
+        if record["kind"] == kind and all(record["fields"].get(k) == v for k, v in fields.items()):
+            return file, line, record
+    return None
+
+
+def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path / "network")
+    node_dir = cluster.directory / "nodes" / "node3"
+    genesis = json.loads((cluster.directory / "genesis.json").read_text())
+    genesis["participants"][1]["name"] += "."  # one byte
+    (node_dir / "genesis.json").write_text(json.dumps(genesis, indent=2))
+    toml = node_dir / "node.toml"
+    toml.write_text(toml.read_text().replace('"../../genesis.json"', '"genesis.json"'))
+    audit_dir = cluster.directory / "nodes" / "node0" / "data" / "audit"
+    chain_id = cluster.manifest.chain_id
+
+    cluster.up()
+    try:
+        stranger = build_transaction(
+            generate_keypair(),
+            chain_id=chain_id,
+            sender="NOBODY",
+            operation="identity.update_details",
+            args={"participant": "NOBODY", "name": "n"},
+            nonce=1,
+        )
+        [rejected] = (
+            cluster.stub("node0")
+            .SubmitBatch(ledger_pb2.SubmitBatchRequest(envelopes=[stranger]), timeout=10)
+            .results
+        )
+        assert (rejected.status, rejected.code) == (ledger_pb2.REJECTED, "UNKNOWN_SENDER")
+
+        raw = grpc.insecure_channel(cluster.address("node0")).unary_unary(
+            "/ibledger.v1.Ledger/Submit",
+            request_serializer=lambda data: data,
+            response_deserializer=lambda data: data,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            raw(b"\xff\xff\xff\xff\x0f\x00\x01", timeout=10)
+        assert (caught.value.details() or "").startswith("MALFORMED_REQUEST:")
+
+        newcomer = generate_keypair()
+        register = build_transaction(
+            cluster.admin,
+            chain_id=chain_id,
+            sender="ADMIN",
+            operation="identity.register",
+            args={
+                "id": "AUDITCO",
+                "name": "Audit Co",
+                "roles": ["registrar"],
+                "keys": [{"suite": newcomer.suite, "public_key": newcomer.public_key.hex()}],
+            },
+            nonce=900_001,
+        )
+        cluster.wait_committed("node0", cluster.submit("node0", [register]), timeout_s=60)
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            records = _records(audit_dir)
+            if _find(records, "peer.refused", reason="GENESIS_MISMATCH") and _find(
+                records, "governance", event="identity.registered"
+            ):
+                break
+            time.sleep(0.5)
+    finally:
+        cluster.down()
+
+    records = _records(audit_dir)
+    _, _, peer = _find(records, "peer.refused", reason="GENESIS_MISMATCH")
+    assert peer["fields"]["caller"] == "node3"
+    assert "GENESIS_MISMATCH" in peer["fields"]["example"]["detail"]
+    _, _, unknown = _find(records, "client.refused", reason="UNKNOWN_SENDER")
+    assert unknown["fields"]["caller"] == "ipv4:127.0.0.1"
+    assert unknown["fields"]["example"]["method"] == "SubmitBatch"
+    _, _, malformed = _find(records, "client.refused", reason="MALFORMED_REQUEST")
+    assert malformed["fields"]["example"] == {"bytes": 7, "method": "Submit"}
+    file, line, registered = _find(records, "governance", event="identity.registered")
+    assert registered["fields"]["sender"] == "ADMIN"
+    assert registered["fields"]["attrs"]["participant"] == "AUDITCO"
+    assert registered["fields"]["height"] >= 1
+
+    genesis_file = str(cluster.directory / "genesis.json")
+    verify = ("audit", "verify", str(audit_dir), "--genesis", genesis_file, "--require-signed")
+    report = json.loads(run_cli(*verify, "--json").stdout)
+    assert report["ok"] is True and report["node"] == "node0", report
+    assert report["signatures_checked"] and report["heads"] >= 1, report
+
+    path = Path(file)
+    data = path.read_bytes()
+    at = data.index(b"AUDITCO")
+    path.write_bytes(data[:at] + b"AUDITCP" + data[at + len(b"AUDITCO") :])
+    result = run_cli(*verify, "--json", check=False)
+    assert result.returncode != 0
+    problem = json.loads(result.stdout)["problem"]
+    assert (problem["seq"], problem["line"], problem["file"]) == (registered["seq"], line, file)
+    assert "AUDIT_BROKEN" in result.stderr
+    text = run_cli(*verify, check=False).stdout
+    assert text.startswith(f"BROKEN at seq {registered['seq']} ")
+
+    audit_dir.rename(audit_dir.with_name("audit.tampered"))
+    cluster.up()
+    cluster.down()
+    assert json.loads(run_cli(*verify, "--json").stdout)["ok"] is True
+    replayed = [r for _, _, r in _records(audit_dir) if r["kind"] == "governance"]
+    assert [
+        (r["fields"]["attrs"]["participant"], r["fields"].get("replayed")) for r in replayed
+    ] == [("AUDITCO", True)]
+    assert replayed[0]["fields"]["height"] == registered["fields"]["height"]
