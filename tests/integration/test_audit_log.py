@@ -3,7 +3,8 @@ records the peer it refused (GENESIS_MISMATCH), the client requests it refused (
 sender, bytes that are not protobuf) and a committed participant registration; after a clean
 stop ``ibledger audit verify`` passes with the node's key from genesis, and names the entry once
 one byte of it is changed.  Restarted without its log, the node writes a new one that holds the
-registration again, read back from the ledger."""
+registration again, read back from the ledger.  Killed with ``kill -9`` and a line torn, a node
+cuts and records the torn line, continues its chain, and repeats no governance record."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from typing import Any
 import grpc
 import pytest
 
-from ibledger.node.audit import read_records
+from ibledger.node.audit import AGGREGATE_INTERVAL_MS_DEFAULT, read_records
 from ibledger.node.crypto import generate_keypair
-from ibledger.node.tx import build_transaction
+from ibledger.node.tx import build_transaction, decode_envelope
 from ibledger.proto import ledger_pb2
 
 from .cluster import Cluster, run_cli
 
 pytestmark = pytest.mark.slow
+
+FLOOD = 300
 
 
 def _records(audit_dir: Path) -> list[tuple[str, int, dict[str, Any]]]:
@@ -36,6 +39,30 @@ def _find(records: list[tuple[str, int, dict[str, Any]]], kind: str, **fields: A
         if record["kind"] == kind and all(record["fields"].get(k) == v for k, v in fields.items()):
             return file, line, record
     return None
+
+
+def _registration(cluster: Cluster, participant: str, nonce: int) -> bytes:
+    newcomer = generate_keypair()
+    return build_transaction(
+        cluster.admin,
+        chain_id=cluster.manifest.chain_id,
+        sender="ADMIN",
+        operation="identity.register",
+        args={
+            "id": participant,
+            "name": f"{participant} Ltd",
+            "roles": ["registrar"],
+            "keys": [{"suite": newcomer.suite, "public_key": newcomer.public_key.hex()}],
+        },
+        nonce=nonce,
+    )
+
+
+def _wait_for(audit_dir: Path, kind: str, timeout_s: float = 60, **fields: Any) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _find(_records(audit_dir), kind, **fields) is None:
+        assert time.monotonic() < deadline, f"no {kind} {fields} in {audit_dir}"
+        time.sleep(0.2)
 
 
 def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -> None:
@@ -71,34 +98,20 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
             request_serializer=lambda data: data,
             response_deserializer=lambda data: data,
         )
+        flood_started = time.monotonic()
         with pytest.raises(grpc.RpcError) as caught:
             raw(b"\xff\xff\xff\xff\x0f\x00\x01", timeout=10)
         assert (caught.value.details() or "").startswith("MALFORMED_REQUEST:")
+        # A flood from the same caller: counted, not written line by line.
+        for _ in range(FLOOD):
+            with pytest.raises(grpc.RpcError):
+                raw(b"\xff\xff\xff\xff\x0f\x00\x01", timeout=10)
+        flood_s = time.monotonic() - flood_started
 
-        newcomer = generate_keypair()
-        register = build_transaction(
-            cluster.admin,
-            chain_id=chain_id,
-            sender="ADMIN",
-            operation="identity.register",
-            args={
-                "id": "AUDITCO",
-                "name": "Audit Co",
-                "roles": ["registrar"],
-                "keys": [{"suite": newcomer.suite, "public_key": newcomer.public_key.hex()}],
-            },
-            nonce=900_001,
-        )
+        register = _registration(cluster, "AUDITCO", 900_001)
         cluster.wait_committed("node0", cluster.submit("node0", [register]), timeout_s=60)
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            records = _records(audit_dir)
-            if _find(records, "peer.refused", reason="GENESIS_MISMATCH") and _find(
-                records, "governance", event="identity.registered"
-            ):
-                break
-            time.sleep(0.5)
+        _wait_for(audit_dir, "peer.refused", reason="GENESIS_MISMATCH")
+        _wait_for(audit_dir, "governance", event="identity.registered")
     finally:
         cluster.down()
 
@@ -111,6 +124,15 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
     assert unknown["fields"]["example"]["method"] == "SubmitBatch"
     _, _, malformed = _find(records, "client.refused", reason="MALFORMED_REQUEST")
     assert malformed["fields"]["example"] == {"bytes": 7, "method": "Submit"}
+    malformed_records = [
+        r["fields"]
+        for _, _, r in records
+        if r["kind"] == "client.refused" and r["fields"]["reason"] == "MALFORMED_REQUEST"
+    ]
+    assert sum(f["count"] for f in malformed_records) == 1 + FLOOD
+    # One record at once, then at most one per aggregation window the flood spanned.
+    windows = 2 + int(flood_s / (AGGREGATE_INTERVAL_MS_DEFAULT / 1000))
+    assert len(malformed_records) <= 1 + windows, malformed_records
     file, line, registered = _find(records, "governance", event="identity.registered")
     assert registered["fields"]["sender"] == "ADMIN"
     assert registered["fields"]["attrs"]["participant"] == "AUDITCO"
@@ -143,3 +165,52 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
         (r["fields"]["attrs"]["participant"], r["fields"].get("replayed")) for r in replayed
     ] == [("AUDITCO", True)]
     assert replayed[0]["fields"]["height"] == registered["fields"]["height"]
+
+
+def _participants(audit_dir: Path) -> list[str]:
+    return [
+        r["fields"]["attrs"]["participant"]
+        for _, _, r in _records(audit_dir)
+        if r["kind"] == "governance"
+    ]
+
+
+def test_a_killed_node_cuts_a_torn_line_and_continues_its_chain(tmp_path: Path) -> None:
+    cluster = Cluster.create(tmp_path / "network")
+    audit_dir = cluster.directory / "nodes" / "node0" / "data" / "audit"
+    genesis_file = str(cluster.directory / "genesis.json")
+    verify = ("audit", "verify", str(audit_dir), "--genesis", genesis_file)
+    cluster.up()
+    try:
+        first = _registration(cluster, "FIRSTCO", 900_101)
+        cluster.wait_committed("node0", cluster.submit("node0", [first]), timeout_s=60)
+        _wait_for(audit_dir, "governance", event="identity.registered")
+        cluster.kill("node0")
+        # As if the crash came right after the governance record: its head (and whatever
+        # followed) never written, and the next line cut short.
+        [segment] = sorted(audit_dir.iterdir())
+        lines = segment.read_bytes().splitlines(keepends=True)
+        [at] = [i for i, line in enumerate(lines) if b'"participant":"FIRSTCO"' in line]
+        torn = b'{"fields":{"caller":"ipv4:127.0'
+        segment.write_bytes(b"".join(lines[: at + 1]) + torn)
+        result = run_cli(*verify, "--json", check=False)
+        assert result.returncode != 0
+        assert "incomplete" in json.loads(result.stdout)["problem"]["message"]
+
+        cluster.up()
+        second = _registration(cluster, "SECONDCO", 900_102)
+        cluster.wait_committed("node1", cluster.submit("node1", [second]), timeout_s=60)
+        cluster.wait_committed("node0", [decode_envelope(second).tx_id], timeout_s=60)
+        deadline = time.monotonic() + 60
+        while "SECONDCO" not in _participants(audit_dir):
+            assert time.monotonic() < deadline, _participants(audit_dir)
+            time.sleep(0.2)
+    finally:
+        cluster.down()
+
+    report = json.loads(run_cli(*verify, "--require-signed", "--json").stdout)
+    assert report["ok"] is True, report
+    assert report["kinds"]["audit.open"] == 2
+    [cut] = report["torn_tails"]
+    assert cut["bytes"] == len(torn) and cut["segment"] == segment.name
+    assert _participants(audit_dir) == ["FIRSTCO", "SECONDCO"]  # none repeated by the replay
