@@ -432,7 +432,7 @@ class AuditLog:
 
     # --- called from the node ------------------------------------------------------------------
 
-    def refused(self, kind: str, reason: str, caller: str, **example: Any) -> None:
+    def refused(self, kind: str, reason: str, caller: str, /, **example: Any) -> None:
         """Note one refusal; see the aggregation rule in the module docstring."""
         now_ms = self._clock_ms()
         with self._cond:

@@ -353,6 +353,11 @@ class Node:
             ],
         )
         m.gauge(
+            "ibledger_audit_broken",
+            "1 once the audit log could not be written (the node runs on without it).",
+            lambda: float(self.audit.broken),
+        )
+        m.gauge(
             "ibledger_verifier_cache_hits_total",
             "Signature verifications skipped thanks to the verified cache.",
             lambda: self.ledger.verifier.stats.cache_hits,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,11 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
         cluster.wait_committed("node0", cluster.submit("node0", [register]), timeout_s=60)
         _wait_for(audit_dir, "peer.refused", reason="GENESIS_MISMATCH")
         _wait_for(audit_dir, "governance", event="identity.registered")
+        node0 = cluster.manifest.node("node0")
+        assert node0 is not None
+        url = f"http://{node0.metrics.host}:{node0.metrics.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert "\nibledger_audit_broken 0" in response.read().decode()
     finally:
         cluster.down()
 
