@@ -52,6 +52,11 @@ def register(commands: Any) -> None:
         action="store_true",
         help="fail if records follow the last signed head (right for a stopped node's log)",
     )
+    check.add_argument(
+        "--anchor",
+        metavar="SEQ:HASH",
+        help="a record an earlier verify reported as the head: it must still be there",
+    )
     add_json_flag(check)
     check.set_defaults(handler=run_verify)
 
@@ -96,6 +101,15 @@ def _signature_check(options: argparse.Namespace) -> Callable[[str, bytes, bytes
     return check
 
 
+def _anchor(text: str | None) -> tuple[int, str] | None:
+    if text is None:
+        return None
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise usage("BAD_ARGUMENT", "--anchor is SEQ:HASH, e.g. 42: and 64 hexadecimal digits")
+    return int(seq), digest
+
+
 def _summary(report: Report) -> str:
     span = f"seq {report.first_seq}-{report.last_seq}" if report.records else "no records"
     lines = [
@@ -103,6 +117,8 @@ def _summary(report: Report) -> str:
         + (f", node {report.node}" if report.node else ""),
         "  kinds: " + (", ".join(f"{k} {n}" for k, n in sorted(report.kinds.items())) or "-"),
     ]
+    if report.last_seq is not None:
+        lines.append(f"  head: --anchor {report.last_seq}:{report.last_hash}")
     if report.starts_mid_chain:
         lines.append(f"  the chain starts at seq {report.first_seq}: earlier segments are absent")
     if report.signatures_checked and report.signed_through_seq is None:
@@ -137,6 +153,7 @@ def run_verify(options: argparse.Namespace) -> int:
         verify_signature=_signature_check(options),
         node_id=options.node,
         require_signed=options.require_signed,
+        anchor=_anchor(options.anchor),
     )
     emit(options, report.to_dict(), _summary(report))
     if report.problem is None:

@@ -765,12 +765,14 @@ def verify(
     verify_signature: Callable[[str, bytes, bytes], bool] | None = None,
     node_id: str | None = None,
     require_signed: bool = False,
+    anchor: tuple[int, str] | None = None,
 ) -> Report:
     """Check the chain through ``paths`` (segment files in order) and stop at the first problem.
 
     ``verify_signature(node, message, signature)`` checks head signatures; without it heads are
     checked for their place in the chain only.  With ``require_signed``, records after the last
-    signed head are a problem.
+    signed head are a problem.  ``anchor`` is a ``(seq, hash)`` seen in an earlier verification:
+    the log must still hold that record, which catches records cut from its end since.
     """
     report = Report(signatures_checked=verify_signature is not None)
     files = expand_paths(paths)
@@ -801,6 +803,15 @@ def verify(
             if bad_head is not None:
                 report.problem = Problem(str(path), number, record["seq"], bad_head)
                 return report
+            if anchor is not None and record["seq"] == anchor[0] and record["hash"] != anchor[1]:
+                report.problem = Problem(
+                    str(path),
+                    number,
+                    record["seq"],
+                    f"the anchor says seq {anchor[0]} has hash {anchor[1][:16]}..., the log holds "
+                    f"{record['hash'][:16]}...: the chain was rewritten from there",
+                )
+                return report
         if torn:
             report.problem = Problem(
                 str(path),
@@ -810,6 +821,20 @@ def verify(
                 "while writing, or a cut; the node records and removes it when it next starts",
             )
             return report
+    if anchor is not None and not (
+        report.first_seq is not None
+        and report.last_seq is not None
+        and report.first_seq <= anchor[0] <= report.last_seq
+    ):
+        where = (
+            f"the log ends at seq {report.last_seq}: records were cut from its end"
+            if report.last_seq is None or anchor[0] > report.last_seq
+            else f"the log starts at seq {report.first_seq}: give the older segments too"
+        )
+        report.problem = Problem(
+            report.files[-1], 0, anchor[0], f"the anchor seq is absent; {where}"
+        )
+        return report
     if require_signed and report.unsigned_records:
         report.problem = Problem(
             report.files[-1],

@@ -187,6 +187,24 @@ def test_records_cut_from_the_end_fail_only_when_a_signed_end_is_required(
     assert report.problem is not None and "after the last signed head" in report.problem.message
 
 
+def test_an_anchor_from_an_earlier_verify_catches_a_cut_end_and_a_rewrite(
+    tmp_path: Path, key: KeyPair
+) -> None:
+    segment = _write_log(tmp_path, key)
+    records = _records(segment)
+    head = (records[-1]["seq"], records[-1]["hash"])
+    assert verify([segment], anchor=head).ok
+    segment.write_bytes(b"".join(_lines(segment)[:-2]))  # back to an earlier point: looks intact
+    assert verify([segment]).ok
+    report = verify([segment], anchor=head)
+    assert report.problem is not None and "cut from its end" in report.problem.message
+    rewritten = [*records[:2], records[2] | {"time_ms": 1}, *records[3:]]
+    _rewrite(segment, _rechain(rewritten, key))  # even by the key holder
+    report = verify([segment], verify_signature=_checker(key), anchor=head)
+    assert report.problem is not None and "rewritten" in report.problem.message
+    assert report.problem.seq == head[0]
+
+
 def test_a_torn_tail_fails_then_is_cut_and_recorded_at_the_next_start(
     tmp_path: Path, key: KeyPair
 ) -> None:
@@ -369,6 +387,9 @@ def test_cli_verify_exits_zero_when_intact_and_names_the_entry_when_not(
     assert main(["audit", "verify", str(directory), "--public-key", key_hex]) == 0
     out = capsys.readouterr().out
     assert out.startswith("intact:") and "signed through seq" in out
+    [anchor] = [line.split("--anchor ")[1] for line in out.splitlines() if "--anchor" in line]
+    assert main(["audit", "verify", str(directory), "--anchor", anchor]) == 0
+    capsys.readouterr()
     records = _records(segment)
     records[3]["fields"]["sender"] = "SOMEONE_ELSE"
     _rewrite(segment, records)
