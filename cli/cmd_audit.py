@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ibledger.node.audit import Report, read_records, verify
+from ibledger.node.audit import Report, expand_paths, read_records, verify
 from ibledger.node.config import ConfigError, load_genesis
 from ibledger.node.crypto import get_suite
 
@@ -144,10 +144,20 @@ def _summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def run_verify(options: argparse.Namespace) -> int:
-    for path in options.paths:
+def _check_paths(paths: list[Path]) -> None:
+    for path in paths:
         if not path.exists():
             raise usage("NOT_FOUND", f"{path} does not exist")
+        if path.is_dir() and not expand_paths([path]):
+            raise usage(
+                "NOT_FOUND",
+                f"{path} holds no audit segments (audit-NNNNNNNN.jsonl); a node keeps them in "
+                "<data_dir>/audit",
+            )
+
+
+def run_verify(options: argparse.Namespace) -> int:
+    _check_paths(options.paths)
     report = verify(
         options.paths,
         verify_signature=_signature_check(options),
@@ -159,17 +169,12 @@ def run_verify(options: argparse.Namespace) -> int:
     if report.problem is None:
         return 0
     problem = report.problem
-    return fail(
-        options,
-        "AUDIT_BROKEN",
-        f"seq {problem.seq} ({problem.file} line {problem.line}): {problem.message}",
-    )
+    where = f"{problem.file} line {problem.line}" if problem.line else problem.file
+    return fail(options, "AUDIT_BROKEN", f"seq {problem.seq} ({where}): {problem.message}")
 
 
 def run_show(options: argparse.Namespace) -> int:
-    for path in options.paths:
-        if not path.exists():
-            raise usage("NOT_FOUND", f"{path} does not exist")
+    _check_paths(options.paths)
     if options.last < 1:
         raise usage("BAD_ARGUMENT", "--last must be at least 1")
     rows: deque[dict[str, Any]] = deque(maxlen=options.last)

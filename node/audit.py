@@ -58,10 +58,12 @@ closed and on a clean stop, an ``audit.head`` record signs ``HEAD_DOMAIN || cano
 public key is in genesis.  Someone who rewrites the whole chain without the key cannot produce
 these signatures, so ``audit verify --genesis`` catches a rewrite up to the last signed head.
 
-**Not detected.** Removing whole records from the end back to a signed head (with
-``--require-signed``, records after the last signed head count as a failure, which is right for
-a log of a cleanly stopped node or a closed segment), and deleting the oldest segments (the
-remaining chain then starts mid-way, which ``audit verify`` states).
+**Not detected from the files alone.** Removing whole records from the end back to a signed
+head, and deleting the oldest segments (the remaining chain then starts mid-way, which ``audit
+verify`` states).  With ``--require-signed``, records after the last signed head count as a
+failure (right for a cleanly stopped node or a closed segment); with ``--anchor SEQ:HASH`` kept
+from an earlier verification, the log must still hold that record, which catches a cut end and
+any rewrite up to it, even by the holder of the key.
 """
 
 from __future__ import annotations
