@@ -1,5 +1,6 @@
 """Four real nodes, one of them started from a genesis one byte different: node0's audit log
-records the peer it refused (GENESIS_MISMATCH), the client requests it refused (an unknown
+records the peers it refused (GENESIS_MISMATCH, and a consortium certificate for a node that is
+not a validator), the client requests it refused (an unknown
 sender, bytes that are not protobuf) and a committed participant registration; after a clean
 stop ``ibledger audit verify`` passes with the node's key from genesis, and names the entry once
 one byte of it is changed.  Restarted without its log, the node writes a new one that holds the
@@ -16,11 +17,13 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from ibledger.node import pki
 from ibledger.node.audit import AGGREGATE_INTERVAL_MS_DEFAULT, read_records
 from ibledger.node.crypto import generate_keypair
 from ibledger.node.tx import build_transaction, decode_envelope
-from ibledger.proto import ledger_pb2
+from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 
 from .cluster import Cluster, run_cli
 
@@ -109,12 +112,31 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
                 raw(b"\xff\xff\xff\xff\x0f\x00\x01", timeout=10)
         flood_s = time.monotonic() - flood_started
 
+        outsider = pki.issue_node_certificate(pki.load_ca(cluster.directory / "ca"), "node9")
+        credentials = grpc.ssl_channel_credentials(
+            (cluster.directory / "ca" / "ca.crt").read_bytes(),
+            outsider.private_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            outsider.certificate_pem,
+        )
+        node0 = cluster.manifest.node("node0")
+        assert node0 is not None
+        peer_address = f"{node0.peer.host}:{node0.peer.port}"
+        with grpc.secure_channel(
+            peer_address, credentials, options=pki.channel_options("node0")
+        ) as channel:
+            request = peer_pb2.FetchBlocksRequest(from_height=1, to_height=1)
+            with pytest.raises(grpc.RpcError) as refused:
+                list(peer_pb2_grpc.PeerStub(channel).FetchBlocks(request, timeout=10))
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
         register = _registration(cluster, "AUDITCO", 900_001)
         cluster.wait_committed("node0", cluster.submit("node0", [register]), timeout_s=60)
         _wait_for(audit_dir, "peer.refused", reason="GENESIS_MISMATCH")
         _wait_for(audit_dir, "governance", event="identity.registered")
-        node0 = cluster.manifest.node("node0")
-        assert node0 is not None
         url = f"http://{node0.metrics.host}:{node0.metrics.port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             assert "\nibledger_audit_broken 0" in response.read().decode()
@@ -125,6 +147,8 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
     _, _, peer = _find(records, "peer.refused", reason="GENESIS_MISMATCH")
     assert peer["fields"]["caller"] == "node3"
     assert "GENESIS_MISMATCH" in peer["fields"]["example"]["detail"]
+    _, _, outsider_record = _find(records, "peer.refused", reason="FORBIDDEN")
+    assert outsider_record["fields"]["caller"] == "node9"
     _, _, unknown = _find(records, "client.refused", reason="UNKNOWN_SENDER")
     assert unknown["fields"]["caller"] == "ipv4:127.0.0.1"
     assert unknown["fields"]["example"]["method"] == "SubmitBatch"
