@@ -39,8 +39,9 @@ name, its sequence range and its last hash: total size stays below about
 ``segments_max * segment_bytes_max``; archive segments elsewhere to keep them longer.
 
 **Durability.** A writer thread (never the event loop) takes queued records, writes and flushes
-each batch to the operating system at once, and fsyncs at most once per ``FSYNC_INTERVAL_S``,
-always after a head and on close.  ``kill -9`` loses nothing the thread had written; a power
+each batch to the operating system at once, and fsyncs at most once per ``FSYNC_INTERVAL_S``
+(the ledger's own synced writes share the disk), and always before a segment closes and on
+close.  ``kill -9`` loses nothing the thread had written; a power
 loss may lose the last second and leave a torn last line.  Files are created ``0600`` in a
 ``0700`` directory.  A write error stops the log (logged once, counted as ``broken``); the node
 keeps running.
@@ -649,8 +650,6 @@ class AuditLog:
         self._write("audit.head", fields, self._clock_ms())
         self._since_head = 0
         self._head_due = self._monotonic() + self.settings.head_interval_ms / 1000
-        self._handle.flush()
-        self._sync()
 
     def _sync(self) -> None:
         self._handle.flush()
@@ -665,6 +664,7 @@ class AuditLog:
 
     def _rotate(self) -> None:
         self._write_head(self.ledger_height)
+        self._sync()
         self._handle.close()
         previous = segment_name(self._segment)
         self._segment += 1
