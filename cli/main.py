@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from . import (
     cmd_asset,
+    cmd_audit,
     cmd_bill,
     cmd_block,
     cmd_governance,
@@ -40,6 +41,7 @@ COMMANDS = (
     cmd_query,
     keys,
     validate,
+    cmd_audit,
     demo,
 )
 

@@ -195,10 +195,23 @@ def receipt_pb(receipt: Receipt, *, withheld: bool = False) -> types_pb2.Receipt
     return message
 
 
-async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
+# Answers rather than refusals: the request was acceptable, the thing asked for is not there.
+NOT_REFUSALS = frozenset({"NOT_FOUND", "TIMEOUT"})
+
+RefusalHook = Callable[[str, str, Mapping[str, Any]], None]
+"""Told of each refused request: its code, the caller's gRPC peer string, and details."""
+
+
+async def _guard(
+    context: grpc.aio.ServicerContext,
+    call: Awaitable[T],
+    on_refused: Callable[[NodeError], None] | None = None,
+) -> T:
     try:
         return await call
     except NodeError as exc:
+        if on_refused is not None and exc.code not in NOT_REFUSALS:
+            on_refused(exc)
         await context.abort(exc.status, exc.details)
     except (asyncio.CancelledError, grpc.aio.AbortError):
         raise
@@ -209,13 +222,17 @@ async def _guard(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
 
 
 async def _guard_stream(
-    context: grpc.aio.ServicerContext, items: AsyncIterator[T]
+    context: grpc.aio.ServicerContext,
+    items: AsyncIterator[T],
+    on_refused: Callable[[NodeError], None] | None = None,
 ) -> AsyncIterator[T]:
     """``_guard`` for a server stream: a NodeError ends it with its status."""
     try:
         async for item in items:
             yield item
     except NodeError as exc:
+        if on_refused is not None and exc.code not in NOT_REFUSALS:
+            on_refused(exc)
         await context.abort(exc.status, exc.details)
     except (asyncio.CancelledError, grpc.aio.AbortError):
         raise
@@ -238,7 +255,9 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         version: str,
         ready: Callable[[], bool] = lambda: True,
         limits: LongCallLimits | None = None,
+        on_refused: RefusalHook = lambda code, peer, details: None,
     ) -> None:
+        self._on_refused = on_refused
         self._node_id = node_id
         self._ledger = ledger
         self._admission = admission
@@ -252,6 +271,14 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         self._limits = limits or LongCallLimits(
             per_viewer=16, anonymous_per_address=8, anonymous_max=64
         )
+
+    def _refusal(
+        self, method: str, context: grpc.aio.ServicerContext
+    ) -> Callable[[NodeError], None]:
+        def note(exc: NodeError) -> None:
+            self._on_refused(exc.code, context.peer(), {"method": method, "message": exc.message})
+
+        return note
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -288,10 +315,10 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def Submit(
         self, request: ledger_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> ledger_pb2.SubmitResponse:
-        return await _guard(context, self._submit(request))
+        return await _guard(context, self._submit(request), self._refusal("Submit", context))
 
     async def _submit_batch(
-        self, request: ledger_pb2.SubmitBatchRequest
+        self, request: ledger_pb2.SubmitBatchRequest, peer: str
     ) -> ledger_pb2.SubmitBatchResponse:
         self._require_ready()
         if len(request.envelopes) > SUBMIT_BATCH_MAX:
@@ -299,12 +326,24 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
                 "BATCH_TOO_LARGE", f"at most {SUBMIT_BATCH_MAX} envelopes per SubmitBatch call"
             )
         results = await self._admission.admit(list(request.envelopes))
+        for result in results:
+            if result.status == "REJECTED":
+                details = {
+                    "method": "SubmitBatch",
+                    "tx_id": result.tx_id,
+                    "message": result.message,
+                }
+                self._on_refused(result.code, peer, details)
         return ledger_pb2.SubmitBatchResponse(results=[self._response(r) for r in results])
 
     async def SubmitBatch(
         self, request: ledger_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> ledger_pb2.SubmitBatchResponse:
-        return await _guard(context, self._submit_batch(request))
+        return await _guard(
+            context,
+            self._submit_batch(request, context.peer()),
+            self._refusal("SubmitBatch", context),
+        )
 
     # --- receipts and blocks ----------------------------------------------------------------------
 
@@ -327,7 +366,9 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def GetReceipt(
         self, request: ledger_pb2.GetReceiptRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Receipt:
-        return await _guard(context, self._get_receipt(request))
+        return await _guard(
+            context, self._get_receipt(request), self._refusal("GetReceipt", context)
+        )
 
     async def _wait(self, request: ledger_pb2.WaitForCommitRequest, peer: str) -> types_pb2.Receipt:
         viewer = self._gate.viewer(request.viewer)
@@ -357,7 +398,9 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def WaitForCommit(
         self, request: ledger_pb2.WaitForCommitRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Receipt:
-        return await _guard(context, self._wait(request, context.peer()))
+        return await _guard(
+            context, self._wait(request, context.peer()), self._refusal("WaitForCommit", context)
+        )
 
     def _block_for(self, viewer: Viewer, block: StoredBlock) -> types_pb2.Block:
         return block_pb(block, visible_indexes(viewer, self._ledger.state(), block))
@@ -375,7 +418,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def GetBlock(
         self, request: ledger_pb2.GetBlockRequest, context: grpc.aio.ServicerContext
     ) -> types_pb2.Block:
-        return await _guard(context, self._get_block(request))
+        return await _guard(context, self._get_block(request), self._refusal("GetBlock", context))
 
     async def _blocks_from(self, height: int) -> AsyncIterator[StoredBlock]:
         while True:
@@ -398,7 +441,8 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def StreamBlocks(
         self, request: ledger_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[types_pb2.Block]:
-        async for block in _guard_stream(context, self._stream_blocks(request, context.peer())):
+        blocks = self._stream_blocks(request, context.peer())
+        async for block in _guard_stream(context, blocks, self._refusal("StreamBlocks", context)):
             yield block
 
     async def _stream_events(
@@ -424,7 +468,8 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def StreamEvents(
         self, request: ledger_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[types_pb2.Event]:
-        async for event in _guard_stream(context, self._stream_events(request, context.peer())):
+        events = self._stream_events(request, context.peer())
+        async for event in _guard_stream(context, events, self._refusal("StreamEvents", context)):
             yield event
 
     # --- queries and status -------------------------------------------------------------------
@@ -466,7 +511,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def Query(
         self, request: ledger_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> ledger_pb2.QueryResponse:
-        return await _guard(context, self._query(request))
+        return await _guard(context, self._query(request), self._refusal("Query", context))
 
     async def GetStatus(
         self, request: ledger_pb2.GetStatusRequest, context: grpc.aio.ServicerContext

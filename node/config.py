@@ -5,7 +5,9 @@ Theory of operation
 A node reads two files at start-up (DESIGN.md section 6):
 
 * ``node.toml`` — this node's id, key paths, data directory, listen addresses and limits.
-  Relative paths resolve against the directory holding ``node.toml``.
+  Relative paths resolve against the directory holding ``node.toml``.  The optional ``[audit]``
+  section bounds the audit log kept in ``<data_dir>/audit`` (see ``audit.py``):
+  ``segment_bytes_max``, ``segments_max``, ``aggregate_interval_ms``, ``head_interval_ms``.
 * the genesis file (JSON), shared byte for byte by every node: chain id, crypto suite, genesis
   time, validators (id, Ed25519 public key, API and peer addresses), consensus parameters, and
   the contract sections (``participants``, ``governance``, ``calendar``, ``parameters``), which
@@ -41,6 +43,13 @@ from typing import Any, TypeVar
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.runtime import genesis_writes
 
+from .audit import (
+    AGGREGATE_INTERVAL_MS_DEFAULT,
+    HEAD_INTERVAL_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT,
+    SEGMENTS_DEFAULT,
+    AuditSettings,
+)
 from .crypto import CryptoError, KeyPair, get_suite, load_private_key
 from .keyfile import key_file_is_encrypted, private_key_to_pem, read_passphrase_file
 from .pki import (
@@ -271,6 +280,7 @@ class NodeConfig:
     validator_keypair: KeyPair = field(repr=False)
     tls_key_pem: bytes = field(repr=False)  # decrypted once at load; handed to gRPC's TLS
     keys: KeysConfig = KeysConfig()
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def validator(self) -> ValidatorInfo:
@@ -355,8 +365,8 @@ class _Table:
             )
 
 
-NODE_SECTIONS = ("api", "keys", "log", "mempool", "metrics", "node", "peer")
-_OPTIONAL_SECTIONS = ("keys", "log", "mempool")
+NODE_SECTIONS = ("api", "audit", "keys", "log", "mempool", "metrics", "node", "peer")
+_OPTIONAL_SECTIONS = ("audit", "keys", "log", "mempool")
 MESSAGE_BYTES_MAX = 256 * 1024 * 1024
 
 
@@ -488,6 +498,20 @@ def load_node_config(
         keys_table.known.append("passphrase_file")
     keys_table.finish()
     passphrases = _PassphraseSource(keys, passphrase, ask_passphrase)
+    audit_table = _Table(path, "audit", document.get("audit", {}), base)
+    audit = AuditSettings(
+        segment_bytes_max=audit_table.integer(
+            "segment_bytes_max", 64 * 1024, 1 << 34, SEGMENT_BYTES_DEFAULT
+        ),
+        segments_max=audit_table.integer("segments_max", 2, 1_000_000, SEGMENTS_DEFAULT),
+        aggregate_interval_ms=audit_table.integer(
+            "aggregate_interval_ms", 100, 3_600_000, AGGREGATE_INTERVAL_MS_DEFAULT
+        ),
+        head_interval_ms=audit_table.integer(
+            "head_interval_ms", 1_000, 86_400_000, HEAD_INTERVAL_MS_DEFAULT
+        ),
+    )
+    audit_table.finish()
 
     _check_distinct_listeners(path, api.listen, peer.listen, metrics.listen)
     genesis = load_genesis(genesis_file)
@@ -528,6 +552,7 @@ def load_node_config(
         validator_keypair=keypair,
         tls_key_pem=tls_key_pem,
         keys=keys,
+        audit=audit,
     )
 
 

@@ -6,7 +6,8 @@ the Python exception text and logs a full traceback per request, so a stream of 
 becomes a stream of 800-byte log entries.  ``add_service`` registers the same methods, read
 from the service descriptor, with a decoder that turns a parse failure into a marker; the method
 then answers ``INVALID_ARGUMENT`` with the code ``MALFORMED_REQUEST``, and one log line per
-second at most says how many such requests arrived.
+second at most says how many such requests arrived.  An ``on_malformed`` hook hears of every
+one (the node's audit log aggregates them by caller).
 """
 
 from __future__ import annotations
@@ -73,12 +74,21 @@ def _refusal(method: str, request: _Malformed) -> str:
     )
 
 
+MalformedHook = Callable[[str, str, int], None]
+"""Told of each malformed request: the method, the caller's gRPC peer string, its size."""
+
+
 def _wrap(
-    method: MethodDescriptor, implementation: Callable[..., Any], bad_input: RateLimitedLog
+    method: MethodDescriptor,
+    implementation: Callable[..., Any],
+    bad_input: RateLimitedLog,
+    on_malformed: MalformedHook | None,
 ) -> Callable[..., Any]:
     name = method.name
 
     def note(request: _Malformed, context: grpc.aio.ServicerContext) -> None:
+        if on_malformed is not None:
+            on_malformed(name, context.peer(), request.size)
         bad_input.bad_input(
             MALFORMED_REQUEST,
             "malformed request refused",
@@ -132,6 +142,7 @@ def add_service(
     servicer: object,
     service: ServiceDescriptor,
     bad_input: RateLimitedLog,
+    on_malformed: MalformedHook | None = None,
 ) -> None:
     """Register every method of ``service`` on ``servicer`` with parse failures refused."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
@@ -139,7 +150,7 @@ def add_service(
         request_class = message_factory.GetMessageClass(method.input_type)
         response_class = message_factory.GetMessageClass(method.output_type)
         implementation = getattr(servicer, method.name)
-        behaviour = _wrap(method, implementation, bad_input)
+        behaviour = _wrap(method, implementation, bad_input, on_malformed)
         if method.client_streaming and not method.server_streaming:
             raise ValueError(f"{service.full_name}.{method.name}: client streaming is not used")
         if method.client_streaming:

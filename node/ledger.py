@@ -86,6 +86,7 @@ class AppliedBlock:
     results: tuple[TxResult, ...]
     state_root: bytes
     tx_ids: tuple[bytes, ...] = ()  # of the transactions that decoded, in block order
+    events: tuple[Mapping[str, Any], ...] = ()  # as stored with the block
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +477,7 @@ class Ledger:
                 tuple(results),
                 root,
                 tuple(tx.tx_id for tx in decoded_txs),
+                tuple(events),
             )
 
     def _stage_block(

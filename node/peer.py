@@ -322,7 +322,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         identify: Callable[[grpc.aio.ServicerContext], str | None],
         require_tls_identity: bool = True,
         genesis_digest: bytes | None = None,
-        on_refused: Callable[[str, str], None] = lambda reason, detail: None,
+        on_refused: Callable[[str, str, str], None] = lambda reason, caller, detail: None,
     ) -> None:
         self._genesis_digest = genesis_digest
         self._on_refused = on_refused
@@ -347,7 +347,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
                 f"{GENESIS_MISMATCH}: {caller} runs genesis {stated}, this node runs "
                 f"{ours[:16]}...; every validator of a network must start from the same genesis"
             )
-            self._on_refused("genesis-mismatch", detail)
+            self._on_refused(GENESIS_MISMATCH, caller, detail)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, detail)
 
     async def _authenticate(self, context: grpc.aio.ServicerContext, claimed: str) -> str:
@@ -362,10 +362,9 @@ class PeerService(peer_pb2_grpc.PeerServicer):
             # In-process tests without TLS only: trust the claim (or serve an anonymous fetch).
             return claimed or "anonymous"
         if peer_id is None or peer_id not in self._members:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"FORBIDDEN: {peer_id or 'an unidentified caller'} is not a validator",
-            )
+            detail = f"FORBIDDEN: {peer_id or 'an unidentified caller'} is not a validator"
+            self._on_refused("FORBIDDEN", peer_id or context.peer(), detail)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, detail)
         assert peer_id is not None
         return peer_id
 

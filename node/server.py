@@ -14,9 +14,10 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -34,6 +35,7 @@ from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 from . import clock, pki
 from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
+from .audit import GOVERNANCE_PREFIXES, AuditLog, caller_of
 from .config import NodeConfig
 from .crypto import get_suite
 from .grpc_edge import RateLimitedLog, add_service
@@ -66,6 +68,7 @@ API_CONNECTION_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_concurrent_streams", 32),
 )
 LAG_GRACE_S = 1.0  # ordinary pipelining puts a node a block or two behind for a moment
+AUDIT_REPLAY_BLOCKS_MAX = 100_000  # governance replayed from the ledger into the audit log
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +212,69 @@ class Node:
         if not self.runtime.offer(PeerMessage(message, size)):
             self.m_dropped.inc(reason="inbox-full")
 
-    def _peer_refused(self, reason: str, detail: str) -> None:
+    def _peer_refused(self, reason: str, caller: str, detail: str) -> None:
         self.bad_input.bad_input(reason, "peer connection refused", detail=detail)
+        self.audit.refused("peer.refused", reason, caller_of(caller), detail=detail)
+
+    def _peer_malformed(self, method: str, peer: str, size: int) -> None:
+        caller = caller_of(peer)
+        self.audit.refused("peer.refused", "MALFORMED_REQUEST", caller, method=method, bytes=size)
+
+    def _client_malformed(self, method: str, peer: str, size: int) -> None:
+        caller = caller_of(peer)
+        self.audit.refused("client.refused", "MALFORMED_REQUEST", caller, method=method, bytes=size)
+
+    def _client_refused(self, code: str, peer: str, details: Mapping[str, Any]) -> None:
+        self.audit.refused("client.refused", code, caller_of(peer), **details)
+
+    def _audit_governance(
+        self,
+        height: int,
+        events: Sequence[Mapping[str, Any]],
+        envelopes: Sequence[bytes],
+        *,
+        replayed: bool = False,
+    ) -> None:
+        for event in events:
+            kind = event["kind"]
+            if not kind.startswith(GOVERNANCE_PREFIXES):
+                continue
+            tx_index = event["tx_index"]
+            try:
+                sender = self.ledger.decoder.decode(envelopes[tx_index]).sender
+            except (TxError, IndexError):
+                sender = ""  # an event always comes from a decoded transaction; kept defensive
+            self.audit.governance(
+                height=height,
+                tx_id=event["tx_id"],
+                tx_index=tx_index,
+                sender=sender,
+                event=kind,
+                attrs=event["attrs"],
+                replayed=replayed,
+            )
+        self.audit.governed_through(height)
+
+    def _replay_governance(self) -> None:
+        """Governance of blocks executed after the log's last record of it (a crash between the
+        two), read back from the ledger; records already written are not repeated."""
+        recorded = self.audit.recorded
+        top = self.ledger.height
+        first = (recorded.ledger_height or 0) + 1
+        if top - first + 1 > AUDIT_REPLAY_BLOCKS_MAX:
+            self.audit.gap(first, top - AUDIT_REPLAY_BLOCKS_MAX)
+            first = top - AUDIT_REPLAY_BLOCKS_MAX + 1
+        for height in range(first, top + 1):
+            block = self.ledger.get_block(height)
+            if block is None:
+                break
+            events = [
+                event
+                for event in block.events
+                if not recorded.take((height, event["tx_id"].hex(), event["kind"]))
+            ]
+            self._audit_governance(height, events, block.txs, replayed=True)
+        self.audit.governed_through(top)
 
     async def _peer_room(self) -> None:
         # Inbound backpressure: consensus messages waiting for the replica, and relayed
@@ -221,6 +285,7 @@ class Node:
             await self._peer_tx_room.wait()
 
     def _on_committed(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
+        self._audit_governance(applied.header.height, applied.events, committed.requests)
         self.mempool.remove(applied.tx_ids)
         self.feed.committed(list(applied.tx_ids))
         self.m_blocks.inc()
@@ -301,6 +366,11 @@ class Node:
             ],
         )
         m.gauge(
+            "ibledger_audit_broken",
+            "1 once the audit log could not be written (the node runs on without it).",
+            lambda: float(self.audit.broken),
+        )
+        m.gauge(
             "ibledger_verifier_cache_hits_total",
             "Signature verifications skipped thanks to the verified cache.",
             lambda: self.ledger.verifier.stats.cache_hits,
@@ -336,6 +406,14 @@ class Node:
             "ledger opened",
             extra={"height": self.ledger.height, "state_root": self.ledger.state_root.hex()},
         )
+        self.audit = await asyncio.to_thread(
+            AuditLog.open,
+            config.data_dir / "audit",
+            self.node_id,
+            config.validator_keypair.sign,
+            config.audit,
+        )
+        await asyncio.to_thread(self._replay_governance)
         replica = Replica(
             self.replica_config,
             self.node_id,
@@ -415,6 +493,7 @@ class Node:
             ),
             peer_pb2.DESCRIPTOR.services_by_name["Peer"],
             self.bad_input,
+            self._peer_malformed,
         )
         peer_address = f"{config.peer.listen.host}:{config.peer.listen.port}"
         if self._peer_tls:
@@ -455,9 +534,11 @@ class Node:
                     anonymous_per_address=config.api.anonymous_streams_per_address,
                     anonymous_max=config.api.anonymous_streams_max,
                 ),
+                on_refused=self._client_refused,
             ),
             ledger_pb2.DESCRIPTOR.services_by_name["Ledger"],
             self.bad_input,
+            self._client_malformed,
         )
         api_address = f"{config.api.listen.host}:{config.api.listen.port}"
         if self._peer_tls and config.api.tls:
@@ -549,6 +630,9 @@ class Node:
             await self.transport.stop()
         with contextlib.suppress(AttributeError):
             await self.peer_server.stop(0.5)
+        with contextlib.suppress(AttributeError):
+            # The runtime has stopped: no block commits after the closing head.
+            await asyncio.to_thread(self.audit.close)
         with contextlib.suppress(AttributeError):
             self.ledger.close()
         log.info("node stopped")

@@ -114,7 +114,9 @@ def test_a_deactivated_participant_is_refused_at_admission(cluster: Cluster) -> 
         },
         nonce=10_001,
     )
-    cluster.wait_committed("node0", cluster.submit("node0", [deactivate]), timeout_s=60)
+    executed = cluster.submit("node0", [deactivate])
+    for node_id in cluster.node_ids:  # admission reads the state each node has applied
+        cluster.wait_committed(node_id, executed, timeout_s=60)
     after = _rename(cluster, "SUPPLIER", "t", nonce=2)
     for node_id in cluster.node_ids:
         [(status, code)] = _results(cluster, node_id, [after])
@@ -141,7 +143,12 @@ def test_a_nonce_is_used_once_even_split_between_primary_and_backups(cluster: Cl
     # Exactly one executes (the contract's own answer: a bank may not edit its details); the
     # other is refused for its nonce, by admission or, when both were admitted, in execution.
     assert sorted(codes) == ["FORBIDDEN", "NONCE_REUSED"], codes
-    # Once one has committed, the same nonce is refused at admission on every node.
+    # Once one has committed, the same nonce is refused at admission on every node (each
+    # answers from the state it has applied, so wait until each has applied both).
+    admitted = [e for e, (status, _) in ((first, a), (second, b)) if status != "REJECTED"]
+    for node_id in cluster.node_ids:
+        for envelope in admitted:
+            _receipt_code(cluster, node_id, decode_envelope(envelope).tx_id)
     third = _rename(cluster, "ICBC", "c", nonce=nonce)
     for node_id in cluster.node_ids:
         assert _results(cluster, node_id, [third]) == [("REJECTED", "NONCE_REUSED")], node_id

@@ -124,6 +124,12 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         r"must be from 1 to 10000000, got 0",
     ),
     (
+        "audit-too-few-segments",
+        lambda n: set_toml(n, "audit", "segments_max", 1),
+        "[audit] segments_max",
+        r"must be from 2 to 1000000, got 1",
+    ),
+    (
         "unknown-setting",
         lambda n: set_toml(n, "peer", "listn", "127.0.0.1:1"),
         "[peer] listn",
@@ -141,7 +147,7 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         "unknown-section",
         lambda n: set_toml(n, "consensus", "tick_ms", 10),
         "[consensus]",
-        r"is not a known section \(known: api, keys, log, mempool, metrics, node, peer\)",
+        r"is not a known section \(known: api, audit, keys, log, mempool, metrics, node, peer\)",
     ),
     (
         "missing-section",
@@ -532,6 +538,16 @@ def test_optional_sections_take_defaults(network_copy: Path) -> None:
     assert config.mempool.size_max == 50_000
     assert config.log.level == "info"
     assert config.api.max_concurrent_rpcs == 1024
+    assert config.audit.segments_max == 16
+    assert config.audit.aggregate_interval_ms == 10_000
+
+
+def test_the_audit_section_sets_the_log_bounds(network_copy: Path) -> None:
+    set_toml(network_copy, "audit", "segment_bytes_max", 1 << 20)
+    set_toml(network_copy, "audit", "head_interval_ms", 5_000)
+    config = load_node_config(_toml_path(network_copy))
+    assert config.audit.segment_bytes_max == 1 << 20
+    assert config.audit.head_interval_ms == 5_000
 
 
 @pytest.mark.parametrize(
