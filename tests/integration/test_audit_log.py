@@ -19,6 +19,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from ibledger.cli.client import api_channel
 from ibledger.node import pki
 from ibledger.node.audit import AGGREGATE_INTERVAL_MS_DEFAULT, read_records
 from ibledger.node.crypto import generate_keypair
@@ -97,7 +98,7 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
         )
         assert (rejected.status, rejected.code) == (ledger_pb2.REJECTED, "UNKNOWN_SENDER")
 
-        raw = grpc.insecure_channel(cluster.address("node0")).unary_unary(
+        raw = api_channel(cluster.address("node0"), cluster.manifest.ca_cert, "node0").unary_unary(
             "/ibledger.v1.Ledger/Submit",
             request_serializer=lambda data: data,
             response_deserializer=lambda data: data,
