@@ -11,6 +11,7 @@ BENCHES = {
     "ledger": "bench.bench_ledger",
     "consensus": "bench.bench_consensus",
     "network": "bench.bench_network",
+    "fairness": "bench.bench_fairness",
 }
 
 
