@@ -621,41 +621,52 @@ def _names_party(attrs: Mapping[str, Any], pid: str) -> bool:
     )
 
 
-def transaction_visible(
-    state: StateView, viewer: str | None, sender: str, events: Sequence[Mapping[str, Any]]
-) -> bool:
-    """Whether ``viewer`` may see a committed transaction's payload, result and events.
+class TransactionVisibility:
+    """What one viewer may see of committed transactions: its payloads, results and events.
 
     The regulator sees every transaction; a participant sees those it sent, those whose events
     name it as a party, those on a bill package it is involved in (the rule of ``bill``), and
     those on an instrument whose holders it may see (the rule of ``holders``).  An anonymous or
-    inactive viewer sees none: it is shown only what proofs need.
+    inactive viewer sees none: it is shown only what proofs need.  Built once per read (a block,
+    a receipt), so the viewer's record is loaded once, not once per transaction.
     """
-    q = _Q(state, {}, viewer)
-    if q.viewer is None:
-        return False
-    if q.regulator or q.viewer.id == sender:
-        return True
-    for event in events:
-        attrs = event.get("attrs")
-        if not isinstance(attrs, Mapping):
-            continue
-        if _names_party(attrs, q.viewer.id):
+
+    def __init__(self, state: StateView, viewer: str | None) -> None:
+        self._q = _Q(state, {}, viewer)
+
+    @property
+    def everything(self) -> bool:
+        """Whether the viewer is an active regulator."""
+        return self._q.regulator
+
+    def sees(self, sender: str, events: Sequence[Mapping[str, Any]]) -> bool:
+        q = self._q
+        if q.viewer is None:
+            return False
+        if q.regulator or q.viewer.id == sender:
             return True
-        package_no = attrs.get("package_no")
-        if isinstance(package_no, str) and q.involved(package_no) is not None:
-            return True
-        isin = attrs.get("isin")
-        if isinstance(isin, str):
-            instrument = q.store.get_obj(b"asset/i/" + isin.encode())
-            if instrument is not None and _sees_all_holders(q, instrument):
+        for event in events:
+            attrs = event.get("attrs")
+            if not isinstance(attrs, Mapping):
+                continue
+            if _names_party(attrs, q.viewer.id):
                 return True
-    return False
+            package_no = attrs.get("package_no")
+            if isinstance(package_no, str) and q.involved(package_no) is not None:
+                return True
+            isin = attrs.get("isin")
+            if isinstance(isin, str):
+                instrument = q.store.get_obj(b"asset/i/" + isin.encode())
+                if instrument is not None and _sees_all_holders(q, instrument):
+                    return True
+        return False
 
 
-def sees_everything(state: StateView, viewer: str | None) -> bool:
-    """Whether ``viewer`` is an active regulator (who is shown every transaction)."""
-    return _Q(state, {}, viewer).regulator
+def transaction_visible(
+    state: StateView, viewer: str | None, sender: str, events: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Whether ``viewer`` may see one committed transaction (see ``TransactionVisibility``)."""
+    return TransactionVisibility(state, viewer).sees(sender, events)
 
 
 def run_query(state: StateView, name: str, args: Mapping[str, Any], viewer: str | None) -> Any:

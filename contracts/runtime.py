@@ -50,7 +50,7 @@ from .codec import canonical_decode
 from .core import Call, Env, Event, Outcome, StateView, Store, TxContext, business_day
 from .errors import ContractError, GenesisError
 from .identity import KeyRecord, check_sender, key_fingerprint
-from .queries import run_query, sees_everything, transaction_visible
+from .queries import TransactionVisibility, run_query, transaction_visible
 
 __all__ = [
     "OPERATIONS",
@@ -59,6 +59,7 @@ __all__ = [
     "KeyRecord",
     "Outcome",
     "StateView",
+    "TransactionVisibility",
     "TxContext",
     "admissible_sender",
     "check_nonce",
@@ -69,7 +70,6 @@ __all__ = [
     "nonce_rejection",
     "query",
     "resolve_key",
-    "sees_everything",
     "transaction_visible",
 ]
 

@@ -202,13 +202,14 @@ RefusalHook = Callable[[str, str, Mapping[str, Any]], None]
 """Told of each refused request: its code, the caller's gRPC peer string, and details."""
 
 
-async def _guard(
-    context: grpc.aio.ServicerContext,
-    call: Awaitable[T],
-    on_refused: Callable[[NodeError], None] | None = None,
-) -> T:
+@contextlib.asynccontextmanager
+async def _answering(
+    context: grpc.aio.ServicerContext, on_refused: Callable[[NodeError], None] | None
+) -> AsyncIterator[None]:
+    """Turn what escapes a handler into its gRPC status: a NodeError into its code (and the
+    refusal hook), anything else into INTERNAL, logged."""
     try:
-        return await call
+        yield
     except NodeError as exc:
         if on_refused is not None and exc.code not in NOT_REFUSALS:
             on_refused(exc)
@@ -218,6 +219,15 @@ async def _guard(
     except Exception:
         log.exception("unexpected error in an API handler")
         await context.abort(grpc.StatusCode.INTERNAL, "INTERNAL: the node hit an unexpected error")
+
+
+async def _guard(
+    context: grpc.aio.ServicerContext,
+    call: Awaitable[T],
+    on_refused: Callable[[NodeError], None] | None = None,
+) -> T:
+    async with _answering(context, on_refused):
+        return await call
     raise AssertionError("unreachable")
 
 
@@ -227,18 +237,9 @@ async def _guard_stream(
     on_refused: Callable[[NodeError], None] | None = None,
 ) -> AsyncIterator[T]:
     """``_guard`` for a server stream: a NodeError ends it with its status."""
-    try:
+    async with _answering(context, on_refused):
         async for item in items:
             yield item
-    except NodeError as exc:
-        if on_refused is not None and exc.code not in NOT_REFUSALS:
-            on_refused(exc)
-        await context.abort(exc.status, exc.details)
-    except (asyncio.CancelledError, grpc.aio.AbortError):
-        raise
-    except Exception:
-        log.exception("unexpected error in an API stream")
-        await context.abort(grpc.StatusCode.INTERNAL, "INTERNAL: the node hit an unexpected error")
 
 
 class LedgerService(ledger_pb2_grpc.LedgerServicer):

@@ -91,7 +91,7 @@ class ViewerGate:
         rejection = contracts.admissible_sender(state, participant, key_id)
         if rejection is not None:
             raise NodeError(rejection.code, rejection.message)
-        return Viewer(participant, contracts.sees_everything(state, participant))
+        return Viewer(participant, contracts.TransactionVisibility(state, participant).everything)
 
     def _verify(self, proof: bytes, now_ms: int) -> tuple[str, bytes, int]:
         try:
@@ -130,6 +130,13 @@ def _events_by_tx(events: Sequence[Mapping[str, Any]]) -> dict[int, list[Mapping
     return grouped
 
 
+def _visible(
+    rule: contracts.TransactionVisibility, envelope: bytes, events: Sequence[Mapping[str, Any]]
+) -> bool:
+    sender = _sender(envelope)
+    return sender is not None and rule.sees(sender, events)
+
+
 def tx_visible(
     viewer: Viewer, state: StateView, envelope: bytes, events: Sequence[Mapping[str, Any]]
 ) -> bool:
@@ -137,10 +144,8 @@ def tx_visible(
         return True
     if viewer.anonymous:
         return False
-    sender = _sender(envelope)
-    return sender is not None and contracts.transaction_visible(
-        state, viewer.participant, sender, events
-    )
+    rule = contracts.TransactionVisibility(state, viewer.participant)
+    return _visible(rule, envelope, events)
 
 
 def visible_indexes(viewer: Viewer, state: StateView, block: StoredBlock) -> frozenset[int]:
@@ -149,11 +154,12 @@ def visible_indexes(viewer: Viewer, state: StateView, block: StoredBlock) -> fro
         return frozenset(range(len(block.txs)))
     if viewer.anonymous:
         return frozenset()
+    rule = contracts.TransactionVisibility(state, viewer.participant)  # one load per block
     events = _events_by_tx(block.events)
     return frozenset(
         index
         for index, envelope in enumerate(block.txs)
-        if tx_visible(viewer, state, envelope, events.get(index, []))
+        if _visible(rule, envelope, events.get(index, []))
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ibledger.contracts import QUERIES, QueryError
-from ibledger.contracts.queries import sees_everything, transaction_visible
+from ibledger.contracts.queries import TransactionVisibility, transaction_visible
 
 
 def _busy_bill(w: Any) -> str:
@@ -211,4 +211,5 @@ def test_identity_events_are_visible_to_the_participant_named(world: Any) -> Non
     assert transaction_visible(state, "BANK_C", "ADMIN", events)
     assert transaction_visible(state, "ADMIN", "ADMIN", events)
     assert not transaction_visible(state, "BANK_A", "ADMIN", events)
-    assert sees_everything(state, "REGULATOR") and not sees_everything(state, "BANK_A")
+    assert TransactionVisibility(state, "REGULATOR").everything
+    assert not TransactionVisibility(state, "BANK_A").everything

@@ -10,6 +10,7 @@ anonymous streams must not lock out a bank that signs its reads.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,8 +54,6 @@ def committed(cluster: Cluster) -> bytes:
 
 
 def _validators(cluster: Cluster) -> ValidatorSet:
-    import json
-
     return ValidatorSet.from_genesis(json.loads(cluster.manifest.genesis.read_text()))
 
 
@@ -175,10 +174,8 @@ def test_the_cli_shows_a_party_its_receipt_and_verifies_it(
 def test_a_participants_event_stream_carries_only_its_transactions(
     cluster: Cluster, committed: bytes
 ) -> None:
-    # ADMIN's change to CSDC comes first, then a change CIB makes to itself... which CIB may
-    # not (it is not an admin): the refused transaction is still CIB's own, and has no event.
-    # So stream as CSDC: it must see the event of the committed change, and not the events of
-    # a change to SPDB made right after.
+    # Stream as CSDC from ADMIN's change to it: that event comes first, then a change to SPDB
+    # (not CSDC's business) must be skipped, then a second change to CSDC ends the stream.
     height = _block_of(cluster, committed)
     spdb = build_transaction(
         cluster.admin,
