@@ -38,11 +38,13 @@ reaches ``segment_bytes_max`` a signed head closes it and the chain continues in
 name, its sequence range and its last hash: total size stays below about
 ``segments_max * segment_bytes_max``; archive segments elsewhere to keep them longer.
 
-**Durability.** A writer thread (never the event loop) takes queued records, writes and flushes
-each batch to the operating system at once, and fsyncs at most once per ``FSYNC_INTERVAL_S``
-(the ledger's own synced writes share the disk), and always before a segment closes and on
-close.  ``kill -9`` loses nothing the thread had written; a power
-loss may lose the last second and leave a torn last line.  Files are created ``0600`` in a
+**Durability.** A writer thread (never the event loop) takes queued records in batches (at most
+``WRITE_BATCH_S`` after the first of a batch was queued, sooner when ``WRITE_BATCH_RECORDS`` are
+waiting: waking a second thread per record would take the interpreter lock from the event loop
+at every block), writes and flushes each batch to the operating system, and fsyncs at most
+once per ``FSYNC_INTERVAL_S`` (the ledger's own synced writes share the disk), and always before
+a segment closes and on close.  ``kill -9`` loses nothing the thread had written; a power loss
+may lose the last second and leave a torn last line.  Files are created ``0600`` in a
 ``0700`` directory.  A write error stops the log (logged once, counted as ``broken``); the node
 keeps running.
 
@@ -53,11 +55,13 @@ length and SHA-256 (``torn_tail``), so the cut is itself in the chain.  If the l
 line is not a valid record (the file was damaged or edited), a new segment starts a fresh chain
 whose ``audit.open`` says so; ``audit verify`` reports the damage in the old segment.
 
-**Signed heads.** Every ``head_interval_ms`` (when there are new records), before a segment is
-closed and on a clean stop, an ``audit.head`` record signs ``HEAD_DOMAIN || canonical JSON of
-{"hash", "node", "seq"}`` of the record just before it with the node's validator key, whose
-public key is in genesis.  Someone who rewrites the whole chain without the key cannot produce
-these signatures, so ``audit verify --genesis`` catches a rewrite up to the last signed head.
+**Signed heads.** Every ``head_interval_ms`` (when there are new records), soon after a governance
+record (at most one such head per ``GOVERNANCE_HEAD_MIN_S``: a chain that carries governance in
+every block must not sign a head per block), before a segment is closed and on a clean stop, an
+``audit.head`` record signs ``HEAD_DOMAIN || canonical JSON of {"hash", "node", "seq"}`` of
+the record just before it with the node's validator key, whose public key is in genesis.
+Someone who rewrites the whole chain without the key cannot produce these signatures, so
+``audit verify --genesis`` catches a rewrite up to the last signed head.
 
 **Not detected from the files alone.** Removing whole records from the end back to a signed
 head, and deleting the oldest segments (the remaining chain then starts mid-way, which ``audit
@@ -98,6 +102,9 @@ STRING_CHARS_MAX = 512
 ITEMS_MAX = 32
 DEPTH_MAX = 4
 FSYNC_INTERVAL_S = 1.0
+WRITE_BATCH_S = 0.2
+WRITE_BATCH_RECORDS = 1_000
+GOVERNANCE_HEAD_MIN_S = 1.0
 HEAD_RECORDS_MAX = 10_000  # a head at least this often, whatever the interval
 TAIL_CHUNK_BYTES = 64 * 1024
 
@@ -372,7 +379,10 @@ class AuditLog:
         self._written = 0
         self._dropped = 0
         self._stopping = False
-        self._head_requested = False
+        self._head_requested = False  # sign at the next batch
+        self._governance_head = False  # sign once GOVERNANCE_HEAD_MIN_S has passed since the last
+        self._write_due = 0.0
+        self._flush_target = 0
         self.broken = False
         self.recorded = _Recorded()
         self.ledger_height: int | None = None
@@ -384,6 +394,7 @@ class AuditLog:
         self._handle: Any = None
         self._since_head = 0
         self._head_due = monotonic() + settings.head_interval_ms / 1000
+        self._head_written_at = monotonic()
         self._fsync_due = 0.0
         self._unsynced = False
         self._thread: threading.Thread | None = None
@@ -482,7 +493,7 @@ class AuditLog:
         with self._cond:
             self._enqueue("governance", fields, self._clock_ms(), False)
             # Sign soon: a governance action should not wait a whole interval to be vouched for.
-            self._head_requested = True
+            self._governance_head = True
 
     def gap(self, first_height: int, last_height: int) -> None:
         """Governance of these blocks is not in the log (too far back to replay)."""
@@ -508,6 +519,7 @@ class AuditLog:
             return True
         with self._cond:
             target = self._submitted
+            self._flush_target = max(self._flush_target, target)
             self._cond.notify_all()
             return self._cond.wait_for(
                 lambda: self._written >= target or self.broken, timeout=timeout_s
@@ -536,9 +548,12 @@ class AuditLog:
         if droppable and len(self._pending) >= self.settings.queue_max:
             self._dropped += 1
             return
+        if not self._pending:
+            self._write_due = self._monotonic() + WRITE_BATCH_S
         self._pending.append((kind, fields, time_ms))
         self._submitted += 1
-        self._cond.notify_all()
+        if len(self._pending) >= WRITE_BATCH_RECORDS:
+            self._cond.notify_all()
 
     def _roll_window_locked(self) -> None:
         for (kind, reason, caller), held in sorted(self._window.items()):
@@ -563,13 +578,22 @@ class AuditLog:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stopping and not self._head_requested:
+                while not self._stopping and not self._head_requested:
                     now = self._monotonic()
                     if now >= self._window_end:
                         self._roll_window_locked()
                         continue
+                    if self._pending and (
+                        self._written < self._flush_target
+                        or len(self._pending) >= WRITE_BATCH_RECORDS
+                    ):
+                        break
                     # Only timers with work behind them: an idle writer sleeps until the window.
                     due = self._window_end
+                    if self._pending:
+                        due = min(due, self._write_due)
+                    if self._governance_head and not self.broken:
+                        due = min(due, self._head_written_at + GOVERNANCE_HEAD_MIN_S)
                     if self._since_head and not self.broken:
                         due = min(due, self._head_due)
                     if self._unsynced and not self.broken:
@@ -589,6 +613,9 @@ class AuditLog:
             dropped, self._dropped = self._dropped, 0
             ledger_height = self.ledger_height
             head_requested, self._head_requested = self._head_requested, False
+            now = self._monotonic()
+            if self._governance_head and now >= self._head_written_at + GOVERNANCE_HEAD_MIN_S:
+                head_requested, self._governance_head = True, False
         try:
             if self.broken:
                 return
@@ -649,7 +676,8 @@ class AuditLog:
         }
         self._write("audit.head", fields, self._clock_ms())
         self._since_head = 0
-        self._head_due = self._monotonic() + self.settings.head_interval_ms / 1000
+        self._head_written_at = self._monotonic()
+        self._head_due = self._head_written_at + self.settings.head_interval_ms / 1000
 
     def _sync(self) -> None:
         self._handle.flush()

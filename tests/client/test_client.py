@@ -231,7 +231,7 @@ def test_wait_runs_out_with_deadline_exceeded(network: Network) -> None:
             client.wait(submission.tx_id, 0.3)
     assert late.value.code == "TIMEOUT" and late.value.exit_code == 4
     assert late.value.grpc_status == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 30  # bounds a hang only: the wait itself is 0.3 s
 
 
 def test_wait_renews_when_the_node_caps_each_wait(network: Network) -> None:

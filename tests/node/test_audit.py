@@ -15,6 +15,7 @@ import pytest
 
 from ibledger.cli.main import main
 from ibledger.node.audit import (
+    GOVERNANCE_HEAD_MIN_S,
     OTHER_CALLERS,
     STRING_CHARS_MAX,
     AuditLog,
@@ -403,3 +404,55 @@ def test_cli_verify_exits_zero_when_intact_and_names_the_entry_when_not(
     [shown] = json.loads(capsys.readouterr().out)["records"]
     assert shown["fields"]["sender"] == "SOMEONE_ELSE"
     assert "altered" in shown["problem"]
+
+
+def test_governance_in_every_block_signs_at_most_one_head_per_interval(
+    tmp_path: Path, key: KeyPair
+) -> None:
+    # A chain whose every block carries governance (a busy registrar) must not pay for a head
+    # signature per block; one per GOVERNANCE_HEAD_MIN_S still vouches for each record soon.
+    now = [100.0]
+    directory = tmp_path / "audit"
+    audit = AuditLog.open(
+        directory, "node0", key.sign, QUIET, monotonic=lambda: now[0], start=False
+    )
+
+    def heads() -> int:
+        [segment] = segments_in(directory)
+        return sum(1 for r in _records(segment) if r["kind"] == "audit.head")
+
+    for height in range(1, 5):  # four blocks within one interval
+        now[0] += GOVERNANCE_HEAD_MIN_S / 8
+        audit.governance(
+            height=height, tx_id=TX_ID, tx_index=0, sender="A", event="identity.x", attrs={}
+        )
+        audit.flush()
+    assert heads() == 0
+    now[0] += GOVERNANCE_HEAD_MIN_S
+    audit.flush()  # the interval has passed: the held-back head is written now
+    assert heads() == 1
+    for height in range(5, 9):
+        now[0] += GOVERNANCE_HEAD_MIN_S / 8
+        audit.governance(
+            height=height, tx_id=TX_ID, tx_index=0, sender="A", event="identity.x", attrs={}
+        )
+        audit.flush()
+    assert heads() == 1
+    now[0] += GOVERNANCE_HEAD_MIN_S
+    audit.flush()
+    assert heads() == 2
+    audit.close()
+    assert verify([directory], verify_signature=_checker(key), require_signed=True).ok
+
+
+def test_flush_writes_every_queued_record_of_a_batch(tmp_path: Path, key: KeyPair) -> None:
+    directory = tmp_path / "audit"
+    audit = AuditLog.open(directory, "node0", key.sign, QUIET)
+    for n in range(5):
+        audit.governance(
+            height=n + 1, tx_id=TX_ID, tx_index=0, sender="A", event="identity.x", attrs={}
+        )
+    assert audit.flush(timeout_s=30)  # does not wait for the batch timer
+    [segment] = segments_in(directory)
+    assert sum(1 for r in _records(segment) if r["kind"] == "governance") == 5
+    audit.close()
