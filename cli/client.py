@@ -61,6 +61,7 @@ from ibledger.node.tx import (
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
+from .output import home
 from .passphrase import PassphraseForKeys
 
 __all__ = [
@@ -683,7 +684,7 @@ class Client:
     @classmethod
     def from_network(
         cls,
-        directory: str | Path,
+        directory: str | Path | None = None,
         identity: str | None = None,
         *,
         timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
@@ -692,11 +693,14 @@ class Client:
     ) -> Client:
         """A client for the network described by ``directory/network.json``.
 
-        ``identity`` names one of the manifest's identities (its key signs transactions and
-        queries); ``node`` pins one address instead of the manifest's node list; ``passphrase``
-        decrypts the identity's key when the network's keys are encrypted.
+        ``directory`` defaults to ``$IBLEDGER_HOME/network`` (``~/.ibledger/network``), where
+        ``ibledger network init`` writes, and a leading ``~`` is expanded. ``identity`` names
+        one of the manifest's identities (its key signs transactions and queries); ``node``
+        pins one address instead of the manifest's node list; ``passphrase`` decrypts the
+        identity's key when the network's keys are encrypted.
         """
-        manifest = NetworkManifest.load(directory)
+        path = home() / "network" if directory is None else Path(directory).expanduser()
+        manifest = NetworkManifest.load(path)
         keypair = sender = None
         if identity is not None:
             entry = manifest.identity(identity)

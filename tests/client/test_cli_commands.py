@@ -305,8 +305,11 @@ def test_block_show_and_tail(cli: Cli, network: Network) -> None:
     assert missing.code == 1 and "NOT_FOUND" in missing.err
     lines = ok(cli("block", "tail", "--from", "0", "--count", "2", "--json")).out.splitlines()
     assert [json.loads(line)["height"] for line in lines] == [0, 1]
+    # Without --follow a tail stops at the tip.
+    lines = ok(cli("block", "tail", "--from", "0", "--json")).out.splitlines()
+    assert [json.loads(line)["height"] for line in lines] == [0, 1]
     later = _later(network, "identity.update_details", {"participant": "CIB", "name": "CIB"})
-    followed = ok(cli("block", "tail", "--count", "2")).out  # the tip, then a new block
+    followed = ok(cli("block", "tail", "--follow", "--count", "2")).out  # the tip, then a new one
     later.join()
     assert "asset.register by CSDC: OK" in followed
     assert "identity.update_details by ADMIN: OK" in followed
@@ -316,8 +319,13 @@ def test_supervise_events_follows_new_events(cli: Cli, network: Network) -> None
     _register_bond(cli)
     lines = ok(cli("supervise", "events", "--from", "1", "--count", "1", "--json")).out
     assert '"kind": "asset.registered"' in lines
+    # Without --follow the events up to the current height are printed, then the command ends.
+    upto = ok(cli("supervise", "events", "--json")).out.splitlines()
+    assert [json.loads(line)["kind"] for line in upto] == ["asset.registered"]
     later = _later(network, "identity.update_details", {"participant": "CIB", "name": "CIB"})
-    text = ok(cli("supervise", "events", "--kind", "identity.details_updated", "--count", "1")).out
+    text = ok(
+        cli("supervise", "events", "--follow", "--kind", "identity.details_updated", "--count", "1")
+    ).out
     later.join()
     assert 'identity.details_updated: fields=["name"] participant=CIB' in text
 
