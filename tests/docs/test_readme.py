@@ -51,7 +51,7 @@ MAKE_RUN = [
     ["network", "up", "--timeout", "120"],
     ["demo"],
 ]
-BLOCK_TIMEOUT_S = 600  # bounds a hang only; the blocks take seconds each
+BLOCK_TIMEOUT_S = 900  # bounds a hang only; a block takes seconds to a minute
 
 _FENCE = re.compile(r"^```([A-Za-z0-9_+-]*)\s*$")
 
@@ -192,6 +192,8 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
     assert first.language in SHELLS and [c for c in commands if c] == SETUP_COMMANDS
 
 
+# Bounds a hang only: on a loaded machine one block (with a network restart) takes minutes.
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("block", RUN[1:], ids=[block.name for block in RUN[1:]])
 def test_readme_block(session: Session, block: Block) -> None:
     if block.illustration:
