@@ -15,9 +15,10 @@ README's examples create in ``$(mktemp -d)`` live in this test's directories, on
 
 The set-up block: the README opens with exactly two commands, ``make run`` and ``make test``.
 The test does not run them (``make test`` is what runs this test, and ``make run`` would start
-the network in the caller's home); it runs what ``make run`` runs instead -- ``ibledger network
-init --if-missing``, ``ibledger network up`` and ``ibledger demo`` -- and puts the installed
-``ibledger`` on PATH, as ``. .venv/bin/activate`` does. Every other block runs as written.
+the network in the caller's home); it runs what ``make run`` runs instead -- the ``ibledger``
+commands of the Makefile's ``run`` recipe (``network init --if-missing``, ``network up``,
+``demo``) -- and puts the installed ``ibledger`` on PATH, as ``. .venv/bin/activate`` does.
+Every other block runs as written.
 
 A block meant only as an illustration must be preceded by the visible line
 ``*Illustration, not run.*``; such blocks are reported as skipped, and no other block is
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -45,12 +47,23 @@ SHELLS = ("sh", "shell", "bash", "console")
 RUNNABLE = (*SHELLS, "python")
 NOT_RUN_MARKER = "*Illustration, not run.*"
 SETUP_COMMANDS = ["make run", "make test"]
-# What `make run` runs after installing (see the Makefile's run target).
-MAKE_RUN = [
-    ["network", "init", "--if-missing"],
-    ["network", "up", "--timeout", "120"],
-    ["demo"],
-]
+
+
+def make_run_commands() -> list[list[str]]:
+    """The ``ibledger`` commands of the Makefile's ``run`` recipe, in order, without the path."""
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("run:"))
+    commands = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        words = shlex.split(line.strip().lstrip("@-"))
+        if words and words[0].endswith("/ibledger"):
+            commands.append(words[1:])
+    assert commands[:2] == [["network", "init", "--if-missing"], ["network", "up"]], commands
+    return commands
+
+
 BLOCK_TIMEOUT_S = 900  # bounds a hang only; a block takes seconds to a minute
 
 _FENCE = re.compile(r"^```([A-Za-z0-9_+-]*)\s*$")
@@ -167,7 +180,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     env.pop("VIRTUAL_ENV", None)
     session = Session(env, scratch)
     try:
-        for args in MAKE_RUN:
+        for args in make_run_commands():
             session.ibledger(*args)
         yield session
     finally:
