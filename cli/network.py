@@ -483,7 +483,7 @@ def _write_network(
         "governance": {"admin_quorum": quorum},
     }
     _write_json(directory / "genesis.json", genesis)
-    manifest = {
+    manifest: dict[str, Any] = {
         "chain_id": chain_id,
         "genesis": "genesis.json",
         "ca_cert": "ca/ca.crt",  # clients verify every node's API certificate against it
