@@ -65,11 +65,12 @@ FIRST_PARTY = {"ibledger", "consensus", "contracts", "node", "cli", "proto", "be
 CONSENSUS_THIRD_PARTY = {"msgpack"}
 PACKAGES = ("consensus", "contracts", "node", "cli", "proto")
 
-# The node/ modules a client may import: transaction envelopes, block headers and proofs,
-# signature suites, key files and the wall clock that stamps a transaction's expiry.
+# The node/ modules a client may import: host:port addresses, transaction envelopes, block
+# headers and proofs, signature suites, key files and the wall clock that stamps expiries.
 CLIENT_SAFE = {
     "ibledger.node.blocks",
     "ibledger.node.clock",
+    "ibledger.node.addresses",
     "ibledger.node.crypto",
     "ibledger.node.keyfile",
     "ibledger.node.tx",
