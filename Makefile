@@ -38,7 +38,7 @@ lint: $(STAMP)
 format-check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
-# Strict over the whole installed package (pyproject.toml: [tool.mypy] packages = ["ibledger"]).
+# Strict over the whole package and bench/ (pyproject.toml: [tool.mypy] packages).
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
