@@ -58,6 +58,9 @@ class DB(_Reader):
         max_open_files: int | None = None,
         lru_cache_size: int | None = None,
         block_size: int | None = None,
+        block_restart_interval: int | None = None,
+        max_file_size: int | None = None,
+        bloom_filter_bits: int = 0,
         compression: str | None = "snappy",
     ) -> None: ...
     def put(self, key: bytes, value: bytes, sync: bool = False) -> None: ...
