@@ -149,7 +149,11 @@ class Cluster:
         """The envelopes sent earlier under these ids, for a client that resubmits."""
         return [self.sent[tx_id] for tx_id in tx_ids]
 
-    def wait_committed(self, node_id: str, tx_ids: Iterable[bytes], timeout_s: float) -> None:
+    def wait_committed(
+        self, node_id: str, tx_ids: Iterable[bytes], timeout_s: float, *, code: str | None = "OK"
+    ) -> None:
+        """Wait until every transaction is in a block; ``code`` is the result each must have
+        (``None``: any result, for load that is meant to be refused in execution)."""
         stub = self.stub(node_id)
         deadline = time.monotonic() + timeout_s
         for tx_id in tx_ids:
@@ -161,7 +165,7 @@ class Cluster:
                 timeout=remaining_ms / 1000 + 5,
             )
             self.acked[tx_id] = node_id
-            assert receipt.result.code == "OK", receipt.result
+            assert code is None or receipt.result.code == code, receipt.result
 
     def wait_heights_equal(self, node_ids: list[str], timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
