@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import ed25519
 from .args import ID_PATTERN, Args, bad
 from .core import Env, Participant, Store, TxContext
 from .errors import ContractError, GenesisError
@@ -109,48 +110,10 @@ def _k_key(key_id: bytes) -> bytes:
     return b"id/k/" + key_id.hex().encode()
 
 
-# --- Ed25519 point checks (RFC 8032 section 5.1.3 decoding) ----------------------------------
-
-_P = 2**255 - 19
-_D = (-121665 * pow(121666, _P - 2, _P)) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-
-
-def _edwards_add(
-    a: tuple[int, int], b: tuple[int, int]
-) -> tuple[int, int]:  # affine twisted Edwards addition, a = -1
-    (x1, y1), (x2, y2) = a, b
-    t = _D * x1 * x2 * y1 * y2 % _P
-    x3 = (x1 * y2 + x2 * y1) * pow(1 + t, _P - 2, _P) % _P
-    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P) % _P
-    return x3, y3
-
-
 def ed25519_key_problem(public_key: bytes) -> str | None:
-    """Why an Ed25519 public key must be refused, or None if it is acceptable."""
-    if len(public_key) != 32:
-        return "an Ed25519 public key is 32 bytes"
-    y = int.from_bytes(public_key, "little") & ((1 << 255) - 1)
-    sign = public_key[31] >> 7
-    if y >= _P:
-        return "the key is not canonically encoded"
-    y2 = y * y % _P
-    x2 = (y2 - 1) * pow(_D * y2 + 1, _P - 2, _P) % _P
-    x = pow(x2, (_P + 3) // 8, _P)
-    if x * x % _P != x2:
-        x = x * _SQRT_M1 % _P
-    if x * x % _P != x2:
-        return "the key is not a point on the curve"
-    if x == 0 and sign == 1:
-        return "the key is not canonically encoded"
-    if x & 1 != sign:
-        x = _P - x
-    point = (x, y)
-    for _ in range(3):  # multiply by the cofactor 8
-        point = _edwards_add(point, point)
-    if point == (0, 1):
-        return "the key has small order and would admit forged signatures"
-    return None
+    """Why an Ed25519 public key must be refused, or None if it is acceptable (``ed25519``)."""
+    problem = ed25519.key_problem(public_key)
+    return None if problem is None else problem.value
 
 
 # --- records ---------------------------------------------------------------------------------

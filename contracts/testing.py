@@ -18,11 +18,12 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from . import ed25519
 from .args import day_to_iso, parse_iso_date
 from .codec import canonical_encode
 from .core import MS_PER_DAY, SHANGHAI_OFFSET_MS, Call, Outcome, StateView, TxContext
 from .identifiers import lei_check_digits, uscc_check_char
-from .identity import _P, _edwards_add, key_fingerprint
+from .identity import key_fingerprint
 from .runtime import execute, genesis_writes, query
 
 __all__ = [
@@ -107,34 +108,24 @@ class BlockOverlay:
         return tuple(sorted(self._writes.items()))
 
 
-# A valid Ed25519 public key without a private key: a multiple of the base point.
-_BASE_Y = 4 * pow(5, _P - 2, _P) % _P
-
-
-def _base_point() -> tuple[int, int]:
-    d = (-121665 * pow(121666, _P - 2, _P)) % _P
-    y2 = _BASE_Y * _BASE_Y % _P
-    x2 = (y2 - 1) * pow(d * y2 + 1, _P - 2, _P) % _P
-    x = pow(x2, (_P + 3) // 8, _P)
-    if x * x % _P != x2:
-        x = x * pow(2, (_P - 1) // 4, _P) % _P
-    if x & 1:
-        x = _P - x
-    return x, _BASE_Y
+# A valid Ed25519 public key without a private key: a multiple of the base point (y = 4/5).
+_BASE = ed25519.decode_point(
+    (4 * pow(5, ed25519.P - 2, ed25519.P) % ed25519.P).to_bytes(32, "little")
+)
 
 
 def demo_public_key(seed: int) -> bytes:
     """Encoding of ``[seed + 1] * B``: a distinct, valid, prime-order Ed25519 public key."""
+    assert _BASE is not None
     scalar = seed + 1
     result = (0, 1)
-    addend = _base_point()
+    addend = _BASE
     while scalar:
         if scalar & 1:
-            result = _edwards_add(result, addend)
-        addend = _edwards_add(addend, addend)
+            result = ed25519.add(result, addend)
+        addend = ed25519.add(addend, addend)
         scalar >>= 1
-    x, y = result
-    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+    return ed25519.encode_point(result)
 
 
 def timestamp_ms_of(iso_date: str, hour: int = 10) -> int:
