@@ -21,9 +21,10 @@ zero-padded so that a prefix scan returns entries in ledger order.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .calendar import BusinessCalendar, Parameters
 from .codec import canonical_decode, canonical_encode
 
 __all__ = [
@@ -200,4 +201,6 @@ class Env:
     ctx: TxContext
     sender: Participant
     today: int  # business day number derived from ctx.timestamp_ms
-    extra: dict[str, Any] = field(default_factory=dict)  # per-transaction memo (e.g. calendar)
+    # Per-transaction memo of the genesis reference data, loaded on first use.
+    calendar: BusinessCalendar | None = None
+    params: Parameters | None = None

@@ -180,7 +180,9 @@ ACTIONS: tuple[str, ...] = tuple(sorted(_ACTIONS))
 
 def _run_action(env: Env, store: Store, record: Mapping[str, Any]) -> None:
     handler = _ACTIONS[record["action"]]
-    handler(Env(store, env.ctx, env.sender, env.today, env.extra), Args(record["args"]))
+    handler(
+        Env(store, env.ctx, env.sender, env.today, env.calendar, env.params), Args(record["args"])
+    )
 
 
 def _execute_if_approved(env: Env, record: dict[str, Any]) -> None:

@@ -27,9 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .args import Args, day_to_iso
+from .bill_records import Package, Piece, Request
 from .bills import (
-    FLAG_CODES,
-    STATUS_CODES,
     load_calendar,
     load_parameters,
     package_key,
@@ -45,6 +44,7 @@ from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, proposal_key
 from .identifiers import KINDS, validate
 from .identity import active_admins, load_admin_quorum, load_participant
 from .recourse import liable_parties
+from .vocabulary import BillFlag, BillStatus
 
 __all__ = ["QUERIES", "run_query"]
 
@@ -297,25 +297,29 @@ def q_asset_history(q: _Q) -> Any:
 # --- bills ---------------------------------------------------------------------------------
 
 
-def _package(q: _Q, package_no: str) -> dict[str, Any]:
+def _package(q: _Q, package_no: str) -> Package:
     record = q.store.get_obj(package_key(package_no))
     if record is None:
         raise QueryError("NOT_FOUND", f"No bill package {package_no}.")
-    return dict(record)
+    return Package.from_stored(record)
 
 
-def _pieces(q: _Q, package_no: str) -> list[dict[str, Any]]:
-    return [dict(record) for _, record in q.store.scan_objs(f"bill/{package_no}/p/".encode())]
+def _pieces(q: _Q, package_no: str) -> list[Piece]:
+    prefix = f"bill/{package_no}/p/".encode()
+    return [Piece.from_stored(record) for _, record in q.store.scan_objs(prefix)]
 
 
-def _piece_view(
-    package: Mapping[str, Any], piece: Mapping[str, Any], with_chain: bool
-) -> dict[str, Any]:
-    view = {k: v for k, v in piece.items() if with_chain or k != "chain"}
+def _request(q: _Q, request_id: str) -> Request | None:
+    record = q.store.get_obj(request_key(request_id))
+    return None if record is None else Request.from_stored(record)
+
+
+def _piece_view(package: Package, piece: Piece, with_chain: bool) -> dict[str, Any]:
+    view = {k: v for k, v in piece.to_stored().items() if with_chain or k != "chain"}
     view["range"] = piece_range(piece)
     view["amount_fen"] = piece_amount(package, piece)
-    view["status_code"] = STATUS_CODES[piece["status"]]
-    view["flag_code"] = FLAG_CODES[piece["flag"]]
+    view["status_code"] = piece.status.code
+    view["flag_code"] = piece.flag.code
     rendered: dict[str, Any] = _render(view)
     return rendered
 
@@ -323,7 +327,7 @@ def _piece_view(
 def _bill(q: _Q, package_no: str, with_chain: bool) -> dict[str, Any]:
     package = _package(q, package_no)
     q.require_bill_access(package_no)
-    view: dict[str, Any] = _render(package)
+    view: dict[str, Any] = _render(package.to_stored())
     view["pieces"] = [_piece_view(package, p, with_chain) for p in _pieces(q, package_no)]
     view["viewer_capacities"] = q.involved(package_no) or []
     return view
@@ -362,11 +366,11 @@ def q_bills(q: _Q) -> Any:
 
 def q_request(q: _Q) -> Any:
     request_id = _read(q, lambda a: a.str_("request_id", max_len=128))
-    record = q.store.get_obj(request_key(request_id))
-    if record is None:
+    request = _request(q, request_id)
+    if request is None:
         raise QueryError("NOT_FOUND", f"No request {request_id}.")
-    q.require_bill_access(record["package_no"])
-    return _render(record)
+    q.require_bill_access(request.package_no)
+    return _render(request.to_stored())
 
 
 def q_pending_requests(q: _Q) -> Any:
@@ -378,11 +382,12 @@ def q_pending_requests(q: _Q) -> Any:
     for key, _ in q.store.scan(prefix):
         package_no = key[len(prefix) :].decode()
         for piece in _pieces(q, package_no):
-            if piece["request"] is None:
+            if piece.request is None:
                 continue
-            request = q.store.get_obj(request_key(piece["request"]))
-            if pid in (request["initiator"], request["counterparty"]):
-                result.append(_render(request))
+            request = _request(q, piece.request)
+            assert request is not None, "a piece's pending request exists"
+            if pid in (request.initiator, request.counterparty):
+                result.append(_render(request.to_stored()))
     return result
 
 
@@ -403,28 +408,29 @@ def _positions(q: _Q, pid: str) -> dict[str, Any]:
         package_no = key[len(prefix) :].decode()
         package = _package(q, package_no)
         for piece in _pieces(q, package_no):
-            live = piece["status"] not in ("TERMINATED", "SETTLED")
-            row = {
+            live = piece.status not in (BillStatus.TERMINATED, BillStatus.SETTLED)
+            amount = piece_amount(package, piece)
+            row: dict[str, Any] = {
                 "package_no": package_no,
                 "range": piece_range(piece),
-                "amount_fen": piece_amount(package, piece),
-                "status": piece["status"],
-                "flag": piece["flag"],
-                "maturity_date": day_to_iso(package["maturity_date"]),
+                "amount_fen": amount,
+                "status": piece.status.value,
+                "flag": piece.flag.value,
+                "maturity_date": day_to_iso(package.maturity_date),
             }
-            if live and piece["holder"] == pid:
+            if live and piece.holder == pid:
                 held.append(row)
-                totals["held_fen"] += row["amount_fen"]
-            if live and package["acceptor"] == pid and package["acceptance_date"] is not None:
+                totals["held_fen"] += amount
+            if live and package.acceptor == pid and package.acceptance_date is not None:
                 accepted.append(row)
-                totals["accepted_outstanding_fen"] += row["amount_fen"]
-            if live and any(g["guarantor"] == pid for g in piece["guarantees"]):
+                totals["accepted_outstanding_fen"] += amount
+            if live and any(g.guarantor == pid for g in piece.guarantees):
                 guaranteed.append(row)
-                totals["guaranteed_fen"] += row["amount_fen"]
-            if live and piece["flag"] == "PLEDGED" and piece["pledgee"] == pid:
+                totals["guaranteed_fen"] += amount
+            if live and piece.flag is BillFlag.PLEDGED and piece.pledgee == pid:
                 pledged_to.append(row)
-                totals["pledged_to_fen"] += row["amount_fen"]
-            if package["drawer"] == pid:
+                totals["pledged_to_fen"] += amount
+            if package.drawer == pid:
                 drawn.append(row)
     holdings = [
         _holding_view(q.store.get_obj(f"asset/h/{isin}/{pid}".encode()))
@@ -454,21 +460,22 @@ def q_acceptor_exposures(q: _Q) -> Any:
     if not q.regulator:
         raise QueryError("FORBIDDEN", "Only a regulator may see market-wide exposures.")
     by_acceptor: dict[str, dict[str, int]] = {}
-    for key, package in q.store.scan_objs(b"bill/"):
+    for key, record in q.store.scan_objs(b"bill/"):
         if key.count(b"/") != 1:
             continue  # piece keys live under the package key
+        package = Package.from_stored(record)
         stats = by_acceptor.setdefault(
-            package["acceptor"],
+            package.acceptor,
             {"outstanding_fen": 0, "settled_fen": 0, "refused_pieces": 0, "packages": 0},
         )
         stats["packages"] += 1
-        for piece in _pieces(q, package["package_no"]):
+        for piece in _pieces(q, package.package_no):
             amount = piece_amount(package, piece)
-            if piece["status"] == "SETTLED":
+            if piece.status is BillStatus.SETTLED:
                 stats["settled_fen"] += amount
-            elif piece["status"] != "TERMINATED" and package["acceptance_date"] is not None:
+            elif piece.status is not BillStatus.TERMINATED and package.acceptance_date is not None:
                 stats["outstanding_fen"] += amount
-            if piece["refusal"] is not None:
+            if piece.refusal is not None:
                 stats["refused_pieces"] += 1
     return [{"acceptor": acceptor, **stats} for acceptor, stats in sorted(by_acceptor.items())]
 
@@ -482,13 +489,13 @@ def q_recourse_parties(q: _Q) -> Any:
     piece = next((p for p in _pieces(q, package_no) if piece_range(p) == range_text), None)
     if piece is None:
         raise QueryError("NOT_FOUND", f"Package {package_no} has no piece {range_text}.")
-    holder = piece["holder"]
+    holder = piece.holder
     if holder is None:
         return {"holder": None, "parties": {}}
-    refusal_type = None if piece["refusal"] is None else piece["refusal"]["type"]
+    refusal_type = None if piece.refusal is None else piece.refusal.type
     return {
         "holder": holder,
-        "refusal_type": refusal_type,
+        "refusal_type": None if refusal_type is None else refusal_type.value,
         "parties": liable_parties(package, piece, holder, refusal_type),
     }
 
@@ -508,15 +515,19 @@ def q_events(q: _Q) -> Any:
 
 def q_calendar(q: _Q) -> Any:
     _read(q, lambda a: None)
-    record = load_calendar(q.store).to_record()
-    return {name: [day_to_iso(day) for day in days] for name, days in record.items()}
+    calendar = load_calendar(q.store)
+    return {
+        "holidays": [day_to_iso(day) for day in sorted(calendar.holidays)],
+        "working_weekend_days": [day_to_iso(day) for day in sorted(calendar.working_weekend_days)],
+    }
 
 
 def q_parameters(q: _Q) -> Any:
     _read(q, lambda a: None)
-    record = load_parameters(q.store).to_record()
+    params = load_parameters(q.store)
+    record: dict[str, Any] = params.to_stored()
     record["term_rules"] = [
-        {"issued_from": day_to_iso(day), "months": months} for day, months in record["term_rules"]
+        {"issued_from": day_to_iso(day), "months": months} for day, months in params.term_rules
     ]
     return record
 
@@ -529,12 +540,10 @@ def q_bill_dates(q: _Q) -> Any:
     params = load_parameters(q.store)
     calendar = load_calendar(q.store)
     return {
-        "issue_date": day_to_iso(package["issue_date"]),
-        "maturity_date": day_to_iso(package["maturity_date"]),
+        "issue_date": day_to_iso(package.issue_date),
+        "maturity_date": day_to_iso(package.maturity_date),
         "presentment_window_end": day_to_iso(presentment_window_end(package, calendar, params)),
-        "rights_expiry": day_to_iso(
-            add_months(package["maturity_date"], params.rights_expiry_months)
-        ),
+        "rights_expiry": day_to_iso(add_months(package.maturity_date, params.rights_expiry_months)),
     }
 
 
