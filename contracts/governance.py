@@ -56,6 +56,7 @@ from .identity import (
     GOVERNANCE_KEY,
     GOVERNED_ACTIONS,
     active_admins,
+    governance_record,
     load_admin_quorum,
     require_role,
 )
@@ -95,7 +96,7 @@ def governance_from_genesis(section: Any, admins: int) -> dict[str, Any]:
             f"governance.admin_quorum must be an integer from 1 to {admins} (the number of "
             f"genesis consortium admins), got {quorum!r}"
         )
-    return {"admin_quorum": quorum}
+    return governance_record(quorum)
 
 
 def proposal_key(proposal_id: str) -> bytes:
@@ -162,7 +163,7 @@ def gov_set_admin_quorum(env: Env, args: Args) -> None:
     previous = load_admin_quorum(env.store)
     if quorum == previous:
         raise bad("admin_quorum", f"is already {previous}")
-    env.store.put(GOVERNANCE_KEY, {"admin_quorum": quorum})
+    env.store.put(GOVERNANCE_KEY, governance_record(quorum))
     env.store.emit(
         "governance.quorum_changed",
         {"admin_quorum": quorum, "previous_admin_quorum": previous},

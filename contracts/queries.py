@@ -42,9 +42,16 @@ from .core import Participant, StateView, Store, business_day
 from .errors import ContractError, QueryError
 from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, proposal_key
 from .identifiers import KINDS, validate
-from .identity import active_admins, load_admin_quorum, load_participant
+from .identity import (
+    KeyRecord,
+    ParticipantRecord,
+    active_admins,
+    load_admin_quorum,
+    load_participant,
+    load_participant_record,
+)
 from .recourse import liable_parties
-from .vocabulary import BillFlag, BillStatus
+from .vocabulary import BillFlag, BillStatus, ProposalStatus, values
 
 __all__ = ["QUERIES", "run_query"]
 
@@ -127,38 +134,40 @@ def _read(q: _Q, reader: Callable[[Args], Any]) -> Any:
 # --- identity ------------------------------------------------------------------------------
 
 
-def _participant_view(record: Mapping[str, Any]) -> dict[str, Any]:
-    view: dict[str, Any] = _render(dict(record))
+def _participant_view(record: ParticipantRecord) -> dict[str, Any]:
+    view: dict[str, Any] = _render(record.to_stored())
     return view
+
+
+def _key_view(q: _Q, key_id: str) -> dict[str, Any]:
+    stored = q.store.get_obj(f"id/k/{key_id}".encode())
+    view: dict[str, Any] = (
+        {} if stored is None else _render(KeyRecord.from_stored(stored).to_stored())
+    )
+    return view | {"key_id": key_id}
 
 
 def q_participant(q: _Q) -> Any:
     pid = _read(q, lambda a: a.id_("id"))
-    record = q.store.get_obj(f"id/p/{pid}".encode())
+    record = load_participant_record(q.store, pid)
     if record is None:
         raise QueryError("NOT_FOUND", f"Participant {pid} is not registered.")
     view = _participant_view(record)
-    view["key_records"] = [
-        _render(q.store.get_obj(f"id/k/{kid}".encode()) or {}) | {"key_id": kid}
-        for kid in record["keys"]
-    ]
+    view["key_records"] = [_key_view(q, kid) for kid in record.keys]
     return view
 
 
 def q_participants(q: _Q) -> Any:
     role = _read(q, lambda a: a.str_("role", optional=True))
-    return [
-        _participant_view(record)
-        for _, record in q.store.scan_objs(b"id/p/")
-        if role is None or role in record["roles"]
-    ]
+    records = (ParticipantRecord.from_stored(value) for _, value in q.store.scan_objs(b"id/p/"))
+    return [_participant_view(record) for record in records if role is None or role in record.roles]
 
 
 # --- governance ----------------------------------------------------------------------------
 # Proposals are public to every reader, like the participants directory they change: any bank
 # can check which changes to which participant are pending and who approved them.
 
-PROPOSAL_STATUSES = ("open", "executed", "rejected", "withdrawn", "expired")
+PROPOSAL_STATUSES = values(ProposalStatus)
 
 
 def q_governance(q: _Q) -> Any:
