@@ -39,7 +39,7 @@ from .identifiers import (
     require,
     sub_range_bounds,
 )
-from .stored import StoredMap, StoredValue
+from .stored import StoredMap, StoredValue, text_list
 from .vocabulary import (
     BillFlag,
     BillKind,
@@ -142,7 +142,7 @@ def _scope(package_no: str) -> list[str]:
 def _involve(store: Store, pid: str, package_no: str, capacity: str) -> None:
     key = _involve_key(pid, package_no)
     stored = store.get_obj(key)
-    current = [] if stored is None else [str(item) for item in stored]
+    current = [] if stored is None else text_list(stored, "bill party index")
     if capacity not in current:
         store.put(key, sorted([*current, capacity]))
 

@@ -127,7 +127,8 @@ class Store:
             return self._writes[key]
         return self._view.get(key)
 
-    def get_obj(self, key: bytes) -> Any:
+    def get_obj(self, key: bytes) -> object:
+        """The decoded value under ``key``; callers parse it into their record type."""
         raw = self.get(key)
         return None if raw is None else canonical_decode(raw)
 
@@ -153,7 +154,7 @@ class Store:
             if pvalue is not None:
                 yield pkey, pvalue
 
-    def scan_objs(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+    def scan_objs(self, prefix: bytes) -> Iterator[tuple[bytes, object]]:
         for key, raw in self.scan(prefix):
             yield key, canonical_decode(raw)
 

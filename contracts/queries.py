@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .args import Args, day_to_iso
+from .assets import Holding, Instrument, holding_key, instrument_key
 from .bill_records import Package, Piece, Request
 from .bills import (
     load_calendar,
@@ -40,7 +41,7 @@ from .bills import (
 from .calendar import add_months
 from .core import Participant, StateView, Store, business_day
 from .errors import ContractError, QueryError
-from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, proposal_key
+from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, Proposal, load_proposal
 from .identifiers import KINDS, validate
 from .identity import (
     KeyRecord,
@@ -51,6 +52,7 @@ from .identity import (
     load_participant_record,
 )
 from .recourse import liable_parties
+from .stored import StoredFormError, StoredMap, stored_map, text, text_list
 from .vocabulary import BillFlag, BillStatus, ProposalStatus, values
 
 __all__ = ["QUERIES", "run_query"]
@@ -115,7 +117,7 @@ class _Q:
         if self.viewer is None:
             return None
         roles = self.store.get_obj(f"idx/bp/{self.viewer.id}/{package_no}".encode())
-        return None if roles is None else list(roles)
+        return None if roles is None else text_list(roles, "bill party index")
 
     def require_bill_access(self, package_no: str) -> None:
         if not self.regulator and self.involved(package_no) is None:
@@ -178,10 +180,10 @@ def q_governance(q: _Q) -> Any:
 
 def q_governance_proposal(q: _Q) -> Any:
     proposal_id = _read(q, lambda a: a.str_("id", pattern=PROPOSAL_ID, max_len=64))
-    record = q.store.get_obj(proposal_key(proposal_id))
+    record = load_proposal(q.store, proposal_id)
     if record is None:
         raise QueryError("NOT_FOUND", f"There is no proposal {proposal_id}.")
-    return _render(record)
+    return _render(record.to_stored())
 
 
 def q_governance_proposals(q: _Q) -> Any:
@@ -191,64 +193,73 @@ def q_governance_proposals(q: _Q) -> Any:
     status = _read(q, lambda a: a.str_("status", optional=True, choices=PROPOSAL_STATUSES))
     status = status or "open"
     if status == "open":
-        ids = [key[len(OPEN_PREFIX) :] for key, _ in q.store.scan(OPEN_PREFIX)]
-        records = [q.store.get_obj(PROPOSAL_PREFIX + pid) for pid in ids]
+        ids = [key[len(OPEN_PREFIX) :].decode() for key, _ in q.store.scan(OPEN_PREFIX)]
+        records = [load_proposal(q.store, pid) for pid in ids]
+        proposals = [record for record in records if record is not None]
     else:
-        records = [r for _, r in q.store.scan_objs(PROPOSAL_PREFIX) if r["status"] == status]
-    records.sort(key=lambda r: (r["created_height"], r["id"]))
-    return [_render(record) for record in records]
+        every = (Proposal.from_stored(r) for _, r in q.store.scan_objs(PROPOSAL_PREFIX))
+        proposals = [record for record in every if record.status == status]
+    proposals.sort(key=lambda r: (r.created_height, r.id))
+    return [_render(record.to_stored()) for record in proposals]
 
 
 # --- assets --------------------------------------------------------------------------------
 
 
-def _instrument(q: _Q, isin: str) -> dict[str, Any]:
-    record = q.store.get_obj(b"asset/i/" + isin.encode())
+def _instrument(q: _Q, isin: str) -> Instrument:
+    record = q.store.get_obj(instrument_key(isin))
     if record is None:
         raise QueryError("NOT_FOUND", f"No instrument with ISIN {isin}.")
-    return dict(record)
+    return Instrument.from_stored(record)
 
 
-def _sees_all_holders(q: _Q, instrument: Mapping[str, Any]) -> bool:
+def _sees_all_holders(q: _Q, instrument: Instrument) -> bool:
     if q.viewer is None:
         return False
     return (
         q.regulator
-        or instrument["registrar"] == q.viewer.id
-        or (q.viewer.lei is not None and q.viewer.lei == instrument["issuer_lei"])
+        or instrument.registrar == q.viewer.id
+        or (q.viewer.lei is not None and q.viewer.lei == instrument.issuer_lei)
     )
 
 
 def q_instrument(q: _Q) -> Any:
     isin = _read(q, lambda a: a.str_("isin", max_len=12))
-    return _render(_instrument(q, isin))
+    return _render(_instrument(q, isin).to_stored())
 
 
 def q_instruments(q: _Q) -> Any:
     status = _read(q, lambda a: a.str_("status", optional=True))
+    instruments = (Instrument.from_stored(r) for _, r in q.store.scan_objs(b"asset/i/"))
     return [
-        _render(record)
-        for _, record in q.store.scan_objs(b"asset/i/")
-        if status is None or record["status"] == status
+        _render(instrument.to_stored())
+        for instrument in instruments
+        if status is None or instrument.status == status
     ]
 
 
-def _holding_view(record: Mapping[str, Any]) -> dict[str, Any]:
-    view: dict[str, Any] = _render(dict(record))
-    view["quantity"] = record["available"] + record["pledged"] + record["frozen"]
+def _holding_view(holding: Holding) -> dict[str, Any]:
+    view: dict[str, Any] = _render(holding.to_stored())
+    view["quantity"] = holding.total
     return view
+
+
+def _load_holding(q: _Q, isin: str, holder: str) -> Holding:
+    record = q.store.get_obj(holding_key(isin, holder))
+    assert record is not None, "the holder index names only existing holdings"
+    return Holding.from_stored(record)
 
 
 def q_holdings(q: _Q) -> Any:
     holder = _read(q, lambda a: a.id_("holder"))
     result = []
-    for _, isin in q.store.scan_objs(f"asset/hh/{holder}/".encode()):
+    for _, stored in q.store.scan_objs(f"asset/hh/{holder}/".encode()):
+        isin = text(stored, "holder index")
         if not (q.regulator or q.is_viewer(holder)):
             instrument = _instrument(q, isin)
             if not _sees_all_holders(q, instrument):
                 continue
-        record = q.store.get_obj(f"asset/h/{isin}/{holder}".encode())
-        result.append(_holding_view(record))
+        result.append(_holding_view(_load_holding(q, isin, holder)))
     if not result and not (q.regulator or q.is_viewer(holder)):
         raise QueryError("FORBIDDEN", f"Only {holder} itself or a regulator may see this.")
     return result
@@ -258,14 +269,13 @@ def q_holders(q: _Q) -> Any:
     isin = _read(q, lambda a: a.str_("isin", max_len=12))
     instrument = _instrument(q, isin)
     all_rows = _sees_all_holders(q, instrument)
+    holdings = (Holding.from_stored(r) for _, r in q.store.scan_objs(f"asset/h/{isin}/".encode()))
     rows = [
-        _holding_view(record)
-        for _, record in q.store.scan_objs(f"asset/h/{isin}/".encode())
-        if all_rows or q.is_viewer(record["holder"])
+        _holding_view(holding) for holding in holdings if all_rows or q.is_viewer(holding.holder)
     ]
     return {
         "isin": isin,
-        "outstanding_minor": instrument["outstanding_minor"],
+        "outstanding_minor": instrument.outstanding_minor,
         "complete": all_rows,
         "holders": rows,
     }
@@ -282,11 +292,17 @@ def _mentions(entry: Mapping[str, Any], pid: str) -> bool:
 
 
 def _history(q: _Q, scope: str, since: int) -> list[dict[str, Any]]:
-    return [
-        _render(entry)
-        for _, entry in q.store.scan_objs(f"hist/{scope}/".encode())
-        if entry["height"] >= since
-    ]
+    entries = (
+        stored_map(e, "history entry") for _, e in q.store.scan_objs(f"hist/{scope}/".encode())
+    )
+    return [_render(entry) for entry in entries if _height(entry) >= since]
+
+
+def _height(entry: StoredMap) -> int:
+    height = entry.get("height")
+    if isinstance(height, bool) or not isinstance(height, int):
+        raise StoredFormError("history entry.height must be an integer")
+    return height
 
 
 def q_asset_history(q: _Q) -> Any:
@@ -368,7 +384,10 @@ def q_bills(q: _Q) -> Any:
     q.require_self_or_regulator(pid)
     prefix = f"idx/bp/{pid}/".encode()
     return [
-        {"package_no": key[len(prefix) :].decode(), "capacities": list(capacities)}
+        {
+            "package_no": key[len(prefix) :].decode(),
+            "capacities": text_list(capacities, "bill party index"),
+        }
         for key, capacities in q.store.scan_objs(prefix)
     ]
 
@@ -442,7 +461,7 @@ def _positions(q: _Q, pid: str) -> dict[str, Any]:
             if package.drawer == pid:
                 drawn.append(row)
     holdings = [
-        _holding_view(q.store.get_obj(f"asset/h/{isin}/{pid}".encode()))
+        _holding_view(_load_holding(q, text(isin, "holder index"), pid))
         for _, isin in q.store.scan_objs(f"asset/hh/{pid}/".encode())
     ]
     return {
@@ -674,7 +693,8 @@ class TransactionVisibility:
                 return True
             isin = attrs.get("isin")
             if isinstance(isin, str):
-                instrument = q.store.get_obj(b"asset/i/" + isin.encode())
+                stored = q.store.get_obj(instrument_key(isin))
+                instrument = None if stored is None else Instrument.from_stored(stored)
                 if instrument is not None and _sees_all_holders(q, instrument):
                     return True
         return False

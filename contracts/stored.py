@@ -22,7 +22,16 @@ from typing import TypeAlias, TypeVar
 
 from .errors import StoredFormError
 
-__all__ = ["Fields", "StoredFormError", "StoredMap", "StoredValue", "as_map", "stored_map"]
+__all__ = [
+    "Fields",
+    "StoredFormError",
+    "StoredMap",
+    "StoredValue",
+    "as_map",
+    "stored_map",
+    "text",
+    "text_list",
+]
 
 StoredValue: TypeAlias = (
     bool | int | str | bytes | list["StoredValue"] | dict[str, "StoredValue"] | None
@@ -50,11 +59,25 @@ def stored_map(value: object, record: str) -> StoredMap:
 def _stored_value(value: object, where: str) -> StoredValue:
     if value is None or isinstance(value, bool | int | str | bytes):
         return value
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # a tuple only from an in-process caller; stored: list
         return [_stored_value(item, where) for item in value]
     if isinstance(value, dict):
         return stored_map(value, where)
     raise StoredFormError(f"{where}: {type(value).__name__} is not a stored value")
+
+
+def text(value: object, record: str) -> str:
+    """A stored text (an index entry such as a participant or instrument id)."""
+    if not isinstance(value, str):
+        raise StoredFormError(f"{record}: the stored value is not text")
+    return value
+
+
+def text_list(value: object, record: str) -> list[str]:
+    """A stored list of texts (an index entry such as a participant's capacities)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise StoredFormError(f"{record}: the stored value is not a list of texts")
+    return [text(item, record) for item in value]
 
 
 class Fields:
