@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import ed25519
@@ -29,6 +30,7 @@ from .runtime import execute, genesis_writes, query
 __all__ = [
     "DEMO_CALENDAR",
     "BlockOverlay",
+    "LedgerSnapshot",
     "MemoryState",
     "TestLedger",
     "demo_genesis",
@@ -136,6 +138,18 @@ def timestamp_ms_of(iso_date: str, hour: int = 10) -> int:
     return day * MS_PER_DAY - SHANGHAI_OFFSET_MS + hour * 3_600_000
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerSnapshot:
+    """A ``TestLedger`` frozen: state items (sorted by key), clock, keys and counters."""
+
+    state: tuple[tuple[bytes, bytes], ...]
+    chain_id: str
+    height: int
+    timestamp_ms: int
+    keys: tuple[tuple[str, bytes], ...]
+    tx_counter: int
+
+
 class TestLedger:
     """Genesis + blocks in memory; each ``submit`` is one transaction in its own block."""
 
@@ -155,16 +169,31 @@ class TestLedger:
 
     def fork(self) -> TestLedger:
         """An independent copy (state, clock, keys): cheaper than replaying genesis."""
-        other = TestLedger.__new__(TestLedger)
-        other.state = MemoryState()
-        other.state._data = dict(self.state._data)
-        other.state._keys = list(self.state._keys)
-        other.chain_id = self.chain_id
-        other.height = self.height
-        other.timestamp_ms = self.timestamp_ms
-        other.keys = dict(self.keys)
-        other._tx_counter = self._tx_counter
-        return other
+        return TestLedger.from_snapshot(self.snapshot())
+
+    def snapshot(self) -> LedgerSnapshot:
+        """An immutable copy of everything a ledger holds, to start many ledgers from."""
+        return LedgerSnapshot(
+            state=tuple(self.state.items()),
+            chain_id=self.chain_id,
+            height=self.height,
+            timestamp_ms=self.timestamp_ms,
+            keys=tuple(sorted(self.keys.items())),
+            tx_counter=self._tx_counter,
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: LedgerSnapshot) -> TestLedger:
+        ledger = cls.__new__(cls)
+        ledger.state = MemoryState()
+        ledger.state._data = dict(snapshot.state)
+        ledger.state._keys = [key for key, _ in snapshot.state]  # items() is sorted by key
+        ledger.chain_id = snapshot.chain_id
+        ledger.height = snapshot.height
+        ledger.timestamp_ms = snapshot.timestamp_ms
+        ledger.keys = dict(snapshot.keys)
+        ledger._tx_counter = snapshot.tx_counter
+        return ledger
 
     @property
     def today(self) -> str:
@@ -335,5 +364,6 @@ def demo_genesis() -> dict[str, Any]:
         "chain_id": "test-chain",
         "participants": participants,
         "governance": {"admin_quorum": 1},
-        "calendar": DEMO_CALENDAR,
+        # A fresh copy: a caller that edits its genesis must not edit every later one's.
+        "calendar": {name: list(days) for name, days in DEMO_CALENDAR.items()},
     }
