@@ -55,7 +55,7 @@ class LeiStatus(enum.StrEnum):
     ANNULLED = "ANNULLED"
 
 
-# --- bills (DOMAIN.md Part B) -----------------------------------------------------------------
+# --- bills (docs/domain.md Part B) ------------------------------------------------------------
 
 
 class BillStatus(enum.StrEnum):
@@ -179,7 +179,7 @@ class PresentmentType(enum.StrEnum):
     OVERDUE = "OVERDUE"
 
 
-# --- assets (DOMAIN.md Part C) ----------------------------------------------------------------
+# --- assets (docs/domain.md Part C) -----------------------------------------------------------
 
 
 class InstrumentStatus(enum.StrEnum):
