@@ -14,13 +14,14 @@ its directory and come back absolute.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ibledger.node.addresses import HostPort, describe_value, parse_host_port
+from ibledger.node.jsonfile import JsonFileError, read_json_object
+from ibledger.node.jsonfile import read_genesis as read_genesis_document
 
 from .errors import ClientError
 
@@ -109,10 +110,10 @@ class Manifest:
 def read_genesis(path: Path | str) -> dict[str, Any]:
     """A genesis file as a JSON object; raises ManifestError ``GENESIS_INVALID``."""
     path = Path(path)
-    data = _read_json(path, "GENESIS_INVALID")
-    if not isinstance(data, dict):
-        raise ManifestError("GENESIS_INVALID", path, None, "is not a JSON object")
-    return data
+    try:
+        return read_genesis_document(path)
+    except JsonFileError as exc:
+        raise ManifestError("GENESIS_INVALID", path, exc.field, exc.message) from None
 
 
 def load_manifest(directory: Path | str) -> Manifest:
@@ -127,8 +128,8 @@ def load_manifest(directory: Path | str) -> Manifest:
             "does not exist: create a network with 'ibledger network init', "
             "or pass --network DIR or --node HOST:PORT",
         )
+    raw = _read_json(path, "MANIFEST_INVALID")
     require = _requirer(path)
-    raw = require("(top level)", _read_json(path, "MANIFEST_INVALID"), dict, "a JSON object")
     for key in ("chain_id", "genesis", "nodes", "identities"):
         if key not in raw:
             raise ManifestError("MANIFEST_INVALID", path, key, "is required")
@@ -196,32 +197,10 @@ def _requirer(path: Path) -> Callable[[str, Any, type[T], str], T]:
     return require
 
 
-def _read_json(path: Path, code: str) -> Any:
-    """Strict JSON: a key twice in one object, or NaN/Infinity, is an error, not a guess."""
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ManifestError(code, path, key, "appears twice in the same JSON object")
-            result[key] = value
-        return result
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
+def _read_json(path: Path, code: str) -> dict[str, Any]:
+    """Strict JSON (``node.jsonfile``): a key twice in one object, or NaN/Infinity, is an error,
+    not a guess."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(code, path, None, "does not exist") from None
-    except OSError as exc:
-        raise ManifestError(code, path, None, f"cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ManifestError(code, path, None, "is not valid JSON: not UTF-8 text") from None
-    try:
-        return json.loads(text, object_pairs_hook=unique, parse_constant=constant)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise ManifestError(code, path, None, f"is not valid JSON: {exc.msg} at {where}") from None
-    except ValueError as exc:
-        raise ManifestError(code, path, None, f"is not valid JSON: {exc}") from None
+        return read_json_object(path)
+    except JsonFileError as exc:
+        raise ManifestError(code, path, exc.field, exc.message) from None

@@ -51,6 +51,7 @@ from .audit import (
     AuditSettings,
 )
 from .crypto import CryptoError, KeyPair, get_suite, load_private_key
+from .jsonfile import JsonFileError, read_genesis
 from .keyfile import key_file_is_encrypted, private_key_to_pem, read_passphrase_file
 from .pki import (
     NODE_ID_PATTERN,
@@ -642,53 +643,13 @@ class Genesis:
         return None
 
 
-def _reject_duplicate_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ConfigError(path, key, "appears twice in the same JSON object")
-            result[key] = value
-        return result
-
-    return hook
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, None, "does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(path, None, "is a directory, not a JSON file") from None
-    except OSError as exc:
-        raise ConfigError(path, None, f"cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "is not valid JSON: not UTF-8 text") from None
-    try:
-        return json.loads(
-            text,
-            object_pairs_hook=_reject_duplicate_keys(path),
-            parse_constant=_reject_constant,
-        )
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            path, None, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(path, None, f"is not valid JSON: {exc}") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def load_genesis(path: Path | str) -> Genesis:
     """Read and validate a genesis file, including its contract sections. Raises ConfigError."""
     path = Path(path)
-    raw = _read_json(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(path, None, "must hold a JSON object")
+    try:
+        raw = read_genesis(path)
+    except JsonFileError as exc:
+        raise ConfigError(path, exc.field, exc.message) from None
 
     def error(where: str, message: str) -> ConfigError:
         return ConfigError(path, where, message)
