@@ -29,6 +29,7 @@ _PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 _EXISTS = grpc.StatusCode.ALREADY_EXISTS
 _EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 _NOT_FOUND = grpc.StatusCode.NOT_FOUND
+_INTERNAL = grpc.StatusCode.INTERNAL
 
 STATUS = MappingProxyType(
     {
@@ -75,10 +76,22 @@ STATUS = MappingProxyType(
         "UNKNOWN_OPERATION": _NOT_FOUND,
         "TIMEOUT": grpc.StatusCode.DEADLINE_EXCEEDED,
         "NOT_READY": grpc.StatusCode.UNAVAILABLE,
-        # The node's own trouble: its keys or its crypto suite, or a bug.
-        "BAD_PRIVATE_KEY": grpc.StatusCode.INTERNAL,
-        "UNKNOWN_SUITE": grpc.StatusCode.INTERNAL,
-        "INTERNAL": grpc.StatusCode.INTERNAL,
+        # The node's own trouble: its key files, its crypto suite, or a bug. (Key-file codes
+        # stop a node at start or a command before it sends anything; listed all the same.)
+        "BAD_PRIVATE_KEY": _INTERNAL,
+        "KEY_FILE_INVALID": _INTERNAL,
+        "KEY_FILE_MISSING": _INTERNAL,
+        "KEY_FILE_PERMISSIONS": _INTERNAL,
+        "KEY_FILE_UNREADABLE": _INTERNAL,
+        "KEY_NOT_ENCRYPTED": _INTERNAL,
+        "KEY_PASSPHRASE_REQUIRED": _INTERNAL,
+        "KEY_PASSPHRASE_WRONG": _INTERNAL,
+        "PASSPHRASE_EMPTY": _INTERNAL,
+        "PASSPHRASE_FILE": _INTERNAL,
+        "PASSPHRASE_TOO_LONG": _INTERNAL,
+        "UNKNOWN_KEY_SCHEME": _INTERNAL,
+        "UNKNOWN_SUITE": _INTERNAL,
+        "INTERNAL": _INTERNAL,
         # Contract arguments that are not well-formed values (contracts/identifiers.py, args).
         "AMOUNT_INVALID": _INVALID,
         "BIC_INVALID": _INVALID,

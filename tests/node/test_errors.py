@@ -36,8 +36,12 @@ def _trees() -> Iterator[tuple[Path, ast.Module]]:
 
 
 def _code_positions(trees: list[tuple[Path, ast.Module]]) -> dict[str, set[int]]:
-    """Name of a function or class -> the positions of its ``code`` parameter (self dropped)."""
+    """Name of a function or class -> the positions of its ``code`` parameter (self dropped).
+
+    A class without an ``__init__`` or fields of its own (``class KeyFileError(CryptoError)``)
+    takes its base's."""
     positions: dict[str, set[int]] = {}
+    bases: dict[str, list[str]] = {}
 
     def note(name: str, params: list[str]) -> None:
         if params and params[0] in ("self", "cls"):
@@ -53,15 +57,26 @@ def _code_positions(trees: list[tuple[Path, ast.Module]]) -> dict[str, set[int]]
                 init = [
                     n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"
                 ]
+                fields = [
+                    n.target.id
+                    for n in node.body
+                    if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+                ]
                 if init:
-                    note(node.name, [a.arg for a in init[0].args.posonlyargs + init[0].args.args])
-                else:  # a dataclass: its fields, in order
-                    fields = [
-                        n.target.id
-                        for n in node.body
-                        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
-                    ]
+                    arguments = init[0].args
+                    note(node.name, [a.arg for a in arguments.posonlyargs + arguments.args])
+                elif fields:  # a dataclass: its fields, in order
                     note(node.name, fields)
+                else:
+                    bases[node.name] = [b.id for b in node.bases if isinstance(b, ast.Name)]
+    inherited = True
+    while inherited:
+        inherited = False
+        for name, parents in bases.items():
+            for parent in parents:
+                if parent in positions and not positions[parent] <= positions.get(name, set()):
+                    positions.setdefault(name, set()).update(positions[parent])
+                    inherited = True
     return positions
 
 
@@ -133,6 +148,7 @@ def test_the_collector_sees_every_kind_of_code_carrier() -> None:
         "QueryError",
         "Outcome",
         "status_for",
+        "KeyFileError",  # inherits CryptoError's signature
     ):
         assert carrier in carriers
     for code, source in (
@@ -142,6 +158,7 @@ def test_the_collector_sees_every_kind_of_code_carrier() -> None:
         ("WRONG_STATE", "contracts/bills.py"),
         ("MALFORMED_REQUEST", "node/grpc_edge.py"),
         ("GENESIS_MISMATCH", "node/peer.py"),
+        ("KEY_FILE_MISSING", "node/keyfile.py"),
     ):
         assert source in codes.get(code, set()), code
     assert len(codes) > 100
