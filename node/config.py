@@ -26,8 +26,10 @@ facts: this node is a genesis validator, its validator key is the one genesis li
 certificate is issued by the consortium CA for this node id.
 
 ``node.toml``'s sections and settings (types, bounds, defaults) are declared once, as pydantic
-models in ``schema.py``, which also turns pydantic's errors into the messages above; the genesis
-is read by ``jsonfile.read_genesis`` and still validated here by hand.
+models in ``schema.py``, and ``validation.py`` turns pydantic's errors into the messages above.
+The genesis is read by ``jsonfile.read_genesis``; its consensus and admission parameters are
+schema models too, while its top level and validators are still checked here by hand (their
+checks depend on the crypto suite the genesis names).
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.runtime import genesis_writes
@@ -78,9 +80,14 @@ from .schema import (
     PEER_OFFLINE_QUEUE_BYTES_DEFAULT,
     PEER_OUTBOUND_QUEUE_DEFAULT,
     PEER_RELAY_QUEUE_BYTES_DEFAULT,
+    AdmissionSection,
+    ConsensusSection,
     NodeToml,
     first_error,
+    section_error,
 )
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 __all__ = [
     "LOG_LEVELS",
@@ -116,26 +123,7 @@ GENESIS_FIELDS = (
     "participants",
     "validators",
 )
-# Admission limits every replica applies alike (the expiry horizon is checked again when a block
-# executes): required for the same reason as the consensus parameters.
-ADMISSION_RANGES: dict[str, tuple[int, int]] = {
-    "sender_burst": (1, 10_000_000),
-    "sender_pending_max": (1, 10_000_000),
-    "sender_rate_per_s": (1, 1_000_000),
-    "tx_expiry_horizon_ms": (60_000, 30 * 24 * 3600 * 1000),
-}
 VALIDATOR_FIELDS = ("api_address", "id", "peer_address", "public_key")
-# (low, high) inclusive; every field is required, because a default that changed between
-# releases would let two nodes read the same genesis differently.
-CONSENSUS_RANGES: dict[str, tuple[int, int]] = {
-    "batch_size_max": (1, 100_000),
-    "batch_timeout_ms": (0, 60_000),
-    "checkpoint_interval": (1, 100_000),
-    "watermark_window": (2, 1_000_000),
-    "view_change_timeout_ms": (1, 3_600_000),
-    "timestamp_skew_ms": (0, 3_600_000),
-    "tick_ms": (1, 10_000),
-}
 
 
 class ConfigError(Exception):
@@ -522,8 +510,8 @@ def load_genesis(path: Path | str) -> Genesis:
         )
 
     validators = _validators(path, raw["validators"], suite)
-    consensus = _consensus(path, raw["consensus"])
-    admission = AdmissionParams(**_integers(path, "admission", raw["admission"], ADMISSION_RANGES))
+    consensus = _consensus(path, raw)
+    admission = AdmissionParams(**dict(_section(path, AdmissionSection, "admission", raw)))
     try:
         genesis_writes(raw)
     except GenesisError as exc:
@@ -608,37 +596,16 @@ def _public_key(path: Path, where: str, value: Any, suite: Any) -> bytes:
     return public_key
 
 
-def _integers(
-    path: Path, section: str, value: Any, ranges: Mapping[str, tuple[int, int]]
-) -> dict[str, int]:
-    """A genesis section of required integers, each within its range."""
-    if not isinstance(value, dict):
-        raise ConfigError(path, section, f"must be an object, got {_show(value)}")
-    for key in sorted(value):
-        if key not in ranges:
-            raise ConfigError(
-                path,
-                f"{section}.{key}",
-                f"is not a {section} parameter (known: {', '.join(sorted(ranges))})",
-            )
-    numbers: dict[str, int] = {}
-    for key, (low, high) in ranges.items():
-        if key not in value:
-            raise ConfigError(path, f"{section}.{key}", "is required")
-        number = value[key]
-        if not _is_int(number):
-            raise ConfigError(path, f"{section}.{key}", f"must be an integer, got {_show(number)}")
-        if not low <= number <= high:
-            raise ConfigError(
-                path, f"{section}.{key}", f"must be from {low} to {high}, got {number}"
-            )
-        numbers[key] = number
-    return numbers
+def _section(path: Path, model: type[_Model], name: str, raw: dict[str, Any]) -> _Model:
+    """A genesis section of parameters, validated by its schema (``schema.py``)."""
+    try:
+        return model.model_validate(raw[name])
+    except ValidationError as exc:
+        raise ConfigError(path, *section_error(model, exc, name)) from None
 
 
-def _consensus(path: Path, value: Any) -> ConsensusParams:
-    numbers = _integers(path, "consensus", value, CONSENSUS_RANGES)
-    params = ConsensusParams(**numbers)
+def _consensus(path: Path, raw: dict[str, Any]) -> ConsensusParams:
+    params = ConsensusParams(**dict(_section(path, ConsensusSection, "consensus", raw)))
     if params.watermark_window % params.checkpoint_interval:
         raise ConfigError(
             path,

@@ -4,9 +4,10 @@ The schema says, per section and setting, the type, the bounds and the default; 
 it in strict mode (a boolean is not an integer, ``"4MB"`` is not a number, a float is not an
 integer) and forbids keys the schema does not declare (a typo is an error, not a silently ignored
 setting).  What pydantic reports (a location, an error type, the input) is turned into the
-project's one error style by ``explain``: the section and the setting, then the reason, e.g.
-``[peer] listen: port 70000 is out of range 0-65535`` or ``[api] max_message_bytes: must be
-from 1024 to 268435456, got 1``; ``config.load_node_config`` adds the file.
+project's one error style by ``validation.explain``: the section and the setting, then the
+reason, e.g. ``[peer] listen: port 70000 is out of range 0-65535`` or
+``[api] max_message_bytes: must be from 1024 to 268435456, got 1``; ``config.load_node_config``
+adds the file.
 
 Paths are resolved against the directory holding ``node.toml`` (passed as the validation
 context ``{"base": Path}``) and the files a node must read are checked to exist here; the facts
@@ -18,20 +19,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-import annotated_types
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     ValidationError,
     ValidationInfo,
 )
-from pydantic_core import ErrorDetails
 
+from . import validation
 from .addresses import HostPort, describe_value, parse_host_port
 from .audit import (
     AGGREGATE_INTERVAL_MS_DEFAULT,
@@ -41,7 +40,15 @@ from .audit import (
 )
 from .pki import NODE_ID_PATTERN
 
-__all__ = ["NODE_ID_RULE", "NodeToml", "explain", "first_error"]
+__all__ = [
+    "NODE_ID_RULE",
+    "AdmissionSection",
+    "ConsensusSection",
+    "NodeToml",
+    "first_error",
+    "section_error",
+    "toml_where",
+]
 
 NODE_ID_RULE = "1-63 letters, digits or hyphens, not starting or ending with a hyphen"
 MESSAGE_BYTES_MAX = 256 * 1024 * 1024
@@ -112,7 +119,7 @@ NodeId = Annotated[str, PlainValidator(_text), AfterValidator(_node_id)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = validation.STRICT
 
 
 # --- node.toml -----------------------------------------------------------------------------------
@@ -199,79 +206,65 @@ class NodeToml(_Section):
     audit: AuditSection = AuditSection()
 
 
+# --- genesis.json: the consensus and admission parameters ----------------------------------------
+# Every field is required, because a default that changed between releases would let two nodes
+# read the same genesis differently. (The rest of the genesis is still checked in config.py and,
+# for the contract sections, by contracts.runtime.genesis_writes.)
+
+
+class ConsensusSection(BaseModel):
+    model_config = validation.STRICT
+    UNKNOWN: ClassVar[str] = "a consensus parameter"
+
+    batch_size_max: Annotated[int, Field(ge=1, le=100_000)]
+    batch_timeout_ms: Annotated[int, Field(ge=0, le=60_000)]
+    checkpoint_interval: Annotated[int, Field(ge=1, le=100_000)]
+    watermark_window: Annotated[int, Field(ge=2, le=1_000_000)]
+    view_change_timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)]
+    timestamp_skew_ms: Annotated[int, Field(ge=0, le=3_600_000)]
+    tick_ms: Annotated[int, Field(ge=1, le=10_000)]
+
+
+class AdmissionSection(BaseModel):
+    """Admission limits every replica applies alike (the expiry horizon is checked again when a
+    block executes): required for the same reason as the consensus parameters."""
+
+    model_config = validation.STRICT
+    UNKNOWN: ClassVar[str] = "an admission parameter"
+
+    sender_burst: Annotated[int, Field(ge=1, le=10_000_000)]
+    sender_pending_max: Annotated[int, Field(ge=1, le=10_000_000)]
+    sender_rate_per_s: Annotated[int, Field(ge=1, le=1_000_000)]
+    tx_expiry_horizon_ms: Annotated[int, Field(ge=60_000, le=30 * 24 * 3600 * 1000)]
+
+
+def section_error(
+    model: type[BaseModel], exc: ValidationError, name: str
+) -> tuple[str | None, str]:
+    """The error to report for the genesis section ``name``, its field named ``name.key``."""
+
+    def where(loc: tuple[int | str, ...]) -> str | None:
+        return validation.json_where((name, *loc))
+
+    return validation.first_error(model, exc, where, "object")
+
+
 # --- errors in the project's words ---------------------------------------------------------------
 
 
-def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The section model that ``loc`` (a location in ``model``) points into."""
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def _bounds(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[Any, Any]:
-    section = _model_at(model, loc[:-1])
-    field = section.model_fields.get(str(loc[-1])) if section is not None else None
-    low = high = None
-    for rule in field.metadata if field is not None else ():
-        if isinstance(rule, annotated_types.Ge):
-            low = rule.ge
-        elif isinstance(rule, annotated_types.Le):
-            high = rule.le
-    return low, high
-
-
-def _where(loc: tuple[int | str, ...]) -> str | None:
+def toml_where(loc: tuple[int | str, ...]) -> str | None:
+    """A location in node.toml as its messages name it: ``[section] setting``."""
     if not loc:
         return None
     section = f"[{loc[0]}]"
     return f"{section} {'.'.join(str(part) for part in loc[1:])}" if len(loc) > 1 else section
 
 
-def explain(model: type[BaseModel], error: ErrorDetails) -> tuple[str | None, str]:
-    """One pydantic error as (the place, ``[section] setting``, and the reason)."""
-    loc, kind, value = error["loc"], error["type"], error.get("input")
-    shown = describe_value(value)
-    if kind == "missing":
-        return _where(loc), "section is missing" if len(loc) == 1 else "is required"
-    if kind == "extra_forbidden":
-        parent = _model_at(model, loc[:-1])
-        known = ", ".join(sorted(parent.model_fields)) if parent is not None else ""
-        what = "section" if len(loc) == 1 else "setting"
-        return _where(loc), f"is not a known {what} (known: {known})"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return _where(loc), f"must be a table, got {shown}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return _where(loc), f"must be an integer, got {shown}"
-    if kind in ("greater_than_equal", "less_than_equal"):
-        low, high = _bounds(model, loc)
-        return _where(loc), f"must be from {low} to {high}, got {value}"
-    if kind in ("bool_type", "bool_parsing"):
-        return _where(loc), f"must be true or false, got {shown}"
-    if kind == "literal_error":
-        section = _model_at(model, loc[:-1])
-        field = section.model_fields.get(str(loc[-1])) if section is not None else None
-        choices = get_args(field.annotation) if field is not None else ()
-        return _where(loc), f"must be one of {', '.join(map(str, choices))}, got {shown}"
-    if kind == "value_error":
-        return _where(loc), str(error.get("ctx", {}).get("error", error["msg"]))
-    return _where(loc), f"{error['msg']}, got {shown}"
-
-
 def first_error(model: type[BaseModel], exc: ValidationError) -> tuple[str | None, str]:
-    """The error to report: a section the file should not have, then a section it lacks, then
-    the first wrong setting in the schema's order (sections, then settings, as declared)."""
-    errors = exc.errors(include_url=False)
-
-    def rank(error: ErrorDetails) -> int:
-        if len(error["loc"]) == 1 and error["type"] == "extra_forbidden":
-            return 0
-        if len(error["loc"]) == 1 and error["type"] == "missing":
-            return 1
-        return 2
-
-    return explain(model, min(errors, key=rank))
+    """The error to report for node.toml (see ``validation.first_error``), with the section
+    words: a section the file should not have or lacks is a *section*, not a setting."""
+    field, message = validation.first_error(model, exc, toml_where)
+    if field is not None and " " not in field:  # a whole section
+        message = message.replace("is not a known setting", "is not a known section")
+        message = message.replace("is required", "section is missing")
+    return field, message

@@ -76,6 +76,7 @@ CLIENT_SAFE = {
     "ibledger.node.jsonfile",
     "ibledger.node.keyfile",
     "ibledger.node.tx",
+    "ibledger.node.validation",
 }
 # What a client-safe module must not import: it would drag a server, a database or threads in.
 CLIENT_SAFE_FORBIDDEN = {"asyncio", "grpc", "plyvel", "socket", "subprocess", "threading"}

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ibledger.node.addresses import HostPort
 from ibledger.node.config import ConfigError, load_node_config
+from ibledger.node.config import _consensus as consensus_of
 from ibledger.node.schema import NodeToml, first_error
 
 
@@ -153,3 +154,54 @@ def test_load_node_config_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_node_config(path)
     assert str(raised.value) == f"{path}: [node] genesis_file: is required"
+
+
+# --- the genesis parameter sections ---------------------------------------------------------
+
+
+def _consensus() -> dict[str, Any]:
+    return {
+        "batch_size_max": 500,
+        "batch_timeout_ms": 50,
+        "checkpoint_interval": 64,
+        "watermark_window": 256,
+        "view_change_timeout_ms": 2000,
+        "timestamp_skew_ms": 5000,
+        "tick_ms": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "message"),
+    [
+        (
+            {**_consensus(), "tick": 10},
+            "consensus.tick",
+            "is not a consensus parameter (known: batch_size_max, batch_timeout_ms, "
+            "checkpoint_interval, tick_ms, timestamp_skew_ms, view_change_timeout_ms, "
+            "watermark_window)",
+        ),
+        (
+            {**_consensus(), "tick_ms": True},
+            "consensus.tick_ms",
+            "must be an integer, got a boolean (true)",
+        ),
+        (
+            {**_consensus(), "tick_ms": "10"},
+            "consensus.tick_ms",
+            "must be an integer, got the text '10'",
+        ),
+        (
+            {**_consensus(), "batch_timeout_ms": -1},
+            "consensus.batch_timeout_ms",
+            "must be from 0 to 60000, got -1",
+        ),
+        ([1, 2], "consensus", "must be an object, got a list"),
+    ],
+)
+def test_genesis_consensus_messages(tmp_path: Path, value: Any, field: str, message: str) -> None:
+
+    with pytest.raises(ConfigError) as raised:
+        consensus_of(tmp_path / "genesis.json", {"consensus": value})
+    assert (raised.value.field, raised.value.message) == (field, message)
+    assert str(raised.value).startswith(f"{tmp_path / 'genesis.json'}: {field}: ")
