@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -42,7 +42,6 @@ WAIT_MAX_MS = 120_000
 QUERY_TTL_MAX_MS = 10 * 60 * 1000
 STREAM_BATCH = 64
 
-T = TypeVar("T")
 
 _STATUS_ENUM = {
     ADMITTED: ledger_pb2.ADMITTED,
