@@ -27,6 +27,11 @@ from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("node", "contracts")
+# Parameters called ``code`` that hold something other than an error code.
+NOT_ERROR_CODES = {
+    "currency_minor_unit": "an ISO 4217 currency code",
+    "_reject_ext": "a msgpack extension type number",
+}
 
 
 def _trees() -> Iterator[tuple[Path, ast.Module]]:
@@ -69,6 +74,8 @@ def _code_positions(trees: list[tuple[Path, ast.Module]]) -> dict[str, set[int]]
                     note(node.name, fields)
                 else:
                     bases[node.name] = [b.id for b in node.bases if isinstance(b, ast.Name)]
+    for name in NOT_ERROR_CODES:
+        positions.pop(name, None)
     inherited = True
     while inherited:
         inherited = False
