@@ -1,4 +1,4 @@
-"""One bank floods, another keeps working (TESTING.md S6): the per-sender quota's effect.
+"""One bank floods, another keeps working: the per-sender quota's effect.
 
     python -m bench fairness [--seconds S] [--rate-quota R] [--flood-factor K] [--json]
 

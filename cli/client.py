@@ -62,6 +62,7 @@ from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
 from .errors import ClientError, exit_code_for
 from .manifest import Manifest, load_manifest
+from .output import home
 from .passphrase import PassphraseForKeys
 
 __all__ = [
@@ -529,7 +530,7 @@ class Client:
     @classmethod
     def from_network(
         cls,
-        directory: str | Path,
+        directory: str | Path | None = None,
         identity: str | None = None,
         *,
         timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
@@ -538,11 +539,14 @@ class Client:
     ) -> Client:
         """A client for the network described by ``directory/network.json``.
 
-        ``identity`` names one of the manifest's identities (its key signs transactions and
-        queries); ``node`` pins one address instead of the manifest's node list; ``passphrase``
-        decrypts the identity's key when the network's keys are encrypted.
+        ``directory`` defaults to ``$IBLEDGER_HOME/network`` (``~/.ibledger/network``), where
+        ``ibledger network init`` writes, and a leading ``~`` is expanded. ``identity`` names
+        one of the manifest's identities (its key signs transactions and queries); ``node``
+        pins one address instead of the manifest's node list; ``passphrase`` decrypts the
+        identity's key when the network's keys are encrypted.
         """
-        manifest = load_manifest(directory)
+        path = home() / "network" if directory is None else Path(directory).expanduser()
+        manifest = load_manifest(path)
         keypair = sender = None
         if identity is not None:
             entry = manifest.identity(identity)

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A node reads two files at start-up (DESIGN.md section 6):
+A node reads two files at start-up (docs/design.md section 6):
 
 * ``node.toml`` — this node's id, key paths, data directory, listen addresses and limits.
   Relative paths resolve against the directory holding ``node.toml``.  The optional ``[audit]``

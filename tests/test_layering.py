@@ -1,4 +1,4 @@
-"""Layering (DESIGN section 1): the consensus and contracts packages are pure.
+"""Layering (docs/design.md section 1): the consensus and contracts packages are pure.
 
 Neither may import an I/O, clock, randomness, process or network module, nor call `open`,
 `input` or `__import__`, nor read a clock (`.now()`, `.today()`, `.utcnow()`, ...). consensus/
