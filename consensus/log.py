@@ -82,6 +82,81 @@ class Slot:
         self.own_commit = None
 
 
+# Verdicts on an incoming vote or pre-prepare: None accepts it for the next checks, BUFFER
+# keeps it for later (a higher view, or the next window), IGNORE discards it without counting,
+# any other string is a drop reason the replica counts.
+BUFFER = "buffer"
+IGNORE = ""
+
+
+def window_verdict(seq: int, high: int, window: int) -> str | None:
+    """Inside (.., H]: None; within one more window above H: BUFFER; further: a drop."""
+    if seq <= high:
+        return None
+    return BUFFER if seq <= high + window else "beyond-window"
+
+
+def pre_prepare_verdict(
+    pp: PrePrepare,
+    sender: str,
+    *,
+    view: int,
+    view_active: bool,
+    primary: str,
+    floor: int,
+    high: int,
+    window: int,
+) -> str | None:
+    """A PRE-PREPARE must be from the primary of our active view, for n in (floor, H]; floor is
+    the higher of the last executed block and h."""
+    if pp.view > view:
+        return BUFFER
+    if pp.view < view:
+        return "stale-view"
+    if not view_active:
+        return "inactive-view"
+    if sender != primary:
+        return "pre-prepare-not-primary"
+    if pp.seq <= floor:
+        return "old-seq"
+    return window_verdict(pp.seq, high, window)
+
+
+def prepare_verdict(
+    p: Prepare,
+    sender: str,
+    *,
+    view: int,
+    view_active: bool,
+    primary: str,
+    floor: int,
+    high: int,
+    window: int,
+) -> str | None:
+    """A PREPARE counts only in our active view, from a backup, for n in (floor, H]."""
+    if p.view > view:
+        return BUFFER
+    if p.view < view or not view_active:
+        return "stale-view"
+    if sender == primary:
+        return "prepare-from-primary"
+    if p.seq <= floor:
+        return IGNORE
+    return window_verdict(p.seq, high, window)
+
+
+def commit_verdict(
+    c: Commit, *, last_executed: int, stable_seq: int, in_log: bool, high: int, window: int
+) -> str | None:
+    """A COMMIT of any view counts for an unexecuted n up to H; at or below h only while the
+    slot is still kept (a late COMMIT can still finish a kept, unexecuted slot)."""
+    if c.seq <= last_executed:
+        return IGNORE
+    if c.seq <= stable_seq and not in_log:
+        return IGNORE
+    return window_verdict(c.seq, high, window)
+
+
 def chain_timestamp(
     slots: Mapping[int, Slot], seq: int, last_executed: int, last_ts: int
 ) -> int | None:

@@ -35,8 +35,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import assert_never
+from typing import Any, assert_never
 
+from . import state, view_change
 from .body_fetch import PURPOSE_COMMIT, PURPOSE_VIEW_CHANGE, BodyFetcher
 from .catch_up import CatchUp, fetch_order
 from .certificates import check_commit_certificate, sorted_signatures
@@ -55,11 +56,16 @@ from .effects import (
     ViewChanged,
 )
 from .log import (
+    BUFFER,
+    IGNORE,
     Slot,
     chain_timestamp,
     check_proposal,
     commit_certificate,
+    commit_verdict,
     pre_prepare_of,
+    pre_prepare_verdict,
+    prepare_verdict,
     prepared_certificate,
     vote_of,
 )
@@ -89,38 +95,18 @@ from .messages import (
 )
 from .requests import REFUSED_DUPLICATE, REFUSED_SIZE, RequestQueue, RequestValidator
 from .retransmit import plan_status_reply
-from .state import (
-    KEY_NEW_VIEW,
-    PersistedState,
-    PersistedStateError,
-    Record,
-    load_records,
-    new_view_record,
-    pre_prepare_key,
-    pre_prepare_record,
-    prepared_key,
-    prepared_record,
-    stable_record,
-    view_record,
-)
+from .state import PersistedState, Record
 from .timers import Timers
-from .view_change import (
-    MissingBody,
-    body_for,
-    choose_view_changes,
-    compute_new_view_order,
-    count_for_view,
-    missing_bodies,
-    new_view_of,
-    valid_view_change,
-    validate_new_view,
-    view_change_of,
-    view_to_join,
-)
+from .view_change import MissingBody, compute_new_view_order
 
 __all__ = ["Replica", "ReplicaStatus", "RequestValidator", "compute_new_view_order"]
 
 _SIG_CACHE_MAX = 8192
+
+
+def _discard_through(by_seq: dict[int, Any], seq: int) -> None:
+    for key in [k for k in by_seq if k <= seq]:
+        del by_seq[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,15 +508,11 @@ class Replica:
             case _:
                 assert_never(message)
 
-    def _above_window(self, sm: SignedMessage, seq: int) -> bool:
-        """Above H: kept for later if within one more window, else dropped."""
-        if seq <= self._high():
-            return False
-        if seq <= self._high() + self._config.watermark_window:
+    def _refuse(self, sm: SignedMessage, verdict: str) -> None:
+        if verdict == BUFFER:
             self._buffer(sm)
-        else:
-            self._drop("beyond-window")
-        return True
+        elif verdict != IGNORE:
+            self._drop(verdict)
 
     def _buffer(self, sm: SignedMessage) -> None:
         quota = max(1, self._config.future_messages_max // self._config.n)
@@ -630,27 +612,23 @@ class Replica:
         if slot.seq > self._max_accepted_seq:
             self._max_accepted_seq = slot.seq
         self._requests.in_flight(block.request_ids, slot.seq)
-        self._put(pre_prepare_record(slot.seq, from_new_view, pp))
+        self._put(state.pre_prepare_record(slot.seq, from_new_view, pp))
 
     def _on_pre_prepare(self, sm: SignedMessage, pp: PrePrepare, out: list[Effect]) -> None:
-        if pp.view > self._view:
-            self._buffer(sm)
-            return
-        if pp.view < self._view:
-            self._drop("stale-view")
-            return
-        if not self._view_active:
-            self._drop("inactive-view")
-            return
-        if sm.sender != self._config.primary(pp.view):
-            self._drop("pre-prepare-not-primary")
+        verdict = pre_prepare_verdict(
+            pp,
+            sm.sender,
+            view=self._view,
+            view_active=self._view_active,
+            primary=self.primary,
+            floor=max(self._last_executed, self._stable.seq),
+            high=self._high(),
+            window=self._config.watermark_window,
+        )
+        if verdict is not None:
+            self._refuse(sm, verdict)
             return
         seq = pp.seq
-        if seq <= self._last_executed or seq <= self._stable.seq:
-            self._drop("old-seq")
-            return
-        if self._above_window(sm, seq):
-            return
         slot = self._slots.get(seq)
         if slot is not None and slot.pre_prepare is not None:
             if pre_prepare_of(slot.pre_prepare).digest != pp.digest:
@@ -712,18 +690,18 @@ class Replica:
         self._broadcast(out, prepare)
 
     def _on_prepare(self, sm: SignedMessage, p: Prepare, out: list[Effect]) -> None:
-        if p.view > self._view:
-            self._buffer(sm)
-            return
-        if p.view < self._view or not self._view_active:
-            self._drop("stale-view")
-            return
-        if sm.sender == self._config.primary(p.view):
-            self._drop("prepare-from-primary")
-            return
-        if p.seq <= self._last_executed or p.seq <= self._stable.seq:
-            return
-        if self._above_window(sm, p.seq):
+        verdict = prepare_verdict(
+            p,
+            sm.sender,
+            view=self._view,
+            view_active=self._view_active,
+            primary=self.primary,
+            floor=max(self._last_executed, self._stable.seq),
+            high=self._high(),
+            window=self._config.watermark_window,
+        )
+        if verdict is not None:
+            self._refuse(sm, verdict)
             return
         slot = self._slot(p.seq)
         if sm.sender in slot.prepares:
@@ -740,7 +718,7 @@ class Replica:
         assert slot.block is not None
         slot.prepared = True
         self._prepared[slot.seq] = (cert, slot.block)
-        self._put(prepared_record(cert, slot.block))
+        self._put(state.prepared_record(cert, slot.block))
         commit = Commit(self._view, slot.seq, cert.digest)
         slot.own_commit = self._sign(commit)
         slot.commits[self._id] = slot.own_commit
@@ -748,11 +726,16 @@ class Replica:
         self._check_committed(slot, commit, out)
 
     def _on_commit(self, sm: SignedMessage, c: Commit, out: list[Effect]) -> None:
-        if c.seq <= self._last_executed:
-            return
-        if c.seq <= self._stable.seq and c.seq not in self._slots:
-            return
-        if self._above_window(sm, c.seq):
+        verdict = commit_verdict(
+            c,
+            last_executed=self._last_executed,
+            stable_seq=self._stable.seq,
+            in_log=c.seq in self._slots,
+            high=self._high(),
+            window=self._config.watermark_window,
+        )
+        if verdict is not None:
+            self._refuse(sm, verdict)
             return
         slot = self._slot(c.seq)
         previous = slot.commits.get(sm.sender)
@@ -882,32 +865,28 @@ class Replica:
             return
         self._stable = cert
         low = cert.seq
-        self._put(stable_record(cert))
+        self._put(state.stable_record(cert))
         own = self._own_roots.get(low)
         if own is not None and own != cert.state_root:
             self._divergence(out)
         window = self._config.watermark_window
         discard, keep_bodies = collect_log(self._slots, low, self._last_executed, window)
         for seq in discard:
-            self._delete(pre_prepare_key(seq))
-            self._delete(prepared_key(seq))
+            self._delete(state.pre_prepare_key(seq))
+            self._delete(state.prepared_key(seq))
             del self._slots[seq]
         for seq in [s for s in self._prepared if s <= low]:
             del self._prepared[seq]
             if seq not in self._slots:  # a kept slot keeps the record behind its COMMIT
-                self._delete(prepared_key(seq))
+                self._delete(state.prepared_key(seq))
         for digest in [d for d, b in self._bodies.items() if b.seq <= low]:
             if digest not in keep_bodies:
                 del self._bodies[digest]
         self._checkpoint_votes.discard_through(low)
-        for seq in [s for s in self._own_roots if s < low]:
-            del self._own_roots[seq]
-        for seq in [s for s in self._own_checkpoints if s <= low]:
-            del self._own_checkpoints[seq]
-        for seq in [s for s in self._awaiting_root if s < low]:
-            del self._awaiting_root[seq]
-        for seq in [s for s in self._waiting_pps if s <= low]:
-            del self._waiting_pps[seq]
+        _discard_through(self._own_roots, low - 1)
+        _discard_through(self._own_checkpoints, low)
+        _discard_through(self._awaiting_root, low - 1)  # h's root is still checked against C
+        _discard_through(self._waiting_pps, low)
         self._fetcher.forget_through(low)
         recent = self._config.retransmit_ticks
         self._bodies_sent = {k: t for k, t in self._bodies_sent.items() if self._tick - t < recent}
@@ -969,7 +948,7 @@ class Replica:
         for seq, slot in self._slots.items():
             if seq > self._last_executed:
                 if slot.pre_prepare is not None:
-                    self._delete(pre_prepare_key(seq))
+                    self._delete(state.pre_prepare_key(seq))
                 slot.reset_view()
         self._waiting_pps.clear()
         self._max_accepted_seq = self._last_executed
@@ -988,7 +967,7 @@ class Replica:
         return len(encode_message(sm)) > self._config.view_change_bytes_max
 
     def _valid_view_change(self, vc: ViewChange) -> bool:
-        return valid_view_change(vc, self._config, self._members, self._verify)
+        return view_change.valid_view_change(vc, self._config, self._members, self._verify)
 
     def _start_view_change(self, new_view: int, out: list[Effect], timeout: bool) -> None:
         if new_view < self._view or (new_view == self._view and not self._view_active):
@@ -1002,8 +981,8 @@ class Replica:
         self._nv_waiting = None
         self._fetcher.drop_purpose(PURPOSE_VIEW_CHANGE)
         self._reset_view_state()
-        self._put(view_record(self._view, self._view_active))
-        self._delete(KEY_NEW_VIEW)
+        self._put(state.view_record(self._view, self._view_active))
+        self._delete(state.KEY_NEW_VIEW)
         sm = self._build_view_change()
         self._timers.request.stop()
         self._timers.new_view.stop()
@@ -1016,7 +995,7 @@ class Replica:
             self._help_laggard(sm.sender, out)
             return
         previous = self._view_changes.get(sm.sender)
-        if previous is not None and view_change_of(previous).view >= vc.view:
+        if previous is not None and view_change.view_change_of(previous).view >= vc.view:
             return
         if self._oversized(sm):
             self._drop("view-change-too-large")
@@ -1025,7 +1004,9 @@ class Replica:
             self._drop("view-change-invalid")
             return
         self._view_changes[sm.sender] = sm
-        join = view_to_join(self._view_changes.values(), self._view, self._config.weak_quorum)
+        join = view_change.view_to_join(
+            self._view_changes.values(), self._view, self._config.weak_quorum
+        )
         if join is not None:
             self._start_view_change(join, out, timeout=False)
         if not self._view_active:
@@ -1042,7 +1023,10 @@ class Replica:
     def _check_view_change_quorum(self, out: list[Effect]) -> None:
         if self._view_active:
             return
-        if count_for_view(self._view_changes.values(), self._view) < self._config.quorum:
+        if (
+            view_change.count_for_view(self._view_changes.values(), self._view)
+            < self._config.quorum
+        ):
             return
         self._timers.new_view.start_if_stopped(self._tick)
         if self.is_primary and self._nv_sent_for < self._view:
@@ -1051,11 +1035,13 @@ class Replica:
     def _send_new_view(self, out: list[Effect]) -> None:
         view = self._view
         cfg = self._config
-        chosen = choose_view_changes(self._view_changes, cfg.members, self._id, view, cfg.quorum)
-        vcs = [view_change_of(m) for m in chosen]
+        chosen = view_change.choose_view_changes(
+            self._view_changes, cfg.members, self._id, view, cfg.quorum
+        )
+        vcs = [view_change.view_change_of(m) for m in chosen]
         checkpoint, order = compute_new_view_order(vcs)
         floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
-        missing = missing_bodies(order, vcs, floor, self._bodies, cfg)
+        missing = view_change.missing_bodies(order, vcs, floor, self._bodies, cfg)
         if missing:
             # Digests only in V: fetch the bodies from replicas that prepared them, then retry
             # (the body's arrival calls back here through _check_view_change_quorum).
@@ -1064,7 +1050,7 @@ class Replica:
             return
         entries: list[tuple[int, SignedMessage, Block]] = []
         for seq, digest in order:
-            body = body_for(seq, digest, floor, self._bodies)
+            body = view_change.body_for(seq, digest, floor, self._bodies)
             entries.append((seq, self._sign(PrePrepare(view, seq, digest)), body))
         nv = self._sign(NewView(view, tuple(chosen), tuple(pp for _, pp, _ in entries)))
         self._nv_sent_for = view
@@ -1080,7 +1066,7 @@ class Replica:
         if self._nv_waiting is not sm and self._oversized(sm):
             self._drop("new-view-too-large")
             return
-        validated = validate_new_view(
+        validated = view_change.validate_new_view(
             nv, self._config, self._members, self._view_changes, self._verify
         )
         if validated is None:
@@ -1089,7 +1075,7 @@ class Replica:
         entries, checkpoint, vcs = validated
         floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
         order = [(seq, pre_prepare_of(pp).digest) for seq, pp in entries]
-        missing = missing_bodies(order, vcs, floor, self._bodies, self._config)
+        missing = view_change.missing_bodies(order, vcs, floor, self._bodies, self._config)
         if missing:
             # Valid but incomplete here: keep it and fetch the bodies, the new primary first.
             self.counters["new-view-awaiting-bodies"] += 1
@@ -1098,7 +1084,7 @@ class Replica:
             return
         self._nv_waiting = None
         complete = [
-            (seq, pp, body_for(seq, pre_prepare_of(pp).digest, floor, self._bodies))
+            (seq, pp, view_change.body_for(seq, pre_prepare_of(pp).digest, floor, self._bodies))
             for seq, pp in entries
         ]
         self._install_new_view(sm, complete, checkpoint, out, announce=False)
@@ -1111,7 +1097,7 @@ class Replica:
         out: list[Effect],
         announce: bool,
     ) -> None:
-        view = new_view_of(sm).view
+        view = view_change.new_view_of(sm).view
         self._view = view
         self._view_active = True
         self._new_view_msg = sm
@@ -1119,11 +1105,13 @@ class Replica:
         self._nv_waiting = None
         self._fetcher.drop_purpose(PURPOSE_VIEW_CHANGE)
         self._reset_view_state()
-        self._put(view_record(self._view, self._view_active))
-        self._put(new_view_record(sm))
+        self._put(state.view_record(self._view, self._view_active))
+        self._put(state.new_view_record(sm))
         self._timers.request.stop()
         self._timers.new_view.stop()
-        for sender in [s for s, m in self._view_changes.items() if view_change_of(m).view <= view]:
+        for sender in [
+            s for s, m in self._view_changes.items() if view_change.view_change_of(m).view <= view
+        ]:
             del self._view_changes[sender]
         if checkpoint.seq > self._stable.seq:
             self._install_stable(checkpoint, out, quiet=True)
@@ -1197,7 +1185,7 @@ class Replica:
         self._store_body(block)
         if self._nv_waiting is not None:
             waiting = self._nv_waiting
-            self._on_new_view(waiting, new_view_of(waiting), out)
+            self._on_new_view(waiting, view_change.new_view_of(waiting), out)
         if not self._view_active:
             self._check_view_change_quorum(out)
         self._try_execute(out)
@@ -1238,7 +1226,7 @@ class Replica:
             self._emit_fetch(out)
 
     def _restore(self, persisted: PersistedState) -> None:
-        loaded = load_records(persisted)
+        loaded = state.load_records(persisted)
         self._view, self._view_active = loaded.view, loaded.view_active
         if loaded.stable is not None:
             self._stable = loaded.stable
@@ -1250,31 +1238,21 @@ class Replica:
             self._new_view_msg = nv
         floor = max(self._last_executed, self._stable.seq)
         top = floor
-        for seq, from_new_view, sm in loaded.pre_prepares:
-            pp = pre_prepare_of(sm)
-            if pp.view != self._view or seq <= floor or pp.block is None:
-                continue
-            if pp.block.digest != pp.digest:
-                raise PersistedStateError("pre-prepare record body")
-            slot = self._slot(seq)
-            slot.pre_prepare, slot.block, slot.from_new_view = sm, pp.block, from_new_view
-            self._store_body(pp.block)
-            self._requests.in_flight(pp.block.request_ids, seq)
-            top = max(top, seq)
-            if self._view_active and not self.is_primary:
-                # Re-signing the same digest is harmless; a different one is what is forbidden.
-                slot.own_prepare = self._sign(Prepare(self._view, seq, pp.digest))
-                slot.prepares[self._id] = slot.own_prepare
-            prepared = self._prepared.get(seq)
-            if (
-                self._view_active
-                and prepared
-                and prepared[0].view == self._view
-                and prepared[0].digest == pp.digest
-            ):
-                slot.prepared = True
-                slot.own_commit = self._sign(Commit(self._view, seq, pp.digest))
-                slot.commits[self._id] = slot.own_commit
+        for slot in state.rebuild_log(
+            loaded,
+            view=self._view,
+            view_active=self._view_active,
+            floor=floor,
+            own_id=self._id,
+            is_primary=self.is_primary,
+            prepared=self._prepared,
+            sign=self._sign,
+        ):
+            self._slots[slot.seq] = slot
+            assert slot.block is not None
+            self._store_body(slot.block)
+            self._requests.in_flight(slot.block.request_ids, slot.seq)
+            top = max(top, slot.seq)
         self._max_accepted_seq = top
         self._next_seq = top + 1
         for _cert, block in self._prepared.values():

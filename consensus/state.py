@@ -24,7 +24,7 @@ writes through the `*_record` functions and reads back through `load_records`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .codec import (
@@ -41,9 +41,13 @@ from .codec import (
     unpack,
 )
 from .effects import Persist
+from .log import Slot
 from .messages import (
     Block,
     CheckpointCertificate,
+    Commit,
+    Message,
+    Prepare,
     PreparedCertificate,
     PrePrepare,
     SignedMessage,
@@ -172,3 +176,38 @@ def load_records(persisted: PersistedState) -> LoadedRecords:
     except MessageError as exc:
         raise PersistedStateError(f"corrupt consensus state: {exc}") from exc
     return out
+
+
+def rebuild_log(
+    loaded: LoadedRecords,
+    *,
+    view: int,
+    view_active: bool,
+    floor: int,
+    own_id: str,
+    is_primary: bool,
+    prepared: Mapping[int, tuple[PreparedCertificate, Block]],
+    sign: Callable[[Message], SignedMessage],
+) -> list[Slot]:
+    """The slots above `floor` accepted in `view`, in sequence order, with the votes this
+    replica had sent for them: a backup's PREPARE, and a COMMIT where the prepared record
+    matches. Re-signing the same digest is harmless; a different one is what is forbidden."""
+    slots: list[Slot] = []
+    for seq, from_new_view, sm in loaded.pre_prepares:
+        pp = sm.message
+        assert isinstance(pp, PrePrepare)
+        if pp.view != view or seq <= floor or pp.block is None:
+            continue
+        if pp.block.digest != pp.digest:
+            raise PersistedStateError("pre-prepare record body")
+        slot = Slot(seq, pre_prepare=sm, block=pp.block, from_new_view=from_new_view)
+        if view_active and not is_primary:
+            slot.own_prepare = sign(Prepare(view, seq, pp.digest))
+            slot.prepares[own_id] = slot.own_prepare
+        cert = prepared.get(seq)
+        if view_active and cert and cert[0].view == view and cert[0].digest == pp.digest:
+            slot.prepared = True
+            slot.own_commit = sign(Commit(view, seq, pp.digest))
+            slot.commits[own_id] = slot.own_commit
+        slots.append(slot)
+    return slots
