@@ -18,8 +18,8 @@ How a node drives it:
 
 Layout: one section of Castro and Liskov (OSDI'99; TOCS 2002) per module
 -------------------------------------------------------------------------
-`replica` owns every field and emits every effect; the others decide and hold no reference to
-the replica or to each other: `log` (4.2: the message log, prepared and committed), `requests`
+`replica` owns every field and emits every effect; the others decide, never emit, and never
+call back into the replica: `log` (4.2: the message log, prepared and committed), `requests`
 (4.1: the request queue), `checkpoints` (4.3: votes and garbage collection), `view_change` (4.4,
 4.5.2: V, min-s, max-s, O, NEW-VIEW validation), `catch_up` (4.3 and TOCS 6: state transfer),
 `retransmit` (TOCS 6: STATUS replies), `timers` (4.5.2: timeouts and backoff), `state` (TOCS 6:
@@ -52,27 +52,29 @@ Deviations from the paper
   the null request is the empty block. The primary proposes a timestamp; a block's agreed time
   is max(its timestamp, parent's agreed time + 1), so time is deterministic and monotonic, and
   backups reject proposals beyond `timestamp_skew_ms` of their clock.
-- No client reply protocol: the replica that a client reached forwards the request to the
-  primary and, if it is not proposed in time, to every replica (4.1's retransmission).
+- Requests are retransmitted by replicas, not clients: the replica a client reached forwards
+  the request to the primary and, if it is not proposed in time, to every replica (in 4.1 the
+  client retransmits and broadcasts); replies to clients are the node's business.
 - Retransmission by STATUS: each replica broadcasts STATUS(v, active, last executed, h) and peers
-  answer with what it lacks (`retransmit`), including its own CHECKPOINTs not yet stable.
+  answer with what the sender lacks (`retransmit`), including its own CHECKPOINTs not yet stable.
 - f+1 catch-up: f+1 matching CHECKPOINTs above our progress start state transfer if normal
   progress does not close the gap; state transfer replays certified blocks rather than
   fetching state partitions.
 - VIEW-CHANGE, NEW-VIEW and their O entries carry digests only; a replica fetches missing bodies
   from the replicas that signed them into prepared certificates before installing the view
   (`body_fetch`), and the new primary does so before sending NEW-VIEW.
-- Joining the smallest of f+1 higher views, and equivocation evidence (two signed pre-prepares
-  for one (v, n)) starting a view change at once.
-- Only P (prepared certificates) is kept, not Q (pre-prepared): with signed PREPAREs the P set is
-  what VIEW-CHANGE needs, and Q's role in TOCS 4.4 (bounding what a backup accepted) is played
-  by the persisted accepted pre-prepare.
-- Recovery persists votes' backing records (`state`) instead of the paper's proactive recovery;
-  a restarted replica re-signs its last CHECKPOINT from the executor's tip.
+- Equivocation by a primary (two signed pre-prepares for one (v, n)) is emitted as evidence and
+  starts a view change at once, without waiting for the timer.
+- VIEW-CHANGE carries C and P as in OSDI'99 4.4; the Q set of TOCS 2002's MAC-based view change
+  is not needed with signatures.
+- Crash recovery, not proactive recovery (TOCS 2002 section 5): the records behind every vote
+  are persisted before it is sent (`state`), and a restarted replica re-signs its CHECKPOINT
+  for the executor's tip.
 
 Glossary: the paper's symbols and the code's names
 --------------------------------------------------
-- v (view): `Replica.view`, `Message.view`; primary p = v mod |R|: `ReplicaConfig.primary(v)`
+- v (view): `Replica.view` and the messages' `view`; the primary p = v mod |R| is
+  `ReplicaConfig.primary(v)`
 - n (sequence number): `seq` everywhere; the paper's n replicas are `ReplicaConfig.n`
 - f, 2f+1, f+1: `ReplicaConfig.f`, `.quorum`, `.weak_quorum`
 - m, d = D(m) (request, digest): a `Block` and `Block.digest`; a client request is opaque
@@ -83,7 +85,7 @@ Glossary: the paper's symbols and the code's names
 - C (checkpoint certificate): `CheckpointCertificate`; stable checkpoint: `Replica._stable`
 - P (prepared certificates of a VIEW-CHANGE): `ViewChange.prepared` of `PreparedCertificate`;
   the replica's own P is `Replica._prepared`
-- Q (pre-prepared set): not kept (see deviations)
+- Q (pre-prepared set of TOCS 2002): none (see deviations)
 - V (VIEW-CHANGE set of a NEW-VIEW): `NewView.view_changes`; chosen by
   `view_change.choose_view_changes`
 - O (pre-prepares of a NEW-VIEW): `NewView.pre_prepares`, computed by
