@@ -178,6 +178,20 @@ class Cluster:
                 raise AssertionError(f"heights did not converge: {heights}")
             time.sleep(0.2)
 
+    def wait_heights_at_least(self, node_ids: list[str], height: int, timeout_s: float) -> None:
+        """Wait until every node has applied ``height`` (the deadline bounds a hang only)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                heights = {n: self.status(n).height for n in node_ids}
+            except grpc.RpcError:
+                heights = {}
+            if heights and min(heights.values()) >= height:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not every node reached height {height}: {heights}")
+            time.sleep(0.1)
+
     def blocks(self, node_id: str) -> list[types_pb2.Block]:
         stub = self.stub(node_id)
         height = self.status(node_id).height

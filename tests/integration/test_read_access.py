@@ -49,6 +49,8 @@ def committed(cluster: Cluster) -> bytes:
     """ADMIN updates CSDC's details: the parties are ADMIN (sender) and CSDC (named)."""
     [tx_id] = cluster.submit("node0", [cluster.envelope("Registrar, read-access test")])
     cluster.wait_committed("node0", [tx_id], timeout_s=30)
+    # The tests read from other nodes, which may apply the block a little after node0.
+    cluster.wait_heights_at_least(cluster.node_ids, _block_of(cluster, tx_id), timeout_s=60)
     return tx_id
 
 

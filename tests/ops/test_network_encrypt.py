@@ -161,6 +161,7 @@ def _init_at_a_terminal(directory: Path, answers: list[bytes]) -> tuple[int, str
     try:
         deadline = time.monotonic() + 120  # bounds a hang only
         pending = list(answers)
+        answered_at = 0  # how much of stderr had been seen when the last answer went in
         while time.monotonic() < deadline:
             ready, _, _ = select.select([process.stderr], [], [], 1.0)
             if ready:
@@ -168,9 +169,11 @@ def _init_at_a_terminal(directory: Path, answers: list[bytes]) -> tuple[int, str
                 if not chunk:
                     break
                 err += chunk
-                # Answer only once a prompt shows: getpass flushes input typed before it.
-                if pending and err.rstrip().endswith(b":"):
+                # Answer only once a *new* prompt shows: getpass flushes input typed before it,
+                # and the newline it echoes after an answer must not pass for the next prompt.
+                if pending and err[answered_at:].strip().endswith(b":"):
                     os.write(controller, pending.pop(0) + b"\n")
+                    answered_at = len(err)
         process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         if process.poll() is None:
