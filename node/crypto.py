@@ -350,9 +350,13 @@ def load_private_key(
         keypair = KeyPair(SM2_SM3, key.seed, key.public_key)
     elif isinstance(key, Ed25519PrivateKey):
         seed = key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
         )
-        keypair = KeyPair(ED25519_SHA256, seed, get_suite(ED25519_SHA256).public_key_from_seed(seed))
+        keypair = KeyPair(
+            ED25519_SHA256, seed, get_suite(ED25519_SHA256).public_key_from_seed(seed)
+        )
     else:
         raise KeyFileError(
             "KEY_FILE_INVALID", f"{path} holds neither an Ed25519 nor an SM2 private key"

@@ -66,7 +66,10 @@ class Sm2PrivateKey:
 def _pem(label: str, body: bytes) -> bytes:
     text = base64.b64encode(body)
     lines = [text[i : i + 64] for i in range(0, len(text), 64)]
-    return b"\n".join([f"-----BEGIN {label}-----".encode(), *lines, f"-----END {label}-----".encode()]) + b"\n"
+    return (
+        b"\n".join([f"-----BEGIN {label}-----".encode(), *lines, f"-----END {label}-----".encode()])
+        + b"\n"
+    )
 
 
 def _tlv(data: bytes, offset: int, tag: int) -> tuple[bytes, int]:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .crypto import SM2_SM3, CryptoError
+
 DEFAULT_USER_ID = b"1234567812345678"
 
 # GB/T 32918.5 recommended curve parameters.
@@ -402,7 +403,9 @@ class Sm2Sm3:
         r = int.from_bytes(signature[:32], "big")
         s = int.from_bytes(signature[32:], "big")
         if not (1 <= r < N and 1 <= s < N):
-            raise CryptoError("NON_CANONICAL_SIGNATURE", "the SM2 signature r or s is not in [1, n-1]")
+            raise CryptoError(
+                "NON_CANONICAL_SIGNATURE", "the SM2 signature r or s is not in [1, n-1]"
+            )
 
     def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
         return self.verify_many(((public_key, message, signature),))[0]
@@ -414,7 +417,9 @@ class Sm2Sm3:
             results.append(self._verify_one(lib, public_key, message, signature))
         return results
 
-    def _verify_one(self, lib: _LibCrypto, public_key: bytes, message: bytes, signature: bytes) -> bool:
+    def _verify_one(
+        self, lib: _LibCrypto, public_key: bytes, message: bytes, signature: bytes
+    ) -> bool:
         if not isinstance(signature, bytes) or len(signature) != SIGNATURE_SIZE:
             return False
         r = int.from_bytes(signature[:32], "big")

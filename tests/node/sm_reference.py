@@ -11,7 +11,16 @@ import secrets
 from dataclasses import dataclass
 
 _MASK = 0xFFFFFFFF
-_IV = (0x7380166F, 0x4914B2B9, 0x172442D7, 0xDA8A0600, 0xA96F30BC, 0x163138AA, 0xE38DEE4D, 0xB0FB0E4E)
+_IV = (
+    0x7380166F,
+    0x4914B2B9,
+    0x172442D7,
+    0xDA8A0600,
+    0xA96F30BC,
+    0x163138AA,
+    0xE38DEE4D,
+    0xB0FB0E4E,
+)
 
 
 def _rotl(x: int, n: int) -> int:
@@ -34,7 +43,9 @@ def sm3(message: bytes) -> bytes:
     for block in range(0, len(padded), 64):
         w = [int.from_bytes(padded[block + 4 * i : block + 4 * i + 4], "big") for i in range(16)]
         for j in range(16, 68):
-            w.append(_p1(w[j - 16] ^ w[j - 9] ^ _rotl(w[j - 3], 15)) ^ _rotl(w[j - 13], 7) ^ w[j - 6])
+            w.append(
+                _p1(w[j - 16] ^ w[j - 9] ^ _rotl(w[j - 3], 15)) ^ _rotl(w[j - 13], 7) ^ w[j - 6]
+            )
         w1 = [w[j] ^ w[j + 4] for j in range(64)]
         a, b, c, d, e, f, g, h = v
         for j in range(64):

@@ -142,9 +142,7 @@ def _signed() -> tuple[KeyPair, bytes, bytes]:
     return keypair, message, SM2.sign(keypair.seed, message)
 
 
-@pytest.mark.parametrize(
-    ("r", "s"), [(0, 1), (1, 0), (N, 1), (1, N), (N + 1, 1), (2**256 - 1, 1)]
-)
+@pytest.mark.parametrize(("r", "s"), [(0, 1), (1, 0), (N, 1), (1, N), (N + 1, 1), (2**256 - 1, 1)])
 def test_r_and_s_outside_one_to_n_minus_one_are_refused(r: int, s: int) -> None:
     keypair, message, _ = _signed()
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
@@ -159,7 +157,9 @@ def test_s_plus_n_is_not_a_second_encoding() -> None:
     keypair, message, signature = _signed()
     s = int.from_bytes(signature[32:], "big")
     if s + N < 2**256:
-        assert not SM2.verify(keypair.public_key, message, signature[:32] + (s + N).to_bytes(32, "big"))
+        assert not SM2.verify(
+            keypair.public_key, message, signature[:32] + (s + N).to_bytes(32, "big")
+        )
 
 
 @pytest.mark.parametrize("size", [0, 63, 65, 70, 72])
@@ -187,15 +187,27 @@ def _bad_keys() -> list[tuple[str, bytes]]:
         ("infinity", b"\x04" + bytes(64)),
         ("single zero byte", b"\x00"),
         ("off the curve", encode_point(x, (y + 1) % P)),
-        ("x not below p", b"\x04" + (x + P).to_bytes(32, "big") if x + P < 2**256 else b"\x04" + P.to_bytes(32, "big") + good[33:]),
-        ("y not below p", b"\x04" + good[1:33] + (y + P).to_bytes(32, "big") if y + P < 2**256 else b"\x04" + good[1:33] + P.to_bytes(32, "big")),
+        (
+            "x not below p",
+            b"\x04" + (x + P).to_bytes(32, "big")
+            if x + P < 2**256
+            else b"\x04" + P.to_bytes(32, "big") + good[33:],
+        ),
+        (
+            "y not below p",
+            b"\x04" + good[1:33] + (y + P).to_bytes(32, "big")
+            if y + P < 2**256
+            else b"\x04" + good[1:33] + P.to_bytes(32, "big"),
+        ),
         ("compressed", bytes([2 + (y & 1)]) + good[1:33]),
         ("hybrid", bytes([6 + (y & 1)]) + good[1:]),
         ("raw x || y", good[1:]),
     ]
 
 
-@pytest.mark.parametrize(("why", "public_key"), _bad_keys(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("why", "public_key"), _bad_keys(), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_malformed_public_keys_are_refused(why: str, public_key: bytes) -> None:
     with pytest.raises(CryptoError):
         SM2.check_public_key(public_key)
@@ -298,7 +310,10 @@ def test_openssl_reads_sm2_key_files(tmp_path: Path) -> None:
     write_private_key(tmp_path / "plain.pem", keypair)
     write_private_key(tmp_path / "locked.pem", keypair, PASSPHRASE)
     (tmp_path / "pass").write_bytes(PASSPHRASE)
-    for name, extra in (("plain.pem", []), ("locked.pem", ["-passin", f"file:{tmp_path / 'pass'}"])):
+    for name, extra in (
+        ("plain.pem", []),
+        ("locked.pem", ["-passin", f"file:{tmp_path / 'pass'}"]),
+    ):
         shown = subprocess.run(
             ["openssl", "pkey", "-in", str(tmp_path / name), "-pubout", *extra],
             capture_output=True,
