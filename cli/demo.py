@@ -308,7 +308,7 @@ def run_offline(options: argparse.Namespace) -> int:
                 f"block {header.height}: {title}  (hash {applied.block_hash.hex()[:16]}...)"
             )
             for (label, envelope), result in zip(labelled, applied.results, strict=True):
-                tx_id = decode_envelope(envelope).tx_id
+                tx_id = decode_envelope(envelope, hash_fn=ledger.suite.hash).tx_id
                 receipt = ledger.get_receipt(tx_id)
                 assert receipt is not None
                 proven = receipt.proof.verify(envelope, receipt.header)
