@@ -33,13 +33,11 @@ from .crypto import KeyFileError
 from .sm2 import (
     OID_EC_PUBLIC_KEY,
     OID_SM2,
-    check_private_scalar,
+    Sm2Sm3,
     decode_public_key,
     der,
     der_uint,
-    encode_point,
     pkcs8_private_key_info,
-    scalar_base_mult,
     subject_public_key_info,
 )
 
@@ -104,7 +102,7 @@ def _der_int_value(content: bytes) -> int:
 
 
 def private_key_pem(seed: bytes, passphrase: bytes | None = None) -> bytes:
-    public_key = encode_point(*scalar_base_mult(check_private_scalar(seed)))
+    public_key = Sm2Sm3().public_key_from_seed(seed)
     info = pkcs8_private_key_info(seed, public_key)
     if passphrase is None:
         return _pem("PRIVATE KEY", info)
@@ -215,7 +213,7 @@ def _parse_private_key_info(info: bytes) -> Sm2PrivateKey | None:
     if len(seed) > 32:
         raise ValueError("SM2 private scalar too long")
     seed = seed.rjust(32, b"\x00")
-    public_key = encode_point(*scalar_base_mult(check_private_scalar(seed)))
+    public_key = Sm2Sm3().public_key_from_seed(seed)
     while inner < len(body):
         tag = body[inner]
         content, inner = _tlv(body, inner, tag)

@@ -69,7 +69,7 @@ def sm3_available() -> bool:
     return True
 
 
-# --- curve arithmetic: key screening and key derivation only, never the hot path --------------
+# --- curve checks: key screening only, never the hot path ---------------------------------------
 
 
 def point_on_curve(x: int, y: int) -> bool:
@@ -96,56 +96,6 @@ def decode_public_key(public_key: bytes) -> tuple[int, int]:
     if not point_on_curve(x, y):
         raise CryptoError("BAD_PUBLIC_KEY", "the SM2 public key is not a point on the curve")
     return x, y
-
-
-def _jacobian_double(pt: tuple[int, int, int]) -> tuple[int, int, int]:
-    x, y, z = pt
-    if y == 0 or z == 0:
-        return (0, 1, 0)
-    yy = y * y % P
-    s = 4 * x * yy % P
-    zz = z * z % P
-    m = (3 * x * x + A * zz * zz) % P
-    x3 = (m * m - 2 * s) % P
-    return x3, (m * (s - x3) - 8 * yy * yy) % P, 2 * y * z % P
-
-
-def _jacobian_add(p1: tuple[int, int, int], p2: tuple[int, int, int]) -> tuple[int, int, int]:
-    if p1[2] == 0:
-        return p2
-    if p2[2] == 0:
-        return p1
-    x1, y1, z1 = p1
-    x2, y2, z2 = p2
-    z1z1, z2z2 = z1 * z1 % P, z2 * z2 % P
-    u1, u2 = x1 * z2z2 % P, x2 * z1z1 % P
-    s1, s2 = y1 * z2 * z2z2 % P, y2 * z1 * z1z1 % P
-    if u1 == u2:
-        return _jacobian_double(p1) if s1 == s2 else (0, 1, 0)
-    h, r = (u2 - u1) % P, (s2 - s1) % P
-    hh = h * h % P
-    hhh = h * hh % P
-    v = u1 * hh % P
-    x3 = (r * r - hhh - 2 * v) % P
-    return x3, (r * (v - x3) - s1 * hhh) % P, h * z1 * z2 % P
-
-
-def scalar_base_mult(scalar: int) -> tuple[int, int]:
-    """``scalar * G`` in affine coordinates (double-and-add; keys only, not secret-timing-safe
-    enough for signing, which libcrypto does)."""
-    result: tuple[int, int, int] = (0, 1, 0)
-    addend: tuple[int, int, int] = (GX, GY, 1)
-    while scalar:
-        if scalar & 1:
-            result = _jacobian_add(result, addend)
-        addend = _jacobian_double(addend)
-        scalar >>= 1
-    x, y, z = result
-    if z == 0:
-        raise CryptoError("BAD_PRIVATE_KEY", "the SM2 private key is a multiple of the order")
-    zinv = pow(z, P - 2, P)
-    zinv2 = zinv * zinv % P
-    return x * zinv2 % P, y * zinv2 * zinv % P
 
 
 def check_private_scalar(seed: bytes) -> int:
@@ -181,15 +131,13 @@ def subject_public_key_info(public_key: bytes) -> bytes:
     return der(0x30, der(0x30, OID_EC_PUBLIC_KEY + OID_SM2) + der(0x03, b"\x00" + public_key))
 
 
-def ec_private_key(seed: bytes, public_key: bytes) -> bytes:
-    """RFC 5915 ECPrivateKey with the public key, curve named by the enclosing PKCS#8."""
-    return der(
-        0x30,
-        der(0x02, b"\x01") + der(0x04, seed) + der(0xA1, der(0x03, b"\x00" + public_key)),
-    )
+def ec_private_key(seed: bytes, public_key: bytes | None) -> bytes:
+    """RFC 5915 ECPrivateKey (with the public key when given), curve named by the PKCS#8."""
+    public = b"" if public_key is None else der(0xA1, der(0x03, b"\x00" + public_key))
+    return der(0x30, der(0x02, b"\x01") + der(0x04, seed) + public)
 
 
-def pkcs8_private_key_info(seed: bytes, public_key: bytes) -> bytes:
+def pkcs8_private_key_info(seed: bytes, public_key: bytes | None) -> bytes:
     """PKCS#8 PrivateKeyInfo: id-ecPublicKey with the SM2 curve OID (as GM/T 0010 and OpenSSL)."""
     return der(
         0x30,
@@ -240,6 +188,8 @@ class _LibCrypto:
         lib.d2i_AutoPrivateKey.restype = vp
         lib.d2i_AutoPrivateKey.argtypes = [vp, ctypes.POINTER(cp), ctypes.c_long]
         lib.EVP_PKEY_is_a.argtypes = [vp, cp]
+        lib.i2d_PUBKEY.restype = ctypes.c_int
+        lib.i2d_PUBKEY.argtypes = [vp, ctypes.POINTER(ctypes.c_void_p)]
         lib.EVP_PKEY_free.argtypes = [vp]
         lib.EVP_MD_CTX_new.restype = vp
         lib.EVP_MD_CTX_free.argtypes = [vp]
@@ -263,6 +213,27 @@ class _LibCrypto:
         if not pkey:
             raise CryptoError("BAD_PUBLIC_KEY", "libcrypto refuses the SM2 public key")
         return self._require_sm2(pkey)
+
+    def derive_public_key(self, seed: bytes) -> bytes:
+        """``d * G`` computed by libcrypto (constant time), as the 65-byte point."""
+        data = pkcs8_private_key_info(seed, None)
+        cursor = ctypes.c_char_p(data)
+        pkey = self.lib.d2i_AutoPrivateKey(None, ctypes.byref(cursor), len(data))
+        if not pkey:
+            raise CryptoError("BAD_PRIVATE_KEY", "libcrypto refuses the SM2 private key")
+        try:
+            size = self.lib.i2d_PUBKEY(pkey, None)
+            if size <= PUBLIC_KEY_SIZE:
+                raise CryptoError("BAD_PRIVATE_KEY", "libcrypto has no public key for it")
+            out = ctypes.create_string_buffer(size)
+            cursor_out = ctypes.c_void_p(ctypes.addressof(out))
+            if self.lib.i2d_PUBKEY(pkey, ctypes.byref(cursor_out)) != size:
+                raise CryptoError("BAD_PRIVATE_KEY", "libcrypto could not encode the public key")
+        finally:
+            self.lib.EVP_PKEY_free(pkey)
+        public_key = out.raw[-PUBLIC_KEY_SIZE:]
+        decode_public_key(public_key)
+        return public_key
 
     def private_key(self, seed: bytes, public_key: bytes) -> int:
         data = pkcs8_private_key_info(seed, public_key)
@@ -377,7 +348,8 @@ class Sm2Sm3:
         return (1 + secrets.randbelow(N - 2)).to_bytes(32, "big")
 
     def public_key_from_seed(self, seed: bytes) -> bytes:
-        return encode_point(*scalar_base_mult(check_private_scalar(seed)))
+        check_private_scalar(seed)
+        return _libcrypto().derive_public_key(seed)
 
     def sign(self, seed: bytes, message: bytes) -> bytes:
         lib = _libcrypto()
