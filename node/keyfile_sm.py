@@ -239,8 +239,11 @@ def decode_private_key(data: bytes, passphrase: bytes | None, where: str) -> Sm2
             try:
                 info = _decrypt(body, passphrase)
             except ValueError:
+                from .keyfile import PASSPHRASE_HINT  # keyfile imports this module
+
                 raise KeyFileError(
-                    "KEY_PASSPHRASE_WRONG", f"wrong passphrase for {where} (or the file is damaged)"
+                    "KEY_PASSPHRASE_WRONG",
+                    f"wrong passphrase for {where} (or the file is damaged); {PASSPHRASE_HINT}",
                 ) from None
             if info is None:
                 return None

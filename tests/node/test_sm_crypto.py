@@ -264,6 +264,7 @@ def test_suite_key_files_roundtrip(tmp_path: Path, suite_name: str) -> None:
     with pytest.raises(KeyFileError) as caught:
         load_private_key(tmp_path / "locked.pem", b"wrong")
     assert caught.value.code == "KEY_PASSPHRASE_WRONG"
+    assert "--passphrase-file" in caught.value.message  # says how to give the right one
     with pytest.raises(KeyFileError) as caught:
         load_private_key(tmp_path / "locked.pem")
     assert caught.value.code == "KEY_PASSPHRASE_REQUIRED"
