@@ -16,8 +16,8 @@ from pathlib import Path
 import grpc
 
 from ibledger.cli.client import api_channel
+from ibledger.cli.manifest import Manifest, load_manifest
 from ibledger.contracts.codec import canonical_decode
-from ibledger.node.config import Manifest, load_manifest
 from ibledger.node.crypto import ED25519_SHA256, SUITE_NAMES, KeyPair, get_suite, load_private_key
 from ibledger.node.tx import (
     READ_SESSION_OP,
