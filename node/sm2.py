@@ -32,7 +32,6 @@ import ctypes
 import ctypes.util
 import hashlib
 import secrets
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -294,36 +293,33 @@ class _LibCrypto:
 
 
 _LIB: _LibCrypto | None = None
-_LIB_LOCK = threading.Lock()
 
 
 def _libcrypto() -> _LibCrypto:
+    # Two threads racing here each load the same library; either result serves.
     global _LIB
     if _LIB is None:
-        with _LIB_LOCK:
-            if _LIB is None:
-                _LIB = _LibCrypto()
+        _LIB = _LibCrypto()
     return _LIB
 
 
 class _KeyCache:
     """Parsed libcrypto keys by encoding; a full cache stops caching rather than freeing keys
-    another thread may be using."""
+    another thread may be using.  ``dict.setdefault`` is atomic, so no lock is needed (this
+    module stays client-safe: no threading)."""
 
     def __init__(self, size_max: int) -> None:
         self._keys: dict[bytes, int] = {}
         self._size_max = size_max
-        self._lock = threading.Lock()
 
     def get(self, encoded: bytes) -> int | None:
         return self._keys.get(encoded)
 
     def put(self, encoded: bytes, pkey: int) -> bool:
-        with self._lock:
-            if encoded in self._keys or len(self._keys) >= self._size_max:
-                return False
-            self._keys[encoded] = pkey
-            return True
+        """True when the cache kept ``pkey``; False when the caller still owns (and frees) it."""
+        if len(self._keys) >= self._size_max:
+            return False
+        return self._keys.setdefault(encoded, pkey) == pkey
 
 
 _PUBLIC_KEYS = _KeyCache(65_536)

@@ -73,6 +73,8 @@ CLIENT_SAFE = {
     "ibledger.node.addresses",
     "ibledger.node.crypto",
     "ibledger.node.keyfile",
+    "ibledger.node.keyfile_sm",
+    "ibledger.node.sm2",
     "ibledger.node.tx",
 }
 # What a client-safe module must not import: it would drag a server, a database or threads in.
