@@ -5,7 +5,6 @@ at once with an error naming its key file."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -112,7 +111,7 @@ def test_a_participant_signs_with_its_encrypted_key_and_the_transaction_commits(
     network: tuple[Manifest, Path], tmp_path: Path
 ) -> None:
     manifest, pass_file = network
-    suite = json.loads(manifest.genesis.read_text())["crypto_suite"]
+    suite = manifest.genesis()["crypto_suite"]
     new_key = _cli("keys", "new", "newco", "--dir", str(tmp_path), "--crypto", suite)
     assert new_key.returncode == 0, new_key.stderr
     register = ["participant", "register", "NEWCO", "--name", "New Co", "--role", "regulator",
