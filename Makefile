@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,fast]'
 	@touch $(STAMP)
 
+# IBLEDGER_CRYPTO=sm2-sm3 make run: a new network on the national suite (network init reads it).
 run: $(STAMP)
 	$(VENV)/bin/ibledger network init --if-missing
 	$(VENV)/bin/ibledger network up

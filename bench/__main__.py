@@ -12,6 +12,7 @@ BENCHES = {
     "consensus": "bench.bench_consensus",
     "network": "bench.bench_network",
     "fairness": "bench.bench_fairness",
+    "suites": "bench.bench_suites",
 }
 
 

@@ -35,6 +35,8 @@ A network manifest (``network.json``, written by ``ibledger network init``, read
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -47,16 +49,18 @@ import grpc
 from ibledger.contracts import CodecError, canonical_decode
 from ibledger.node import clock
 from ibledger.node.blocks import BlockFormatError, BlockHeader
-from ibledger.node.crypto import CryptoError, KeyPair, load_private_key
+from ibledger.node.crypto import CryptoError, KeyPair, get_suite, load_private_key
 from ibledger.node.tx import (
     QUERY_SIGNING_DOMAIN,
     READ_SESSION_OP,
     READ_SIGNING_DOMAIN,
     SIGNING_DOMAIN,
+    HashFn,
     Transaction,
     TxError,
     build_transaction,
     decode_envelope,
+    sha256,
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
@@ -193,9 +197,9 @@ def header_from_proto(header: types_pb2.BlockHeader) -> BlockHeader:
     )
 
 
-def _transaction(envelope: bytes) -> Transaction | None:
+def _transaction(envelope: bytes, hash_fn: HashFn = sha256) -> Transaction | None:
     try:
-        return decode_envelope(envelope)
+        return decode_envelope(envelope, hash_fn=hash_fn)
     except TxError:
         return None
 
@@ -218,9 +222,12 @@ class TxReceipt:
     proto: types_pb2.Receipt = field(repr=False, compare=False)
     resubmitted: bool = False  # the node answered COMMITTED: this is the original receipt
     withheld: bool = False  # the viewer is not a party: no envelope, result or events
+    hash_fn: HashFn = field(default=sha256, repr=False, compare=False)  # the chain's hash
 
     @classmethod
-    def from_proto(cls, receipt: types_pb2.Receipt, *, resubmitted: bool = False) -> TxReceipt:
+    def from_proto(
+        cls, receipt: types_pb2.Receipt, *, resubmitted: bool = False, hash_fn: HashFn = sha256
+    ) -> TxReceipt:
         return cls(
             tx_id=receipt.tx_id,
             height=receipt.height,
@@ -236,6 +243,7 @@ class TxReceipt:
             proto=receipt,
             resubmitted=resubmitted,
             withheld=receipt.withheld,
+            hash_fn=hash_fn,
         )
 
     @property
@@ -253,7 +261,7 @@ class TxReceipt:
     @property
     def transaction(self) -> Transaction | None:
         """The decoded envelope (operation, sender, args), or None if it does not decode."""
-        return _transaction(self.envelope)
+        return _transaction(self.envelope, self.hash_fn)
 
     def event(self, kind: str) -> LedgerEvent | None:
         return next((e for e in self.events if e.kind == kind), None)
@@ -319,9 +327,10 @@ class LedgerBlock:
     events: tuple[LedgerEvent, ...]
     proto: types_pb2.Block = field(repr=False, compare=False)
     withheld: frozenset[int] = frozenset()  # positions whose payload the viewer may not see
+    hash_fn: HashFn = field(default=sha256, repr=False, compare=False)  # the chain's hash
 
     @classmethod
-    def from_proto(cls, block: types_pb2.Block) -> LedgerBlock:
+    def from_proto(cls, block: types_pb2.Block, hash_fn: HashFn = sha256) -> LedgerBlock:
         header = header_from_proto(block.header)
         return cls(
             height=header.height,
@@ -334,6 +343,7 @@ class LedgerBlock:
             events=tuple(LedgerEvent.from_proto(e) for e in block.events),
             proto=block,
             withheld=frozenset(block.withheld),
+            hash_fn=hash_fn,
         )
 
     def to_dict(self, *, with_txs: bool = True) -> dict[str, Any]:
@@ -353,7 +363,7 @@ class LedgerBlock:
             rows = []
             request_ids = list(self.proto.request_ids)
             for index, envelope in enumerate(self.txs):
-                tx = None if index in self.withheld else _transaction(envelope)
+                tx = None if index in self.withheld else _transaction(envelope, self.hash_fn)
                 code, message = self.results[index] if index < len(self.results) else ("", "")
                 rows.append(
                     {
@@ -773,10 +783,12 @@ class Client:
 
     def _submission(self, response: ledger_pb2.SubmitResponse, envelope: bytes) -> Submission:
         status = ledger_pb2.SubmitStatus.Name(response.status)
-        tx_id = response.tx_id or decode_envelope(envelope).tx_id
+        tx_id = response.tx_id or decode_envelope(envelope, hash_fn=self.chain_hash).tx_id
         receipt = None
         if status == "COMMITTED":
-            receipt = TxReceipt.from_proto(response.receipt, resubmitted=True)
+            receipt = TxReceipt.from_proto(
+                response.receipt, resubmitted=True, hash_fn=self.chain_hash
+            )
         elif status not in ("ADMITTED", "PENDING", "REJECTED"):
             raise ClientError("BAD_RESPONSE", f"the node answered submit with status {status}")
         return Submission(tx_id, status, response.code, response.message, receipt)
@@ -819,7 +831,7 @@ class Client:
     def receipt(self, tx_id: bytes | str) -> TxReceipt:
         """The receipt of a committed transaction (``NOT_FOUND`` while it is not committed)."""
         request = ledger_pb2.GetReceiptRequest(tx_id=parse_tx_id(tx_id))
-        return TxReceipt.from_proto(self._call("GetReceipt", request))
+        return TxReceipt.from_proto(self._call("GetReceipt", request), hash_fn=self.chain_hash)
 
     def wait(self, tx_id: bytes | str, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S) -> TxReceipt:
         """Block until the transaction commits; a DEADLINE_EXCEEDED error after ``timeout_s``.
@@ -865,7 +877,7 @@ class Client:
                     continue  # the node's own limit, not ours: ask again
                 raise error from None
             self._current = index
-            return TxReceipt.from_proto(response)
+            return TxReceipt.from_proto(response, hash_fn=self.chain_hash)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -887,13 +899,24 @@ class Client:
         except CodecError as exc:
             raise ClientError("BAD_RESPONSE", f"the query answer does not decode: {exc}") from None
 
+    @functools.cached_property
+    def chain_hash(self) -> HashFn:
+        """The chain's hash (transaction ids): the signing key's suite, else the manifest's
+        genesis, else SHA-256."""
+        if self.keypair is not None:
+            return get_suite(self.keypair.suite).hash
+        if self.manifest is not None and self.manifest.genesis_file is not None:
+            with contextlib.suppress(ClientError, CryptoError):
+                return get_suite(str(self.manifest.genesis().get("crypto_suite"))).hash
+        return sha256
+
     def status(self) -> NodeStatus:
         response = self._call("GetStatus", ledger_pb2.GetStatusRequest())
         return NodeStatus.from_proto(response, self.address)
 
     def block(self, height: int) -> LedgerBlock:
         return LedgerBlock.from_proto(
-            self._call("GetBlock", ledger_pb2.GetBlockRequest(height=height))
+            self._call("GetBlock", ledger_pb2.GetBlockRequest(height=height)), self.chain_hash
         )
 
     def blocks(self, from_height: int = 1) -> Generator[LedgerBlock, None, None]:
@@ -911,7 +934,7 @@ class Client:
         for item in self._follow(open_stream):
             if item is _RESUMED:
                 continue
-            block = LedgerBlock.from_proto(item)
+            block = LedgerBlock.from_proto(item, self.chain_hash)
             if block.height < next_height:
                 continue  # a resumed stream may repeat a block
             next_height = block.height + 1

@@ -141,6 +141,7 @@ class Check:
 class VerificationReport:
     subject: str
     checks: tuple[Check, ...]
+    suite: str = ""  # the crypto suite whose signatures and hashes were checked
 
     @property
     def ok(self) -> bool:
@@ -154,6 +155,7 @@ class VerificationReport:
         return {
             "subject": self.subject,
             "verified": self.ok,
+            "crypto_suite": self.suite,
             "checks": [
                 {"name": check.name, "ok": check.ok, "detail": check.detail}
                 for check in self.checks
@@ -291,7 +293,7 @@ def verify_receipt(
         )
     checks.append(_certificate_check(pb.certificate, header, validators))
     checks.append(_result_check(pb, validators))
-    return VerificationReport(f"transaction {wanted.hex()}", tuple(checks))
+    return VerificationReport(f"transaction {wanted.hex()}", tuple(checks), validators.suite.name)
 
 
 def _result_check(pb: types_pb2.Receipt, validators: ValidatorSet) -> Check:
@@ -398,4 +400,4 @@ def verify_block(
         checks.append(Check("certificate", True, "the genesis block needs no certificate"))
     else:
         checks.append(_certificate_check(pb.certificate, header, validators))
-    return VerificationReport(f"block {pb.header.height}", tuple(checks))
+    return VerificationReport(f"block {pb.header.height}", tuple(checks), validators.suite.name)

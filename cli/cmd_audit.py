@@ -76,12 +76,13 @@ def register(commands: Any) -> None:
 def _signature_check(options: argparse.Namespace) -> Callable[[str, bytes, bytes], bool] | None:
     if options.genesis is not None and options.public_key is not None:
         raise usage("BAD_ARGUMENT", "give --genesis or --public-key, not both")
-    suite = get_suite("ed25519-sha256")
     if options.public_key is not None:
         try:
             key = bytes.fromhex(options.public_key)
         except ValueError:
             raise usage("BAD_ARGUMENT", "--public-key must be hexadecimal") from None
+        # The key's form names its suite: a 65-byte uncompressed point is SM2, else Ed25519.
+        suite = get_suite("sm2-sm3" if len(key) == 65 and key[0] == 0x04 else "ed25519-sha256")
         return lambda node, message, signature: suite.verify(key, message, signature)
     if options.genesis is None:
         return None

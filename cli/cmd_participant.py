@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ibledger.contracts.vocabulary import LeiStatus, Role, values
-from ibledger.node.crypto import CryptoError, load_public_key_pem
+from ibledger.node.crypto import SM2_SM3, CryptoError, load_public_key_pem
 
 from .client import Client, TxReceipt
 from .client_options import (
@@ -170,24 +170,33 @@ def key_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def keys_of(options: argparse.Namespace) -> list[dict[str, str]]:
-    keys: list[str] = []
+    # A key's suite follows from its form: 32 bytes is Ed25519, a 65-byte uncompressed point
+    # SM2; the chain refuses keys of the other suite when it runs the transaction.
+    keys: list[tuple[str, str]] = []
     for text in options.public_keys:
         try:
-            if len(bytes.fromhex(text)) != 32:
-                raise ValueError
+            raw = bytes.fromhex(text)
         except ValueError:
+            raw = b""
+        if len(raw) == 32:
+            keys.append((SUITE, text.lower()))
+        elif len(raw) == 65 and raw[0] == 0x04:
+            keys.append((SM2_SM3, text.lower()))
+        else:
             raise usage(
-                "KEY_INVALID", f"--public-key {text!r} is not 64 hexadecimal characters"
-            ) from None
-        keys.append(text.lower())
+                "KEY_INVALID",
+                f"--public-key {text!r} is neither 64 hexadecimal characters (Ed25519) nor 130 "
+                "starting 04 (SM2)",
+            )
     for path in options.public_key_files:
         try:
-            keys.append(load_public_key_pem(path.read_bytes()).hex())
+            suite, raw = load_public_key_pem(path.read_bytes())
         except (OSError, ValueError, CryptoError) as exc:
             raise usage("KEY_INVALID", f"--public-key-file {path}: {exc}") from None
+        keys.append((suite, raw.hex()))
     if not keys:
         raise usage("KEY_REQUIRED", "give --public-key HEX or --public-key-file FILE")
-    return [{"suite": SUITE, "public_key": key} for key in keys]
+    return [{"suite": suite, "public_key": key} for suite, key in keys]
 
 
 def _key_ids(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:

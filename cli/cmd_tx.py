@@ -108,9 +108,16 @@ def validators_for(options: argparse.Namespace, client: Client) -> ValidatorSet:
     )
 
 
+SUITE_ALGORITHMS = {
+    "ed25519-sha256": "Ed25519 signatures, SHA-256 hashes",
+    "sm2-sm3": "SM2 signatures, SM3 hashes",
+}
+
+
 def verification_lines(report: VerificationReport) -> list[str]:
     verdict = "VERIFIED" if report.ok else "NOT VERIFIED"
-    lines = [f"verification of {report.subject}: {verdict}"]
+    suite = f" ({report.suite}: {SUITE_ALGORITHMS.get(report.suite, report.suite)})"
+    lines = [f"verification of {report.subject}: {verdict}{suite if report.suite else ''}"]
     for check in report.checks:
         mark = "ok  " if check.ok else "FAIL"
         lines.append(f"  [{mark}] {check.name:<12} {check.detail}")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ibledger.node.crypto import (
+    ED25519_SHA256,
+    SUITE_NAMES,
     CryptoError,
     generate_keypair,
     load_private_key,
@@ -31,9 +33,16 @@ def register(commands: Any) -> None:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
 
-    new = verbs.add_parser("new", help="create a new Ed25519 key pair")
+    new = verbs.add_parser("new", help="create a new signing key pair (Ed25519 or SM2)")
     new.add_argument("name", metavar="NAME", help="file name stem, e.g. bank-a")
     _add_common(new)
+    new.add_argument(
+        "--crypto",
+        choices=SUITE_NAMES,
+        default=ED25519_SHA256,
+        help=f"the suite of the chain the key is for (default {ED25519_SHA256}); an sm2-sm3 "
+        "key is encrypted with SM4",
+    )
     new.add_argument(
         "--encrypt",
         action="store_true",
@@ -90,9 +99,9 @@ def new_key(options: argparse.Namespace) -> int:
     public_path = directory / f"{options.name}.pub.pem"
     if private_path.exists():
         raise CommandError("KEY_EXISTS", f"{private_path} already exists; choose another name")
-    keypair = generate_keypair()
+    keypair = generate_keypair(options.crypto)
     write_private_key(private_path, keypair, passphrase)
-    public_path.write_bytes(public_key_pem(keypair.public_key))
+    public_path.write_bytes(public_key_pem(keypair.public_key, keypair.suite))
     emit(
         options,
         {

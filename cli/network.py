@@ -37,6 +37,9 @@ Environment
 ``IBLEDGER_PASSPHRASE``
     The passphrase of encrypted keys when ``--passphrase-file`` is not given (see
     ``cli.passphrase`` for every source).
+``IBLEDGER_CRYPTO``
+    The crypto suite ``network init`` writes into genesis when ``--crypto`` is not given
+    (``ed25519-sha256`` by default, or ``sm2-sm3``); ``make run`` passes it through.
 """
 
 from __future__ import annotations
@@ -62,7 +65,13 @@ import grpc
 from ibledger.contracts.identifiers import uscc_check_char
 from ibledger.contracts.identifiers import validate as validate_identifier
 from ibledger.node.config import ConfigError, HostPort, format_toml, load_node_config
-from ibledger.node.crypto import ED25519_SHA256, CryptoError, generate_keypair, write_private_key
+from ibledger.node.crypto import (
+    ED25519_SHA256,
+    SUITE_NAMES,
+    CryptoError,
+    generate_keypair,
+    write_private_key,
+)
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
@@ -80,6 +89,7 @@ from .passphrase import (
 )
 
 NODE_COMMAND_ENV = "IBLEDGER_NODE_COMMAND"
+CRYPTO_ENV = "IBLEDGER_CRYPTO"
 NODES_DEFAULT = 4
 NODES_MAX = 64
 CHAIN_ID_DEFAULT = "ibledger-local"
@@ -201,6 +211,12 @@ def register(commands: Any) -> None:
         metavar="M",
         help="admins whose approval a governance proposal needs (default: a majority)",
     )
+    init.add_argument(
+        "--crypto",
+        choices=SUITE_NAMES,
+        help=f"the chain's crypto suite, fixed at genesis (default ${CRYPTO_ENV} or "
+        f"{ED25519_SHA256}); sm2-sm3 is SM2 signatures, SM3 hashing, SM4-encrypted key files",
+    )
     init.add_argument("--force", action="store_true", help="replace an existing network")
     init.add_argument(
         "--if-missing",
@@ -321,9 +337,18 @@ def init_network(options: argparse.Namespace) -> int:
         raise CommandError(
             "BAD_ARGUMENT", f"--admin-quorum must be from 1 to --admins ({admins}), got {quorum}"
         )
+    suite = _chosen_suite(options)
     existing = [name for name in NETWORK_ENTRIES if (directory / name).exists()]
     if existing and options.if_missing and not options.force:
         manifest = _manifest(directory)
+        kept = _existing_suite(directory)
+        if (options.crypto or os.environ.get(CRYPTO_ENV)) and kept not in (None, suite):
+            raise CommandError(
+                "SUITE_MISMATCH",
+                f"the network in {directory} runs {kept}, not {suite}; a chain's suite is fixed "
+                f"at genesis: run 'ibledger network down' and 'ibledger network init --force "
+                f"--crypto {suite}' to replace it",
+            )
         emit(
             options,
             {"directory": str(directory), "chain_id": manifest.chain_id, "created": False},
@@ -353,7 +378,14 @@ def init_network(options: argparse.Namespace) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     try:
         summary = _write_network(
-            directory, count, options.chain_id, options.cert_days, admins, quorum, passphrase
+            directory,
+            count,
+            options.chain_id,
+            options.cert_days,
+            admins,
+            quorum,
+            passphrase,
+            suite=suite,
         )
     except BaseException:
         for name in NETWORK_ENTRIES:  # leave no half-written network behind
@@ -364,7 +396,8 @@ def init_network(options: argparse.Namespace) -> int:
                 target.unlink()
         raise
     lines = [
-        f"network {summary['chain_id']} with {count} node(s) written to {directory}",
+        f"network {summary['chain_id']} ({summary['crypto_suite']}) with {count} node(s) "
+        f"written to {directory}",
         _table(
             ["node", "api", "peer", "metrics"],
             [[n["id"], n["api"], n["peer"], n["metrics"]] for n in summary["nodes"]],
@@ -374,6 +407,24 @@ def init_network(options: argparse.Namespace) -> int:
     ]
     emit(options, summary, "\n".join(lines))
     return 0
+
+
+def _chosen_suite(options: argparse.Namespace) -> str:
+    chosen: str = options.crypto or os.environ.get(CRYPTO_ENV) or ED25519_SHA256
+    if chosen not in SUITE_NAMES:
+        raise CommandError(
+            "UNKNOWN_SUITE",
+            f"${CRYPTO_ENV}={chosen!r} is not a crypto suite (known: {', '.join(SUITE_NAMES)})",
+        )
+    return chosen
+
+
+def _existing_suite(directory: Path) -> str | None:
+    try:
+        suite = json.loads((directory / "genesis.json").read_text()).get("crypto_suite")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return suite if isinstance(suite, str) else None
 
 
 def admin_quorum_default(admins: int) -> int:
@@ -398,6 +449,8 @@ def _write_network(
     admins: int,
     quorum: int,
     passphrase: bytes | None = None,
+    *,
+    suite: str = ED25519_SHA256,
 ) -> dict[str, Any]:
     node_ids = [f"node{i}" for i in range(count)]
     ports = free_ports(3 * count)
@@ -417,7 +470,7 @@ def _write_network(
         for sub in ("keys", "tls"):
             (node_dir / sub).mkdir(parents=True, mode=0o700)
         (node_dir / "data").mkdir(mode=0o700)
-        keypair = generate_keypair(ED25519_SHA256)
+        keypair = generate_keypair(suite)
         write_private_key(node_dir / "keys" / "validator.key.pem", keypair, passphrase)
         try:
             certificate = issue_node_certificate(ca, node_id, hosts=[host], valid_days=cert_days)
@@ -452,7 +505,7 @@ def _write_network(
         for kind in ("lei", "uscc"):
             if kind in template:
                 assert validate_identifier(kind, template[kind], production=True).valid
-        keypair = generate_keypair(ED25519_SHA256)
+        keypair = generate_keypair(suite)
         key_file = f"identities/{template['id']}.key.pem"
         write_private_key(directory / key_file, keypair, passphrase)
         participants.append(
@@ -466,7 +519,7 @@ def _write_network(
 
     genesis = {
         "chain_id": chain_id,
-        "crypto_suite": ED25519_SHA256,
+        "crypto_suite": suite,
         "genesis_time_ms": int(time.time() * 1000),
         "validators": validators,
         "consensus": dict(CONSENSUS_DEFAULTS),
@@ -497,6 +550,7 @@ def _write_network(
     return {
         "dir": str(directory),
         "chain_id": chain_id,
+        "crypto_suite": suite,
         "nodes": manifest_nodes,
         "identities": sorted(identities),
     }

@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 A participant is registered at genesis or by a consortium admin. It has a role set (ROLES), an
 optional LEI / USCC / BIC / CNAPS code (validated strictly, LEI and USCC unique across
-participants) and one or more public keys. A key is addressed by its fingerprint
-``sha256(public_key)[:16]`` (the envelope's signer key id) and is never re-used, even after
-revocation, so an old signature can never be attributed to a new owner.
+participants) and one or more public keys. A key is addressed by its fingerprint, the first 16
+bytes of its suite's hash of the key (SHA-256 or SM3; the envelope's signer key id), and is never
+re-used, even after revocation, so an old signature can never be attributed to a new owner.
 
 Before any operation the runtime calls ``check_sender``: the payload's sender must be a registered,
 active participant and the envelope's key must be one of its active keys. The node calls
@@ -191,8 +191,12 @@ def _stored_admin_quorum(value: object) -> int:
     return quorum
 
 
-def key_fingerprint(public_key: bytes) -> bytes:
-    return hashlib.sha256(public_key).digest()[:16]
+# Each suite's key id is the first 16 bytes of its own hash of the key (SM3 on sm2-sm3 chains).
+_KEY_ID_HASHES: dict[str, str] = {"ed25519-sha256": "sha256", "sm2-sm3": "sm3"}
+
+
+def key_fingerprint(public_key: bytes, suite: str = "ed25519-sha256") -> bytes:
+    return hashlib.new(_KEY_ID_HASHES[suite], public_key).digest()[:16]
 
 
 def _p_key(pid: str) -> bytes:
@@ -371,7 +375,7 @@ def _participant_record(entry: object) -> tuple[ParticipantRecord, list[tuple[st
     if not isinstance(raw_keys, list | tuple) or not 1 <= len(raw_keys) <= KEYS_MAX:
         raise _Invalid("BAD_ARGUMENT", "keys", f"must list 1 to {KEYS_MAX} keys")
     keys = [_key_entry(item, f"keys[{i}]") for i, item in enumerate(raw_keys)]
-    key_ids = sorted(key_fingerprint(pk).hex() for _, pk in keys)
+    key_ids = sorted(key_fingerprint(pk, suite).hex() for suite, pk in keys)
     if len(set(key_ids)) != len(key_ids):
         raise _Invalid("KEY_ALREADY_REGISTERED", "keys", "lists the same key twice")
     record = ParticipantRecord(
@@ -402,10 +406,10 @@ def _uniqueness_problem(
         return "DUPLICATE_LEI", f"LEI {record.lei} is already registered to a participant."
     if record.uscc and store.get(b"id/uscc/" + record.uscc.encode()) is not None:
         return "DUPLICATE_USCC", f"USCC {record.uscc} is already registered to a participant."
-    for _, public_key in keys:
-        if resolve_key(store, key_fingerprint(public_key)) is not None:
+    for suite, public_key in keys:
+        if resolve_key(store, key_fingerprint(public_key, suite)) is not None:
             return "KEY_ALREADY_REGISTERED", (
-                f"Key {key_fingerprint(public_key).hex()} is already registered."
+                f"Key {key_fingerprint(public_key, suite).hex()} is already registered."
             )
     return None
 
@@ -423,7 +427,9 @@ def _write_participant(
     if record.uscc:
         store.put(b"id/uscc/" + record.uscc.encode(), record.id)
     for suite, public_key in keys:
-        store.put(_k_key(key_fingerprint(public_key)), _key_record(record.id, suite, public_key))
+        store.put(
+            _k_key(key_fingerprint(public_key, suite)), _key_record(record.id, suite, public_key)
+        )
 
 
 def genesis_participant_writes(store: Store, participants: object) -> int:
@@ -556,7 +562,7 @@ def _add_key(env: Env, record: ParticipantRecord, args: Args) -> None:
         suite, public_key = _key_entry({"suite": suite, "public_key": public_key}, "key")
     except _Invalid as exc:
         raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
-    key_id = key_fingerprint(public_key)
+    key_id = key_fingerprint(public_key, suite)
     if resolve_key(env.store, key_id) is not None:
         raise ContractError("KEY_ALREADY_REGISTERED", f"Key {key_id.hex()} is already registered.")
     if len(record.keys) >= KEYS_MAX:

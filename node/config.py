@@ -287,6 +287,7 @@ def load_node_config(
             validator_key,
             passphrases.for_key(validator_key),
             require_encrypted=keys.encrypted,
+            suite=genesis.crypto_suite,
         )
     except CryptoError as exc:
         raise ConfigError(path, "[node] validator_key", exc.message) from None
@@ -510,6 +511,7 @@ def load_genesis(path: Path | str) -> Genesis:
         )
 
     validators = _validators(path, raw["validators"], suite)
+    _check_participant_suites(path, raw.get("participants"), suite_name)
     consensus = _consensus(path, raw)
     admission = AdmissionParams(**dict(_section(path, AdmissionSection, "admission", raw)))
     try:
@@ -526,6 +528,23 @@ def load_genesis(path: Path | str) -> Genesis:
         admission=admission,
         raw=raw,
     )
+
+
+def _check_participant_suites(path: Path, participants: Any, suite_name: str) -> None:
+    """Every genesis key is of the chain's suite: a key of another could never sign here."""
+    if not isinstance(participants, list):
+        return  # the contract's genesis check reports the shape
+    for index, participant in enumerate(participants):
+        entries = participant.get("keys") if isinstance(participant, dict) else None
+        for key_index, entry in enumerate(entries if isinstance(entries, list) else ()):
+            key_suite = entry.get("suite") if isinstance(entry, dict) else None
+            if isinstance(key_suite, str) and key_suite != suite_name:
+                raise ConfigError(
+                    path,
+                    f"participants[{index}].keys[{key_index}].suite",
+                    f"is {key_suite!r}, but crypto_suite is {suite_name!r}: every key of a chain "
+                    "uses the chain's suite",
+                )
 
 
 def _validators(path: Path, value: Any, suite: Any) -> tuple[ValidatorInfo, ...]:

@@ -74,6 +74,10 @@ class CryptoSuite(Protocol):
 
     def hash(self, data: bytes) -> bytes: ...
 
+    def key_id(self, public_key: bytes) -> bytes:
+        """The signer key id envelopes carry: the first 16 bytes of the chain hash of the key."""
+        ...
+
     def generate_seed(self) -> bytes: ...
 
     def public_key_from_seed(self, seed: bytes) -> bytes: ...
@@ -120,6 +124,9 @@ class Ed25519Sha256:
 
     def hash(self, data: bytes) -> bytes:
         return hashlib.sha256(data).digest()
+
+    def key_id(self, public_key: bytes) -> bytes:
+        return key_fingerprint(public_key)
 
     def generate_seed(self) -> bytes:
         return os.urandom(32)
@@ -178,9 +185,23 @@ class Ed25519Sha256:
         return results
 
 
-_SUITES: dict[str, Callable[[], CryptoSuite]] = {ED25519_SHA256: lambda: Ed25519Sha256()}
+def _sm2_sm3() -> CryptoSuite:
+    from .sm2 import Sm2Sm3, sm3_available  # sm2 imports this module
+
+    if not sm3_available():
+        raise CryptoError("SUITE_UNAVAILABLE", "sm2-sm3 needs SM3 in OpenSSL's libcrypto")
+    return Sm2Sm3()
 
 
+SM2_SM3 = "sm2-sm3"
+_SUITES: dict[str, Callable[[], CryptoSuite]] = {
+    ED25519_SHA256: lambda: Ed25519Sha256(),
+    SM2_SM3: _sm2_sm3,
+}
+SUITE_NAMES: tuple[str, ...] = tuple(_SUITES)
+
+
+@functools.cache
 def get_suite(name: str) -> CryptoSuite:
     """The suite a genesis names; unknown names are a configuration error."""
     factory = _SUITES.get(name)
@@ -190,8 +211,18 @@ def get_suite(name: str) -> CryptoSuite:
     return factory()
 
 
+def check_same_suite(chain_suite: str, key_suite: str, what: str) -> None:
+    """Refuse a key (or peer) of another suite than the chain's, naming both."""
+    if key_suite != chain_suite:
+        raise CryptoError(
+            "SUITE_MISMATCH",
+            f"{what} is a {key_suite} key, but this chain's genesis names {chain_suite}; "
+            f"generate a {chain_suite} key (ibledger keys new --crypto {chain_suite})",
+        )
+
+
 def key_fingerprint(public_key: bytes) -> bytes:
-    """The signer key id carried in envelopes: the first 16 bytes of SHA-256 of the key."""
+    """The Ed25519 suite's key id: the first 16 bytes of SHA-256 of the key."""
     return hashlib.sha256(public_key).digest()[:16]
 
 
@@ -208,7 +239,7 @@ class KeyPair:
 
     @property
     def key_id(self) -> bytes:
-        return key_fingerprint(self.public_key)
+        return get_suite(self.suite).key_id(self.public_key)
 
     def sign(self, message: bytes) -> bytes:
         return get_suite(self.suite).sign(self.seed, message)
@@ -224,14 +255,25 @@ def generate_keypair(suite_name: str = ED25519_SHA256) -> KeyPair:
 
 
 def private_key_pem(keypair: KeyPair, passphrase: bytes | None = None) -> bytes:
-    from .keyfile import private_key_to_pem  # keyfile imports this module
+    """PKCS#8 PEM; a national-suite key is encrypted with SM4, an Ed25519 key with AES-256."""
+    from . import keyfile_sm  # keyfile_sm imports this module
+    from .keyfile import check_passphrase, private_key_to_pem
 
+    if keypair.suite == SM2_SM3:
+        if passphrase is not None:
+            check_passphrase(passphrase)
+        return keyfile_sm.private_key_pem(keypair.seed, passphrase)
     if keypair.suite != ED25519_SHA256:
-        raise CryptoError("UNKNOWN_SUITE", f"cannot write {keypair.suite} keys as PEM yet")
+        raise CryptoError("UNKNOWN_SUITE", f"cannot write {keypair.suite} keys as PEM")
     return private_key_to_pem(Ed25519PrivateKey.from_private_bytes(keypair.seed), passphrase)
 
 
-def public_key_pem(public_key: bytes) -> bytes:
+def public_key_pem(public_key: bytes, suite_name: str = ED25519_SHA256) -> bytes:
+    if suite_name == SM2_SM3:
+        from .keyfile_sm import public_key_pem as sm2_public_key_pem
+
+        get_suite(SM2_SM3).check_public_key(public_key)
+        return sm2_public_key_pem(public_key)
     return Ed25519PublicKey.from_public_bytes(public_key).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -246,26 +288,56 @@ def write_private_key(path: Path, keypair: KeyPair, passphrase: bytes | None = N
 
 
 def load_private_key(
-    path: Path, passphrase: bytes | None = None, *, require_encrypted: bool = False
+    path: Path,
+    passphrase: bytes | None = None,
+    *,
+    require_encrypted: bool = False,
+    suite: str | None = None,
 ) -> KeyPair:
-    """Read a private key file, refusing one its group or other users of the machine can open.
+    """Read a private key file (Ed25519 or SM2), refusing one its group or other users of the
+    machine can open.
 
-    ``require_encrypted`` refuses a plaintext file (see ``keyfile.read_key_file``).
+    ``require_encrypted`` refuses a plaintext file (see ``keyfile.read_key_file``); ``suite``,
+    when given, refuses a key of another suite than the chain's.
     """
-    from .keyfile import read_key_file  # keyfile imports this module
+    from .keyfile import read_signing_key_file  # keyfile imports this module
+    from .keyfile_sm import Sm2PrivateKey
 
-    key = read_key_file(path, passphrase, require_encrypted=require_encrypted)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError("KEY_FILE_INVALID", f"{path} does not hold an Ed25519 private key")
-    seed = key.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    suite = get_suite(ED25519_SHA256)
-    return KeyPair(ED25519_SHA256, seed, suite.public_key_from_seed(seed))
+    key = read_signing_key_file(path, passphrase, require_encrypted=require_encrypted)
+    if isinstance(key, Sm2PrivateKey):
+        keypair = KeyPair(SM2_SM3, key.seed, key.public_key)
+    elif isinstance(key, Ed25519PrivateKey):
+        seed = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        keypair = KeyPair(
+            ED25519_SHA256, seed, get_suite(ED25519_SHA256).public_key_from_seed(seed)
+        )
+    else:
+        raise KeyFileError(
+            "KEY_FILE_INVALID", f"{path} holds neither an Ed25519 nor an SM2 private key"
+        )
+    if suite is not None:
+        check_same_suite(suite, keypair.suite, str(path))
+    return keypair
 
 
-def load_public_key_pem(data: bytes) -> bytes:
-    key = serialization.load_pem_public_key(data)
+def load_public_key_pem(data: bytes) -> tuple[str, bytes]:
+    """The suite and raw bytes of a PEM public key (Ed25519 or SM2)."""
+    from .keyfile_sm import decode_public_key_pem
+
+    sm2_key = decode_public_key_pem(data)
+    if sm2_key is not None:
+        get_suite(SM2_SM3).check_public_key(sm2_key)
+        return SM2_SM3, sm2_key
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError):
+        raise CryptoError("BAD_PUBLIC_KEY", "not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise CryptoError("BAD_PUBLIC_KEY", "not an Ed25519 public key")
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raise CryptoError("BAD_PUBLIC_KEY", "neither an Ed25519 nor an SM2 public key")
+    return ED25519_SHA256, key.public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )

@@ -20,8 +20,9 @@ callers decrypt a key once per process and keep it in memory.
 Reading accepts any PKCS#8 PEM ``cryptography`` understands, so keys written before (plain, or
 encrypted by ``BestAvailableEncryption``) keep loading.
 
-A scheme is a value with a name and an ``encrypt`` from PKCS#8 DER to PEM; a national-crypto
-scheme (SM4 key encryption) registers beside :data:`PBES2_SCRYPT_AES256` in ``_SCHEMES``.
+A scheme is a value with a name and an ``encrypt`` from PKCS#8 DER to PEM; the national-crypto
+scheme (scrypt and SM4-CBC, in :mod:`keyfile_sm`, with SM2 keys) registers beside
+:data:`PBES2_SCRYPT_AES256` in ``_SCHEMES``.
 Errors are :class:`KeyFileError` with a stable code and a sentence naming the file and what to
 do; they never carry key material or the passphrase.
 """
@@ -42,6 +43,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .crypto import KeyFileError
+from .keyfile_sm import PBES2_SCRYPT_SM4, Sm2PrivateKey
+from .keyfile_sm import decode_private_key as decode_sm2_private_key
 
 PASSPHRASE_HINT = (
     "give its passphrase with --passphrase-file FILE or $IBLEDGER_PASSPHRASE "
@@ -131,7 +134,10 @@ class Pbes2ScryptAes256:
 
 
 PBES2_SCRYPT_AES256 = Pbes2ScryptAes256()
-_SCHEMES: dict[str, KeyEncryptionScheme] = {PBES2_SCRYPT_AES256.name: PBES2_SCRYPT_AES256}
+_SCHEMES: dict[str, KeyEncryptionScheme] = {
+    PBES2_SCRYPT_AES256.name: PBES2_SCRYPT_AES256,
+    PBES2_SCRYPT_SM4.name: PBES2_SCRYPT_SM4,
+}
 DEFAULT_SCHEME = PBES2_SCRYPT_AES256.name
 
 
@@ -225,7 +231,26 @@ def read_key_file(
     ``require_encrypted`` refuses a plaintext file: a node configured for encrypted keys never
     falls back to an unencrypted one put in its place.
     """
+    return _load_key(path, _read_owner_only(path), passphrase, require_encrypted)
+
+
+def read_signing_key_file(
+    path: Path, passphrase: bytes | None = None, *, require_encrypted: bool = False
+) -> PrivateKeyTypes | Sm2PrivateKey:
+    """``read_key_file`` that also reads SM2 keys (plain, or under the SM4 scheme), which
+    ``cryptography`` does not know."""
     data = _read_owner_only(path)
+    if not is_encrypted_pem(data) and require_encrypted:
+        return _load_key(path, data, passphrase, require_encrypted)
+    national = decode_sm2_private_key(data, passphrase, str(path))
+    if national is not None:
+        return national
+    return _load_key(path, data, passphrase, require_encrypted)
+
+
+def _load_key(
+    path: Path, data: bytes, passphrase: bytes | None, require_encrypted: bool
+) -> PrivateKeyTypes:
     encrypted = is_encrypted_pem(data)
     if not encrypted and require_encrypted:
         raise KeyFileError(

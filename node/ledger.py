@@ -752,7 +752,7 @@ class Ledger:
         key = (
             None
             if record is None
-            else SignerKey(record.participant_id, record.public_key, record.active)
+            else SignerKey(record.participant_id, record.public_key, record.active, record.suite)
         )
         if len(self._signer_cache) >= SIGNER_CACHE_MAX:
             self._signer_cache.clear()

@@ -72,6 +72,8 @@ class _Outgoing:
 
 
 GENESIS_METADATA = "ibledger-genesis"
+SUITE_METADATA = "ibledger-crypto-suite"
+SUITE_MISMATCH = "SUITE_MISMATCH"
 GENESIS_MISMATCH = "GENESIS_MISMATCH"
 
 
@@ -208,10 +210,10 @@ class _PeerLink:
             except grpc.aio.AioRpcError as exc:
                 error = f"{exc.code().name}: {exc.details()}"
                 if (exc.details() or "").startswith(
-                    GENESIS_MISMATCH
+                    (GENESIS_MISMATCH, SUITE_MISMATCH)
                 ) and error != self.stats.last_error:
                     log.error(
-                        "peer refused this node: different genesis",
+                        "peer refused this node: different genesis or crypto suite",
                         extra={"peer": self.peer_id, "detail": exc.details()},
                     )
                 self.stats.last_error = error
@@ -242,12 +244,14 @@ class PeerTransport:
         message_bytes_max: int = 16 * 1024 * 1024 - 64 * 1024,
         offline_queue_bytes_max: int = 8 * 1024 * 1024,
         genesis_digest: bytes | None = None,
+        crypto_suite: str | None = None,
     ) -> None:
         self.node_id = node_id
-        # Every call to a peer names this node's genesis; a peer with another one refuses it.
+        # Every call to a peer names this node's genesis and crypto suite; a peer with another
+        # one refuses it (the suite first, since that refusal says more than a digest).
         self.call_metadata: tuple[tuple[str, str], ...] = (
             ((GENESIS_METADATA, genesis_digest.hex()),) if genesis_digest is not None else ()
-        )
+        ) + (((SUITE_METADATA, crypto_suite),) if crypto_suite is not None else ())
         self.offline_queue_bytes_max = offline_queue_bytes_max
         self.outbound_queue_max = outbound_queue_max
         self.consensus_queue_bytes_max = consensus_queue_bytes_max
@@ -326,8 +330,10 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         require_tls_identity: bool = True,
         genesis_digest: bytes | None = None,
         on_refused: Callable[[str, str, str], None] = lambda reason, caller, detail: None,
+        crypto_suite: str | None = None,
     ) -> None:
         self._genesis_digest = genesis_digest
+        self._crypto_suite = crypto_suite
         self._on_refused = on_refused
         self._identify = identify
         self._transport = transport
@@ -339,9 +345,20 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         if self._genesis_digest is None:
             return
         theirs = ""
+        their_suite = ""
         for key, value in context.invocation_metadata() or ():
             if key == GENESIS_METADATA and isinstance(value, str):
                 theirs = value
+            elif key == SUITE_METADATA and isinstance(value, str):
+                their_suite = value
+        if self._crypto_suite is not None and their_suite and their_suite != self._crypto_suite:
+            caller = self._identify(context) or context.peer()
+            detail = (
+                f"{SUITE_MISMATCH}: {caller} runs crypto suite {their_suite[:40]}, this node runs "
+                f"{self._crypto_suite}; a chain's suite is fixed at genesis"
+            )
+            self._on_refused(SUITE_MISMATCH, caller, detail)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, detail)
         ours = self._genesis_digest.hex()
         if theirs != ours:
             caller = self._identify(context) or context.peer()

@@ -435,6 +435,7 @@ class Node:
             relay_queue_bytes_max=config.peer.relay_queue_bytes_max,
             offline_queue_bytes_max=config.peer.offline_queue_bytes_max,
             genesis_digest=self.genesis_digest,
+            crypto_suite=self.suite.name,
             room=self._peer_room,
             # Room for the frame's own fields: a message alone in a frame must still fit.
             message_bytes_max=config.peer.max_message_bytes - 64 * 1024,
@@ -489,6 +490,7 @@ class Node:
                 identify=pki.peer_node_id,
                 require_tls_identity=self._peer_tls,
                 genesis_digest=self.genesis_digest,
+                crypto_suite=self.suite.name,
                 on_refused=self._peer_refused,
             ),
             peer_pb2.DESCRIPTOR.services_by_name["Peer"],

@@ -36,7 +36,7 @@ import msgpack  # type: ignore[import-untyped]
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
 
 from . import clock
-from .crypto import KeyPair
+from .crypto import KeyPair, get_suite
 
 ENVELOPE_VERSION = 1
 SIGNING_DOMAIN = b"ibledger/tx/v1\x00"
@@ -122,11 +122,14 @@ def build_transaction(
     args: Mapping[str, Any],
     nonce: int | None = None,
     expires_at_ms: int | None = None,
-    hash_fn: HashFn = sha256,
+    hash_fn: HashFn | None = None,
     domain: bytes = SIGNING_DOMAIN,
 ) -> bytes:
     """Sign and encode one transaction (or, with ``QUERY_SIGNING_DOMAIN``, one query); the
-    client-side counterpart of :func:`decode_envelope`."""
+    client-side counterpart of :func:`decode_envelope`.  The transaction id is hashed with the
+    signing key's suite unless ``hash_fn`` says otherwise."""
+    if hash_fn is None:
+        hash_fn = get_suite(keypair.suite).hash
     if nonce is None:
         nonce = int.from_bytes(os.urandom(8), "big") >> 1
     if expires_at_ms is None:

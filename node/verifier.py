@@ -11,9 +11,11 @@ Admission hands the verifier a batch of decoded transactions; the verifier answe
    envelopes (so a transaction verified at admission is not verified again when it arrives
    inside a pre-prepare).
 2. *Verification*, on a worker pool: the remaining signatures are cut into one chunk per worker
-   and verified by the suite's ``verify_many``.  libsodium runs with the GIL released, so two
-   workers use two cores; what limits the speed-up is the per-item Python work that still holds
-   the GIL (building ``signature || message``, the call itself), plus screening on the caller.
+   and verified by the suite's ``verify_many``.  Both suites' libraries run with the GIL
+   released (libsodium through cffi, OpenSSL's SM2 through ctypes), so two workers use two
+   cores; what limits the speed-up is the per-item Python work that still holds the GIL
+   (building ``signature || message`` or the DER signature, the call itself), plus screening
+   on the caller.
 
 The cache is keyed by transaction id but remembers the exact signature and key id it verified:
 an envelope that reuses a verified payload with different signature bytes is verified afresh,
@@ -46,6 +48,7 @@ class SignerKey:
     participant: str
     public_key: bytes
     active: bool = True
+    suite: str | None = None  # None: the chain's (tests that build keys by hand)
 
 
 KeyResolver = Callable[[bytes], SignerKey | None]
@@ -188,6 +191,12 @@ class BatchVerifier:
             )
         if not key.active:
             return Verdict("KEY_REVOKED", f"key {tx.key_id.hex()} has been revoked")
+        if key.suite is not None and key.suite != self._suite.name:
+            return Verdict(
+                "SUITE_MISMATCH",
+                f"key {tx.key_id.hex()} is a {key.suite} key; this chain verifies "
+                f"{self._suite.name} signatures only",
+            )
         screened = self._screened_keys.get(key.public_key)
         if screened is None:
             try:

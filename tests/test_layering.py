@@ -75,6 +75,8 @@ CLIENT_SAFE = {
     "ibledger.node.crypto",
     "ibledger.node.jsonfile",
     "ibledger.node.keyfile",
+    "ibledger.node.keyfile_sm",
+    "ibledger.node.sm2",
     "ibledger.node.tx",
     "ibledger.node.validation",
 }

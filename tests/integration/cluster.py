@@ -17,17 +17,20 @@ import grpc
 from ibledger.cli.client import api_channel
 from ibledger.cli.manifest import Manifest, load_manifest
 from ibledger.contracts.codec import canonical_decode
-from ibledger.node.crypto import KeyPair, load_private_key
+from ibledger.node.crypto import ED25519_SHA256, SUITE_NAMES, KeyPair, get_suite, load_private_key
 from ibledger.node.jsonfile import update_genesis
 from ibledger.node.tx import (
     READ_SESSION_OP,
     READ_SIGNING_DOMAIN,
+    Transaction,
     build_transaction,
     decode_envelope,
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
 CLI = [sys.executable, "-m", "ibledger.cli.main"]
+# Module-scoped network fixtures take ``params=SUITES`` to run their whole module once per suite.
+SUITES = SUITE_NAMES
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -58,11 +61,15 @@ class Cluster:
         admission: dict[str, int] | None = None,
         admins: int = 1,
         admin_quorum: int | None = None,
+        crypto: str = ED25519_SHA256,
     ) -> Cluster:
         governance = ["--admins", str(admins)]
         if admin_quorum is not None:
             governance += ["--admin-quorum", str(admin_quorum)]
-        run_cli("network", "init", "--nodes", "4", "--dir", str(directory), *governance)
+        run_cli(
+            "network", "init", "--nodes", "4", "--dir", str(directory), "--crypto", crypto,
+            *governance,
+        )  # fmt: skip
         consensus = {"view_change_timeout_ms": view_change_timeout_ms}
         if checkpoint_interval is not None:
             consensus["checkpoint_interval"] = checkpoint_interval
@@ -134,13 +141,17 @@ class Cluster:
             expires_at_ms=expires_at_ms,
         )
 
+    def decode(self, envelope: bytes) -> Transaction:
+        """An envelope decoded with the chain's hash (its transaction id is the node's)."""
+        return decode_envelope(envelope, hash_fn=get_suite(self.admin.suite).hash)
+
     def submit(self, node_id: str, envelopes: list[bytes]) -> list[bytes]:
         """Submit a batch; returns the ids the node acknowledged as admitted or committed."""
         response = self.stub(node_id).SubmitBatch(
             ledger_pb2.SubmitBatchRequest(envelopes=envelopes), timeout=10
         )
         for envelope in envelopes:
-            self.sent[decode_envelope(envelope).tx_id] = envelope
+            self.sent[self.decode(envelope).tx_id] = envelope
         return [r.tx_id for r in response.results if r.status != ledger_pb2.REJECTED]
 
     def recent_envelopes(self, tx_ids: Iterable[bytes]) -> list[bytes]:
@@ -209,7 +220,7 @@ class Cluster:
             for envelope, result in zip(block.txs, block.results, strict=True):
                 if result.code == "DUPLICATE_TX":
                     continue
-                tx_id = decode_envelope(envelope).tx_id
+                tx_id = self.decode(envelope).tx_id
                 counts[tx_id] = counts.get(tx_id, 0) + 1
         return [b.block_hash for b in blocks], blocks[-1].state_root, counts
 

@@ -16,7 +16,7 @@ import pytest
 from ibledger.cli.main import main
 from ibledger.node import clock
 
-from .cluster import Cluster
+from .cluster import SUITES, Cluster
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +24,14 @@ SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
 DAY_MS = 86_400_000
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@pytest.fixture(scope="module", params=SUITES)
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
     # Frequent checkpoints, so that receipts here carry result proofs.
-    cluster = Cluster.create(tmp_path_factory.mktemp("bills") / "network", checkpoint_interval=4)
+    cluster = Cluster.create(
+        tmp_path_factory.mktemp("bills") / "network", checkpoint_interval=4, crypto=request.param
+    )
     cluster.up()
     try:
         yield cluster

@@ -17,9 +17,12 @@ import pytest
 
 from ibledger.cli.manifest import Manifest, load_manifest
 
+from .cluster import SUITES
+
 pytestmark = pytest.mark.slow
 
 PASSPHRASE = "open sesame, but slowly"
+
 CLI = [sys.executable, "-m", "ibledger.cli.main"]
 
 
@@ -40,15 +43,17 @@ def _cli(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Manifest, Path]]:
+@pytest.fixture(scope="module", params=SUITES)
+def network(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Manifest, Path]]:
     base = tmp_path_factory.mktemp("encrypted")
     pass_file = base / "pass"
     pass_file.write_text(PASSPHRASE + "\n")
     pass_file.chmod(0o600)
     directory = base / "network"
     init = _cli("network", "init", "--dir", str(directory), "--encrypt", "--passphrase-file",
-                str(pass_file))  # fmt: skip
+                str(pass_file), "--crypto", request.param)  # fmt: skip
     assert init.returncode == 0, init.stderr
     try:
         yield load_manifest(directory), pass_file
@@ -106,7 +111,8 @@ def test_a_participant_signs_with_its_encrypted_key_and_the_transaction_commits(
     network: tuple[Manifest, Path], tmp_path: Path
 ) -> None:
     manifest, pass_file = network
-    new_key = _cli("keys", "new", "newco", "--dir", str(tmp_path))
+    suite = manifest.genesis()["crypto_suite"]
+    new_key = _cli("keys", "new", "newco", "--dir", str(tmp_path), "--crypto", suite)
     assert new_key.returncode == 0, new_key.stderr
     register = ["participant", "register", "NEWCO", "--name", "New Co", "--role", "regulator",
                 "--public-key-file", str(tmp_path / "newco.pub.pem"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ibledger.node.crypto import generate_keypair, write_private_key
 from ibledger.node.jsonfile import read_genesis, write_json
 
 from .cluster import Cluster
@@ -47,5 +48,49 @@ def test_a_node_with_another_genesis_is_refused_by_every_peer(tmp_path: Path) ->
         # It took no part: nothing reached it, and the three others agree among themselves.
         assert cluster.status("node3").height == 0
         assert cluster.wait_heights_equal(["node0", "node1", "node2"], timeout_s=60) >= 1
+    finally:
+        cluster.down()
+
+
+def test_a_node_of_another_crypto_suite_is_refused_by_name(tmp_path: Path) -> None:
+    """node3 runs an sm2-sm3 genesis (its own SM2 validator key, SM2 keys throughout) on an
+    Ed25519 network: every peer refuses it with SUITE_MISMATCH, naming both suites."""
+    cluster = Cluster.create(tmp_path / "network")
+    node_dir = cluster.directory / "nodes" / "node3"
+    genesis = read_genesis(cluster.directory / "genesis.json")
+    genesis["crypto_suite"] = "sm2-sm3"
+    own = generate_keypair("sm2-sm3")
+    for validator in genesis["validators"]:
+        key = own if validator["id"] == "node3" else generate_keypair("sm2-sm3")
+        validator["public_key"] = key.public_key.hex()
+    for participant in genesis["participants"]:
+        participant["keys"] = [
+            {"suite": "sm2-sm3", "public_key": generate_keypair("sm2-sm3").public_key.hex()}
+        ]
+    write_json(node_dir / "genesis.json", genesis)
+    key_file = node_dir / "keys" / "validator.key.pem"
+    key_file.unlink()
+    write_private_key(key_file, own)
+    toml = node_dir / "node.toml"
+    toml.write_text(toml.read_text().replace('"../../genesis.json"', '"genesis.json"'))
+    cluster.up()
+    try:
+        tx_ids = cluster.submit("node0", [cluster.envelope("three of four")])
+        cluster.wait_committed("node0", tx_ids, timeout_s=60)
+        deadline = time.monotonic() + 60
+        logs: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            logs = {
+                n: (cluster.directory / "nodes" / n / "node.log").read_text()
+                for n in cluster.node_ids
+            }
+            if all("SUITE_MISMATCH" in text for text in logs.values()):
+                break
+            time.sleep(0.5)
+        for node_id, text in logs.items():
+            assert "SUITE_MISMATCH" in text, node_id
+        assert "runs crypto suite sm2-sm3, this node runs ed25519-sha256" in logs["node0"]
+        assert "runs crypto suite ed25519-sha256, this node runs sm2-sm3" in logs["node3"]
+        assert cluster.status("node3").height == 0
     finally:
         cluster.down()

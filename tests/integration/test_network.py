@@ -24,14 +24,16 @@ from ibledger.node.ledger import genesis_hash
 from ibledger.node.peer import GENESIS_METADATA
 from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 
-from .cluster import Cluster
+from .cluster import SUITES, Cluster
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster.create(tmp_path_factory.mktemp("net") / "network")
+@pytest.fixture(scope="module", params=SUITES)
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    cluster = Cluster.create(tmp_path_factory.mktemp("net") / "network", crypto=request.param)
     cluster.up()
     try:
         yield cluster

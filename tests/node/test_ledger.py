@@ -10,12 +10,10 @@ import pytest
 
 from ibledger.node import storage_keys as keys
 from ibledger.node.blocks import BlockHeader
-from ibledger.node.crypto import generate_keypair, get_suite
+from ibledger.node.crypto import generate_keypair
 from ibledger.node.ledger import Ledger, LedgerCorruption, LedgerError
 
 from .conftest import GENESIS_TIME_MS, Directory, make_genesis, register_tx
-
-SUITE = get_suite("ed25519-sha256")
 
 
 def _append(ledger: Ledger, envelopes: list[bytes], step_ms: int = 1000) -> BlockHeader:
@@ -56,7 +54,7 @@ def test_executes_blocks_and_serves_receipts_with_proofs(
         for index, envelope in enumerate(envelopes):
             from ibledger.node.tx import decode_envelope
 
-            tx = decode_envelope(envelope)
+            tx = decode_envelope(envelope, hash_fn=directory.crypto.hash)
             receipt = ledger.get_receipt(tx.tx_id)
             assert receipt is not None
             assert (receipt.height, receipt.index, receipt.envelope) == (1, index, envelope)
@@ -105,7 +103,7 @@ def test_duplicate_transaction_is_detected_in_block_and_across_blocks(
         assert ledger.get_block(1).results[1].code == "DUPLICATE_TX"  # type: ignore[union-attr]
         from ibledger.node.tx import decode_envelope
 
-        location = ledger.tx_location(decode_envelope(envelope).tx_id)
+        location = ledger.tx_location(decode_envelope(envelope, hash_fn=ledger.suite.hash).tx_id)
         assert location is not None and (location.height, location.index) == (1, 0)
 
 
@@ -294,8 +292,8 @@ def test_a_revoked_key_stops_signing_from_the_next_block(
             "REG1",
             "identity.add_key",
             nonce=3,
-            suite="ed25519-sha256",
-            public_key=generate_keypair().public_key.hex(),
+            suite=directory.suite,
+            public_key=generate_keypair(directory.suite).public_key.hex(),
         )
         revoke = directory.tx("REG1", "identity.revoke_key", nonce=4, key_id=key_id.hex())
         _append(ledger, [add, revoke])

@@ -6,25 +6,21 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from ibledger.node.crypto import generate_keypair, get_suite
+from ibledger.node.crypto import generate_keypair
 from ibledger.node.tx import (
     ENVELOPE_SIZE_MAX,
     TxError,
-    decode_envelope,
     encode_envelope,
 )
 from ibledger.node.verifier import BatchVerifier, SignerKey, Verdict
 
-from .conftest import Directory
-
-SUITE = get_suite("ed25519-sha256")
-L = 2**252 + 27742317777372353535851937790883648493
+from .conftest import Directory, non_canonical, weak_public_key
 
 
-def _admit(verifier: BatchVerifier, envelope: bytes) -> str:
+def _admit(verifier: BatchVerifier, envelope: bytes, directory: Directory) -> str:
     """Decode then verify, the way admission does; the resulting code."""
     try:
-        tx = decode_envelope(envelope)
+        tx = directory.decode(envelope)
     except TxError as exc:
         return exc.code
     return verifier.verify([tx])[0].code
@@ -44,11 +40,10 @@ def _with_signature(envelope: bytes, signature: bytes) -> bytes:
 
 def test_each_forgery_and_malformation_gets_its_own_code(directory: Directory) -> None:
     weak = directory.add("WEAK_CORP")
-    weak_key = bytes([1]) + bytes(31)  # the identity point: small order
+    weak_key = weak_public_key(directory.suite)
     directory.records[weak.key_id] = SignerKey("WEAK_CORP", weak_key)
     good = directory.tx("BANK_A", nonce=2**62 + 5)
     _, _, signature, _ = msgpack.unpackb(good)
-    s = int.from_bytes(signature[32:], "little")
     # BANK_A signs, but presents BANK_B's key id.
     a_signs = directory.keys["BANK_A"]
     _, payload, a_signature, _ = msgpack.unpackb(good)
@@ -59,13 +54,13 @@ def test_each_forgery_and_malformation_gets_its_own_code(directory: Directory) -
         "another's key id": presented_with_b,
         "flipped payload byte": _flip_nonce_byte(good),
         "small-order public key": directory.tx("WEAK_CORP"),
-        "non-canonical S": _with_signature(good, signature[:32] + (s + L).to_bytes(32, "little")),
+        "non-canonical S": _with_signature(good, non_canonical(directory.suite, signature)),
         "truncated envelope": good[:-7],
         "oversized envelope": good + b"\x00" * ENVELOPE_SIZE_MAX,
         "unknown signer": directory.tx("BANK_A").replace(a_signs.key_id, b"\x09" * 16),
     }
-    with BatchVerifier(SUITE, directory.resolve, workers=2) as verifier:
-        codes = {name: _admit(verifier, envelope) for name, envelope in cases.items()}
+    with BatchVerifier(directory.crypto, directory.resolve, workers=2) as verifier:
+        codes = {name: _admit(verifier, envelope, directory) for name, envelope in cases.items()}
     assert codes == {
         "valid": "OK",
         "another's key id": "SIGNER_NOT_SENDER",
@@ -82,8 +77,10 @@ def test_each_forgery_and_malformation_gets_its_own_code(directory: Directory) -
 def test_batch_results_are_per_envelope_and_in_order(directory: Directory) -> None:
     envelopes = [directory.tx("BANK_A" if i % 2 else "BANK_B", nonce=i) for i in range(200)]
     bad = {17, 101, 150}
-    txs = [decode_envelope(_flip_nonce_byte(e) if i in bad else e) for i, e in enumerate(envelopes)]
-    with BatchVerifier(SUITE, directory.resolve, workers=2) as verifier:
+    txs = [
+        directory.decode(_flip_nonce_byte(e) if i in bad else e) for i, e in enumerate(envelopes)
+    ]
+    with BatchVerifier(directory.crypto, directory.resolve, workers=2) as verifier:
         verdicts = verifier.verify(txs)
     assert [i for i, verdict in enumerate(verdicts) if not verdict.ok] == sorted(bad)
     assert all(verdicts[i].code == "BAD_SIGNATURE" for i in bad)
@@ -94,13 +91,13 @@ def test_verified_envelopes_are_not_verified_twice(directory: Directory) -> None
 
     class CountingSuite:
         def __getattr__(self, name: str) -> object:
-            return getattr(SUITE, name)
+            return getattr(directory.crypto, name)
 
         def verify_many(self, items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
             calls.append(len(items))
-            return SUITE.verify_many(items)
+            return directory.crypto.verify_many(items)
 
-    txs = [decode_envelope(directory.tx("BANK_A", nonce=i)) for i in range(50)]
+    txs = [directory.decode(directory.tx("BANK_A", nonce=i)) for i in range(50)]
     with BatchVerifier(CountingSuite(), directory.resolve, workers=1) as verifier:  # type: ignore[arg-type]
         assert all(v.ok for v in verifier.verify(txs))
         assert sum(calls) == 50
@@ -112,18 +109,18 @@ def test_verified_envelopes_are_not_verified_twice(directory: Directory) -> None
 
 def test_cache_does_not_vouch_for_different_signature_bytes(directory: Directory) -> None:
     envelope = directory.tx("BANK_A")
-    tx = decode_envelope(envelope)
+    tx = directory.decode(envelope)
     _, _, signature, _ = msgpack.unpackb(envelope)
-    forged = decode_envelope(_with_signature(envelope, bytes([signature[0] ^ 1]) + signature[1:]))
+    forged = directory.decode(_with_signature(envelope, bytes([signature[0] ^ 1]) + signature[1:]))
     assert forged.tx_id == tx.tx_id
-    with BatchVerifier(SUITE, directory.resolve, workers=1) as verifier:
+    with BatchVerifier(directory.crypto, directory.resolve, workers=1) as verifier:
         assert verifier.verify([tx]) == [Verdict("OK")]
         assert verifier.verify([forged])[0].code == "BAD_SIGNATURE"
 
 
 def test_cache_hit_still_checks_the_key_is_active(directory: Directory) -> None:
-    tx = decode_envelope(directory.tx("BANK_A"))
-    with BatchVerifier(SUITE, directory.resolve, workers=1) as verifier:
+    tx = directory.decode(directory.tx("BANK_A"))
+    with BatchVerifier(directory.crypto, directory.resolve, workers=1) as verifier:
         assert verifier.verify([tx])[0].ok
         key = directory.records[tx.key_id]
         directory.records[tx.key_id] = SignerKey(key.participant, key.public_key, active=False)
@@ -131,8 +128,10 @@ def test_cache_hit_still_checks_the_key_is_active(directory: Directory) -> None:
 
 
 def test_cache_is_bounded(directory: Directory) -> None:
-    txs = [decode_envelope(directory.tx("BANK_A", nonce=i)) for i in range(40)]
-    with BatchVerifier(SUITE, directory.resolve, workers=1, cache_size_max=10) as verifier:
+    txs = [directory.decode(directory.tx("BANK_A", nonce=i)) for i in range(40)]
+    with BatchVerifier(
+        directory.crypto, directory.resolve, workers=1, cache_size_max=10
+    ) as verifier:
         verifier.verify(txs)
         assert sum(verifier.is_cached(tx) for tx in txs) == 10
         assert verifier.is_cached(txs[-1]) and not verifier.is_cached(txs[0])
@@ -140,13 +139,13 @@ def test_cache_is_bounded(directory: Directory) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_worker_counts_agree(directory: Directory, workers: int) -> None:
-    other = generate_keypair()
-    txs = [decode_envelope(directory.tx("BANK_A", nonce=i)) for i in range(100)]
+    other = generate_keypair(directory.suite)
+    txs = [directory.decode(directory.tx("BANK_A", nonce=i)) for i in range(100)]
     txs.append(
-        decode_envelope(
+        directory.decode(
             directory.tx("BANK_A", nonce=999).replace(directory.keys["BANK_A"].key_id, other.key_id)
         )
     )
-    with BatchVerifier(SUITE, directory.resolve, workers=workers) as verifier:
+    with BatchVerifier(directory.crypto, directory.resolve, workers=workers) as verifier:
         codes = [v.code for v in verifier.verify(txs)]
     assert codes == ["OK"] * 100 + ["UNKNOWN_SIGNER"]

@@ -323,7 +323,7 @@ GENESIS_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str | None, str
         "unknown-suite",
         _set("crypto_suite", "sm9"),
         "crypto_suite",
-        r"unknown crypto suite 'sm9' \(known: ed25519-sha256\)",
+        r"unknown crypto suite 'sm9' \(known: ed25519-sha256, sm2-sm3\)",
     ),
     (
         "negative-time",

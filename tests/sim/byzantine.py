@@ -48,7 +48,7 @@ from ibledger.consensus import (
 )
 from ibledger.consensus.messages import Message
 
-from .signing import Ed25519Signer, HashSigner
+from .signing import Signer
 
 MODES = (
     "silent",
@@ -71,7 +71,7 @@ class ByzantineReplica:
         self,
         inner: Replica,
         mode: str,
-        signer: HashSigner | Ed25519Signer,
+        signer: Signer,
         rng: random.Random,
         defer: Defer,
         tick_ms: int,

@@ -70,7 +70,7 @@ class Cluster:
         self.config = scenario.config
         self.members = scenario.config.members
         self.rng = random.Random(scenario.seed * 1_000_003 + scenario.n)
-        self.signers, self.verifier = make_crypto(self.members, scenario.ed25519)
+        self.signers, self.verifier = make_crypto(self.members, scenario.ed25519, scenario.suite)
         self.stores = {m: PersistedState() for m in self.members}
         self.ledgers = {m: SimLedger() for m in self.members}
         self.honest = tuple(m for m in self.members if m not in scenario.byzantine)

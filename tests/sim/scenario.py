@@ -45,6 +45,7 @@ class Scenario:
     tick_ms: int = 10
     client_retry_ms: int = 1_500
     ed25519: bool = False
+    suite: str | None = None  # real signatures from this node crypto suite (e.g. "sm2-sm3")
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -70,6 +71,7 @@ def make_scenario(
     ed25519: bool = False,
     heavy: bool = False,
     large_bodies: bool = False,
+    suite: str | None = None,
 ) -> Scenario:
     """A scenario from one seed; `heavy` triples the fault phase, the faults and the load.
 
@@ -165,5 +167,15 @@ def make_scenario(
         fault_list.sort(key=lambda x: (x.at_ms, x.kind))
     reqs.sort(key=lambda r: r[0])
     return Scenario(
-        seed, n, config, profile, byzantine, skews, fault_list, reqs, fault_ms, ed25519=ed25519
+        seed,
+        n,
+        config,
+        profile,
+        byzantine,
+        skews,
+        fault_list,
+        reqs,
+        fault_ms,
+        ed25519=ed25519,
+        suite=suite,
     )

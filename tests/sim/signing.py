@@ -1,4 +1,5 @@
-"""Signers and verifiers for the simulator: a cheap keyed hash by default, Ed25519 on demand.
+"""Signers and verifiers for the simulator: a cheap keyed hash by default, Ed25519 on demand,
+or the node's own signer and verifier for any crypto suite (``suite="sm2-sm3"``).
 
 The keyed hash (BLAKE2b-MAC with a per-replica key) keeps forgeries detectable: a replica that
 signs with its own key under another member's name fails verification, exactly as with Ed25519.
@@ -11,6 +12,9 @@ import hmac
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
+
+from ibledger.node.crypto import generate_keypair, get_suite
+from ibledger.node.signing import ValidatorSigner, ValidatorVerifier
 
 
 def _key(replica_id: str) -> bytes:
@@ -74,9 +78,21 @@ class Ed25519Verifier:
         return True
 
 
+Signer = HashSigner | Ed25519Signer | ValidatorSigner
+Verifier = HashVerifier | Ed25519Verifier | ValidatorVerifier
+
+
 def make_crypto(
-    members: tuple[str, ...], ed25519: bool = False
-) -> tuple[dict[str, HashSigner | Ed25519Signer], HashVerifier | Ed25519Verifier]:
+    members: tuple[str, ...], ed25519: bool = False, suite: str | None = None
+) -> tuple[dict[str, Signer], Verifier]:
+    if suite is not None:
+        # The node's own classes: what a validator of a chain with this suite signs with.
+        crypto = get_suite(suite)
+        keys = {m: generate_keypair(suite) for m in members}
+        suite_signers: dict[str, Signer] = {
+            m: ValidatorSigner(m, key, crypto) for m, key in keys.items()
+        }
+        return suite_signers, ValidatorVerifier({m: k.public_key for m, k in keys.items()}, crypto)
     if ed25519:
         signers = {m: Ed25519Signer(m) for m in members}
         return dict(signers), Ed25519Verifier({m: s.verify_key for m, s in signers.items()})

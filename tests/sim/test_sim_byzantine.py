@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import pytest
 
+from ibledger.node.crypto import SUITE_NAMES
+
 from .runner import SimResult, run_scenario
 from .scenario import Fault, Scenario, make_scenario
 
@@ -106,5 +108,14 @@ def test_equivocation_and_forgery_with_real_ed25519() -> None:
     """The same checks with PyNaCl Ed25519 signatures instead of the keyed hash."""
     for mode, who in (("equivocate", "r0"), ("forge", "r2")):
         sc = make_scenario(9, 4, byzantine={who: mode}, faults=False, requests=12, ed25519=True)
+        result = run_scenario(sc)
+        assert result.ok, result.report()
+
+
+@pytest.mark.parametrize("suite", SUITE_NAMES)
+def test_equivocation_and_forgery_with_each_node_suite(suite: str) -> None:
+    """Again with the node's validator signer and verifier for each crypto suite."""
+    for mode, who in (("equivocate", "r0"), ("forge", "r2")):
+        sc = make_scenario(9, 4, byzantine={who: mode}, faults=False, requests=12, suite=suite)
         result = run_scenario(sc)
         assert result.ok, result.report()

@@ -16,6 +16,8 @@ from collections import Counter
 
 import pytest
 
+from ibledger.node.crypto import SUITE_NAMES
+
 from .byzantine import MODES
 from .runner import SimResult, regression_seeds, run_seed
 from .scenario import FAULT_KINDS, make_scenario
@@ -42,6 +44,18 @@ def _blocks() -> list[tuple[int, int, int]]:
 def test_ci_seed_block(n: int, first: int, stop: int) -> None:
     """0 safety violations and 0 non-converging runs over the fixed block."""
     _check([run_seed(seed, n) for seed in range(first, stop)])
+
+
+REAL_SIGNATURE_SEEDS = range(1, 13)
+
+
+@pytest.mark.parametrize("suite", SUITE_NAMES)
+def test_ci_seeds_with_each_suites_real_signatures(suite: str) -> None:
+    """A representative slice of the CI block (n = 4, every fault and Byzantine mode its seeds
+    draw) signed by the node's own signer and verifier for each crypto suite; the full block
+    uses the keyed hash, since the core's behaviour does not depend on the signature scheme and
+    SM2 verification would make the block ten times slower."""
+    _check([run_seed(seed, 4, suite=suite) for seed in REAL_SIGNATURE_SEEDS])
 
 
 @pytest.mark.parametrize(
