@@ -54,6 +54,7 @@ STATUS = MappingProxyType(
         "KEY_REVOKED": _UNAUTHENTICATED,
         "WEAK_PUBLIC_KEY": _UNAUTHENTICATED,
         "BAD_PUBLIC_KEY": _UNAUTHENTICATED,
+        "SUITE_MISMATCH": _UNAUTHENTICATED,  # a key or signature of another crypto suite
         "BAD_VIEWER": _UNAUTHENTICATED,
         "VIEWER_REQUIRED": _UNAUTHENTICATED,
         "FORBIDDEN": _DENIED,
@@ -91,6 +92,8 @@ STATUS = MappingProxyType(
         "PASSPHRASE_TOO_LONG": _INTERNAL,
         "UNKNOWN_KEY_SCHEME": _INTERNAL,
         "UNKNOWN_SUITE": _INTERNAL,
+        "SUITE_UNAVAILABLE": _INTERNAL,  # the local crypto library lacks the chain's suite
+        "SIGN_FAILED": _INTERNAL,
         "INTERNAL": _INTERNAL,
         # Contract arguments that are not well-formed values (contracts/identifiers.py, args).
         "AMOUNT_INVALID": _INVALID,
