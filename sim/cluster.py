@@ -112,13 +112,12 @@ class Cluster:
         mode = self.sc.byzantine.get(m)
         if mode is None:
             return replica
+
+        def defer(delay: int, effect: Effect) -> None:
+            self._push(self.now + delay, "effect", m, effect)
+
         return ByzantineReplica(
-            replica,
-            mode,
-            self.signers[m],
-            random.Random(self.rng.random()),
-            lambda delay, effect, m=m: self._push(self.now + delay, "effect", m, effect),
-            self.sc.tick_ms,
+            replica, mode, self.signers[m], random.Random(self.rng.random()), defer, self.sc.tick_ms
         )
 
     def _push(self, at: int, kind: str, a: Any = None, b: Any = None, c: Any = None) -> None:
