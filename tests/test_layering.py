@@ -16,8 +16,10 @@ too, so the list cannot go stale.
 
 sim/ (the deterministic simulator behind `ibledger sim`) reads no clock and does no I/O either:
 it may import `random` only to build seeded `random.Random` streams (no module-level
-`random.random()`), and it imports first-party code only from consensus/ and itself. Imports inside functions count. The test walks whatever .py
-files exist, so it keeps checking as the packages grow; failures name file:line and the module.
+`random.random()`), and it imports first-party code only from consensus/ and itself.
+
+Imports inside functions count. The test walks whatever .py files exist, so it keeps checking as
+the packages grow; failures name file:line and the module.
 """
 
 from __future__ import annotations
