@@ -10,7 +10,8 @@ lost. A request then goes through (Castro-Liskov OSDI'99 section 4.2):
     PRE-PREPARE to every backup                 D[p][i]
     PREPARE: a replica is prepared with the pre-prepare and q-1 PREPAREs of distinct backups
              (its own included)
-    COMMIT: committed-local with q COMMITs (its own included); it executes at once
+    COMMIT: committed-local with q COMMITs, its own included once it is prepared, or q from
+            others (the body came with the pre-prepare); it executes at once
 
 With one fixed one-way delay d every phase takes d, and averaging over entry replicas chosen
 uniformly (1/n of them are the primary, which needs no forward):
@@ -96,7 +97,10 @@ def critical_path(delays_ms: list[list[float]], primary: int) -> list[float]:
     committed = []
     for k in range(n):
         arrivals = [prepared[j] + delays_ms[j][k] for j in range(n) if j != k]
-        committed.append(max(prepared[k], _kth_smallest(arrivals, q - 1)))
+        with_own = max(prepared[k], _kth_smallest(arrivals, q - 1))
+        # q COMMITs from others form a certificate without the replica's own vote; the body
+        # came with the pre-prepare.
+        committed.append(max(t_pp[k], min(with_own, _kth_smallest(arrivals, q))))
     return committed
 
 
