@@ -444,9 +444,9 @@ class Experiment(Cluster):
     def _broadcast(self, src: str, sm: SignedMessage) -> None:
         """One event per distinct delivery time instead of one per receiver: with fixed or
         matrix delays a broadcast to n-1 replicas becomes one or a few queue entries."""
-        self._last_sm = sm
         size = len(encode_message(sm))
         kind = type(sm.message).__name__
+        self._last_sm, self._last_size, self._last_kind = sm, size, kind
         fanout = len(self.members) - 1
         self.messages_by_type[kind] += fanout
         self.bytes_by_type[kind] += size * fanout
