@@ -18,6 +18,7 @@ from . import (
     cmd_governance,
     cmd_participant,
     cmd_query,
+    cmd_sim,
     cmd_status,
     cmd_tx,
     demo,
@@ -42,6 +43,7 @@ COMMANDS = (
     keys,
     validate,
     cmd_audit,
+    cmd_sim,
     demo,
 )
 

@@ -12,8 +12,14 @@ needs to build, sign and verify transactions, blocks and keys, none of which ope
 a database or a server), and those modules only import each other inside node/. The operator
 commands that run or configure nodes in-process are the named exceptions (``CLI_NODE_EXCEPTIONS``,
 each with its reason); an exception that no longer needs node/ beyond the wire modules fails
-too, so the list cannot go stale. Imports inside functions count. The test walks whatever .py
-files exist, so it keeps checking as the packages grow; failures name file:line and the module.
+too, so the list cannot go stale.
+
+sim/ (the deterministic simulator behind `ibledger sim`) reads no clock and does no I/O either:
+it may import `random` only to build seeded `random.Random` streams (no module-level
+`random.random()`), and it imports first-party code only from consensus/ and itself.
+
+Imports inside functions count. The test walks whatever .py files exist, so it keeps checking as
+the packages grow; failures name file:line and the module.
 """
 
 from __future__ import annotations
@@ -61,9 +67,19 @@ FORBIDDEN = {
 FORBIDDEN_CALLS = {"open", "input", "__import__", "exec", "eval", "breakpoint"}
 CLOCK_METHODS = {"now", "today", "utcnow", "fromtimestamp", "utcfromtimestamp", "time_ns"}
 PURE_DATETIME_NAMES = {"date", "timedelta"}
-FIRST_PARTY = {"ibledger", "consensus", "contracts", "node", "cli", "proto", "bench", "tests"}
+FIRST_PARTY = {
+    "ibledger",
+    "consensus",
+    "contracts",
+    "node",
+    "cli",
+    "proto",
+    "sim",
+    "bench",
+    "tests",
+}
 CONSENSUS_THIRD_PARTY = {"msgpack"}
-PACKAGES = ("consensus", "contracts", "node", "cli", "proto")
+PACKAGES = ("consensus", "contracts", "node", "cli", "proto", "sim")
 
 # The node/ modules a client may import: host:port addresses, transaction envelopes, block
 # headers and proofs, signature suites, key files, strict JSON files (the genesis) and the wall
@@ -211,6 +227,40 @@ def test_pure_packages_import_nothing_first_party_outside_themselves(package: st
         for module, line in _first_party_imports(path)
         if _outside(module, package)
     ]
+    assert not problems, "\n".join(problems)
+
+
+# A simulation may sign with a chain's real crypto suite (``Scenario.suite``): the node's suite
+# and validator signer are pure computation over bytes, with no I/O or clock.
+SIM_SUITE_MODULES = {"ibledger.node.crypto", "ibledger.node.signing"}
+
+
+def test_simulator_reads_no_clock_and_does_no_io() -> None:
+    problems = []
+    files = _files("sim")
+    assert files, "sim/ has no modules"
+    for path in files:
+        rel = path.relative_to(ROOT)
+        for module, level, line in _imports(path):
+            if level == 0 and module in FORBIDDEN - {"random"}:
+                problems.append(f"{rel}:{line} imports {module}")
+        for name, line in _calls(path):
+            problems.append(f"{rel}:{line} calls {name}()")
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            func = node.func if isinstance(node, ast.Call) else None
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "random"
+                and func.attr != "Random"
+            ):
+                problems.append(f"{rel}:{node.lineno} draws from the global random stream")
+        for module, line in _first_party_imports(path):
+            if _outside(module, "consensus") and _outside(module, "sim"):
+                if module in SIM_SUITE_MODULES:
+                    continue
+                problems.append(f"{rel}:{line} imports {module}")
     assert not problems, "\n".join(problems)
 
 

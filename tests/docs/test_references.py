@@ -27,6 +27,7 @@ TOP_LEVEL = (
     "docs",
     "node",
     "proto",
+    "sim",
     "tests",
 )
 # Outside documents the text must never lean on (spelled in pieces so this file passes too).

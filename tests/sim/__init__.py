@@ -1,5 +1,5 @@
-"""Deterministic single-process PBFT cluster simulator (seeded; simulated clock and network).
+"""The seeded fault swarm over the deterministic PBFT cluster simulator (`ibledger.sim`).
 
-Entry points: `run_seed(seed, n)` in `runner.py`, and `python -m tests.sim --help` from the
-repository root.
+Entry points: `run_seed(seed, n)` in `ibledger.sim.runner`, `python -m tests.sim --help` from
+the repository root for the swarm, and `ibledger sim --help` for the research instrument.
 """

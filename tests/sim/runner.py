@@ -1,4 +1,8 @@
-"""Run seeds: one at a time, in blocks, or from the regression list; print how to reproduce."""
+"""Run seeds: one at a time, in blocks, or from the regression list; print how to reproduce.
+
+The engine lives in the installed package (`ibledger.sim`); this module keeps the seed-swarm
+command line (`python -m tests.sim`) and the regression list, which belong to the test suite.
+"""
 
 from __future__ import annotations
 
@@ -6,71 +10,13 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cluster import Cluster
-from .scenario import Scenario, make_scenario
+from ibledger.sim.runner import SimResult, run_scenario, run_seed
+
+__all__ = ["REGRESSION_FILE", "SimResult", "main", "regression_seeds", "run_scenario", "run_seed"]
 
 REGRESSION_FILE = Path(__file__).with_name("regression_seeds.txt")
-
-
-@dataclass
-class SimResult:
-    seed: int
-    n: int
-    description: str
-    trace_digest: str
-    violations: list[str]
-    converged_at_ms: int | None
-    events: int
-    height: int
-    stats: dict[str, int] = field(default_factory=dict)
-    heavy: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def reproduce(self) -> str:
-        heavy = " SIM_HEAVY=1" if self.heavy else ""
-        flag = " --heavy" if self.heavy else ""
-        return (
-            f"reproduce: SIM_SEED={self.seed} SIM_N={self.n}{heavy} "
-            ".venv/bin/python -m pytest tests/sim/test_sim_seeds.py -k env -q "
-            f"(or .venv/bin/python -m tests.sim --seed {self.seed} --n {self.n}{flag})"
-        )
-
-    def report(self) -> str:
-        lines = [self.description, *self.violations, self.reproduce()]
-        return "\n".join(lines)
-
-
-def run_scenario(scenario: Scenario, heavy: bool = False) -> SimResult:
-    cluster = Cluster(scenario)
-    cluster.run()
-    stats = dict(cluster.stats)
-    stats["messages"] = cluster.net.sent
-    for m in cluster.honest:
-        for key, value in cluster.replicas[m].counters.items():  # type: ignore[union-attr]
-            stats["replica-" + key] = stats.get("replica-" + key, 0) + value
-    return SimResult(
-        scenario.seed,
-        scenario.n,
-        scenario.describe(),
-        cluster.trace_digest(),
-        cluster.violations,
-        cluster.converged_at,
-        cluster.events,
-        max(cluster.ledgers[m].height for m in cluster.honest),
-        stats,
-        heavy,
-    )
-
-
-def run_seed(seed: int, n: int = 4, **kwargs: object) -> SimResult:
-    heavy = bool(kwargs.get("heavy", False))
-    return run_scenario(make_scenario(seed, n, **kwargs), heavy)  # type: ignore[arg-type]
 
 
 def regression_seeds() -> list[tuple[int, int, bool]]:

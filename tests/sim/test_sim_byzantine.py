@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from ibledger.node.crypto import SUITE_NAMES
+from ibledger.sim.scenario import Fault, Scenario, make_scenario
 
 from .runner import SimResult, run_scenario
-from .scenario import Fault, Scenario, make_scenario
 
 
 def _run(mode: str, who: str = "r0", n: int = 4, seed: int = 5, **kw: object) -> SimResult:

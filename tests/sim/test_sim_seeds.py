@@ -17,10 +17,10 @@ from collections import Counter
 import pytest
 
 from ibledger.node.crypto import SUITE_NAMES
+from ibledger.sim.byzantine import MODES
+from ibledger.sim.scenario import FAULT_KINDS, make_scenario
 
-from .byzantine import MODES
 from .runner import SimResult, regression_seeds, run_seed
-from .scenario import FAULT_KINDS, make_scenario
 
 CI_SEEDS = {4: range(1, 1201), 7: range(1, 401)}
 LARGE_BODY_SEEDS = {4: range(1, 121), 7: range(1, 41)}

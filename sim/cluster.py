@@ -44,6 +44,7 @@ from ibledger.consensus import (
     RequestRejected,
     Send,
     SignedMessage,
+    Verifier,
     ViewChanged,
     request_id,
     verify_commit_certificate,
@@ -70,7 +71,9 @@ class Cluster:
         self.config = scenario.config
         self.members = scenario.config.members
         self.rng = random.Random(scenario.seed * 1_000_003 + scenario.n)
-        self.signers, self.verifier = make_crypto(self.members, scenario.ed25519, scenario.suite)
+        signers, verifier = make_crypto(self.members, scenario.ed25519, scenario.suite)
+        self.signers = signers
+        self.verifier: Verifier = verifier
         self.stores = {m: PersistedState() for m in self.members}
         self.ledgers = {m: SimLedger() for m in self.members}
         self.honest = tuple(m for m in self.members if m not in scenario.byzantine)
@@ -112,13 +115,12 @@ class Cluster:
         mode = self.sc.byzantine.get(m)
         if mode is None:
             return replica
+
+        def defer(delay: int, effect: Effect) -> None:
+            self._push(self.now + delay, "effect", m, effect)
+
         return ByzantineReplica(
-            replica,
-            mode,
-            self.signers[m],
-            random.Random(self.rng.random()),
-            lambda delay, effect, m=m: self._push(self.now + delay, "effect", m, effect),
-            self.sc.tick_ms,
+            replica, mode, self.signers[m], random.Random(self.rng.random()), defer, self.sc.tick_ms
         )
 
     def _push(self, at: int, kind: str, a: Any = None, b: Any = None, c: Any = None) -> None:
@@ -342,9 +344,7 @@ class Cluster:
                 self.stores[m].apply(e)
             elif isinstance(e, Broadcast):
                 self._check_sent(m, e.message)
-                for dst in self.members:
-                    if dst != m:
-                        self._transmit(m, dst, e.message)
+                self._broadcast(m, e.message)
             elif isinstance(e, Send):
                 self._check_sent(m, e.message)
                 self._transmit(m, e.to, e.message)
@@ -363,6 +363,11 @@ class Cluster:
                 self.stats["rejected-" + e.reason] += 1
         if cut >= 0:
             self._crash(m)
+
+    def _broadcast(self, src: str, sm: SignedMessage) -> None:
+        for dst in self.members:
+            if dst != src:
+                self._transmit(src, dst, sm)
 
     def _transmit(self, src: str, dst: str, sm: SignedMessage) -> None:
         for delay in self.net.delays(src, dst):
