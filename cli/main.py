@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from . import (
     cmd_asset,
     cmd_audit,
+    cmd_bench,
     cmd_bill,
     cmd_block,
     cmd_governance,
@@ -43,6 +44,7 @@ COMMANDS = (
     validate,
     cmd_audit,
     demo,
+    cmd_bench,
 )
 
 
