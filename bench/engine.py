@@ -48,8 +48,11 @@ from .workloads import Builder, WorkloadSpec
 SEND_INTERVAL_S = 0.005  # open loop: how often due arrivals are sent, as one SubmitBatch
 SEND_BATCH_MAX = 500
 COMMIT_TIMEOUT_S = 30.0  # closed loop: a client gives up on one transaction after this
+RESEND_S = 3.0  # closed loop: resend to the next node when no commit came in this long
 INFLIGHT_MAX = 2000  # open loop: SubmitBatch calls awaiting an answer, per process
 READY_TIMEOUT_S = 120.0
+SUBMIT_TIMEOUT_S = 5.0  # a node that answers no submission in this long counts as stalled
+DOWN_S = 2.0  # an unreachable or stalled node is tried last for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +258,7 @@ class _Worker:
         self.channels: list[grpc.aio.Channel] = []
         self.stubs: list[ledger_pb2_grpc.LedgerAsyncStub] = []
         self.stopping = False
-        self.heights = (0, 0)
+        self.down_until: list[float] = []
 
     def connect(self) -> None:
         credentials = (
@@ -271,6 +274,7 @@ class _Worker:
                 channel = grpc.aio.secure_channel(str(node.api), credentials, options=options)
             self.channels.append(channel)
             self.stubs.append(ledger_pb2_grpc.LedgerStub(channel))
+            self.down_until.append(0.0)
 
     async def follow(self, from_height: int) -> None:
         index = self.spec.index
@@ -282,7 +286,6 @@ class _Worker:
                 async for block in call:
                     now = time.monotonic()
                     height = block.header.height + 1
-                    self.heights = (from_height, block.header.height)
                     for rid in block.request_ids:
                         record = self.records.get(rid)
                         if record is not None and math.isnan(float(record[2])):
@@ -296,22 +299,38 @@ class _Worker:
                 index += 1  # that node is gone or stalled: follow the next one
                 await asyncio.sleep(0.2)
 
-    async def _send(self, stub: ledger_pb2_grpc.LedgerAsyncStub, envelopes: list[bytes]) -> bool:
+    def _live(self, preferred: int) -> list[int]:
+        """Node indexes to try, from ``preferred`` on, those recently unreachable last."""
+        n = len(self.stubs)
+        order = [(preferred + k) % n for k in range(n)]
+        now = time.monotonic()
+        return [i for i in order if self.down_until[i] <= now] + [
+            i for i in order if self.down_until[i] > now
+        ]
+
+    async def _send(self, preferred: int, envelopes: list[bytes]) -> bool:
+        """SubmitBatch to one node, failing over to the next on an unreachable or stalled
+        one (as a client would: the request id makes a resubmission harmless)."""
         rids = [request_id(e) for e in envelopes]
-        try:
-            response = await stub.SubmitBatch(
-                ledger_pb2.SubmitBatchRequest(envelopes=envelopes), timeout=10
-            )
-        except grpc.aio.AioRpcError as exc:
-            for rid in rids:
-                self.records[rid][3] = exc.code().name
-                self.waiters.pop(rid, None)
-            return False
-        for rid, result in zip(rids, response.results, strict=True):
-            if result.status == ledger_pb2.REJECTED:
-                self.records[rid][3] = result.code or "REJECTED"
-                self.waiters.pop(rid, None)
-        return True
+        failure = ""
+        for index in self._live(preferred):
+            try:
+                response = await self.stubs[index].SubmitBatch(
+                    ledger_pb2.SubmitBatchRequest(envelopes=envelopes), timeout=SUBMIT_TIMEOUT_S
+                )
+            except grpc.aio.AioRpcError as exc:
+                failure = exc.code().name
+                self.down_until[index] = time.monotonic() + DOWN_S
+                continue
+            for rid, result in zip(rids, response.results, strict=True):
+                if result.status == ledger_pb2.REJECTED:
+                    self.records[rid][3] = result.code or "REJECTED"
+                    self.waiters.pop(rid, None)
+            return True
+        for rid in rids:
+            self.records[rid][3] = failure or "UNAVAILABLE"
+            self.waiters.pop(rid, None)
+        return False
 
     async def closed_client(self, client: int, end: float) -> None:
         loop = asyncio.get_running_loop()
@@ -323,16 +342,22 @@ class _Worker:
             self.records[rid] = [now, now, math.nan, ""]
             waiter: asyncio.Future[float] = loop.create_future()
             self.waiters[rid] = waiter
-            stub = self.stubs[node % len(self.stubs)]
-            if not await self._send(stub, [envelope]) or self.records[rid][3]:
+            if not await self._send(node % len(self.stubs), [envelope]) or self.records[rid][3]:
                 node += 1  # refused or unreachable: the next node, after a pause
                 await asyncio.sleep(0.1)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, COMMIT_TIMEOUT_S)
+            # Not committed in RESEND_S: the node may have lost it (a killed or paused
+            # primary); the next node gets the same envelope, as a client would resend it.
+            given_up = time.monotonic() + COMMIT_TIMEOUT_S
+            while not waiter.done() and time.monotonic() < given_up:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), RESEND_S)
+                if not waiter.done():
+                    node += 1
+                    await self._send(node % len(self.stubs), [envelope])
             if not waiter.done():
                 self.waiters.pop(rid, None)
-                node += 1
+                waiter.cancel()
 
     async def open_loop(self, start: float, end: float) -> None:
         load = self.spec.load
@@ -356,8 +381,8 @@ class _Worker:
                     self.records[request_id(envelope)] = [when, sent, math.nan, ""]
                     envelopes.append(envelope)
                 due = []
-                stub = self.stubs[(batch * load.processes + self.spec.index) % len(self.stubs)]
-                task = asyncio.create_task(self._send(stub, envelopes))
+                preferred = (batch * load.processes + self.spec.index) % len(self.stubs)
+                task = asyncio.create_task(self._send(preferred, envelopes))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 batch += 1

@@ -43,7 +43,13 @@ def summarize(
             continue
         fault["pre_fault_tx_per_s"] = _clean(stats.pre_fault_level(counts, struck))
         fault["recovery_s"] = stats.recovery_seconds(counts, struck)
-    valid, reason = stats.offered_validity(requested_rate, rates["offered_tx_per_s"])
+    # Poisson arrivals fluctuate around the rate: the offer is judged against the arrivals
+    # scheduled in the window (for constant arrivals, the rate itself).
+    scheduled = None
+    if requested_rate is not None:
+        due = sum(1 for r in records if start <= r.due < end)
+        scheduled = due / (end - start) if due else requested_rate
+    valid, reason = stats.offered_validity(scheduled, rates["offered_tx_per_s"])
     codes: dict[str, int] = {}
     for r in window:
         if r.code:
@@ -52,6 +58,7 @@ def summarize(
         "valid": valid,
         "validity": reason,
         "requested_tx_per_s": requested_rate,
+        "scheduled_tx_per_s": None if scheduled is None else _clean(scheduled),
         **{k: _clean(v) for k, v in rates.items()},
         "latency": {k: _clean(v) for k, v in latency.items()},
         "rejected_by_code": codes,

@@ -128,9 +128,9 @@ def offered_validity(
         raise ValueError("the requested rate must be positive")
     floor = (1 - tolerance) * requested_tx_per_s
     if offered_tx_per_s + 1e-9 >= floor:
-        return True, f"offered {offered_tx_per_s:.1f} of {requested_tx_per_s:g} tx/s requested"
+        return True, f"offered {offered_tx_per_s:.1f} of {requested_tx_per_s:.1f} tx/s due"
     return False, (
-        f"INVALID: offered only {offered_tx_per_s:.1f} of {requested_tx_per_s:g} tx/s requested "
+        f"INVALID: offered only {offered_tx_per_s:.1f} of {requested_tx_per_s:.1f} tx/s due "
         f"(more than {tolerance:.0%} short): the clients could not offer the load; "
         "add --processes or lower --rate"
     )
