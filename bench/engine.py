@@ -40,6 +40,13 @@ import grpc.aio
 from ibledger.cli.client import api_channel, api_credentials
 from ibledger.cli.manifest import Manifest, load_manifest
 from ibledger.consensus import request_id
+from ibledger.node.crypto import KeyPair, load_private_key
+from ibledger.node.tx import (
+    READ_SESSION_OP,
+    READ_SESSION_TTL_MAX_MS,
+    READ_SIGNING_DOMAIN,
+    build_transaction,
+)
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 from . import stats
@@ -253,7 +260,9 @@ class _Worker:
         self.spec = spec
         self.manifest = load_manifest(spec.target.directory)
         self.builder = Builder(spec.workload, self.manifest, spec.index, spec.load.processes)
-        self.records: dict[bytes, list[float | str]] = {}  # rid -> [due, sent, committed, code]
+        # rid -> [due, sent, committed, admission code, result code]
+        self.records: dict[bytes, list[float | str]] = {}
+        self.viewer_key: KeyPair | None = None
         self.waiters: dict[bytes, asyncio.Future[float]] = {}
         self.channels: list[grpc.aio.Channel] = []
         self.stubs: list[ledger_pb2_grpc.LedgerAsyncStub] = []
@@ -276,23 +285,46 @@ class _Worker:
             self.stubs.append(ledger_pb2_grpc.LedgerStub(channel))
             self.down_until.append(0.0)
 
+    def _viewer(self, node_id: str) -> bytes:
+        """A read session as the regulator, who is shown every transaction, so the stream
+        carries each result code (b"" for noop, whose result is known, or without one)."""
+        identity = self.manifest.identities.get("REGULATOR")
+        if self.spec.workload.name == "noop" or identity is None:
+            return b""
+        if self.viewer_key is None:
+            self.viewer_key = load_private_key(identity.key_file)
+        return build_transaction(
+            self.viewer_key,
+            chain_id=self.manifest.chain_id,
+            sender=identity.participant,
+            operation=READ_SESSION_OP,
+            args={"node": node_id},
+            expires_at_ms=int(time.time() * 1000) + READ_SESSION_TTL_MAX_MS - 60_000,
+            domain=READ_SIGNING_DOMAIN,
+        )
+
     async def follow(self, from_height: int) -> None:
         index = self.spec.index
         height = from_height
         while not self.stopping:
-            stub = self.stubs[index % len(self.stubs)]
+            node = index % len(self.stubs)
             try:
-                call = stub.StreamBlocks(ledger_pb2.StreamBlocksRequest(from_height=height))
-                async for block in call:
+                request = ledger_pb2.StreamBlocksRequest(
+                    from_height=height, viewer=self._viewer(self.spec.target.node_ids[node])
+                )
+                async for block in self.stubs[node].StreamBlocks(request):
                     now = time.monotonic()
                     height = block.header.height + 1
-                    for rid in block.request_ids:
+                    for i, rid in enumerate(block.request_ids):
                         record = self.records.get(rid)
-                        if record is not None and math.isnan(float(record[2])):
-                            record[2] = now
-                            waiter = self.waiters.pop(rid, None)
-                            if waiter is not None and not waiter.done():
-                                waiter.set_result(now)
+                        if record is None or not math.isnan(float(record[2])):
+                            continue
+                        record[2] = now
+                        if i < len(block.results) and block.txs[i]:
+                            record[4] = block.results[i].code or "OK"
+                        waiter = self.waiters.pop(rid, None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(now)
             except grpc.aio.AioRpcError:
                 pass
             if not self.stopping:
@@ -339,7 +371,7 @@ class _Worker:
             envelope = self.builder.build(client)
             rid = request_id(envelope)
             now = time.monotonic()
-            self.records[rid] = [now, now, math.nan, ""]
+            self.records[rid] = [now, now, math.nan, "", ""]
             waiter: asyncio.Future[float] = loop.create_future()
             self.waiters[rid] = waiter
             if not await self._send(node % len(self.stubs), [envelope]) or self.records[rid][3]:
@@ -378,7 +410,7 @@ class _Worker:
                 sent = time.monotonic()
                 for when in due:
                     envelope = self.builder.build(batch)
-                    self.records[request_id(envelope)] = [when, sent, math.nan, ""]
+                    self.records[request_id(envelope)] = [when, sent, math.nan, "", ""]
                     envelopes.append(envelope)
                 due = []
                 preferred = (batch * load.processes + self.spec.index) % len(self.stubs)
@@ -393,9 +425,7 @@ class _Worker:
         if pending:
             await asyncio.wait(pending, timeout=15)
 
-    async def run(
-        self, ready: Any, go: Any, start_at: Any
-    ) -> list[tuple[float, float, float, str]]:
+    async def run(self, ready: Any, go: Any, start_at: Any) -> list[tuple[Any, ...]]:
         self.connect()
         first = self.stubs[self.spec.index % len(self.stubs)]
         status = await first.GetStatus(ledger_pb2.GetStatusRequest(), timeout=10)
@@ -426,9 +456,7 @@ class _Worker:
             await follower
         for channel in self.channels:
             await channel.close()
-        return [
-            (float(d), float(s), float(c), str(code)) for d, s, c, code in self.records.values()
-        ]
+        return [tuple(r) for r in self.records.values()]
 
 
 def _worker_main(spec: WorkerSpec, ready: Any, go: Any, start_at: Any, results: Any) -> None:

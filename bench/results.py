@@ -54,6 +54,10 @@ def summarize(
     for r in window:
         if r.code:
             codes[r.code] = codes.get(r.code, 0) + 1
+    outcomes: dict[str, int] = {}
+    for r in window:
+        if r.result:
+            outcomes[r.result] = outcomes.get(r.result, 0) + 1
     return {
         "valid": valid,
         "validity": reason,
@@ -62,6 +66,7 @@ def summarize(
         **{k: _clean(v) for k, v in rates.items()},
         "latency": {k: _clean(v) for k, v in latency.items()},
         "rejected_by_code": codes,
+        "results_by_code": outcomes,
         "faults": faults,
         "series": [{k: _clean(v) for k, v in row.items()} for row in series],
     }
@@ -83,12 +88,19 @@ def write_run(
     (out / RUN_FILE).write_text(json.dumps({"config": config, "summary": summary}, indent=2))
     with (out / "txs.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["due_s", "submitted_s", "committed_s", "latency_ms", "code"])
+        writer.writerow(["due_s", "submitted_s", "committed_s", "latency_ms", "code", "result"])
         for r in records:
             committed = "" if not r.is_committed else f"{r.committed - start:.6f}"
             latency = "" if not r.is_committed else f"{(r.committed - r.submitted) * 1000:.3f}"
             writer.writerow(
-                [f"{r.due - start:.6f}", f"{r.submitted - start:.6f}", committed, latency, r.code]
+                [
+                    f"{r.due - start:.6f}",
+                    f"{r.submitted - start:.6f}",
+                    committed,
+                    latency,
+                    r.code,
+                    r.result,
+                ]
             )
     with (out / "series.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -262,6 +274,15 @@ def run_table(run: dict[str, Any]) -> str:
                 + ("never (within the window)" if recovery is None else f"{recovery:.1f} s"),
             )
         )
+    outcomes = summary.get("results_by_code") or {}
+    rows.append(
+        (
+            "executed",
+            ", ".join(f"{n} {code}" for code, n in sorted(outcomes.items()))
+            if outcomes
+            else "result codes not read (noop: UNKNOWN_OPERATION by design; or no regulator)",
+        )
+    )
     phases = config.get("phases") or {}
     rows.append(
         (

@@ -23,12 +23,14 @@ RECOVERY_SHARE = 0.90
 @dataclass(frozen=True, slots=True)
 class TxRecord:
     """One transaction as the client saw it: when it was due (open loop), when it was sent,
-    when its commit was notified (NaN if never), and the admission code ("" when admitted)."""
+    when its commit was notified (NaN if never), the admission code ("" when admitted) and
+    the execution result ("OK", a contract error code, or "" when not seen)."""
 
     due: float
     submitted: float
     committed: float
     code: str = ""
+    result: str = ""
 
     @property
     def admitted(self) -> bool:

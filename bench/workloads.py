@@ -5,7 +5,8 @@
   execution stops at ``UNKNOWN_OPERATION`` and writes no state.  It is the ledger's nearest
   counterpart of a server that does nothing with a request (BFT-SMaRt's ThroughputLatency),
   and the only workload ``--tx-size`` pads (an extra ``pad`` argument).
-* ``identity``: each sender updates its own participant's display name.
+* ``identity``: the consortium admins update the other participants' display names (only an
+  admin may).
 * ``asset-transfer``: the registrar registers and issues one bond to three banks at set-up;
   each bank then sells one unit to the next (ICBC -> CIB -> SPDB -> ICBC), so holdings circulate.
 * ``bill``: the two enterprises issue bank acceptance bills (ICBC accepting), one fresh bill
@@ -111,8 +112,15 @@ def prepare(name: str, manifest: Manifest, tx_size: int | None, seed: int) -> Wo
         missing = [p for p in (*ENTERPRISES, "ICBC") if p not in manifest.identities]
         if missing:
             raise SetupError(f"bill needs the identities {', '.join(missing)}")
+    admins = tuple(
+        sorted(n for n, i in manifest.identities.items() if "consortium_admin" in i.roles)
+    )
+    if name in ("identity", "mixed") and not admins:
+        raise SetupError("the identity workload needs a consortium admin identity")
     if name == "asset-transfer":
         senders: tuple[str, ...] = BANKS
+    elif name == "identity":
+        senders = admins
     elif name == "bill":
         senders = ENTERPRISES
     else:
@@ -123,6 +131,7 @@ def prepare(name: str, manifest: Manifest, tx_size: int | None, seed: int) -> Wo
         isin=isin,
         bill_serial_base=rng.randrange(10**7) * 10,
         senders=senders,
+        extra={"admins": admins},
     )
 
 
@@ -138,7 +147,9 @@ class Builder:
         self.processes = processes
         names = set(spec.senders)
         if spec.name == "mixed":
-            names |= {*BANKS, *ENTERPRISES}
+            names |= {*BANKS, *ENTERPRISES, *spec.extra["admins"]}
+        self.admins: tuple[str, ...] = spec.extra.get("admins", ())
+        self.subjects = tuple(n for n in sorted(manifest.identities) if n not in self.admins)
         self.keys: dict[str, KeyPair] = {
             name: load_private_key(manifest.identities[name].key_file) for name in sorted(names)
         }
@@ -187,10 +198,10 @@ class Builder:
         return self._noop(self._sender(client, senders), "x" * self.pad)
 
     def _identity_tx(self, client: int) -> bytes:
-        senders = self.spec.senders if self.spec.name == "identity" else tuple(self.keys)
-        sender = self._sender(client, senders)
-        name = f"{sender} benchmark revision {self.process}.{self.sequence}"
-        return self._sign(sender, "identity.update_details", {"participant": sender, "name": name})
+        sender = self._sender(client, self.admins)
+        subject = self.subjects[self.sequence % len(self.subjects)]
+        name = f"{subject} benchmark revision {self.process}.{self.sequence}"
+        return self._sign(sender, "identity.update_details", {"participant": subject, "name": name})
 
     def _transfer_tx(self, client: int) -> bytes:
         sender = self._sender(client, BANKS)

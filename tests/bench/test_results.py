@@ -79,7 +79,7 @@ def test_files_report_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert run["config"]["title"] == "synthetic"
     assert all(v is None or not math.isnan(v) for v in run["summary"]["latency"].values())
     lines = (a / "txs.csv").read_text().splitlines()
-    assert lines[0] == "due_s,submitted_s,committed_s,latency_ms,code"
+    assert lines[0] == "due_s,submitted_s,committed_s,latency_ms,code,result"
     assert len(lines) == 2001
     assert len(results.read_latencies(a)) == 2000
     text, notes = results.report(b)
