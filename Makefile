@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test static bench lint format-check typecheck stop clean proto
+.PHONY: run test static bench bench-all lint format-check typecheck stop clean proto
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,14 @@ test: static
 
 static: lint format-check typecheck
 
+# The standard load suite (about 5 minutes) into bench-results/suite-<time>; plots need the
+# optional [bench] extra (matplotlib), installed here when the index has it.
 bench: $(STAMP)
+	-$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench suite $(BENCH_OUT)
+
+# Every micro-benchmark (verify, ledger, consensus, network, fairness) with its defaults.
+bench-all: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
