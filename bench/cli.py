@@ -204,6 +204,12 @@ def _measure(options: argparse.Namespace) -> int:
         if unknown:
             raise CommandError("BAD_ARGUMENT", f"--node: no node {', '.join(unknown)}")
         target = engine.Target(directory, node_ids)
+        if faults:
+            try:
+                for node in manifest.nodes:
+                    engine.node_pid(manifest, node.id)
+            except RuntimeError as exc:
+                raise CommandError("BENCH_FAULT", str(exc)) from None
         try:
             workload = prepare(options.workload, manifest, options.tx_size, options.seed)
         except SetupError as exc:

@@ -107,3 +107,21 @@ def test_plots_degrade_without_matplotlib(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     assert results.plot_run(tmp_path) == results.NO_PLOTS
     assert "matplotlib" in results.NO_PLOTS
+
+
+def test_bench_refuses_bad_arguments_before_starting_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ibledger.cli.main import main
+
+    for argv in (
+        ["bench", "--rate", "0"],
+        ["bench", "--clients", "2", "--processes", "3"],
+        ["bench", "--fresh", "--network", "somewhere"],
+        ["bench", "--sweep", "5:1:1"],
+        ["bench", "--fault", "explode@3s"],
+        ["bench", "--duration", "5", "--fault", "kill-primary@6s"],
+        ["bench", "--sweep", "10,20", "--fault", "kill-primary@1s"],
+    ):
+        assert main(argv) == 1, argv
+        assert "BAD_ARGUMENT" in capsys.readouterr().err
