@@ -284,6 +284,7 @@ def _one(
         "faults": [f.label() for f in faults],
         "phases": breakdown,
         "heights": [result.start_height, result.end_height],
+        "client_cpu_share": [round(b, 3) for b in result.client_busy],
     }
     summary = results.summarize(
         result.records, result.window_start, result.window_end, rate, engine.fault_dicts(faults)

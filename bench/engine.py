@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import queue
 import random
 import shutil
 import signal
@@ -129,7 +130,9 @@ class RunResult:
     faults: list[FaultSpec] = field(default_factory=list)
     start_height: int = 0
     end_height: int = 0
-    phases: dict[str, Any] = field(default_factory=dict)
+    # Per client process: the share of one core it used while offering load; near 1.0 the
+    # clients, not the network, may have set the pace.
+    client_busy: list[float] = field(default_factory=list)
 
 
 # --- networks ---
@@ -263,6 +266,7 @@ class _Worker:
         # rid -> [due, sent, committed, admission code, result code]
         self.records: dict[bytes, list[float | str]] = {}
         self.viewer_key: KeyPair | None = None
+        self.busy = 0.0
         self.waiters: dict[bytes, asyncio.Future[float]] = {}
         self.channels: list[grpc.aio.Channel] = []
         self.stubs: list[ledger_pb2_grpc.LedgerAsyncStub] = []
@@ -437,6 +441,7 @@ class _Worker:
         load = self.spec.load
         end = start + load.warmup + load.duration
         await asyncio.sleep(max(0.0, start - time.monotonic()))
+        cpu0, wall0 = time.process_time(), time.monotonic()
         if load.clients is not None:
             count = _client_counts(load.clients, load.processes, self.spec.index)
             clients = [
@@ -445,6 +450,7 @@ class _Worker:
             await asyncio.gather(*clients)
         else:
             await self.open_loop(start, end)
+        self.busy = (time.process_time() - cpu0) / max(1e-9, time.monotonic() - wall0)
         drain_until = time.monotonic() + load.drain
         while time.monotonic() < drain_until and any(
             not r[3] and math.isnan(float(r[2])) for r in self.records.values()
@@ -462,11 +468,12 @@ class _Worker:
 def _worker_main(spec: WorkerSpec, ready: Any, go: Any, start_at: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a run ends
     try:
-        records = asyncio.run(_Worker(spec).run(ready, go, start_at))
-        results.put((spec.index, records, ""))
+        worker = _Worker(spec)
+        records = asyncio.run(worker.run(ready, go, start_at))
+        results.put((spec.index, records, "", worker.busy))
     except Exception as exc:  # reported by the parent, which fails the run
         ready.put(spec.index)
-        results.put((spec.index, [], f"{type(exc).__name__}: {exc}"))
+        results.put((spec.index, [], f"{type(exc).__name__}: {exc}", 0.0))
 
 
 # --- the parent ---
@@ -595,8 +602,13 @@ def run_load(
     injector: threading.Thread | None = None
     live = Progress(manifest, target.node_ids, progress)
     try:
-        for _ in workers:
-            ready.get(timeout=READY_TIMEOUT_S)
+        try:
+            for _ in workers:
+                ready.get(timeout=READY_TIMEOUT_S)
+        except queue.Empty:
+            raise RuntimeError(
+                f"the client processes were not ready within {READY_TIMEOUT_S:g} s"
+            ) from None
         start = time.monotonic() + 0.5
         start_at.value = start
         go.set()
@@ -617,13 +629,22 @@ def run_load(
             )
             injector.start()
         merged: list[stats.TxRecord] = []
+        client_busy: list[float] = []
         errors = []
         deadline = window_end + load.drain + 60
         for _ in workers:
-            index, records, error = results.get(timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                index, records, error, busy = results.get(
+                    timeout=max(1.0, deadline - time.monotonic())
+                )
+            except queue.Empty:
+                raise RuntimeError(
+                    "a client process sent no results (see its error above)"
+                ) from None
             if error:
                 errors.append(f"client process {index}: {error}")
             merged.extend(stats.TxRecord(*r) for r in records)
+            client_busy.append(busy)
         if errors:
             raise RuntimeError("; ".join(errors))
     finally:
@@ -639,7 +660,9 @@ def run_load(
     with contextlib.suppress(RuntimeError):
         end_height = node_status(manifest, target.node_ids).height
     merged.sort(key=lambda r: r.submitted)
-    return RunResult(merged, window_start, window_end, faults, start_height, end_height)
+    return RunResult(
+        merged, window_start, window_end, faults, start_height, end_height, client_busy
+    )
 
 
 def fault_dicts(faults: list[FaultSpec]) -> list[dict[str, Any]]:

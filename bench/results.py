@@ -274,6 +274,15 @@ def run_table(run: dict[str, Any]) -> str:
                 + ("never (within the window)" if recovery is None else f"{recovery:.1f} s"),
             )
         )
+    busy = config.get("client_cpu_share") or []
+    if busy:
+        rows.append(
+            (
+                "client cpu",
+                f"{max(busy):.0%} of a core in the busiest of {len(busy)} process(es)"
+                + ("  (near its limit: try more --processes)" if max(busy) >= 0.9 else ""),
+            )
+        )
     outcomes = summary.get("results_by_code") or {}
     rows.append(
         (
@@ -370,10 +379,22 @@ def _figures(out: Path) -> dict[str, float | None]:
     return figures
 
 
+def _validity(out: Path) -> str:
+    if (out / SWEEP_FILE).is_file():
+        valid = json.loads((out / SWEEP_FILE).read_text())["valid"]
+    else:
+        valid = json.loads((out / RUN_FILE).read_text())["summary"]["valid"]
+    return "valid" if valid else "INVALID: the offered load fell short"
+
+
 def compare(a: Path, b: Path) -> str:
     fa, fb = _figures(a), _figures(b)
     width = max(len(k) for k in (*fa, *fb))
-    lines = [f"  {'':{width}}  {'A':>12}  {'B':>12}  {'B/A':>7}", f"  A = {a}", f"  B = {b}"]
+    lines = [
+        f"  A = {a} ({_validity(a)})",
+        f"  B = {b} ({_validity(b)})",
+        f"  {'':{width}}  {'A':>12}  {'B':>12}  {'B/A':>7}",
+    ]
     for key in [*fa, *(k for k in fb if k not in fa)]:
         va, vb = fa.get(key), fb.get(key)
         ratio = f"{vb / va:7.2f}" if va and vb is not None else "      -"
