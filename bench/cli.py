@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--node",
         action="append",
         default=[],
-        metavar="ID",
-        help="submit to this node of the network only (repeatable; default: every node)",
+        metavar="NODE",
+        help="submit to this node of the network only, by id or API host:port (repeatable; "
+        "default: every node); keys and the CA come from the network's manifest",
     )
     where.add_argument(
         "--fresh", action="store_true", help="start a new network in a temporary directory"
@@ -199,10 +200,16 @@ def _measure(options: argparse.Namespace) -> int:
             manifest = load_manifest(directory)
         except ManifestError as exc:
             raise CommandError(exc.code, exc.message) from None
-        node_ids = tuple(options.node) or tuple(n.id for n in manifest.nodes)
+        by_address = {str(n.api): n.id for n in manifest.nodes}
+        chosen = [by_address.get(n, n) for n in options.node]
+        node_ids = tuple(chosen) or tuple(n.id for n in manifest.nodes)
         unknown = [n for n in node_ids if manifest.node(n) is None]
         if unknown:
-            raise CommandError("BAD_ARGUMENT", f"--node: no node {', '.join(unknown)}")
+            raise CommandError(
+                "BAD_ARGUMENT",
+                f"--node: no node {', '.join(unknown)} in {manifest.path} "
+                f"(known: {', '.join(f'{i} at {a}' for a, i in by_address.items())})",
+            )
         target = engine.Target(directory, node_ids)
         if faults:
             try:
