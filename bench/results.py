@@ -35,14 +35,17 @@ def summarize(
     latency = stats.latency_summary(stats.latencies_ms(window))
     series = stats.per_second(records, start, end)
     counts = [row["committed"] for row in series]
-    for fault in faults:
+    since = 0.0  # a later fault's baseline starts once the earlier one has recovered
+    for fault in sorted(faults, key=lambda f: f.get("struck_at") or math.inf):
         struck = fault.get("struck_at")
         if struck is None:
             fault["recovery_s"] = None
             fault["pre_fault_tx_per_s"] = None
             continue
-        fault["pre_fault_tx_per_s"] = _clean(stats.pre_fault_level(counts, struck))
-        fault["recovery_s"] = stats.recovery_seconds(counts, struck)
+        fault["pre_fault_tx_per_s"] = _clean(stats.pre_fault_level(counts, struck, since=since))
+        recovery = stats.recovery_seconds(counts, struck, since=since)
+        fault["recovery_s"] = recovery
+        since = struck + (recovery if recovery is not None else math.inf)
     # Poisson arrivals fluctuate around the rate: the offer is judged against the arrivals
     # scheduled in the window (for constant arrivals, the rate itself).
     scheduled = None

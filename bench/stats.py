@@ -176,10 +176,14 @@ def parse_rates(text: str) -> list[float]:
     return values
 
 
-def pre_fault_level(counts: Sequence[float], fault_at: float, lookback: int = 10) -> float:
-    """Mean commits per second over the whole seconds before the fault (at most ``lookback``)."""
+def pre_fault_level(
+    counts: Sequence[float], fault_at: float, lookback: int = 10, since: float = 0.0
+) -> float:
+    """Mean commits per second over the whole seconds before the fault (at most ``lookback``,
+    none starting before ``since``: after an earlier fault, from its recovery on)."""
     whole = min(len(counts), math.floor(fault_at))
-    before = counts[max(0, whole - lookback) : whole]
+    first = max(0, whole - lookback, math.ceil(since))
+    before = counts[first:whole]
     return sum(before) / len(before) if before else math.nan
 
 
@@ -189,6 +193,7 @@ def recovery_seconds(
     share: float = RECOVERY_SHARE,
     hold: int = 2,
     lookback: int = 10,
+    since: float = 0.0,
 ) -> float | None:
     """Seconds from a fault until throughput is back to ``share`` of its pre-fault level.
 
@@ -198,7 +203,7 @@ def recovery_seconds(
     second that begins ``hold`` seconds at or above it (fewer at the end of the window).  No
     dip means the fault did not show: 0.  None: it never recovered, or there was no pre-fault
     level to recover to."""
-    level = pre_fault_level(counts, fault_at, lookback)
+    level = pre_fault_level(counts, fault_at, lookback, since)
     if math.isnan(level) or level <= 0:
         return None
     threshold = share * level

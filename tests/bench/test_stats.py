@@ -153,3 +153,13 @@ def test_fault_spec_parsing() -> None:
     for bad in ("kill-primary", "explode@3s", "kill-primary@x", "restart@-1"):
         with pytest.raises(ValueError):
             FaultSpec.parse(bad)
+
+
+def test_a_later_fault_is_measured_against_the_level_after_the_earlier_recovery() -> None:
+    # 100/s, a fault at 2 s (back at 4 s), 95/s from then on, a second fault at 9 s: its
+    # baseline is the 95/s after the first recovery, not a mean that holds the first dip.
+    counts = [100.0, 100.0, 0.0, 0.0] + [95.0] * 5 + [0.0, 95.0, 95.0]
+    assert stats.recovery_seconds(counts, 2.0) == 2.0
+    assert stats.pre_fault_level(counts, 9.0) == 75.0  # (200 + 475) / 9
+    assert stats.pre_fault_level(counts, 9.0, since=4.0) == 95.0
+    assert stats.recovery_seconds(counts, 9.0, since=4.0) == 1.0
