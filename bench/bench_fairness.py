@@ -23,6 +23,7 @@ from pathlib import Path
 from ibledger.cli.client import Client, api_channel
 from ibledger.cli.manifest import load_manifest
 from ibledger.node.crypto import load_private_key
+from ibledger.node.jsonfile import update_genesis
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
@@ -98,12 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         directory = Path(workdir) / "network"
         _cli("network", "init", "--nodes", "4", "--dir", str(directory))
-        genesis_path = directory / "genesis.json"
-        genesis = json.loads(genesis_path.read_text())
-        genesis["admission"].update(
-            sender_rate_per_s=quota, sender_burst=2 * quota, sender_pending_max=4 * quota
-        )
-        genesis_path.write_text(json.dumps(genesis, indent=2))
+        admission = {
+            "sender_rate_per_s": quota,
+            "sender_burst": 2 * quota,
+            "sender_pending_max": 4 * quota,
+        }
+        update_genesis(directory / "genesis.json", {"admission": admission})
         _cli("network", "up", "--dir", str(directory))
         try:
             _victim(directory, 2.0)  # warm-up: connections, caches, first blocks

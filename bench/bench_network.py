@@ -28,6 +28,7 @@ from ibledger.cli.client import api_channel
 from ibledger.cli.manifest import load_manifest
 from ibledger.consensus import request_id
 from ibledger.node.crypto import load_private_key
+from ibledger.node.jsonfile import update_genesis
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
@@ -60,12 +61,12 @@ def main(argv: list[str] | None = None) -> None:
         _cli("network", "init", "--nodes", str(options.nodes), "--dir", str(directory))
         # All the load is signed by one identity: lift its per-sender quota, which would
         # otherwise measure the admission policy instead of consensus.
-        genesis_path = directory / "genesis.json"
-        genesis = json.loads(genesis_path.read_text())
-        genesis["admission"].update(
-            sender_pending_max=10_000_000, sender_rate_per_s=1_000_000, sender_burst=10_000_000
-        )
-        genesis_path.write_text(json.dumps(genesis, indent=2))
+        admission = {
+            "sender_pending_max": 10_000_000,
+            "sender_rate_per_s": 1_000_000,
+            "sender_burst": 10_000_000,
+        }
+        update_genesis(directory / "genesis.json", {"admission": admission})
         _cli("network", "up", "--dir", str(directory))
         try:
             report = _run_load(directory, options)

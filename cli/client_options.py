@@ -41,7 +41,7 @@ from .client import (
     load_keypair,
 )
 from .manifest import MANIFEST_FILE, Manifest, load_manifest
-from .output import CommandError, add_json_flag, emit, home
+from .output import CommandError, add_json_flag, display_width, emit, home, pad
 from .passphrase import add_passphrase_flag
 
 EXIT_USAGE = 2
@@ -432,9 +432,11 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]])
         return "(none)"
     cells = [[title for _, title in columns]]
     cells += [[scalar(row.get(key)) for key, _ in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    # Measured in terminal columns: a Chinese name is twice as wide as its length, an accent
+    # written as a combining mark adds a code point but no column.
+    widths = [max(display_width(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        "  ".join(pad(cell, width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in cells
     )
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ibledger.contracts.vocabulary import InstrumentStatus, ProductCategory, values
+
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
@@ -30,8 +32,8 @@ from .client_options import (
 )
 from .output import emit
 
-PRODUCT_CATEGORIES = ("FIXED_INCOME", "EQUITY", "COMMODITY_DERIVATIVE", "MIXED")
-STATUSES = ("REGISTERED", "ACTIVE", "SUSPENDED", "MATURED", "REDEEMED", "DEREGISTERED")
+PRODUCT_CATEGORIES = values(ProductCategory)
+STATUSES = values(InstrumentStatus)
 
 
 def register(commands: Any) -> None:

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ibledger.contracts.vocabulary import BillKind, GuaranteeCapacity, RecourseGround, values
+
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
@@ -43,14 +45,10 @@ from .client_options import (
 )
 from .output import emit
 
-KINDS = ("BANK", "FINANCE", "COMMERCIAL")
-CAPACITIES = ("DRAWER", "ACCEPTOR", "ENDORSER")
-RECOURSE_GROUNDS = (
-    "REFUSAL",
-    "ACCEPTOR_BANKRUPT",
-    "ACCEPTOR_CEASED_BUSINESS",
-    "ACCEPTOR_DECEASED_OR_ABSCONDED",
-)
+# The contracts' vocabularies, so that argument choices never drift from what they accept.
+KINDS = values(BillKind)
+CAPACITIES = values(GuaranteeCapacity)
+RECOURSE_GROUNDS = values(RecourseGround)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from ibledger.contracts.vocabulary import ProposalStatus, values
 from ibledger.node import clock
 
 from .client import Client, TxReceipt
@@ -35,7 +36,7 @@ from .output import emit
 HOUR_MS = 3_600_000
 EXPIRY_HOURS_DEFAULT = 72
 EXPIRY_HOURS_MAX = 30 * 24
-STATUSES = ("open", "executed", "rejected", "withdrawn", "expired")
+STATUSES = values(ProposalStatus)
 
 
 def register(commands: Any) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ibledger.contracts.vocabulary import LeiStatus, Role, values
 from ibledger.node.crypto import CryptoError, load_public_key_pem
 
 from .client import Client, TxReceipt
@@ -32,8 +33,8 @@ from .client_options import (
 )
 from .output import CommandError, emit
 
-ROLES = ("bank", "central_bank", "consortium_admin", "enterprise", "registrar", "regulator")
-LEI_STATUSES = ("ISSUED", "LAPSED", "RETIRED", "MERGED", "PENDING_TRANSFER", "ANNULLED")
+ROLES = values(Role)
+LEI_STATUSES = values(LeiStatus)
 SUITE = "ed25519-sha256"
 
 

@@ -7,20 +7,32 @@ the nodes and sign with its identities; ``network up/down/status`` find the node
 never read it: a node knows only its node.toml and the genesis.
 
 Every problem raises ``ManifestError`` (a ``ClientError``) whose message names the file, the
-field and the reason, ``network.json: nodes[1].api: must be host:port, ...``; fields the reader
-does not use are ignored, so a newer manifest still reads. Paths in the manifest are relative to
+field and the reason, ``network.json: nodes[1].api: must be host:port, ...``. The file's shape is
+declared once as pydantic models (``_ManifestFile``: strict types, the messages written by
+``node.validation``); fields the reader does not use are ignored, so a newer manifest still
+reads. Paths in the manifest are relative to
 its directory and come back absolute.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+)
 
 from ibledger.node.addresses import HostPort, describe_value, parse_host_port
+from ibledger.node.jsonfile import JsonFileError, read_json_object
+from ibledger.node.jsonfile import read_genesis as read_genesis_document
+from ibledger.node.validation import first_error, json_where
 
 from .errors import ClientError
 
@@ -35,7 +47,6 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "network.json"
-T = TypeVar("T")
 
 
 class ManifestError(ClientError):
@@ -109,10 +120,69 @@ class Manifest:
 def read_genesis(path: Path | str) -> dict[str, Any]:
     """A genesis file as a JSON object; raises ManifestError ``GENESIS_INVALID``."""
     path = Path(path)
-    data = _read_json(path, "GENESIS_INVALID")
-    if not isinstance(data, dict):
-        raise ManifestError("GENESIS_INVALID", path, None, "is not a JSON object")
-    return data
+    try:
+        return read_genesis_document(path)
+    except JsonFileError as exc:
+        raise ManifestError("GENESIS_INVALID", path, exc.field, exc.message) from None
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {describe_value(value)}")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _path(value: Any, info: ValidationInfo) -> Path:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a relative path, got {describe_value(value)}")
+    directory: Path = info.context["directory"] if info.context else Path.cwd()
+    return directory / value
+
+
+def _optional_path(value: Any, info: ValidationInfo) -> Path | None:
+    return None if value is None else _path(value, info)
+
+
+_Text = Annotated[str, PlainValidator(_string)]
+_Path = Annotated[Path, PlainValidator(_path)]
+_Address = Annotated[HostPort, PlainValidator(parse_host_port)]
+# Fields the reader does not use are ignored, so a newer manifest still reads.
+_LENIENT = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class _NodeEntry(BaseModel):
+    model_config = _LENIENT
+    id: _Text
+    api: _Address
+    peer: _Address
+    metrics: _Address
+    dir: _Path
+    config: _Path
+
+
+class _IdentityEntry(BaseModel):
+    model_config = _LENIENT
+    participant: _Text
+    key_file: _Path
+    roles: list[_Text]
+
+
+class _ManifestFile(BaseModel):
+    """What network.json must hold; paths come back resolved against its directory."""
+
+    model_config = _LENIENT
+    chain_id: Annotated[str, PlainValidator(_string), AfterValidator(_non_empty)]
+    genesis: _Path
+    nodes: list[_NodeEntry]
+    identities: dict[str, _IdentityEntry]
+    ca_cert: Annotated[Path | None, PlainValidator(_optional_path)] = None
+    keys_encrypted: bool = False  # written by ``network init --encrypt``
 
 
 def load_manifest(directory: Path | str) -> Manifest:
@@ -127,101 +197,44 @@ def load_manifest(directory: Path | str) -> Manifest:
             "does not exist: create a network with 'ibledger network init', "
             "or pass --network DIR or --node HOST:PORT",
         )
-    require = _requirer(path)
-    raw = require("(top level)", _read_json(path, "MANIFEST_INVALID"), dict, "a JSON object")
-    for key in ("chain_id", "genesis", "nodes", "identities"):
-        if key not in raw:
-            raise ManifestError("MANIFEST_INVALID", path, key, "is required")
-    chain_id = require("chain_id", raw["chain_id"], str, "a string")
-    if not chain_id:
-        raise ManifestError("MANIFEST_INVALID", path, "chain_id", "must not be empty")
-    genesis = directory / require("genesis", raw["genesis"], str, "a relative path")
-    nodes_raw = require("nodes", raw["nodes"], list, "a list")
-    if not nodes_raw:
+    raw = _read_json(path, "MANIFEST_INVALID")
+    try:
+        manifest = _ManifestFile.model_validate(raw, context={"directory": directory})
+    except ValidationError as exc:
+        field, message = first_error(_ManifestFile, exc, json_where, "object")
+        raise ManifestError("MANIFEST_INVALID", path, field, message) from None
+    if not manifest.nodes:
         raise ManifestError("MANIFEST_INVALID", path, "nodes", "must list at least one node")
-    nodes: list[ManifestNode] = []
-    for index, entry in enumerate(nodes_raw):
-        where = f"nodes[{index}]"
-        entry = require(where, entry, dict, "an object")
-        values: dict[str, Any] = {}
-        for key in ("id", "api", "peer", "metrics", "dir", "config"):
-            if key not in entry:
-                raise ManifestError("MANIFEST_INVALID", path, f"{where}.{key}", "is required")
-            values[key] = require(f"{where}.{key}", entry[key], str, "a string")
-        for key in ("api", "peer", "metrics"):
-            try:
-                values[key] = parse_host_port(values[key])
-            except ValueError as exc:
-                raise ManifestError("MANIFEST_INVALID", path, f"{where}.{key}", str(exc)) from None
-        if any(node.id == values["id"] for node in nodes):
+    seen: set[str] = set()
+    for index, entry in enumerate(manifest.nodes):
+        if entry.id in seen:
             raise ManifestError(
-                "MANIFEST_INVALID", path, f"{where}.id", f"{values['id']!r} is listed twice"
+                "MANIFEST_INVALID", path, f"nodes[{index}].id", f"{entry.id!r} is listed twice"
             )
-        values["dir"] = directory / values["dir"]
-        values["config"] = directory / values["config"]
-        nodes.append(ManifestNode(**values))
-    identities_raw = require("identities", raw["identities"], dict, "an object")
-    identities: dict[str, ManifestIdentity] = {}
-    for name, entry in identities_raw.items():
-        where = f"identities.{name}"
-        entry = require(where, entry, dict, "an object")
-        for key in ("participant", "key_file", "roles"):
-            if key not in entry:
-                raise ManifestError("MANIFEST_INVALID", path, f"{where}.{key}", "is required")
-        participant = require(f"{where}.participant", entry["participant"], str, "a string")
-        key_file = require(f"{where}.key_file", entry["key_file"], str, "a relative path")
-        roles = require(f"{where}.roles", entry["roles"], list, "a list of role names")
-        if not all(isinstance(role, str) for role in roles):
-            raise ManifestError(
-                "MANIFEST_INVALID", path, f"{where}.roles", "must list role names as strings"
-            )
-        identities[name] = ManifestIdentity(name, participant, directory / key_file, tuple(roles))
-    ca_cert = None
-    if raw.get("ca_cert") is not None:
-        ca_cert = directory / require("ca_cert", raw["ca_cert"], str, "a relative path")
-    keys_encrypted = raw.get("keys_encrypted", False)
-    if not isinstance(keys_encrypted, bool):
-        raise ManifestError("MANIFEST_INVALID", path, "keys_encrypted", "must be true or false")
-    return Manifest(directory, chain_id, genesis, tuple(nodes), identities, ca_cert, keys_encrypted)
+        seen.add(entry.id)
+    nodes = tuple(
+        ManifestNode(entry.id, entry.api, entry.peer, entry.metrics, entry.dir, entry.config)
+        for entry in manifest.nodes
+    )
+    identities = {
+        name: ManifestIdentity(name, entry.participant, entry.key_file, tuple(entry.roles))
+        for name, entry in manifest.identities.items()
+    }
+    return Manifest(
+        directory,
+        manifest.chain_id,
+        manifest.genesis,
+        nodes,
+        identities,
+        manifest.ca_cert,
+        manifest.keys_encrypted,
+    )
 
 
-def _requirer(path: Path) -> Callable[[str, Any, type[T], str], T]:
-    def require(where: str, value: Any, kind: type[T], what: str) -> T:
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ManifestError(
-                "MANIFEST_INVALID", path, where, f"must be {what}, got {describe_value(value)}"
-            )
-        return value
-
-    return require
-
-
-def _read_json(path: Path, code: str) -> Any:
-    """Strict JSON: a key twice in one object, or NaN/Infinity, is an error, not a guess."""
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ManifestError(code, path, key, "appears twice in the same JSON object")
-            result[key] = value
-        return result
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
+def _read_json(path: Path, code: str) -> dict[str, Any]:
+    """Strict JSON (``node.jsonfile``): a key twice in one object, or NaN/Infinity, is an error,
+    not a guess."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(code, path, None, "does not exist") from None
-    except OSError as exc:
-        raise ManifestError(code, path, None, f"cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ManifestError(code, path, None, "is not valid JSON: not UTF-8 text") from None
-    try:
-        return json.loads(text, object_pairs_hook=unique, parse_constant=constant)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise ManifestError(code, path, None, f"is not valid JSON: {exc.msg} at {where}") from None
-    except ValueError as exc:
-        raise ManifestError(code, path, None, f"is not valid JSON: {exc}") from None
+        return read_json_object(path)
+    except JsonFileError as exc:
+        raise ManifestError(code, path, exc.field, exc.message) from None

@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from wcwidth import wcswidth, wcwidth
+
 try:
     VERSION = metadata.version("ibledger")
 except metadata.PackageNotFoundError:  # running from a source tree without an install
@@ -52,6 +54,21 @@ def emit(options: argparse.Namespace, data: dict[str, Any], text: str) -> None:
         print(json.dumps(_jsonable(data), indent=2, sort_keys=True, ensure_ascii=False))
     else:
         print(text)
+
+
+def display_width(text: str) -> int:
+    """The columns ``text`` takes on a terminal: two for a wide (CJK) character, none for a
+    combining mark or a zero-width joiner; a control character, which has no width of its own,
+    counts as none rather than making the whole string unmeasurable."""
+    width = wcswidth(text)
+    if width >= 0:
+        return width
+    return sum(max(0, wcwidth(char)) for char in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal columns (``str.ljust`` counts code points)."""
+    return text + " " * max(0, width - display_width(text))
 
 
 def fail(options: argparse.Namespace, code: str, message: str, exit_code: int = 1) -> int:

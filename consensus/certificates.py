@@ -17,7 +17,7 @@ re-verifies stored commit certificates with the member list alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .codec import KIND_COMMIT, KIND_PRE_PREPARE, KIND_PREPARE, checkpoint_signing_bytes
 from .codec import vote_signing_bytes as _vote
@@ -33,6 +33,13 @@ from .messages import (
 )
 
 VerifyFn = Callable[[str, bytes, bytes], bool]
+
+
+def sorted_signatures(
+    sigs: Iterable[Signature], member_index: Mapping[str, int]
+) -> tuple[Signature, ...]:
+    """Signatures in member order, so that every replica forms the same certificate bytes."""
+    return tuple(sorted(sigs, key=lambda s: member_index[s[0]]))
 
 
 def _distinct_members(

@@ -1,60 +1,30 @@
-"""The PBFT replica as a pure state machine: messages, ticks and requests in; effects out.
+"""The PBFT replica: the one owner of consensus state and the one place that emits effects.
 
-Theory of operation (Castro and Liskov, OSDI'99 section 4; TOCS 2002 sections 2-4 and 6)
-----------------------------------------------------------------------------------------
-Normal case (4.2). The primary of view v (members[v mod n]) cuts a block from its pending
-requests when `batch_size_max` are waiting or the oldest has waited `batch_timeout_ticks`, and
-sends PRE-PREPARE(v, n, d) with the block attached, for any n inside the watermark window
-(h, h+L] (pipelining). A backup accepts it if it is in view v and active, n is in the window, the
-body hashes to d, it has accepted no other digest for (v, n), and the timestamp is above the
-agreed time of block n-1 and within `timestamp_skew_ms` of its own clock (a pre-prepare whose
-predecessor is unknown waits in a bounded stash). Accepting means persisting it, then
-broadcasting PREPARE. `is_prepared` holds with the pre-prepare plus quorum-1 matching PREPAREs
-from distinct backups; the replica then persists the prepared certificate and broadcasts COMMIT.
-A quorum of matching COMMITs (any view, one per sender) forms a commit certificate; with the body
-in hand the block is committed, and blocks execute strictly in sequence order. Commit
-certificates are proofs on their own, so a replica may execute a block from one it was sent
-(retransmission, state transfer) without having prepared it.
+Messages, ticks and requests come in; `Persist`, `Send`, `Broadcast`, `Execute` and the other
+effects go out. The sub-protocols decide in their own modules, each readable against one section
+of Castro and Liskov (OSDI'99; TOCS 2002), and hold no reference to the replica or to each other:
 
-Checkpoints (4.3). After the executor reports the state root of a multiple of
-`checkpoint_interval`, the replica broadcasts CHECKPOINT(n, block digest, root). A quorum of
-matching votes is a stable checkpoint: the low watermark h moves to n and the log at or below n is
-discarded. A stable checkpoint above the last executed block means the replica is behind: it
-emits `FetchBlocks`, accepts only blocks with valid commit certificates, and does not vote until
-it has executed up to the checkpoint.
+- `log`: the message log, the normal-case predicates and certificates (4.2);
+- `requests`: the request queue (4.1);
+- `checkpoints`: the CHECKPOINT vote table and garbage collection (4.3);
+- `view_change`: V, min-s, max-s, O and NEW-VIEW validation, as pure functions (4.4);
+- `catch_up`: state transfer towards a checkpoint above us (4.3, TOCS 6);
+- `retransmit`: what a STATUS reply carries (TOCS 6);
+- `timers`: the request and new-view timeouts with backoff, and the periodic duties (4.5.2);
+- `state`: the persisted-record format and its recovery (TOCS 6);
+- `body_fetch`: fetching block bodies that certificates name by digest.
 
-View changes (4.4, 4.5.2). A replica that is waiting for a request (one it holds or one inside an
-accepted pre-prepare) and sees no execution for the current timeout sends VIEW-CHANGE(v+1) with
-its stable checkpoint certificate and its prepared certificates above it, and stops taking part
-in view v. Seeing f+1 VIEW-CHANGEs for higher views, it joins the smallest of them. After a quorum
-of VIEW-CHANGEs for its view it starts a timer; if that expires before a valid NEW-VIEW it moves
-on, and the timeout doubles (capped) with every view that fails to execute a request. The new
-primary picks a quorum V, computes min-s (the highest stable checkpoint in V), max-s (the highest
-prepared sequence number) and O: for each n in (min-s, max-s] the prepared digest of the highest
-view, or a null block. Backups recompute O from V and reject a NEW-VIEW that differs.
-Equivocation by a primary (two signed pre-prepares for one (v, n)) is evidence and starts a view
-change at once.
-
-Retransmission. Every replica broadcasts a small STATUS periodically. A peer answers only with
-what the sender lacks: its stable checkpoint proof, its own CHECKPOINTs above the sender's stable
-checkpoint, committed blocks with certificates, the NEW-VIEW of a later view, its own VIEW-CHANGE,
-or the pre-prepare and its own votes for slots that have been stuck for `retransmit_ticks`.
-CHECKPOINTs need this as much as the three phases do: once every replica has executed up to h+L,
-only a stable checkpoint opens the window, and a view change cannot replace it (every new view
-starts from the same min-s). Backups re-forward pending client requests to the primary (4.1's
-client retransmission, done by the replica the client reached).
+The replica applies their answers: it alone writes its fields, signs, and appends effects, so
+the fields the view change's safety depends on (view, stable checkpoint, prepared certificates,
+the accepted log) are written only here. The invariants, the deviations from the paper and a
+glossary from the paper's symbols to these names are in the package documentation
+(`consensus/__init__.py`).
 
 Recovery (TOCS 6). Everything a vote depends on is in a `Persist` emitted before the vote, so a
 replica restarted from `PersistedState` re-signs only digests it signed before. A CHECKPOINT is
 not persisted: a replica that restarts on a checkpoint block above its stable checkpoint signs it
 again from the executor's tip (sequence number, block digest, state root), since its lost vote
 may be one the quorum needs.
-
-Requests. A request is opaque bytes identified by sha256. The replica deduplicates its own queue
-and recently executed ids and never proposes a request that is in flight. Blocks still may repeat
-a request after view changes (a block reproposed from an older view next to a newer one), so the
-executor must skip ids it has already applied; that check must be made against replicated state
-(the ledger's transaction index), as PBFT does with its last-reply table (4.1).
 
 Input from peers is never trusted: every message is authenticated, validated, counted in
 `counters` when dropped, and every buffer has a bound from `ReplicaConfig`.
@@ -63,30 +33,16 @@ Input from peers is never trusted: every message is authenticated, validated, co
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import assert_never
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, assert_never
 
+from . import state, view_change
 from .body_fetch import PURPOSE_COMMIT, PURPOSE_VIEW_CHANGE, BodyFetcher
-from .certificates import (
-    check_checkpoint_certificate,
-    check_commit_certificate,
-    check_prepared_certificate,
-)
-from .codec import (
-    MessageError,
-    decode_block,
-    decode_checkpoint_certificate,
-    decode_message,
-    decode_prepared_certificate,
-    encode_block,
-    encode_checkpoint_certificate,
-    encode_message,
-    encode_prepared_certificate,
-    pack,
-    signing_bytes,
-    unpack,
-)
+from .catch_up import CatchUp, fetch_order
+from .certificates import check_commit_certificate, sorted_signatures
+from .checkpoints import CheckpointVotes, collect_log, stable_proof
+from .codec import encode_message, signing_bytes
 from .config import ConfigError, ReplicaConfig
 from .crypto import Signer, Verifier
 from .effects import (
@@ -94,11 +50,24 @@ from .effects import (
     Effect,
     Evidence,
     Execute,
-    FetchBlocks,
     Persist,
     RequestRejected,
     Send,
     ViewChanged,
+)
+from .log import (
+    BUFFER,
+    IGNORE,
+    Slot,
+    chain_timestamp,
+    check_proposal,
+    commit_certificate,
+    commit_verdict,
+    pre_prepare_of,
+    pre_prepare_verdict,
+    prepare_verdict,
+    prepared_certificate,
+    vote_of,
 )
 from .messages import (
     GENESIS_CHECKPOINT,
@@ -123,79 +92,21 @@ from .messages import (
     Status,
     ViewChange,
     agreed_timestamp,
-    null_block,
-    request_id,
 )
-from .state import (
-    KEY_NEW_VIEW,
-    KEY_STABLE,
-    KEY_VIEW,
-    PREFIX_PRE_PREPARE,
-    PREFIX_PREPARED,
-    PersistedState,
-    PersistedStateError,
-    seq_key,
-)
+from .requests import REFUSED_DUPLICATE, REFUSED_SIZE, RequestQueue, RequestValidator
+from .retransmit import plan_status_reply
+from .state import PersistedState, Record
+from .timers import Timers
+from .view_change import MissingBody, compute_new_view_order
 
-RequestValidator = Callable[[bytes], bool]
+__all__ = ["Replica", "ReplicaStatus", "RequestValidator", "compute_new_view_order"]
+
 _SIG_CACHE_MAX = 8192
 
 
-def _pp(sm: SignedMessage) -> PrePrepare:
-    m = sm.message
-    assert isinstance(m, PrePrepare)
-    return m
-
-
-def _vote(sm: SignedMessage) -> Prepare | Commit:
-    m = sm.message
-    assert isinstance(m, Prepare | Commit)
-    return m
-
-
-def _vc(sm: SignedMessage) -> ViewChange:
-    m = sm.message
-    assert isinstance(m, ViewChange)
-    return m
-
-
-def _new_view(sm: SignedMessage) -> NewView:
-    m = sm.message
-    assert isinstance(m, NewView)
-    return m
-
-
-def _pps(entries: list[tuple[int, SignedMessage]]) -> list[tuple[int, PrePrepare]]:
-    return [(seq, _pp(pp)) for seq, pp in entries]
-
-
-@dataclass(slots=True)
-class _Slot:
-    """Log entry for one sequence number (the paper's message log, per n)."""
-
-    seq: int
-    pre_prepare: SignedMessage | None = None  # accepted in the current view, block attached
-    block: Block | None = None
-    from_new_view: bool = False
-    eff_ts: int | None = None  # agreed-time chain value of the accepted block
-    accepted_tick: int = 0
-    prepares: dict[str, SignedMessage] = field(default_factory=dict)  # current view only
-    own_prepare: SignedMessage | None = None
-    prepared: bool = False
-    own_commit: SignedMessage | None = None
-    commits: dict[str, SignedMessage] = field(default_factory=dict)  # latest view per sender
-    commit_cert: CommitCertificate | None = None
-    committed_block: Block | None = None
-
-    def reset_view(self) -> None:
-        self.pre_prepare = None
-        self.block = None
-        self.from_new_view = False
-        self.eff_ts = None
-        self.prepares.clear()
-        self.own_prepare = None
-        self.prepared = False
-        self.own_commit = None
+def _discard_through(by_seq: dict[int, Any], seq: int) -> None:
+    for key in [k for k in by_seq if k <= seq]:
+        del by_seq[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,32 +121,6 @@ class ReplicaStatus:
     watermark_high: int
     pending_requests: int
     catching_up: bool
-
-
-def compute_new_view_order(
-    view_changes: Sequence[ViewChange],
-) -> tuple[CheckpointCertificate, list[tuple[int, bytes]]]:
-    """min-s checkpoint and the O set's (seq, digest) list from a set V (section 4.4)."""
-    checkpoint = GENESIS_CHECKPOINT
-    for vc in view_changes:
-        if vc.checkpoint.seq > checkpoint.seq:
-            checkpoint = vc.checkpoint
-    min_s = checkpoint.seq
-    best: dict[int, PreparedCertificate] = {}
-    for vc in view_changes:
-        for p in vc.prepared:
-            if p.seq <= min_s:
-                continue
-            current = best.get(p.seq)
-            # Ties within one view cannot differ with at most f faults; order them anyway.
-            if current is None or (p.view, p.digest) > (current.view, current.digest):
-                best[p.seq] = p
-    max_s = max(best, default=min_s)
-    order = [
-        (s, best[s].digest if s in best else null_block(s).digest)
-        for s in range(min_s + 1, max_s + 1)
-    ]
-    return checkpoint, order
 
 
 class Replica:
@@ -266,57 +151,46 @@ class Replica:
         self.counters: Counter[str] = Counter()
 
         tip = last_executed or GENESIS_TIP
+        # The executed chain: the last block applied, its digest and agreed time.
         self._last_executed = tip.seq
         self._last_digest = tip.digest
         self._last_ts = tip.timestamp_ms
-
+        # View (v) and what the view change reads and writes.
         self._view = 0
         self._view_active = True
-        self._stable = GENESIS_CHECKPOINT
-        self._slots: dict[int, _Slot] = {}
-        self._prepared: dict[int, tuple[PreparedCertificate, Block]] = {}
-        self._bodies: dict[bytes, Block] = {}
         self._new_view_msg: SignedMessage | None = None
+        self._nv_waiting: SignedMessage | None = None  # a valid NEW-VIEW whose bodies are coming
+        self._nv_sent_for = -1
         self._own_vc: SignedMessage | None = None
         self._view_changes: dict[str, SignedMessage] = {}
-        self._nv_sent_for = -1
-        self._timer_start: int | None = None
-        self._vc_timer_start: int | None = None
-        self._timeout_exponent = 0
-        self._checkpoint_votes: dict[int, dict[str, SignedMessage]] = {}
+        # The message log: slots in (h, H], P, bodies by digest, pre-prepares awaiting n-1.
+        self._stable = GENESIS_CHECKPOINT
+        self._slots: dict[int, Slot] = {}
+        self._prepared: dict[int, tuple[PreparedCertificate, Block]] = {}
+        self._bodies: dict[bytes, Block] = {}
+        self._waiting_pps: dict[int, SignedMessage] = {}
+        self._next_seq = tip.seq + 1
+        self._max_accepted_seq = tip.seq
+        # Checkpoints: votes, roots awaited from the executor, our own roots and votes.
+        self._checkpoint_votes = CheckpointVotes()
         self._awaiting_root: dict[int, bytes] = {}
         self._own_roots: dict[int, bytes] = {}
         self._own_checkpoints: dict[int, tuple[SignedMessage, int]] = {}  # vote, tick signed
-        self._catch_up_target = 0
-        self._lag_target = 0
-        self._lag_since: int | None = None
-        self._lag_hint: tuple[str, ...] = ()
-        self._fetch_hint: tuple[str, ...] = ()
-        self._fetch_tick = 0
-        self._fetch_attempt = 0
-        self._pending: dict[bytes, tuple[bytes, int]] = {}
-        self._proposable: dict[bytes, None] = {}
-        self._in_flight: dict[bytes, int] = {}
-        self._recent_executed: dict[bytes, None] = {}
-        self._next_seq = tip.seq + 1
-        self._max_accepted_seq = tip.seq
-        self._waiting_pps: dict[int, SignedMessage] = {}
-        self._future: list[SignedMessage] = []
-        self._future_counts: Counter[str] = Counter()
-        self._tick = 0
-        self._now_ms = 0
-        self._last_status_tick = -(10**9)
-        self._last_vc_send_tick = 0
-        self._last_forward_tick = 0
-        self._status_replied: dict[str, int] = {}
-        self._dirty: dict[bytes, bytes | None] = {}
-        self._sig_cache: dict[tuple[str, bytes], bytes] = {}
-        self._started = False
+        self._catch_up = CatchUp()
+        self._requests = RequestQueue()
+        self._timers = Timers.for_config(config)
         self._fetcher = BodyFetcher(
             replica_id, config.bodies_per_request_max, config.retransmit_ticks
         )
-        self._nv_waiting: SignedMessage | None = None  # a valid NEW-VIEW whose bodies are coming
+        self._future: list[SignedMessage] = []
+        self._future_counts: Counter[str] = Counter()
+        self._status_replied: dict[str, int] = {}
         self._bodies_sent: dict[tuple[str, bytes], int] = {}  # (peer, digest) -> tick answered
+        self._tick = 0
+        self._now_ms = 0
+        self._started = False
+        self._dirty: dict[bytes, bytes | None] = {}
+        self._sig_cache: dict[tuple[str, bytes], bytes] = {}
         if persisted is not None and persisted.records:
             self._restore(persisted)
         if (
@@ -328,7 +202,7 @@ class Replica:
             # the checkpoint that opens the window may lack a quorum (rebroadcast on first tick).
             self._own_roots[tip.seq] = tip.state_root
             vote = self._sign_checkpoint(Checkpoint(tip.seq, tip.digest, tip.state_root))
-            self._checkpoint_votes[tip.seq] = {self._id: vote}
+            self._checkpoint_votes.set_own(tip.seq, self._id, vote)
 
     # ------------------------------------------------------------------ public properties
 
@@ -374,7 +248,7 @@ class Replica:
 
     @property
     def catching_up(self) -> bool:
-        return self._catch_up_target > self._last_executed
+        return self._catch_up.behind(self._last_executed)
 
     def status(self) -> ReplicaStatus:
         return ReplicaStatus(
@@ -386,8 +260,22 @@ class Replica:
             self._stable.seq,
             self.watermark_low,
             self.watermark_high,
-            len(self._pending),
+            len(self._requests),
             self.catching_up,
+        )
+
+    def is_prepared(self, seq: int) -> bool:
+        """prepared(m, v, n, i) of section 4.2 for the current view."""
+        slot = self._slots.get(seq)
+        return slot is not None and slot.prepared
+
+    def is_committed_local(self, seq: int) -> bool:
+        """committed-local(m, v, n, i): a commit certificate and the body are known."""
+        slot = self._slots.get(seq)
+        return (
+            slot is not None
+            and slot.commit_cert is not None
+            and (slot.committed_block is not None or seq <= self._last_executed)
         )
 
     # ------------------------------------------------------------------ entry points
@@ -397,54 +285,46 @@ class Replica:
         out: list[Effect] = []
         self._tick += 1
         self._now_ms = now_ms
-        cfg = self._config
+        tick, timers = self._tick, self._timers
         if not self._started:
             self._started = True
             self._on_first_tick(out)
-        if self.catching_up and self._tick - self._fetch_tick >= cfg.fetch_retry_ticks:
+        if self.catching_up and timers.fetch.due(tick):
             self._emit_fetch(out)
         if (
-            self._lag_since is not None
-            and self._tick - self._lag_since >= cfg.fetch_retry_ticks
-            and self._lag_target > self._last_executed
+            timers.lag.expired(tick, self._config.fetch_retry_ticks)
+            and self._catch_up.lag_target > self._last_executed
         ):
-            self._lag_since = None
-            self._begin_catch_up(self._lag_target, self._lag_hint, out)
+            timers.lag.stop()
+            self._begin_catch_up(self._catch_up.lag_target, self._catch_up.lag_hint, out)
         if self._view_active:
             self._maybe_propose(out)
-            waiting = (bool(self._pending) or self._max_accepted_seq > self._last_executed) and (
-                not self.catching_up
-            )
+            waiting = self._waiting_for_execution() and not self.catching_up
             if not waiting:
-                self._timer_start = None
-            elif self._timer_start is None:
-                self._timer_start = self._tick
-            elif self._tick - self._timer_start >= self._timeout_ticks():
+                timers.request.stop()
+            elif not timers.request.running:
+                timers.request.start(tick)
+            elif timers.request.expired(tick, timers.backoff.duration()):
                 self.counters["view-change-timeout"] += 1
                 self._start_view_change(self._view + 1, out, timeout=True)
-            if (
-                self._view_active
-                and not self.is_primary
-                and self._tick - self._last_forward_tick >= cfg.retransmit_ticks
-            ):
+            if self._view_active and not self.is_primary and timers.forward.due(tick):
                 # A request the primary has not proposed in time goes to every replica, so
                 # that all backups start their view-change timers (a silent primary, B9).
-                self._forward_pending(out, min_age_ticks=cfg.retransmit_ticks, everyone=True)
+                self._forward_pending(
+                    out, min_age_ticks=self._config.retransmit_ticks, everyone=True
+                )
         else:
-            if (
-                self._vc_timer_start is not None
-                and self._tick - self._vc_timer_start >= self._timeout_ticks()
-            ):
+            if timers.new_view.expired(tick, timers.backoff.duration()):
                 self.counters["new-view-timeout"] += 1
                 self._start_view_change(self._view + 1, out, timeout=True)
-            elif self._tick - self._last_vc_send_tick >= cfg.retransmit_ticks and self._own_vc:
-                self._last_vc_send_tick = self._tick
+            elif timers.view_change_resend.due(tick) and self._own_vc:
+                timers.view_change_resend.mark(tick)
                 self._broadcast(out, self._own_vc)
             if not self._view_active:
                 self._check_view_change_quorum(out)
         self._request_bodies(out)
-        if self._tick - self._last_status_tick >= cfg.status_interval_ticks:
-            self._last_status_tick = self._tick
+        if timers.status.due(tick):
+            timers.status.mark(tick)
             status = Status(self._view, self._view_active, self._last_executed, self._stable.seq)
             self._broadcast(out, self._sign(status))
         return self._finish(out)
@@ -470,8 +350,8 @@ class Replica:
             if self._view_active and self.is_primary:
                 self._maybe_propose(out)
             elif self._view_active and forward:
-                entry = self._pending[rid]
-                self._send(out, self.primary, self._sign(RequestForward((entry[0],))))
+                forwarded = RequestForward((self._requests.request(rid),))
+                self._send(out, self.primary, self._sign(forwarded))
         return self._finish(out)
 
     def on_executed(self, seq: int, state_root: bytes) -> list[Effect]:
@@ -495,8 +375,7 @@ class Replica:
         out: list[Effect] = []
         applied = 0
         limit = 4 * self._config.watermark_window
-        ordered = sorted(blocks, key=lambda b: b.block.seq)[:limit]
-        for cb in ordered:
+        for cb in sorted(blocks, key=lambda b: b.block.seq)[:limit]:
             block, cert = cb.block, cb.certificate
             if block.seq <= self._last_executed:
                 continue
@@ -518,9 +397,7 @@ class Replica:
     # ------------------------------------------------------------------ plumbing
 
     def _finish(self, out: list[Effect]) -> list[Effect]:
-        if self._dirty:
-            out.append(Persist(tuple(self._dirty.items())))
-            self._dirty = {}
+        self._flush(out)
         return out
 
     def _flush(self, out: list[Effect]) -> None:
@@ -554,10 +431,11 @@ class Replica:
     def _drop(self, reason: str) -> None:
         self.counters["drop-" + reason] += 1
 
-    def _timeout_ticks(self) -> int:
-        cfg = self._config
-        exponent = min(self._timeout_exponent, 30)
-        return min(cfg.view_change_timeout_ticks << exponent, cfg.view_change_timeout_max_ticks)
+    def _put(self, record: Record) -> None:
+        self._dirty[record[0]] = record[1]
+
+    def _delete(self, key: bytes) -> None:
+        self._dirty[key] = None
 
     def _can_vote(self) -> bool:
         return self._view_active and not self.catching_up
@@ -565,14 +443,22 @@ class Replica:
     def _high(self) -> int:
         return self._stable.seq + self._config.watermark_window
 
-    def _slot(self, seq: int) -> _Slot:
+    def _waiting_for_execution(self) -> bool:
+        return bool(self._requests) or self._max_accepted_seq > self._last_executed
+
+    def _slot(self, seq: int) -> Slot:
         slot = self._slots.get(seq)
         if slot is None:
-            slot = self._slots[seq] = _Slot(seq)
+            slot = self._slots[seq] = Slot(seq)
         return slot
 
-    def _sorted_sigs(self, sigs: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
-        return tuple(sorted(sigs, key=lambda s: self._member_index[s[0]]))
+    def _chain_ts(self, seq: int) -> int | None:
+        return chain_timestamp(self._slots, seq, self._last_executed, self._last_ts)
+
+    def _store_body(self, block: Block) -> None:
+        if block.digest not in self._bodies:
+            # Bodies are only stored for blocks inside the window, which bounds this map.
+            self._bodies[block.digest] = block
 
     def _authentic(self, sm: SignedMessage) -> bool:
         if not isinstance(sm, SignedMessage):
@@ -622,6 +508,12 @@ class Replica:
             case _:
                 assert_never(message)
 
+    def _refuse(self, sm: SignedMessage, verdict: str) -> None:
+        if verdict == BUFFER:
+            self._buffer(sm)
+        elif verdict != IGNORE:
+            self._drop(verdict)
+
     def _buffer(self, sm: SignedMessage) -> None:
         quota = max(1, self._config.future_messages_max // self._config.n)
         if self._future_counts[sm.sender] >= quota:
@@ -638,42 +530,20 @@ class Replica:
         for sm in pending:
             self._dispatch(sm, out)
 
-    def _put(self, key: bytes, value: bytes) -> None:
-        self._dirty[key] = value
-
-    def _delete(self, key: bytes) -> None:
-        self._dirty[key] = None
-
-    def _persist_view(self) -> None:
-        self._put(KEY_VIEW, pack([self._view, self._view_active]))
-
-    def _store_body(self, block: Block) -> None:
-        if block.digest not in self._bodies:
-            # Bodies are only stored for blocks inside the window, which bounds this map.
-            self._bodies[block.digest] = block
-
     # ------------------------------------------------------------------ requests
 
     def _add_request(self, request: bytes, out: list[Effect]) -> bytes | None:
-        if not isinstance(request, bytes) or not 0 < len(request) <= self._config.request_bytes_max:
+        rid, refused = self._requests.admit(
+            request, self._tick, self._config, self._request_validator
+        )
+        if refused == REFUSED_SIZE:
             self._drop("request-size")
-            return None
-        rid = request_id(request)
-        if rid in self._pending or rid in self._recent_executed:
-            self.counters["request-duplicate"] += 1
-            return None
-        if len(self._pending) >= self._config.pending_requests_max:
-            self.counters["request-queue-full"] += 1
-            out.append(RequestRejected(rid, "queue-full"))
-            return None
-        if self._request_validator is not None and not self._request_validator(request):
-            self.counters["request-invalid"] += 1
-            out.append(RequestRejected(rid, "invalid"))
-            return None
-        self._pending[rid] = (request, self._tick)
-        if rid not in self._in_flight:
-            self._proposable[rid] = None
-        return rid
+        elif refused is not None:
+            self.counters["request-" + refused] += 1
+            if refused != REFUSED_DUPLICATE:
+                assert rid is not None
+                out.append(RequestRejected(rid, refused))
+        return None if refused is not None else rid
 
     def _on_request_forward(self, sm: SignedMessage, m: RequestForward, out: list[Effect]) -> None:
         # A forward holds at most one block's worth, as `_forward_pending` builds it.
@@ -690,22 +560,8 @@ class Replica:
     def _forward_pending(
         self, out: list[Effect], min_age_ticks: int, everyone: bool = False
     ) -> None:
-        self._last_forward_tick = self._tick
-        batch: list[bytes] = []
-        size = 0
-        cfg = self._config
-        # At most one block's worth: the primary cannot propose more at once, and a forward of
-        # every pending request would grow with the backlog (large requests made it tens of MB).
-        for rid in self._proposable:
-            request, arrived = self._pending[rid]
-            if self._tick - arrived < min_age_ticks:
-                break
-            if batch and size + len(request) > cfg.batch_bytes_max:
-                break
-            batch.append(request)
-            size += len(request)
-            if len(batch) >= cfg.batch_size_max:
-                break
+        self._timers.forward.mark(self._tick)
+        batch = self._requests.forward_batch(self._tick, min_age_ticks, self._config)
         if batch:
             forward = self._sign(RequestForward(tuple(batch)))
             if everyone:
@@ -719,10 +575,8 @@ class Replica:
         cfg = self._config
         if self._next_seq <= self._last_executed:
             self._next_seq = self._last_executed + 1
-        while self._proposable:
-            first = next(iter(self._proposable))
-            age = self._tick - self._pending[first][1]
-            if len(self._proposable) < cfg.batch_size_max and age < cfg.batch_timeout_ticks:
+        while self._requests.has_proposable:
+            if not self._requests.ready_to_propose(self._tick, cfg):
                 return
             seq = self._next_seq
             if seq > self._high():
@@ -734,17 +588,7 @@ class Replica:
             timestamp = max(self._now_ms, previous + 1)
             if timestamp > self._now_ms + cfg.timestamp_skew_ms:
                 return  # wait until the clock catches up with the parent's time
-            requests: list[bytes] = []
-            size = 0
-            for rid in self._proposable:
-                request = self._pending[rid][0]
-                if requests and size + len(request) > cfg.batch_bytes_max:
-                    break
-                requests.append(request)
-                size += len(request)
-                if len(requests) >= cfg.batch_size_max:
-                    break
-            block = Block(seq, timestamp, tuple(requests))
+            block = Block(seq, timestamp, self._requests.next_batch(cfg))
             pp = self._sign(PrePrepare(self._view, seq, block.digest, block))
             slot = self._slot(seq)
             self._accept(slot, pp, block, from_new_view=False)
@@ -754,49 +598,8 @@ class Replica:
 
     # ------------------------------------------------------------------ normal case
 
-    def _chain_ts(self, seq: int) -> int | None:
-        """Agreed time at seq along the executed chain and the accepted log, if known."""
-        if seq == self._last_executed:
-            return self._last_ts
-        if seq < self._last_executed:
-            return None
-        slot = self._slots.get(seq)
-        if slot is None or slot.block is None:
-            return None
-        if slot.eff_ts is None:
-            previous = self._chain_ts(seq - 1)
-            if previous is None:
-                return None
-            slot.eff_ts = agreed_timestamp(previous, slot.block)
-        return slot.eff_ts
-
-    def _check_proposal(self, pp: PrePrepare, block: Block) -> str | None:
-        cfg = self._config
-        if block.seq != pp.seq:
-            return "block-seq-mismatch"
-        if block.digest != pp.digest:
-            return "digest-mismatch"
-        if not block.requests:
-            return "empty-block"
-        if len(block.requests) > cfg.batch_size_max:
-            return "batch-too-large"
-        size = 0
-        for request in block.requests:
-            if not 0 < len(request) <= cfg.request_bytes_max:
-                return "request-size"
-            size += len(request)
-        if size > cfg.batch_bytes_max:
-            return "batch-too-large"
-        if len(set(block.request_ids)) != len(block.request_ids):
-            return "duplicate-request"
-        validator = self._request_validator
-        if validator is not None and not all(validator(r) for r in block.requests):
-            return "invalid-request"
-        return None
-
-    def _accept(self, slot: _Slot, pp: SignedMessage, block: Block, from_new_view: bool) -> None:
-        message = pp.message
-        assert isinstance(message, PrePrepare)
+    def _accept(self, slot: Slot, pp: SignedMessage, block: Block, from_new_view: bool) -> None:
+        message = pre_prepare_of(pp)
         if message.block is not block:
             pp = replace(pp, message=replace(message, block=block))
         slot.pre_prepare = pp
@@ -808,53 +611,41 @@ class Replica:
         self._store_body(block)
         if slot.seq > self._max_accepted_seq:
             self._max_accepted_seq = slot.seq
-        for rid in block.request_ids:
-            self._in_flight[rid] = slot.seq
-            self._proposable.pop(rid, None)
-        self._put(seq_key(PREFIX_PRE_PREPARE, slot.seq), pack([from_new_view, encode_message(pp)]))
+        self._requests.in_flight(block.request_ids, slot.seq)
+        self._put(state.pre_prepare_record(slot.seq, from_new_view, pp))
 
     def _on_pre_prepare(self, sm: SignedMessage, pp: PrePrepare, out: list[Effect]) -> None:
-        if pp.view > self._view:
-            self._buffer(sm)
-            return
-        if pp.view < self._view:
-            self._drop("stale-view")
-            return
-        if not self._view_active:
-            self._drop("inactive-view")
-            return
-        if sm.sender != self._config.primary(pp.view):
-            self._drop("pre-prepare-not-primary")
+        verdict = pre_prepare_verdict(
+            pp,
+            sm.sender,
+            view=self._view,
+            view_active=self._view_active,
+            primary=self.primary,
+            floor=max(self._last_executed, self._stable.seq),
+            high=self._high(),
+            window=self._config.watermark_window,
+        )
+        if verdict is not None:
+            self._refuse(sm, verdict)
             return
         seq = pp.seq
-        if seq <= self._last_executed or seq <= self._stable.seq:
-            self._drop("old-seq")
-            return
-        if seq > self._high():
-            if seq <= self._high() + self._config.watermark_window:
-                self._buffer(sm)
-            else:
-                self._drop("beyond-window")
-            return
         slot = self._slots.get(seq)
         if slot is not None and slot.pre_prepare is not None:
-            if _pp(slot.pre_prepare).digest != pp.digest:
+            if pre_prepare_of(slot.pre_prepare).digest != pp.digest:
                 self._equivocation(slot.pre_prepare, sm, out)
             return
         waiting = self._waiting_pps.get(seq)
-        if waiting is not None and _pp(waiting).digest != pp.digest:
+        if waiting is not None and pre_prepare_of(waiting).digest != pp.digest:
             self._equivocation(waiting, sm, out)
             return
         if self.catching_up:
             self._drop("catching-up")
             return
-        block = pp.block
+        block = pp.block if pp.block is not None else self._bodies.get(pp.digest)
         if block is None:
-            block = self._bodies.get(pp.digest)
-            if block is None:
-                self._drop("pre-prepare-without-body")
-                return
-        reason = self._check_proposal(pp, block)
+            self._drop("pre-prepare-without-body")
+            return
+        reason = check_proposal(pp, block, self._config, self._request_validator)
         if reason is not None:
             self._drop(reason)
             return
@@ -874,46 +665,43 @@ class Replica:
         self._accept(slot, sm, block, from_new_view=False)
         self._vote_prepare(slot, out)
         self._check_prepared(slot, out)
-        successor = self._waiting_pps.pop(seq + 1, None)
+        self._accept_waiting(seq + 1, out)
+
+    def _accept_waiting(self, seq: int, out: list[Effect]) -> None:
+        """A stashed pre-prepare at `seq` whose predecessor's time is now known."""
+        successor = self._waiting_pps.pop(seq, None)
         if successor is not None:
-            self._on_pre_prepare(successor, _pp(successor), out)
+            self._on_pre_prepare(successor, pre_prepare_of(successor), out)
 
     def _equivocation(self, first: SignedMessage, second: SignedMessage, out: list[Effect]) -> None:
         self.counters["equivocation"] += 1
         out.append(Evidence("equivocating-primary", second.sender, (first, second)))
-        view = _pp(second).view
-        if view == self._view and self._view_active:
+        if pre_prepare_of(second).view == self._view and self._view_active:
             self._start_view_change(self._view + 1, out, timeout=False)
 
-    def _vote_prepare(self, slot: _Slot, out: list[Effect]) -> None:
+    def _vote_prepare(self, slot: Slot, out: list[Effect]) -> None:
         if slot.pre_prepare is None or slot.own_prepare is not None or not self._can_vote():
             return
         if self.is_primary:
             return
-        pp = slot.pre_prepare.message
-        assert isinstance(pp, PrePrepare)
-        prepare = self._sign(Prepare(self._view, slot.seq, pp.digest))
+        prepare = self._sign(Prepare(self._view, slot.seq, pre_prepare_of(slot.pre_prepare).digest))
         slot.own_prepare = prepare
         slot.prepares[self._id] = prepare
         self._broadcast(out, prepare)
 
     def _on_prepare(self, sm: SignedMessage, p: Prepare, out: list[Effect]) -> None:
-        if p.view > self._view:
-            self._buffer(sm)
-            return
-        if p.view < self._view or not self._view_active:
-            self._drop("stale-view")
-            return
-        if sm.sender == self._config.primary(p.view):
-            self._drop("prepare-from-primary")
-            return
-        if p.seq <= self._last_executed or p.seq <= self._stable.seq:
-            return
-        if p.seq > self._high():
-            if p.seq <= self._high() + self._config.watermark_window:
-                self._buffer(sm)
-            else:
-                self._drop("beyond-window")
+        verdict = prepare_verdict(
+            p,
+            sm.sender,
+            view=self._view,
+            view_active=self._view_active,
+            primary=self.primary,
+            floor=max(self._last_executed, self._stable.seq),
+            high=self._high(),
+            window=self._config.watermark_window,
+        )
+        if verdict is not None:
+            self._refuse(sm, verdict)
             return
         slot = self._slot(p.seq)
         if sm.sender in slot.prepares:
@@ -921,81 +709,54 @@ class Replica:
         slot.prepares[sm.sender] = sm
         self._check_prepared(slot, out)
 
-    def is_prepared(self, seq: int) -> bool:
-        """prepared(m, v, n, i) of section 4.2 for the current view."""
-        slot = self._slots.get(seq)
-        return slot is not None and slot.prepared
-
-    def is_committed_local(self, seq: int) -> bool:
-        """committed-local(m, v, n, i): a commit certificate and the body are known."""
-        slot = self._slots.get(seq)
-        return (
-            slot is not None
-            and slot.commit_cert is not None
-            and (slot.committed_block is not None or seq <= self._last_executed)
-        )
-
-    def _check_prepared(self, slot: _Slot, out: list[Effect]) -> None:
+    def _check_prepared(self, slot: Slot, out: list[Effect]) -> None:
         if slot.prepared or slot.pre_prepare is None or not self._can_vote():
             return
-        pp = slot.pre_prepare.message
-        assert isinstance(pp, PrePrepare)
-        matching = [
-            (s, m.signature) for s, m in slot.prepares.items() if _vote(m).digest == pp.digest
-        ]
-        if len(matching) < self._config.quorum - 1:
+        cert = prepared_certificate(slot, self._view, self._config.quorum, self._member_index)
+        if cert is None:
             return
         assert slot.block is not None
         slot.prepared = True
-        cert = PreparedCertificate(
-            self._view, slot.seq, pp.digest, slot.pre_prepare.signature, self._sorted_sigs(matching)
-        )
         self._prepared[slot.seq] = (cert, slot.block)
-        self._put(
-            seq_key(PREFIX_PREPARED, slot.seq),
-            pack([encode_prepared_certificate(cert), encode_block(slot.block)]),
-        )
-        commit = self._sign(Commit(self._view, slot.seq, pp.digest))
-        slot.own_commit = commit
-        slot.commits[self._id] = commit
-        self._broadcast(out, commit)
-        self._check_committed(slot, Commit(self._view, slot.seq, pp.digest), out)
+        self._put(state.prepared_record(cert, slot.block))
+        commit = Commit(self._view, slot.seq, cert.digest)
+        slot.own_commit = self._sign(commit)
+        slot.commits[self._id] = slot.own_commit
+        self._broadcast(out, slot.own_commit)
+        self._check_committed(slot, commit, out)
 
     def _on_commit(self, sm: SignedMessage, c: Commit, out: list[Effect]) -> None:
-        if c.seq <= self._last_executed:
-            return
-        if c.seq <= self._stable.seq and c.seq not in self._slots:
-            return
-        if c.seq > self._high():
-            if c.seq <= self._high() + self._config.watermark_window:
-                self._buffer(sm)
-            else:
-                self._drop("beyond-window")
+        verdict = commit_verdict(
+            c,
+            last_executed=self._last_executed,
+            stable_seq=self._stable.seq,
+            in_log=c.seq in self._slots,
+            high=self._high(),
+            window=self._config.watermark_window,
+        )
+        if verdict is not None:
+            self._refuse(sm, verdict)
             return
         slot = self._slot(c.seq)
         previous = slot.commits.get(sm.sender)
-        if previous is not None and _vote(previous).view >= c.view:
+        if previous is not None and vote_of(previous).view >= c.view:
             return
         slot.commits[sm.sender] = sm
         self._check_committed(slot, c, out)
 
-    def _check_committed(self, slot: _Slot, c: Commit, out: list[Effect]) -> None:
+    def _check_committed(self, slot: Slot, c: Commit, out: list[Effect]) -> None:
         if slot.commit_cert is not None:
             return
-        sigs = [
-            (s, m.signature)
-            for s, m in slot.commits.items()
-            if _vote(m).view == c.view and _vote(m).digest == c.digest
-        ]
-        if len(sigs) < self._config.quorum:
+        cert = commit_certificate(slot, c, self._config.quorum, self._member_index)
+        if cert is None:
             return
-        slot.commit_cert = CommitCertificate(c.view, slot.seq, c.digest, self._sorted_sigs(sigs))
+        slot.commit_cert = cert
         body = self._bodies.get(c.digest)
         if body is not None and body.seq == slot.seq:
             slot.committed_block = body
         else:
             self.counters["committed-without-body"] += 1
-            signers = tuple(rid for rid, _ in slot.commit_cert.signatures)
+            signers = tuple(rid for rid, _ in cert.signatures)
             self._fetcher.want(c.digest, slot.seq, signers, PURPOSE_COMMIT)
             self._request_bodies(out)
         self._try_execute(out)
@@ -1029,32 +790,20 @@ class Replica:
         self._last_ts = timestamp
         if len(self._fetcher):
             self._fetcher.forget_through(block.seq)
-        recent = self._recent_executed
-        for rid in block.request_ids:
-            self._pending.pop(rid, None)
-            self._proposable.pop(rid, None)
-            self._in_flight.pop(rid, None)
-            recent[rid] = None
-        while len(recent) > self._config.executed_ids_max:
-            recent.pop(next(iter(recent)))
+        self._requests.executed(block.request_ids, self._config.executed_ids_max)
         if block.seq % self._config.checkpoint_interval == 0:
             self._awaiting_root[block.seq] = block.digest
         if not block.is_null and self._view_active:
-            self._timeout_exponent = 0
+            self._timers.backoff.reset()
 
     def _after_progress(self, out: list[Effect]) -> None:
-        waiting = bool(self._pending) or self._max_accepted_seq > self._last_executed
-        self._timer_start = self._tick if waiting else None
-        self._lag_since = self._tick if self._lag_target > self._last_executed else None
-        if self._catch_up_target and self._last_executed >= self._catch_up_target:
-            self._catch_up_target = 0
-            self._fetch_attempt = 0
+        self._timers.request.restart_if(self._waiting_for_execution(), self._tick)
+        self._timers.lag.restart_if(self._catch_up.lag_target > self._last_executed, self._tick)
+        if self._catch_up.finished(self._last_executed):
             self.counters["caught-up"] += 1
             self._resume_voting(out)
             self._replay_future(out)
-        successor = self._waiting_pps.pop(self._last_executed + 1, None)
-        if successor is not None:
-            self._on_pre_prepare(successor, _pp(successor), out)
+        self._accept_waiting(self._last_executed + 1, out)
         self._maybe_propose(out)
 
     def _resume_voting(self, out: list[Effect]) -> None:
@@ -1078,34 +827,25 @@ class Replica:
     def _add_checkpoint_vote(self, sm: SignedMessage, out: list[Effect]) -> None:
         c = sm.message
         assert isinstance(c, Checkpoint)
-        votes = self._checkpoint_votes.setdefault(c.seq, {})
-        if sm.sender in votes:
+        cfg = self._config
+        quota = cfg.watermark_window // cfg.checkpoint_interval + 2
+        matching = self._checkpoint_votes.add(sm, quota)
+        if matching is None:
             return
-        # Bound per sender; evicting the sender's oldest vote keeps the useful recent ones.
-        mine = [s for s, v in self._checkpoint_votes.items() if sm.sender in v]
-        quota = self._config.watermark_window // self._config.checkpoint_interval + 2
-        if len(mine) >= quota:
-            oldest = min(mine)
-            del self._checkpoint_votes[oldest][sm.sender]
-            if not self._checkpoint_votes[oldest]:
-                del self._checkpoint_votes[oldest]
-            votes = self._checkpoint_votes.setdefault(c.seq, {})
-        votes[sm.sender] = sm
-        matching = [(s, m.signature) for s, m in votes.items() if m.message == c]
-        if len(matching) >= self._config.weak_quorum and c.seq > max(
-            self._last_executed, self._lag_target
+        catch_up = self._catch_up
+        if len(matching) >= cfg.weak_quorum and c.seq > max(
+            self._last_executed, catch_up.lag_target
         ):
             # f+1 matching votes include a correct replica that executed c.seq: we are behind.
             # Fetch only if normal progress does not close the gap in time (see tick).
-            self._lag_target = c.seq
-            self._lag_hint = tuple(s for s, _ in matching)
-            if self._lag_since is None:
-                self._lag_since = self._tick
-        if len(matching) >= self._config.quorum:
-            cert = CheckpointCertificate(
-                c.seq, c.block_digest, c.state_root, self._sorted_sigs(matching)
+            catch_up.lag_target = c.seq
+            catch_up.lag_hint = tuple(s for s, _ in matching)
+            self._timers.lag.start_if_stopped(self._tick)
+        if len(matching) >= cfg.quorum:
+            sigs = sorted_signatures(matching, self._member_index)
+            self._install_stable(
+                CheckpointCertificate(c.seq, c.block_digest, c.state_root, sigs), out
             )
-            self._install_stable(cert, out)
 
     def _sign_checkpoint(self, c: Checkpoint) -> SignedMessage:
         """Sign our own CHECKPOINT and keep it for retransmission until a checkpoint at or above
@@ -1114,16 +854,9 @@ class Replica:
         self._own_checkpoints[c.seq] = (sm, self._tick)
         return sm
 
-    def _stable_proof(self) -> list[SignedMessage]:
-        c = self._stable
-        return [
-            SignedMessage(Checkpoint(c.seq, c.block_digest, c.state_root), rid, sig)
-            for rid, sig in c.signatures
-        ]
-
     def _divergence(self, out: list[Effect]) -> None:
         self.counters["state-divergence"] += 1
-        out.append(Evidence("state-root-divergence", self._id, tuple(self._stable_proof())))
+        out.append(Evidence("state-root-divergence", self._id, tuple(stable_proof(self._stable))))
 
     def _install_stable(
         self, cert: CheckpointCertificate, out: list[Effect], quiet: bool = False
@@ -1132,44 +865,31 @@ class Replica:
             return
         self._stable = cert
         low = cert.seq
-        self._put(KEY_STABLE, encode_checkpoint_certificate(cert))
+        self._put(state.stable_record(cert))
         own = self._own_roots.get(low)
         if own is not None and own != cert.state_root:
             self._divergence(out)
-        keep_bodies: set[bytes] = set()
-        floor = low - self._config.watermark_window
-        for seq in sorted(self._slots):
-            if seq > low:
-                break
-            slot = self._slots[seq]
-            body = slot.committed_block or slot.block
-            if floor < seq and seq > self._last_executed and body is not None:
-                # Not executed here yet: keep it so late COMMITs can still finish it.
-                keep_bodies.add(body.digest)
-                continue
-            self._delete(seq_key(PREFIX_PRE_PREPARE, seq))
-            self._delete(seq_key(PREFIX_PREPARED, seq))
+        window = self._config.watermark_window
+        discard, keep_bodies = collect_log(self._slots, low, self._last_executed, window)
+        for seq in discard:
+            self._delete(state.pre_prepare_key(seq))
+            self._delete(state.prepared_key(seq))
             del self._slots[seq]
         for seq in [s for s in self._prepared if s <= low]:
             del self._prepared[seq]
             if seq not in self._slots:  # a kept slot keeps the record behind its COMMIT
-                self._delete(seq_key(PREFIX_PREPARED, seq))
+                self._delete(state.prepared_key(seq))
         for digest in [d for d, b in self._bodies.items() if b.seq <= low]:
             if digest not in keep_bodies:
                 del self._bodies[digest]
-        for seq in [s for s in self._checkpoint_votes if s <= low]:
-            del self._checkpoint_votes[seq]
-        for seq in [s for s in self._own_roots if s < low]:
-            del self._own_roots[seq]
-        for seq in [s for s in self._own_checkpoints if s <= low]:
-            del self._own_checkpoints[seq]
-        for seq in [s for s in self._awaiting_root if s < low]:
-            del self._awaiting_root[seq]
-        for seq in [s for s in self._waiting_pps if s <= low]:
-            del self._waiting_pps[seq]
+        self._checkpoint_votes.discard_through(low)
+        _discard_through(self._own_roots, low - 1)
+        _discard_through(self._own_checkpoints, low)
+        _discard_through(self._awaiting_root, low - 1)  # h's root is still checked against C
+        _discard_through(self._waiting_pps, low)
         self._fetcher.forget_through(low)
-        window = self._config.retransmit_ticks
-        self._bodies_sent = {k: t for k, t in self._bodies_sent.items() if self._tick - t < window}
+        recent = self._config.retransmit_ticks
+        self._bodies_sent = {k: t for k, t in self._bodies_sent.items() if self._tick - t < recent}
         if self._next_seq <= low:
             self._next_seq = low + 1
         if self._last_executed < low:
@@ -1188,25 +908,20 @@ class Replica:
         return check_commit_certificate(self._members, self._config.quorum, cert, self._verify)
 
     def _begin_catch_up(self, target: int, hint: tuple[str, ...], out: list[Effect]) -> None:
-        if target <= self._catch_up_target or target <= self._last_executed:
+        catch_up = self._catch_up
+        if target <= catch_up.target or target <= self._last_executed:
             return
-        first = self._catch_up_target == 0
-        self._catch_up_target = target
-        peers = tuple(p for p in hint if p != self._id and p in self._members)
-        others = tuple(m for m in self._config.members if m != self._id and m not in peers)
-        self._fetch_hint = peers + others
+        first = catch_up.target == 0
+        catch_up.begin(target, fetch_order(hint, self._id, self._config.members))
         self.counters["catch-up"] += 1
-        if first or self._tick - self._fetch_tick >= self._config.fetch_retry_ticks:
+        if first or self._timers.fetch.due(self._tick):
             self._emit_fetch(out)
 
     def _emit_fetch(self, out: list[Effect]) -> None:
-        if not self.catching_up or not self._fetch_hint:
-            return
-        self._fetch_tick = self._tick
-        k = self._fetch_attempt % len(self._fetch_hint)
-        self._fetch_attempt += 1
-        hint = self._fetch_hint[k:] + self._fetch_hint[:k]
-        out.append(FetchBlocks(self._last_executed + 1, self._catch_up_target, hint))
+        fetch = self._catch_up.next_fetch(self._last_executed)
+        if fetch is not None:
+            self._timers.fetch.mark(self._tick)
+            out.append(fetch)
 
     def _on_committed_proof(self, sm: SignedMessage, p: CommittedProof, out: list[Effect]) -> None:
         block, cert = p.block, p.certificate
@@ -1233,26 +948,32 @@ class Replica:
         for seq, slot in self._slots.items():
             if seq > self._last_executed:
                 if slot.pre_prepare is not None:
-                    self._delete(seq_key(PREFIX_PRE_PREPARE, seq))
+                    self._delete(state.pre_prepare_key(seq))
                 slot.reset_view()
         self._waiting_pps.clear()
-        self._in_flight.clear()
         self._max_accepted_seq = self._last_executed
-        self._proposable = dict.fromkeys(self._pending)
+        self._requests.new_view()
 
     def _build_view_change(self) -> SignedMessage:
         prepared = [self._prepared[s][0] for s in sorted(self._prepared) if s > self._stable.seq]
-        return self._sign(ViewChange(self._view, self._stable, tuple(prepared)))
+        sm = self._sign(ViewChange(self._view, self._stable, tuple(prepared)))
+        self._own_vc = sm
+        self._view_changes[self._id] = sm
+        self._timers.view_change_resend.mark(self._tick)
+        return sm
 
     def _oversized(self, sm: SignedMessage) -> bool:
         # Digests only: an honest VIEW-CHANGE or NEW-VIEW is bounded by the window and n.
         return len(encode_message(sm)) > self._config.view_change_bytes_max
 
+    def _valid_view_change(self, vc: ViewChange) -> bool:
+        return view_change.valid_view_change(vc, self._config, self._members, self._verify)
+
     def _start_view_change(self, new_view: int, out: list[Effect], timeout: bool) -> None:
         if new_view < self._view or (new_view == self._view and not self._view_active):
             return
         if timeout:
-            self._timeout_exponent += 1
+            self._timers.backoff.grow()
         self.counters["view-change"] += 1
         self._view = new_view
         self._view_active = False
@@ -1260,32 +981,13 @@ class Replica:
         self._nv_waiting = None
         self._fetcher.drop_purpose(PURPOSE_VIEW_CHANGE)
         self._reset_view_state()
-        self._persist_view()
-        self._delete(KEY_NEW_VIEW)
+        self._put(state.view_record(self._view, self._view_active))
+        self._delete(state.KEY_NEW_VIEW)
         sm = self._build_view_change()
-        self._own_vc = sm
-        self._view_changes[self._id] = sm
-        self._timer_start = None
-        self._vc_timer_start = None
-        self._last_vc_send_tick = self._tick
+        self._timers.request.stop()
+        self._timers.new_view.stop()
         self._broadcast(out, sm)
         self._check_view_change_quorum(out)
-
-    def _valid_view_change(self, vc: ViewChange) -> bool:
-        cfg = self._config
-        if vc.view < 1 or len(vc.prepared) > cfg.watermark_window:
-            return False
-        if not check_checkpoint_certificate(cfg, self._members, vc.checkpoint, self._verify):
-            return False
-        base = vc.checkpoint.seq
-        last = base
-        for p in vc.prepared:
-            if p.seq <= last or p.seq > base + cfg.watermark_window or p.view >= vc.view:
-                return False
-            last = p.seq
-            if not check_prepared_certificate(cfg, self._members, p, self._verify):
-                return False
-        return True
 
     def _on_view_change(self, sm: SignedMessage, vc: ViewChange, out: list[Effect]) -> None:
         if vc.view < self._view or (vc.view == self._view and self._view_active):
@@ -1293,7 +995,7 @@ class Replica:
             self._help_laggard(sm.sender, out)
             return
         previous = self._view_changes.get(sm.sender)
-        if previous is not None and _vc(previous).view >= vc.view:
+        if previous is not None and view_change.view_change_of(previous).view >= vc.view:
             return
         if self._oversized(sm):
             self._drop("view-change-too-large")
@@ -1302,11 +1004,11 @@ class Replica:
             self._drop("view-change-invalid")
             return
         self._view_changes[sm.sender] = sm
-        higher = sorted(
-            _vc(m).view for m in self._view_changes.values() if _vc(m).view > self._view
+        join = view_change.view_to_join(
+            self._view_changes.values(), self._view, self._config.weak_quorum
         )
-        if len(higher) >= self._config.weak_quorum:
-            self._start_view_change(higher[0], out, timeout=False)
+        if join is not None:
+            self._start_view_change(join, out, timeout=False)
         if not self._view_active:
             self._check_view_change_quorum(out)
 
@@ -1321,27 +1023,25 @@ class Replica:
     def _check_view_change_quorum(self, out: list[Effect]) -> None:
         if self._view_active:
             return
-        count = sum(1 for m in self._view_changes.values() if _vc(m).view == self._view)
-        if count < self._config.quorum:
+        if (
+            view_change.count_for_view(self._view_changes.values(), self._view)
+            < self._config.quorum
+        ):
             return
-        if self._vc_timer_start is None:
-            self._vc_timer_start = self._tick
+        self._timers.new_view.start_if_stopped(self._tick)
         if self.is_primary and self._nv_sent_for < self._view:
             self._send_new_view(out)
 
     def _send_new_view(self, out: list[Effect]) -> None:
         view = self._view
-        candidates = [
-            self._view_changes[m]
-            for m in self._config.members
-            if m in self._view_changes and _vc(self._view_changes[m]).view == view
-        ]
-        candidates.sort(key=lambda m: m.sender != self._id)  # own first; stable otherwise
-        chosen = candidates[: self._config.quorum]
-        vcs = [_vc(m) for m in chosen]
+        cfg = self._config
+        chosen = view_change.choose_view_changes(
+            self._view_changes, cfg.members, self._id, view, cfg.quorum
+        )
+        vcs = [view_change.view_change_of(m) for m in chosen]
         checkpoint, order = compute_new_view_order(vcs)
         floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
-        missing = self._missing_bodies(order, vcs, floor)
+        missing = view_change.missing_bodies(order, vcs, floor, self._bodies, cfg)
         if missing:
             # Digests only in V: fetch the bodies from replicas that prepared them, then retry
             # (the body's arrival calls back here through _check_view_change_quorum).
@@ -1349,13 +1049,10 @@ class Replica:
             self._want_bodies(missing, (), out)
             return
         entries: list[tuple[int, SignedMessage, Block]] = []
-        pps: list[SignedMessage] = []
         for seq, digest in order:
-            body = self._body_for(seq, digest, floor)
-            pp = self._sign(PrePrepare(view, seq, digest))
-            pps.append(pp)
-            entries.append((seq, pp, body))
-        nv = self._sign(NewView(view, tuple(chosen), tuple(pps)))
+            body = view_change.body_for(seq, digest, floor, self._bodies)
+            entries.append((seq, self._sign(PrePrepare(view, seq, digest)), body))
+        nv = self._sign(NewView(view, tuple(chosen), tuple(pp for _, pp, _ in entries)))
         self._nv_sent_for = view
         self._install_new_view(nv, entries, checkpoint, out, announce=True)
 
@@ -1369,14 +1066,16 @@ class Replica:
         if self._nv_waiting is not sm and self._oversized(sm):
             self._drop("new-view-too-large")
             return
-        validated = self._validate_new_view(nv)
+        validated = view_change.validate_new_view(
+            nv, self._config, self._members, self._view_changes, self._verify
+        )
         if validated is None:
             self._drop("new-view-invalid")
             return
         entries, checkpoint, vcs = validated
         floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
-        order = [(seq, pp.digest) for seq, pp in _pps(entries)]
-        missing = self._missing_bodies(order, vcs, floor)
+        order = [(seq, pre_prepare_of(pp).digest) for seq, pp in entries]
+        missing = view_change.missing_bodies(order, vcs, floor, self._bodies, self._config)
         if missing:
             # Valid but incomplete here: keep it and fetch the bodies, the new primary first.
             self.counters["new-view-awaiting-bodies"] += 1
@@ -1384,43 +1083,65 @@ class Replica:
             self._want_bodies(missing, (sm.sender,), out)
             return
         self._nv_waiting = None
-        complete = [(seq, pp, self._body_for(seq, _pp(pp).digest, floor)) for seq, pp in entries]
+        complete = [
+            (seq, pp, view_change.body_for(seq, pre_prepare_of(pp).digest, floor, self._bodies))
+            for seq, pp in entries
+        ]
         self._install_new_view(sm, complete, checkpoint, out, announce=False)
 
-    def _body_for(self, seq: int, digest: bytes, floor: int) -> Block:
-        nb = null_block(seq)
-        if digest == nb.digest or seq <= floor:
-            # At or below the floor the entry is executed or covered by a stable checkpoint:
-            # installing the view skips it, so no body is needed (and none may be kept).
-            return nb
-        return self._bodies[digest]
+    def _install_new_view(
+        self,
+        sm: SignedMessage,
+        entries: list[tuple[int, SignedMessage, Block]],
+        checkpoint: CheckpointCertificate,
+        out: list[Effect],
+        announce: bool,
+    ) -> None:
+        view = view_change.new_view_of(sm).view
+        self._view = view
+        self._view_active = True
+        self._new_view_msg = sm
+        self._own_vc = None
+        self._nv_waiting = None
+        self._fetcher.drop_purpose(PURPOSE_VIEW_CHANGE)
+        self._reset_view_state()
+        self._put(state.view_record(self._view, self._view_active))
+        self._put(state.new_view_record(sm))
+        self._timers.request.stop()
+        self._timers.new_view.stop()
+        for sender in [
+            s for s, m in self._view_changes.items() if view_change.view_change_of(m).view <= view
+        ]:
+            del self._view_changes[sender]
+        if checkpoint.seq > self._stable.seq:
+            self._install_stable(checkpoint, out, quiet=True)
+        if announce:
+            self._broadcast(out, sm)
+        accepted: list[Slot] = []
+        for seq, pp, block in entries:
+            if seq <= self._last_executed or seq <= self._stable.seq:
+                continue
+            slot = self._slot(seq)
+            self._accept(slot, pp, block, from_new_view=True)
+            accepted.append(slot)
+        if self.is_primary:
+            top = entries[-1][0] if entries else checkpoint.seq
+            self._next_seq = max(top, self._last_executed, self._stable.seq) + 1
+        self.counters["new-view"] += 1
+        out.append(ViewChanged(view, self.primary))
+        for slot in accepted:
+            self._vote_prepare(slot, out)
+            self._check_prepared(slot, out)
+        if not self.is_primary and self._requests.has_proposable:
+            self._forward_pending(out, min_age_ticks=0)
+        self._replay_future(out)
+        self._try_execute(out)
+        self._maybe_propose(out)
 
-    def _missing_bodies(
-        self, order: Sequence[tuple[int, bytes]], vcs: Sequence[ViewChange], floor: int
-    ) -> list[tuple[int, bytes, tuple[str, ...]]]:
-        """(seq, digest, sources) of the O entries above `floor` whose bodies this replica
-        lacks; sources are the replicas that signed the digest into a prepared certificate."""
-        missing: list[tuple[int, bytes, tuple[str, ...]]] = []
-        for seq, digest in order:
-            if seq <= floor or digest == null_block(seq).digest:
-                continue
-            body = self._bodies.get(digest)
-            if body is not None and body.seq == seq:
-                continue
-            sources: list[str] = []
-            for vc in vcs:
-                for p in vc.prepared:
-                    if p.seq == seq and p.digest == digest:
-                        sources.append(self._config.primary(p.view))
-                        sources.extend(rid for rid, _ in p.prepares)
-            missing.append((seq, digest, tuple(dict.fromkeys(sources))))
-        return missing
+    # ------------------------------------------------------------------ block bodies
 
     def _want_bodies(
-        self,
-        missing: list[tuple[int, bytes, tuple[str, ...]]],
-        first: tuple[str, ...],
-        out: list[Effect],
+        self, missing: list[MissingBody], first: tuple[str, ...], out: list[Effect]
     ) -> None:
         for seq, digest, sources in missing:
             self._fetcher.want(digest, seq, first + sources, PURPOSE_VIEW_CHANGE)
@@ -1464,149 +1185,35 @@ class Replica:
         self._store_body(block)
         if self._nv_waiting is not None:
             waiting = self._nv_waiting
-            self._on_new_view(waiting, _new_view(waiting), out)
+            self._on_new_view(waiting, view_change.new_view_of(waiting), out)
         if not self._view_active:
             self._check_view_change_quorum(out)
         self._try_execute(out)
         self._request_bodies(out)
 
-    def _validate_new_view(
-        self, nv: NewView
-    ) -> tuple[list[tuple[int, SignedMessage]], CheckpointCertificate, list[ViewChange]] | None:
-        cfg = self._config
-        if not cfg.quorum <= len(nv.view_changes) <= cfg.n:
-            return None
-        seen: set[str] = set()
-        vcs: list[ViewChange] = []
-        for m in nv.view_changes:
-            vc = m.message
-            if not isinstance(vc, ViewChange) or vc.view != nv.view:
-                return None
-            if m.sender in seen or m.sender not in self._members:
-                return None
-            seen.add(m.sender)
-            known = self._view_changes.get(m.sender)
-            if not (known is not None and known.message == vc and known.signature == m.signature):
-                try:
-                    data = signing_bytes(vc, m.sender)
-                except (TypeError, ValueError, OverflowError, AttributeError):
-                    return None
-                if not self._verify(m.sender, data, m.signature):
-                    return None
-                if not self._valid_view_change(vc):
-                    return None
-            vcs.append(vc)
-        checkpoint, order = compute_new_view_order(vcs)
-        if len(nv.pre_prepares) != len(order):
-            return None
-        primary = cfg.primary(nv.view)
-        entries: list[tuple[int, SignedMessage]] = []
-        for (seq, digest), pp_sm in zip(order, nv.pre_prepares, strict=True):
-            pp = pp_sm.message
-            if not isinstance(pp, PrePrepare) or pp_sm.sender != primary:
-                return None
-            if pp.view != nv.view or pp.seq != seq or pp.digest != digest:
-                return None
-            if not self._verify(primary, signing_bytes(pp, primary), pp_sm.signature):
-                return None
-            entries.append((seq, pp_sm))
-        return entries, checkpoint, vcs
-
-    def _install_new_view(
-        self,
-        sm: SignedMessage,
-        entries: list[tuple[int, SignedMessage, Block]],
-        checkpoint: CheckpointCertificate,
-        out: list[Effect],
-        announce: bool,
-    ) -> None:
-        nv = sm.message
-        assert isinstance(nv, NewView)
-        view = nv.view
-        self._view = view
-        self._view_active = True
-        self._new_view_msg = sm
-        self._own_vc = None
-        self._nv_waiting = None
-        self._fetcher.drop_purpose(PURPOSE_VIEW_CHANGE)
-        self._reset_view_state()
-        self._persist_view()
-        self._put(KEY_NEW_VIEW, encode_message(sm))
-        self._timer_start = None
-        self._vc_timer_start = None
-        for sender in [s for s, m in self._view_changes.items() if _vc(m).view <= view]:
-            del self._view_changes[sender]
-        if checkpoint.seq > self._stable.seq:
-            self._install_stable(checkpoint, out, quiet=True)
-        if announce:
-            self._broadcast(out, sm)
-        accepted: list[_Slot] = []
-        for seq, pp, block in entries:
-            if seq <= self._last_executed or seq <= self._stable.seq:
-                continue
-            slot = self._slot(seq)
-            self._accept(slot, pp, block, from_new_view=True)
-            accepted.append(slot)
-        if self.is_primary:
-            top = entries[-1][0] if entries else checkpoint.seq
-            self._next_seq = max(top, self._last_executed, self._stable.seq) + 1
-        self.counters["new-view"] += 1
-        out.append(ViewChanged(view, self.primary))
-        for slot in accepted:
-            self._vote_prepare(slot, out)
-            self._check_prepared(slot, out)
-        if not self.is_primary and self._proposable:
-            self._forward_pending(out, min_age_ticks=0)
-        self._replay_future(out)
-        self._try_execute(out)
-        self._maybe_propose(out)
-
     # ------------------------------------------------------------------ retransmission
 
     def _on_status(self, sm: SignedMessage, st: Status, out: list[Effect]) -> None:
         peer = sm.sender
-        cfg = self._config
         last = self._status_replied.get(peer)
-        if last is not None and self._tick - last < max(1, cfg.status_interval_ticks // 2):
+        if last is not None and self._tick - last < max(1, self._config.status_interval_ticks // 2):
             return
         self._status_replied[peer] = self._tick
-        if st.stable_seq < self._stable.seq:
-            for m in self._stable_proof():
-                self._send(out, peer, m)
-        for seq, (vote, signed_tick) in sorted(self._own_checkpoints.items()):
-            # Votes for checkpoints that are not yet stable: sent once at execution, they may have
-            # been lost, and nothing else would ever resend them (the window stays full).
-            if seq > st.stable_seq and self._tick - signed_tick >= cfg.retransmit_ticks:
-                self._send(out, peer, vote)
-        if st.last_executed < self._last_executed:
-            top = min(self._last_executed, st.last_executed + cfg.proofs_per_status_max)
-            for seq in range(st.last_executed + 1, top + 1):
-                slot = self._slots.get(seq)
-                if slot is None or slot.commit_cert is None or slot.committed_block is None:
-                    continue  # the receiver fetches what a gap hides
-                proof = CommittedProof(slot.committed_block, slot.commit_cert)
-                self._send(out, peer, self._sign(proof))
-        if st.view < self._view or (st.view == self._view and not st.view_active):
-            if self._view_active and self._new_view_msg is not None:
-                self._send(out, peer, self._new_view_msg)
-            elif not self._view_active and self._own_vc is not None:
-                self._send(out, peer, self._own_vc)
-        elif st.view == self._view and st.view_active and self._view_active:
-            floor = max(st.last_executed, self._last_executed)
-            for seq in sorted(self._slots):
-                if seq <= floor:
-                    continue
-                slot = self._slots[seq]
-                if slot.pre_prepare is None or slot.commit_cert is not None:
-                    continue
-                if self._tick - slot.accepted_tick < cfg.retransmit_ticks:
-                    continue
-                if not slot.from_new_view:
-                    self._send(out, peer, slot.pre_prepare)
-                if slot.own_prepare is not None:
-                    self._send(out, peer, slot.own_prepare)
-                if slot.own_commit is not None:
-                    self._send(out, peer, slot.own_commit)
+        reply = plan_status_reply(
+            st,
+            cfg=self._config,
+            tick=self._tick,
+            view=self._view,
+            view_active=self._view_active,
+            last_executed=self._last_executed,
+            stable=self._stable,
+            own_checkpoints=self._own_checkpoints,
+            slots=self._slots,
+            new_view=self._new_view_msg,
+            own_view_change=self._own_vc,
+        )
+        for item in reply:
+            self._send(out, peer, self._sign(item) if isinstance(item, CommittedProof) else item)
 
     # ------------------------------------------------------------------ recovery
 
@@ -1614,92 +1221,44 @@ class Replica:
         for vote, _ in self._own_checkpoints.values():
             self._broadcast(out, vote)
         if not self._view_active:
-            sm = self._build_view_change()
-            self._own_vc = sm
-            self._view_changes[self._id] = sm
-            self._last_vc_send_tick = self._tick
-            self._broadcast(out, sm)
+            self._broadcast(out, self._build_view_change())
         if self.catching_up:
             self._emit_fetch(out)
 
     def _restore(self, persisted: PersistedState) -> None:
-        records = persisted.records
-        try:
-            if KEY_VIEW in records:
-                fields = unpack(records[KEY_VIEW])
-                if (
-                    type(fields) is not tuple
-                    or len(fields) != 2
-                    or type(fields[0]) is not int
-                    or type(fields[1]) is not bool
-                ):
-                    raise PersistedStateError("view record")
-                self._view, self._view_active = fields[0], fields[1]
-            if KEY_STABLE in records:
-                self._stable = decode_checkpoint_certificate(records[KEY_STABLE])
-            restored: list[tuple[int, bool, SignedMessage]] = []
-            for key, value in sorted(records.items()):
-                if key.startswith(PREFIX_PRE_PREPARE) and len(key) == 10:
-                    seq = int.from_bytes(key[2:], "big")
-                    fields = unpack(value)
-                    if type(fields) is not tuple or len(fields) != 2:
-                        raise PersistedStateError("pre-prepare record")
-                    sm = decode_message(fields[1])
-                    if not isinstance(sm.message, PrePrepare) or sm.message.seq != seq:
-                        raise PersistedStateError("pre-prepare record")
-                    restored.append((seq, bool(fields[0]), sm))
-                elif key.startswith(PREFIX_PREPARED) and len(key) == 10:
-                    seq = int.from_bytes(key[2:], "big")
-                    fields = unpack(value)
-                    if type(fields) is not tuple or len(fields) != 2:
-                        raise PersistedStateError("prepared record")
-                    cert = decode_prepared_certificate(fields[0])
-                    block = decode_block(fields[1])
-                    if cert.seq != seq or block.digest != cert.digest:
-                        raise PersistedStateError("prepared record")
-                    if seq > self._stable.seq:
-                        self._prepared[seq] = (cert, block)
-            if KEY_NEW_VIEW in records:
-                nv = decode_message(records[KEY_NEW_VIEW])
-                if isinstance(nv.message, NewView) and nv.message.view == self._view:
-                    self._new_view_msg = nv
-        except MessageError as exc:
-            raise PersistedStateError(f"corrupt consensus state: {exc}") from exc
+        loaded = state.load_records(persisted)
+        self._view, self._view_active = loaded.view, loaded.view_active
+        if loaded.stable is not None:
+            self._stable = loaded.stable
+        for cert, block in loaded.prepared:
+            if cert.seq > self._stable.seq:
+                self._prepared[cert.seq] = (cert, block)
+        nv = loaded.new_view
+        if nv is not None and isinstance(nv.message, NewView) and nv.message.view == self._view:
+            self._new_view_msg = nv
         floor = max(self._last_executed, self._stable.seq)
         top = floor
-        for seq, from_new_view, sm in restored:
-            pp = sm.message
-            assert isinstance(pp, PrePrepare)
-            if pp.view != self._view or seq <= floor or pp.block is None:
-                continue
-            if pp.block.digest != pp.digest:
-                raise PersistedStateError("pre-prepare record body")
-            slot = self._slot(seq)
-            slot.pre_prepare, slot.block, slot.from_new_view = sm, pp.block, from_new_view
-            self._store_body(pp.block)
-            for rid in pp.block.request_ids:
-                self._in_flight[rid] = seq
-            top = max(top, seq)
-            if self._view_active and not self.is_primary:
-                # Re-signing the same digest is harmless; a different one is what is forbidden.
-                slot.own_prepare = self._sign(Prepare(self._view, seq, pp.digest))
-                slot.prepares[self._id] = slot.own_prepare
-            prepared = self._prepared.get(seq)
-            if (
-                self._view_active
-                and prepared
-                and prepared[0].view == self._view
-                and prepared[0].digest == pp.digest
-            ):
-                slot.prepared = True
-                slot.own_commit = self._sign(Commit(self._view, seq, pp.digest))
-                slot.commits[self._id] = slot.own_commit
+        for slot in state.rebuild_log(
+            loaded,
+            view=self._view,
+            view_active=self._view_active,
+            floor=floor,
+            own_id=self._id,
+            is_primary=self.is_primary,
+            prepared=self._prepared,
+            sign=self._sign,
+        ):
+            self._slots[slot.seq] = slot
+            assert slot.block is not None
+            self._store_body(slot.block)
+            self._requests.in_flight(slot.block.request_ids, slot.seq)
+            top = max(top, slot.seq)
         self._max_accepted_seq = top
         self._next_seq = top + 1
         for _cert, block in self._prepared.values():
             self._store_body(block)
         if self._last_executed < self._stable.seq:
-            self._catch_up_target = self._stable.seq
-            peers = tuple(rid for rid, _ in self._stable.signatures if rid != self._id)
-            others = tuple(m for m in self._config.members if m != self._id and m not in peers)
-            self._fetch_hint = peers + others
+            signers = tuple(rid for rid, _ in self._stable.signatures)
+            self._catch_up.begin(
+                self._stable.seq, fetch_order(signers, self._id, self._config.members)
+            )

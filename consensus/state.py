@@ -18,15 +18,40 @@ follows it. On restart the node reads every record back into a `PersistedState` 
 - `nv`: the NEW-VIEW that started the current view, kept to help lagging peers.
 
 Values are canonical msgpack; sequence numbers in keys are 8-byte big-endian so a prefix scan
-returns them in order.
+returns them in order. This module is the only place that knows the record format: the replica
+writes through the `*_record` functions and reads back through `load_records`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from .codec import MessageError
+from .codec import (
+    MessageError,
+    decode_block,
+    decode_checkpoint_certificate,
+    decode_message,
+    decode_prepared_certificate,
+    encode_block,
+    encode_checkpoint_certificate,
+    encode_message,
+    encode_prepared_certificate,
+    pack,
+    unpack,
+)
 from .effects import Persist
+from .log import Slot
+from .messages import (
+    Block,
+    CheckpointCertificate,
+    Commit,
+    Message,
+    Prepare,
+    PreparedCertificate,
+    PrePrepare,
+    SignedMessage,
+)
 
 KEY_VIEW = b"view"
 KEY_STABLE = b"stable"
@@ -64,3 +89,125 @@ class PersistedState:
 
     def __len__(self) -> int:
         return len(self.records)
+
+
+Record = tuple[bytes, bytes]
+
+
+def pre_prepare_key(seq: int) -> bytes:
+    return seq_key(PREFIX_PRE_PREPARE, seq)
+
+
+def prepared_key(seq: int) -> bytes:
+    return seq_key(PREFIX_PREPARED, seq)
+
+
+def view_record(view: int, active: bool) -> Record:
+    return KEY_VIEW, pack([view, active])
+
+
+def stable_record(cert: CheckpointCertificate) -> Record:
+    return KEY_STABLE, encode_checkpoint_certificate(cert)
+
+
+def new_view_record(sm: SignedMessage) -> Record:
+    return KEY_NEW_VIEW, encode_message(sm)
+
+
+def pre_prepare_record(seq: int, from_new_view: bool, pp: SignedMessage) -> Record:
+    return pre_prepare_key(seq), pack([from_new_view, encode_message(pp)])
+
+
+def prepared_record(cert: PreparedCertificate, block: Block) -> Record:
+    return prepared_key(cert.seq), pack([encode_prepared_certificate(cert), encode_block(block)])
+
+
+@dataclass(slots=True)
+class LoadedRecords:
+    """The decoded records, unfiltered: the replica decides what still applies."""
+
+    view: int = 0
+    view_active: bool = True
+    stable: CheckpointCertificate | None = None
+    pre_prepares: list[tuple[int, bool, SignedMessage]] = field(default_factory=list)  # by seq
+    prepared: list[tuple[PreparedCertificate, Block]] = field(default_factory=list)  # by seq
+    new_view: SignedMessage | None = None
+
+
+def load_records(persisted: PersistedState) -> LoadedRecords:
+    """Decode every record; PersistedStateError if any is corrupt."""
+    records = persisted.records
+    out = LoadedRecords()
+    try:
+        if KEY_VIEW in records:
+            fields = unpack(records[KEY_VIEW])
+            if (
+                type(fields) is not tuple
+                or len(fields) != 2
+                or type(fields[0]) is not int
+                or type(fields[1]) is not bool
+            ):
+                raise PersistedStateError("view record")
+            out.view, out.view_active = fields[0], fields[1]
+        if KEY_STABLE in records:
+            out.stable = decode_checkpoint_certificate(records[KEY_STABLE])
+        for key, value in sorted(records.items()):
+            if key.startswith(PREFIX_PRE_PREPARE) and len(key) == 10:
+                seq = int.from_bytes(key[2:], "big")
+                fields = unpack(value)
+                if type(fields) is not tuple or len(fields) != 2:
+                    raise PersistedStateError("pre-prepare record")
+                sm = decode_message(fields[1])
+                if not isinstance(sm.message, PrePrepare) or sm.message.seq != seq:
+                    raise PersistedStateError("pre-prepare record")
+                out.pre_prepares.append((seq, bool(fields[0]), sm))
+            elif key.startswith(PREFIX_PREPARED) and len(key) == 10:
+                seq = int.from_bytes(key[2:], "big")
+                fields = unpack(value)
+                if type(fields) is not tuple or len(fields) != 2:
+                    raise PersistedStateError("prepared record")
+                cert = decode_prepared_certificate(fields[0])
+                block = decode_block(fields[1])
+                if cert.seq != seq or block.digest != cert.digest:
+                    raise PersistedStateError("prepared record")
+                out.prepared.append((cert, block))
+        if KEY_NEW_VIEW in records:
+            out.new_view = decode_message(records[KEY_NEW_VIEW])
+    except MessageError as exc:
+        raise PersistedStateError(f"corrupt consensus state: {exc}") from exc
+    return out
+
+
+def rebuild_log(
+    loaded: LoadedRecords,
+    *,
+    view: int,
+    view_active: bool,
+    floor: int,
+    own_id: str,
+    is_primary: bool,
+    prepared: Mapping[int, tuple[PreparedCertificate, Block]],
+    sign: Callable[[Message], SignedMessage],
+) -> list[Slot]:
+    """The slots above `floor` accepted in `view`, in sequence order, with the votes this
+    replica had sent for them: a backup's PREPARE, and a COMMIT where the prepared record
+    matches. Re-signing the same digest is harmless; a different one is what is forbidden."""
+    slots: list[Slot] = []
+    for seq, from_new_view, sm in loaded.pre_prepares:
+        pp = sm.message
+        assert isinstance(pp, PrePrepare)
+        if pp.view != view or seq <= floor or pp.block is None:
+            continue
+        if pp.block.digest != pp.digest:
+            raise PersistedStateError("pre-prepare record body")
+        slot = Slot(seq, pre_prepare=sm, block=pp.block, from_new_view=from_new_view)
+        if view_active and not is_primary:
+            slot.own_prepare = sign(Prepare(view, seq, pp.digest))
+            slot.prepares[own_id] = slot.own_prepare
+        cert = prepared.get(seq)
+        if view_active and cert and cert[0].view == view and cert[0].digest == pp.digest:
+            slot.prepared = True
+            slot.own_commit = sign(Commit(view, seq, pp.digest))
+            slot.commits[own_id] = slot.own_commit
+        slots.append(slot)
+    return slots

@@ -18,7 +18,7 @@ Operation names are the keys of ``OPERATIONS``.
 
 from .codec import CodecError, canonical_decode, canonical_encode
 from .core import Call, Event, Outcome, StateView, TxContext, business_day
-from .errors import ContractError, GenesisError, QueryError
+from .errors import ContractError, GenesisError, QueryError, StoredFormError
 from .identifiers import ValidationResult, validate
 from .identity import KeyRecord
 from .money import format_amount, parse_amount
@@ -47,6 +47,7 @@ __all__ = [
     "Outcome",
     "QueryError",
     "StateView",
+    "StoredFormError",
     "TxContext",
     "ValidationResult",
     "admissible_sender",

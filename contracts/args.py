@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Literal, overload
 
 from .codec import INT_MAX
 from .errors import ContractError
@@ -59,13 +59,34 @@ class Args:
     def has(self, name: str) -> bool:
         return name in self._raw and self._raw[name] is not None
 
-    def _get(self, name: str, optional: bool) -> Any:
+    def _get(self, name: str, optional: bool) -> object:
         self._seen.add(name)
         value = self._raw.get(name)
         if value is None and not optional:
             raise bad(name, "is required")
         return value
 
+    # Each reader is typed twice: a required field gives its type, an optional one may be None.
+    @overload
+    def str_(
+        self,
+        name: str,
+        *,
+        optional: Literal[False] = ...,
+        pattern: re.Pattern[str] | None = ...,
+        max_len: int = ...,
+        choices: tuple[str, ...] | None = ...,
+    ) -> str: ...
+    @overload
+    def str_(
+        self,
+        name: str,
+        *,
+        optional: bool,
+        pattern: re.Pattern[str] | None = ...,
+        max_len: int = ...,
+        choices: tuple[str, ...] | None = ...,
+    ) -> str | None: ...
     def str_(
         self,
         name: str,
@@ -74,7 +95,7 @@ class Args:
         pattern: re.Pattern[str] | None = None,
         max_len: int = TEXT_MAX,
         choices: tuple[str, ...] | None = None,
-    ) -> Any:
+    ) -> str | None:
         value = self._get(name, optional)
         if value is None:
             return None
@@ -88,12 +109,29 @@ class Args:
             raise bad(name, "has an invalid format")
         return value
 
-    def id_(self, name: str, *, optional: bool = False) -> Any:
+    @overload
+    def id_(self, name: str, *, optional: Literal[False] = ...) -> str: ...
+    @overload
+    def id_(self, name: str, *, optional: bool) -> str | None: ...
+    def id_(self, name: str, *, optional: bool = False) -> str | None:
         return self.str_(name, optional=optional, pattern=ID_PATTERN, max_len=64)
 
+    @overload
+    def int_(
+        self,
+        name: str,
+        *,
+        optional: Literal[False] = ...,
+        minimum: int = ...,
+        maximum: int = ...,
+    ) -> int: ...
+    @overload
+    def int_(
+        self, name: str, *, optional: bool, minimum: int = ..., maximum: int = ...
+    ) -> int | None: ...
     def int_(
         self, name: str, *, optional: bool = False, minimum: int = 0, maximum: int = INT_MAX
-    ) -> Any:
+    ) -> int | None:
         value = self._get(name, optional)
         if value is None:
             return None
@@ -111,16 +149,28 @@ class Args:
             raise bad(name, "must be true or false")
         return value
 
-    def date_(self, name: str, *, optional: bool = False) -> Any:
+    @overload
+    def date_(self, name: str, *, optional: Literal[False] = ...) -> int: ...
+    @overload
+    def date_(self, name: str, *, optional: bool) -> int | None: ...
+    def date_(self, name: str, *, optional: bool = False) -> int | None:
         value = self._get(name, optional)
         if value is None:
             return None
-        day = parse_iso_date(value)
+        day = parse_iso_date(value) if isinstance(value, str) else None
         if day is None:
             raise bad(name, "must be a calendar date written YYYY-MM-DD")
         return day
 
-    def bytes_(self, name: str, *, optional: bool = False, length: int | None = None) -> Any:
+    @overload
+    def bytes_(
+        self, name: str, *, optional: Literal[False] = ..., length: int | None = ...
+    ) -> bytes: ...
+    @overload
+    def bytes_(self, name: str, *, optional: bool, length: int | None = ...) -> bytes | None: ...
+    def bytes_(
+        self, name: str, *, optional: bool = False, length: int | None = None
+    ) -> bytes | None:
         value = self._get(name, optional)
         if value is None:
             return None
@@ -130,7 +180,15 @@ class Args:
             raise bad(name, f"must be {length} bytes long")
         return value
 
-    def list_(self, name: str, *, optional: bool = False, max_items: int = 256) -> Any:
+    @overload
+    def list_(
+        self, name: str, *, optional: Literal[False] = ..., max_items: int = ...
+    ) -> list[object]: ...
+    @overload
+    def list_(self, name: str, *, optional: bool, max_items: int = ...) -> list[object] | None: ...
+    def list_(
+        self, name: str, *, optional: bool = False, max_items: int = 256
+    ) -> list[object] | None:
         value = self._get(name, optional)
         if value is None:
             return None
@@ -140,7 +198,11 @@ class Args:
             raise bad(name, f"must have at most {max_items} items")
         return list(value)
 
-    def map_(self, name: str, *, optional: bool = False) -> Any:
+    @overload
+    def map_(self, name: str, *, optional: Literal[False] = ...) -> Mapping[str, object]: ...
+    @overload
+    def map_(self, name: str, *, optional: bool) -> Mapping[str, object] | None: ...
+    def map_(self, name: str, *, optional: bool = False) -> Mapping[str, object] | None:
         value = self._get(name, optional)
         if value is None:
             return None
@@ -148,7 +210,7 @@ class Args:
             raise bad(name, "must be a map")
         return value
 
-    def any_(self, name: str, *, optional: bool = False) -> Any:
+    def any_(self, name: str, *, optional: bool = False) -> object:
         """The raw value, for fields with more than one accepted shape (checked by the caller)."""
         return self._get(name, optional)
 

@@ -35,18 +35,22 @@ State keys::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from .args import Args, bad, day_to_iso
 from .core import Env, Store
-from .errors import ContractError
+from .errors import ContractError, StoredFormError
 from .identifiers import require
 from .identity import require_party, require_role
+from .stored import Fields, StoredMap, StoredValue
+from .vocabulary import InstrumentStatus, ProductCategory, Role, values
 
 __all__ = [
     "OPERATIONS",
     "PRODUCT_CODE_SCHEMES",
+    "Holding",
+    "Instrument",
     "holding_key",
     "instrument_key",
     "load_holding",
@@ -78,7 +82,7 @@ _IMMUTABLE = (
     "product_reg_code",
     "value_date",
 )
-_PRODUCT_CATEGORIES = ("FIXED_INCOME", "EQUITY", "COMMODITY_DERIVATIVE", "MIXED")
+_PRODUCT_CATEGORIES = values(ProductCategory)
 _RISK = re.compile(r"P?R[1-5]")
 _SCHEME = re.compile(r"[A-Z][A-Z0-9_]{1,15}")
 _CASE_REF = re.compile(r"[A-Za-z0-9_.\-/]{1,64}")
@@ -97,71 +101,248 @@ def _index_key(holder: str, isin: str) -> bytes:
     return b"asset/hh/" + holder.encode() + b"/" + isin.encode()
 
 
-def load_instrument(store: Store, isin: str) -> dict[str, Any]:
+# --- records ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProductCode:
+    """A product registration code (A.9): its scheme and the code itself."""
+
+    scheme: str
+    code: str
+
+    def to_stored(self) -> StoredMap:
+        return {"scheme": self.scheme, "code": self.code}
+
+    @classmethod
+    def from_stored(cls, value: object) -> ProductCode:
+        f = Fields(value, "product registration code")
+        record = cls(f.str_("scheme"), f.str_("code"))
+        f.done()
+        return record
+
+
+def _local_code_pairs(f: Fields) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for item in f.list_("local_codes"):
+        if not isinstance(item, list) or len(item) != 2:
+            raise StoredFormError("instrument.local_codes must list [scheme, code] pairs")
+        scheme, code = item
+        if not isinstance(scheme, str) or not isinstance(code, str):
+            raise StoredFormError("instrument.local_codes must list [scheme, code] pairs")
+        pairs.append((scheme, code))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """An instrument master record (``asset/i/<ISIN>``)."""
+
+    isin: str
+    name: str
+    issuer_lei: str
+    issuer_uscc: str | None
+    cfi: str
+    currency: str
+    denomination_minor: int
+    issue_size_minor: int
+    issue_date: int
+    value_date: int
+    maturity_date: int | None
+    product_reg_code: ProductCode | None
+    registrar: str
+    status: InstrumentStatus
+    version: int
+    outstanding_minor: int
+    custodian_lei: str | None
+    issuer_parent_leis: tuple[str, ...]
+    local_codes: tuple[tuple[str, str], ...]
+    product_category: ProductCategory | None
+    risk_rating: str | None
+
+    def to_stored(self) -> StoredMap:
+        return {
+            "isin": self.isin,
+            "name": self.name,
+            "issuer_lei": self.issuer_lei,
+            "issuer_uscc": self.issuer_uscc,
+            "cfi": self.cfi,
+            "currency": self.currency,
+            "denomination_minor": self.denomination_minor,
+            "issue_size_minor": self.issue_size_minor,
+            "issue_date": self.issue_date,
+            "value_date": self.value_date,
+            "maturity_date": self.maturity_date,
+            "product_reg_code": (
+                None if self.product_reg_code is None else self.product_reg_code.to_stored()
+            ),
+            "registrar": self.registrar,
+            "status": self.status.value,
+            "version": self.version,
+            "outstanding_minor": self.outstanding_minor,
+            "custodian_lei": self.custodian_lei,
+            "issuer_parent_leis": list(self.issuer_parent_leis),
+            "local_codes": [[scheme, code] for scheme, code in self.local_codes],
+            "product_category": (
+                None if self.product_category is None else self.product_category.value
+            ),
+            "risk_rating": self.risk_rating,
+        }
+
+    @classmethod
+    def from_stored(cls, value: object) -> Instrument:
+        f = Fields(value, "instrument")
+        record = cls(
+            isin=f.str_("isin"),
+            name=f.str_("name"),
+            issuer_lei=f.str_("issuer_lei"),
+            issuer_uscc=f.opt_str("issuer_uscc"),
+            cfi=f.str_("cfi"),
+            currency=f.str_("currency"),
+            denomination_minor=f.int_("denomination_minor"),
+            issue_size_minor=f.int_("issue_size_minor"),
+            issue_date=f.int_("issue_date"),
+            value_date=f.int_("value_date"),
+            maturity_date=f.opt_int("maturity_date"),
+            product_reg_code=f.opt_record("product_reg_code", ProductCode.from_stored),
+            registrar=f.str_("registrar"),
+            status=f.enum_("status", InstrumentStatus),
+            version=f.int_("version"),
+            outstanding_minor=f.int_("outstanding_minor"),
+            custodian_lei=f.opt_str("custodian_lei"),
+            issuer_parent_leis=f.str_list("issuer_parent_leis"),
+            local_codes=_local_code_pairs(f),
+            product_category=f.opt_enum("product_category", ProductCategory),
+            risk_rating=f.opt_str("risk_rating"),
+        )
+        f.done()
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class Encumbrance:
+    """A pledge (by pledge id, to ``party`` the pledgee) or a freeze (by case reference, by
+    ``party`` the authority) of part of a holding."""
+
+    party: str
+    quantity: int
+
+
+def _encumbrances(f: Fields, key: str, party_key: str) -> dict[str, Encumbrance]:
+    result: dict[str, Encumbrance] = {}
+    for ref, item in f.map_(key).items():
+        entry = Fields(item, f"holding.{key}.{ref}")
+        result[ref] = Encumbrance(entry.str_(party_key), entry.int_("quantity"))
+        entry.done()
+    return result
+
+
+def _stored_encumbrances(items: Mapping[str, Encumbrance], party_key: str) -> StoredMap:
+    return {ref: {party_key: e.party, "quantity": e.quantity} for ref, e in items.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One holder's position in one instrument (``asset/h/<ISIN>/<holder>``)."""
+
+    isin: str
+    holder: str
+    available: int = 0
+    pledged: int = 0
+    frozen: int = 0
+    pledges: Mapping[str, Encumbrance] = field(default_factory=dict)  # pledge id -> pledgee
+    freezes: Mapping[str, Encumbrance] = field(default_factory=dict)  # case ref -> authority
+
+    @property
+    def total(self) -> int:
+        return self.available + self.pledged + self.frozen
+
+    def to_stored(self) -> StoredMap:
+        return {
+            "isin": self.isin,
+            "holder": self.holder,
+            "available": self.available,
+            "pledged": self.pledged,
+            "frozen": self.frozen,
+            "pledges": _stored_encumbrances(self.pledges, "pledgee"),
+            "freezes": _stored_encumbrances(self.freezes, "authority"),
+        }
+
+    @classmethod
+    def from_stored(cls, value: object) -> Holding:
+        f = Fields(value, "holding")
+        record = cls(
+            isin=f.str_("isin"),
+            holder=f.str_("holder"),
+            available=f.int_("available"),
+            pledged=f.int_("pledged"),
+            frozen=f.int_("frozen"),
+            pledges=_encumbrances(f, "pledges", "pledgee"),
+            freezes=_encumbrances(f, "freezes", "authority"),
+        )
+        f.done()
+        return record
+
+
+def load_instrument(store: Store, isin: str) -> Instrument:
     record = store.get_obj(instrument_key(isin))
     if record is None:
         raise ContractError("UNKNOWN_INSTRUMENT", f"No instrument with ISIN {isin} is registered.")
-    return dict(record)
+    return Instrument.from_stored(record)
 
 
-def load_holding(store: Store, isin: str, holder: str) -> dict[str, Any]:
+def load_holding(store: Store, isin: str, holder: str) -> Holding:
     record = store.get_obj(holding_key(isin, holder))
-    if record is None:
-        return {
-            "isin": isin,
-            "holder": holder,
-            "available": 0,
-            "pledged": 0,
-            "frozen": 0,
-            "pledges": {},
-            "freezes": {},
-        }
-    return {**record, "pledges": dict(record["pledges"]), "freezes": dict(record["freezes"])}
+    return Holding(isin, holder) if record is None else Holding.from_stored(record)
 
 
-def _save_holding(store: Store, holding: dict[str, Any]) -> None:
-    assert min(holding["available"], holding["pledged"], holding["frozen"]) >= 0
-    assert holding["pledged"] == sum(p["quantity"] for p in holding["pledges"].values())
-    assert holding["frozen"] == sum(f["quantity"] for f in holding["freezes"].values())
-    key = holding_key(holding["isin"], holding["holder"])
-    index = _index_key(holding["holder"], holding["isin"])
-    if holding["available"] + holding["pledged"] + holding["frozen"] == 0:
+def _save_instrument(store: Store, instrument: Instrument) -> None:
+    store.put(instrument_key(instrument.isin), instrument.to_stored())
+
+
+def _save_holding(store: Store, holding: Holding) -> None:
+    assert min(holding.available, holding.pledged, holding.frozen) >= 0
+    assert holding.pledged == sum(p.quantity for p in holding.pledges.values())
+    assert holding.frozen == sum(f.quantity for f in holding.freezes.values())
+    key = holding_key(holding.isin, holding.holder)
+    index = _index_key(holding.holder, holding.isin)
+    if holding.total == 0:
         store.delete(key)
         store.delete(index)
     else:
-        store.put(key, holding)
-        store.put(index, holding["isin"])
+        store.put(key, holding.to_stored())
+        store.put(index, holding.isin)
 
 
 def _scope(isin: str) -> str:
     return f"a/{isin}"
 
 
-def _registrar_of(env: Env, instrument: dict[str, Any]) -> None:
-    if instrument["registrar"] != env.sender.id:
+def _registrar_of(env: Env, instrument: Instrument) -> None:
+    if instrument.registrar != env.sender.id:
         raise ContractError(
             "FORBIDDEN",
-            f"Only {instrument['registrar']}, the registrar of {instrument['isin']}, may do this.",
+            f"Only {instrument.registrar}, the registrar of {instrument.isin}, may do this.",
         )
 
 
-def _require_status(instrument: dict[str, Any], *statuses: str) -> None:
-    if instrument["status"] not in statuses:
-        code = "INSTRUMENT_NOT_ACTIVE" if "ACTIVE" in statuses else "WRONG_STATE"
+def _require_status(instrument: Instrument, *statuses: InstrumentStatus) -> None:
+    if instrument.status not in statuses:
+        code = "INSTRUMENT_NOT_ACTIVE" if InstrumentStatus.ACTIVE in statuses else "WRONG_STATE"
         raise ContractError(
             code,
-            f"Instrument {instrument['isin']} is {instrument['status']}; this needs "
+            f"Instrument {instrument.isin} is {instrument.status}; this needs "
             f"{' or '.join(statuses)}.",
         )
 
 
-def _quantity(args: Args, instrument: dict[str, Any], name: str = "quantity") -> int:
+def _quantity(args: Args, instrument: Instrument, name: str = "quantity") -> int:
     quantity: int = args.int_(name, minimum=1, maximum=QUANTITY_MAX)
-    if quantity % instrument["denomination_minor"]:
+    if quantity % instrument.denomination_minor:
         raise ContractError(
             "QUANTITY_INVALID",
             f"Quantity {quantity} is not a whole number of denominations of "
-            f"{instrument['denomination_minor']}.",
+            f"{instrument.denomination_minor}.",
         )
     return quantity
 
@@ -177,11 +358,13 @@ def _lei_list(args: Args, name: str) -> list[str] | None:
     values = args.list_(name, optional=True, max_items=16)
     if values is None:
         return None
+    leis: set[str] = set()
     for value in values:
         if not isinstance(value, str):
             raise bad(name, "must list LEIs as text")
         require("lei", value, field=name)
-    return sorted(set(values))
+        leis.add(value)
+    return sorted(leis)
 
 
 def _local_codes(args: Args) -> list[list[str]] | None:
@@ -202,8 +385,8 @@ def _local_codes(args: Args) -> list[list[str]] | None:
     return [list(code) for code in sorted(codes)]
 
 
-def _descriptive(args: Args) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
+def _descriptive(args: Args) -> StoredMap:
+    fields: StoredMap = {}
     name = args.str_("name", optional=True)
     if name is not None:
         fields["name"] = name
@@ -219,15 +402,15 @@ def _descriptive(args: Args) -> dict[str, Any]:
         fields["custodian_lei"] = custodian
     parents = _lei_list(args, "issuer_parent_leis")
     if parents is not None:
-        fields["issuer_parent_leis"] = parents
+        fields["issuer_parent_leis"] = list[StoredValue](parents)
     local = _local_codes(args)
     if local is not None:
-        fields["local_codes"] = local
+        fields["local_codes"] = [list[StoredValue](pair) for pair in local]
     return fields
 
 
 def op_register(env: Env, args: Args) -> None:
-    require_role(env, "registrar")
+    require_role(env, Role.REGISTRAR)
     isin = args.str_("isin", max_len=12)
     require("isin", isin)
     issuer_lei = args.str_("issuer_lei")
@@ -257,7 +440,7 @@ def op_register(env: Env, args: Args) -> None:
         raise bad("maturity_date", "must be after the issue date")
     if value_date is not None and value_date < issue_date:
         raise bad("value_date", "must not be before the issue date")
-    product_code = None
+    product_code: ProductCode | None = None
     if product is not None:
         product_code = _product_code(product)
     elif cfi[0] == "C":
@@ -265,14 +448,14 @@ def op_register(env: Env, args: Args) -> None:
     if env.store.get(instrument_key(isin)) is not None:
         raise ContractError("DUPLICATE_INSTRUMENT", f"ISIN {isin} is already registered.")
     if product_code is not None:
-        code_key = f"asset/prc/{product_code['scheme']}/{product_code['code']}".encode()
+        code_key = f"asset/prc/{product_code.scheme}/{product_code.code}".encode()
         if env.store.get(code_key) is not None:
             raise ContractError(
                 "DUPLICATE_INSTRUMENT",
-                f"Product registration code {product_code['code']} is already registered.",
+                f"Product registration code {product_code.code} is already registered.",
             )
         env.store.put(code_key, isin)
-    record = {
+    record: StoredMap = {
         "isin": isin,
         "issuer_lei": issuer_lei,
         "issuer_uscc": issuer_uscc,
@@ -283,7 +466,7 @@ def op_register(env: Env, args: Args) -> None:
         "issue_date": issue_date,
         "value_date": value_date if value_date is not None else issue_date,
         "maturity_date": maturity_date,
-        "product_reg_code": product_code,
+        "product_reg_code": None if product_code is None else product_code.to_stored(),
         "registrar": env.sender.id,
         "status": "REGISTERED",
         "version": 1,
@@ -295,7 +478,7 @@ def op_register(env: Env, args: Args) -> None:
         "risk_rating": None,
         **descriptive,
     }
-    env.store.put(instrument_key(isin), record)
+    _save_instrument(env.store, Instrument.from_stored(record))
     env.store.emit(
         "asset.registered",
         {
@@ -310,11 +493,11 @@ def op_register(env: Env, args: Args) -> None:
     )
 
 
-def _product_code(product: Any) -> dict[str, str]:
+def _product_code(product: Mapping[str, object]) -> ProductCode:
     if set(product) != {"scheme", "code"}:
         raise bad("product_reg_code", "must be a map with exactly scheme and code")
     scheme, code = product["scheme"], product["code"]
-    if scheme not in PRODUCT_CODE_SCHEMES:
+    if not isinstance(scheme, str) or scheme not in PRODUCT_CODE_SCHEMES:
         raise ContractError(
             "PRODUCT_CODE_INVALID",
             f"Product code scheme {scheme!r} is unknown; use {', '.join(PRODUCT_CODE_SCHEMES)}.",
@@ -323,7 +506,7 @@ def _product_code(product: Any) -> dict[str, str]:
         raise ContractError(
             "PRODUCT_CODE_INVALID", f"{code!r} is not a valid {scheme} product registration code."
         )
-    return {"scheme": scheme, "code": code}
+    return ProductCode(scheme, code)
 
 
 def op_amend(env: Env, args: Args) -> None:
@@ -337,17 +520,18 @@ def op_amend(env: Env, args: Args) -> None:
     args.done()
     instrument = load_instrument(env.store, isin)
     _registrar_of(env, instrument)
-    if instrument["status"] == "DEREGISTERED":
+    if instrument.status is InstrumentStatus.DEREGISTERED:
         raise ContractError("WRONG_STATE", f"Instrument {isin} is deregistered.")
     if not changes:
         raise bad("name", "or another amendable field must be given")
-    previous = {name: instrument[name] for name in sorted(changes)}
-    instrument.update(changes)
-    instrument["version"] += 1
-    env.store.put(instrument_key(isin), instrument)
+    stored = instrument.to_stored()
+    previous: StoredMap = {name: stored[name] for name in sorted(changes)}
+    # The changes are in stored form already; re-reading the result checks them as a record.
+    amended = Instrument.from_stored({**stored, **changes, "version": instrument.version + 1})
+    _save_instrument(env.store, amended)
     env.store.emit(
         "asset.amended",
-        {"isin": isin, "version": instrument["version"], "previous": previous, "changes": changes},
+        {"isin": isin, "version": amended.version, "previous": previous, "changes": changes},
         [_scope(isin)],
     )
 
@@ -358,7 +542,7 @@ def op_issue(env: Env, args: Args) -> None:
     args.done()
     instrument = load_instrument(env.store, isin)
     _registrar_of(env, instrument)
-    _require_status(instrument, "REGISTERED")
+    _require_status(instrument, InstrumentStatus.REGISTERED)
     if not allotments:
         raise bad("allotments", "must list at least one holder")
     seen: set[str] = set()
@@ -368,7 +552,7 @@ def op_issue(env: Env, args: Args) -> None:
         entry = Args(item) if isinstance(item, dict) else None
         if entry is None:
             raise bad(where, "must be a map with holder and quantity")
-        holder = entry.id_("holder")
+        holder: str = entry.id_("holder")
         quantity = _quantity(entry, instrument)
         entry.done()
         if holder in seen:
@@ -377,18 +561,16 @@ def op_issue(env: Env, args: Args) -> None:
         require_party(env.store, holder, "holder")
         parsed.append((holder, quantity))
     total = sum(quantity for _, quantity in parsed)
-    if total != instrument["issue_size_minor"]:
+    if total != instrument.issue_size_minor:
         raise ContractError(
             "SUM_MISMATCH",
-            f"Allotments total {total} but the issue size is {instrument['issue_size_minor']}.",
+            f"Allotments total {total} but the issue size is {instrument.issue_size_minor}.",
         )
     for holder, quantity in sorted(parsed):
         holding = load_holding(env.store, isin, holder)
-        holding["available"] += quantity
-        _save_holding(env.store, holding)
-    instrument["status"] = "ACTIVE"
-    instrument["outstanding_minor"] = total
-    env.store.put(instrument_key(isin), instrument)
+        _save_holding(env.store, replace(holding, available=holding.available + quantity))
+    active = replace(instrument, status=InstrumentStatus.ACTIVE, outstanding_minor=total)
+    _save_instrument(env.store, active)
     env.store.emit(
         "asset.issued",
         {"isin": isin, "allotments": [[h, q] for h, q in sorted(parsed)], "total": total},
@@ -397,10 +579,10 @@ def op_issue(env: Env, args: Args) -> None:
 
 
 def op_transfer(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
-    to = args.id_("to")
-    source = args.id_("from", optional=True)
-    reason = args.str_("reason", optional=True)
+    isin: str = args.str_("isin", max_len=12)
+    to: str = args.id_("to")
+    source: str | None = args.id_("from", optional=True)
+    reason: str | None = args.str_("reason", optional=True)
     instrument = load_instrument(env.store, isin)
     quantity = _quantity(args, instrument)
     args.done()
@@ -413,41 +595,42 @@ def op_transfer(env: Env, args: Args) -> None:
         if reason is None:
             raise bad("reason", "is required for a non-trade transfer by the registrar")
         seller = source
-    _require_status(instrument, "ACTIVE")
+    _require_status(instrument, InstrumentStatus.ACTIVE)
     if to == seller:
         raise ContractError("SELF_DEALING", "A holding cannot be transferred to its own holder.")
     require_party(env.store, to, "to")
     holding = load_holding(env.store, isin, seller)
-    if quantity > holding["available"]:
-        raise _exceeds("transfer", quantity, holding["available"])
-    holding["available"] -= quantity
-    _save_holding(env.store, holding)
+    if quantity > holding.available:
+        raise _exceeds("transfer", quantity, holding.available)
+    _save_holding(env.store, replace(holding, available=holding.available - quantity))
     receiver = load_holding(env.store, isin, to)
-    receiver["available"] += quantity
-    _save_holding(env.store, receiver)
-    attrs: dict[str, Any] = {"isin": isin, "from": seller, "to": to, "quantity": quantity}
+    _save_holding(env.store, replace(receiver, available=receiver.available + quantity))
+    attrs: StoredMap = {"isin": isin, "from": seller, "to": to, "quantity": quantity}
     if reason is not None:
         attrs["reason"] = reason
     env.store.emit("asset.transferred", attrs, [_scope(isin)])
 
 
 def op_pledge(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
-    pledgee = args.id_("pledgee")
+    isin: str = args.str_("isin", max_len=12)
+    pledgee: str = args.id_("pledgee")
     instrument = load_instrument(env.store, isin)
     quantity = _quantity(args, instrument)
     args.done()
-    _require_status(instrument, "ACTIVE")
+    _require_status(instrument, InstrumentStatus.ACTIVE)
     if pledgee == env.sender.id:
         raise ContractError("SELF_DEALING", "A holder cannot pledge to itself.")
     require_party(env.store, pledgee, "pledgee")
     holding = load_holding(env.store, isin, env.sender.id)
-    if quantity > holding["available"]:
-        raise _exceeds("pledge", quantity, holding["available"])
+    if quantity > holding.available:
+        raise _exceeds("pledge", quantity, holding.available)
     pledge_id = env.ctx.tx_id.hex()
-    holding["available"] -= quantity
-    holding["pledged"] += quantity
-    holding["pledges"][pledge_id] = {"pledgee": pledgee, "quantity": quantity}
+    holding = replace(
+        holding,
+        available=holding.available - quantity,
+        pledged=holding.pledged + quantity,
+        pledges={**holding.pledges, pledge_id: Encumbrance(pledgee, quantity)},
+    )
     _save_holding(env.store, holding)
     env.store.emit(
         "asset.pledged",
@@ -463,21 +646,24 @@ def op_pledge(env: Env, args: Args) -> None:
 
 
 def op_release(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
-    pledgor = args.id_("pledgor")
-    pledge_id = args.str_("pledge_id", pattern=re.compile(r"[0-9a-f]{2,128}"), max_len=128)
+    isin: str = args.str_("isin", max_len=12)
+    pledgor: str = args.id_("pledgor")
+    pledge_id: str = args.str_("pledge_id", pattern=re.compile(r"[0-9a-f]{2,128}"), max_len=128)
     args.done()
     instrument = load_instrument(env.store, isin)
-    _require_status(instrument, "ACTIVE", "SUSPENDED")
+    _require_status(instrument, InstrumentStatus.ACTIVE, InstrumentStatus.SUSPENDED)
     holding = load_holding(env.store, isin, pledgor)
-    pledge = holding["pledges"].get(pledge_id)
+    pledge = holding.pledges.get(pledge_id)
     if pledge is None:
         raise ContractError("UNKNOWN_PLEDGE", f"{pledgor} has no pledge {pledge_id} on {isin}.")
-    if pledge["pledgee"] != env.sender.id:
-        raise ContractError("FORBIDDEN", f"Only the pledgee {pledge['pledgee']} may release it.")
-    del holding["pledges"][pledge_id]
-    holding["pledged"] -= pledge["quantity"]
-    holding["available"] += pledge["quantity"]
+    if pledge.party != env.sender.id:
+        raise ContractError("FORBIDDEN", f"Only the pledgee {pledge.party} may release it.")
+    holding = replace(
+        holding,
+        pledges={ref: p for ref, p in holding.pledges.items() if ref != pledge_id},
+        pledged=holding.pledged - pledge.quantity,
+        available=holding.available + pledge.quantity,
+    )
     _save_holding(env.store, holding)
     env.store.emit(
         "asset.released",
@@ -485,37 +671,40 @@ def op_release(env: Env, args: Args) -> None:
             "isin": isin,
             "pledgor": pledgor,
             "pledgee": env.sender.id,
-            "quantity": pledge["quantity"],
+            "quantity": pledge.quantity,
             "pledge_id": pledge_id,
         },
         [_scope(isin)],
     )
 
 
-def _freeze_authority(env: Env, instrument: dict[str, Any]) -> None:
-    if not env.sender.has("regulator") and instrument["registrar"] != env.sender.id:
+def _freeze_authority(env: Env, instrument: Instrument) -> None:
+    if not env.sender.has(Role.REGULATOR) and instrument.registrar != env.sender.id:
         raise ContractError(
             "FORBIDDEN", "Only a regulator or the instrument's registrar may freeze or unfreeze."
         )
 
 
 def op_freeze(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
-    holder = args.id_("holder")
-    case_ref = args.str_("case_ref", pattern=_CASE_REF, max_len=64)
+    isin: str = args.str_("isin", max_len=12)
+    holder: str = args.id_("holder")
+    case_ref: str = args.str_("case_ref", pattern=_CASE_REF, max_len=64)
     instrument = load_instrument(env.store, isin)
     quantity = _quantity(args, instrument)
     args.done()
     _freeze_authority(env, instrument)
-    _require_status(instrument, "ACTIVE", "SUSPENDED")
+    _require_status(instrument, InstrumentStatus.ACTIVE, InstrumentStatus.SUSPENDED)
     holding = load_holding(env.store, isin, holder)
-    if case_ref in holding["freezes"]:
+    if case_ref in holding.freezes:
         raise ContractError("DUPLICATE_CASE", f"Case {case_ref} already freezes this holding.")
-    if quantity > holding["available"]:
-        raise _exceeds("freeze", quantity, holding["available"])
-    holding["available"] -= quantity
-    holding["frozen"] += quantity
-    holding["freezes"][case_ref] = {"authority": env.sender.id, "quantity": quantity}
+    if quantity > holding.available:
+        raise _exceeds("freeze", quantity, holding.available)
+    holding = replace(
+        holding,
+        available=holding.available - quantity,
+        frozen=holding.frozen + quantity,
+        freezes={**holding.freezes, case_ref: Encumbrance(env.sender.id, quantity)},
+    )
     _save_holding(env.store, holding)
     env.store.emit(
         "asset.frozen",
@@ -525,98 +714,106 @@ def op_freeze(env: Env, args: Args) -> None:
 
 
 def op_unfreeze(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
-    holder = args.id_("holder")
-    case_ref = args.str_("case_ref", pattern=_CASE_REF, max_len=64)
+    isin: str = args.str_("isin", max_len=12)
+    holder: str = args.id_("holder")
+    case_ref: str = args.str_("case_ref", pattern=_CASE_REF, max_len=64)
     args.done()
     instrument = load_instrument(env.store, isin)
     _freeze_authority(env, instrument)
     holding = load_holding(env.store, isin, holder)
-    freeze = holding["freezes"].get(case_ref)
+    freeze = holding.freezes.get(case_ref)
     if freeze is None:
         raise ContractError("UNKNOWN_CASE", f"No freeze under case {case_ref} on this holding.")
-    del holding["freezes"][case_ref]
-    holding["frozen"] -= freeze["quantity"]
-    holding["available"] += freeze["quantity"]
+    holding = replace(
+        holding,
+        freezes={ref: f for ref, f in holding.freezes.items() if ref != case_ref},
+        frozen=holding.frozen - freeze.quantity,
+        available=holding.available + freeze.quantity,
+    )
     _save_holding(env.store, holding)
     env.store.emit(
         "asset.unfrozen",
-        {"isin": isin, "holder": holder, "quantity": freeze["quantity"], "case_ref": case_ref},
+        {"isin": isin, "holder": holder, "quantity": freeze.quantity, "case_ref": case_ref},
         [_scope(isin)],
     )
 
 
-def _set_status(env: Env, args: Args, source: str, target: str, kind: str) -> None:
-    isin = args.str_("isin", max_len=12)
+def _set_status(
+    env: Env, args: Args, source: InstrumentStatus, target: InstrumentStatus, kind: str
+) -> None:
+    isin: str = args.str_("isin", max_len=12)
     args.done()
     instrument = load_instrument(env.store, isin)
     _registrar_of(env, instrument)
     _require_status(instrument, source)
-    instrument["status"] = target
-    env.store.put(instrument_key(isin), instrument)
-    env.store.emit(kind, {"isin": isin, "status": target}, [_scope(isin)])
+    _save_instrument(env.store, replace(instrument, status=target))
+    env.store.emit(kind, {"isin": isin, "status": target.value}, [_scope(isin)])
 
 
 def op_suspend(env: Env, args: Args) -> None:
-    _set_status(env, args, "ACTIVE", "SUSPENDED", "asset.suspended")
+    S = InstrumentStatus
+    _set_status(env, args, S.ACTIVE, S.SUSPENDED, "asset.suspended")
 
 
 def op_resume(env: Env, args: Args) -> None:
-    _set_status(env, args, "SUSPENDED", "ACTIVE", "asset.resumed")
+    S = InstrumentStatus
+    _set_status(env, args, S.SUSPENDED, S.ACTIVE, "asset.resumed")
 
 
 def op_redeem(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
+    isin: str = args.str_("isin", max_len=12)
     early = args.bool_("early")
     args.done()
     instrument = load_instrument(env.store, isin)
     _registrar_of(env, instrument)
-    _require_status(instrument, "ACTIVE", "SUSPENDED")
-    maturity = instrument["maturity_date"]
+    _require_status(instrument, InstrumentStatus.ACTIVE, InstrumentStatus.SUSPENDED)
+    maturity = instrument.maturity_date
     if not early and (maturity is None or env.today < maturity):
         when = "has no maturity date" if maturity is None else f"matures on {day_to_iso(maturity)}"
         raise ContractError(
             "NOT_MATURE", f"Instrument {isin} {when}; redeem before it only as an early call."
         )
-    holdings = [record for _, record in env.store.scan_objs(b"asset/h/" + isin.encode() + b"/")]
-    encumbered = [h["holder"] for h in holdings if h["pledged"] or h["frozen"]]
+    holdings = [
+        Holding.from_stored(record)
+        for _, record in env.store.scan_objs(b"asset/h/" + isin.encode() + b"/")
+    ]
+    encumbered = [h.holder for h in holdings if h.pledged or h.frozen]
     if encumbered:
         raise ContractError(
             "ENCUMBERED", f"The holding of {encumbered[0]} is pledged or frozen; release it first."
         )
     total = 0
     for holding in holdings:
-        total += holding["available"]
-        env.store.delete(holding_key(isin, holding["holder"]))
-        env.store.delete(_index_key(holding["holder"], isin))
-    assert total == instrument["outstanding_minor"]
-    instrument["status"] = "REDEEMED" if early else "MATURED"
-    instrument["outstanding_minor"] = 0
-    env.store.put(instrument_key(isin), instrument)
+        total += holding.available
+        env.store.delete(holding_key(isin, holding.holder))
+        env.store.delete(_index_key(holding.holder, isin))
+    assert total == instrument.outstanding_minor
+    status = InstrumentStatus.REDEEMED if early else InstrumentStatus.MATURED
+    _save_instrument(env.store, replace(instrument, status=status, outstanding_minor=0))
     env.store.emit(
         "asset.redeemed",
-        {"isin": isin, "status": instrument["status"], "redeemed_minor": total},
+        {"isin": isin, "status": status.value, "redeemed_minor": total},
         [_scope(isin)],
     )
 
 
 def op_deregister(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
+    isin: str = args.str_("isin", max_len=12)
     args.done()
     instrument = load_instrument(env.store, isin)
     _registrar_of(env, instrument)
-    if instrument["status"] not in ("REGISTERED", "MATURED", "REDEEMED"):
+    S = InstrumentStatus
+    if instrument.status not in (S.REGISTERED, S.MATURED, S.REDEEMED):
         raise ContractError(
             "DEREGISTER_NOT_ALLOWED",
-            f"Instrument {isin} is {instrument['status']}; only an unissued, matured or "
+            f"Instrument {isin} is {instrument.status}; only an unissued, matured or "
             "redeemed instrument can be deregistered.",
         )
-    if instrument["outstanding_minor"] or any(
+    if instrument.outstanding_minor or any(
         True for _ in env.store.scan(b"asset/h/" + isin.encode() + b"/")
     ):
         raise ContractError("DEREGISTER_NOT_ALLOWED", f"Instrument {isin} still has holdings.")
-    instrument["status"] = "DEREGISTERED"
-    env.store.put(instrument_key(isin), instrument)
+    _save_instrument(env.store, replace(instrument, status=S.DEREGISTERED))
     env.store.emit("asset.deregistered", {"isin": isin}, [_scope(isin)])
 
 

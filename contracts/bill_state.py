@@ -22,10 +22,10 @@ State keys::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
 
 from .args import Args, bad
+from .bill_records import ChainEntry, Package, Piece, Refusal, Request
 from .calendar import (
     CALENDAR_KEY,
     PARAMS_KEY,
@@ -38,6 +38,17 @@ from .errors import ContractError
 from .identifiers import (
     require,
     sub_range_bounds,
+)
+from .stored import StoredMap, StoredValue, text_list
+from .vocabulary import (
+    BillFlag,
+    BillKind,
+    BillStatus,
+    PresentmentType,
+    RecourseGround,
+    RequestStatus,
+    Role,
+    values,
 )
 
 __all__ = [
@@ -52,36 +63,14 @@ __all__ = [
     "request_key",
 ]
 
-STATUS_CODES = {
-    "ISSUED": "CS01",
-    "ACCEPTED": "CS02",
-    "RECEIVED": "CS03",
-    "MATURED": "CS04",
-    "TERMINATED": "CS05",
-    "SETTLED": "CS06",
-}
-FLAG_CODES = {
-    "AWAITING_RECEIPT": "TF0101",
-    "NEGOTIABLE": "TF0301",
-    "LOCKED": "TF0302",
-    "NON_TRANSFERABLE": "TF0303",
-    "PLEDGED": "TF0304",
-    "AWAITING_REDEMPTION": "TF0305",
-    "COLLECTION_IN_TRANSIT": "TF0401",
-    "RECOURSE": "TF0402",
-    "ENDED": "TF0501",
-}
-BILL_KINDS = ("BANK", "FINANCE", "COMMERCIAL")
-FI_ROLES = ("bank", "central_bank")
+STATUS_CODES = {status.value: status.code for status in BillStatus}
+FLAG_CODES = {flag.value: flag.code for flag in BillFlag}
+BILL_KINDS = values(BillKind)
+FI_ROLES = (Role.BANK, Role.CENTRAL_BANK)
 RATE_PPM_MAX = 1_000_000  # 100 % a year
 CLAIM_EXTRA_MAX = 10**12
-_RECOURSE_GROUNDS = (
-    "REFUSAL",
-    "ACCEPTOR_BANKRUPT",
-    "ACCEPTOR_CEASED_BUSINESS",
-    "ACCEPTOR_DECEASED_OR_ABSCONDED",
-)
-_REST = ("NEGOTIABLE", "NON_TRANSFERABLE")
+_RECOURSE_GROUNDS = values(RecourseGround)
+_REST = (BillFlag.NEGOTIABLE, BillFlag.NON_TRANSFERABLE)
 
 
 # --- keys and small helpers ------------------------------------------------------------------
@@ -103,51 +92,47 @@ def _involve_key(pid: str, package_no: str) -> bytes:
     return f"idx/bp/{pid}/{package_no}".encode()
 
 
-def piece_amount(package: Mapping[str, Any], piece: Mapping[str, Any]) -> int:
-    if piece["start"] == 0:
-        return int(package["amount_fen"])
-    return int(piece["end"]) - int(piece["start"]) + 1
+def piece_amount(package: Package, piece: Piece) -> int:
+    if piece.start == 0:
+        return package.amount_fen
+    return piece.end - piece.start + 1
 
 
-def piece_range(piece: Mapping[str, Any]) -> str:
-    return "0" if piece["start"] == 0 else f"{piece['start']}-{piece['end']}"
+def piece_range(piece: Piece) -> str:
+    return "0" if piece.start == 0 else f"{piece.start}-{piece.end}"
 
 
-def _rest_flag(piece: Mapping[str, Any]) -> str:
-    return "NON_TRANSFERABLE" if piece["nt"] else "NEGOTIABLE"
+def _rest_flag(piece: Piece) -> BillFlag:
+    return BillFlag.NON_TRANSFERABLE if piece.nt else BillFlag.NEGOTIABLE
 
 
 def load_calendar(store: Store) -> BusinessCalendar:
-    return BusinessCalendar.from_record(store.get_obj(CALENDAR_KEY))
+    return BusinessCalendar.from_stored(store.get_obj(CALENDAR_KEY))
 
 
 def load_parameters(store: Store) -> Parameters:
-    return Parameters.from_record(store.get_obj(PARAMS_KEY))
+    return Parameters.from_stored(store.get_obj(PARAMS_KEY))
 
 
 def _cal(env: Env) -> BusinessCalendar:
-    if "calendar" not in env.extra:
-        env.extra["calendar"] = load_calendar(env.store)
-    calendar: BusinessCalendar = env.extra["calendar"]
-    return calendar
+    if env.calendar is None:
+        env.calendar = load_calendar(env.store)
+    return env.calendar
 
 
 def _params(env: Env) -> Parameters:
-    if "params" not in env.extra:
-        env.extra["params"] = load_parameters(env.store)
-    params: Parameters = env.extra["params"]
-    return params
+    if env.params is None:
+        env.params = load_parameters(env.store)
+    return env.params
 
 
-def presentment_window_end(
-    package: Mapping[str, Any], calendar: BusinessCalendar, params: Parameters
-) -> int:
+def presentment_window_end(package: Package, calendar: BusinessCalendar, params: Parameters) -> int:
     """Last day of the presentment window: maturity + N days, rolled to a business day (B.7)."""
-    return calendar.roll_forward(package["maturity_date"] + params.presentment_window_days)
+    return calendar.roll_forward(package.maturity_date + params.presentment_window_days)
 
 
-def _rights_expiry(package: Mapping[str, Any], params: Parameters) -> int:
-    return add_months(package["maturity_date"], params.rights_expiry_months)
+def _rights_expiry(package: Package, params: Parameters) -> int:
+    return add_months(package.maturity_date, params.rights_expiry_months)
 
 
 def _scope(package_no: str) -> list[str]:
@@ -156,44 +141,53 @@ def _scope(package_no: str) -> list[str]:
 
 def _involve(store: Store, pid: str, package_no: str, capacity: str) -> None:
     key = _involve_key(pid, package_no)
-    current = store.get_obj(key) or []
+    stored = store.get_obj(key)
+    current = [] if stored is None else text_list(stored, "bill party index")
     if capacity not in current:
         store.put(key, sorted([*current, capacity]))
 
 
-def _save_piece(store: Store, package_no: str, piece: dict[str, Any]) -> None:
-    store.put(_piece_key(package_no, piece["start"]), piece)
+def _save_piece(store: Store, package_no: str, piece: Piece) -> None:
+    store.put(_piece_key(package_no, piece.start), piece.to_stored())
+
+
+def _save_package(store: Store, package: Package) -> None:
+    store.put(package_key(package.package_no), package.to_stored())
+
+
+def _save_request(store: Store, request: Request) -> None:
+    store.put(request_key(request.id), request.to_stored())
 
 
 def _chain(
     env: Env,
-    package: Mapping[str, Any],
-    piece: dict[str, Any],
+    package: Package,
+    piece: Piece,
     kind: str,
     source: str | None,
     target: str | None,
-    **extra: Any,
-) -> dict[str, Any]:
-    entry = {
-        "seq": len(piece["chain"]) + 1,
-        "type": kind,
-        "from": source,
-        "to": target,
-        "day": env.today,
-        "height": env.ctx.height,
-        "timestamp_ms": env.ctx.timestamp_ms,
-        "tx_id": env.ctx.tx_id.hex(),
-        "range": piece_range(piece),
-        "amount_fen": piece_amount(package, piece),
-        **extra,
-    }
-    piece["chain"] = [*piece["chain"], entry]
-    return entry
+    **extra: StoredValue,
+) -> tuple[Piece, ChainEntry]:
+    """``piece`` with one more chain entry (B.8), and that entry."""
+    entry = ChainEntry(
+        seq=len(piece.chain) + 1,
+        type=kind,
+        source=source,
+        target=target,
+        day=env.today,
+        height=env.ctx.height,
+        timestamp_ms=env.ctx.timestamp_ms,
+        tx_id=env.ctx.tx_id.hex(),
+        range=piece_range(piece),
+        amount_fen=piece_amount(package, piece),
+        extra=dict(extra),
+    )
+    return replace(piece, chain=(*piece.chain, entry)), entry
 
 
-def _attrs(package: Mapping[str, Any], piece: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+def _attrs(package: Package, piece: Piece, **extra: StoredValue) -> StoredMap:
     return {
-        "package_no": package["package_no"],
+        "package_no": package.package_no,
         "range": piece_range(piece),
         "amount_fen": piece_amount(package, piece),
         **extra,
@@ -203,55 +197,54 @@ def _attrs(package: Mapping[str, Any], piece: Mapping[str, Any], **extra: Any) -
 # --- loading and the time-driven transitions -------------------------------------------------
 
 
-def _load_package(store: Store, package_no: str) -> dict[str, Any]:
+def _load_package(store: Store, package_no: str) -> Package:
     record = store.get_obj(package_key(package_no))
     if record is None:
         raise ContractError("UNKNOWN_BILL", f"No bill package {package_no} is registered.")
-    return dict(record)
+    return Package.from_stored(record)
 
 
-def _load_request(store: Store, request_id: str) -> dict[str, Any]:
+def _load_request(store: Store, request_id: str) -> Request:
     record = store.get_obj(request_key(request_id))
     if record is None:
         raise ContractError("UNKNOWN_REQUEST", f"There is no request {request_id}.")
-    return dict(record)
+    return Request.from_stored(record)
+
+
+def _load_piece(store: Store, package_no: str, start: int) -> Piece | None:
+    record = store.get_obj(_piece_key(package_no, start))
+    return None if record is None else Piece.from_stored(record)
 
 
 def _restore(
-    env: Env,
-    package: Mapping[str, Any],
-    piece: dict[str, Any],
-    request: dict[str, Any],
-    status: str,
-) -> None:
+    env: Env, package: Package, piece: Piece, request: Request, status: RequestStatus
+) -> tuple[Piece, Request]:
     """Close ``request`` with ``status`` and give the piece back its exact previous state."""
-    request["status"] = status
-    request["closed_day"] = env.today
-    piece["status"] = request["prev_status"]
-    piece["flag"] = request["prev_flag"]
-    piece["request"] = None
-    if piece["status"] == "RECEIVED" and env.today >= package["maturity_date"]:
-        piece["status"] = "MATURED"
+    request = replace(request, status=status, closed_day=env.today)
+    piece = replace(piece, status=request.prev_status, flag=request.prev_flag, request=None)
+    if piece.status is BillStatus.RECEIVED and env.today >= package.maturity_date:
+        piece = replace(piece, status=BillStatus.MATURED)
+    return piece, request
 
 
 def _record_refusal(
     env: Env,
-    package: Mapping[str, Any],
-    piece: dict[str, Any],
-    request: Mapping[str, Any],
+    package: Package,
+    piece: Piece,
+    request: Request,
     reason: str,
     automatic: bool,
-) -> None:
-    refusal_type = request["params"]["presentment_type"]
-    piece["refusal"] = {"type": refusal_type, "day": env.today, "reason": reason}
-    _chain(
+) -> Piece:
+    refusal_type = PresentmentType(request.params.str_("presentment_type"))
+    piece = replace(piece, refusal=Refusal(refusal_type, env.today, reason))
+    piece, _ = _chain(
         env,
         package,
         piece,
         "REFUSAL",
-        package["acceptor"],
-        request["initiator"],
-        refusal_type=refusal_type,
+        package.acceptor,
+        request.initiator,
+        refusal_type=refusal_type.value,
         reason=reason,
         automatic=automatic,
     )
@@ -260,46 +253,46 @@ def _record_refusal(
         _attrs(
             package,
             piece,
-            request_id=request["id"],
-            refusal_type=refusal_type,
+            request_id=request.id,
+            refusal_type=refusal_type.value,
             reason=reason,
             automatic=automatic,
         ),
-        _scope(package["package_no"]),
+        _scope(package.package_no),
     )
+    return piece
 
 
-def _normalise(env: Env, package: Mapping[str, Any], piece: dict[str, Any]) -> dict[str, Any]:
+def _normalise(env: Env, package: Package, piece: Piece) -> Piece:
     """Apply every transition that the passage of time has made due (B.5 rows 4, 23, 24)."""
     changed = False
-    package_no = package["package_no"]
-    if piece["status"] == "RECEIVED" and env.today >= package["maturity_date"]:
-        piece["status"] = "MATURED"
+    package_no = package.package_no
+    if piece.status is BillStatus.RECEIVED and env.today >= package.maturity_date:
+        piece = replace(piece, status=BillStatus.MATURED)
         changed = True
         env.store.emit("bill.matured", _attrs(package, piece), _scope(package_no))
-    if piece["request"] is not None:
-        request = _load_request(env.store, piece["request"])
-        if env.today > request["expires_day"]:
-            if request["action"] == "PRESENT":
-                _restore(env, package, piece, request, "REJECTED")
-                _record_refusal(env, package, piece, request, "not answered in time", True)
+    if piece.request is not None:
+        request = _load_request(env.store, piece.request)
+        if env.today > request.expires_day:
+            if request.action.value == "PRESENT":
+                piece, request = _restore(env, package, piece, request, RequestStatus.REJECTED)
+                piece = _record_refusal(env, package, piece, request, "not answered in time", True)
             else:
-                _restore(env, package, piece, request, "CLEARED")
+                piece, request = _restore(env, package, piece, request, RequestStatus.CLEARED)
                 env.store.emit(
                     "bill.request_cleared",
-                    _attrs(package, piece, request_id=request["id"], action=request["action"]),
+                    _attrs(package, piece, request_id=request.id, action=request.action.value),
                     _scope(package_no),
                 )
-            env.store.put(request_key(request["id"]), request)
+            _save_request(env.store, request)
             changed = True
     if (
-        piece["status"] in ("RECEIVED", "MATURED")
-        and piece["flag"] != "ENDED"
-        and piece["request"] is None
+        piece.status in (BillStatus.RECEIVED, BillStatus.MATURED)
+        and piece.flag is not BillFlag.ENDED
+        and piece.request is None
         and env.today > _rights_expiry(package, _params(env))
     ):
-        piece["flag"] = "ENDED"
-        piece["rights_expired"] = True
+        piece = replace(piece, flag=BillFlag.ENDED, rights_expired=True)
         changed = True
         env.store.emit("bill.rights_expired", _attrs(package, piece), _scope(package_no))
     if changed:
@@ -307,13 +300,13 @@ def _normalise(env: Env, package: Mapping[str, Any], piece: dict[str, Any]) -> d
     return piece
 
 
-def _pieces(store: Store, package_no: str) -> list[dict[str, Any]]:
-    return [dict(record) for _, record in store.scan_objs(f"bill/{package_no}/p/".encode())]
+def _pieces(store: Store, package_no: str) -> list[Piece]:
+    return [
+        Piece.from_stored(record) for _, record in store.scan_objs(f"bill/{package_no}/p/".encode())
+    ]
 
 
-def _locate(
-    env: Env, package_no: str, range_text: str | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def _locate(env: Env, package_no: str, range_text: str | None) -> tuple[Package, Piece]:
     package = _load_package(env.store, package_no)
     if range_text is None:
         pieces = _pieces(env.store, package_no)
@@ -322,17 +315,17 @@ def _locate(
         piece = pieces[0]
     else:
         start, end = sub_range_bounds(range_text)
-        record = env.store.get_obj(_piece_key(package_no, start))
-        if record is None or record["end"] != end:
+        found = _load_piece(env.store, package_no, start)
+        if found is None or found.end != end:
             raise ContractError(
                 "UNKNOWN_PIECE", f"Package {package_no} has no piece with range {range_text}."
             )
-        piece = dict(record)
+        piece = found
     return package, _normalise(env, package, piece)
 
 
 def _piece_args(args: Args) -> tuple[str, str | None]:
-    package_no = args.str_("package_no", max_len=30)
+    package_no: str = args.str_("package_no", max_len=30)
     require("bill_no", package_no, field="package_no")
-    range_text = args.str_("range", optional=True, max_len=25)
+    range_text: str | None = args.str_("range", optional=True, max_len=25)
     return package_no, range_text

@@ -51,15 +51,12 @@ State keys::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
 
 from .args import Args, bad, day_to_iso
-from .bill_actions import (
-    ACTIONS,
-    Action,
-    _is_drawer,
-)
+from .bill_actions import ACTIONS, ACTOR_CHECKS, Action, _is_drawer
+from .bill_records import BillFreeze, Package, Params, Piece, Request, RequestAnswer
 from .bill_state import (
     BILL_KINDS,
     FLAG_CODES,
@@ -70,17 +67,19 @@ from .bill_state import (
     _involve,
     _involve_key,
     _load_package,
+    _load_piece,
     _load_request,
     _locate,
     _normalise,
     _params,
     _piece_args,
-    _piece_key,
     _pieces,
     _record_refusal,
     _restore,
     _rights_expiry,
+    _save_package,
     _save_piece,
+    _save_request,
     _scope,
     load_calendar,
     load_parameters,
@@ -104,6 +103,8 @@ from .identifiers import (
 )
 from .identity import require_party
 from .money import parse_amount
+from .stored import StoredValue
+from .vocabulary import BillAction, BillFlag, BillKind, BillStatus, RequestStatus, Role
 
 __all__ = [
     "ACTIONS",
@@ -122,61 +123,55 @@ __all__ = [
 # --- generic request / answer machinery ------------------------------------------------------
 
 
-def _check_open(piece: Mapping[str, Any]) -> None:
-    if piece["frozen"] is not None:
-        raise ContractError(
-            "FROZEN", f"This piece is frozen under case {piece['frozen']['case_ref']}."
-        )
-    if piece["request"] is not None:
-        raise ContractError("PIECE_LOCKED", f"Request {piece['request']} is pending on this piece.")
+def _check_open(piece: Piece) -> None:
+    if piece.frozen is not None:
+        raise ContractError("FROZEN", f"This piece is frozen under case {piece.frozen.case_ref}.")
+    if piece.request is not None:
+        raise ContractError("PIECE_LOCKED", f"Request {piece.request} is pending on this piece.")
 
 
-def _check_status(
-    env: Env, package: Mapping[str, Any], piece: Mapping[str, Any], action: Action
-) -> None:
-    status, flag = piece["status"], piece["flag"]
+def _check_status(env: Env, package: Package, piece: Piece, action: Action) -> None:
+    status, flag = piece.status, piece.flag
     what = action.name.replace("_", " ").capitalize()
-    if status in ("TERMINATED", "SETTLED"):
+    if status in (BillStatus.TERMINATED, BillStatus.SETTLED):
         raise ContractError("WRONG_STATE", f"This piece is {status.lower()}.")
-    if flag == "ENDED":
+    if flag is BillFlag.ENDED:
         raise ContractError(
             "WINDOW_CLOSED",
             f"The rights on this bill expired after "
             f"{day_to_iso(_rights_expiry(package, _params(env)))}.",
         )
     if status not in action.statuses:
-        if status == "MATURED" and action.before_maturity:
+        if status is BillStatus.MATURED and action.before_maturity:
             raise ContractError(
                 "AFTER_MATURITY",
-                f"The bill matured on {day_to_iso(package['maturity_date'])}; "
+                f"The bill matured on {day_to_iso(package.maturity_date)}; "
                 f"{what.lower()} is only possible before maturity.",
             )
         raise ContractError(
             "WRONG_STATE",
-            f"{what} is not possible while the piece is {status} ({STATUS_CODES[status]}).",
+            f"{what} is not possible while the piece is {status} ({status.code}).",
         )
 
 
-def _check_flag(piece: Mapping[str, Any], action: Action) -> None:
-    flag = piece["flag"]
+def _check_flag(piece: Piece, action: Action) -> None:
+    flag = piece.flag
     if flag in action.flags:
         return
-    if flag == "NON_TRANSFERABLE":
+    if flag is BillFlag.NON_TRANSFERABLE:
         raise ContractError(
             "NON_TRANSFERABLE",
-            f"This piece is marked not transferable by {piece['nt_setter']}.",
+            f"This piece is marked not transferable by {piece.nt_setter}.",
         )
-    if flag == "PLEDGED":
-        raise ContractError("PLEDGED", f"This piece is pledged to {piece['pledgee']}.")
+    if flag is BillFlag.PLEDGED:
+        raise ContractError("PLEDGED", f"This piece is pledged to {piece.pledgee}.")
     what = action.name.replace("_", " ").capitalize()
     raise ContractError(
-        "WRONG_STATE", f"{what} is not possible while the piece is {flag} ({FLAG_CODES[flag]})."
+        "WRONG_STATE", f"{what} is not possible while the piece is {flag} ({flag.code})."
     )
 
 
-def _take(
-    env: Env, package: dict[str, Any], piece: dict[str, Any], amount: int | None
-) -> dict[str, Any]:
+def _take(env: Env, package: Package, piece: Piece, amount: int | None) -> Piece:
     """The piece of ``amount`` fen to act on; splits a splittable piece (B.9)."""
     held = piece_amount(package, piece)
     if amount is None or amount == held:
@@ -185,71 +180,73 @@ def _take(
         raise ContractError(
             "SPLIT_INVALID", f"The amount must be between 1 and the {held} fen held."
         )
-    if piece["start"] == 0:
+    if piece.start == 0:
         raise ContractError(
             "PARTIAL_ENDORSEMENT",
             f"This bill is not splittable: the whole {held} fen must move together.",
         )
-    start, end = piece["start"], piece["end"]
-    retained = {**piece, "start": start + amount}
-    moved = {**piece, "end": start + amount - 1}
-    _save_piece(env.store, package["package_no"], retained)
+    start, end = piece.start, piece.end
+    retained = replace(piece, start=start + amount)
+    moved = replace(piece, end=start + amount - 1)
+    _save_piece(env.store, package.package_no, retained)
     env.store.emit(
         "bill.split",
         {
-            "package_no": package["package_no"],
+            "package_no": package.package_no,
             "from_range": f"{start}-{end}",
             "moved_range": piece_range(moved),
             "retained_range": piece_range(retained),
         },
-        _scope(package["package_no"]),
+        _scope(package.package_no),
     )
     return moved
 
 
-def _request_ttl_end(env: Env, package: Mapping[str, Any], action: Action) -> int:
+def _request_ttl_end(env: Env, package: Package, action: Action) -> int:
     params = _params(env)
-    if action.name == "PRESENT":
-        return max(env.today, int(package["maturity_date"])) + params.payment_answer_days
+    if action.name is BillAction.PRESENT:
+        return max(env.today, package.maturity_date) + params.payment_answer_days
     return _cal(env).add_business_days(env.today, params.request_ttl_business_days)
 
 
 def _request_handler(action: Action) -> Callable[[Env, Args], None]:
     def handler(env: Env, args: Args) -> None:
         package_no, range_text = _piece_args(args)
-        amount = args.int_("amount_fen", optional=True, minimum=INT_MIN) if action.partial else None
+        amount: int | None = (
+            args.int_("amount_fen", optional=True, minimum=INT_MIN) if action.partial else None
+        )
         params = action.read(args)
         args.done()
         package, piece = _locate(env, package_no, range_text)
         _check_open(piece)
         _check_status(env, package, piece, action)
-        action.initiator(env, package, piece, params)
+        ACTOR_CHECKS[action.actor](env, package, piece, params)
         _check_flag(piece, action)
-        counterparty = action.guard(env, package, piece, params)
+        counterparty, params = action.guard(env, package, piece, params)
         piece = _take(env, package, piece, amount)
         request_id = env.ctx.tx_id.hex()
-        request = {
-            "id": request_id,
-            "action": action.name,
-            "package_no": package_no,
-            "start": piece["start"],
-            "end": piece["end"],
-            "initiator": env.sender.id,
-            "counterparty": counterparty,
-            "params": params,
-            "status": "PENDING",
-            "prev_status": piece["status"],
-            "prev_flag": piece["flag"],
-            "created_day": env.today,
-            "expires_day": _request_ttl_end(env, package, action),
-            "height": env.ctx.height,
-            "closed_day": None,
-            "answer": None,
-        }
+        request = Request(
+            id=request_id,
+            action=action.name,
+            package_no=package_no,
+            start=piece.start,
+            end=piece.end,
+            initiator=env.sender.id,
+            counterparty=counterparty,
+            params=params,
+            status=RequestStatus.PENDING,
+            prev_status=piece.status,
+            prev_flag=piece.flag,
+            created_day=env.today,
+            expires_day=_request_ttl_end(env, package, action),
+            height=env.ctx.height,
+            closed_day=None,
+            answer=None,
+        )
         if env.store.get(request_key(request_id)) is not None:
             raise AssertionError("transaction ids are unique; a request id cannot repeat")
-        piece["request"], piece["flag"] = request_id, action.lock_flag
-        env.store.put(request_key(request_id), request)
+        piece = replace(piece, request=request_id, flag=action.lock_flag)
+        _save_request(env.store, request)
         _save_piece(env.store, package_no, piece)
         _involve(env.store, counterparty, package_no, action.name.lower())
         env.store.emit(
@@ -258,10 +255,10 @@ def _request_handler(action: Action) -> Callable[[Env, Args], None]:
                 package,
                 piece,
                 request_id=request_id,
-                action=action.name,
+                action=action.name.value,
                 initiator=env.sender.id,
                 counterparty=counterparty,
-                expires=day_to_iso(request["expires_day"]),
+                expires=day_to_iso(request.expires_day),
             ),
             _scope(package_no),
         )
@@ -270,149 +267,154 @@ def _request_handler(action: Action) -> Callable[[Env, Args], None]:
     return handler
 
 
-def _answer_target(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _answer_target(env: Env, args: Args) -> tuple[Request, Package, Piece]:
     """Load a request to answer, revoke or clear, with its package and (normalised) piece."""
     request = _load_request(env.store, args.str_("request_id", max_len=128))
-    package = _load_package(env.store, request["package_no"])
-    record = env.store.get_obj(_piece_key(request["package_no"], request["start"]))
-    assert record is not None, "a request always points at an existing piece"
-    piece = dict(record)
-    if request["status"] in ("SIGNED", "REJECTED"):
+    package = _load_package(env.store, request.package_no)
+    piece = _load_piece(env.store, request.package_no, request.start)
+    assert piece is not None, "a request always points at an existing piece"
+    if request.status in (RequestStatus.SIGNED, RequestStatus.REJECTED):
         raise ContractError(
             "DUPLICATE_ANSWER",
-            f"Request {request['id']} was already answered ({request['status'].lower()}).",
+            f"Request {request.id} was already answered ({request.status.lower()}).",
         )
-    if request["status"] != "PENDING":
+    if request.status is not RequestStatus.PENDING:
         raise ContractError(
-            "REQUEST_NOT_PENDING", f"Request {request['id']} is {request['status'].lower()}."
+            "REQUEST_NOT_PENDING", f"Request {request.id} is {request.status.lower()}."
         )
-    if env.today > request["expires_day"]:
+    if env.today > request.expires_day:
         raise ContractError(
             "REQUEST_NOT_PENDING",
-            f"Request {request['id']} expired after {day_to_iso(request['expires_day'])}.",
+            f"Request {request.id} expired after {day_to_iso(request.expires_day)}.",
         )
     piece = _normalise(env, package, piece)
-    assert piece["request"] == request["id"]
+    assert piece.request == request.id
     return request, package, piece
 
 
 def _finish(
     env: Env,
-    package: dict[str, Any],
-    piece: dict[str, Any],
-    request: dict[str, Any],
-    status: str,
+    package: Package,
+    piece: Piece,
+    request: Request,
+    status: RequestStatus,
     kind: str,
-    **extra: Any,
+    reason: str | None = None,
 ) -> None:
-    request["status"] = status
-    request["closed_day"] = env.today
-    request["answer"] = {"by": env.sender.id, "day": env.today, "height": env.ctx.height, **extra}
-    env.store.put(request_key(request["id"]), request)
-    _save_piece(env.store, package["package_no"], piece)
+    answer = RequestAnswer(env.sender.id, env.today, env.ctx.height, reason)
+    request = replace(request, status=status, closed_day=env.today, answer=answer)
+    _save_request(env.store, request)
+    _save_piece(env.store, package.package_no, piece)
+    extra: dict[str, StoredValue] = {} if reason is None else {"reason": reason}
     env.store.emit(
         kind,
         _attrs(
             package,
             piece,
-            request_id=request["id"],
-            action=request["action"],
-            initiator=request["initiator"],
-            counterparty=request["counterparty"],
+            request_id=request.id,
+            action=request.action.value,
+            initiator=request.initiator,
+            counterparty=request.counterparty,
             **extra,
         ),
-        _scope(package["package_no"]),
+        _scope(package.package_no),
     )
 
 
 def op_sign(env: Env, args: Args) -> None:
     request, package, piece = _answer_target(env, args)
     args.done()
-    if env.sender.id != request["counterparty"]:
+    if env.sender.id != request.counterparty:
         raise ContractError(
-            "SIGNATURE_INVALID", f"Only {request['counterparty']} may answer this request."
+            "SIGNATURE_INVALID", f"Only {request.counterparty} may answer this request."
         )
-    if piece["frozen"] is not None:
+    if piece.frozen is not None:
         raise ContractError("FROZEN", "This piece is frozen; it cannot be signed for.")
-    action = ACTIONS[request["action"]]
-    piece["request"] = None
-    action.on_sign(env, package, piece, request)
-    if piece.get("holder") is not None:
-        _involve(env.store, piece["holder"], package["package_no"], "holder")
-    _finish(env, package, piece, request, "SIGNED", f"bill.{action.name.lower()}_signed")
+    action = ACTIONS[request.action]
+    piece = action.on_sign(env, package, replace(piece, request=None), request)
+    if action.target is not None:
+        target = action.target
+        if target is BillStatus.RECEIVED and env.today >= package.maturity_date:
+            target = BillStatus.MATURED
+        piece = replace(piece, status=target)
+    if piece.holder is not None:
+        _involve(env.store, piece.holder, package.package_no, "holder")
+    signed = f"bill.{action.name.lower()}_signed"
+    _finish(env, package, piece, request, RequestStatus.SIGNED, signed)
 
 
 def op_reject(env: Env, args: Args) -> None:
     request, package, piece = _answer_target(env, args)
-    reason = args.str_("reason", optional=True) or "refused"
+    reason: str = args.str_("reason", optional=True) or "refused"
     args.done()
-    if env.sender.id != request["counterparty"]:
+    if env.sender.id != request.counterparty:
         raise ContractError(
-            "SIGNATURE_INVALID", f"Only {request['counterparty']} may answer this request."
+            "SIGNATURE_INVALID", f"Only {request.counterparty} may answer this request."
         )
-    if piece["frozen"] is not None:
+    if piece.frozen is not None:
         raise ContractError("FROZEN", "This piece is frozen; it cannot be answered.")
-    _restore(env, package, piece, request, "REJECTED")
-    if request["action"] == "PRESENT":
-        _record_refusal(env, package, piece, request, reason, False)
-    _finish(env, package, piece, request, "REJECTED", "bill.request_rejected", reason=reason)
+    piece, request = _restore(env, package, piece, request, RequestStatus.REJECTED)
+    if request.action is BillAction.PRESENT:
+        piece = _record_refusal(env, package, piece, request, reason, False)
+    _finish(env, package, piece, request, RequestStatus.REJECTED, "bill.request_rejected", reason)
 
 
 def op_revoke(env: Env, args: Args) -> None:
     request, package, piece = _answer_target(env, args)
     args.done()
-    if env.sender.id != request["initiator"]:
+    if env.sender.id != request.initiator:
         raise ContractError(
-            "SIGNATURE_INVALID", f"Only {request['initiator']}, who asked, may revoke it."
+            "SIGNATURE_INVALID", f"Only {request.initiator}, who asked, may revoke it."
         )
-    if piece["frozen"] is not None:
+    if piece.frozen is not None:
         raise ContractError("FROZEN", "This piece is frozen; the request cannot be revoked.")
-    _restore(env, package, piece, request, "REVOKED")
-    _finish(env, package, piece, request, "REVOKED", "bill.request_revoked")
+    piece, request = _restore(env, package, piece, request, RequestStatus.REVOKED)
+    _finish(env, package, piece, request, RequestStatus.REVOKED, "bill.request_revoked")
 
 
 def op_clear_request(env: Env, args: Args) -> None:
     request = _load_request(env.store, args.str_("request_id", max_len=128))
     args.done()
-    if not env.sender.has("consortium_admin") and env.sender.id not in (
-        request["initiator"],
-        request["counterparty"],
+    if not env.sender.has(Role.CONSORTIUM_ADMIN) and env.sender.id not in (
+        request.initiator,
+        request.counterparty,
     ):
         raise ContractError("FORBIDDEN", "Only the operator or a party may clear a request.")
-    if request["status"] != "PENDING":
+    if request.status is not RequestStatus.PENDING:
         raise ContractError(
-            "REQUEST_NOT_PENDING", f"Request {request['id']} is {request['status'].lower()}."
+            "REQUEST_NOT_PENDING", f"Request {request.id} is {request.status.lower()}."
         )
-    if env.today <= request["expires_day"]:
+    if env.today <= request.expires_day:
         raise ContractError(
             "WRONG_STATE",
-            f"Request {request['id']} runs until {day_to_iso(request['expires_day'])}.",
+            f"Request {request.id} runs until {day_to_iso(request.expires_day)}.",
         )
-    package = _load_package(env.store, request["package_no"])
-    record = env.store.get_obj(_piece_key(request["package_no"], request["start"]))
-    assert record is not None
-    _normalise(env, package, dict(record))  # clears (or auto-refuses) and saves
+    package = _load_package(env.store, request.package_no)
+    piece = _load_piece(env.store, request.package_no, request.start)
+    assert piece is not None
+    _normalise(env, package, piece)  # clears (or auto-refuses) and saves
 
 
 # --- unilateral operations -------------------------------------------------------------------
 
 
 def op_issue(env: Env, args: Args) -> None:
-    package_no = args.str_("package_no", max_len=30)
-    kind = args.str_("kind", choices=BILL_KINDS)
-    amount_text = args.str_("amount", max_len=32)
-    currency = args.str_("currency", max_len=8)
-    maturity = args.date_("maturity_date")
-    acceptor = args.id_("acceptor")
-    payee = args.id_("payee")
+    package_no: str = args.str_("package_no", max_len=30)
+    kind = BillKind(args.str_("kind", choices=BILL_KINDS))
+    amount_text: str = args.str_("amount", max_len=32)
+    currency: str = args.str_("currency", max_len=8)
+    maturity: int = args.date_("maturity_date")
+    acceptor: str = args.id_("acceptor")
+    payee: str = args.id_("payee")
     splittable = args.bool_("splittable")
     nt = args.bool_("non_transferable")
     args.done()
-    if not env.sender.has("enterprise"):
+    if not env.sender.has(Role.ENTERPRISE):
         raise ContractError("FORBIDDEN", "Only an enterprise participant may draw a bill.")
     require_party(env.store, env.sender.id, "drawer")
     require("bill_no", package_no, field="package_no")
-    digits = BILL_KIND_DIGITS_COMMERCIAL if kind == "COMMERCIAL" else BILL_KIND_DIGITS_BANK
+    commercial = kind is BillKind.COMMERCIAL
+    digits = BILL_KIND_DIGITS_COMMERCIAL if commercial else BILL_KIND_DIGITS_BANK
     if package_no[0] not in digits:
         raise ContractError(
             "BILL_NO_INVALID",
@@ -440,7 +442,7 @@ def op_issue(env: Env, args: Args) -> None:
             f"later than {day_to_iso(latest)} ({months} months).",
         )
     accepting = require_party(env.store, acceptor, "acceptor")
-    needed = "enterprise" if kind == "COMMERCIAL" else "bank"
+    needed = Role.ENTERPRISE if commercial else Role.BANK
     if not accepting.has(needed):
         raise ContractError(
             "COUNTERPARTY_TYPE",
@@ -449,45 +451,45 @@ def op_issue(env: Env, args: Args) -> None:
     require_party(env.store, payee, "payee")
     if env.store.get(package_key(package_no)) is not None:
         raise ContractError("DUPLICATE_BILL", f"Bill package {package_no} already exists.")
-    package = {
-        "package_no": package_no,
-        "kind": kind,
-        "currency": currency,
-        "amount_fen": amount,
-        "splittable": splittable,
-        "drawer": env.sender.id,
-        "acceptor": acceptor,
-        "payee": payee,
-        "issue_date": env.today,
-        "maturity_date": maturity,
-        "acceptance_date": None,
-        "drawer_nt": nt,
-        "disclosed": False,
-        "height": env.ctx.height,
-    }
-    piece: dict[str, Any] = {
-        "start": 1 if splittable else 0,
-        "end": amount if splittable else 0,
-        "status": "ISSUED",
-        "flag": "AWAITING_RECEIPT",
-        "holder": None,
-        "nt": nt,
-        "nt_setter": env.sender.id if nt else None,
-        "nt_seq": 0 if nt else None,
-        "pledgee": None,
-        "repo": None,
-        "frozen": None,
-        "request": None,
-        "discounted": False,
-        "refusal": None,
-        "recourse_paid_day": None,
-        "rights_expired": False,
-        "paid_to": None,
-        "guarantees": [],
-        "chain": [],
-    }
-    env.store.put(package_key(package_no), package)
-    _chain(env, package, piece, "ISSUE", env.sender.id, payee, non_transferable=nt)
+    package = Package(
+        package_no=package_no,
+        kind=kind,
+        currency=currency,
+        amount_fen=amount,
+        splittable=splittable,
+        drawer=env.sender.id,
+        acceptor=acceptor,
+        payee=payee,
+        issue_date=env.today,
+        maturity_date=maturity,
+        acceptance_date=None,
+        drawer_nt=nt,
+        disclosed=False,
+        height=env.ctx.height,
+    )
+    piece = Piece(
+        start=1 if splittable else 0,
+        end=amount if splittable else 0,
+        status=BillStatus.ISSUED,
+        flag=BillFlag.AWAITING_RECEIPT,
+        holder=None,
+        nt=nt,
+        nt_setter=env.sender.id if nt else None,
+        nt_seq=0 if nt else None,
+        pledgee=None,
+        repo=None,
+        frozen=None,
+        request=None,
+        discounted=False,
+        refusal=None,
+        recourse_paid_day=None,
+        rights_expired=False,
+        paid_to=None,
+        guarantees=(),
+        chain=(),
+    )
+    _save_package(env.store, package)
+    piece, _ = _chain(env, package, piece, "ISSUE", env.sender.id, payee, non_transferable=nt)
     _save_piece(env.store, package_no, piece)
     for pid, capacity in ((env.sender.id, "drawer"), (acceptor, "acceptor"), (payee, "payee")):
         _involve(env.store, pid, package_no, capacity)
@@ -496,7 +498,7 @@ def op_issue(env: Env, args: Args) -> None:
         _attrs(
             package,
             piece,
-            kind=kind,
+            kind=kind.value,
             drawer=env.sender.id,
             acceptor=acceptor,
             payee=payee,
@@ -507,57 +509,60 @@ def op_issue(env: Env, args: Args) -> None:
     )
 
 
-def _unused_piece(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any]]:
+def _unused_piece(env: Env, args: Args) -> tuple[Package, Piece]:
     package_no, range_text = _piece_args(args)
     args.done()
     package, piece = _locate(env, package_no, range_text)
     _check_open(piece)
-    if piece["status"] not in ("ISSUED", "ACCEPTED") or piece["flag"] != "AWAITING_RECEIPT":
+    if (
+        piece.status not in (BillStatus.ISSUED, BillStatus.ACCEPTED)
+        or piece.flag is not BillFlag.AWAITING_RECEIPT
+    ):
         raise ContractError(
             "WRONG_STATE", "Only a bill not yet received by the payee can be withdrawn."
         )
     return package, piece
 
 
+def _terminate(env: Env, package: Package, piece: Piece, kind: str, event: str) -> None:
+    piece = piece.with_state(BillStatus.TERMINATED, BillFlag.ENDED)
+    piece, _ = _chain(env, package, piece, kind, env.sender.id, None)
+    _save_piece(env.store, package.package_no, piece)
+    env.store.emit(event, _attrs(package, piece), _scope(package.package_no))
+
+
 def op_withdraw(env: Env, args: Args) -> None:
     package, piece = _unused_piece(env, args)
-    _is_drawer(env, package, piece, {})
-    piece["status"], piece["flag"] = "TERMINATED", "ENDED"
-    _chain(env, package, piece, "WITHDRAW", env.sender.id, None)
-    _save_piece(env.store, package["package_no"], piece)
-    env.store.emit("bill.withdrawn", _attrs(package, piece), _scope(package["package_no"]))
+    _is_drawer(env, package, piece, Params())
+    _terminate(env, package, piece, "WITHDRAW", "bill.withdrawn")
 
 
 def op_cleanup(env: Env, args: Args) -> None:
     package, piece = _unused_piece(env, args)
-    if not env.sender.has("consortium_admin") and env.sender.id != package["acceptor"]:
+    if not env.sender.has(Role.CONSORTIUM_ADMIN) and env.sender.id != package.acceptor:
         raise ContractError("FORBIDDEN", "Only the operator or the acceptor may clean up a bill.")
-    piece["status"], piece["flag"] = "TERMINATED", "ENDED"
-    _chain(env, package, piece, "CLEANUP", env.sender.id, None)
-    _save_piece(env.store, package["package_no"], piece)
-    env.store.emit("bill.cleaned_up", _attrs(package, piece), _scope(package["package_no"]))
+    _terminate(env, package, piece, "CLEANUP", "bill.cleaned_up")
 
 
 def op_disclose(env: Env, args: Args) -> None:
-    package_no = args.str_("package_no", max_len=30)
+    package_no: str = args.str_("package_no", max_len=30)
     args.done()
     package = _load_package(env.store, package_no)
-    if env.sender.id != package["acceptor"]:
+    if env.sender.id != package.acceptor:
         raise ContractError("FORBIDDEN", "Only the acceptor discloses its acceptance.")
-    if package["kind"] != "COMMERCIAL":
+    if package.kind is not BillKind.COMMERCIAL:
         raise ContractError("WRONG_STATE", "Only commercial acceptances are disclosed.")
-    if package["acceptance_date"] is None or package["disclosed"]:
+    if package.acceptance_date is None or package.disclosed:
         raise ContractError("WRONG_STATE", "The bill is not accepted, or already disclosed.")
-    package["disclosed"] = True
-    env.store.put(package_key(package_no), package)
+    _save_package(env.store, replace(package, disclosed=True))
     env.store.emit("bill.disclosed", {"package_no": package_no}, _scope(package_no))
 
 
-def _freeze_target(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any], str]:
+def _freeze_target(env: Env, args: Args) -> tuple[Package, Piece, str]:
     package_no, range_text = _piece_args(args)
-    case_ref = args.str_("case_ref", max_len=64)
+    case_ref: str = args.str_("case_ref", max_len=64)
     args.done()
-    if not env.sender.has("regulator") and not env.sender.has("consortium_admin"):
+    if not env.sender.has(Role.REGULATOR) and not env.sender.has(Role.CONSORTIUM_ADMIN):
         raise ContractError("FORBIDDEN", "Only an authority (regulator or operator) may freeze.")
     package, piece = _locate(env, package_no, range_text)
     return package, piece, case_ref
@@ -565,36 +570,36 @@ def _freeze_target(env: Env, args: Args) -> tuple[dict[str, Any], dict[str, Any]
 
 def op_freeze(env: Env, args: Args) -> None:
     package, piece, case_ref = _freeze_target(env, args)
-    if piece["frozen"] is not None:
-        raise ContractError("FROZEN", f"Already frozen under case {piece['frozen']['case_ref']}.")
-    if piece["status"] in ("TERMINATED", "SETTLED"):
+    if piece.frozen is not None:
+        raise ContractError("FROZEN", f"Already frozen under case {piece.frozen.case_ref}.")
+    if piece.status in (BillStatus.TERMINATED, BillStatus.SETTLED):
         raise ContractError("WRONG_STATE", "A terminated or settled piece cannot be frozen.")
-    piece["frozen"] = {"case_ref": case_ref, "by": env.sender.id, "day": env.today}
-    _save_piece(env.store, package["package_no"], piece)
+    piece = replace(piece, frozen=BillFreeze(case_ref, env.sender.id, env.today))
+    _save_piece(env.store, package.package_no, piece)
     env.store.emit(
-        "bill.frozen", _attrs(package, piece, case_ref=case_ref), _scope(package["package_no"])
+        "bill.frozen", _attrs(package, piece, case_ref=case_ref), _scope(package.package_no)
     )
 
 
 def op_unfreeze(env: Env, args: Args) -> None:
     package, piece, case_ref = _freeze_target(env, args)
-    if piece["frozen"] is None:
+    if piece.frozen is None:
         raise ContractError("WRONG_STATE", "This piece is not frozen.")
-    if piece["frozen"]["case_ref"] != case_ref:
-        raise bad("case_ref", f"does not match the freezing case {piece['frozen']['case_ref']}")
-    piece["frozen"] = None
-    _save_piece(env.store, package["package_no"], piece)
+    if piece.frozen.case_ref != case_ref:
+        raise bad("case_ref", f"does not match the freezing case {piece.frozen.case_ref}")
+    piece = replace(piece, frozen=None)
+    _save_piece(env.store, package.package_no, piece)
     env.store.emit(
-        "bill.unfrozen", _attrs(package, piece, case_ref=case_ref), _scope(package["package_no"])
+        "bill.unfrozen", _attrs(package, piece, case_ref=case_ref), _scope(package.package_no)
     )
 
 
 def op_sweep(env: Env, args: Args) -> None:
-    package_no = args.str_("package_no", max_len=30)
+    package_no: str = args.str_("package_no", max_len=30)
     args.done()
     package = _load_package(env.store, package_no)
     if (
-        not env.sender.has("consortium_admin")
+        not env.sender.has(Role.CONSORTIUM_ADMIN)
         and env.store.get(_involve_key(env.sender.id, package_no)) is None
     ):
         raise ContractError("FORBIDDEN", "Only the operator or a party may sweep a bill.")

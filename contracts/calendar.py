@@ -32,7 +32,8 @@ from datetime import date
 from typing import Any
 
 from .args import EPOCH_ORDINAL, day_to_iso, parse_iso_date
-from .errors import GenesisError
+from .errors import GenesisError, StoredFormError
+from .stored import Fields, StoredMap
 
 __all__ = [
     "CALENDAR_KEY",
@@ -91,17 +92,34 @@ class BusinessCalendar:
                 count -= 1
         return day
 
-    def to_record(self) -> dict[str, Any]:
+    def to_stored(self) -> StoredMap:
         return {
-            "holidays": sorted(self.holidays),
-            "working_weekend_days": sorted(self.working_weekend_days),
+            "holidays": list(sorted(self.holidays)),
+            "working_weekend_days": list(sorted(self.working_weekend_days)),
         }
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any] | None) -> BusinessCalendar:
-        if record is None:
+    def from_stored(cls, value: object) -> BusinessCalendar:
+        """The stored calendar; no record (a state without one) is an empty calendar."""
+        if value is None:
             return cls(frozenset(), frozenset())
-        return cls(frozenset(record["holidays"]), frozenset(record["working_weekend_days"]))
+        f = Fields(value, "calendar")
+        record = cls(frozenset(_days(f, "holidays")), frozenset(_days(f, "working_weekend_days")))
+        f.done()
+        return record
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _days(f: Fields, key: str) -> list[int]:
+    days: list[int] = []
+    for item in f.list_(key):
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise StoredFormError(f"calendar.{key} must be a list of day numbers")
+        days.append(item)
+    return days
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,28 +148,43 @@ class Parameters:
                 months = rule_months
         return months
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "presentment_window_days": self.presentment_window_days,
-            "request_ttl_business_days": self.request_ttl_business_days,
-            "payment_answer_days": self.payment_answer_days,
-            "rights_expiry_months": self.rights_expiry_months,
-            "recourse_limitation_months": self.recourse_limitation_months,
-            "re_recourse_limitation_months": self.re_recourse_limitation_months,
-            "remote_allowance_days": self.remote_allowance_days,
-            "repo_day_count_basis": self.repo_day_count_basis,
-            "allow_early_presentment": self.allow_early_presentment,
-            "allow_overdue_presentment": self.allow_overdue_presentment,
-            "term_rules": [[day, months] for day, months in self.term_rules],
-        }
+    def to_stored(self) -> StoredMap:
+        stored: StoredMap = {name: getattr(self, name) for name in _INT_PARAMS}
+        stored.update({name: getattr(self, name) for name in _BOOL_PARAMS})
+        stored["term_rules"] = [[day, months] for day, months in self.term_rules]
+        return stored
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any] | None) -> Parameters:
-        if record is None:
+    def from_stored(cls, value: object) -> Parameters:
+        """The stored parameters; no record (a state without one) is the defaults."""
+        if value is None:
             return cls()
-        values = dict(record)
-        values["term_rules"] = tuple((int(d), int(m)) for d, m in record["term_rules"])
-        return cls(**values)
+        f = Fields(value, "parameters")
+        ints = {name: f.int_(name) for name in _INT_PARAMS}
+        bools = {name: f.bool_(name) for name in _BOOL_PARAMS}
+        rules: list[tuple[int, int]] = []
+        for rule in f.list_("term_rules"):
+            if not isinstance(rule, list) or len(rule) != 2:
+                raise StoredFormError("parameters.term_rules must list [day, months] pairs")
+            day, months = rule
+            if not _is_int(day) or not _is_int(months):
+                raise StoredFormError("parameters.term_rules must list [day, months] pairs")
+            assert isinstance(day, int) and isinstance(months, int)
+            rules.append((day, months))
+        f.done()
+        return cls(
+            presentment_window_days=ints["presentment_window_days"],
+            request_ttl_business_days=ints["request_ttl_business_days"],
+            payment_answer_days=ints["payment_answer_days"],
+            rights_expiry_months=ints["rights_expiry_months"],
+            recourse_limitation_months=ints["recourse_limitation_months"],
+            re_recourse_limitation_months=ints["re_recourse_limitation_months"],
+            remote_allowance_days=ints["remote_allowance_days"],
+            repo_day_count_basis=ints["repo_day_count_basis"],
+            allow_early_presentment=bools["allow_early_presentment"],
+            allow_overdue_presentment=bools["allow_overdue_presentment"],
+            term_rules=tuple(rules),
+        )
 
 
 _INT_PARAMS = {

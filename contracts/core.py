@@ -21,9 +21,10 @@ zero-padded so that a prefix scan returns entries in ledger order.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .calendar import BusinessCalendar, Parameters
 from .codec import canonical_decode, canonical_encode
 
 __all__ = [
@@ -126,7 +127,8 @@ class Store:
             return self._writes[key]
         return self._view.get(key)
 
-    def get_obj(self, key: bytes) -> Any:
+    def get_obj(self, key: bytes) -> object:
+        """The decoded value under ``key``; callers parse it into their record type."""
         raw = self.get(key)
         return None if raw is None else canonical_decode(raw)
 
@@ -152,7 +154,7 @@ class Store:
             if pvalue is not None:
                 yield pkey, pvalue
 
-    def scan_objs(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+    def scan_objs(self, prefix: bytes) -> Iterator[tuple[bytes, object]]:
         for key, raw in self.scan(prefix):
             yield key, canonical_decode(raw)
 
@@ -200,4 +202,6 @@ class Env:
     ctx: TxContext
     sender: Participant
     today: int  # business day number derived from ctx.timestamp_ms
-    extra: dict[str, Any] = field(default_factory=dict)  # per-transaction memo (e.g. calendar)
+    # Per-transaction memo of the genesis reference data, loaded on first use.
+    calendar: BusinessCalendar | None = None
+    params: Parameters | None = None

@@ -15,6 +15,7 @@ __all__ = [
     "ContractError",
     "GenesisError",
     "QueryError",
+    "StoredFormError",
 ]
 
 
@@ -38,3 +39,9 @@ class QueryError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class StoredFormError(ValueError):
+    """A state value does not have the form of its record (missing or unknown field, wrong type,
+    a text outside its vocabulary). The state is corrupt or foreign: a bug to notice, never a
+    business rejection, so it is not a ``ContractError``."""

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass, replace
 
 from .args import Args, bad
 from .core import Env, Store
@@ -56,9 +56,12 @@ from .identity import (
     GOVERNANCE_KEY,
     GOVERNED_ACTIONS,
     active_admins,
+    governance_record,
     load_admin_quorum,
     require_role,
 )
+from .stored import Fields, StoredMap, StoredValue, stored_map
+from .vocabulary import ProposalStatus, Role
 
 __all__ = [
     "ACTIONS",
@@ -67,7 +70,10 @@ __all__ = [
     "PROPOSAL_ID",
     "PROPOSAL_LIFETIME_MAX_MS",
     "PROPOSAL_PREFIX",
+    "Proposal",
+    "Vote",
     "governance_from_genesis",
+    "load_proposal",
     "proposal_key",
 ]
 
@@ -79,7 +85,84 @@ PROPOSAL_ID = re.compile(r"[0-9a-f]{64}")
 _GENESIS_FIELDS = ("admin_quorum",)
 
 
-def governance_from_genesis(section: Any, admins: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Vote:
+    admin: str
+    height: int
+    timestamp_ms: int
+
+    def to_stored(self) -> StoredMap:
+        return {"admin": self.admin, "height": self.height, "timestamp_ms": self.timestamp_ms}
+
+    @classmethod
+    def from_stored(cls, value: object) -> Vote:
+        f = Fields(value, "governance vote")
+        record = cls(f.str_("admin"), f.int_("height"), f.int_("timestamp_ms"))
+        f.done()
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A governance proposal (``gov/p/<id>``); ``closed_height`` is stored once it closes."""
+
+    id: str
+    action: str
+    args: StoredMap
+    proposer: str
+    created_height: int
+    created_timestamp_ms: int
+    expires_at_ms: int
+    status: ProposalStatus
+    approvals: tuple[Vote, ...]
+    rejections: tuple[Vote, ...]
+    closed_height: int | None = None
+
+    def closed(self, status: ProposalStatus, height: int) -> Proposal:
+        return replace(self, status=status, closed_height=height)
+
+    def to_stored(self) -> StoredMap:
+        stored: StoredMap = {
+            "id": self.id,
+            "action": self.action,
+            "args": dict(self.args),
+            "proposer": self.proposer,
+            "created_height": self.created_height,
+            "created_timestamp_ms": self.created_timestamp_ms,
+            "expires_at_ms": self.expires_at_ms,
+            "status": self.status.value,
+            "approvals": [vote.to_stored() for vote in self.approvals],
+            "rejections": [vote.to_stored() for vote in self.rejections],
+        }
+        if self.closed_height is not None:
+            stored["closed_height"] = self.closed_height
+        return stored
+
+    @classmethod
+    def from_stored(cls, value: object) -> Proposal:
+        f = Fields(value, "governance proposal")
+        record = cls(
+            id=f.str_("id"),
+            action=f.str_("action"),
+            args=f.map_("args"),
+            proposer=f.str_("proposer"),
+            created_height=f.int_("created_height"),
+            created_timestamp_ms=f.int_("created_timestamp_ms"),
+            expires_at_ms=f.int_("expires_at_ms"),
+            status=f.enum_("status", ProposalStatus),
+            approvals=f.records("approvals", Vote.from_stored),
+            rejections=f.records("rejections", Vote.from_stored),
+            closed_height=f.int_("closed_height") if f.has("closed_height") else None,
+        )
+        f.done()
+        return record
+
+    def voters(self, kind: str) -> list[str]:
+        votes = self.approvals if kind == "approvals" else self.rejections
+        return [vote.admin for vote in votes]
+
+
+def governance_from_genesis(section: object, admins: int) -> StoredMap:
     """The ``cfg/governance`` record from the genesis ``governance`` section; ``admins`` is the
     number of genesis consortium admins."""
     if not isinstance(section, Mapping):
@@ -95,7 +178,7 @@ def governance_from_genesis(section: Any, admins: int) -> dict[str, Any]:
             f"governance.admin_quorum must be an integer from 1 to {admins} (the number of "
             f"genesis consortium admins), got {quorum!r}"
         )
-    return {"admin_quorum": quorum}
+    return governance_record(quorum)
 
 
 def proposal_key(proposal_id: str) -> bytes:
@@ -106,46 +189,47 @@ def _open_key(proposal_id: str) -> bytes:
     return OPEN_PREFIX + proposal_id.encode()
 
 
-def _target(action_args: Mapping[str, Any]) -> Any:
+def _target(action_args: Mapping[str, StoredValue]) -> StoredValue:
     # identity.register names its participant "id"; every other action "participant".
     return action_args.get("participant", action_args.get("id"))
 
 
-def _scopes(record: Mapping[str, Any]) -> list[str]:
-    target = _target(record["args"])
-    return [f"g/{record['id']}", *([f"p/{target}"] if isinstance(target, str) else [])]
+def _scopes(record: Proposal) -> list[str]:
+    target = _target(record.args)
+    return [f"g/{record.id}", *([f"p/{target}"] if isinstance(target, str) else [])]
 
 
-def _save(env: Env, record: dict[str, Any]) -> None:
-    env.store.put(proposal_key(record["id"]), record)
-    if record["status"] == "open":
-        env.store.put(_open_key(record["id"]), record["proposer"])
+def _save(env: Env, record: Proposal) -> None:
+    env.store.put(proposal_key(record.id), record.to_stored())
+    if record.status is ProposalStatus.OPEN:
+        env.store.put(_open_key(record.id), record.proposer)
     else:
-        env.store.delete(_open_key(record["id"]))
+        env.store.delete(_open_key(record.id))
+
+
+def load_proposal(store: Store, proposal_id: str) -> Proposal | None:
+    stored = store.get_obj(proposal_key(proposal_id))
+    return None if stored is None else Proposal.from_stored(stored)
 
 
 def _expire_due(env: Env) -> None:
     now = env.ctx.timestamp_ms
     due = [key for key, _ in env.store.scan(OPEN_PREFIX)]
     for key in due:
-        record = dict(env.store.get_obj(PROPOSAL_PREFIX + key[len(OPEN_PREFIX) :]))
-        if now >= record["expires_at_ms"]:
-            record["status"] = "expired"
-            record["closed_height"] = env.ctx.height
+        record = load_proposal(env.store, key[len(OPEN_PREFIX) :].decode())
+        assert record is not None, "an open marker names an existing proposal"
+        if now >= record.expires_at_ms:
+            record = record.closed(ProposalStatus.EXPIRED, env.ctx.height)
             _save(env, record)
             env.store.emit(
                 "governance.expired",
-                {"proposal": record["id"], "action": record["action"]},
+                {"proposal": record.id, "action": record.action},
                 _scopes(record),
             )
 
 
-def _vote(env: Env) -> dict[str, Any]:
-    return {"admin": env.sender.id, "height": env.ctx.height, "timestamp_ms": env.ctx.timestamp_ms}
-
-
-def _voters(record: Mapping[str, Any], kind: str) -> list[str]:
-    return [vote["admin"] for vote in record[kind]]
+def _vote(env: Env) -> Vote:
+    return Vote(env.sender.id, env.ctx.height, env.ctx.timestamp_ms)
 
 
 def gov_set_admin_quorum(env: Env, args: Args) -> None:
@@ -162,7 +246,7 @@ def gov_set_admin_quorum(env: Env, args: Args) -> None:
     previous = load_admin_quorum(env.store)
     if quorum == previous:
         raise bad("admin_quorum", f"is already {previous}")
-    env.store.put(GOVERNANCE_KEY, {"admin_quorum": quorum})
+    env.store.put(GOVERNANCE_KEY, governance_record(quorum))
     env.store.emit(
         "governance.quorum_changed",
         {"admin_quorum": quorum, "previous_admin_quorum": previous},
@@ -178,15 +262,15 @@ _ACTIONS: dict[str, Callable[[Env, Args], None]] = {
 ACTIONS: tuple[str, ...] = tuple(sorted(_ACTIONS))
 
 
-def _run_action(env: Env, store: Store, record: Mapping[str, Any]) -> None:
-    handler = _ACTIONS[record["action"]]
-    handler(Env(store, env.ctx, env.sender, env.today, env.extra), Args(record["args"]))
+def _run_action(env: Env, store: Store, record: Proposal) -> None:
+    handler = _ACTIONS[record.action]
+    handler(Env(store, env.ctx, env.sender, env.today, env.calendar, env.params), Args(record.args))
 
 
-def _execute_if_approved(env: Env, record: dict[str, Any]) -> None:
+def _execute_if_approved(env: Env, record: Proposal) -> None:
     quorum = load_admin_quorum(env.store)
     admins = set(active_admins(env.store))
-    counted = [pid for pid in _voters(record, "approvals") if pid in admins]
+    counted = [pid for pid in record.voters("approvals") if pid in admins]
     if len(counted) < quorum:
         return
     try:
@@ -194,18 +278,17 @@ def _execute_if_approved(env: Env, record: dict[str, Any]) -> None:
     except ContractError as refusal:
         raise ContractError(
             refusal.code,
-            f"Proposal {record['id']} has its approvals but {record['action']} is refused: "
+            f"Proposal {record.id} has its approvals but {record.action} is refused: "
             f"{refusal.message}",
         ) from None
-    record["status"] = "executed"
-    record["closed_height"] = env.ctx.height
+    record = record.closed(ProposalStatus.EXECUTED, env.ctx.height)
     _save(env, record)
     env.store.emit(
         "governance.executed",
         {
-            "proposal": record["id"],
-            "action": record["action"],
-            "participant": _target(record["args"]),
+            "proposal": record.id,
+            "action": record.action,
+            "participant": _target(record.args),
             "approvals": sorted(counted),
             "quorum": quorum,
         },
@@ -213,37 +296,36 @@ def _execute_if_approved(env: Env, record: dict[str, Any]) -> None:
     )
 
 
-def _open_proposal(env: Env, args: Args) -> dict[str, Any]:
-    proposal_id = args.str_("proposal", pattern=PROPOSAL_ID, max_len=64)
+def _open_proposal(env: Env, args: Args) -> Proposal:
+    proposal_id: str = args.str_("proposal", pattern=PROPOSAL_ID, max_len=64)
     args.done()
     _expire_due(env)
-    raw = env.store.get_obj(proposal_key(proposal_id))
-    if raw is None:
+    record = load_proposal(env.store, proposal_id)
+    if record is None:
         raise ContractError("PROPOSAL_NOT_FOUND", f"There is no proposal {proposal_id}.")
-    record = dict(raw)
-    if record["status"] == "expired" or (
-        record["status"] == "open" and env.ctx.timestamp_ms >= record["expires_at_ms"]
+    if record.status is ProposalStatus.EXPIRED or (
+        record.status is ProposalStatus.OPEN and env.ctx.timestamp_ms >= record.expires_at_ms
     ):
         raise ContractError("PROPOSAL_EXPIRED", f"Proposal {proposal_id} has expired.")
-    if record["status"] != "open":
+    if record.status is not ProposalStatus.OPEN:
         raise ContractError(
-            "PROPOSAL_CLOSED", f"Proposal {proposal_id} is closed: it was {record['status']}."
+            "PROPOSAL_CLOSED", f"Proposal {proposal_id} is closed: it was {record.status}."
         )
     return record
 
 
-def _check_first_vote(env: Env, record: Mapping[str, Any]) -> None:
-    if env.sender.id in _voters(record, "approvals") + _voters(record, "rejections"):
+def _check_first_vote(env: Env, record: Proposal) -> None:
+    if env.sender.id in record.voters("approvals") + record.voters("rejections"):
         raise ContractError(
-            "ALREADY_VOTED", f"{env.sender.id} has already voted on proposal {record['id']}."
+            "ALREADY_VOTED", f"{env.sender.id} has already voted on proposal {record.id}."
         )
 
 
 def op_propose(env: Env, args: Args) -> None:
-    require_role(env, "consortium_admin")
-    action = args.str_("action", choices=ACTIONS)
-    action_args = dict(args.map_("args"))
-    expires_at_ms = args.int_("expires_at_ms")
+    require_role(env, Role.CONSORTIUM_ADMIN)
+    action: str = args.str_("action", choices=ACTIONS)
+    action_args = stored_map(args.map_("args"), "args")
+    expires_at_ms: int = args.int_("expires_at_ms")
     args.done()
     now = env.ctx.timestamp_ms
     if not now < expires_at_ms <= now + PROPOSAL_LIFETIME_MAX_MS:
@@ -260,25 +342,25 @@ def op_propose(env: Env, args: Args) -> None:
             f"{env.sender.id} already has {OPEN_PROPOSALS_MAX} open proposals; withdraw one or "
             "let it expire.",
         )
-    record: dict[str, Any] = {
-        "id": env.ctx.tx_id.hex(),
-        "action": action,
-        "args": action_args,
-        "proposer": env.sender.id,
-        "created_height": env.ctx.height,
-        "created_timestamp_ms": now,
-        "expires_at_ms": expires_at_ms,
-        "status": "open",
-        "approvals": [_vote(env)],
-        "rejections": [],
-    }
+    record = Proposal(
+        id=env.ctx.tx_id.hex(),
+        action=action,
+        args=action_args,
+        proposer=env.sender.id,
+        created_height=env.ctx.height,
+        created_timestamp_ms=now,
+        expires_at_ms=expires_at_ms,
+        status=ProposalStatus.OPEN,
+        approvals=(_vote(env),),
+        rejections=(),
+    )
     # Dry run on a scratch store: bad arguments or an action the state refuses fail the proposal.
     _run_action(env, Store(env.store), record)
     _save(env, record)
     env.store.emit(
         "governance.proposed",
         {
-            "proposal": record["id"],
+            "proposal": record.id,
             "action": action,
             "participant": _target(action_args),
             "proposer": env.sender.id,
@@ -291,38 +373,37 @@ def op_propose(env: Env, args: Args) -> None:
 
 
 def op_approve(env: Env, args: Args) -> None:
-    require_role(env, "consortium_admin")
+    require_role(env, Role.CONSORTIUM_ADMIN)
     record = _open_proposal(env, args)
     _check_first_vote(env, record)
-    record["approvals"] = [*record["approvals"], _vote(env)]
+    record = replace(record, approvals=(*record.approvals, _vote(env)))
     _save(env, record)
     env.store.emit(
         "governance.approved",
-        {"proposal": record["id"], "admin": env.sender.id, "action": record["action"]},
+        {"proposal": record.id, "admin": env.sender.id, "action": record.action},
         _scopes(record),
     )
     _execute_if_approved(env, record)
 
 
 def op_reject(env: Env, args: Args) -> None:
-    require_role(env, "consortium_admin")
+    require_role(env, Role.CONSORTIUM_ADMIN)
     record = _open_proposal(env, args)
     _check_first_vote(env, record)
-    record["rejections"] = [*record["rejections"], _vote(env)]
+    record = replace(record, rejections=(*record.rejections, _vote(env)))
     admins = active_admins(env.store)
-    rejecting = set(_voters(record, "rejections"))
+    rejecting = set(record.voters("rejections"))
     could_approve = [pid for pid in admins if pid not in rejecting]
     if len(could_approve) < load_admin_quorum(env.store):
-        record["status"] = "rejected"
-        record["closed_height"] = env.ctx.height
+        record = record.closed(ProposalStatus.REJECTED, env.ctx.height)
     _save(env, record)
     env.store.emit(
         "governance.rejected",
         {
-            "proposal": record["id"],
+            "proposal": record.id,
             "admin": env.sender.id,
-            "action": record["action"],
-            "closed": record["status"] == "rejected",
+            "action": record.action,
+            "closed": record.status is ProposalStatus.REJECTED,
         },
         _scopes(record),
     )
@@ -330,17 +411,16 @@ def op_reject(env: Env, args: Args) -> None:
 
 def op_withdraw(env: Env, args: Args) -> None:
     record = _open_proposal(env, args)
-    if record["proposer"] != env.sender.id:
+    if record.proposer != env.sender.id:
         raise ContractError(
             "FORBIDDEN",
-            f"Only the proposer {record['proposer']} may withdraw proposal {record['id']}.",
+            f"Only the proposer {record.proposer} may withdraw proposal {record.id}.",
         )
-    record["status"] = "withdrawn"
-    record["closed_height"] = env.ctx.height
+    record = record.closed(ProposalStatus.WITHDRAWN, env.ctx.height)
     _save(env, record)
     env.store.emit(
         "governance.withdrawn",
-        {"proposal": record["id"], "action": record["action"]},
+        {"proposal": record.id, "action": record.action},
         _scopes(record),
     )
 

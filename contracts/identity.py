@@ -42,13 +42,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
+from . import ed25519
 from .args import ID_PATTERN, Args, bad
 from .core import Env, Participant, Store, TxContext
 from .errors import ContractError, GenesisError
 from .identifiers import validate
+from .stored import Fields, StoredMap, StoredValue
+from .vocabulary import LeiStatus, Role, values
 
 __all__ = [
     "GOVERNANCE_KEY",
@@ -58,43 +60,135 @@ __all__ = [
     "ROLES",
     "SUITES",
     "KeyRecord",
+    "ParticipantRecord",
     "active_admins",
     "check_sender",
     "ed25519_key_problem",
     "genesis_participant_writes",
+    "governance_record",
     "key_fingerprint",
     "load_admin_quorum",
     "load_participant",
+    "load_participant_record",
     "require_party",
     "require_role",
     "resolve_key",
 ]
 
-ROLES: tuple[str, ...] = (
-    "bank",
-    "central_bank",
-    "consortium_admin",
-    "enterprise",
-    "registrar",
-    "regulator",
-)
+ROLES: tuple[str, ...] = values(Role)
 # Signature suites and their public-key lengths in bytes.
 SUITES: dict[str, int] = {"ed25519-sha256": 32, "sm2-sm3": 65}
 KEYS_MAX = 16
 # Roles that give power over other participants: granting one at registration needs governance,
 # or one admin could register puppet admins and outvote the others.
-GOVERNED_ROLES: tuple[str, ...] = ("consortium_admin",)
+GOVERNED_ROLES: tuple[str, ...] = (Role.CONSORTIUM_ADMIN.value,)
 GOVERNANCE_KEY = b"cfg/governance"
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
-_LEI_STATUSES = ("ISSUED", "LAPSED", "RETIRED", "MERGED", "PENDING_TRANSFER", "ANNULLED")
+_LEI_STATUSES = values(LeiStatus)
 
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    participant_id: str
+    """A registered signing key (``id/k/<key id hex>``)."""
+
+    participant_id: str  # stored as "participant"
     suite: str
     public_key: bytes
     active: bool
+
+    def to_stored(self) -> StoredMap:
+        return {
+            "participant": self.participant_id,
+            "suite": self.suite,
+            "public_key": self.public_key,
+            "active": self.active,
+        }
+
+    @classmethod
+    def from_stored(cls, value: object) -> KeyRecord:
+        f = Fields(value, "key")
+        record = cls(
+            f.str_("participant"), f.str_("suite"), f.bytes_("public_key"), f.bool_("active")
+        )
+        f.done()
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantRecord:
+    """A participant as stored (``id/p/<participant id>``); ``participant()`` is the view
+    handlers authorise with."""
+
+    id: str
+    name: str
+    roles: tuple[Role, ...]  # sorted, no repeats
+    lei: str | None
+    lei_status: LeiStatus | None
+    uscc: str | None
+    bic: str | None
+    cnaps: str | None
+    active: bool
+    keys: tuple[str, ...]  # key ids (hex), sorted
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+    def participant(self) -> Participant:
+        return Participant(
+            id=self.id,
+            name=self.name,
+            roles=frozenset(role.value for role in self.roles),
+            lei=self.lei,
+            uscc=self.uscc,
+            bic=self.bic,
+            cnaps=self.cnaps,
+            active=self.active,
+            keys=self.keys,
+        )
+
+    def to_stored(self) -> StoredMap:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "roles": [role.value for role in self.roles],
+            "lei": self.lei,
+            "lei_status": None if self.lei_status is None else self.lei_status.value,
+            "uscc": self.uscc,
+            "bic": self.bic,
+            "cnaps": self.cnaps,
+            "active": self.active,
+            "keys": list(self.keys),
+        }
+
+    @classmethod
+    def from_stored(cls, value: object) -> ParticipantRecord:
+        f = Fields(value, "participant")
+        record = cls(
+            id=f.str_("id"),
+            name=f.str_("name"),
+            roles=f.enum_list("roles", Role),
+            lei=f.opt_str("lei"),
+            lei_status=f.opt_enum("lei_status", LeiStatus),
+            uscc=f.opt_str("uscc"),
+            bic=f.opt_str("bic"),
+            cnaps=f.opt_str("cnaps"),
+            active=f.bool_("active"),
+            keys=f.str_list("keys"),
+        )
+        f.done()
+        return record
+
+
+def governance_record(admin_quorum: int) -> StoredMap:
+    """The ``cfg/governance`` record."""
+    return {"admin_quorum": admin_quorum}
+
+
+def _stored_admin_quorum(value: object) -> int:
+    f = Fields(value, "governance configuration")
+    quorum = f.int_("admin_quorum")
+    f.done()
+    return quorum
 
 
 def key_fingerprint(public_key: bytes) -> bytes:
@@ -109,70 +203,23 @@ def _k_key(key_id: bytes) -> bytes:
     return b"id/k/" + key_id.hex().encode()
 
 
-# --- Ed25519 point checks (RFC 8032 section 5.1.3 decoding) ----------------------------------
-
-_P = 2**255 - 19
-_D = (-121665 * pow(121666, _P - 2, _P)) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-
-
-def _edwards_add(
-    a: tuple[int, int], b: tuple[int, int]
-) -> tuple[int, int]:  # affine twisted Edwards addition, a = -1
-    (x1, y1), (x2, y2) = a, b
-    t = _D * x1 * x2 * y1 * y2 % _P
-    x3 = (x1 * y2 + x2 * y1) * pow(1 + t, _P - 2, _P) % _P
-    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P) % _P
-    return x3, y3
-
-
 def ed25519_key_problem(public_key: bytes) -> str | None:
-    """Why an Ed25519 public key must be refused, or None if it is acceptable."""
-    if len(public_key) != 32:
-        return "an Ed25519 public key is 32 bytes"
-    y = int.from_bytes(public_key, "little") & ((1 << 255) - 1)
-    sign = public_key[31] >> 7
-    if y >= _P:
-        return "the key is not canonically encoded"
-    y2 = y * y % _P
-    x2 = (y2 - 1) * pow(_D * y2 + 1, _P - 2, _P) % _P
-    x = pow(x2, (_P + 3) // 8, _P)
-    if x * x % _P != x2:
-        x = x * _SQRT_M1 % _P
-    if x * x % _P != x2:
-        return "the key is not a point on the curve"
-    if x == 0 and sign == 1:
-        return "the key is not canonically encoded"
-    if x & 1 != sign:
-        x = _P - x
-    point = (x, y)
-    for _ in range(3):  # multiply by the cofactor 8
-        point = _edwards_add(point, point)
-    if point == (0, 1):
-        return "the key has small order and would admit forged signatures"
-    return None
+    """Why an Ed25519 public key must be refused, or None if it is acceptable (``ed25519``)."""
+    problem = ed25519.key_problem(public_key)
+    return None if problem is None else problem.value
 
 
 # --- records ---------------------------------------------------------------------------------
 
 
-def _participant_from_record(record: Mapping[str, Any]) -> Participant:
-    return Participant(
-        id=record["id"],
-        name=record["name"],
-        roles=frozenset(record["roles"]),
-        lei=record["lei"],
-        uscc=record["uscc"],
-        bic=record["bic"],
-        cnaps=record["cnaps"],
-        active=record["active"],
-        keys=tuple(record["keys"]),
-    )
+def load_participant_record(store: Store, pid: str) -> ParticipantRecord | None:
+    record = store.get_obj(_p_key(pid))
+    return None if record is None else ParticipantRecord.from_stored(record)
 
 
 def load_participant(store: Store, pid: str) -> Participant | None:
-    record = store.get_obj(_p_key(pid))
-    return None if record is None else _participant_from_record(record)
+    record = load_participant_record(store, pid)
+    return None if record is None else record.participant()
 
 
 def require_party(store: Store, pid: str, field: str) -> Participant:
@@ -199,9 +246,7 @@ def require_role(env: Env, *roles: str) -> None:
 
 def resolve_key(store: Store, key_id: bytes) -> KeyRecord | None:
     record = store.get_obj(_k_key(key_id))
-    if record is None:
-        return None
-    return KeyRecord(record["participant"], record["suite"], record["public_key"], record["active"])
+    return None if record is None else KeyRecord.from_stored(record)
 
 
 def check_sender(store: Store, ctx: TxContext) -> Participant:
@@ -231,7 +276,7 @@ class _Invalid(Exception):
         self.message = message
 
 
-def _public_key_bytes(value: Any, field: str) -> bytes:
+def _public_key_bytes(value: object, field: str) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, str) and _HEX.fullmatch(value):
@@ -239,14 +284,14 @@ def _public_key_bytes(value: Any, field: str) -> bytes:
     raise _Invalid("BAD_ARGUMENT", field, "must be bytes or lower-case hexadecimal text")
 
 
-def _key_entry(entry: Any, field: str) -> tuple[str, bytes]:
+def _key_entry(entry: object, field: str) -> tuple[str, bytes]:
     if not isinstance(entry, Mapping):
         raise _Invalid("BAD_ARGUMENT", field, "must be a map with suite and public_key")
     unknown = sorted(set(entry) - {"suite", "public_key"})
     if unknown:
         raise _Invalid("BAD_ARGUMENT", f"{field}.{unknown[0]}", "is not a key field")
     suite = entry.get("suite")
-    if suite not in SUITES:
+    if not isinstance(suite, str) or suite not in SUITES:
         raise _Invalid("KEY_INVALID", f"{field}.suite", f"must be one of {', '.join(SUITES)}")
     public_key = _public_key_bytes(entry.get("public_key"), f"{field}.public_key")
     if len(public_key) != SUITES[suite]:
@@ -262,27 +307,27 @@ def _key_entry(entry: Any, field: str) -> tuple[str, bytes]:
     return suite, public_key
 
 
-def _roles(value: Any, field: str) -> list[str]:
+def _roles(value: object, field: str) -> tuple[Role, ...]:
     if not isinstance(value, list | tuple) or not value:
         raise _Invalid("BAD_ARGUMENT", field, "must be a non-empty list of roles")
-    roles: set[str] = set()
+    roles: set[Role] = set()
     for role in value:
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise _Invalid("ROLE_INVALID", field, f"contains {role!r}; roles: {', '.join(ROLES)}")
         if role in roles:
             raise _Invalid("ROLE_INVALID", field, f"lists {role} twice")
-        roles.add(role)
-    return sorted(roles)
+        roles.add(Role(role))
+    return tuple(sorted(roles))
 
 
-def _check_role_prerequisites(roles: list[str], lei: str | None, uscc: str | None) -> None:
-    if "enterprise" in roles and uscc is None:
+def _check_role_prerequisites(roles: tuple[Role, ...], lei: str | None, uscc: str | None) -> None:
+    if Role.ENTERPRISE in roles and uscc is None:
         raise _Invalid("ROLE_INVALID", "uscc", "is required for the enterprise role")
-    if "bank" in roles and lei is None:
+    if Role.BANK in roles and lei is None:
         raise _Invalid("ROLE_INVALID", "lei", "is required for the bank role")
 
 
-def _optional_code(entry: Mapping[str, Any], name: str) -> str | None:
+def _optional_code(entry: Mapping[str, object], name: str) -> str | None:
     value = entry.get(name)
     if value is None:
         return None
@@ -298,7 +343,7 @@ def _optional_code(entry: Mapping[str, Any], name: str) -> str | None:
 _PARTICIPANT_FIELDS = ("bic", "cnaps", "id", "keys", "lei", "lei_status", "name", "roles", "uscc")
 
 
-def _participant_record(entry: Any) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+def _participant_record(entry: object) -> tuple[ParticipantRecord, list[tuple[str, bytes]]]:
     """Validate one participant description; return its record and its keys."""
     if not isinstance(entry, Mapping):
         raise _Invalid("BAD_ARGUMENT", "participant", "must be a map")
@@ -317,7 +362,9 @@ def _participant_record(entry: Any) -> tuple[dict[str, Any], list[tuple[str, byt
     bic = _optional_code(entry, "bic")
     cnaps = _optional_code(entry, "cnaps")
     lei_status = entry.get("lei_status")
-    if lei_status is not None and lei_status not in _LEI_STATUSES:
+    if lei_status is not None and (
+        not isinstance(lei_status, str) or lei_status not in _LEI_STATUSES
+    ):
         raise _Invalid("BAD_ARGUMENT", "lei_status", f"must be one of {', '.join(_LEI_STATUSES)}")
     _check_role_prerequisites(roles, lei, uscc)
     raw_keys = entry.get("keys")
@@ -327,34 +374,34 @@ def _participant_record(entry: Any) -> tuple[dict[str, Any], list[tuple[str, byt
     key_ids = sorted(key_fingerprint(pk).hex() for _, pk in keys)
     if len(set(key_ids)) != len(key_ids):
         raise _Invalid("KEY_ALREADY_REGISTERED", "keys", "lists the same key twice")
-    record = {
-        "id": pid,
-        "name": name,
-        "roles": roles,
-        "lei": lei,
-        "lei_status": lei_status,
-        "uscc": uscc,
-        "bic": bic,
-        "cnaps": cnaps,
-        "active": True,
-        "keys": key_ids,
-    }
+    record = ParticipantRecord(
+        id=pid,
+        name=name,
+        roles=roles,
+        lei=lei,
+        lei_status=None if lei_status is None else LeiStatus(lei_status),
+        uscc=uscc,
+        bic=bic,
+        cnaps=cnaps,
+        active=True,
+        keys=tuple(key_ids),
+    )
     return record, keys
 
 
-def _key_record(pid: str, suite: str, public_key: bytes) -> dict[str, Any]:
-    return {"participant": pid, "suite": suite, "public_key": public_key, "active": True}
+def _key_record(pid: str, suite: str, public_key: bytes) -> StoredMap:
+    return KeyRecord(pid, suite, public_key, True).to_stored()
 
 
 def _uniqueness_problem(
-    store: Store, record: Mapping[str, Any], keys: list[tuple[str, bytes]]
+    store: Store, record: ParticipantRecord, keys: list[tuple[str, bytes]]
 ) -> tuple[str, str] | None:
-    if store.get(_p_key(record["id"])) is not None:
-        return "DUPLICATE_PARTICIPANT", f"Participant id {record['id']} is already registered."
-    if record["lei"] and store.get(b"id/lei/" + record["lei"].encode()) is not None:
-        return "DUPLICATE_LEI", f"LEI {record['lei']} is already registered to a participant."
-    if record["uscc"] and store.get(b"id/uscc/" + record["uscc"].encode()) is not None:
-        return "DUPLICATE_USCC", f"USCC {record['uscc']} is already registered to a participant."
+    if store.get(_p_key(record.id)) is not None:
+        return "DUPLICATE_PARTICIPANT", f"Participant id {record.id} is already registered."
+    if record.lei and store.get(b"id/lei/" + record.lei.encode()) is not None:
+        return "DUPLICATE_LEI", f"LEI {record.lei} is already registered to a participant."
+    if record.uscc and store.get(b"id/uscc/" + record.uscc.encode()) is not None:
+        return "DUPLICATE_USCC", f"USCC {record.uscc} is already registered to a participant."
     for _, public_key in keys:
         if resolve_key(store, key_fingerprint(public_key)) is not None:
             return "KEY_ALREADY_REGISTERED", (
@@ -363,17 +410,23 @@ def _uniqueness_problem(
     return None
 
 
-def _write_participant(store: Store, record: dict[str, Any], keys: list[tuple[str, bytes]]) -> None:
-    store.put(_p_key(record["id"]), record)
-    if record["lei"]:
-        store.put(b"id/lei/" + record["lei"].encode(), record["id"])
-    if record["uscc"]:
-        store.put(b"id/uscc/" + record["uscc"].encode(), record["id"])
+def _save(store: Store, record: ParticipantRecord) -> None:
+    store.put(_p_key(record.id), record.to_stored())
+
+
+def _write_participant(
+    store: Store, record: ParticipantRecord, keys: list[tuple[str, bytes]]
+) -> None:
+    _save(store, record)
+    if record.lei:
+        store.put(b"id/lei/" + record.lei.encode(), record.id)
+    if record.uscc:
+        store.put(b"id/uscc/" + record.uscc.encode(), record.id)
     for suite, public_key in keys:
-        store.put(_k_key(key_fingerprint(public_key)), _key_record(record["id"], suite, public_key))
+        store.put(_k_key(key_fingerprint(public_key)), _key_record(record.id, suite, public_key))
 
 
-def genesis_participant_writes(store: Store, participants: Any) -> int:
+def genesis_participant_writes(store: Store, participants: object) -> int:
     """Validate genesis participants and write them into ``store``; raise ``GenesisError``.
 
     Returns the number of consortium admins, the upper bound of the admin quorum."""
@@ -390,7 +443,7 @@ def genesis_participant_writes(store: Store, participants: Any) -> int:
         if problem is not None:
             raise GenesisError(f"{where}: {problem[1]} ({problem[0]})")
         _write_participant(store, record, keys)
-        admins += "consortium_admin" in record["roles"]
+        admins += record.has(Role.CONSORTIUM_ADMIN)
     if admins == 0:
         raise GenesisError("genesis 'participants' must include at least one consortium_admin")
     return admins
@@ -410,17 +463,13 @@ def _scope(pid: str) -> str:
 def load_admin_quorum(store: Store) -> int:
     record = store.get_obj(GOVERNANCE_KEY)
     assert record is not None, "genesis writes cfg/governance"
-    quorum: int = record["admin_quorum"]
-    return quorum
+    return _stored_admin_quorum(record)
 
 
 def active_admins(store: Store) -> list[str]:
     """Ids of the active participants holding the consortium_admin role, sorted."""
-    return [
-        record["id"]
-        for _, record in store.scan_objs(b"id/p/")
-        if record["active"] and "consortium_admin" in record["roles"]
-    ]
+    records = (ParticipantRecord.from_stored(value) for _, value in store.scan_objs(b"id/p/"))
+    return [r.id for r in records if r.active and r.has(Role.CONSORTIUM_ADMIN)]
 
 
 def _governance_required(store: Store, change: str) -> ContractError:
@@ -432,16 +481,16 @@ def _governance_required(store: Store, change: str) -> ContractError:
     )
 
 
-def _record(store: Store, pid: str) -> dict[str, Any]:
-    record = store.get_obj(_p_key(pid))
+def _record(store: Store, pid: str) -> ParticipantRecord:
+    record = load_participant_record(store, pid)
     if record is None:
         raise ContractError("UNKNOWN_PARTICIPANT", f"Participant {pid} is not registered.")
-    return dict(record)
+    return record
 
 
-def _own_target(env: Env, args: Args, change: str) -> dict[str, Any]:
+def _own_target(env: Env, args: Args, change: str) -> ParticipantRecord:
     """The sender's own record: a participant changes its own keys, nobody else's."""
-    pid = args.id_("participant", optional=True) or env.sender.id
+    pid: str = args.id_("participant", optional=True) or env.sender.id
     record = _record(env.store, pid)
     if pid != env.sender.id:
         if env.sender.has("consortium_admin"):
@@ -450,12 +499,12 @@ def _own_target(env: Env, args: Args, change: str) -> dict[str, Any]:
     return record
 
 
-def _governed_target(env: Env, args: Args) -> dict[str, Any]:
+def _governed_target(env: Env, args: Args) -> ParticipantRecord:
     return _record(env.store, args.id_("participant"))
 
 
-def _registration(env: Env, args: Args) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
-    raw: dict[str, Any] = {}
+def _registration(env: Env, args: Args) -> tuple[ParticipantRecord, list[tuple[str, bytes]]]:
+    raw: dict[str, object] = {}
     for name in _PARTICIPANT_FIELDS:
         if name == "keys":
             raw[name] = args.list_(name, max_items=KEYS_MAX)
@@ -474,22 +523,23 @@ def _registration(env: Env, args: Args) -> tuple[dict[str, Any], list[tuple[str,
     return record, keys
 
 
-def _register(env: Env, record: dict[str, Any], keys: list[tuple[str, bytes]]) -> None:
+def _register(env: Env, record: ParticipantRecord, keys: list[tuple[str, bytes]]) -> None:
     _write_participant(env.store, record, keys)
+    stored = record.to_stored()
     env.store.emit(
         "identity.registered",
-        {"participant": record["id"], "roles": record["roles"], "keys": record["keys"]},
-        [_scope(record["id"])],
+        {"participant": record.id, "roles": stored["roles"], "keys": stored["keys"]},
+        [_scope(record.id)],
     )
 
 
 def op_register(env: Env, args: Args) -> None:
     require_role(env, "consortium_admin")
     record, keys = _registration(env, args)
-    governed = sorted(set(record["roles"]) & set(GOVERNED_ROLES))
+    governed = sorted(set(record.roles) & set(GOVERNED_ROLES))
     if governed:
         raise _governance_required(
-            env.store, f"Registering {record['id']} with the role {', '.join(governed)}"
+            env.store, f"Registering {record.id} with the role {', '.join(governed)}"
         )
     _register(env, record, keys)
 
@@ -498,8 +548,8 @@ def gov_register(env: Env, args: Args) -> None:
     _register(env, *_registration(env, args))
 
 
-def _add_key(env: Env, record: dict[str, Any], args: Args) -> None:
-    suite = args.str_("suite")
+def _add_key(env: Env, record: ParticipantRecord, args: Args) -> None:
+    suite: str = args.str_("suite")
     public_key = args.any_("public_key")
     args.done()
     try:
@@ -509,15 +559,15 @@ def _add_key(env: Env, record: dict[str, Any], args: Args) -> None:
     key_id = key_fingerprint(public_key)
     if resolve_key(env.store, key_id) is not None:
         raise ContractError("KEY_ALREADY_REGISTERED", f"Key {key_id.hex()} is already registered.")
-    if len(record["keys"]) >= KEYS_MAX:
+    if len(record.keys) >= KEYS_MAX:
         raise ContractError("KEY_LIMIT", f"A participant may hold at most {KEYS_MAX} keys.")
-    record["keys"] = sorted([*record["keys"], key_id.hex()])
-    env.store.put(_p_key(record["id"]), record)
-    env.store.put(_k_key(key_id), _key_record(record["id"], suite, public_key))
+    record = replace(record, keys=tuple(sorted([*record.keys, key_id.hex()])))
+    _save(env.store, record)
+    env.store.put(_k_key(key_id), _key_record(record.id, suite, public_key))
     env.store.emit(
         "identity.key_added",
-        {"participant": record["id"], "key_id": key_id.hex(), "suite": suite},
-        [_scope(record["id"])],
+        {"participant": record.id, "key_id": key_id.hex(), "suite": suite},
+        [_scope(record.id)],
     )
 
 
@@ -529,24 +579,34 @@ def gov_add_key(env: Env, args: Args) -> None:
     _add_key(env, _governed_target(env, args), args)
 
 
-def _revoke_key(env: Env, record: dict[str, Any], args: Args) -> None:
-    key_hex = args.str_("key_id", pattern=re.compile(r"[0-9a-f]{32}"), max_len=32)
+def _key_by_hex(store: Store, key_hex: str) -> KeyRecord | None:
+    stored = store.get_obj(b"id/k/" + key_hex.encode())
+    return None if stored is None else KeyRecord.from_stored(stored)
+
+
+def _revoke_key(env: Env, record: ParticipantRecord, args: Args) -> None:
+    key_hex: str = args.str_("key_id", pattern=re.compile(r"[0-9a-f]{32}"), max_len=32)
     args.done()
-    key_record = env.store.get_obj(b"id/k/" + key_hex.encode())
-    if key_record is None or key_record["participant"] != record["id"]:
-        raise ContractError("KEY_NOT_FOUND", f"Key {key_hex} is not a key of {record['id']}.")
-    if not key_record["active"]:
+    key_record = _key_by_hex(env.store, key_hex)
+    if key_record is None or key_record.participant_id != record.id:
+        raise ContractError("KEY_NOT_FOUND", f"Key {key_hex} is not a key of {record.id}.")
+    if not key_record.active:
         raise ContractError("KEY_ALREADY_REVOKED", f"Key {key_hex} has already been revoked.")
-    active = [kid for kid in record["keys"] if env.store.get_obj(b"id/k/" + kid.encode())["active"]]
+    active = []
+    for kid in record.keys:
+        held = _key_by_hex(env.store, kid)
+        assert held is not None, "a participant's key ids all have key records"
+        if held.active:
+            active.append(kid)
     if active == [key_hex]:
         raise ContractError(
-            "KEY_LAST_ACTIVE", f"Key {key_hex} is the last active key of {record['id']}."
+            "KEY_LAST_ACTIVE", f"Key {key_hex} is the last active key of {record.id}."
         )
-    env.store.put(b"id/k/" + key_hex.encode(), {**key_record, "active": False})
+    env.store.put(b"id/k/" + key_hex.encode(), replace(key_record, active=False).to_stored())
     env.store.emit(
         "identity.key_revoked",
-        {"participant": record["id"], "key_id": key_hex},
-        [_scope(record["id"])],
+        {"participant": record.id, "key_id": key_hex},
+        [_scope(record.id)],
     )
 
 
@@ -580,45 +640,40 @@ def gov_update_roles(env: Env, args: Args) -> None:
     args.done()
     try:
         roles = _roles(raw_roles, "roles")
-        _check_role_prerequisites(roles, record["lei"], record["uscc"])
+        _check_role_prerequisites(roles, record.lei, record.uscc)
     except _Invalid as exc:
         raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
-    if (
-        record["active"]
-        and "consortium_admin" in record["roles"]
-        and ("consortium_admin" not in roles)
-    ):
-        _ensure_admins_remain(env, record["id"])
-    old = record["roles"]
-    record["roles"] = roles
-    env.store.put(_p_key(record["id"]), record)
+    admin = Role.CONSORTIUM_ADMIN
+    if record.active and record.has(admin) and admin not in roles:
+        _ensure_admins_remain(env, record.id)
+    old: list[StoredValue] = [role.value for role in record.roles]
+    record = replace(record, roles=roles)
+    _save(env.store, record)
     env.store.emit(
         "identity.roles_updated",
-        {"participant": record["id"], "roles": roles, "previous_roles": old},
-        [_scope(record["id"])],
+        {"participant": record.id, "roles": [role.value for role in roles], "previous_roles": old},
+        [_scope(record.id)],
     )
 
 
 def gov_deactivate(env: Env, args: Args) -> None:
     record = _governed_target(env, args)
     args.done()
-    if not record["active"]:
-        raise ContractError("PARTICIPANT_INACTIVE", f"{record['id']} is already deactivated.")
-    if "consortium_admin" in record["roles"]:
-        _ensure_admins_remain(env, record["id"])
-    record["active"] = False
-    env.store.put(_p_key(record["id"]), record)
-    env.store.emit("identity.deactivated", {"participant": record["id"]}, [_scope(record["id"])])
+    if not record.active:
+        raise ContractError("PARTICIPANT_INACTIVE", f"{record.id} is already deactivated.")
+    if record.has(Role.CONSORTIUM_ADMIN):
+        _ensure_admins_remain(env, record.id)
+    _save(env.store, replace(record, active=False))
+    env.store.emit("identity.deactivated", {"participant": record.id}, [_scope(record.id)])
 
 
 def gov_reactivate(env: Env, args: Args) -> None:
     record = _governed_target(env, args)
     args.done()
-    if record["active"]:
-        raise ContractError("PARTICIPANT_ACTIVE", f"{record['id']} is already active.")
-    record["active"] = True
-    env.store.put(_p_key(record["id"]), record)
-    env.store.emit("identity.reactivated", {"participant": record["id"]}, [_scope(record["id"])])
+    if record.active:
+        raise ContractError("PARTICIPANT_ACTIVE", f"{record.id} is already active.")
+    _save(env.store, replace(record, active=True))
+    env.store.emit("identity.reactivated", {"participant": record.id}, [_scope(record.id)])
 
 
 def _governed_only(change: str) -> Callable[[Env, Args], None]:
@@ -626,7 +681,7 @@ def _governed_only(change: str) -> Callable[[Env, Args], None]:
 
     def refuse(env: Env, args: Args) -> None:
         require_role(env, "consortium_admin")
-        pid = args.id_("participant")
+        pid: str = args.id_("participant")
         raise _governance_required(env.store, f"{change} {pid}")
 
     return refuse
@@ -635,29 +690,36 @@ def _governed_only(change: str) -> Callable[[Env, Args], None]:
 def op_update_details(env: Env, args: Args) -> None:
     require_role(env, "consortium_admin")
     record = _governed_target(env, args)
-    changes: dict[str, Any] = {}
-    name = args.str_("name", optional=True)
+    changed: list[str] = []
+    name: str | None = args.str_("name", optional=True)
     if name is not None:
-        changes["name"] = name
+        record = replace(record, name=name)
+        changed.append("name")
+    codes: dict[str, str | None] = {}
     for field in ("bic", "cnaps"):
         value = args.str_(field, optional=True)
         if value is not None:
             try:
-                changes[field] = _optional_code({field: value}, field)
+                codes[field] = _optional_code({field: value}, field)
             except _Invalid as exc:
                 raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
-    status = args.str_("lei_status", optional=True, choices=_LEI_STATUSES)
+            changed.append(field)
+    if "bic" in codes:
+        record = replace(record, bic=codes["bic"])
+    if "cnaps" in codes:
+        record = replace(record, cnaps=codes["cnaps"])
+    status: str | None = args.str_("lei_status", optional=True, choices=_LEI_STATUSES)
     if status is not None:
-        changes["lei_status"] = status
+        record = replace(record, lei_status=LeiStatus(status))
+        changed.append("lei_status")
     args.done()
-    if not changes:
+    if not changed:
         raise bad("name", "or another detail must be given")
-    record.update(changes)
-    env.store.put(_p_key(record["id"]), record)
+    _save(env.store, record)
     env.store.emit(
         "identity.details_updated",
-        {"participant": record["id"], "fields": sorted(changes)},
-        [_scope(record["id"])],
+        {"participant": record.id, "fields": sorted(changed)},
+        [_scope(record.id)],
     )
 
 

@@ -27,9 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .args import Args, day_to_iso
+from .assets import Holding, Instrument, holding_key, instrument_key
+from .bill_records import Package, Piece, Request
 from .bills import (
-    FLAG_CODES,
-    STATUS_CODES,
     load_calendar,
     load_parameters,
     package_key,
@@ -41,10 +41,19 @@ from .bills import (
 from .calendar import add_months
 from .core import Participant, StateView, Store, business_day
 from .errors import ContractError, QueryError
-from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, proposal_key
+from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, Proposal, load_proposal
 from .identifiers import KINDS, validate
-from .identity import active_admins, load_admin_quorum, load_participant
+from .identity import (
+    KeyRecord,
+    ParticipantRecord,
+    active_admins,
+    load_admin_quorum,
+    load_participant,
+    load_participant_record,
+)
 from .recourse import liable_parties
+from .stored import StoredFormError, StoredMap, stored_map, text, text_list
+from .vocabulary import BillFlag, BillStatus, ProposalStatus, values
 
 __all__ = ["QUERIES", "run_query"]
 
@@ -108,7 +117,7 @@ class _Q:
         if self.viewer is None:
             return None
         roles = self.store.get_obj(f"idx/bp/{self.viewer.id}/{package_no}".encode())
-        return None if roles is None else list(roles)
+        return None if roles is None else text_list(roles, "bill party index")
 
     def require_bill_access(self, package_no: str) -> None:
         if not self.regulator and self.involved(package_no) is None:
@@ -127,38 +136,40 @@ def _read(q: _Q, reader: Callable[[Args], Any]) -> Any:
 # --- identity ------------------------------------------------------------------------------
 
 
-def _participant_view(record: Mapping[str, Any]) -> dict[str, Any]:
-    view: dict[str, Any] = _render(dict(record))
+def _participant_view(record: ParticipantRecord) -> dict[str, Any]:
+    view: dict[str, Any] = _render(record.to_stored())
     return view
+
+
+def _key_view(q: _Q, key_id: str) -> dict[str, Any]:
+    stored = q.store.get_obj(f"id/k/{key_id}".encode())
+    view: dict[str, Any] = (
+        {} if stored is None else _render(KeyRecord.from_stored(stored).to_stored())
+    )
+    return view | {"key_id": key_id}
 
 
 def q_participant(q: _Q) -> Any:
     pid = _read(q, lambda a: a.id_("id"))
-    record = q.store.get_obj(f"id/p/{pid}".encode())
+    record = load_participant_record(q.store, pid)
     if record is None:
         raise QueryError("NOT_FOUND", f"Participant {pid} is not registered.")
     view = _participant_view(record)
-    view["key_records"] = [
-        _render(q.store.get_obj(f"id/k/{kid}".encode()) or {}) | {"key_id": kid}
-        for kid in record["keys"]
-    ]
+    view["key_records"] = [_key_view(q, kid) for kid in record.keys]
     return view
 
 
 def q_participants(q: _Q) -> Any:
     role = _read(q, lambda a: a.str_("role", optional=True))
-    return [
-        _participant_view(record)
-        for _, record in q.store.scan_objs(b"id/p/")
-        if role is None or role in record["roles"]
-    ]
+    records = (ParticipantRecord.from_stored(value) for _, value in q.store.scan_objs(b"id/p/"))
+    return [_participant_view(record) for record in records if role is None or role in record.roles]
 
 
 # --- governance ----------------------------------------------------------------------------
 # Proposals are public to every reader, like the participants directory they change: any bank
 # can check which changes to which participant are pending and who approved them.
 
-PROPOSAL_STATUSES = ("open", "executed", "rejected", "withdrawn", "expired")
+PROPOSAL_STATUSES = values(ProposalStatus)
 
 
 def q_governance(q: _Q) -> Any:
@@ -169,10 +180,10 @@ def q_governance(q: _Q) -> Any:
 
 def q_governance_proposal(q: _Q) -> Any:
     proposal_id = _read(q, lambda a: a.str_("id", pattern=PROPOSAL_ID, max_len=64))
-    record = q.store.get_obj(proposal_key(proposal_id))
+    record = load_proposal(q.store, proposal_id)
     if record is None:
         raise QueryError("NOT_FOUND", f"There is no proposal {proposal_id}.")
-    return _render(record)
+    return _render(record.to_stored())
 
 
 def q_governance_proposals(q: _Q) -> Any:
@@ -182,64 +193,73 @@ def q_governance_proposals(q: _Q) -> Any:
     status = _read(q, lambda a: a.str_("status", optional=True, choices=PROPOSAL_STATUSES))
     status = status or "open"
     if status == "open":
-        ids = [key[len(OPEN_PREFIX) :] for key, _ in q.store.scan(OPEN_PREFIX)]
-        records = [q.store.get_obj(PROPOSAL_PREFIX + pid) for pid in ids]
+        ids = [key[len(OPEN_PREFIX) :].decode() for key, _ in q.store.scan(OPEN_PREFIX)]
+        records = [load_proposal(q.store, pid) for pid in ids]
+        proposals = [record for record in records if record is not None]
     else:
-        records = [r for _, r in q.store.scan_objs(PROPOSAL_PREFIX) if r["status"] == status]
-    records.sort(key=lambda r: (r["created_height"], r["id"]))
-    return [_render(record) for record in records]
+        every = (Proposal.from_stored(r) for _, r in q.store.scan_objs(PROPOSAL_PREFIX))
+        proposals = [record for record in every if record.status == status]
+    proposals.sort(key=lambda r: (r.created_height, r.id))
+    return [_render(record.to_stored()) for record in proposals]
 
 
 # --- assets --------------------------------------------------------------------------------
 
 
-def _instrument(q: _Q, isin: str) -> dict[str, Any]:
-    record = q.store.get_obj(b"asset/i/" + isin.encode())
+def _instrument(q: _Q, isin: str) -> Instrument:
+    record = q.store.get_obj(instrument_key(isin))
     if record is None:
         raise QueryError("NOT_FOUND", f"No instrument with ISIN {isin}.")
-    return dict(record)
+    return Instrument.from_stored(record)
 
 
-def _sees_all_holders(q: _Q, instrument: Mapping[str, Any]) -> bool:
+def _sees_all_holders(q: _Q, instrument: Instrument) -> bool:
     if q.viewer is None:
         return False
     return (
         q.regulator
-        or instrument["registrar"] == q.viewer.id
-        or (q.viewer.lei is not None and q.viewer.lei == instrument["issuer_lei"])
+        or instrument.registrar == q.viewer.id
+        or (q.viewer.lei is not None and q.viewer.lei == instrument.issuer_lei)
     )
 
 
 def q_instrument(q: _Q) -> Any:
     isin = _read(q, lambda a: a.str_("isin", max_len=12))
-    return _render(_instrument(q, isin))
+    return _render(_instrument(q, isin).to_stored())
 
 
 def q_instruments(q: _Q) -> Any:
     status = _read(q, lambda a: a.str_("status", optional=True))
+    instruments = (Instrument.from_stored(r) for _, r in q.store.scan_objs(b"asset/i/"))
     return [
-        _render(record)
-        for _, record in q.store.scan_objs(b"asset/i/")
-        if status is None or record["status"] == status
+        _render(instrument.to_stored())
+        for instrument in instruments
+        if status is None or instrument.status == status
     ]
 
 
-def _holding_view(record: Mapping[str, Any]) -> dict[str, Any]:
-    view: dict[str, Any] = _render(dict(record))
-    view["quantity"] = record["available"] + record["pledged"] + record["frozen"]
+def _holding_view(holding: Holding) -> dict[str, Any]:
+    view: dict[str, Any] = _render(holding.to_stored())
+    view["quantity"] = holding.total
     return view
+
+
+def _load_holding(q: _Q, isin: str, holder: str) -> Holding:
+    record = q.store.get_obj(holding_key(isin, holder))
+    assert record is not None, "the holder index names only existing holdings"
+    return Holding.from_stored(record)
 
 
 def q_holdings(q: _Q) -> Any:
     holder = _read(q, lambda a: a.id_("holder"))
     result = []
-    for _, isin in q.store.scan_objs(f"asset/hh/{holder}/".encode()):
+    for _, stored in q.store.scan_objs(f"asset/hh/{holder}/".encode()):
+        isin = text(stored, "holder index")
         if not (q.regulator or q.is_viewer(holder)):
             instrument = _instrument(q, isin)
             if not _sees_all_holders(q, instrument):
                 continue
-        record = q.store.get_obj(f"asset/h/{isin}/{holder}".encode())
-        result.append(_holding_view(record))
+        result.append(_holding_view(_load_holding(q, isin, holder)))
     if not result and not (q.regulator or q.is_viewer(holder)):
         raise QueryError("FORBIDDEN", f"Only {holder} itself or a regulator may see this.")
     return result
@@ -249,14 +269,13 @@ def q_holders(q: _Q) -> Any:
     isin = _read(q, lambda a: a.str_("isin", max_len=12))
     instrument = _instrument(q, isin)
     all_rows = _sees_all_holders(q, instrument)
+    holdings = (Holding.from_stored(r) for _, r in q.store.scan_objs(f"asset/h/{isin}/".encode()))
     rows = [
-        _holding_view(record)
-        for _, record in q.store.scan_objs(f"asset/h/{isin}/".encode())
-        if all_rows or q.is_viewer(record["holder"])
+        _holding_view(holding) for holding in holdings if all_rows or q.is_viewer(holding.holder)
     ]
     return {
         "isin": isin,
-        "outstanding_minor": instrument["outstanding_minor"],
+        "outstanding_minor": instrument.outstanding_minor,
         "complete": all_rows,
         "holders": rows,
     }
@@ -273,11 +292,17 @@ def _mentions(entry: Mapping[str, Any], pid: str) -> bool:
 
 
 def _history(q: _Q, scope: str, since: int) -> list[dict[str, Any]]:
-    return [
-        _render(entry)
-        for _, entry in q.store.scan_objs(f"hist/{scope}/".encode())
-        if entry["height"] >= since
-    ]
+    entries = (
+        stored_map(e, "history entry") for _, e in q.store.scan_objs(f"hist/{scope}/".encode())
+    )
+    return [_render(entry) for entry in entries if _height(entry) >= since]
+
+
+def _height(entry: StoredMap) -> int:
+    height = entry.get("height")
+    if isinstance(height, bool) or not isinstance(height, int):
+        raise StoredFormError("history entry.height must be an integer")
+    return height
 
 
 def q_asset_history(q: _Q) -> Any:
@@ -297,25 +322,29 @@ def q_asset_history(q: _Q) -> Any:
 # --- bills ---------------------------------------------------------------------------------
 
 
-def _package(q: _Q, package_no: str) -> dict[str, Any]:
+def _package(q: _Q, package_no: str) -> Package:
     record = q.store.get_obj(package_key(package_no))
     if record is None:
         raise QueryError("NOT_FOUND", f"No bill package {package_no}.")
-    return dict(record)
+    return Package.from_stored(record)
 
 
-def _pieces(q: _Q, package_no: str) -> list[dict[str, Any]]:
-    return [dict(record) for _, record in q.store.scan_objs(f"bill/{package_no}/p/".encode())]
+def _pieces(q: _Q, package_no: str) -> list[Piece]:
+    prefix = f"bill/{package_no}/p/".encode()
+    return [Piece.from_stored(record) for _, record in q.store.scan_objs(prefix)]
 
 
-def _piece_view(
-    package: Mapping[str, Any], piece: Mapping[str, Any], with_chain: bool
-) -> dict[str, Any]:
-    view = {k: v for k, v in piece.items() if with_chain or k != "chain"}
+def _request(q: _Q, request_id: str) -> Request | None:
+    record = q.store.get_obj(request_key(request_id))
+    return None if record is None else Request.from_stored(record)
+
+
+def _piece_view(package: Package, piece: Piece, with_chain: bool) -> dict[str, Any]:
+    view = {k: v for k, v in piece.to_stored().items() if with_chain or k != "chain"}
     view["range"] = piece_range(piece)
     view["amount_fen"] = piece_amount(package, piece)
-    view["status_code"] = STATUS_CODES[piece["status"]]
-    view["flag_code"] = FLAG_CODES[piece["flag"]]
+    view["status_code"] = piece.status.code
+    view["flag_code"] = piece.flag.code
     rendered: dict[str, Any] = _render(view)
     return rendered
 
@@ -323,7 +352,7 @@ def _piece_view(
 def _bill(q: _Q, package_no: str, with_chain: bool) -> dict[str, Any]:
     package = _package(q, package_no)
     q.require_bill_access(package_no)
-    view: dict[str, Any] = _render(package)
+    view: dict[str, Any] = _render(package.to_stored())
     view["pieces"] = [_piece_view(package, p, with_chain) for p in _pieces(q, package_no)]
     view["viewer_capacities"] = q.involved(package_no) or []
     return view
@@ -355,18 +384,21 @@ def q_bills(q: _Q) -> Any:
     q.require_self_or_regulator(pid)
     prefix = f"idx/bp/{pid}/".encode()
     return [
-        {"package_no": key[len(prefix) :].decode(), "capacities": list(capacities)}
+        {
+            "package_no": key[len(prefix) :].decode(),
+            "capacities": text_list(capacities, "bill party index"),
+        }
         for key, capacities in q.store.scan_objs(prefix)
     ]
 
 
 def q_request(q: _Q) -> Any:
     request_id = _read(q, lambda a: a.str_("request_id", max_len=128))
-    record = q.store.get_obj(request_key(request_id))
-    if record is None:
+    request = _request(q, request_id)
+    if request is None:
         raise QueryError("NOT_FOUND", f"No request {request_id}.")
-    q.require_bill_access(record["package_no"])
-    return _render(record)
+    q.require_bill_access(request.package_no)
+    return _render(request.to_stored())
 
 
 def q_pending_requests(q: _Q) -> Any:
@@ -378,11 +410,12 @@ def q_pending_requests(q: _Q) -> Any:
     for key, _ in q.store.scan(prefix):
         package_no = key[len(prefix) :].decode()
         for piece in _pieces(q, package_no):
-            if piece["request"] is None:
+            if piece.request is None:
                 continue
-            request = q.store.get_obj(request_key(piece["request"]))
-            if pid in (request["initiator"], request["counterparty"]):
-                result.append(_render(request))
+            request = _request(q, piece.request)
+            assert request is not None, "a piece's pending request exists"
+            if pid in (request.initiator, request.counterparty):
+                result.append(_render(request.to_stored()))
     return result
 
 
@@ -403,31 +436,32 @@ def _positions(q: _Q, pid: str) -> dict[str, Any]:
         package_no = key[len(prefix) :].decode()
         package = _package(q, package_no)
         for piece in _pieces(q, package_no):
-            live = piece["status"] not in ("TERMINATED", "SETTLED")
-            row = {
+            live = piece.status not in (BillStatus.TERMINATED, BillStatus.SETTLED)
+            amount = piece_amount(package, piece)
+            row: dict[str, Any] = {
                 "package_no": package_no,
                 "range": piece_range(piece),
-                "amount_fen": piece_amount(package, piece),
-                "status": piece["status"],
-                "flag": piece["flag"],
-                "maturity_date": day_to_iso(package["maturity_date"]),
+                "amount_fen": amount,
+                "status": piece.status.value,
+                "flag": piece.flag.value,
+                "maturity_date": day_to_iso(package.maturity_date),
             }
-            if live and piece["holder"] == pid:
+            if live and piece.holder == pid:
                 held.append(row)
-                totals["held_fen"] += row["amount_fen"]
-            if live and package["acceptor"] == pid and package["acceptance_date"] is not None:
+                totals["held_fen"] += amount
+            if live and package.acceptor == pid and package.acceptance_date is not None:
                 accepted.append(row)
-                totals["accepted_outstanding_fen"] += row["amount_fen"]
-            if live and any(g["guarantor"] == pid for g in piece["guarantees"]):
+                totals["accepted_outstanding_fen"] += amount
+            if live and any(g.guarantor == pid for g in piece.guarantees):
                 guaranteed.append(row)
-                totals["guaranteed_fen"] += row["amount_fen"]
-            if live and piece["flag"] == "PLEDGED" and piece["pledgee"] == pid:
+                totals["guaranteed_fen"] += amount
+            if live and piece.flag is BillFlag.PLEDGED and piece.pledgee == pid:
                 pledged_to.append(row)
-                totals["pledged_to_fen"] += row["amount_fen"]
-            if package["drawer"] == pid:
+                totals["pledged_to_fen"] += amount
+            if package.drawer == pid:
                 drawn.append(row)
     holdings = [
-        _holding_view(q.store.get_obj(f"asset/h/{isin}/{pid}".encode()))
+        _holding_view(_load_holding(q, text(isin, "holder index"), pid))
         for _, isin in q.store.scan_objs(f"asset/hh/{pid}/".encode())
     ]
     return {
@@ -454,21 +488,22 @@ def q_acceptor_exposures(q: _Q) -> Any:
     if not q.regulator:
         raise QueryError("FORBIDDEN", "Only a regulator may see market-wide exposures.")
     by_acceptor: dict[str, dict[str, int]] = {}
-    for key, package in q.store.scan_objs(b"bill/"):
+    for key, record in q.store.scan_objs(b"bill/"):
         if key.count(b"/") != 1:
             continue  # piece keys live under the package key
+        package = Package.from_stored(record)
         stats = by_acceptor.setdefault(
-            package["acceptor"],
+            package.acceptor,
             {"outstanding_fen": 0, "settled_fen": 0, "refused_pieces": 0, "packages": 0},
         )
         stats["packages"] += 1
-        for piece in _pieces(q, package["package_no"]):
+        for piece in _pieces(q, package.package_no):
             amount = piece_amount(package, piece)
-            if piece["status"] == "SETTLED":
+            if piece.status is BillStatus.SETTLED:
                 stats["settled_fen"] += amount
-            elif piece["status"] != "TERMINATED" and package["acceptance_date"] is not None:
+            elif piece.status is not BillStatus.TERMINATED and package.acceptance_date is not None:
                 stats["outstanding_fen"] += amount
-            if piece["refusal"] is not None:
+            if piece.refusal is not None:
                 stats["refused_pieces"] += 1
     return [{"acceptor": acceptor, **stats} for acceptor, stats in sorted(by_acceptor.items())]
 
@@ -482,13 +517,13 @@ def q_recourse_parties(q: _Q) -> Any:
     piece = next((p for p in _pieces(q, package_no) if piece_range(p) == range_text), None)
     if piece is None:
         raise QueryError("NOT_FOUND", f"Package {package_no} has no piece {range_text}.")
-    holder = piece["holder"]
+    holder = piece.holder
     if holder is None:
         return {"holder": None, "parties": {}}
-    refusal_type = None if piece["refusal"] is None else piece["refusal"]["type"]
+    refusal_type = None if piece.refusal is None else piece.refusal.type
     return {
         "holder": holder,
-        "refusal_type": refusal_type,
+        "refusal_type": None if refusal_type is None else refusal_type.value,
         "parties": liable_parties(package, piece, holder, refusal_type),
     }
 
@@ -508,15 +543,19 @@ def q_events(q: _Q) -> Any:
 
 def q_calendar(q: _Q) -> Any:
     _read(q, lambda a: None)
-    record = load_calendar(q.store).to_record()
-    return {name: [day_to_iso(day) for day in days] for name, days in record.items()}
+    calendar = load_calendar(q.store)
+    return {
+        "holidays": [day_to_iso(day) for day in sorted(calendar.holidays)],
+        "working_weekend_days": [day_to_iso(day) for day in sorted(calendar.working_weekend_days)],
+    }
 
 
 def q_parameters(q: _Q) -> Any:
     _read(q, lambda a: None)
-    record = load_parameters(q.store).to_record()
+    params = load_parameters(q.store)
+    record: dict[str, Any] = params.to_stored()
     record["term_rules"] = [
-        {"issued_from": day_to_iso(day), "months": months} for day, months in record["term_rules"]
+        {"issued_from": day_to_iso(day), "months": months} for day, months in params.term_rules
     ]
     return record
 
@@ -529,12 +568,10 @@ def q_bill_dates(q: _Q) -> Any:
     params = load_parameters(q.store)
     calendar = load_calendar(q.store)
     return {
-        "issue_date": day_to_iso(package["issue_date"]),
-        "maturity_date": day_to_iso(package["maturity_date"]),
+        "issue_date": day_to_iso(package.issue_date),
+        "maturity_date": day_to_iso(package.maturity_date),
         "presentment_window_end": day_to_iso(presentment_window_end(package, calendar, params)),
-        "rights_expiry": day_to_iso(
-            add_months(package["maturity_date"], params.rights_expiry_months)
-        ),
+        "rights_expiry": day_to_iso(add_months(package.maturity_date, params.rights_expiry_months)),
     }
 
 
@@ -656,7 +693,8 @@ class TransactionVisibility:
                 return True
             isin = attrs.get("isin")
             if isinstance(isin, str):
-                instrument = q.store.get_obj(b"asset/i/" + isin.encode())
+                stored = q.store.get_obj(instrument_key(isin))
+                instrument = None if stored is None else Instrument.from_stored(stored)
                 if instrument is not None and _sees_all_holders(q, instrument):
                     return True
         return False

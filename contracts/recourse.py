@@ -30,10 +30,9 @@ paid a recourse claim itself (re-recourse).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from .bill_records import ChainEntry, Package, Piece
 from .calendar import Parameters, add_months
+from .vocabulary import PresentmentType
 
 __all__ = ["ENDORSING_TYPES", "liable_parties", "recourse_allowed"]
 
@@ -42,65 +41,59 @@ ENDORSING_TYPES = frozenset(
 )
 
 
-def _guarantors_of(piece: Mapping[str, Any], party: str, holder: str) -> list[str]:
+def _guarantors_of(piece: Piece, party: str, holder: str) -> list[str]:
     return sorted(
-        {
-            g["guarantor"]
-            for g in piece["guarantees"]
-            if g["guaranteed"] == party and g["guarantor"] != holder
-        }
+        {g.guarantor for g in piece.guarantees if g.guaranteed == party and g.guarantor != holder}
     )
 
 
-def _stand_in(piece: Mapping[str, Any], holder: str, transfers: list[Any]) -> str | None:
+def _stand_in(piece: Piece, holder: str, transfers: list[ChainEntry]) -> str | None:
     """The party whose rights a paying guarantor took over (art. 52), if the holder is one."""
-    if any(entry["from"] == holder for entry in transfers):
+    if any(entry.source == holder for entry in transfers):
         return None
-    for guarantee in piece["guarantees"]:
-        if guarantee["guarantor"] == holder:
-            return str(guarantee["guaranteed"])
+    for guarantee in piece.guarantees:
+        if guarantee.guarantor == holder:
+            return guarantee.guaranteed
     return None
 
 
 def liable_parties(
-    package: Mapping[str, Any], piece: Mapping[str, Any], holder: str, refusal_type: str | None
+    package: Package, piece: Piece, holder: str, refusal_type: PresentmentType | None
 ) -> dict[str, str]:
     """Parties ``holder`` may pursue, mapped to their capacity (drawer, acceptor, endorser ...).
 
     ``refusal_type`` is EARLY, IN_WINDOW, OVERDUE, or None for a non-refusal ground.
     """
-    if refusal_type == "EARLY":
+    if refusal_type == PresentmentType.EARLY:
         return {}
-    chain = piece["chain"]
-    transfers = [entry for entry in chain if entry["type"] in ENDORSING_TYPES]
+    chain = piece.chain
+    transfers = [entry for entry in chain if entry.type in ENDORSING_TYPES]
     stand_in = _stand_in(piece, holder, transfers)
     result: dict[str, str] = {}
-    acceptor = package["acceptor"] if package["acceptance_date"] is not None else None
+    acceptor = package.acceptor if package.acceptance_date is not None else None
     if acceptor is not None and acceptor != holder:
         result[acceptor] = "acceptor"
         for guarantor in _guarantors_of(piece, acceptor, holder):
             result.setdefault(guarantor, "guarantor of acceptor")
-    if holder == package["drawer"] or (stand_in is not None and stand_in == acceptor):
+    if holder == package.drawer or (stand_in is not None and stand_in == acceptor):
         return result  # art. 69: a drawer-holder pursues only the acceptor side
-    result.setdefault(package["drawer"], "drawer")
-    for guarantor in _guarantors_of(piece, package["drawer"], holder):
+    result.setdefault(package.drawer, "drawer")
+    for guarantor in _guarantors_of(piece, package.drawer, holder):
         result.setdefault(guarantor, "guarantor of drawer")
-    if refusal_type == "OVERDUE" or stand_in == package["drawer"]:
+    if refusal_type == PresentmentType.OVERDUE or stand_in == package.drawer:
         return result
     anchor = holder if stand_in is None else stand_in
     first_own = next(
-        (i for i, entry in enumerate(transfers) if entry["from"] == anchor), len(transfers)
+        (i for i, entry in enumerate(transfers) if entry.source == anchor), len(transfers)
     )
     # art. 69: the holder's later parties are excluded; a paying guarantor of X keeps X itself
     limit = first_own if stand_in is None else first_own + 1
-    revoked_nt = {
-        (entry["to"], entry["ref_seq"]) for entry in chain if entry["type"] == "NT_REVOKE"
-    }
+    revoked_nt = {(entry.target, entry.ref_seq) for entry in chain if entry.type == "NT_REVOKE"}
     for entry in transfers[:limit]:
-        endorser = entry["from"]
-        if endorser == holder:
+        endorser = entry.source
+        if endorser is None or endorser == holder:
             continue
-        if entry.get("nt") and entry["to"] != holder and (endorser, entry["seq"]) not in revoked_nt:
+        if entry.nt and entry.target != holder and (endorser, entry.seq) not in revoked_nt:
             continue  # art. 34: an NT endorser answers only to its immediate endorsee
         result.setdefault(endorser, "endorser")
         for guarantor in _guarantors_of(piece, endorser, holder):
@@ -109,33 +102,33 @@ def liable_parties(
 
 
 def recourse_allowed(
-    package: Mapping[str, Any],
-    piece: Mapping[str, Any],
+    package: Package,
+    piece: Piece,
     holder: str,
     recoursee: str,
-    refusal_type: str | None,
+    refusal_type: PresentmentType | None,
     today: int,
     params: Parameters,
 ) -> str | None:
     """None if ``holder`` may pursue ``recoursee`` today, else the reason it may not."""
     parties = liable_parties(package, piece, holder, refusal_type)
     if recoursee not in parties:
-        if refusal_type == "EARLY":
+        if refusal_type == PresentmentType.EARLY:
             return "a refusal of an early presentment gives no right of recourse"
         allowed = ", ".join(sorted(parties)) or "nobody"
         return f"{recoursee} is not liable to {holder} on this piece (liable: {allowed})"
     capacity = parties[recoursee]
     if capacity in ("drawer", "acceptor", "guarantor of drawer", "guarantor of acceptor"):
-        expiry = add_months(package["maturity_date"], params.rights_expiry_months)
+        expiry = add_months(package.maturity_date, params.rights_expiry_months)
         if today > expiry:
             return "the rights against the drawer and acceptor have expired"
         return None
-    if piece["recourse_paid_day"] is not None:
-        limit = add_months(piece["recourse_paid_day"], params.re_recourse_limitation_months)
+    if piece.recourse_paid_day is not None:
+        limit = add_months(piece.recourse_paid_day, params.re_recourse_limitation_months)
         if today > limit:
             return "the re-recourse limitation period after paying a recourse claim has passed"
-    elif piece["refusal"] is not None and refusal_type is not None:
-        limit = add_months(piece["refusal"]["day"], params.recourse_limitation_months)
+    elif piece.refusal is not None and refusal_type is not None:
+        limit = add_months(piece.refusal.day, params.recourse_limitation_months)
         if today > limit:
             return "the recourse limitation period after the refusal has passed"
     return None

@@ -170,8 +170,8 @@ def genesis_writes(genesis: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
         identity.GOVERNANCE_KEY,
         governance.governance_from_genesis(genesis.get("governance"), admins),
     )
-    store.put(CALENDAR_KEY, calendar_from_genesis(genesis.get("calendar")).to_record())
-    store.put(PARAMS_KEY, parameters_from_genesis(genesis.get("parameters")).to_record())
+    store.put(CALENDAR_KEY, calendar_from_genesis(genesis.get("calendar")).to_stored())
+    store.put(PARAMS_KEY, parameters_from_genesis(genesis.get("parameters")).to_stored())
     writes: list[tuple[bytes, bytes]] = []
     for key, value in store.writes():
         assert value is not None

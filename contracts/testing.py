@@ -16,18 +16,21 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from . import ed25519
 from .args import day_to_iso, parse_iso_date
 from .codec import canonical_encode
 from .core import MS_PER_DAY, SHANGHAI_OFFSET_MS, Call, Outcome, StateView, TxContext
 from .identifiers import lei_check_digits, uscc_check_char
-from .identity import _P, _edwards_add, key_fingerprint
+from .identity import key_fingerprint
 from .runtime import execute, genesis_writes, query
 
 __all__ = [
     "DEMO_CALENDAR",
     "BlockOverlay",
+    "LedgerSnapshot",
     "MemoryState",
     "TestLedger",
     "demo_genesis",
@@ -107,34 +110,24 @@ class BlockOverlay:
         return tuple(sorted(self._writes.items()))
 
 
-# A valid Ed25519 public key without a private key: a multiple of the base point.
-_BASE_Y = 4 * pow(5, _P - 2, _P) % _P
-
-
-def _base_point() -> tuple[int, int]:
-    d = (-121665 * pow(121666, _P - 2, _P)) % _P
-    y2 = _BASE_Y * _BASE_Y % _P
-    x2 = (y2 - 1) * pow(d * y2 + 1, _P - 2, _P) % _P
-    x = pow(x2, (_P + 3) // 8, _P)
-    if x * x % _P != x2:
-        x = x * pow(2, (_P - 1) // 4, _P) % _P
-    if x & 1:
-        x = _P - x
-    return x, _BASE_Y
+# A valid Ed25519 public key without a private key: a multiple of the base point (y = 4/5).
+_BASE = ed25519.decode_point(
+    (4 * pow(5, ed25519.P - 2, ed25519.P) % ed25519.P).to_bytes(32, "little")
+)
 
 
 def demo_public_key(seed: int) -> bytes:
     """Encoding of ``[seed + 1] * B``: a distinct, valid, prime-order Ed25519 public key."""
+    assert _BASE is not None
     scalar = seed + 1
     result = (0, 1)
-    addend = _base_point()
+    addend = _BASE
     while scalar:
         if scalar & 1:
-            result = _edwards_add(result, addend)
-        addend = _edwards_add(addend, addend)
+            result = ed25519.add(result, addend)
+        addend = ed25519.add(addend, addend)
         scalar >>= 1
-    x, y = result
-    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+    return ed25519.encode_point(result)
 
 
 def timestamp_ms_of(iso_date: str, hour: int = 10) -> int:
@@ -143,6 +136,18 @@ def timestamp_ms_of(iso_date: str, hour: int = 10) -> int:
     if day is None:
         raise ValueError(f"not a date: {iso_date}")
     return day * MS_PER_DAY - SHANGHAI_OFFSET_MS + hour * 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSnapshot:
+    """A ``TestLedger`` frozen: state items (sorted by key), clock, keys and counters."""
+
+    state: tuple[tuple[bytes, bytes], ...]
+    chain_id: str
+    height: int
+    timestamp_ms: int
+    keys: tuple[tuple[str, bytes], ...]
+    tx_counter: int
 
 
 class TestLedger:
@@ -164,16 +169,31 @@ class TestLedger:
 
     def fork(self) -> TestLedger:
         """An independent copy (state, clock, keys): cheaper than replaying genesis."""
-        other = TestLedger.__new__(TestLedger)
-        other.state = MemoryState()
-        other.state._data = dict(self.state._data)
-        other.state._keys = list(self.state._keys)
-        other.chain_id = self.chain_id
-        other.height = self.height
-        other.timestamp_ms = self.timestamp_ms
-        other.keys = dict(self.keys)
-        other._tx_counter = self._tx_counter
-        return other
+        return TestLedger.from_snapshot(self.snapshot())
+
+    def snapshot(self) -> LedgerSnapshot:
+        """An immutable copy of everything a ledger holds, to start many ledgers from."""
+        return LedgerSnapshot(
+            state=tuple(self.state.items()),
+            chain_id=self.chain_id,
+            height=self.height,
+            timestamp_ms=self.timestamp_ms,
+            keys=tuple(sorted(self.keys.items())),
+            tx_counter=self._tx_counter,
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: LedgerSnapshot) -> TestLedger:
+        ledger = cls.__new__(cls)
+        ledger.state = MemoryState()
+        ledger.state._data = dict(snapshot.state)
+        ledger.state._keys = [key for key, _ in snapshot.state]  # items() is sorted by key
+        ledger.chain_id = snapshot.chain_id
+        ledger.height = snapshot.height
+        ledger.timestamp_ms = snapshot.timestamp_ms
+        ledger.keys = dict(snapshot.keys)
+        ledger._tx_counter = snapshot.tx_counter
+        return ledger
 
     @property
     def today(self) -> str:
@@ -344,5 +364,6 @@ def demo_genesis() -> dict[str, Any]:
         "chain_id": "test-chain",
         "participants": participants,
         "governance": {"admin_quorum": 1},
-        "calendar": DEMO_CALENDAR,
+        # A fresh copy: a caller that edits its genesis must not edit every later one's.
+        "calendar": {name: list(days) for name, days in DEMO_CALENDAR.items()},
     }

@@ -1,10 +1,12 @@
 """The public gRPC API: a thin adapter from ``proto/ledger.proto`` to the node's parts.
 
 Handlers validate what they are given, call admission, the ledger or the contracts' query side,
-and translate results to protobuf.  Failures are raised as ``NodeError(code, sentence)`` and
-turned into a gRPC status in one place (``_guard``): the status comes from ``errors.status_for``
-and the details read ``"CODE: sentence"``.  Anything else escaping a handler is a bug: it is
-logged and answered INTERNAL, and the node keeps serving.
+and translate results to protobuf.  Failures are raised as ``NodeError(code, sentence)``; the
+gRPC edge that registers the service (``grpc_edge.add_service``) turns them into a status in one
+place, for unary calls and streams alike: the status comes from the table in ``errors`` and the
+details read ``"CODE: sentence"``.  Anything else escaping a handler is a bug: the edge logs it
+and answers INTERNAL, and the node keeps serving.  ``LedgerService.refused`` is the edge's hook:
+it tells the audit log of each refusal.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -40,7 +42,6 @@ WAIT_MAX_MS = 120_000
 QUERY_TTL_MAX_MS = 10 * 60 * 1000
 STREAM_BATCH = 64
 
-T = TypeVar("T")
 
 _STATUS_ENUM = {
     ADMITTED: ledger_pb2.ADMITTED,
@@ -202,46 +203,6 @@ RefusalHook = Callable[[str, str, Mapping[str, Any]], None]
 """Told of each refused request: its code, the caller's gRPC peer string, and details."""
 
 
-@contextlib.asynccontextmanager
-async def _answering(
-    context: grpc.aio.ServicerContext[Any, Any], on_refused: Callable[[NodeError], None] | None
-) -> AsyncIterator[None]:
-    """Turn what escapes a handler into its gRPC status: a NodeError into its code (and the
-    refusal hook), anything else into INTERNAL, logged."""
-    try:
-        yield
-    except NodeError as exc:
-        if on_refused is not None and exc.code not in NOT_REFUSALS:
-            on_refused(exc)
-        await context.abort(exc.status, exc.details)
-    except (asyncio.CancelledError, grpc.aio.AbortError):
-        raise
-    except Exception:
-        log.exception("unexpected error in an API handler")
-        await context.abort(grpc.StatusCode.INTERNAL, "INTERNAL: the node hit an unexpected error")
-
-
-async def _guard(
-    context: grpc.aio.ServicerContext[Any, Any],
-    call: Awaitable[T],
-    on_refused: Callable[[NodeError], None] | None = None,
-) -> T:
-    async with _answering(context, on_refused):
-        return await call
-    raise AssertionError("unreachable")
-
-
-async def _guard_stream(
-    context: grpc.aio.ServicerContext[Any, Any],
-    items: AsyncIterator[T],
-    on_refused: Callable[[NodeError], None] | None = None,
-) -> AsyncIterator[T]:
-    """``_guard`` for a server stream: a NodeError ends it with its status."""
-    async with _answering(context, on_refused):
-        async for item in items:
-            yield item
-
-
 class LedgerService(ledger_pb2_grpc.LedgerServicer):
     def __init__(
         self,
@@ -273,13 +234,10 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
             per_viewer=16, anonymous_per_address=8, anonymous_max=64
         )
 
-    def _refusal(
-        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Callable[[NodeError], None]:
-        def note(exc: NodeError) -> None:
-            self._on_refused(exc.code, context.peer(), {"method": method, "message": exc.message})
-
-        return note
+    def refused(self, method: str, peer: str, exc: NodeError) -> None:
+        """Told by the gRPC edge of each NodeError a handler raised."""
+        if exc.code not in NOT_REFUSALS:
+            self._on_refused(exc.code, peer, {"method": method, "message": exc.message})
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -316,7 +274,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def Submit(
         self, request: ledger_pb2.SubmitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.SubmitResponse:
-        return await _guard(context, self._submit(request), self._refusal("Submit", context))
+        return await self._submit(request)
 
     async def _submit_batch(
         self, request: ledger_pb2.SubmitBatchRequest, peer: str
@@ -340,11 +298,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def SubmitBatch(
         self, request: ledger_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.SubmitBatchResponse:
-        return await _guard(
-            context,
-            self._submit_batch(request, context.peer()),
-            self._refusal("SubmitBatch", context),
-        )
+        return await self._submit_batch(request, context.peer())
 
     # --- receipts and blocks ----------------------------------------------------------------------
 
@@ -367,9 +321,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def GetReceipt(
         self, request: ledger_pb2.GetReceiptRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> types_pb2.Receipt:
-        return await _guard(
-            context, self._get_receipt(request), self._refusal("GetReceipt", context)
-        )
+        return await self._get_receipt(request)
 
     async def _wait(self, request: ledger_pb2.WaitForCommitRequest, peer: str) -> types_pb2.Receipt:
         viewer = self._gate.viewer(request.viewer)
@@ -399,9 +351,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def WaitForCommit(
         self, request: ledger_pb2.WaitForCommitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> types_pb2.Receipt:
-        return await _guard(
-            context, self._wait(request, context.peer()), self._refusal("WaitForCommit", context)
-        )
+        return await self._wait(request, context.peer())
 
     def _block_for(self, viewer: Viewer, block: StoredBlock) -> types_pb2.Block:
         return block_pb(block, visible_indexes(viewer, self._ledger.state(), block))
@@ -419,7 +369,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def GetBlock(
         self, request: ledger_pb2.GetBlockRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> types_pb2.Block:
-        return await _guard(context, self._get_block(request), self._refusal("GetBlock", context))
+        return await self._get_block(request)
 
     async def _blocks_from(self, height: int) -> AsyncIterator[StoredBlock]:
         while True:
@@ -442,8 +392,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def StreamBlocks(
         self, request: ledger_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[types_pb2.Block]:
-        blocks = self._stream_blocks(request, context.peer())
-        async for block in _guard_stream(context, blocks, self._refusal("StreamBlocks", context)):
+        async for block in self._stream_blocks(request, context.peer()):
             yield block
 
     async def _stream_events(
@@ -469,8 +418,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def StreamEvents(
         self, request: ledger_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[types_pb2.Event]:
-        events = self._stream_events(request, context.peer())
-        async for event in _guard_stream(context, events, self._refusal("StreamEvents", context)):
+        async for event in self._stream_events(request, context.peer()):
             yield event
 
     # --- queries and status -------------------------------------------------------------------
@@ -512,7 +460,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def Query(
         self, request: ledger_pb2.QueryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.QueryResponse:
-        return await _guard(context, self._query(request), self._refusal("Query", context))
+        return await self._query(request)
 
     async def GetStatus(
         self, request: ledger_pb2.GetStatusRequest, context: grpc.aio.ServicerContext[Any, Any]

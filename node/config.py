@@ -24,19 +24,26 @@ files exist, unknown keys (a typo is an error, not a silently ignored setting), 
 keys (the genesis is hashed, so what a reader sees must be unambiguous), and the cross-file
 facts: this node is a genesis validator, its validator key is the one genesis lists, its TLS
 certificate is issued by the consortium CA for this node id.
+
+``node.toml``'s sections and settings (types, bounds, defaults) are declared once, as pydantic
+models in ``schema.py``, and ``validation.py`` turns pydantic's errors into the messages above.
+The genesis is read by ``jsonfile.read_genesis``; its consensus and admission parameters are
+schema models too, while its top level and validators are still checked here by hand (their
+checks depend on the crypto suite the genesis names).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.runtime import genesis_writes
@@ -44,13 +51,10 @@ from ibledger.contracts.runtime import genesis_writes
 from .addresses import HostPort, parse_host_port
 from .addresses import describe_value as _show
 from .audit import (
-    AGGREGATE_INTERVAL_MS_DEFAULT,
-    HEAD_INTERVAL_MS_DEFAULT,
-    SEGMENT_BYTES_DEFAULT,
-    SEGMENTS_DEFAULT,
     AuditSettings,
 )
 from .crypto import CryptoError, KeyPair, get_suite, load_private_key
+from .jsonfile import JsonFileError, read_genesis
 from .keyfile import key_file_is_encrypted, private_key_to_pem, read_passphrase_file
 from .pki import (
     NODE_ID_PATTERN,
@@ -60,6 +64,30 @@ from .pki import (
     read_private_key,
     verify_node_certificate,
 )
+from .schema import (
+    API_ANONYMOUS_STREAMS_DEFAULT,
+    API_ANONYMOUS_STREAMS_PER_ADDRESS_DEFAULT,
+    API_CONCURRENT_RPCS_DEFAULT,
+    API_MESSAGE_BYTES_DEFAULT,
+    API_STREAMS_PER_VIEWER_DEFAULT,
+    LOG_LEVEL_DEFAULT,
+    LOG_LEVELS,
+    MEMPOOL_SIZE_DEFAULT,
+    NODE_ID_RULE,
+    PEER_CONSENSUS_QUEUE_BYTES_DEFAULT,
+    PEER_INBOUND_BYTES_DEFAULT,
+    PEER_MESSAGE_BYTES_DEFAULT,
+    PEER_OFFLINE_QUEUE_BYTES_DEFAULT,
+    PEER_OUTBOUND_QUEUE_DEFAULT,
+    PEER_RELAY_QUEUE_BYTES_DEFAULT,
+    AdmissionSection,
+    ConsensusSection,
+    NodeToml,
+    first_error,
+    section_error,
+)
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 __all__ = [
     "LOG_LEVELS",
@@ -80,23 +108,9 @@ __all__ = [
     "parse_host_port",
 ]
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
 CHAIN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HEX = re.compile(r"[0-9a-f]*")
 VALIDATORS_MAX = 256
-API_MESSAGE_BYTES_DEFAULT = 4 * 1024 * 1024
-API_CONCURRENT_RPCS_DEFAULT = 1024
-API_STREAMS_PER_VIEWER_DEFAULT = 16
-API_ANONYMOUS_STREAMS_PER_ADDRESS_DEFAULT = 8
-API_ANONYMOUS_STREAMS_DEFAULT = 64
-PEER_MESSAGE_BYTES_DEFAULT = 16 * 1024 * 1024
-PEER_OUTBOUND_QUEUE_DEFAULT = 10_000
-PEER_CONSENSUS_QUEUE_BYTES_DEFAULT = 64 * 1024 * 1024
-PEER_RELAY_QUEUE_BYTES_DEFAULT = 16 * 1024 * 1024
-PEER_OFFLINE_QUEUE_BYTES_DEFAULT = 8 * 1024 * 1024
-PEER_INBOUND_BYTES_DEFAULT = 32 * 1024 * 1024
-MEMPOOL_SIZE_DEFAULT = 50_000
-LOG_LEVEL_DEFAULT = "info"
 GENESIS_FIELDS = (
     "admission",
     "calendar",
@@ -109,26 +123,7 @@ GENESIS_FIELDS = (
     "participants",
     "validators",
 )
-# Admission limits every replica applies alike (the expiry horizon is checked again when a block
-# executes): required for the same reason as the consensus parameters.
-ADMISSION_RANGES: dict[str, tuple[int, int]] = {
-    "sender_burst": (1, 10_000_000),
-    "sender_pending_max": (1, 10_000_000),
-    "sender_rate_per_s": (1, 1_000_000),
-    "tx_expiry_horizon_ms": (60_000, 30 * 24 * 3600 * 1000),
-}
 VALIDATOR_FIELDS = ("api_address", "id", "peer_address", "public_key")
-# (low, high) inclusive; every field is required, because a default that changed between
-# releases would let two nodes read the same genesis differently.
-CONSENSUS_RANGES: dict[str, tuple[int, int]] = {
-    "batch_size_max": (1, 100_000),
-    "batch_timeout_ms": (0, 60_000),
-    "checkpoint_interval": (1, 100_000),
-    "watermark_window": (2, 1_000_000),
-    "view_change_timeout_ms": (1, 3_600_000),
-    "timestamp_skew_ms": (0, 3_600_000),
-    "tick_ms": (1, 10_000),
-}
 
 
 class ConfigError(Exception):
@@ -229,85 +224,6 @@ class NodeConfig:
         return info
 
 
-_MISSING: Any = object()
-
-
-class _Table:
-    """One TOML table being read: typed getters that raise ConfigError naming the field."""
-
-    def __init__(self, path: Path, name: str, data: Any, base: Path) -> None:
-        self.path, self.name, self.base = path, name, base
-        if not isinstance(data, dict):
-            raise ConfigError(path, f"[{name}]", f"must be a table, got {_show(data)}")
-        self.data: dict[str, Any] = data
-        self.known: list[str] = []
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(self.path, f"[{self.name}] {key}", message)
-
-    def _get(self, key: str, default: Any) -> Any:
-        self.known.append(key)
-        if key not in self.data:
-            if default is _MISSING:
-                raise self.error(key, "is required")
-            return default
-        return self.data[key]
-
-    def string(self, key: str, default: Any = _MISSING) -> str:
-        value = self._get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.error(key, f"must be a non-empty string, got {_show(value)}")
-        return value
-
-    def boolean(self, key: str, default: Any = _MISSING) -> bool:
-        value = self._get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, got {_show(value)}")
-        return value
-
-    def integer(self, key: str, low: int, high: int, default: Any = _MISSING) -> int:
-        value = self._get(key, default)
-        if not _is_int(value):
-            raise self.error(key, f"must be an integer, got {_show(value)}")
-        if not low <= value <= high:
-            raise self.error(key, f"must be from {low} to {high}, got {value}")
-        result: int = value
-        return result
-
-    def address(self, key: str) -> HostPort:
-        value = self._get(key, _MISSING)
-        try:
-            return parse_host_port(value, allow_zero=True)
-        except ValueError as exc:
-            raise self.error(key, str(exc)) from None
-
-    def path_value(self, key: str, *, must_exist: bool = True) -> Path:
-        resolved = Path(os.path.normpath(self.base / self.string(key)))
-        if must_exist and not resolved.is_file():
-            what = "is a directory, not a file" if resolved.is_dir() else "does not exist"
-            raise self.error(key, f"{resolved} {what}")
-        return resolved
-
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
-        value = self._get(key, default)
-        if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, got {_show(value)}")
-        result: str = value
-        return result
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - set(self.known))
-        if unknown:
-            raise self.error(
-                unknown[0], f"is not a known setting (known: {', '.join(sorted(self.known))})"
-            )
-
-
-NODE_SECTIONS = ("api", "audit", "keys", "log", "mempool", "metrics", "node", "peer")
-_OPTIONAL_SECTIONS = ("audit", "keys", "log", "mempool")
-MESSAGE_BYTES_MAX = 256 * 1024 * 1024
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -339,124 +255,30 @@ def load_node_config(
     """
     path = Path(path)
     document = _read_toml(path)
-    base = path.resolve().parent
-    for name in sorted(document):
-        if name not in NODE_SECTIONS:
-            raise ConfigError(
-                path, f"[{name}]", f"is not a known section (known: {', '.join(NODE_SECTIONS)})"
-            )
-    for name in NODE_SECTIONS:
-        if name not in document and name not in _OPTIONAL_SECTIONS:
-            raise ConfigError(path, f"[{name}]", "section is missing")
-
-    node = _Table(path, "node", document["node"], base)
-    node_id = node.string("id")
-    if NODE_ID_PATTERN.fullmatch(node_id) is None:
-        raise node.error("id", f"{node_id!r} is not a node id: {_NODE_ID_RULE}")
-    genesis_file = node.path_value("genesis_file")
-    data_dir = Path(os.path.normpath(base / node.string("data_dir")))
-    if data_dir.exists() and not data_dir.is_dir():
-        raise node.error("data_dir", f"{data_dir} exists and is not a directory")
-    validator_key = node.path_value("validator_key")
-    node.finish()
-
-    api_table = _Table(path, "api", document["api"], base)
-    api = ApiConfig(
-        listen=api_table.address("listen"),
-        max_message_bytes=api_table.integer(
-            "max_message_bytes", 1024, MESSAGE_BYTES_MAX, API_MESSAGE_BYTES_DEFAULT
-        ),
-        max_concurrent_rpcs=api_table.integer(
-            "max_concurrent_rpcs", 1, 100_000, API_CONCURRENT_RPCS_DEFAULT
-        ),
-        tls=api_table.boolean("tls", True),
-        streams_per_viewer=api_table.integer(
-            "streams_per_viewer", 1, 10_000, API_STREAMS_PER_VIEWER_DEFAULT
-        ),
-        anonymous_streams_per_address=api_table.integer(
-            "anonymous_streams_per_address", 0, 10_000, API_ANONYMOUS_STREAMS_PER_ADDRESS_DEFAULT
-        ),
-        anonymous_streams_max=api_table.integer(
-            "anonymous_streams_max", 0, 100_000, API_ANONYMOUS_STREAMS_DEFAULT
-        ),
-    )
-    api_table.finish()
-
-    peer_table = _Table(path, "peer", document["peer"], base)
-    peer = PeerConfig(
-        listen=peer_table.address("listen"),
-        tls_cert=peer_table.path_value("tls_cert"),
-        tls_key=peer_table.path_value("tls_key"),
-        ca_cert=peer_table.path_value("ca_cert"),
-        max_message_bytes=peer_table.integer(
-            "max_message_bytes", 1024, MESSAGE_BYTES_MAX, PEER_MESSAGE_BYTES_DEFAULT
-        ),
-        outbound_queue_max=peer_table.integer(
-            "outbound_queue_max", 1, 10_000_000, PEER_OUTBOUND_QUEUE_DEFAULT
-        ),
-        consensus_queue_bytes_max=peer_table.integer(
-            "consensus_queue_bytes_max", 1 << 20, 1 << 34, PEER_CONSENSUS_QUEUE_BYTES_DEFAULT
-        ),
-        relay_queue_bytes_max=peer_table.integer(
-            "relay_queue_bytes_max", 1 << 20, 1 << 34, PEER_RELAY_QUEUE_BYTES_DEFAULT
-        ),
-        offline_queue_bytes_max=peer_table.integer(
-            "offline_queue_bytes_max", 1 << 20, 1 << 34, PEER_OFFLINE_QUEUE_BYTES_DEFAULT
-        ),
-        inbound_bytes_max=peer_table.integer(
-            "inbound_bytes_max", 1 << 20, 1 << 34, PEER_INBOUND_BYTES_DEFAULT
-        ),
-    )
-    peer_table.finish()
-
-    metrics_table = _Table(path, "metrics", document["metrics"], base)
-    metrics = MetricsConfig(listen=metrics_table.address("listen"))
-    metrics_table.finish()
-
-    mempool_table = _Table(path, "mempool", document.get("mempool", {}), base)
-    mempool = MempoolConfig(
-        size_max=mempool_table.integer("size_max", 1, 10_000_000, MEMPOOL_SIZE_DEFAULT)
-    )
-    mempool_table.finish()
-
-    log_table = _Table(path, "log", document.get("log", {}), base)
-    log = LogConfig(level=log_table.choice("level", LOG_LEVELS, LOG_LEVEL_DEFAULT))
-    log_table.finish()
-
-    keys_table = _Table(path, "keys", document.get("keys", {}), base)
-    keys = KeysConfig(
-        encrypted=keys_table.boolean("encrypted", False),
-        passphrase_file=(
-            keys_table.path_value("passphrase_file", must_exist=False)
-            if "passphrase_file" in keys_table.data
-            else None
-        ),
-    )
-    if keys.passphrase_file is None:
-        keys_table.known.append("passphrase_file")
-    keys_table.finish()
+    try:
+        toml = NodeToml.model_validate(document, context={"base": path.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(path, *first_error(NodeToml, exc)) from None
+    node_id = toml.node.id
+    genesis_file = toml.node.genesis_file
+    data_dir = toml.node.data_dir
+    validator_key = toml.node.validator_key
+    api = ApiConfig(**dict(toml.api))
+    peer = PeerConfig(**dict(toml.peer))
+    metrics = MetricsConfig(listen=toml.metrics.listen)
+    mempool = MempoolConfig(size_max=toml.mempool.size_max)
+    log = LogConfig(level=toml.log.level)
+    keys = KeysConfig(**dict(toml.keys))
+    audit = AuditSettings(**dict(toml.audit))
     passphrases = _PassphraseSource(keys, passphrase, ask_passphrase)
-    audit_table = _Table(path, "audit", document.get("audit", {}), base)
-    audit = AuditSettings(
-        segment_bytes_max=audit_table.integer(
-            "segment_bytes_max", 64 * 1024, 1 << 34, SEGMENT_BYTES_DEFAULT
-        ),
-        segments_max=audit_table.integer("segments_max", 2, 1_000_000, SEGMENTS_DEFAULT),
-        aggregate_interval_ms=audit_table.integer(
-            "aggregate_interval_ms", 100, 3_600_000, AGGREGATE_INTERVAL_MS_DEFAULT
-        ),
-        head_interval_ms=audit_table.integer(
-            "head_interval_ms", 1_000, 86_400_000, HEAD_INTERVAL_MS_DEFAULT
-        ),
-    )
-    audit_table.finish()
 
     _check_distinct_listeners(path, api.listen, peer.listen, metrics.listen)
     genesis = load_genesis(genesis_file)
     entry = genesis.validator(node_id)
     if entry is None:
-        raise node.error(
-            "id",
+        raise ConfigError(
+            path,
+            "[node] id",
             f"{node_id!r} is not a validator in {genesis_file.name} "
             f"(validators: {', '.join(genesis.validator_ids)})",
         )
@@ -467,14 +289,15 @@ def load_node_config(
             require_encrypted=keys.encrypted,
         )
     except CryptoError as exc:
-        raise node.error("validator_key", exc.message) from None
+        raise ConfigError(path, "[node] validator_key", exc.message) from None
     if keypair.public_key != entry.public_key:
-        raise node.error(
-            "validator_key",
+        raise ConfigError(
+            path,
+            "[node] validator_key",
             f"{validator_key} holds public key {keypair.public_key.hex()[:16]}..., but "
             f"{genesis_file.name} lists {entry.public_key.hex()[:16]}... for {node_id}",
         )
-    tls_key_pem = _check_tls(peer_table, peer, node_id, passphrases)
+    tls_key_pem = _check_tls(path, peer, node_id, passphrases)
     return NodeConfig(
         path=path.resolve(),
         node_id=node_id,
@@ -520,9 +343,6 @@ class _PassphraseSource:
         return self._value
 
 
-_NODE_ID_RULE = "1-63 letters, digits or hyphens, not starting or ending with a hyphen"
-
-
 def _check_distinct_listeners(path: Path, api: HostPort, peer: HostPort, metrics: HostPort) -> None:
     seen: dict[tuple[str, int], str] = {}
     for section, address in (("api", api), ("peer", peer), ("metrics", metrics)):
@@ -536,21 +356,22 @@ def _check_distinct_listeners(path: Path, api: HostPort, peer: HostPort, metrics
         seen[key] = section
 
 
-def _check_tls(
-    table: _Table, peer: PeerConfig, node_id: str, passphrases: _PassphraseSource
-) -> bytes:
+def _check_tls(path: Path, peer: PeerConfig, node_id: str, passphrases: _PassphraseSource) -> bytes:
+    def error(key: str, message: str) -> ConfigError:
+        return ConfigError(path, f"[peer] {key}", message)
+
     try:
         ca_certificate = read_certificate(peer.ca_cert)
     except PkiError as exc:
-        raise table.error("ca_cert", str(exc)) from None
+        raise error("ca_cert", str(exc)) from None
     try:
         certificate = read_certificate(peer.tls_cert)
     except PkiError as exc:
-        raise table.error("tls_cert", str(exc)) from None
+        raise error("tls_cert", str(exc)) from None
     try:
         verify_node_certificate(certificate, ca_certificate, node_id=node_id)
     except PkiError as exc:
-        raise table.error("tls_cert", f"{peer.tls_cert} {exc}") from None
+        raise error("tls_cert", f"{peer.tls_cert} {exc}") from None
     try:
         key = read_private_key(
             peer.tls_key,
@@ -558,11 +379,9 @@ def _check_tls(
             require_encrypted=passphrases.required,
         )
     except (PkiError, CryptoError) as exc:
-        raise table.error(
-            "tls_key", str(exc) if isinstance(exc, PkiError) else exc.message
-        ) from None
+        raise error("tls_key", str(exc) if isinstance(exc, PkiError) else exc.message) from None
     if not public_keys_match(certificate, key):
-        raise table.error("tls_key", f"{peer.tls_key} is not the key of {peer.tls_cert}")
+        raise error("tls_key", f"{peer.tls_key} is not the key of {peer.tls_cert}")
     return private_key_to_pem(key)
 
 
@@ -642,53 +461,13 @@ class Genesis:
         return None
 
 
-def _reject_duplicate_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ConfigError(path, key, "appears twice in the same JSON object")
-            result[key] = value
-        return result
-
-    return hook
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, None, "does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(path, None, "is a directory, not a JSON file") from None
-    except OSError as exc:
-        raise ConfigError(path, None, f"cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "is not valid JSON: not UTF-8 text") from None
-    try:
-        return json.loads(
-            text,
-            object_pairs_hook=_reject_duplicate_keys(path),
-            parse_constant=_reject_constant,
-        )
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            path, None, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(path, None, f"is not valid JSON: {exc}") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def load_genesis(path: Path | str) -> Genesis:
     """Read and validate a genesis file, including its contract sections. Raises ConfigError."""
     path = Path(path)
-    raw = _read_json(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(path, None, "must hold a JSON object")
+    try:
+        raw = read_genesis(path)
+    except JsonFileError as exc:
+        raise ConfigError(path, exc.field, exc.message) from None
 
     def error(where: str, message: str) -> ConfigError:
         return ConfigError(path, where, message)
@@ -731,8 +510,8 @@ def load_genesis(path: Path | str) -> Genesis:
         )
 
     validators = _validators(path, raw["validators"], suite)
-    consensus = _consensus(path, raw["consensus"])
-    admission = AdmissionParams(**_integers(path, "admission", raw["admission"], ADMISSION_RANGES))
+    consensus = _consensus(path, raw)
+    admission = AdmissionParams(**dict(_section(path, AdmissionSection, "admission", raw)))
     try:
         genesis_writes(raw)
     except GenesisError as exc:
@@ -773,7 +552,7 @@ def _validators(path: Path, value: Any, suite: Any) -> tuple[ValidatorInfo, ...]
         node_id = entry["id"]
         if not isinstance(node_id, str) or NODE_ID_PATTERN.fullmatch(node_id) is None:
             raise ConfigError(
-                path, f"{where}.id", f"must be a node id ({_NODE_ID_RULE}), got {_show(node_id)}"
+                path, f"{where}.id", f"must be a node id ({NODE_ID_RULE}), got {_show(node_id)}"
             )
         if node_id in ids:
             raise ConfigError(path, f"{where}.id", f"{node_id!r} is already used by {ids[node_id]}")
@@ -817,37 +596,16 @@ def _public_key(path: Path, where: str, value: Any, suite: Any) -> bytes:
     return public_key
 
 
-def _integers(
-    path: Path, section: str, value: Any, ranges: Mapping[str, tuple[int, int]]
-) -> dict[str, int]:
-    """A genesis section of required integers, each within its range."""
-    if not isinstance(value, dict):
-        raise ConfigError(path, section, f"must be an object, got {_show(value)}")
-    for key in sorted(value):
-        if key not in ranges:
-            raise ConfigError(
-                path,
-                f"{section}.{key}",
-                f"is not a {section} parameter (known: {', '.join(sorted(ranges))})",
-            )
-    numbers: dict[str, int] = {}
-    for key, (low, high) in ranges.items():
-        if key not in value:
-            raise ConfigError(path, f"{section}.{key}", "is required")
-        number = value[key]
-        if not _is_int(number):
-            raise ConfigError(path, f"{section}.{key}", f"must be an integer, got {_show(number)}")
-        if not low <= number <= high:
-            raise ConfigError(
-                path, f"{section}.{key}", f"must be from {low} to {high}, got {number}"
-            )
-        numbers[key] = number
-    return numbers
+def _section(path: Path, model: type[_Model], name: str, raw: dict[str, Any]) -> _Model:
+    """A genesis section of parameters, validated by its schema (``schema.py``)."""
+    try:
+        return model.model_validate(raw[name])
+    except ValidationError as exc:
+        raise ConfigError(path, *section_error(model, exc, name)) from None
 
 
-def _consensus(path: Path, value: Any) -> ConsensusParams:
-    numbers = _integers(path, "consensus", value, CONSENSUS_RANGES)
-    params = ConsensusParams(**numbers)
+def _consensus(path: Path, raw: dict[str, Any]) -> ConsensusParams:
+    params = ConsensusParams(**dict(_section(path, ConsensusSection, "consensus", raw)))
     if params.watermark_window % params.checkpoint_interval:
         raise ConfigError(
             path,

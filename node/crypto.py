@@ -42,6 +42,8 @@ from nacl import bindings as sodium
 from nacl._sodium import ffi as _sodium_ffi
 from nacl._sodium import lib as _sodium_lib  # crypto_sign_open, without nacl's exception cost
 
+from ibledger.contracts import ed25519
+
 ED25519_SHA256 = "ed25519-sha256"
 
 
@@ -93,55 +95,11 @@ class CryptoSuite(Protocol):
         ...
 
 
-# --- Ed25519 curve arithmetic, only for the one-off public key screening -----------------------
+# --- Ed25519 public key screening: the contracts' module, so that both agree -------------------
 
-_P = 2**255 - 19
-_L = 2**252 + 27742317777372353535851937790883648493
-_D = (-121665 * pow(121666, _P - 2, _P)) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-
-
-def _decode_point(encoded: bytes) -> tuple[int, int] | None:
-    """Decompress an Ed25519 point (RFC 8032 5.1.3); None if the encoding is invalid."""
-    y = int.from_bytes(encoded, "little") & ((1 << 255) - 1)
-    sign = encoded[31] >> 7
-    if y >= _P:  # non-canonical y
-        return None
-    u = (y * y - 1) % _P
-    v = (_D * y * y + 1) % _P
-    x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
-    vx2 = (v * x * x) % _P
-    if vx2 == u:
-        pass
-    elif vx2 == (-u) % _P:
-        x = (x * _SQRT_M1) % _P
-    else:
-        return None
-    if x == 0 and sign == 1:  # "negative zero" is a non-canonical encoding
-        return None
-    if x & 1 != sign:
-        x = _P - x
-    return x, y
-
-
-def _point_double(point: tuple[int, int]) -> tuple[int, int]:
-    x, y = point
-    # Affine twisted Edwards addition with a = -1, specialised to P + P.
-    xx, yy, xy = x * x % _P, y * y % _P, x * y % _P
-    dxy = _D * xx * yy % _P
-    x3 = 2 * xy * pow(1 + dxy, _P - 2, _P) % _P
-    y3 = (yy + xx) * pow(1 - dxy, _P - 2, _P) % _P
-    return x3, y3
-
-
-def ed25519_point_has_small_order(encoded: bytes) -> bool:
-    """True when ``[8]P`` is the identity, i.e. P lies in the small torsion subgroup."""
-    point = _decode_point(encoded)
-    if point is None:
-        return False
-    for _ in range(3):
-        point = _point_double(point)
-    return point == (0, 1)
+_L = ed25519.L
+_decode_point = ed25519.decode_point
+ed25519_point_has_small_order = ed25519.point_has_small_order
 
 
 @functools.lru_cache(maxsize=64)

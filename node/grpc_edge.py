@@ -8,10 +8,18 @@ from the service descriptor, with a decoder that turns a parse failure into a ma
 then answers ``INVALID_ARGUMENT`` with the code ``MALFORMED_REQUEST``, and one log line per
 second at most says how many such requests arrived.  An ``on_malformed`` hook hears of every
 one (the node's audit log aggregates them by caller).
+
+The same wrapper is the one place where what escapes a handler becomes a gRPC status, for unary
+calls and streams alike: a ``NodeError`` is answered with its code's status from
+``errors.STATUS`` and ``"CODE: sentence"`` details (and told to the ``on_refused`` hook);
+anything else is a bug, logged with its traceback and answered ``INTERNAL``, and the server keeps
+serving.  Handlers therefore raise and never abort for themselves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +29,8 @@ import grpc
 from google.protobuf import message as pb_message
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from .errors import NodeError
 
 log = logging.getLogger("ibledger.edge")
 
@@ -67,15 +77,36 @@ def _decoder(message_class: type[pb_message.Message]) -> Callable[[bytes], objec
     return decode
 
 
-def _refusal(method: str, request: _Malformed) -> str:
-    return (
-        f"{MALFORMED_REQUEST}: the {method} request is not a valid protobuf message "
-        f"({request.size} bytes)"
+def _malformed(method: str, request: _Malformed) -> NodeError:
+    return NodeError(
+        MALFORMED_REQUEST,
+        f"the {method} request is not a valid protobuf message ({request.size} bytes)",
     )
 
 
 MalformedHook = Callable[[str, str, int], None]
 """Told of each malformed request: the method, the caller's gRPC peer string, its size."""
+
+RefusedHook = Callable[[str, str, NodeError], None]
+"""Told of each NodeError a handler raised: the method, the caller's gRPC peer string, the error."""
+
+
+@contextlib.asynccontextmanager
+async def _answering(
+    method: str, context: grpc.aio.ServicerContext[Any, Any], on_refused: RefusedHook | None
+) -> AsyncIterator[None]:
+    """Turn what escapes a handler into its gRPC status."""
+    try:
+        yield
+    except NodeError as exc:
+        if on_refused is not None:
+            on_refused(method, context.peer(), exc)
+        await context.abort(exc.status, exc.details)
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception:
+        log.exception("unexpected error in the %s handler", method)
+        await context.abort(grpc.StatusCode.INTERNAL, "INTERNAL: the node hit an unexpected error")
 
 
 def _wrap(
@@ -83,10 +114,11 @@ def _wrap(
     implementation: Callable[..., Any],
     bad_input: RateLimitedLog,
     on_malformed: MalformedHook | None,
+    on_refused: RefusedHook | None,
 ) -> Callable[..., Any]:
     name = method.name
 
-    def note(request: _Malformed, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def refuse(request: _Malformed, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if on_malformed is not None:
             on_malformed(name, context.peer(), request.size)
         bad_input.bad_input(
@@ -97,6 +129,8 @@ def _wrap(
             reason=request.reason,
             peer=context.peer(),
         )
+        refusal = _malformed(name, request)
+        await context.abort(refusal.status, refusal.details)
 
     if method.client_streaming:  # bidirectional: every request of the stream is checked
 
@@ -106,14 +140,12 @@ def _wrap(
             async def parsed() -> AsyncIterator[object]:
                 async for request in requests:
                     if isinstance(request, _Malformed):
-                        note(request, context)
-                        await context.abort(
-                            grpc.StatusCode.INVALID_ARGUMENT, _refusal(name, request)
-                        )
+                        await refuse(request, context)
                     yield request
 
-            async for response in implementation(parsed(), context):
-                yield response
+            async with _answering(name, context, on_refused):
+                async for response in implementation(parsed(), context):
+                    yield response
 
         return checked_stream
 
@@ -121,18 +153,19 @@ def _wrap(
 
         async def checked_server_stream(request: object, context: Any) -> AsyncIterator[Any]:
             if isinstance(request, _Malformed):
-                note(request, context)
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _refusal(name, request))
-            async for response in implementation(request, context):
-                yield response
+                await refuse(request, context)
+            async with _answering(name, context, on_refused):
+                async for response in implementation(request, context):
+                    yield response
 
         return checked_server_stream
 
     async def checked_unary(request: object, context: Any) -> Any:
         if isinstance(request, _Malformed):
-            note(request, context)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _refusal(name, request))
-        return await implementation(request, context)
+            await refuse(request, context)
+        async with _answering(name, context, on_refused):
+            return await implementation(request, context)
+        raise AssertionError("unreachable: _answering aborts")
 
     return checked_unary
 
@@ -143,14 +176,16 @@ def add_service(
     service: ServiceDescriptor,
     bad_input: RateLimitedLog,
     on_malformed: MalformedHook | None = None,
+    on_refused: RefusedHook | None = None,
 ) -> None:
-    """Register every method of ``service`` on ``servicer`` with parse failures refused."""
+    """Register every method of ``service`` on ``servicer``, with parse failures refused and
+    what the handlers raise answered (see the module's docstring)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         request_class = message_factory.GetMessageClass(method.input_type)
         response_class = message_factory.GetMessageClass(method.output_type)
         implementation = getattr(servicer, method.name)
-        behaviour = _wrap(method, implementation, bad_input, on_malformed)
+        behaviour = _wrap(method, implementation, bad_input, on_malformed, on_refused)
         if method.client_streaming and not method.server_streaming:
             raise ValueError(f"{service.full_name}.{method.name}: client streaming is not used")
         if method.client_streaming:

@@ -40,6 +40,8 @@ import grpc
 from ibledger.consensus import MessageError, SignedMessage, decode_message
 from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
 
+from .errors import status_for
+
 log = logging.getLogger("ibledger.peer")
 
 FRAME_ITEMS_MAX = 512
@@ -349,7 +351,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
                 f"{ours[:16]}...; every validator of a network must start from the same genesis"
             )
             self._on_refused(GENESIS_MISMATCH, caller, detail)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, detail)
+            await context.abort(status_for(GENESIS_MISMATCH), detail)
 
     async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], claimed: str) -> str:
         peer_id = await self._identity(context, claimed)
@@ -365,7 +367,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         if peer_id is None or peer_id not in self._members:
             detail = f"FORBIDDEN: {peer_id or 'an unidentified caller'} is not a validator"
             self._on_refused("FORBIDDEN", peer_id or context.peer(), detail)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, detail)
+            await context.abort(status_for("FORBIDDEN"), detail)
         assert peer_id is not None
         return peer_id
 

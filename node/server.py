@@ -517,28 +517,30 @@ class Node:
             ],
             maximum_concurrent_rpcs=config.api.max_concurrent_rpcs,
         )
+        ledger_service = LedgerService(
+            node_id=self.node_id,
+            ledger=self.ledger,
+            admission=self.admission,
+            feed=self.feed,
+            node_view=self._node_view,
+            mempool_size=lambda: len(self.mempool),
+            peers=self._peer_statuses,
+            version=VERSION,
+            ready=lambda: self._ready,
+            limits=LongCallLimits(
+                per_viewer=config.api.streams_per_viewer,
+                anonymous_per_address=config.api.anonymous_streams_per_address,
+                anonymous_max=config.api.anonymous_streams_max,
+            ),
+            on_refused=self._client_refused,
+        )
         add_service(
             self.api_server,
-            LedgerService(
-                node_id=self.node_id,
-                ledger=self.ledger,
-                admission=self.admission,
-                feed=self.feed,
-                node_view=self._node_view,
-                mempool_size=lambda: len(self.mempool),
-                peers=self._peer_statuses,
-                version=VERSION,
-                ready=lambda: self._ready,
-                limits=LongCallLimits(
-                    per_viewer=config.api.streams_per_viewer,
-                    anonymous_per_address=config.api.anonymous_streams_per_address,
-                    anonymous_max=config.api.anonymous_streams_max,
-                ),
-                on_refused=self._client_refused,
-            ),
+            ledger_service,
             ledger_pb2.DESCRIPTOR.services_by_name["Ledger"],
             self.bad_input,
             self._client_malformed,
+            ledger_service.refused,
         )
         api_address = f"{config.api.listen.host}:{config.api.listen.port}"
         if self._peer_tls and config.api.tls:

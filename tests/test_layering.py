@@ -66,14 +66,17 @@ CONSENSUS_THIRD_PARTY = {"msgpack"}
 PACKAGES = ("consensus", "contracts", "node", "cli", "proto")
 
 # The node/ modules a client may import: host:port addresses, transaction envelopes, block
-# headers and proofs, signature suites, key files and the wall clock that stamps expiries.
+# headers and proofs, signature suites, key files, strict JSON files (the genesis) and the wall
+# clock that stamps expiries.
 CLIENT_SAFE = {
     "ibledger.node.blocks",
     "ibledger.node.clock",
     "ibledger.node.addresses",
     "ibledger.node.crypto",
+    "ibledger.node.jsonfile",
     "ibledger.node.keyfile",
     "ibledger.node.tx",
+    "ibledger.node.validation",
 }
 # What a client-safe module must not import: it would drag a server, a database or threads in.
 CLIENT_SAFE_FORBIDDEN = {"asyncio", "grpc", "plyvel", "socket", "subprocess", "threading"}

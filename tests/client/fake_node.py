@@ -3,7 +3,8 @@
 Every admitted transaction is committed at once as its own block (a batch as one block), with a
 real commit certificate: COMMIT signatures of a quorum of four Ed25519 validators over the
 block's consensus digest, exactly as replicas form them.  Admission checks what a node checks
-(envelope, chain, signer, signature) and fails with "CODE: sentence" statuses.  Tests can hold
+(envelope, chain, signer, signature) and fails with "CODE: sentence" statuses, each under the
+gRPC status the real node's table (``node.errors.STATUS``) gives its code.  Tests can hold
 admitted transactions in a mempool (to exercise waiting and deadlines) and queue injected
 failures per RPC.
 """
@@ -16,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -33,6 +34,7 @@ from ibledger.node import clock
 from ibledger.node.api import block_pb, event_pb, receipt_pb  # the node's own wire shapes
 from ibledger.node.blocks import BlockHeader, StoredBlock
 from ibledger.node.crypto import KeyPair
+from ibledger.node.errors import status_for
 from ibledger.node.ledger import Ledger
 from ibledger.node.tx import (
     QUERY_SIGNING_DOMAIN,
@@ -44,20 +46,18 @@ from ibledger.node.tx import (
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 BLOCK_STEP_MS = 1_000
-QUERY_STATUS = {
-    "BAD_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNKNOWN_QUERY": grpc.StatusCode.INVALID_ARGUMENT,
-    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
-    "FORBIDDEN": grpc.StatusCode.PERMISSION_DENIED,
-}
 
 
 class Rejected(Exception):
-    def __init__(self, status: grpc.StatusCode, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
-        self.status = status
         self.code = code
         self.message = message
+
+
+def abort(context: grpc.ServicerContext, code: str, message: str) -> NoReturn:
+    """End the call as the real node would: its code's status, "CODE: sentence" details."""
+    context.abort(status_for(code), f"{code}: {message}")
 
 
 @dataclass(eq=False)
@@ -117,28 +117,22 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
         try:
             tx = decode_envelope(envelope, domain=domain)
         except TxError as exc:
-            raise Rejected(grpc.StatusCode.INVALID_ARGUMENT, exc.code, exc.message) from None
+            raise Rejected(exc.code, exc.message) from None
         if tx.chain_id != self.ledger.chain_id:
             raise Rejected(
-                grpc.StatusCode.FAILED_PRECONDITION,
                 "WRONG_CHAIN",
                 f"this node serves chain {self.ledger.chain_id!r}, not {tx.chain_id!r}",
             )
         signer = self.ledger.resolve_signer(tx.key_id)
         if signer is None or not signer.active:
-            raise Rejected(
-                grpc.StatusCode.UNAUTHENTICATED, "UNKNOWN_SIGNER", "the signing key is unknown"
-            )
+            raise Rejected("UNKNOWN_SIGNER", "the signing key is unknown")
         if signer.participant != tx.sender:
             raise Rejected(
-                grpc.StatusCode.UNAUTHENTICATED,
                 "SIGNER_NOT_SENDER",
                 f"the signing key is not a key of {tx.sender}",
             )
         if not self.ledger.suite.verify(signer.public_key, tx.signing_message, tx.signature):
-            raise Rejected(
-                grpc.StatusCode.INVALID_ARGUMENT, "BAD_SIGNATURE", "the signature does not verify"
-            )
+            raise Rejected("BAD_SIGNATURE", "the signature does not verify")
         return tx
 
     def _answer(self, envelope: bytes) -> tuple[ledger_pb2.SubmitResponse, bool]:
@@ -161,7 +155,7 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
             try:
                 response, admitted = self._answer(request.envelope)
             except Rejected as exc:
-                context.abort(exc.status, f"{exc.code}: {exc.message}")
+                abort(context, exc.code, exc.message)
             if admitted:
                 if self.hold:
                     self.mempool.append(request.envelope)
@@ -198,10 +192,7 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
         self._enter("GetReceipt", context)
         receipt = self.ledger.get_receipt(request.tx_id)
         if receipt is None:
-            context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f"NOT_FOUND: transaction {request.tx_id.hex()} is not committed",
-            )
+            abort(context, "NOT_FOUND", f"transaction {request.tx_id.hex()} is not committed")
         return receipt_pb(receipt)
 
     def WaitForCommit(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -216,10 +207,10 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
                     return receipt_pb(receipt)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not context.is_active():
-                    context.abort(
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                        f"TIMEOUT: transaction {request.tx_id.hex()} did not commit "
-                        f"within {timeout_ms} ms",
+                    abort(
+                        context,
+                        "TIMEOUT",
+                        f"transaction {request.tx_id.hex()} did not commit within {timeout_ms} ms",
                     )
                 self.changed.wait(min(remaining, 0.1))
 
@@ -227,9 +218,7 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
         self._enter("GetBlock", context)
         block = self._block(request.height)
         if block is None:
-            context.abort(
-                grpc.StatusCode.NOT_FOUND, f"NOT_FOUND: there is no block {request.height} yet"
-            )
+            abort(context, "NOT_FOUND", f"there is no block {request.height} yet")
         return block_pb(block)
 
     def _block(self, height: int) -> StoredBlock | None:
@@ -267,19 +256,16 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
         try:
             tx = self._admit(request.envelope, QUERY_SIGNING_DOMAIN)
         except Rejected as exc:
-            context.abort(exc.status, f"{exc.code}: {exc.message}")
+            abort(context, exc.code, exc.message)
         if not tx.operation.startswith("query."):
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "BAD_QUERY: a query's op is query.<name>"
-            )
+            abort(context, "BAD_ARGUMENT", "a query's op is 'query.<name>'")
         if tx.expires_at_ms < clock.now_ms():
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "EXPIRED: the query expired")
+            abort(context, "EXPIRED", "the query expired")
         height = self.ledger.height
         try:
             result = query(self.ledger.state(), tx.operation[6:], tx.args, tx.sender)
         except QueryError as exc:
-            status = QUERY_STATUS.get(exc.code, grpc.StatusCode.INVALID_ARGUMENT)
-            context.abort(status, f"{exc.code}: {exc.message}")
+            abort(context, exc.code, exc.message)
         return ledger_pb2.QueryResponse(result=canonical_encode(result), height=height)
 
     def GetStatus(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -17,6 +17,7 @@ from ibledger.cli.client import (
     TxReceipt,
 )
 from ibledger.cli.manifest import load_manifest
+from ibledger.node.errors import status_for
 from ibledger.node.tx import decode_envelope
 from ibledger.proto import ledger_pb2
 
@@ -133,6 +134,14 @@ def test_query_is_signed_and_decoded(network: Network) -> None:
             client.query("positions", {"participant": "CIB"})
         assert forbidden.value.code == "FORBIDDEN"
         assert forbidden.value.grpc_status == grpc.StatusCode.PERMISSION_DENIED
+        # The fake node answers from the real node's table: an unknown query is NOT_FOUND.
+        with pytest.raises(ClientError) as unknown:
+            client.query("no-such-query", {})
+        assert (unknown.value.code, unknown.value.grpc_status) == (
+            "UNKNOWN_QUERY",
+            status_for("UNKNOWN_QUERY"),
+        )
+        assert unknown.value.grpc_status == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize(

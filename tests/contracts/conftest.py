@@ -4,6 +4,8 @@ derandomised, so that this directory does not change other suites' profiles.)"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +13,21 @@ import pytest
 
 from ibledger.contracts.core import Outcome
 from ibledger.contracts.testing import TestLedger, demo_genesis
+
+
+def _import_every_project_module() -> None:
+    """Hypothesis biases some draws towards the literals of every project module loaded so far
+    (its "local constants") and widens that pool whenever another module is imported. Which
+    examples a derandomised test generates then depends on what other tests imported first, or
+    what a test imports part-way through the run: outside state. Loading every module before the
+    first example fixes the pool for a given source tree."""
+    for package in ("consensus", "contracts", "node", "cli", "proto"):
+        root = importlib.import_module(f"ibledger.{package}")
+        for info in pkgutil.walk_packages(root.__path__, f"ibledger.{package}."):
+            importlib.import_module(info.name)
+
+
+_import_every_project_module()
 
 
 class World:

@@ -161,7 +161,7 @@ def test_term_rules_by_issue_date() -> None:
         }
     )
     assert custom.presentment_window_days == 9
-    assert Parameters.from_record(custom.to_record()) == custom
+    assert Parameters.from_stored(custom.to_stored()) == custom
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,22 @@ following their guaranteed party, re-recourse after paying, and the limitation p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from ibledger.contracts.args import parse_iso_date
+from ibledger.contracts.bill_records import ChainEntry, Guarantee, Package, Piece, Refusal
 from ibledger.contracts.calendar import Parameters
 from ibledger.contracts.recourse import liable_parties, recourse_allowed
+from ibledger.contracts.vocabulary import (
+    BillFlag,
+    BillKind,
+    BillStatus,
+    GuaranteeCapacity,
+    PresentmentType,
+)
 
 
 def _chain_to_d(w: Any) -> str:
@@ -127,23 +136,54 @@ def test_partial_recourse_on_a_splittable_piece(world: Any) -> None:
 # --- unit tests of the rule functions on synthetic chains ------------------------------------
 
 
-def _entry(seq: int, kind: str, source: str, target: str, nt: bool = False) -> dict[str, Any]:
-    return {"seq": seq, "type": kind, "from": source, "to": target, "nt": nt}
+def _entry(
+    seq: int, kind: str, source: str, target: str, nt: bool = False, **extra: int
+) -> ChainEntry:
+    return ChainEntry(seq, kind, source, target, 0, 0, 0, "", "0", 0, {"nt": nt, **extra})
 
 
-PACKAGE = {"drawer": "D", "acceptor": "X", "acceptance_date": 1, "maturity_date": 19_965}
+PACKAGE = Package(
+    package_no="",
+    kind=BillKind.BANK,
+    currency="CNY",
+    amount_fen=1,
+    splittable=False,
+    drawer="D",
+    acceptor="X",
+    payee="P",
+    issue_date=0,
+    maturity_date=19_965,
+    acceptance_date=1,
+    drawer_nt=False,
+    disclosed=False,
+    height=0,
+)
 
 
-def _piece(
-    chain: list[dict[str, Any]],
-    guarantees: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
-    return {
-        "chain": chain,
-        "guarantees": guarantees or [],
-        "refusal": None,
-        "recourse_paid_day": None,
-    }
+def _piece(chain: list[ChainEntry], guarantees: list[tuple[str, str]] | None = None) -> Piece:
+    return Piece(
+        start=0,
+        end=0,
+        status=BillStatus.RECEIVED,
+        flag=BillFlag.NEGOTIABLE,
+        holder=None,
+        nt=False,
+        nt_setter=None,
+        nt_seq=None,
+        pledgee=None,
+        repo=None,
+        frozen=None,
+        request=None,
+        discounted=False,
+        refusal=None,
+        recourse_paid_day=None,
+        rights_expired=False,
+        paid_to=None,
+        guarantees=tuple(
+            Guarantee(g, d, GuaranteeCapacity.ENDORSER, 0) for g, d in guarantees or []
+        ),
+        chain=tuple(chain),
+    )
 
 
 def test_nt_endorser_is_liable_only_to_its_immediate_endorsee() -> None:
@@ -152,14 +192,27 @@ def test_nt_endorser_is_liable_only_to_its_immediate_endorsee() -> None:
         _entry(2, "ENDORSE", "P", "E1", nt=True),
         _entry(3, "ENDORSE", "E1", "E2"),
     ]
-    assert set(liable_parties(PACKAGE, _piece(chain[:2]), "E1", "IN_WINDOW")) == {"X", "D", "P"}
-    assert set(liable_parties(PACKAGE, _piece(chain), "E2", "IN_WINDOW")) == {"X", "D", "E1"}
+    assert set(liable_parties(PACKAGE, _piece(chain[:2]), "E1", PresentmentType.IN_WINDOW)) == {
+        "X",
+        "D",
+        "P",
+    }
+    assert set(liable_parties(PACKAGE, _piece(chain), "E2", PresentmentType.IN_WINDOW)) == {
+        "X",
+        "D",
+        "E1",
+    }
     revoked = [
         *chain[:2],
-        _entry(3, "NT_REVOKE", "E1", "P") | {"ref_seq": 2},
+        _entry(3, "NT_REVOKE", "E1", "P", ref_seq=2),
         _entry(4, "ENDORSE", "E1", "E2"),
     ]
-    assert set(liable_parties(PACKAGE, _piece(revoked), "E2", "IN_WINDOW")) == {"X", "D", "P", "E1"}
+    assert set(liable_parties(PACKAGE, _piece(revoked), "E2", PresentmentType.IN_WINDOW)) == {
+        "X",
+        "D",
+        "P",
+        "E1",
+    }
 
 
 def test_guarantor_follows_the_guaranteed_party() -> None:
@@ -168,34 +221,36 @@ def test_guarantor_follows_the_guaranteed_party() -> None:
         _entry(2, "DISCOUNT", "P", "B1"),
         _entry(3, "REDISCOUNT", "B1", "B2"),
     ]
-    guarantees = [
-        {"guarantor": "G1", "guaranteed": "P"},
-        {"guarantor": "G2", "guaranteed": "B2"},
-        {"guarantor": "G3", "guaranteed": "X"},
-    ]
-    result = liable_parties(PACKAGE, _piece(chain, guarantees), "B2", "IN_WINDOW")
+    guarantees = [("G1", "P"), ("G2", "B2"), ("G3", "X")]
+    result = liable_parties(PACKAGE, _piece(chain, guarantees), "B2", PresentmentType.IN_WINDOW)
     assert set(result) == {"X", "G3", "D", "P", "G1", "B1"}  # not G2: it guarantees the holder
     assert result["G1"] == "guarantor of endorser" and result["G3"] == "guarantor of acceptor"
-    overdue = liable_parties(PACKAGE, _piece(chain, guarantees), "B2", "OVERDUE")
+    overdue = liable_parties(PACKAGE, _piece(chain, guarantees), "B2", PresentmentType.OVERDUE)
     assert set(overdue) == {"X", "G3", "D"}
 
 
 def test_limitation_periods() -> None:
     params = Parameters()
     chain = [_entry(1, "RECEIPT", "D", "P"), _entry(2, "ENDORSE", "P", "H")]
-    piece = _piece(chain)
     refusal_day = parse_iso_date("2024-09-01")
     assert refusal_day is not None
-    piece["refusal"] = {"type": "IN_WINDOW", "day": refusal_day}
+    piece = replace(
+        _piece(chain), refusal=Refusal(PresentmentType.IN_WINDOW, refusal_day, "no funds")
+    )
     within = parse_iso_date("2025-03-01")
     after = parse_iso_date("2025-03-02")
     assert within is not None and after is not None
-    assert recourse_allowed(PACKAGE, piece, "H", "P", "IN_WINDOW", within, params) is None
-    assert "limitation" in (
-        recourse_allowed(PACKAGE, piece, "H", "P", "IN_WINDOW", after, params) or ""
+    assert (
+        recourse_allowed(PACKAGE, piece, "H", "P", PresentmentType.IN_WINDOW, within, params)
+        is None
     )
-    assert recourse_allowed(PACKAGE, piece, "H", "D", "IN_WINDOW", after, params) is None
-    expired = PACKAGE["maturity_date"] + 800
+    assert "limitation" in (
+        recourse_allowed(PACKAGE, piece, "H", "P", PresentmentType.IN_WINDOW, after, params) or ""
+    )
+    assert (
+        recourse_allowed(PACKAGE, piece, "H", "D", PresentmentType.IN_WINDOW, after, params) is None
+    )
+    expired = PACKAGE.maturity_date + 800
     assert "expired" in (
-        recourse_allowed(PACKAGE, piece, "H", "D", "IN_WINDOW", expired, params) or ""
+        recourse_allowed(PACKAGE, piece, "H", "D", PresentmentType.IN_WINDOW, expired, params) or ""
     )

@@ -3,7 +3,6 @@ directory, gRPC stubs to every node, and a client history of acknowledged transa
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from ibledger.cli.client import api_channel
 from ibledger.cli.manifest import Manifest, load_manifest
 from ibledger.contracts.codec import canonical_decode
 from ibledger.node.crypto import KeyPair, load_private_key
+from ibledger.node.jsonfile import update_genesis
 from ibledger.node.tx import (
     READ_SESSION_OP,
     READ_SIGNING_DOMAIN,
@@ -63,14 +63,12 @@ class Cluster:
         if admin_quorum is not None:
             governance += ["--admin-quorum", str(admin_quorum)]
         run_cli("network", "init", "--nodes", "4", "--dir", str(directory), *governance)
-        genesis_path = directory / "genesis.json"
-        genesis = json.loads(genesis_path.read_text())
-        genesis["consensus"]["view_change_timeout_ms"] = view_change_timeout_ms
+        consensus = {"view_change_timeout_ms": view_change_timeout_ms}
         if checkpoint_interval is not None:
-            genesis["consensus"]["checkpoint_interval"] = checkpoint_interval
-            genesis["consensus"]["watermark_window"] = 4 * checkpoint_interval
-        genesis["admission"].update(admission or {})
-        genesis_path.write_text(json.dumps(genesis, indent=2))
+            consensus["checkpoint_interval"] = checkpoint_interval
+            consensus["watermark_window"] = 4 * checkpoint_interval
+        changes = {"consensus": consensus, "admission": admission or {}}
+        update_genesis(directory / "genesis.json", changes)
         cluster = cls(directory)
         cluster.manifest = load_manifest(directory)
         cluster.admin = load_private_key(cluster.manifest.identities["ADMIN"].key_file)

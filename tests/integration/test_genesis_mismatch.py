@@ -4,11 +4,12 @@ with a clear error, the node with the odd genesis never joins, and the other thr
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
+
+from ibledger.node.jsonfile import read_genesis, write_json
 
 from .cluster import Cluster
 
@@ -18,9 +19,9 @@ pytestmark = pytest.mark.slow
 def test_a_node_with_another_genesis_is_refused_by_every_peer(tmp_path: Path) -> None:
     cluster = Cluster.create(tmp_path / "network")
     node_dir = cluster.directory / "nodes" / "node3"
-    genesis = json.loads((cluster.directory / "genesis.json").read_text())
+    genesis = read_genesis(cluster.directory / "genesis.json")
     genesis["participants"][1]["name"] += "."  # one byte
-    (node_dir / "genesis.json").write_text(json.dumps(genesis, indent=2))
+    write_json(node_dir / "genesis.json", genesis)
     toml = node_dir / "node.toml"
     toml.write_text(toml.read_text().replace('"../../genesis.json"', '"genesis.json"'))
     cluster.up()

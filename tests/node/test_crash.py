@@ -15,6 +15,7 @@ import plyvel
 import pytest
 
 from ibledger.node import storage_keys as keys
+from ibledger.node.jsonfile import read_genesis
 from ibledger.node.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_kill_minus_nine_mid_write_loses_nothing_reported(
     data_dir, genesis_path = tmp_path / "db", tmp_path / "genesis.json"
     reported = _run_and_kill(data_dir, genesis_path, kill_after_blocks)
     assert reported >= kill_after_blocks
-    genesis = json.loads(genesis_path.read_text())
+    genesis = read_genesis(genesis_path)
     with Ledger.open(data_dir, genesis, verify="full") as ledger:  # verifies the whole chain
         height = ledger.height
     assert height >= reported, (height, reported)

@@ -26,6 +26,7 @@ from ibledger.node.config import (
     load_node_config,
     parse_host_port,
 )
+from ibledger.node.jsonfile import read_genesis, write_json
 from ibledger.node.pki import create_ca, issue_node_certificate, load_ca
 
 NODE0 = Path("nodes/node0/node.toml")
@@ -54,9 +55,9 @@ def drop_section(network: Path, section: str) -> None:
 
 def edit_genesis(network: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path = network / "genesis.json"
-    genesis = json.loads(path.read_text())
+    genesis = read_genesis(path)
     change(genesis)
-    path.write_text(json.dumps(genesis, indent=2))
+    write_json(path, genesis)
 
 
 def _api_of(network: Path) -> str:

@@ -1,0 +1,66 @@
+"""Catch-up by state transfer (Castro and Liskov, OSDI'99 4.3; TOCS 2002 section 6).
+
+Theory of operation
+-------------------
+A replica learns that it is behind in three ways: a stable checkpoint above its last executed
+block (a quorum certificate), f+1 matching CHECKPOINTs above it that normal progress does not
+close within `fetch_retry_ticks` (a weak certificate: one correct replica executed that far),
+or a commit proof above a gap (the gap is committed too). It then fetches the missing blocks
+with their commit certificates (`FetchBlocks`), accepts only blocks whose certificate checks, and
+does not vote until it has executed up to the target. Unlike the paper's partition tree of
+state pages, blocks are replayed through the executor: the ledger is the state, and a commit
+certificate per block is the proof.
+
+The fetch asks the replicas that vouched for the target first, then the others; each retry
+rotates the list so one silent peer cannot stall it. `CatchUp` is plain data the replica owns;
+the replica emits the fetch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .effects import FetchBlocks
+
+
+def fetch_order(hint: Sequence[str], own_id: str, members: Sequence[str]) -> tuple[str, ...]:
+    """The hinted peers first (members only, never ourselves), then every other member."""
+    peers = tuple(p for p in hint if p != own_id and p in members)
+    others = tuple(m for m in members if m != own_id and m not in peers)
+    return peers + others
+
+
+@dataclass(slots=True)
+class CatchUp:
+    """Where state transfer is heading and whom to ask; target 0 means not catching up."""
+
+    target: int = 0
+    sources: tuple[str, ...] = ()
+    attempt: int = 0
+    lag_target: int = 0  # the highest f+1 CHECKPOINT quorum seen above our progress
+    lag_hint: tuple[str, ...] = ()
+
+    def behind(self, last_executed: int) -> bool:
+        return self.target > last_executed
+
+    def begin(self, target: int, sources: tuple[str, ...]) -> None:
+        self.target = target
+        self.sources = sources
+
+    def finished(self, last_executed: int) -> bool:
+        """True once, when a catch-up in progress has reached its target."""
+        if self.target and last_executed >= self.target:
+            self.target = 0
+            self.attempt = 0
+            return True
+        return False
+
+    def next_fetch(self, last_executed: int) -> FetchBlocks | None:
+        """The next fetch, starting one source further along than the previous one."""
+        if not self.behind(last_executed) or not self.sources:
+            return None
+        k = self.attempt % len(self.sources)
+        self.attempt += 1
+        hint = self.sources[k:] + self.sources[:k]
+        return FetchBlocks(last_executed + 1, self.target, hint)
