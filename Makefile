@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test static bench lint format-check typecheck stop clean proto
+.PHONY: run test static bench bench-all lint format-check typecheck stop clean proto
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,16 @@ test: static
 
 static: lint format-check typecheck
 
+# The standard load suite (about 5 minutes) into bench-results/suite-<time> (or BENCH_OUT);
+# its plots need the optional [bench] extra (matplotlib), installed here if missing; without
+# it the suite still writes its JSON and CSV and says why there are no plots.
 bench: $(STAMP)
+	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]' \
+		|| echo "matplotlib could not be installed: no plots"
+	$(PY) -m bench suite $(BENCH_OUT)
+
+# Every micro-benchmark (verify, ledger, consensus, network, fairness) with its defaults.
+bench-all: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)

@@ -1,5 +1,7 @@
 """Run the benchmarks: `python -m bench` runs them all with their defaults;
-`python -m bench NAME [options]` runs one (`python -m bench NAME --help` lists its options)."""
+`python -m bench NAME [options]` runs one (`python -m bench NAME --help` lists its options).
+`python -m bench run [options]` is `ibledger bench [options]`, the load generator; `python -m
+bench suite DIR` is the standard suite `make bench` runs.  Neither is part of the run-all."""
 
 from __future__ import annotations
 
@@ -14,15 +16,18 @@ BENCHES = {
     "fairness": "bench.bench_fairness",
     "suites": "bench.bench_suites",
 }
+# Named only: a load run needs its options, and the suite takes minutes.
+COMMANDS = {"run": "bench.cli", "suite": "bench.suite"}
 
 
 def main() -> None:
     args = sys.argv[1:]
     if args and not args[0].startswith("-"):
         name, rest = args[0], args[1:]
-        if name not in BENCHES:
-            sys.exit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHES)}")
-        importlib.import_module(BENCHES[name]).main(rest)
+        modules = BENCHES | COMMANDS
+        if name not in modules:
+            sys.exit(f"unknown benchmark {name!r}; choose from {', '.join(modules)}")
+        importlib.import_module(modules[name]).main(rest)
         return
     for module in BENCHES.values():
         importlib.import_module(module).main(args)

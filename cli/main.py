@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from . import (
     cmd_asset,
     cmd_audit,
+    cmd_bench,
     cmd_bill,
     cmd_block,
     cmd_governance,
@@ -45,6 +46,7 @@ COMMANDS = (
     cmd_audit,
     cmd_sim,
     demo,
+    cmd_bench,
 )
 
 

@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # Top-level directories of Python code that are deliberately not installed, each with its reason.
 NOT_INSTALLED = {
     "tests": "the test suite runs from the repository",
-    "bench": "benchmarks are a development tool run as `python -m bench` from the repository",
     "typings": "local type stubs for third-party modules, read by mypy only",
 }
 SKIPPED_DIRS = {"__pycache__", "build", "docker"}
