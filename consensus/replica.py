@@ -283,6 +283,7 @@ class Replica:
         self._timer_start: int | None = None
         self._vc_timer_start: int | None = None
         self._timeout_exponent = 0
+        self._view_change_cause = "new-view-received"
         self._checkpoint_votes: dict[int, dict[str, SignedMessage]] = {}
         self._awaiting_root: dict[int, bytes] = {}
         self._own_roots: dict[int, bytes] = {}
@@ -421,7 +422,7 @@ class Replica:
                 self._timer_start = self._tick
             elif self._tick - self._timer_start >= self._timeout_ticks():
                 self.counters["view-change-timeout"] += 1
-                self._start_view_change(self._view + 1, out, timeout=True)
+                self._start_view_change(self._view + 1, out, timeout=True, cause="request-timeout")
             if (
                 self._view_active
                 and not self.is_primary
@@ -436,7 +437,7 @@ class Replica:
                 and self._tick - self._vc_timer_start >= self._timeout_ticks()
             ):
                 self.counters["new-view-timeout"] += 1
-                self._start_view_change(self._view + 1, out, timeout=True)
+                self._start_view_change(self._view + 1, out, timeout=True, cause="new-view-timeout")
             elif self._tick - self._last_vc_send_tick >= cfg.retransmit_ticks and self._own_vc:
                 self._last_vc_send_tick = self._tick
                 self._broadcast(out, self._own_vc)
@@ -883,7 +884,7 @@ class Replica:
         out.append(Evidence("equivocating-primary", second.sender, (first, second)))
         view = _pp(second).view
         if view == self._view and self._view_active:
-            self._start_view_change(self._view + 1, out, timeout=False)
+            self._start_view_change(self._view + 1, out, timeout=False, cause="equivocation")
 
     def _vote_prepare(self, slot: _Slot, out: list[Effect]) -> None:
         if slot.pre_prepare is None or slot.own_prepare is not None or not self._can_vote():
@@ -1248,9 +1249,14 @@ class Replica:
         # Digests only: an honest VIEW-CHANGE or NEW-VIEW is bounded by the window and n.
         return len(encode_message(sm)) > self._config.view_change_bytes_max
 
-    def _start_view_change(self, new_view: int, out: list[Effect], timeout: bool) -> None:
+    def _start_view_change(
+        self, new_view: int, out: list[Effect], timeout: bool, cause: str
+    ) -> None:
         if new_view < self._view or (new_view == self._view and not self._view_active):
             return
+        if self._view_active:
+            # Why the last active view was left; a stalled view change keeps the first cause.
+            self._view_change_cause = cause
         if timeout:
             self._timeout_exponent += 1
         self.counters["view-change"] += 1
@@ -1306,7 +1312,7 @@ class Replica:
             _vc(m).view for m in self._view_changes.values() if _vc(m).view > self._view
         )
         if len(higher) >= self._config.weak_quorum:
-            self._start_view_change(higher[0], out, timeout=False)
+            self._start_view_change(higher[0], out, timeout=False, cause="joined-peers")
         if not self._view_active:
             self._check_view_change_quorum(out)
 
@@ -1551,7 +1557,8 @@ class Replica:
             top = entries[-1][0] if entries else checkpoint.seq
             self._next_seq = max(top, self._last_executed, self._stable.seq) + 1
         self.counters["new-view"] += 1
-        out.append(ViewChanged(view, self.primary))
+        out.append(ViewChanged(view, self.primary, self._view_change_cause))
+        self._view_change_cause = "new-view-received"
         for slot in accepted:
             self._vote_prepare(slot, out)
             self._check_prepared(slot, out)

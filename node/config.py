@@ -104,6 +104,8 @@ PEER_OFFLINE_QUEUE_BYTES_DEFAULT = 8 * 1024 * 1024
 PEER_INBOUND_BYTES_DEFAULT = 32 * 1024 * 1024
 MEMPOOL_SIZE_DEFAULT = 50_000
 LOG_LEVEL_DEFAULT = "info"
+LOG_MAX_BYTES_DEFAULT = 16 * 1024 * 1024
+LOG_BACKUPS_DEFAULT = 5
 GENESIS_FIELDS = (
     "admission",
     "calendar",
@@ -250,7 +252,13 @@ class MempoolConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
+    """``[log]``: level; ``file`` (relative to node.toml; standard error when absent), rotated
+    once it reaches ``max_bytes``, keeping ``backups`` older files."""
+
     level: str = LOG_LEVEL_DEFAULT
+    file: Path | None = None
+    max_bytes: int = LOG_MAX_BYTES_DEFAULT
+    backups: int = LOG_BACKUPS_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,7 +490,16 @@ def load_node_config(
     mempool_table.finish()
 
     log_table = _Table(path, "log", document.get("log", {}), base)
-    log = LogConfig(level=log_table.choice("level", LOG_LEVELS, LOG_LEVEL_DEFAULT))
+    log = LogConfig(
+        level=log_table.choice("level", LOG_LEVELS, LOG_LEVEL_DEFAULT),
+        file=(
+            log_table.path_value("file", must_exist=False) if "file" in log_table.data else None
+        ),
+        max_bytes=log_table.integer("max_bytes", 64 * 1024, 2**40, LOG_MAX_BYTES_DEFAULT),
+        backups=log_table.integer("backups", 0, 1000, LOG_BACKUPS_DEFAULT),
+    )
+    if log.file is None:
+        log_table.known.append("file")
     log_table.finish()
 
     keys_table = _Table(path, "keys", document.get("keys", {}), base)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class PeerLinkStats:
     rejected_inbound: int = 0
     reconnects: int = 0
     last_error: str = ""
+    last_received: float | None = None  # monotonic time of the last frame from this peer
 
 
 @dataclass(slots=True)
@@ -289,6 +291,7 @@ class PeerTransport:
         if link is not None:
             link.stats.frames_received += 1
             link.stats.height = max(link.stats.height, frame.height)
+            link.stats.last_received = time.monotonic()
         for data in frame.messages:
             try:
                 message = decode_message(data)
