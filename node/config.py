@@ -492,9 +492,7 @@ def load_node_config(
     log_table = _Table(path, "log", document.get("log", {}), base)
     log = LogConfig(
         level=log_table.choice("level", LOG_LEVELS, LOG_LEVEL_DEFAULT),
-        file=(
-            log_table.path_value("file", must_exist=False) if "file" in log_table.data else None
-        ),
+        file=(log_table.path_value("file", must_exist=False) if "file" in log_table.data else None),
         max_bytes=log_table.integer("max_bytes", 64 * 1024, 2**40, LOG_MAX_BYTES_DEFAULT),
         backups=log_table.integer("backups", 0, 1000, LOG_BACKUPS_DEFAULT),
     )
