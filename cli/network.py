@@ -12,6 +12,7 @@
     genesis.json                         chain id, validators, consensus parameters, participants,
                                          governance (admin quorum)
     network.json                         the manifest client commands read (``load_manifest``)
+    prometheus-targets.json              every node's metrics address, for Prometheus discovery
 
 With ``--encrypt`` every private key above is encrypted under one passphrase (``node.keyfile``)
 and the network is marked so (``[keys] encrypted`` in node.toml, ``keys_encrypted`` in the
@@ -111,7 +112,15 @@ READY_PROBE_TIMEOUT_S = 1.0
 LOG_MARKER = "=== ibledger network up: starting "
 NODE_LOG = "node.log"  # the node's own JSON log (node.toml [log] file)
 NODE_OUT = "node.out"  # whatever the process prints outside its logger
-NETWORK_ENTRIES = ("network.json", "genesis.json", "ca", "nodes", "identities")
+PROMETHEUS_TARGETS = "prometheus-targets.json"
+NETWORK_ENTRIES = (
+    "network.json",
+    "genesis.json",
+    PROMETHEUS_TARGETS,
+    "ca",
+    "nodes",
+    "identities",
+)
 
 # Nodes are detached on purpose: they run in their own session and outlive this command. Their
 # handles stay referenced so that a long-lived caller (a test process) is not warned about
@@ -523,6 +532,11 @@ def _write_network(
     if passphrase is not None:
         manifest["keys_encrypted"] = True  # clients refuse a plaintext identity key in its place
     _write_json(directory / MANIFEST_FILE, manifest)
+    # Prometheus file-based discovery (docker/prometheus.yml): every node's metrics address.
+    _write_json(
+        directory / PROMETHEUS_TARGETS,
+        [{"targets": [node["metrics"]], "labels": {"node": node["id"]}} for node in manifest_nodes],
+    )
 
     # Read everything back through the loaders the node uses: init never writes a network that
     # a node would refuse.
