@@ -12,6 +12,7 @@ BENCHES = {
     "consensus": "bench.bench_consensus",
     "network": "bench.bench_network",
     "fairness": "bench.bench_fairness",
+    "startup": "bench.bench_startup",
 }
 
 

@@ -217,3 +217,37 @@ def _rows(cluster: Cluster) -> list[dict[str, Any]]:
     result = run_cli("network", "status", "--dir", str(cluster.directory), "--json", check=False)
     rows: list[dict[str, Any]] = json.loads(result.stdout)
     return rows
+
+
+def test_a_block_changed_on_disk_after_it_was_verified_stops_the_node(cluster: Cluster) -> None:
+    import plyvel
+
+    from ibledger.node import storage_keys as keys
+
+    cluster.kill("node3")
+    ledger_dir = cluster.directory / "nodes/node3/data/ledger"
+    db = plyvel.DB(str(ledger_dir))
+    value = db.get(keys.write_set_key(1))
+    assert value is not None
+    middle = len(value) // 2
+    db.put(
+        keys.write_set_key(1), value[:middle] + bytes([value[middle] ^ 0x40]) + value[middle + 1 :]
+    )
+    db.close()
+    # Block 1 is below the verified-height record, so the open trusts it and starts; the
+    # background check then finds the change and stops the node, saying where and why.
+    run_cli("network", "up", "--dir", str(cluster.directory), "--timeout", "30", check=False)
+
+    def stopped() -> bool:
+        return any(
+            e.get("msg") == "stopping: a stored block no longer verifies"
+            for e in _log_entries(cluster, "node3")
+        ) and not any(row["up"] for row in _rows(cluster) if row["id"] == "node3")
+
+    _wait_for("node3 to stop on the changed block", stopped)
+    line = next(
+        e
+        for e in _log_entries(cluster, "node3")
+        if e.get("msg") == "stopping: a stored block no longer verifies"
+    )
+    assert line["height"] == 1 and "state root" in line["reason"]
