@@ -45,7 +45,9 @@ log = logging.getLogger("ibledger.peer")
 FRAME_ITEMS_MAX = 512
 FRAME_BYTES_MAX = 2 * 1024 * 1024
 BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 5.0
+# A peer that comes back is reached within a second: a restarted node counts as ready only once
+# a quorum of peers sends it frames, and one attempt a second towards a down peer costs nothing.
+BACKOFF_MAX_S = 1.0
 
 
 @dataclass(slots=True)

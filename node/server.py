@@ -514,7 +514,9 @@ class Node:
             detail["reason"] = f"{live} of the {needed} peers a quorum needs are connected"
             return False, detail
         if detail["catching_up"]:
-            detail["reason"] = "catching up with its peers"
+            heights = sorted(self.transport.peer_heights().values(), reverse=True)
+            target = heights[self.replica_config.f] if len(heights) > self.replica_config.f else 0
+            detail["reason"] = f"catching up: height {self.ledger.height} of {target}"
             return False, detail
         return True, detail
 

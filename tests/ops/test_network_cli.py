@@ -388,3 +388,22 @@ def test_network_logs_prints_and_follows_across_rotation(
     log.rename(log.with_suffix(".log.1"))  # what the node's rotating handler does
     log.write_text('{"n": 32}\n')
     assert follower.lines() == ['{"n": 31}', '{"n": 32}']
+
+
+def test_up_progress_is_one_rewritten_line_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    progress = network._Progress(4, enabled=True)
+    progress.waiting(1, {"node2": "starting", "node3": "catching up: height 5 of 90"})
+    progress.node_done("node2", "ready")
+    progress.finish()
+    err = capsys.readouterr().err
+    assert err.startswith("\r\x1b[K1/4 ready, 0 s  node2: starting, node3: catching up")
+    assert "\r\x1b[Knode2: ready (" in err  # the line is cleared before a node's own line
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    progress = network._Progress(4, enabled=True)
+    progress.waiting(1, {"node2": "starting"})
+    progress.node_done("node2", "ready")
+    assert capsys.readouterr().err.startswith("node2: ready (")  # plain lines only
