@@ -708,13 +708,16 @@ def _log_lines_since_start(node_dir: Path, pid: int | None) -> list[dict[str, An
     return entries
 
 
-def failure_reason(node_dir: Path, pid: int | None) -> str | None:
-    """Why a node failed, from its log: the last error of its latest start, or of its output."""
+def failure_reason(node_dir: Path, pid: int | None, *, log_only: bool = False) -> str | None:
+    """Why a node failed, from its log: the last error of its latest start, or (unless
+    ``log_only``) the last line of its output."""
     for entry in reversed(_log_lines_since_start(node_dir, pid)):
         if entry.get("level") in ("critical", "error"):
-            reason = entry.get("reason")
+            reason = entry.get("reason") or entry.get("detail")
             message = str(entry.get("msg", ""))
             return f"{message}: {reason}" if reason else message
+    if log_only:
+        return None
     for line in reversed(_log_tail(node_dir)):
         if line.strip():
             return line.strip()
@@ -963,8 +966,8 @@ def _wait_ready(
     for node_id in pending:
         node = next(n for n in manifest.nodes if n.id == node_id)
         failures[node_id] = f"not ready within {timeout_s:g} s: {why_not[node_id]}"
-        reason = failure_reason(node.dir, pids.get(node_id))
-        if reason and why_not[node_id].startswith("metrics port"):
+        reason = failure_reason(node.dir, pids.get(node_id), log_only=True)
+        if reason:
             failures[node_id] += f"; its log says: {reason}"
     return failures
 
