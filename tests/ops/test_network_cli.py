@@ -60,7 +60,13 @@ def test_init_writes_a_complete_network(template_network: Path) -> None:
         certificate = read_certificate(node_dir / "tls/node.crt")
         assert verify_node_certificate(certificate, ca.certificate) == node.id
         ports += [node.api.port, node.peer.port, node.metrics.port]
+        assert config.log.file == node_dir / "node.log"  # the node writes and rotates it
     assert len(set(ports)) == len(ports) == 12
+    # Prometheus discovery for docker/prometheus.yml: every node's metrics address, by id.
+    targets = json.loads((directory / network.PROMETHEUS_TARGETS).read_text())
+    assert {t["labels"]["node"]: t["targets"] for t in targets} == {
+        node.id: [str(node.metrics)] for node in manifest.nodes
+    }
 
     participants = {p["id"]: p for p in genesis.raw["participants"]}
     assert (
@@ -271,9 +277,9 @@ def test_up_reports_a_node_that_exits_with_its_log(
     # The failure was in this start only: the next start's log tail does not repeat it.
     monkeypatch.delenv("FAKE_NODE_FAIL")
     monkeypatch.setenv("FAKE_NODE_HANG", "node2")
-    code, _, err = cli("network", "up", "--dir", str(directory), "--timeout", "1.5")
+    code, _, err = cli("network", "up", "--dir", str(directory), "--timeout", "5")
     assert code == 1
-    assert "node2: not ready within 1.5 s: metrics port" in err
+    assert "node2: not ready within 5 s: metrics port" in err
     assert "hanging without an API" in err
     assert "simulated start failure" not in err
 
