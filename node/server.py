@@ -318,7 +318,8 @@ class Node:
         m.blocks.inc()
         m.txs.inc(len(applied.results))
         m.block_txs.observe(len(applied.results))
-        if committed.block.timestamp_ms:
+        # Blocks fetched while catching up were proposed long ago: not a commit latency.
+        if committed.block.timestamp_ms and not self._catching_up():
             m.consensus_commit.observe(max(0.0, (now_ms() - committed.block.timestamp_ms) / 1000))
         failed = 0
         for result in applied.results:
