@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck stop clean proto
+.PHONY: run test static bench lint format-check typecheck stop clean proto
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ run: $(STAMP)
 stop: $(STAMP)
 	$(VENV)/bin/ibledger network down
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# The static checks run first and stop the build on the first failure; then the tests.
+# `make test PYTEST_ARGS=tests/cli` narrows the test run, never the checks.
+test: static
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+static: lint format-check typecheck
 
 bench: $(STAMP)
 	$(PY) -m bench
@@ -31,8 +35,12 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+format-check: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+
+# Strict over the whole package and bench/ (pyproject.toml: [tool.mypy] packages).
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy consensus contracts
+	$(VENV)/bin/mypy
 
 proto: $(STAMP)
 	$(PY) -m ibledger.proto.generate

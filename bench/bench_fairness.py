@@ -1,4 +1,4 @@
-"""One bank floods, another keeps working (TESTING.md S6): the per-sender quota's effect.
+"""One bank floods, another keeps working: the per-sender quota's effect.
 
     python -m bench fairness [--seconds S] [--rate-quota R] [--flood-factor K] [--json]
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ibledger.cli.client import Client, api_channel
-from ibledger.node.config import load_manifest
+from ibledger.cli.manifest import load_manifest
 from ibledger.node.crypto import load_private_key
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc

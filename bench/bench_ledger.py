@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     size = len(envelopes[0])
     original_execute = runtime.execute
-    runtime.execute = _stand_in_execute  # type: ignore[assignment]
+    runtime.execute = _stand_in_execute
     try:
 
         def run() -> int:
@@ -89,13 +89,14 @@ def main(argv: list[str] | None = None) -> None:
                     header = ledger.next_header(GENESIS_TIME_MS + (height + 1) * 1000, chunk)
                     ledger.append_block(header, chunk, certificate=b"c" * 200)
                 ledger.close()
-            return options.blocks
+            blocks: int = options.blocks
+            return blocks
 
         started = time.perf_counter()
         blocks_rate, runs = median_rate(run, options.repeats)
         elapsed = time.perf_counter() - started
     finally:
-        runtime.execute = original_execute  # type: ignore[assignment]
+        runtime.execute = original_execute
     print_table(
         f"Ledger append, {options.blocks} blocks x {options.txs_per_block} txs of {size} B, "
         f"sync={'off' if options.no_sync else 'on'}, median of {options.repeats} runs "

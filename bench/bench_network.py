@@ -25,8 +25,8 @@ from pathlib import Path
 import grpc
 
 from ibledger.cli.client import api_channel
+from ibledger.cli.manifest import load_manifest
 from ibledger.consensus import request_id
-from ibledger.node.config import load_manifest
 from ibledger.node.crypto import load_private_key
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ibledger.cli.client import api_channel
-from ibledger.node.config import load_manifest, load_node_config
+from ibledger.cli.manifest import load_manifest
+from ibledger.node.config import load_node_config
 from ibledger.node.crypto import load_private_key
 from ibledger.node.ledger import Ledger
 from ibledger.node.server import Node

@@ -28,14 +28,13 @@ Nodes serve the API over TLS with certificates from the consortium CA.  A client
 (``ca_cert`` in the manifest, or ``ca_cert=``) verifies every node against it, and against the
 node's id where the manifest names it.
 
-A network manifest (``network.json``, written by ``ibledger network init``) names the chain, the
-genesis file, the nodes and the local identities (participant id and key file).  Only the fields
-used here are read; others are ignored.
+A network manifest (``network.json``, written by ``ibledger network init``, read by
+``cli.manifest``) names the chain, the genesis file, the nodes and the local identities
+(participant id and key file).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -61,6 +60,9 @@ from ibledger.node.tx import (
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
+from .errors import ClientError, exit_code_for
+from .manifest import Manifest, load_manifest
+from .output import home
 from .passphrase import PassphraseForKeys
 
 __all__ = [
@@ -68,11 +70,8 @@ __all__ = [
     "DEFAULT_WAIT_TIMEOUT_S",
     "Client",
     "ClientError",
-    "IdentityEntry",
     "LedgerBlock",
     "LedgerEvent",
-    "NetworkManifest",
-    "NodeEntry",
     "NodeStatus",
     "PeerInfo",
     "Submission",
@@ -93,33 +92,6 @@ WAIT_RENEW_MARGIN_S = 0.05
 MESSAGE_BYTES_MAX = 64 * 1024 * 1024
 _DETAILS = re.compile(r"([A-Z][A-Z0-9_]*): (.*)", re.DOTALL)
 _TX_ID = re.compile(r"[0-9a-fA-F]{64}")
-
-EXIT_FAILURE = 1
-EXIT_UNAVAILABLE = 3
-EXIT_DEADLINE = 4
-
-
-def exit_code_for(status: grpc.StatusCode | None) -> int:
-    """The CLI exit status for a failure with this gRPC status (1 unless connection/deadline)."""
-    if status == grpc.StatusCode.UNAVAILABLE:
-        return EXIT_UNAVAILABLE
-    if status == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return EXIT_DEADLINE
-    return EXIT_FAILURE
-
-
-class ClientError(Exception):
-    """A failure with the ledger's stable ``code``, a sentence, and the gRPC status if any."""
-
-    def __init__(self, code: str, message: str, grpc_status: grpc.StatusCode | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.grpc_status = grpc_status
-
-    @property
-    def exit_code(self) -> int:
-        return exit_code_for(self.grpc_status)
 
 
 class TransactionFailed(ClientError):
@@ -462,131 +434,6 @@ class NodeStatus:
         }
 
 
-# --- the network manifest -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NodeEntry:
-    id: str
-    api: str
-
-
-@dataclass(frozen=True, slots=True)
-class IdentityEntry:
-    name: str
-    participant: str
-    key_file: Path
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class NetworkManifest:
-    """The parts of ``network.json`` a client needs; unknown fields are ignored."""
-
-    directory: Path
-    chain_id: str
-    genesis_file: Path | None
-    nodes: tuple[NodeEntry, ...]
-    identities: dict[str, IdentityEntry]
-    ca_cert: Path | None = None  # the consortium CA that node API certificates chain to
-    keys_encrypted: bool = False  # written by ``network init --encrypt``: refuse plaintext keys
-
-    FILE_NAME = "network.json"
-
-    @classmethod
-    def load(cls, directory: str | Path) -> NetworkManifest:
-        base = Path(directory)
-        path = base / cls.FILE_NAME
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ClientError(
-                "NO_NETWORK",
-                f"no network manifest at {path}; run 'ibledger network init' or "
-                "pass --network DIR or --node HOST:PORT",
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ClientError("MANIFEST_INVALID", f"cannot read {path}: {exc}") from None
-        return cls.from_dict(data, base)
-
-    @classmethod
-    def from_dict(cls, data: Any, base: Path) -> NetworkManifest:
-        def invalid(why: str) -> ClientError:
-            return ClientError("MANIFEST_INVALID", f"{base / cls.FILE_NAME}: {why}")
-
-        if not isinstance(data, dict):
-            raise invalid("the manifest must be a JSON object")
-        chain_id = data.get("chain_id")
-        if not isinstance(chain_id, str) or not chain_id:
-            raise invalid("chain_id must be a non-empty string")
-        genesis = data.get("genesis")
-        if genesis is not None and not isinstance(genesis, str):
-            raise invalid("genesis must be a file name")
-        ca_cert = data.get("ca_cert")
-        if ca_cert is not None and not isinstance(ca_cert, str):
-            raise invalid("ca_cert must be a file name")
-        raw_nodes = data.get("nodes")
-        if not isinstance(raw_nodes, list) or not raw_nodes:
-            raise invalid("nodes must be a non-empty list")
-        nodes = []
-        for index, entry in enumerate(raw_nodes):
-            if not isinstance(entry, dict) or not isinstance(entry.get("api"), str):
-                raise invalid(f"nodes[{index}] must have an 'api' address (HOST:PORT)")
-            nodes.append(NodeEntry(str(entry.get("id", f"node{index}")), entry["api"]))
-        raw_identities = data.get("identities") or {}
-        if not isinstance(raw_identities, dict):
-            raise invalid("identities must be an object")
-        identities = {}
-        for name, entry in raw_identities.items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("key_file"), str):
-                raise invalid(f"identity {name} must have a key_file")
-            roles = entry.get("roles") or []
-            identities[str(name)] = IdentityEntry(
-                name=str(name),
-                participant=str(entry.get("participant", name)),
-                key_file=base / entry["key_file"],
-                roles=tuple(str(r) for r in roles) if isinstance(roles, list) else (),
-            )
-        return cls(
-            directory=base,
-            chain_id=chain_id,
-            genesis_file=base / genesis if genesis else None,
-            nodes=tuple(nodes),
-            identities=identities,
-            ca_cert=base / ca_cert if ca_cert else None,
-            keys_encrypted=data.get("keys_encrypted") is True,
-        )
-
-    def identity(self, name: str) -> IdentityEntry:
-        """The identity called ``name`` (exact, else the one case-insensitive match)."""
-        if name in self.identities:
-            return self.identities[name]
-        folded = [entry for key, entry in self.identities.items() if key.lower() == name.lower()]
-        if len(folded) == 1:
-            return folded[0]
-        known = ", ".join(sorted(self.identities)) or "none"
-        raise ClientError(
-            "UNKNOWN_IDENTITY", f"the network has no identity {name!r} (known: {known})"
-        )
-
-    def genesis(self) -> dict[str, Any]:
-        if self.genesis_file is None:
-            raise ClientError("MANIFEST_INVALID", "the manifest names no genesis file")
-        return load_genesis(self.genesis_file)
-
-
-def load_genesis(path: str | Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ClientError(
-            "GENESIS_INVALID", f"cannot read the genesis file {path}: {exc}"
-        ) from None
-    if not isinstance(data, dict):
-        raise ClientError("GENESIS_INVALID", f"{path} is not a JSON object")
-    return data
-
-
 def api_credentials(ca_cert: str | Path) -> grpc.ChannelCredentials:
     """TLS credentials that trust only the consortium CA in ``ca_cert``."""
     try:
@@ -654,7 +501,7 @@ class Client:
         timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         *,
         credentials: grpc.ChannelCredentials | None = None,
-        manifest: NetworkManifest | None = None,
+        manifest: Manifest | None = None,
         ca_cert: str | Path | None = None,
         node_ids: Mapping[str, str] | None = None,
     ) -> None:
@@ -683,7 +530,7 @@ class Client:
     @classmethod
     def from_network(
         cls,
-        directory: str | Path,
+        directory: str | Path | None = None,
         identity: str | None = None,
         *,
         timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
@@ -692,11 +539,14 @@ class Client:
     ) -> Client:
         """A client for the network described by ``directory/network.json``.
 
-        ``identity`` names one of the manifest's identities (its key signs transactions and
-        queries); ``node`` pins one address instead of the manifest's node list; ``passphrase``
-        decrypts the identity's key when the network's keys are encrypted.
+        ``directory`` defaults to ``$IBLEDGER_HOME/network`` (``~/.ibledger/network``), where
+        ``ibledger network init`` writes, and a leading ``~`` is expanded. ``identity`` names
+        one of the manifest's identities (its key signs transactions and queries); ``node``
+        pins one address instead of the manifest's node list; ``passphrase`` decrypts the
+        identity's key when the network's keys are encrypted.
         """
-        manifest = NetworkManifest.load(directory)
+        path = home() / "network" if directory is None else Path(directory).expanduser()
+        manifest = load_manifest(path)
         keypair = sender = None
         if identity is not None:
             entry = manifest.identity(identity)
@@ -704,7 +554,7 @@ class Client:
                 entry.key_file, passphrase=passphrase, require_encrypted=manifest.keys_encrypted
             )
             sender = entry.participant
-        addresses = [node] if node else [n.api for n in manifest.nodes]
+        addresses = [node] if node else [str(n.api) for n in manifest.nodes]
         return cls(
             addresses,
             chain_id=manifest.chain_id,
@@ -713,7 +563,7 @@ class Client:
             timeout_s=timeout_s,
             manifest=manifest,
             ca_cert=manifest.ca_cert,
-            node_ids={n.api: n.id for n in manifest.nodes},
+            node_ids={str(n.api): n.id for n in manifest.nodes},
         )
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -36,11 +36,11 @@ from .client import (
     DEFAULT_WAIT_TIMEOUT_S,
     Client,
     ClientError,
-    NetworkManifest,
     Submission,
     TxReceipt,
     load_keypair,
 )
+from .manifest import MANIFEST_FILE, Manifest, load_manifest
 from .output import CommandError, add_json_flag, emit, home
 from .passphrase import add_passphrase_flag
 
@@ -157,15 +157,15 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
     if identity is None and key is None and hasattr(options, "identity"):
         identity = os.environ.get("IBLEDGER_AS") or None
     default_dir = home() / "network"
-    manifest: NetworkManifest | None = None
+    manifest: Manifest | None = None
     chain_id: str | None = None
     if network is not None or node is None:
-        manifest = NetworkManifest.load(network or default_dir)
+        manifest = load_manifest(network or default_dir)
         chain_id = manifest.chain_id
-    elif (default_dir / NetworkManifest.FILE_NAME).exists():
+    elif (default_dir / MANIFEST_FILE).exists():
         # --node alone: the default manifest still lends identities and the genesis file, but
         # the chain id comes from the node named, which may serve another network.
-        manifest = NetworkManifest.load(default_dir)
+        manifest = load_manifest(default_dir)
     keypair = None
     if key is not None:
         if not sender:
@@ -194,7 +194,7 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
             "NO_IDENTITY",
             f"this command is signed: pass --as IDENTITY{hint}, or --key FILE --sender PARTICIPANT",
         )
-    addresses = [node] if node else [entry.api for entry in manifest.nodes] if manifest else []
+    addresses = [node] if node else [str(entry.api) for entry in manifest.nodes] if manifest else []
     ca_cert: Path | None = getattr(options, "ca", None)
     if getattr(options, "insecure", False):
         if ca_cert is not None:
@@ -219,7 +219,7 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
         timeout_s=timeout_s,
         manifest=manifest,
         ca_cert=ca_cert,
-        node_ids={entry.api: entry.id for entry in manifest.nodes} if manifest else None,
+        node_ids={str(entry.api): entry.id for entry in manifest.nodes} if manifest else None,
     )
 
 

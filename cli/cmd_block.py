@@ -41,10 +41,11 @@ def register(commands: Any) -> None:
 
     tail = verbs.add_parser(
         "tail",
-        help="print blocks as they commit, until Ctrl-C",
-        description="Print each block as it commits (one line per block, and one per "
-        "transaction), starting at --from (default: the current tip). Stop with Ctrl-C. With "
-        "--json, print one JSON object per line.",
+        help="print the blocks up to the tip, or as they commit with --follow",
+        description="Print each block (one line per block, and one per transaction) from "
+        "--from (default: the current tip) up to the current tip, then exit. With --follow, "
+        "keep printing blocks as they commit, until Ctrl-C or --count. With --json, print one "
+        "JSON object per line.",
     )
     tail.add_argument(
         "--from",
@@ -54,6 +55,11 @@ def register(commands: Any) -> None:
         help="first height to print (default: the current tip)",
     )
     tail.add_argument("--count", type=int, metavar="N", help="stop after N blocks")
+    tail.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep following new blocks after the tip (until Ctrl-C or --count)",
+    )
     add_client_flags(tail)
     tail.set_defaults(handler=tail_blocks)
 
@@ -122,11 +128,12 @@ def _tail_line(block: LedgerBlock, data: dict[str, Any]) -> str:
 
 @with_client(identity=False)
 def tail_blocks(options: argparse.Namespace, client: Client) -> int:
-    start = options.from_height
-    if start is None:
-        start = client.status().height
+    head = client.status().height
+    start = head if options.from_height is None else options.from_height
     if start < 0 or (options.count is not None and options.count < 1):
         raise usage("BAD_ARGUMENT", "--from must be 0 or more and --count at least 1")
+    if start > head and not options.follow:
+        return 0
     printed = 0
     stream = client.blocks(start)
     try:
@@ -139,8 +146,10 @@ def tail_blocks(options: argparse.Namespace, client: Client) -> int:
             printed += 1
             if options.count is not None and printed >= options.count:
                 break
+            if block.height >= head and not options.follow:
+                break
     except KeyboardInterrupt:
-        pass  # Ctrl-C is how a tail ends
+        pass  # Ctrl-C is how a followed tail ends
     finally:
         stream.close()
     return 0

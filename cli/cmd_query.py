@@ -8,11 +8,12 @@ the raw history of any bill, instrument or participant, and the live stream of e
 from __future__ import annotations
 
 import argparse
+from collections.abc import Generator
 from typing import Any
 
 from ibledger.contracts import QUERIES
 
-from .client import Client
+from .client import Client, LedgerEvent
 from .client_options import (
     add_client_flags,
     format_attrs,
@@ -90,17 +91,18 @@ def register(commands: Any) -> None:
 
     events = views.add_parser(
         "events",
-        help="follow contract events as they commit, until Ctrl-C",
-        description="Print every contract event from height --from on (default: the next "
-        "block), then new events as blocks commit. Stop with Ctrl-C. --json prints one JSON "
-        "object per line.",
+        help="contract events up to the current height, or as they commit with --follow",
+        description="Print every contract event from height --from on up to the current "
+        "height, then exit. With --follow, keep printing new events as blocks commit, until "
+        "Ctrl-C or --count. Events are shown to the parties of their transactions and to the "
+        "regulator, so the stream is signed: pass --as. --json prints one JSON object per line.",
     )
     events.add_argument(
         "--from",
         dest="from_height",
         type=int,
         metavar="H",
-        help="first block height (default: the next block)",
+        help="first block height (default: 1, or the next block with --follow)",
     )
     events.add_argument(
         "--kind",
@@ -111,7 +113,12 @@ def register(commands: Any) -> None:
         help="only this event kind, e.g. bill.payment_refused (repeatable)",
     )
     events.add_argument("--count", type=int, metavar="N", help="stop after N events")
-    add_client_flags(events, identity=False)
+    events.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep following new events after the current height (until Ctrl-C or --count)",
+    )
+    add_client_flags(events)
     events.set_defaults(handler=follow_events)
 
 
@@ -233,12 +240,17 @@ def show_scope_history(options: argparse.Namespace, client: Client) -> int:
 @with_client(identity=False)
 def follow_events(options: argparse.Namespace, client: Client) -> int:
     start = options.from_height
+    head = client.status().height
     if start is None:
-        start = client.status().height + 1
+        start = head + 1 if options.follow else 1
     if start < 0 or (options.count is not None and options.count < 1):
         raise usage("BAD_ARGUMENT", "--from must be 0 or more and --count at least 1")
     printed = 0
-    stream = client.events(start, options.kinds)
+    stream = (
+        client.events(start, options.kinds)
+        if options.follow
+        else _events_to(client, start, head, options.kinds)
+    )
     try:
         for event in stream:
             if options.json:
@@ -257,3 +269,25 @@ def follow_events(options: argparse.Namespace, client: Client) -> int:
     finally:
         stream.close()
     return 0
+
+
+def _events_to(
+    client: Client, start: int, head: int, kinds: list[str]
+) -> Generator[LedgerEvent, None, None]:
+    """The events of heights ``start`` to ``head`` the viewer may see, read from the blocks.
+
+    The event stream gives no sign that it has passed a height, so a bounded read walks the
+    blocks instead (each block carries the events of the transactions shown to the viewer).
+    """
+    if start > head:
+        return
+    blocks = client.blocks(start)
+    try:
+        for block in blocks:
+            for event in block.events:
+                if not kinds or event.kind in kinds:
+                    yield event
+            if block.height >= head:
+                return
+    finally:
+        blocks.close()

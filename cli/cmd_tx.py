@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .client import Client, TxReceipt, load_genesis
+from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
     json_args,
@@ -29,6 +29,7 @@ from .client_options import (
     with_client,
 )
 from .client_verify import ValidatorSet, VerificationReport, verify_receipt
+from .manifest import read_genesis
 from .output import CommandError, emit
 
 
@@ -97,8 +98,8 @@ def validators_for(options: argparse.Namespace, client: Client) -> ValidatorSet:
     """The validator set from --genesis or the manifest's genesis file (never from a node)."""
     path: Path | None = getattr(options, "genesis", None)
     if path is not None:
-        return ValidatorSet.from_genesis(load_genesis(path))
-    if client.manifest is not None and client.manifest.genesis_file is not None:
+        return ValidatorSet.from_genesis(read_genesis(path))
+    if client.manifest is not None:
         return ValidatorSet.from_genesis(client.manifest.genesis())
     raise usage(
         "GENESIS_REQUIRED",

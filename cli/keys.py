@@ -62,7 +62,8 @@ def _key_dir(options: argparse.Namespace) -> Path:
 def _passphrase(options: argparse.Namespace, required: bool) -> bytes | None:
     if options.passphrase_file is not None:
         try:
-            return options.passphrase_file.read_bytes().rstrip(b"\r\n")
+            secret: bytes = options.passphrase_file.read_bytes()
+            return secret.rstrip(b"\r\n")
         except OSError as exc:
             raise CommandError(
                 "PASSPHRASE_FILE", f"cannot read {options.passphrase_file}: {exc}"

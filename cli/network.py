@@ -11,7 +11,7 @@
     identities/<ID>.key.pem              demo participants' signing keys (0600)
     genesis.json                         chain id, validators, consensus parameters, participants,
                                          governance (admin quorum)
-    network.json                         the manifest client commands read (``load_manifest``)
+    network.json                         the manifest client commands read (``cli.manifest``)
     prometheus-targets.json              every node's metrics address, for Prometheus discovery
 
 With ``--encrypt`` every private key above is encrypted under one passphrase (``node.keyfile``)
@@ -71,21 +71,13 @@ import grpc
 
 from ibledger.contracts.identifiers import uscc_check_char
 from ibledger.contracts.identifiers import validate as validate_identifier
-from ibledger.node.config import (
-    MANIFEST_FILE,
-    ConfigError,
-    HostPort,
-    Manifest,
-    ManifestNode,
-    format_toml,
-    load_manifest,
-    load_node_config,
-)
+from ibledger.node.config import ConfigError, HostPort, format_toml, load_node_config
 from ibledger.node.crypto import ED25519_SHA256, CryptoError, generate_keypair, write_private_key
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 from .client import api_channel
+from .manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestNode, load_manifest
 from .output import CommandError, add_json_flag, emit, home
 from .passphrase import (
     PASSPHRASE_ENV,
@@ -304,8 +296,8 @@ def _network_dir(options: argparse.Namespace) -> Path:
 def _manifest(directory: Path) -> Manifest:
     try:
         return load_manifest(directory)
-    except ConfigError as exc:
-        raise CommandError("NETWORK_INVALID", str(exc)) from None
+    except ManifestError as exc:
+        raise CommandError("NETWORK_INVALID", exc.message) from None
 
 
 # --- init ----------------------------------------------------------------------------------------
@@ -522,7 +514,7 @@ def _write_network(
         "governance": {"admin_quorum": quorum},
     }
     _write_json(directory / "genesis.json", genesis)
-    manifest = {
+    manifest: dict[str, Any] = {
         "chain_id": chain_id,
         "genesis": "genesis.json",
         "ca_cert": "ca/ca.crt",  # clients verify every node's API certificate against it
@@ -544,7 +536,7 @@ def _write_network(
         load_manifest(directory)
         for node in manifest_nodes:
             load_node_config(directory / node["config"], passphrase=passphrase)
-    except ConfigError as exc:
+    except (ConfigError, ManifestError) as exc:
         raise CommandError("CONFIG_INVALID", f"the written network does not load: {exc}") from None
     return {
         "dir": str(directory),

@@ -1,4 +1,4 @@
-"""Asset registry (DOMAIN.md Part C): instrument master, holdings and encumbrances.
+"""Asset registry (docs/domain.md Part C): instrument master, holdings and encumbrances.
 
 Theory of operation
 -------------------

@@ -1,4 +1,5 @@
-"""Electronic commercial bills (DOMAIN.md Part B): a table-driven state machine over bill pieces.
+"""Electronic commercial bills (docs/domain.md Part B): a table-driven state machine over bill
+pieces.
 
 This module holds the operations (request, answer, unilateral and system actions); the action
 table with its guards and effects is in ``bill_actions``, and piece storage with the time-driven

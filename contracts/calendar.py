@@ -10,7 +10,7 @@ reference data owned by the operator and loaded at genesis (``cfg/calendar``).
 Rule parameters that the domain text leaves open (presentment window length, request time-outs,
 answer deadlines, limitation periods, the term limits by issue date, the remote-acceptor interest
 allowance) live in ``cfg/params`` so that every replica applies the same value; defaults follow
-DOMAIN.md B.7 and B.10.
+docs/domain.md B.7 and B.10.
 
 Genesis schema (all optional)::
 

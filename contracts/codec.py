@@ -41,34 +41,72 @@ def _normalise(obj: Any, depth: int) -> Any:
     """Return ``obj`` with every map rebuilt in canonical key order; validate the domain."""
     if depth > _DEPTH_MAX:
         raise CodecError(f"value nested deeper than {_DEPTH_MAX} levels")
-    if obj is None or isinstance(obj, bool):
+    # Exact built-in types first: every state value and payload is made of them, and this
+    # function runs for every field of every transaction on every replica.
+    kind = type(obj)
+    if kind is str:
+        if not obj.isascii():
+            _check_utf8(obj, "string")
+        return obj
+    if kind is int:
+        if not INT_MIN <= obj <= INT_MAX:
+            raise CodecError(f"integer {obj} is outside the signed 64-bit range")
+        return obj
+    if kind is bytes or obj is None or kind is bool:
+        return obj
+    if kind is dict:
+        normalised: dict[str, Any] = {}
+        for key, value in obj.items():
+            if type(key) is not str:
+                return _normalise_mapping(obj, depth)  # the general path names the bad key
+            if not key.isascii():
+                _check_utf8(key, "map key")
+            normalised[key] = _normalise(value, depth + 1)
+        # For valid UTF-8 text, code-point order (Python's ``str`` order) is UTF-8 byte order.
+        return {key: normalised[key] for key in sorted(normalised)}
+    if kind is list or kind is tuple:
+        return [_normalise(item, depth + 1) for item in obj]
+    return _normalise_other(obj, depth)
+
+
+def _check_utf8(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates cannot be UTF-8
+        raise CodecError(f"{what} is not valid UTF-8") from exc
+
+
+def _normalise_mapping(obj: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    items: list[tuple[bytes, str, Any]] = []
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            raise CodecError(f"map key {key!r} is not a string")
+        try:
+            key_bytes = key.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CodecError("map key is not valid UTF-8") from exc
+        items.append((key_bytes, key, _normalise(value, depth + 1)))
+    items.sort(key=lambda item: item[0])
+    return {key: value for _, key, value in items}
+
+
+def _normalise_other(obj: Any, depth: int) -> Any:
+    """Subclasses of the domain's types (``IntEnum``, ``StrEnum``, mappings other than dict)."""
+    if isinstance(obj, bool):
         return obj
     if isinstance(obj, int):
         if not INT_MIN <= obj <= INT_MAX:
             raise CodecError(f"integer {obj} is outside the signed 64-bit range")
         return obj
     if isinstance(obj, str):
-        try:
-            obj.encode("utf-8")
-        except UnicodeEncodeError as exc:  # lone surrogates cannot be UTF-8
-            raise CodecError("string is not valid UTF-8") from exc
+        _check_utf8(obj, "string")
         return obj
     if isinstance(obj, bytes):
         return obj
     if isinstance(obj, list | tuple):
         return [_normalise(item, depth + 1) for item in obj]
     if isinstance(obj, Mapping):
-        items: list[tuple[bytes, str, Any]] = []
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise CodecError(f"map key {key!r} is not a string")
-            try:
-                key_bytes = key.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise CodecError("map key is not valid UTF-8") from exc
-            items.append((key_bytes, key, _normalise(value, depth + 1)))
-        items.sort(key=lambda item: item[0])
-        return {key: value for _, key, value in items}
+        return _normalise_mapping(obj, depth)
     raise CodecError(f"type {type(obj).__name__} cannot be encoded canonically")
 
 

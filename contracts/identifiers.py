@@ -1,4 +1,4 @@
-"""Identifier and code validation (DOMAIN.md Part A), strict and exact.
+"""Identifier and code validation (docs/domain.md Part A), strict and exact.
 
 Theory of operation
 -------------------

@@ -12,9 +12,9 @@ Before any operation the runtime calls ``check_sender``: the payload's sender mu
 active participant and the envelope's key must be one of its active keys. The node calls
 ``resolve_key`` at admission to find the public key to verify a signature with.
 
-Role prerequisites: an enterprise must carry a USCC and a bank an LEI (DOMAIN.md B.2: parties are
-keyed by USCC or LEI). At least one active consortium admin always remains, and never fewer than
-the genesis admin quorum, or no governance proposal could pass again.
+Role prerequisites: an enterprise must carry a USCC and a bank an LEI (docs/domain.md B.2:
+parties are keyed by USCC or LEI). At least one active consortium admin always remains, and
+never fewer than the genesis admin quorum, or no governance proposal could pass again.
 
 Who may change what: a participant adds and revokes its own keys. Changing another participant's
 keys, anyone's roles or activation, and admitting a participant with a governed role
@@ -25,7 +25,7 @@ admin still registers participants without governed roles and edits reference de
 CNAPS, LEI status), which confer no authority.
 
 Ed25519 public keys are checked at registration: canonical encoding, on the curve, and not of
-small order (DESIGN.md section 3; TESTING.md S4), so a key that admits trivial forgeries is never
+small order (docs/design.md section 7), so a key that admits trivial forgeries is never
 accepted.
 
 State keys::

@@ -1,4 +1,4 @@
-"""Amounts in integer minor units, and the exact interest arithmetic of DOMAIN.md B.10.
+"""Amounts in integer minor units, and the exact interest arithmetic of docs/domain.md B.10.
 
 Theory of operation
 -------------------

@@ -1,4 +1,4 @@
-"""Read side for the API and CLI, with look-through supervision (DOMAIN.md C.4, issue 5 item 5).
+"""Read side for the API and CLI, with look-through supervision (docs/domain.md C.4).
 
 Theory of operation
 -------------------

@@ -1,4 +1,4 @@
-"""Who can be pursued in recourse (DOMAIN.md B.11) and until when (B.7 limitation periods).
+"""Who can be pursued in recourse (docs/domain.md B.11) and until when (B.7 limitation periods).
 
 Theory of operation
 -------------------

@@ -204,7 +204,7 @@ RefusalHook = Callable[[str, str, Mapping[str, Any]], None]
 
 @contextlib.asynccontextmanager
 async def _answering(
-    context: grpc.aio.ServicerContext, on_refused: Callable[[NodeError], None] | None
+    context: grpc.aio.ServicerContext[Any, Any], on_refused: Callable[[NodeError], None] | None
 ) -> AsyncIterator[None]:
     """Turn what escapes a handler into its gRPC status: a NodeError into its code (and the
     refusal hook), anything else into INTERNAL, logged."""
@@ -222,7 +222,7 @@ async def _answering(
 
 
 async def _guard(
-    context: grpc.aio.ServicerContext,
+    context: grpc.aio.ServicerContext[Any, Any],
     call: Awaitable[T],
     on_refused: Callable[[NodeError], None] | None = None,
 ) -> T:
@@ -232,7 +232,7 @@ async def _guard(
 
 
 async def _guard_stream(
-    context: grpc.aio.ServicerContext,
+    context: grpc.aio.ServicerContext[Any, Any],
     items: AsyncIterator[T],
     on_refused: Callable[[NodeError], None] | None = None,
 ) -> AsyncIterator[T]:
@@ -274,7 +274,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         )
 
     def _refusal(
-        self, method: str, context: grpc.aio.ServicerContext
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Callable[[NodeError], None]:
         def note(exc: NodeError) -> None:
             self._on_refused(exc.code, context.peer(), {"method": method, "message": exc.message})
@@ -314,7 +314,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         return self._response(result)
 
     async def Submit(
-        self, request: ledger_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.SubmitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.SubmitResponse:
         return await _guard(context, self._submit(request), self._refusal("Submit", context))
 
@@ -338,7 +338,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         return ledger_pb2.SubmitBatchResponse(results=[self._response(r) for r in results])
 
     async def SubmitBatch(
-        self, request: ledger_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.SubmitBatchResponse:
         return await _guard(
             context,
@@ -365,7 +365,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         return receipt
 
     async def GetReceipt(
-        self, request: ledger_pb2.GetReceiptRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.GetReceiptRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> types_pb2.Receipt:
         return await _guard(
             context, self._get_receipt(request), self._refusal("GetReceipt", context)
@@ -397,7 +397,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
             await self._feed.wait_tx(request.tx_id, remaining)
 
     async def WaitForCommit(
-        self, request: ledger_pb2.WaitForCommitRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.WaitForCommitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> types_pb2.Receipt:
         return await _guard(
             context, self._wait(request, context.peer()), self._refusal("WaitForCommit", context)
@@ -417,7 +417,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         return self._block_for(viewer, block)
 
     async def GetBlock(
-        self, request: ledger_pb2.GetBlockRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.GetBlockRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> types_pb2.Block:
         return await _guard(context, self._get_block(request), self._refusal("GetBlock", context))
 
@@ -440,7 +440,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
                 yield self._block_for(viewer, block)
 
     async def StreamBlocks(
-        self, request: ledger_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.StreamBlocksRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[types_pb2.Block]:
         blocks = self._stream_blocks(request, context.peer())
         async for block in _guard_stream(context, blocks, self._refusal("StreamBlocks", context)):
@@ -467,7 +467,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
                         yield event_pb(block.header.height, block.header.timestamp_ms, event)
 
     async def StreamEvents(
-        self, request: ledger_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[types_pb2.Event]:
         events = self._stream_events(request, context.peer())
         async for event in _guard_stream(context, events, self._refusal("StreamEvents", context)):
@@ -510,12 +510,12 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         return ledger_pb2.QueryResponse(result=result, height=height)
 
     async def Query(
-        self, request: ledger_pb2.QueryRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.QueryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.QueryResponse:
         return await _guard(context, self._query(request), self._refusal("Query", context))
 
     async def GetStatus(
-        self, request: ledger_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
+        self, request: ledger_pb2.GetStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ledger_pb2.NodeStatus:
         view = self._node_view()
         return ledger_pb2.NodeStatus(

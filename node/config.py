@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A node reads two files at start-up (DESIGN.md section 6):
+A node reads two files at start-up (docs/design.md section 6):
 
 * ``node.toml`` — this node's id, key paths, data directory, listen addresses and limits.
   Relative paths resolve against the directory holding ``node.toml``.  The optional ``[audit]``
@@ -14,8 +14,7 @@ A node reads two files at start-up (DESIGN.md section 6):
   are validated by ``contracts.runtime.genesis_writes``. ``Genesis.raw`` keeps the parsed
   mapping unchanged: the ledger hashes it and the contracts read it.
 
-Client commands read a third file, ``network.json`` (the manifest ``ibledger network init``
-writes), through ``load_manifest``.
+The network manifest (``network.json``) is a client's file, read by ``cli.manifest`` only.
 
 Every problem raises ``ConfigError(path, field, message)``, whose text names the file, the place
 in it and the reason: ``node.toml: [peer] listen: port 70000 is out of range 1-65535`` or
@@ -29,7 +28,6 @@ certificate is issued by the consortium CA for this node id.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import os
@@ -38,11 +36,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.runtime import genesis_writes
 
+from .addresses import HostPort, parse_host_port
+from .addresses import describe_value as _show
 from .audit import (
     AGGREGATE_INTERVAL_MS_DEFAULT,
     HEAD_INTERVAL_MS_DEFAULT,
@@ -63,16 +63,12 @@ from .pki import (
 
 __all__ = [
     "LOG_LEVELS",
-    "MANIFEST_FILE",
     "ApiConfig",
     "ConfigError",
     "ConsensusParams",
     "Genesis",
     "HostPort",
     "LogConfig",
-    "Manifest",
-    "ManifestIdentity",
-    "ManifestNode",
     "MempoolConfig",
     "MetricsConfig",
     "NodeConfig",
@@ -80,15 +76,12 @@ __all__ = [
     "ValidatorInfo",
     "format_toml",
     "load_genesis",
-    "load_manifest",
     "load_node_config",
     "parse_host_port",
 ]
 
-MANIFEST_FILE = "network.json"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 CHAIN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _HEX = re.compile(r"[0-9a-f]*")
 VALIDATORS_MAX = 256
 API_MESSAGE_BYTES_DEFAULT = 4 * 1024 * 1024
@@ -152,60 +145,6 @@ class ConfigError(Exception):
 
 
 # --- values --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def parse_host_port(text: Any, *, allow_zero: bool = False) -> HostPort:
-    """Parse ``host:port`` (IPv4, host name, or ``[IPv6]``); raise ValueError with a sentence."""
-    if not isinstance(text, str):
-        raise ValueError(f'must be a "host:port" string, got {_show(text)}')
-    match = re.fullmatch(r"(\[[^\]]*\]|[^:\[\]]*):([0-9]{1,5})", text)
-    if match is None:
-        raise ValueError(f"must be host:port, e.g. 127.0.0.1:7100, got {text!r}")
-    host, port = match.group(1), int(match.group(2))
-    low = 0 if allow_zero else 1
-    if not low <= port <= 65535:
-        raise ValueError(f"port {port} is out of range {low}-65535")
-    if host.startswith("["):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ValueError(f"{host} is not an IPv6 address") from None
-        return HostPort(host[1:-1], port)
-    if not host:
-        raise ValueError(f"the host is missing in {text!r}")
-    if re.fullmatch(r"[0-9.]+", host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} is not an IPv4 address") from None
-        return HostPort(host, port)
-    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
-        raise ValueError(f"{host!r} is not a valid host name")
-    return HostPort(host, port)
-
-
-def _show(value: Any) -> str:
-    """A short description of a wrong value for error messages."""
-    kinds = {bool: "a boolean", float: "a number with a fraction", list: "a list", dict: "a table"}
-    for kind, name in kinds.items():
-        if isinstance(value, kind):
-            text = json.dumps(value, default=str)
-            return f"{name} ({text[:40]})" if kind in (bool, float) else name
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return f"the text {value[:60]!r}"
-    return repr(value)[:60]
 
 
 def _is_int(value: Any) -> bool:
@@ -299,7 +238,6 @@ class NodeConfig:
 
 
 _MISSING: Any = object()
-T = TypeVar("T")
 
 
 class _Table:
@@ -954,107 +892,3 @@ def _consensus(path: Path, value: Any) -> ConsensusParams:
             f"({params.view_change_timeout_ms}), or backups suspect a primary that is batching",
         )
     return params
-
-
-# --- network manifest ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestNode:
-    id: str
-    api: HostPort
-    peer: HostPort
-    metrics: HostPort
-    dir: Path
-    config: Path
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestIdentity:
-    name: str
-    participant: str
-    key_file: Path
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """``network.json``: what client commands need to find a local network; paths absolute."""
-
-    directory: Path
-    chain_id: str
-    genesis: Path
-    nodes: tuple[ManifestNode, ...]
-    identities: dict[str, ManifestIdentity] = field(compare=False)
-    ca_cert: Path | None = None  # the consortium CA node API certificates chain to
-
-    def node(self, node_id: str) -> ManifestNode | None:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node
-        return None
-
-    def identity(self, name: str) -> ManifestIdentity | None:
-        return self.identities.get(name)
-
-
-def _require(path: Path, where: str, value: Any, kind: type[T], what: str) -> T:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(path, where, f"must be {what}, got {_show(value)}")
-    return value
-
-
-def load_manifest(directory: Path | str) -> Manifest:
-    """Read ``network.json`` from a network directory. Raises ConfigError."""
-    directory = Path(directory).resolve()
-    path = directory / MANIFEST_FILE
-    if not path.exists():
-        raise ConfigError(
-            path, None, "does not exist: create a network with 'ibledger network init'"
-        )
-    raw = _require(path, "(top level)", _read_json(path), dict, "a JSON object")
-    for key in ("chain_id", "genesis", "nodes", "identities"):
-        if key not in raw:
-            raise ConfigError(path, key, "is required")
-    chain_id = _require(path, "chain_id", raw["chain_id"], str, "a string")
-    genesis = directory / _require(path, "genesis", raw["genesis"], str, "a relative path")
-    nodes_raw = _require(path, "nodes", raw["nodes"], list, "a list")
-    if not nodes_raw:
-        raise ConfigError(path, "nodes", "must list at least one node")
-    nodes: list[ManifestNode] = []
-    for index, entry in enumerate(nodes_raw):
-        where = f"nodes[{index}]"
-        entry = _require(path, where, entry, dict, "an object")
-        values: dict[str, Any] = {}
-        for key in ("id", "api", "peer", "metrics", "dir", "config"):
-            if key not in entry:
-                raise ConfigError(path, f"{where}.{key}", "is required")
-            values[key] = _require(path, f"{where}.{key}", entry[key], str, "a string")
-        for key in ("api", "peer", "metrics"):
-            try:
-                values[key] = parse_host_port(values[key])
-            except ValueError as exc:
-                raise ConfigError(path, f"{where}.{key}", str(exc)) from None
-        if any(node.id == values["id"] for node in nodes):
-            raise ConfigError(path, f"{where}.id", f"{values['id']!r} is listed twice")
-        values["dir"] = directory / values["dir"]
-        values["config"] = directory / values["config"]
-        nodes.append(ManifestNode(**values))
-    identities_raw = _require(path, "identities", raw["identities"], dict, "an object")
-    identities: dict[str, ManifestIdentity] = {}
-    for name, entry in identities_raw.items():
-        where = f"identities.{name}"
-        entry = _require(path, where, entry, dict, "an object")
-        for key in ("participant", "key_file", "roles"):
-            if key not in entry:
-                raise ConfigError(path, f"{where}.{key}", "is required")
-        participant = _require(path, f"{where}.participant", entry["participant"], str, "a string")
-        key_file = _require(path, f"{where}.key_file", entry["key_file"], str, "a relative path")
-        roles = _require(path, f"{where}.roles", entry["roles"], list, "a list of role names")
-        if not all(isinstance(role, str) for role in roles):
-            raise ConfigError(path, f"{where}.roles", "must list role names as strings")
-        identities[name] = ManifestIdentity(name, participant, directory / key_file, tuple(roles))
-    ca_cert = None
-    if raw.get("ca_cert") is not None:
-        ca_cert = directory / _require(path, "ca_cert", raw["ca_cert"], str, "a relative path")
-    return Manifest(directory, chain_id, genesis, tuple(nodes), identities, ca_cert)

@@ -86,7 +86,7 @@ def _wrap(
 ) -> Callable[..., Any]:
     name = method.name
 
-    def note(request: _Malformed, context: grpc.aio.ServicerContext) -> None:
+    def note(request: _Malformed, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if on_malformed is not None:
             on_malformed(name, context.peer(), request.size)
         bad_input.bad_input(
@@ -145,7 +145,7 @@ def add_service(
     on_malformed: MalformedHook | None = None,
 ) -> None:
     """Register every method of ``service`` on ``servicer`` with parse failures refused."""
-    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         request_class = message_factory.GetMessageClass(method.input_type)
         response_class = message_factory.GetMessageClass(method.output_type)

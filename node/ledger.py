@@ -69,6 +69,8 @@ from .verifier import BatchVerifier, SignerKey, Verdict
 
 ZERO_HASH = bytes(32)
 SIGNER_CACHE_MAX = 100_000
+BLOOM_FILTER_BITS = 10  # about 1 % false positives per table
+BLOCK_CACHE_BYTES = 64 * 1024 * 1024  # LevelDB's default is 8 MiB
 IDENTITY_PREFIX = b"id/"  # contracts/identity.py keeps participants and keys under it
 CertificateCheck = Callable[[BlockHeader, bytes, bytes], bool]  # header, block hash, certificate
 
@@ -220,7 +222,16 @@ class Ledger:
         """
         Path(path).mkdir(parents=True, exist_ok=True)
         try:
-            db = plyvel.DB(str(path), create_if_missing=True, paranoid_checks=True)
+            db = plyvel.DB(
+                str(path),
+                create_if_missing=True,
+                paranoid_checks=True,
+                # Admission and execution look up keys that mostly do not exist (a new
+                # transaction's id, a sender's next nonce): a Bloom filter answers those
+                # misses without reading a table block from every level.
+                bloom_filter_bits=BLOOM_FILTER_BITS,
+                lru_cache_size=BLOCK_CACHE_BYTES,
+            )
         except plyvel.CorruptionError as exc:
             raise LedgerCorruption(None, f"LevelDB refused to open the database: {exc}") from exc
         except plyvel.IOError as exc:

@@ -34,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -324,7 +325,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         members: frozenset[str],
         fetch_blocks: Callable[[int, int], list[types_pb2.Block]],
         *,
-        identify: Callable[[grpc.aio.ServicerContext], str | None],
+        identify: Callable[[grpc.aio.ServicerContext[Any, Any]], str | None],
         require_tls_identity: bool = True,
         genesis_digest: bytes | None = None,
         on_refused: Callable[[str, str, str], None] = lambda reason, caller, detail: None,
@@ -337,7 +338,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         self._fetch_blocks = fetch_blocks
         self._require_tls_identity = require_tls_identity
 
-    async def _check_genesis(self, context: grpc.aio.ServicerContext) -> None:
+    async def _check_genesis(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self._genesis_digest is None:
             return
         theirs = ""
@@ -355,13 +356,13 @@ class PeerService(peer_pb2_grpc.PeerServicer):
             self._on_refused(GENESIS_MISMATCH, caller, detail)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, detail)
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext, claimed: str) -> str:
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], claimed: str) -> str:
         peer_id = await self._identity(context, claimed)
         # Only a validator learns this node's genesis digest from the refusal.
         await self._check_genesis(context)
         return peer_id
 
-    async def _identity(self, context: grpc.aio.ServicerContext, claimed: str) -> str:
+    async def _identity(self, context: grpc.aio.ServicerContext[Any, Any], claimed: str) -> str:
         peer_id = self._identify(context)
         if peer_id is None and not self._require_tls_identity:
             # In-process tests without TLS only: trust the claim (or serve an anonymous fetch).
@@ -376,7 +377,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
     async def Exchange(
         self,
         request_iterator: AsyncIterator[peer_pb2.PeerFrame],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[peer_pb2.PeerFrame]:
         peer_id: str | None = None
         async for frame in request_iterator:
@@ -390,7 +391,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         yield  # an async generator that answers nothing: the reverse direction has its own stream
 
     async def FetchBlocks(
-        self, request: peer_pb2.FetchBlocksRequest, context: grpc.aio.ServicerContext
+        self, request: peer_pb2.FetchBlocksRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[types_pb2.Block]:
         await self._authenticate(context, "")
         for block in await asyncio.to_thread(

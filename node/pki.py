@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Peer links are mutually authenticated TLS (DESIGN.md section 2). The consortium CA is a
+Peer links are mutually authenticated TLS (docs/design.md sections 3 and 7). The consortium CA is a
 self-signed certificate whose private key stays with the operator; it signs one certificate per
 node. A node certificate names its node twice: subject CN = node id, and SAN DNS:<node id> (plus
 the IP addresses and host names the node listens on). It carries both serverAuth and clientAuth,

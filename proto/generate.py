@@ -20,7 +20,7 @@ PROTOS = ("types.proto", "ledger.proto", "peer.proto")
 
 def generate(out_dir: Path) -> list[Path]:
     """Compile every .proto into ``out_dir``; returns the generated files."""
-    from grpc_tools import protoc  # a development dependency, imported only here
+    from grpc_tools import protoc  # type: ignore[import-untyped]  # development only
 
     with tempfile.TemporaryDirectory() as staging_name:
         staging = Path(staging_name)
@@ -32,13 +32,19 @@ def generate(out_dir: Path) -> list[Path]:
         build = staging / "out"
         build.mkdir()
         well_known = Path(protoc.__file__).resolve().parent / "_proto"
+        # mypy-protobuf's plugins write typed stubs for the messages and the gRPC services (the
+        # .pyi files); they are installed beside this interpreter as a development dependency.
+        plugins = Path(sys.executable).parent
         args = [
             "grpc_tools.protoc",
             f"-I{source_root}",
             f"-I{well_known}",
             f"--python_out={build}",
-            f"--pyi_out={build}",
+            f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+            f"--mypy_out={build}",
             f"--grpc_python_out={build}",
+            f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
+            f"--mypy_grpc_out={build}",
             *(f"ibledger/proto/{name}" for name in PROTOS),
         ]
         if protoc.main(args) != 0:

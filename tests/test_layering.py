@@ -1,12 +1,19 @@
-"""Layering (DESIGN section 1): the consensus and contracts packages are pure.
+"""Layering (docs/design.md section 1): the consensus and contracts packages are pure.
 
 Neither may import an I/O, clock, randomness, process or network module, nor call `open`,
 `input` or `__import__`, nor read a clock (`.now()`, `.today()`, `.utcnow()`, ...). consensus/
 may not import `datetime` at all; contracts/ may import the pure calendar types `date` and
 `timedelta` from it (day arithmetic on agreed block time) but nothing else. consensus/ also
 imports nothing first-party and no third-party package except msgpack, and its relative imports
-stay inside its own package. The test walks whatever .py files exist, so it keeps checking as
-the packages grow.
+stay inside its own package; contracts/ imports no first-party module outside itself either.
+
+cli/ reaches node/ only through the client-safe wire modules (``CLIENT_SAFE``: what a client
+needs to build, sign and verify transactions, blocks and keys, none of which opens a socket,
+a database or a server), and those modules only import each other inside node/. The operator
+commands that run or configure nodes in-process are the named exceptions (``CLI_NODE_EXCEPTIONS``,
+each with its reason); an exception that no longer needs node/ beyond the wire modules fails
+too, so the list cannot go stale. Imports inside functions count. The test walks whatever .py
+files exist, so it keeps checking as the packages grow; failures name file:line and the module.
 """
 
 from __future__ import annotations
@@ -56,6 +63,25 @@ CLOCK_METHODS = {"now", "today", "utcnow", "fromtimestamp", "utcfromtimestamp", 
 PURE_DATETIME_NAMES = {"date", "timedelta"}
 FIRST_PARTY = {"ibledger", "consensus", "contracts", "node", "cli", "proto", "bench", "tests"}
 CONSENSUS_THIRD_PARTY = {"msgpack"}
+PACKAGES = ("consensus", "contracts", "node", "cli", "proto")
+
+# The node/ modules a client may import: host:port addresses, transaction envelopes, block
+# headers and proofs, signature suites, key files and the wall clock that stamps expiries.
+CLIENT_SAFE = {
+    "ibledger.node.blocks",
+    "ibledger.node.clock",
+    "ibledger.node.addresses",
+    "ibledger.node.crypto",
+    "ibledger.node.keyfile",
+    "ibledger.node.tx",
+}
+# What a client-safe module must not import: it would drag a server, a database or threads in.
+CLIENT_SAFE_FORBIDDEN = {"asyncio", "grpc", "plyvel", "socket", "subprocess", "threading"}
+CLI_NODE_EXCEPTIONS = {
+    "cli/network.py": "network init/up writes and checks node configs, genesis and the PKI",
+    "cli/node_cmd.py": "node start runs the node server in this process",
+    "cli/cmd_audit.py": "audit verify reads a node's audit log files and genesis offline",
+}
 
 
 def _files(package: str) -> list[Path]:
@@ -120,6 +146,119 @@ def test_consensus_imports_nothing_first_party() -> None:
             elif level > depth + 1:
                 problems.append(f"{rel}:{line} relative import leaves the package")
     assert not problems, "\n".join(problems)
+
+
+def _module_name(path: Path) -> str:
+    """The installed name of a first-party file: consensus/codec.py -> ibledger.consensus.codec."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(["ibledger", *parts])
+
+
+def _is_module(name: str) -> bool:
+    parts = name.split(".")[1:]
+    if not parts or parts[0] not in PACKAGES:
+        return False
+    base = ROOT.joinpath(*parts)
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _first_party_imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
+    """(absolute ibledger.* module, line) for every first-party import in the file, relative
+    ones resolved; ``from ibledger.node import clock`` names ``ibledger.node.clock``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    name = _module_name(path) if root == ROOT else "ibledger.cli.example"
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend(
+                (alias.name, node.lineno)
+                for alias in node.names
+                if alias.name.split(".")[0] == "ibledger"
+            )
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            elif (node.module or "").split(".")[0] == "ibledger":
+                base = node.module or ""
+            else:
+                continue
+            for alias in node.names:
+                child = f"{base}.{alias.name}"
+                out.append((child if _is_module(child) else base, node.lineno))
+    return out
+
+
+def _outside(module: str, package: str) -> bool:
+    prefix = f"ibledger.{package}"
+    return module != prefix and not module.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("package", ["consensus", "contracts"])
+def test_pure_packages_import_nothing_first_party_outside_themselves(package: str) -> None:
+    problems = [
+        f"{path.relative_to(ROOT)}:{line} imports {module} (outside {package}/)"
+        for path in _files(package)
+        for module, line in _first_party_imports(path)
+        if _outside(module, package)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_cli_reaches_node_only_through_the_client_safe_modules() -> None:
+    problems = []
+    needs_exception = set()
+    for path in _files("cli"):
+        rel = path.relative_to(ROOT).as_posix()
+        for module, line in _first_party_imports(path):
+            if _outside(module, "node") or module in CLIENT_SAFE:
+                continue
+            if rel in CLI_NODE_EXCEPTIONS:
+                needs_exception.add(rel)
+                continue
+            problems.append(
+                f"{rel}:{line} imports {module}: cli/ may import from node/ only "
+                f"{', '.join(sorted(CLIENT_SAFE))} (or be a named operator exception)"
+            )
+    for rel in sorted(set(CLI_NODE_EXCEPTIONS) - needs_exception):
+        problems.append(f"{rel}: listed as an exception but imports only client-safe modules")
+    assert not problems, "\n".join(problems)
+
+
+def test_client_safe_modules_stay_wire_only() -> None:
+    problems = []
+    for module in sorted(CLIENT_SAFE):
+        path = ROOT.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        assert path.is_file(), f"{module}: no such module"
+        rel = path.relative_to(ROOT)
+        for imported, line in _first_party_imports(path):
+            if not _outside(imported, "node") and imported not in CLIENT_SAFE:
+                problems.append(f"{rel}:{line} imports {imported}, which is not client-safe")
+            elif not (_outside(imported, "cli") and _outside(imported, "proto")):
+                problems.append(f"{rel}:{line} imports {imported}")
+        for imported, _, line in _imports(path):
+            if imported in CLIENT_SAFE_FORBIDDEN:
+                problems.append(f"{rel}:{line} imports {imported}")
+    assert not problems, "\n".join(problems)
+
+
+def test_import_resolution(tmp_path: Path) -> None:
+    bad = tmp_path / "example.py"
+    bad.write_text(
+        "from ibledger.node import clock, ledger\nfrom ..node.server import run\n"
+        "def f():\n    import ibledger.node.config\nfrom . import output\n"
+    )
+    assert _first_party_imports(bad, root=tmp_path) == [
+        ("ibledger.node.clock", 1),
+        ("ibledger.node.ledger", 1),
+        ("ibledger.node.server", 2),
+        ("ibledger.cli.output", 5),
+        ("ibledger.node.config", 4),
+    ]
 
 
 def test_checker_catches_violations(tmp_path: Path) -> None:

@@ -88,6 +88,7 @@ class Network:
                     "id": f"node{i}",
                     "api": address,
                     "peer": "127.0.0.1:1",
+                    "metrics": "127.0.0.1:2",
                     "dir": f"nodes/node{i}",
                     "config": f"nodes/node{i}/node.toml",
                 }

@@ -27,7 +27,8 @@ def ok(result: CliResult) -> CliResult:
 def _later(
     network: Network, operation: str, args: dict[str, Any], identity: str = "ADMIN"
 ) -> threading.Timer:
-    """Submit a transaction from another thread shortly (while a command follows the chain)."""
+    """Submit a transaction from another thread shortly (while a command follows the chain);
+    callers follow from a known height, so the order of the two never matters."""
 
     def run() -> None:
         with network.client(identity) as client:
@@ -305,8 +306,13 @@ def test_block_show_and_tail(cli: Cli, network: Network) -> None:
     assert missing.code == 1 and "NOT_FOUND" in missing.err
     lines = ok(cli("block", "tail", "--from", "0", "--count", "2", "--json")).out.splitlines()
     assert [json.loads(line)["height"] for line in lines] == [0, 1]
+    # Without --follow a tail stops at the tip.
+    lines = ok(cli("block", "tail", "--from", "0", "--json")).out.splitlines()
+    assert [json.loads(line)["height"] for line in lines] == [0, 1]
     later = _later(network, "identity.update_details", {"participant": "CIB", "name": "CIB"})
-    followed = ok(cli("block", "tail", "--count", "2")).out  # the tip, then a new block
+    # From the bond's block, so the new block is followed whether it commits before or after
+    # the command starts (the timer races the command's start-up on a loaded machine).
+    followed = ok(cli("block", "tail", "--from", "1", "--follow", "--count", "2")).out
     later.join()
     assert "asset.register by CSDC: OK" in followed
     assert "identity.update_details by ADMIN: OK" in followed
@@ -316,8 +322,23 @@ def test_supervise_events_follows_new_events(cli: Cli, network: Network) -> None
     _register_bond(cli)
     lines = ok(cli("supervise", "events", "--from", "1", "--count", "1", "--json")).out
     assert '"kind": "asset.registered"' in lines
+    # Without --follow the events up to the current height are printed, then the command ends.
+    upto = ok(cli("supervise", "events", "--json")).out.splitlines()
+    assert [json.loads(line)["kind"] for line in upto] == ["asset.registered"]
     later = _later(network, "identity.update_details", {"participant": "CIB", "name": "CIB"})
-    text = ok(cli("supervise", "events", "--kind", "identity.details_updated", "--count", "1")).out
+    text = ok(
+        cli(
+            "supervise",
+            "events",
+            "--from",
+            "1",
+            "--follow",
+            "--kind",
+            "identity.details_updated",
+            "--count",
+            "1",
+        )
+    ).out
     later.join()
     assert 'identity.details_updated: fields=["name"] participant=CIB' in text
 

@@ -12,11 +12,11 @@ import pytest
 from ibledger.cli.client import (
     Client,
     ClientError,
-    NetworkManifest,
     Submission,
     TransactionFailed,
     TxReceipt,
 )
+from ibledger.cli.manifest import load_manifest
 from ibledger.node.tx import decode_envelope
 from ibledger.proto import ledger_pb2
 
@@ -264,12 +264,12 @@ def test_streams_deliver_blocks_and_events_then_follow(network: Network) -> None
 
 
 def test_manifest_reader_tolerates_extra_fields_and_names_identities(network: Network) -> None:
-    manifest = NetworkManifest.load(network.directory)
-    assert manifest.chain_id == CHAIN_ID and manifest.nodes[0].api == network.address
+    manifest = load_manifest(network.directory)
+    assert manifest.chain_id == CHAIN_ID and str(manifest.nodes[0].api) == network.address
     assert manifest.identity("icbc").participant == "ICBC"
     with pytest.raises(ClientError) as unknown:
         manifest.identity("NOBODY")
     assert unknown.value.code == "UNKNOWN_IDENTITY" and "ICBC" in unknown.value.message
     with pytest.raises(ClientError) as missing:
-        NetworkManifest.load(network.directory / "nowhere")
+        load_manifest(network.directory / "nowhere")
     assert missing.value.code == "NO_NETWORK"

@@ -1,5 +1,6 @@
-"""Certificate validation (OSDI'99 sections 4.2-4.4; TESTING B4, B6): quorum sizes derived from
-n and f, distinct member signers, matching digests, valid signatures; Ed25519 through PyNaCl."""
+"""Certificate validation (OSDI'99 sections 4.2-4.4; docs/testing.md B4, B6): quorum sizes
+derived from n and f, distinct member signers, matching digests, valid signatures; Ed25519
+through PyNaCl."""
 
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def test_restarted_replica_votes_for_its_executed_checkpoint() -> None:
 
 
 def test_lagging_replica_fetches_blocks_and_does_not_vote_meanwhile() -> None:
-    """TOCS 5.3 / DESIGN section 2: a replica that sees a stable checkpoint beyond its last
+    """TOCS 5.3 / docs/design.md section 4: a replica that sees a stable checkpoint beyond its last
     executed block emits FetchBlocks, accepts blocks only with valid commit certificates,
     and sends no PREPARE/COMMIT until it has caught up."""
     h = Harness(batch_size_max=1, batch_timeout_ticks=0, checkpoint_interval=4, watermark_window=8)
@@ -300,7 +300,7 @@ def test_committed_proof_lets_a_laggard_execute() -> None:
 
 
 def test_commit_certificate_with_duplicate_signers_is_rejected() -> None:
-    """TESTING B6: a pushed commit proof whose certificate repeats one signer is dropped."""
+    """docs/testing.md B6: a pushed commit proof whose certificate repeats one signer is dropped."""
     h = Harness()
     h.tick(1)
     block = Block(1, h.now_ms, (req(1),))
@@ -315,7 +315,7 @@ def test_commit_certificate_with_duplicate_signers_is_rejected() -> None:
 
 
 def test_future_message_buffer_is_bounded() -> None:
-    """TESTING B7 bounded memory: messages from future views are buffered up to a per-sender
+    """docs/testing.md B7 bounded memory: messages from future views are buffered up to a per-sender
     quota; the rest are dropped and counted."""
     h = Harness(future_messages_max=8)
     h.tick(1)
@@ -328,7 +328,7 @@ def test_future_message_buffer_is_bounded() -> None:
 
 
 def test_fetch_is_retried_with_rotated_peers() -> None:
-    """State transfer keeps trying other peers until it completes (TESTING B13)."""
+    """State transfer keeps trying other peers until it completes (docs/testing.md B13)."""
     h = Harness(batch_size_max=1, batch_timeout_ticks=0, checkpoint_interval=4, watermark_window=8)
     h.tick(1)
     h.crash("r3")
@@ -342,7 +342,7 @@ def test_fetch_is_retried_with_rotated_peers() -> None:
 
 
 def test_executed_blocks_carry_verifiable_certificates() -> None:
-    """DESIGN section 2: the commit certificate stored with each block verifies offline."""
+    """docs/design.md section 4: the commit certificate stored with each block verifies offline."""
     from ibledger.consensus import verify_commit_certificate
 
     h = Harness()

@@ -1,5 +1,5 @@
 """Canonical signing bytes and the strict wire codec: round trips, rejection of malformed peer
-bytes with a typed MessageError, and fuzzing (TESTING S2).
+bytes with a typed MessageError, and fuzzing (docs/testing.md S2).
 
 Section 4.1 (OSDI'99): messages are signed; signatures must be checkable by every replica, so
 the signed bytes are canonical and independent of the wire encoding.

@@ -204,7 +204,8 @@ def test_backup_rejects_invalid_pre_prepare(make: object, reason: str) -> None:
 
 
 def test_backup_rejects_body_that_does_not_match_digest() -> None:
-    """Section 4.2: the pre-prepare's digest must be the digest of the request (TESTING B3)."""
+    """Section 4.2: the pre-prepare's digest must be the digest of the request
+    (docs/testing.md B3)."""
     h = Harness()
     h.tick(1, deliver=False)
     good = Block(1, h.now_ms, (req(1),))
@@ -216,7 +217,7 @@ def test_backup_rejects_body_that_does_not_match_digest() -> None:
 
 def test_pre_prepare_outside_watermarks_is_not_accepted() -> None:
     """Section 4.2: sequence numbers must lie between the low and high watermarks; messages
-    just beyond the window are buffered (bounded), far beyond are dropped (TESTING B7)."""
+    just beyond the window are buffered (bounded), far beyond are dropped (docs/testing.md B7)."""
     h = Harness(watermark_window=8, checkpoint_interval=4)
     h.tick(1, deliver=False)
     near = Block(9, h.now_ms, (req(1),))
@@ -230,7 +231,7 @@ def test_pre_prepare_outside_watermarks_is_not_accepted() -> None:
 
 
 def test_agreed_timestamps_strictly_increase() -> None:
-    """Agreed block time (DESIGN section 2): proposed by the primary, above the parent's."""
+    """Agreed block time (docs/design.md section 4): proposed by the primary, above the parent's."""
     h = Harness(batch_size_max=1, batch_timeout_ticks=0)
     for i in range(6):
         h.submit("r0", req(i))  # all within the same millisecond

@@ -45,7 +45,7 @@ def _silence(h: Harness, m: str) -> None:
 
 
 def test_silent_primary_is_replaced_and_request_executes() -> None:
-    """Sections 4.4 and 4.5.2 (TESTING B9): backups waiting for a request time out, move to
+    """Sections 4.4 and 4.5.2 (docs/testing.md B9): backups waiting for a request time out, move to
     view 1, and the forwarded request executes there."""
     h = Harness()
     _silence(h, "r0")
@@ -226,7 +226,7 @@ def test_view_change_timeouts_grow_exponentially() -> None:
 
 
 def test_equivocating_primary_is_detected() -> None:
-    """Section 4.2 (a backup accepts one digest per (v, n)) and TESTING B1: two signed
+    """Section 4.2 (a backup accepts one digest per (v, n)) and docs/testing.md B1: two signed
     pre-prepares for the same (v, n) are evidence; the backup starts a view change."""
     h = Harness()
     h.tick(1, deliver=False)

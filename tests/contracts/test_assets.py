@@ -1,4 +1,4 @@
-"""Asset registry (DOMAIN.md Part C): each lifecycle transition of C.3, each rejection of C.5
+"""Asset registry (docs/domain.md Part C): each lifecycle transition of C.3, each rejection of C.5
 (plus identifier errors from Part A), conservation of holdings, and holder/registrar/regulator
 visibility of holdings and history."""
 

@@ -1,4 +1,4 @@
-"""Bill lifecycle (DOMAIN.md Part B), table-driven: every two-step action of B.5 is requested,
+"""Bill lifecycle (docs/domain.md Part B), table-driven: every two-step action of B.5 is requested,
 rejected, revoked and signed with its exact (status, flag) before and after; the unilateral and
 time-driven rows; and one row per rejection code of B.12 (and the runtime's own codes), each
 checked to write nothing."""

@@ -50,6 +50,54 @@ def test_keys_sort_by_utf8_bytes() -> None:
     assert list(canonical_decode(encoded)) == ["Z", "a", "b", "é"]
 
 
+def _reference_encode(value: Any) -> bytes:
+    """The canonical form by its definition: every map ordered by its keys' UTF-8 bytes."""
+
+    def ordered(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: ordered(obj[k]) for k in sorted(obj, key=lambda k: k.encode("utf-8"))}
+        if isinstance(obj, list):
+            return [ordered(item) for item in obj]
+        return obj
+
+    packed = msgpack.packb(ordered(value), use_bin_type=True)
+    assert isinstance(packed, bytes)
+    return packed
+
+
+@settings(database=None, derandomize=True, deadline=None, max_examples=500)
+@given(values)
+def test_encoding_equals_the_definition(value: Any) -> None:
+    # The encoder sorts keys as Python strings (code points), which must equal UTF-8 byte
+    # order for every valid string, including those outside the Basic Multilingual Plane.
+    assert canonical_encode(value) == _reference_encode(value)
+
+
+def test_astral_and_bmp_keys_sort_by_utf8_bytes() -> None:
+    mapping = {"\uffff": 1, "\U0001f600": 2, "\u00e9": 3, "z": 4}
+    assert canonical_encode(mapping) == _reference_encode(mapping)
+    assert list(canonical_decode(canonical_encode(mapping))) == [
+        "z",
+        "\u00e9",
+        "\uffff",
+        "\U0001f600",
+    ]
+
+
+def test_enum_members_encode_as_their_values() -> None:
+    import enum
+
+    class Colour(enum.IntEnum):
+        RED = 3
+
+    class Code(enum.StrEnum):
+        OK = "ok"
+
+    assert canonical_encode({"a": Colour.RED, "b": Code.OK}) == canonical_encode(
+        {"a": 3, "b": "ok"}
+    )
+
+
 def test_tuple_encodes_as_list() -> None:
     assert canonical_decode(canonical_encode((1, 2))) == [1, 2]
 

@@ -1,4 +1,4 @@
-"""Identifier validation (DOMAIN.md Part A): worked examples, real published identifiers, and
+"""Identifier validation (docs/domain.md Part A): worked examples, real published identifiers, and
 every corruption kind of A.10 (substitution, transposition, length, case, prefix, check digits,
 charset and structure faults)."""
 

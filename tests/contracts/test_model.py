@@ -1,4 +1,4 @@
-"""Model test (TESTING.md M1): Hypothesis RuleBasedStateMachine over random sequences of bill and
+"""Model test: Hypothesis RuleBasedStateMachine over random sequences of bill and
 asset operations, valid and invalid, with the agreed clock moving forward.
 
 Invariants checked after every step:

@@ -1,4 +1,4 @@
-"""Recourse (DOMAIN.md B.11): who may be pursued after an in-window, overdue or early refusal,
+"""Recourse (docs/domain.md B.11): who may be pursued after an in-window, overdue or early refusal,
 art. 69 (drawer-holder; endorser-holder vs its later parties), art. 34 (NT endorser), guarantors
 following their guaranteed party, re-recourse after paying, and the limitation periods."""
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import grpc
 
 from ibledger.cli.client import api_channel
+from ibledger.cli.manifest import Manifest, load_manifest
 from ibledger.contracts.codec import canonical_decode
-from ibledger.node.config import Manifest, load_manifest
 from ibledger.node.crypto import KeyPair, load_private_key
 from ibledger.node.tx import (
     READ_SESSION_OP,
@@ -165,7 +165,11 @@ class Cluster:
         """The envelopes sent earlier under these ids, for a client that resubmits."""
         return [self.sent[tx_id] for tx_id in tx_ids]
 
-    def wait_committed(self, node_id: str, tx_ids: Iterable[bytes], timeout_s: float) -> None:
+    def wait_committed(
+        self, node_id: str, tx_ids: Iterable[bytes], timeout_s: float, *, code: str | None = "OK"
+    ) -> None:
+        """Wait until every transaction is in a block; ``code`` is the result each must have
+        (``None``: any result, for load that is meant to be refused in execution)."""
         stub = self.stub(node_id)
         deadline = time.monotonic() + timeout_s
         for tx_id in tx_ids:
@@ -177,7 +181,7 @@ class Cluster:
                 timeout=remaining_ms / 1000 + 5,
             )
             self.acked[tx_id] = node_id
-            assert receipt.result.code == "OK", receipt.result
+            assert code is None or receipt.result.code == code, receipt.result
 
     def wait_heights_equal(self, node_ids: list[str], timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s

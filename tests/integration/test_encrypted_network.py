@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ibledger.node.config import Manifest, load_manifest
+from ibledger.cli.manifest import Manifest, load_manifest
 
 pytestmark = pytest.mark.slow
 

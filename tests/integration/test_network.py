@@ -263,7 +263,7 @@ def test_no_block_commits_without_a_quorum_and_progress_resumes(cluster: Cluster
 def test_whole_network_killed_mid_load_restarts_with_nothing_acknowledged_lost(
     cluster: Cluster,
 ) -> None:
-    """TESTING.md C5: kill -9 every node at once while blocks are being written."""
+    """kill -9 every node at once while blocks are being written."""
     committed_before = cluster.submit("node1", [cluster.envelope(f"c5-a{i}") for i in range(30)])
     cluster.wait_committed("node1", committed_before, timeout_s=30)
     in_flight = cluster.submit("node2", [cluster.envelope(f"c5-b{i}") for i in range(200)])

@@ -10,7 +10,6 @@ anonymous streams must not lock out a bank that signs its reads.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +53,7 @@ def committed(cluster: Cluster) -> bytes:
 
 
 def _validators(cluster: Cluster) -> ValidatorSet:
-    return ValidatorSet.from_genesis(json.loads(cluster.manifest.genesis.read_text()))
+    return ValidatorSet.from_genesis(cluster.manifest.genesis())
 
 
 def _error_code(exc: grpc.RpcError) -> str:

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from ibledger.cli.client import api_channel
-from ibledger.node.config import load_manifest
+from ibledger.cli.manifest import load_manifest
 from ibledger.node.crypto import load_private_key
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc

@@ -378,3 +378,56 @@ def test_a_record_above_the_tip_is_corruption(
     db.close()
     with pytest.raises(LedgerCorruption, match="above the recorded tip"):
         Ledger.open(path, genesis, verify="recorded")
+
+
+def test_execution_refuses_a_reused_nonce_that_a_primary_proposes(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    # Admission is the first line; a Byzantine primary can skip it, so every replica must refuse
+    # the second use of a nonce in execution, whether the two share a block or not.
+    first = directory.tx("ADMIN", "identity.update_details", nonce=7, participant="ADMIN", name="A")
+    same_block = directory.tx(
+        "ADMIN", "identity.update_details", nonce=7, participant="ADMIN", name="B"
+    )
+    later_block = directory.tx(
+        "ADMIN", "identity.update_details", nonce=7, participant="ADMIN", name="C"
+    )
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        _append(ledger, [first, same_block])
+        _append(ledger, [later_block])
+        codes = [r.code for h in (1, 2) for r in ledger.get_block(h).results]  # type: ignore[union-attr]
+        assert codes == ["OK", "NONCE_REUSED", "NONCE_REUSED"]
+
+
+def test_execution_refuses_an_expiry_beyond_the_horizon_that_a_primary_proposes(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    from ibledger.node.tx import build_transaction
+
+    admin = directory.keys["ADMIN"]
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        block_time = ledger.tip_timestamp_ms + 1000
+        horizon = ledger.expiry_horizon_ms
+
+        def expiring(at_ms: int, nonce: int) -> bytes:
+            return build_transaction(
+                admin,
+                chain_id="ibledger-test",
+                sender="ADMIN",
+                operation="identity.update_details",
+                args={"participant": "ADMIN", "name": f"n{nonce}"},
+                nonce=nonce,
+                expires_at_ms=at_ms,
+            )
+
+        header = ledger.next_header(
+            block_time,
+            envelopes := [
+                expiring(2**63 - 1, 1),
+                expiring(block_time + horizon + 1, 2),
+                expiring(block_time + horizon, 3),
+            ],
+        )
+        ledger.append_block(header, envelopes, certificate=b"cert-1")
+        codes = [r.code for r in ledger.get_block(1).results]  # type: ignore[union-attr]
+        assert codes == ["EXPIRY_TOO_FAR", "EXPIRY_TOO_FAR", "OK"]

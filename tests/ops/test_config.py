@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from ibledger.cli.manifest import ManifestError, load_manifest
 from ibledger.node.config import (
     ConfigError,
     HostPort,
     format_toml,
     load_genesis,
-    load_manifest,
     load_node_config,
     parse_host_port,
 )
@@ -583,9 +583,15 @@ def test_manifest_errors(network_copy: Path) -> None:
     manifest = json.loads(path.read_text())
     manifest["nodes"][1]["api"] = "127.0.0.1"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ManifestError) as caught:
         load_manifest(network_copy)
-    assert caught.value.field == "nodes[1].api"
+    assert caught.value.field == "nodes[1].api" and caught.value.code == "MANIFEST_INVALID"
+    assert "network.json: nodes[1].api: must be host:port" in caught.value.message
+    manifest["nodes"][1]["api"] = "127.0.0.1:7100"
+    path.write_text(json.dumps(manifest).replace('"chain_id"', '"chain_id": "x", "chain_id"', 1))
+    with pytest.raises(ManifestError, match="chain_id: appears twice"):
+        load_manifest(network_copy)
     path.unlink()
-    with pytest.raises(ConfigError, match="does not exist: create a network with"):
+    with pytest.raises(ManifestError, match="does not exist: create a network with") as gone:
         load_manifest(network_copy)
+    assert gone.value.code == "NO_NETWORK"

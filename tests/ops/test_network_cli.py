@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from ibledger.cli import network
+from ibledger.cli.manifest import load_manifest
 from ibledger.contracts.identifiers import validate
 from ibledger.contracts.runtime import genesis_writes
-from ibledger.node.config import load_genesis, load_manifest, load_node_config
+from ibledger.node.config import load_genesis, load_node_config
 from ibledger.node.crypto import load_private_key
 from ibledger.node.pki import load_ca, read_certificate, verify_node_certificate
 

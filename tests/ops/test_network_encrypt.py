@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ibledger.cli.client import NetworkManifest, load_keypair
+from ibledger.cli.client import load_keypair
+from ibledger.cli.manifest import load_manifest
 from ibledger.node.config import load_node_config
 from ibledger.node.keyfile import read_key_file
 
@@ -97,7 +98,7 @@ def test_init_encrypt_leaves_no_plaintext_private_key_anywhere(encrypted_dir: Pa
 
 
 def test_encrypted_network_records_that_keys_must_be_encrypted(encrypted_dir: Path) -> None:
-    manifest = NetworkManifest.load(encrypted_dir)
+    manifest = load_manifest(encrypted_dir)
     assert manifest.keys_encrypted
     config = load_node_config(encrypted_dir / "nodes/node0/node.toml", passphrase=PASSPHRASE)
     assert config.keys.encrypted

@@ -1,7 +1,7 @@
 """Byzantine wrappers around real replicas.
 
 A wrapper runs an honest `Replica` inside and corrupts what leaves it (or adds messages of its
-own), signing with the replica's real key where a real attacker could. Modes (TESTING.md rows):
+own), signing with the replica's real key where a real attacker could. Modes:
 
 - silent: never proposes (drops its PRE-PREPAREs and NEW-VIEWs)                              B9
 - equivocate: sends a different PRE-PREPARE to each backup                                    B1

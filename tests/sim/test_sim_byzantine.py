@@ -1,5 +1,6 @@
-"""Targeted Byzantine scenarios (TESTING B1, B3-B9, B13): one faulty replica with one behaviour
-on an otherwise clean network, checking the specific reaction as well as every invariant."""
+"""Targeted Byzantine scenarios (docs/testing.md B1, B3-B9, B13): one faulty replica with one
+behaviour on an otherwise clean network, checking the specific reaction as well as every
+invariant."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The seeded fault swarm (TESTING N7, M2, M3): a fixed CI block of seeds at n = 4 and n = 7
+"""The seeded fault swarm (docs/testing.md N7, M2, M3): a fixed CI block of seeds at n = 4 and n = 7
 mixing every network fault, crash mode and Byzantine mode, plus every regression seed; safety is
 checked after every event and liveness after healing.
 
