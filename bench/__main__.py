@@ -15,6 +15,7 @@ BENCHES = {
     "network": "bench.bench_network",
     "fairness": "bench.bench_fairness",
     "suites": "bench.bench_suites",
+    "startup": "bench.bench_startup",
 }
 # Named only: a load run needs its options, and the suite takes minutes.
 COMMANDS = {"run": "bench.cli", "suite": "bench.suite"}

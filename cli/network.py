@@ -12,6 +12,7 @@
     genesis.json                         chain id, validators, consensus parameters, participants,
                                          governance (admin quorum)
     network.json                         the manifest client commands read (``cli.manifest``)
+    prometheus-targets.json              every node's metrics address, for Prometheus discovery
 
 With ``--encrypt`` every private key above is encrypted under one passphrase (``node.keyfile``)
 and the network is marked so (``[keys] encrypted`` in node.toml, ``keys_encrypted`` in the
@@ -22,9 +23,16 @@ wrong passphrase starts nothing, then passes it to each node through an inherite
 of them must approve a governance proposal (default: a majority, so 1 for the single ADMIN).
 
 ``network up`` starts every node as a background process in its own session (so it outlives
-the command), appends its output to ``nodes/<id>/node.log``, writes ``nodes/<id>/node.pid`` and
-waits until every node answers ``GetStatus``. ``network down`` sends SIGTERM, waits, then
-SIGKILLs what is left. ``network status`` asks every node for its status with a 2 s deadline.
+the command), writes ``nodes/<id>/node.pid`` and waits until every node is alive and ready (its
+``/readyz`` on the metrics port answers 200: every listener bound, not catching up, a quorum of
+validators connected), showing progress (one updating line on a terminal, a plain line per node
+otherwise). It exits non-zero naming each node that is not up and why, the reason taken from
+the node's log. A node logs JSON lines to ``nodes/<id>/node.log`` (rotated by size, see
+``[log]`` in node.toml); anything it prints outside its logger goes to ``nodes/<id>/node.out``.
+``network down`` sends SIGTERM, waits, then SIGKILLs what is left. ``network status`` asks every
+node for its status with a 2 s deadline and exits non-zero when a node is down, saying so when
+too few validators are up to commit (quorum lost). ``network logs [-f] [NODE]`` prints the last
+lines of every node's log (or one node's), and with ``-f`` follows them across rotations.
 
 A pid file is trusted only while its process is alive and was started with this node's
 ``node.toml`` on its command line, so a stale pid reused by another program is never signalled.
@@ -56,6 +64,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,8 +108,21 @@ DOWN_TIMEOUT_S = 10.0
 STATUS_DEADLINE_S = 2.0
 PROBE_INTERVAL_S = 0.1
 LOG_TAIL_LINES = 20
+LOGS_LINES_DEFAULT = 20
+FOLLOW_INTERVAL_S = 0.2
+READY_PROBE_TIMEOUT_S = 1.0
 LOG_MARKER = "=== ibledger network up: starting "
-NETWORK_ENTRIES = ("network.json", "genesis.json", "ca", "nodes", "identities")
+NODE_LOG = "node.log"  # the node's own JSON log (node.toml [log] file)
+NODE_OUT = "node.out"  # whatever the process prints outside its logger
+PROMETHEUS_TARGETS = "prometheus-targets.json"
+NETWORK_ENTRIES = (
+    "network.json",
+    "genesis.json",
+    PROMETHEUS_TARGETS,
+    "ca",
+    "nodes",
+    "identities",
+)
 
 # Nodes are detached on purpose: they run in their own session and outlive this command. Their
 # handles stay referenced so that a long-lived caller (a test process) is not warned about
@@ -249,10 +272,26 @@ def register(commands: Any) -> None:
     add_json_flag(down)
     down.set_defaults(handler=down_network)
 
-    status = verbs.add_parser("status", help="show every node's height, view and peers")
+    status = verbs.add_parser(
+        "status",
+        help="show every node's height, view and peers; exit 1 when a node is down",
+    )
     _add_dir(status)
     add_json_flag(status)
     status.set_defaults(handler=network_status)
+
+    logs = verbs.add_parser("logs", help="print (or follow) the nodes' JSON logs")
+    _add_dir(logs)
+    logs.add_argument("node", nargs="?", metavar="NODE", help="one node id (default: every node)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "-n",
+        "--lines",
+        type=int,
+        default=LOGS_LINES_DEFAULT,
+        help=f"lines of each log to print first (default {LOGS_LINES_DEFAULT})",
+    )
+    logs.set_defaults(handler=network_logs)
 
 
 def _add_dir(parser: argparse.ArgumentParser) -> None:
@@ -538,6 +577,11 @@ def _write_network(
     if passphrase is not None:
         manifest["keys_encrypted"] = True  # clients refuse a plaintext identity key in its place
     _write_json(directory / MANIFEST_FILE, manifest)
+    # Prometheus file-based discovery (docker/prometheus.yml): every node's metrics address.
+    _write_json(
+        directory / PROMETHEUS_TARGETS,
+        [{"targets": [node["metrics"]], "labels": {"node": node["id"]}} for node in manifest_nodes],
+    )
 
     # Read everything back through the loaders the node uses: init never writes a network that
     # a node would refuse.
@@ -589,7 +633,12 @@ def _node_toml(
             },
             "metrics": {"listen": str(metrics)},
             "mempool": {"size_max": 50_000},
-            "log": {"level": "info"},
+            "log": {
+                "level": "info",
+                "file": NODE_LOG,
+                "max_bytes": 16 * 1024 * 1024,
+                "backups": 5,
+            },
             **keys,
         }
     )
@@ -672,20 +721,53 @@ def node_command(config: Path) -> list[str]:
     return [*prefix, "--config", str(config)]
 
 
-def _log_tail(node_dir: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    """The last ``lines`` lines the node logged since it was last started."""
+def _read_end(path: Path, size_max: int = 64 * 1024) -> str:
     try:
-        with (node_dir / "node.log").open("rb") as handle:
+        with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            text = handle.read().decode("utf-8", errors="replace")
+            handle.seek(max(0, size - size_max))
+            return handle.read().decode("utf-8", errors="replace")
     except OSError:
-        return []
+        return ""
+
+
+def _log_tail(node_dir: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines the process printed since it was last started (node.out)."""
+    text = _read_end(node_dir / NODE_OUT)
     marker = text.rfind(LOG_MARKER)
     if marker >= 0:
         text = text[marker:].partition("\n")[2]
     return text.splitlines()[-lines:]
+
+
+def _log_lines_since_start(node_dir: Path, pid: int | None) -> list[dict[str, Any]]:
+    """The JSON lines of node.log written by its latest start (by ``pid`` when known)."""
+    entries: list[dict[str, Any]] = []
+    for line in _read_end(node_dir / NODE_LOG, 256 * 1024).splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                if entry.get("event") == "starting":
+                    entries = [] if pid is None or entry.get("pid") == pid else entries
+                entries.append(entry)
+    return entries
+
+
+def failure_reason(node_dir: Path, pid: int | None, *, log_only: bool = False) -> str | None:
+    """Why a node failed, from its log: the last error of its latest start, or (unless
+    ``log_only``) the last line of its output."""
+    for entry in reversed(_log_lines_since_start(node_dir, pid)):
+        if entry.get("level") in ("critical", "error"):
+            reason = entry.get("reason") or entry.get("detail")
+            message = str(entry.get("msg", ""))
+            return f"{message}: {reason}" if reason else message
+    if log_only:
+        return None
+    for line in reversed(_log_tail(node_dir)):
+        if line.strip():
+            return line.strip()
+    return None
 
 
 def _start_node(node: ManifestNode, passphrase: bytes | None = None) -> subprocess.Popen[bytes]:
@@ -697,7 +779,7 @@ def _start_node(node: ManifestNode, passphrase: bytes | None = None) -> subproce
         environment[PASSPHRASE_FD_ENV] = str(inherited[0])
         environment.pop(PASSPHRASE_ENV, None)  # the pipe replaces it: keep it out of /proc
     try:
-        with (node.dir / "node.log").open("ab") as log:
+        with (node.dir / NODE_OUT).open("ab") as log:
             log.write(f"{LOG_MARKER}{node.id} at {stamp} ===\n".encode())
             log.flush()
             process = subprocess.Popen(
@@ -784,7 +866,8 @@ def up_network(options: argparse.Namespace) -> int:
             raise CommandError("START_FAILED", f"cannot start {node.id}: {exc}") from None
         processes[node.id], pids[node.id], action[node.id] = process, process.pid, "started"
 
-    failures = _wait_ready(manifest, processes, pids, options.timeout)
+    progress = _Progress(len(manifest.nodes), enabled=not options.json)
+    failures = _wait_ready(manifest, processes, pids, options.timeout, progress)
     rows = []
     for node in manifest.nodes:
         rows.append(
@@ -794,6 +877,7 @@ def up_network(options: argparse.Namespace) -> int:
                 "api": str(node.api),
                 "action": action[node.id],
                 "up": node.id not in failures,
+                "ready": node.id not in failures,
                 "error": failures.get(node.id),
             }
         )
@@ -807,9 +891,9 @@ def up_network(options: argparse.Namespace) -> int:
         for node in manifest.nodes:
             if node.id in failures:
                 tail = _log_tail(node.dir)
-                log_text = "\n".join(f"    {line}" for line in tail) or "    (empty log)"
+                log_text = "\n".join(f"    {line}" for line in tail) or "    (nothing)"
                 parts.append(
-                    f"{node.id}: {failures[node.id]}; last lines of {node.dir / 'node.log'}:\n"
+                    f"{node.id}: {failures[node.id]}; last lines of {node.dir / NODE_OUT}:\n"
                     f"{log_text}"
                 )
         raise CommandError(
@@ -820,40 +904,117 @@ def up_network(options: argparse.Namespace) -> int:
     return 0
 
 
+def probe_ready(address: HostPort, timeout_s: float = READY_PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """Ask a node's ``/readyz``; (ready, why not)."""
+    url = f"http://{address.host}:{address.port}/readyz"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s):
+            return True, ""
+    except urllib.error.HTTPError as exc:
+        with contextlib.suppress(ValueError, OSError):
+            body = json.loads(exc.read())
+            return False, str(body.get("reason", f"HTTP {exc.code}"))
+        return False, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, f"metrics port {address.port} does not answer ({reason})"
+
+
+class _Progress:
+    """``network up`` progress: one rewritten line on a terminal, plain lines otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._total = total
+        self._enabled = enabled
+        self._tty = enabled and sys.stderr.isatty()
+        self._began = time.monotonic()
+        self._shown = ""
+
+    def node_done(self, node_id: str, what: str) -> None:
+        if not self._enabled:
+            return
+        if self._tty:
+            self._clear()
+        print(f"{node_id}: {what} ({time.monotonic() - self._began:.1f} s)", file=sys.stderr)
+
+    def waiting(self, ready: int, pending: dict[str, str]) -> None:
+        if not self._tty:
+            return
+        detail = ", ".join(f"{node_id}: {why}" for node_id, why in sorted(pending.items()))
+        line = f"{ready}/{self._total} ready, {time.monotonic() - self._began:.0f} s  {detail}"
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        self._shown = line[:width]
+        print(f"\r\x1b[K{self._shown}", end="", file=sys.stderr, flush=True)
+
+    def _clear(self) -> None:
+        if self._shown:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+            self._shown = ""
+
+    def finish(self) -> None:
+        if self._tty:
+            self._clear()
+
+
 def _wait_ready(
     manifest: Manifest,
     processes: dict[str, subprocess.Popen[bytes]],
     pids: dict[str, int],
     timeout_s: float,
+    progress: _Progress | None = None,
 ) -> dict[str, str]:
-    """Poll until every node answers GetStatus; return ``{node id: why it is not up}``."""
+    """Poll until every node is alive and its /readyz answers 200; return
+    ``{node id: why it is not up}``, the reason taken from the node's log when it exited."""
+    progress = progress or _Progress(len(manifest.nodes), enabled=False)
     deadline = time.monotonic() + timeout_s
     pending = {node.id: node for node in manifest.nodes}
     failures: dict[str, str] = {}
-    while pending:
-        for node_id in sorted(pending):
-            node = pending[node_id]
+    why_not: dict[str, str] = {node.id: "starting" for node in manifest.nodes}
+
+    def check_exits(watched: dict[str, ManifestNode]) -> None:
+        for node_id in sorted(watched):
+            node = watched[node_id]
             process = processes.get(node_id)
             code = process.poll() if process is not None else None
             if code is not None or (process is None and not _pid_alive(pids[node_id])):
-                failures[node_id] = f"exited with status {code}" if code is not None else "stopped"
+                what = f"exited with status {code}" if code is not None else "stopped"
+                reason = failure_reason(node.dir, pids.get(node_id))
+                failures[node_id] = f"{what}: {reason}" if reason else what
                 _remove_pid_file(node.dir)
-                del pending[node_id]
-        remaining = deadline - time.monotonic()
-        if not pending or remaining <= 0:
-            break
-        answers = query_statuses(
-            {node_id: node.api for node_id, node in pending.items()},
-            min(1.0, max(remaining, 0.05)),
-            manifest.ca_cert,
+                del watched[node_id]
+                progress.node_done(node_id, failures[node_id])
+
+    try:
+        while pending:
+            check_exits(pending)
+            if not pending or deadline - time.monotonic() <= 0:
+                break
+            for node_id in sorted(pending):
+                ready, why = probe_ready(pending[node_id].metrics)
+                if ready:
+                    del pending[node_id]
+                    progress.node_done(node_id, "ready")
+                else:
+                    why_not[node_id] = why
+            progress.waiting(
+                len(manifest.nodes) - len(pending) - len(failures),
+                {node_id: why_not[node_id] for node_id in pending},
+            )
+            if pending:
+                time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+        # Ready is a moment: confirm that every node that was ready is still alive.
+        check_exits(
+            {n.id: n for n in manifest.nodes if n.id not in failures and n.id not in pending}
         )
-        for node_id, answer in answers.items():
-            if not isinstance(answer, str):
-                del pending[node_id]
-        if pending:
-            time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+    finally:
+        progress.finish()
     for node_id in pending:
-        failures[node_id] = f"did not answer GetStatus within {timeout_s:g} s"
+        node = next(n for n in manifest.nodes if n.id == node_id)
+        failures[node_id] = f"not ready within {timeout_s:g} s: {why_not[node_id]}"
+        reason = failure_reason(node.dir, pids.get(node_id), log_only=True)
+        if reason:
+            failures[node_id] += f"; its log says: {reason}"
     return failures
 
 
@@ -964,11 +1125,34 @@ def node_statuses(
     return rows
 
 
+def quorum_size(validators: int) -> int:
+    """Validators that must be up for blocks to commit: n - f, with f = (n - 1) // 3."""
+    return validators - (validators - 1) // 3
+
+
 def network_status(options: argparse.Namespace) -> int:
     manifest = _manifest(_network_dir(options))
     rows = node_statuses(manifest)
+    down = [row["id"] for row in rows if not row["up"]]
+    up = len(rows) - len(down)
+    needed = quorum_size(len(rows))
+    problem: CommandError | None = None
+    if up < needed:
+        problem = CommandError(
+            "QUORUM_LOST",
+            f"quorum lost: {up} of {len(rows)} validators are up and {needed} are needed to "
+            f"commit blocks; down: {', '.join(down)}",
+        )
+    elif down:
+        problem = CommandError(
+            "NODES_DOWN",
+            f"{len(down)} of {len(rows)} node(s) down ({', '.join(down)}); the quorum of "
+            f"{needed} still holds",
+        )
     if options.json:
         print(json.dumps(rows, indent=2, sort_keys=True))
+        if problem is not None:
+            raise problem
         return 0
     table_rows = []
     for row in rows:
@@ -987,7 +1171,94 @@ def network_status(options: argparse.Namespace) -> int:
         )
     headers = ["node", "state", "pid", "height", "view", "primary", "peers", "state root"]
     print(_table(headers, table_rows))
+    if problem is not None:
+        raise problem
     return 0
+
+
+# --- logs ----------------------------------------------------------------------------------------
+
+
+class _Follower:
+    """Reads new lines of one log file, reopening it when it is rotated or truncated."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+        self._inode: int | None = None
+        self._partial = b""
+
+    def _open(self, at_end: bool) -> None:
+        try:
+            handle = self.path.open("rb")
+        except OSError:
+            return
+        if self._handle is not None:
+            self._handle.close()
+        self._handle = handle
+        self._inode = os.fstat(handle.fileno()).st_ino
+        if at_end:
+            handle.seek(0, os.SEEK_END)
+
+    def start(self) -> None:
+        self._open(at_end=True)
+
+    def lines(self) -> list[str]:
+        if self._handle is None:
+            self._open(at_end=False)
+            if self._handle is None:
+                return []
+        chunk = self._handle.read()
+        try:
+            current = os.stat(self.path)
+        except OSError:
+            current = None
+        if current is not None and (
+            current.st_ino != self._inode or current.st_size < self._handle.tell()
+        ):
+            chunk += self._handle.read()  # what was written before the rotation
+            self._open(at_end=False)
+            chunk += self._handle.read()
+        data = self._partial + chunk
+        *complete, self._partial = data.split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in complete]
+
+
+def network_logs(options: argparse.Namespace) -> int:
+    manifest = _manifest(_network_dir(options))
+    nodes = list(manifest.nodes)
+    if options.node is not None:
+        nodes = [node for node in nodes if node.id == options.node]
+        if not nodes:
+            known = ", ".join(node.id for node in manifest.nodes)
+            raise CommandError("UNKNOWN_NODE", f"no node {options.node!r} (nodes: {known})")
+    if options.lines < 0:
+        raise CommandError("BAD_ARGUMENT", "--lines must be 0 or more")
+    prefix = len(nodes) > 1
+    width = max(len(node.id) for node in nodes)
+
+    def show(node_id: str, line: str) -> None:
+        print(f"{node_id.ljust(width)} | {line}" if prefix else line, flush=options.follow)
+
+    followers = []
+    for node in nodes:
+        path = node.dir / NODE_LOG
+        lines = _read_end(path, 1024 * 1024).splitlines() if options.lines else []
+        for line in lines[-options.lines :] if options.lines else []:
+            show(node.id, line)
+        follower = _Follower(path)
+        follower.start()
+        followers.append((node.id, follower))
+    if not options.follow:
+        return 0
+    try:
+        while True:
+            for node_id, follower in followers:
+                for line in follower.lines():
+                    show(node_id, line)
+            time.sleep(FOLLOW_INTERVAL_S)
+    except KeyboardInterrupt:
+        return 0
 
 
 # --- formatting ----------------------------------------------------------------------------------

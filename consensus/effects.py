@@ -59,8 +59,15 @@ class FetchBlocks:
 
 @dataclass(frozen=True, slots=True)
 class ViewChanged:
+    """The replica entered ``view``. ``cause`` says why this replica left the previous view:
+    ``request-timeout`` (a request or accepted block waited past the timer), ``new-view-timeout``
+    (the view change itself stalled), ``equivocation`` (the primary signed two proposals),
+    ``joined-peers`` (f+1 replicas had already moved on), or ``new-view-received`` (it adopted
+    a NEW-VIEW without a view change of its own, e.g. after a restart)."""
+
     view: int
     primary: str
+    cause: str = "new-view-received"
 
 
 @dataclass(frozen=True, slots=True)

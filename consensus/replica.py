@@ -172,6 +172,7 @@ class Replica:
         self._next_seq = tip.seq + 1
         self._max_accepted_seq = tip.seq
         # Checkpoints: votes, roots awaited from the executor, our own roots and votes.
+        self._view_change_cause = "new-view-received"
         self._checkpoint_votes = CheckpointVotes()
         self._awaiting_root: dict[int, bytes] = {}
         self._own_roots: dict[int, bytes] = {}
@@ -306,7 +307,7 @@ class Replica:
                 timers.request.start(tick)
             elif timers.request.expired(tick, timers.backoff.duration()):
                 self.counters["view-change-timeout"] += 1
-                self._start_view_change(self._view + 1, out, timeout=True)
+                self._start_view_change(self._view + 1, out, timeout=True, cause="request-timeout")
             if self._view_active and not self.is_primary and timers.forward.due(tick):
                 # A request the primary has not proposed in time goes to every replica, so
                 # that all backups start their view-change timers (a silent primary, B9).
@@ -316,7 +317,7 @@ class Replica:
         else:
             if timers.new_view.expired(tick, timers.backoff.duration()):
                 self.counters["new-view-timeout"] += 1
-                self._start_view_change(self._view + 1, out, timeout=True)
+                self._start_view_change(self._view + 1, out, timeout=True, cause="new-view-timeout")
             elif timers.view_change_resend.due(tick) and self._own_vc:
                 timers.view_change_resend.mark(tick)
                 self._broadcast(out, self._own_vc)
@@ -677,7 +678,7 @@ class Replica:
         self.counters["equivocation"] += 1
         out.append(Evidence("equivocating-primary", second.sender, (first, second)))
         if pre_prepare_of(second).view == self._view and self._view_active:
-            self._start_view_change(self._view + 1, out, timeout=False)
+            self._start_view_change(self._view + 1, out, timeout=False, cause="equivocation")
 
     def _vote_prepare(self, slot: Slot, out: list[Effect]) -> None:
         if slot.pre_prepare is None or slot.own_prepare is not None or not self._can_vote():
@@ -969,9 +970,14 @@ class Replica:
     def _valid_view_change(self, vc: ViewChange) -> bool:
         return view_change.valid_view_change(vc, self._config, self._members, self._verify)
 
-    def _start_view_change(self, new_view: int, out: list[Effect], timeout: bool) -> None:
+    def _start_view_change(
+        self, new_view: int, out: list[Effect], timeout: bool, cause: str
+    ) -> None:
         if new_view < self._view or (new_view == self._view and not self._view_active):
             return
+        if self._view_active:
+            # Why the last active view was left; a stalled view change keeps the first cause.
+            self._view_change_cause = cause
         if timeout:
             self._timers.backoff.grow()
         self.counters["view-change"] += 1
@@ -1008,7 +1014,7 @@ class Replica:
             self._view_changes.values(), self._view, self._config.weak_quorum
         )
         if join is not None:
-            self._start_view_change(join, out, timeout=False)
+            self._start_view_change(join, out, timeout=False, cause="joined-peers")
         if not self._view_active:
             self._check_view_change_quorum(out)
 
@@ -1128,7 +1134,8 @@ class Replica:
             top = entries[-1][0] if entries else checkpoint.seq
             self._next_seq = max(top, self._last_executed, self._stable.seq) + 1
         self.counters["new-view"] += 1
-        out.append(ViewChanged(view, self.primary))
+        out.append(ViewChanged(view, self.primary, self._view_change_cause))
+        self._view_change_cause = "new-view-received"
         for slot in accepted:
             self._vote_prepare(slot, out)
             self._check_prepared(slot, out)

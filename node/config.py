@@ -70,8 +70,10 @@ from .schema import (
     API_CONCURRENT_RPCS_DEFAULT,
     API_MESSAGE_BYTES_DEFAULT,
     API_STREAMS_PER_VIEWER_DEFAULT,
+    LOG_BACKUPS_DEFAULT,
     LOG_LEVEL_DEFAULT,
     LOG_LEVELS,
+    LOG_MAX_BYTES_DEFAULT,
     MEMPOOL_SIZE_DEFAULT,
     NODE_ID_RULE,
     PEER_CONSENSUS_QUEUE_BYTES_DEFAULT,
@@ -184,7 +186,13 @@ class MempoolConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
+    """``[log]``: level; ``file`` (relative to node.toml; standard error when absent), rotated
+    once it reaches ``max_bytes``, keeping ``backups`` older files."""
+
     level: str = LOG_LEVEL_DEFAULT
+    file: Path | None = None
+    max_bytes: int = LOG_MAX_BYTES_DEFAULT
+    backups: int = LOG_BACKUPS_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +275,7 @@ def load_node_config(
     peer = PeerConfig(**dict(toml.peer))
     metrics = MetricsConfig(listen=toml.metrics.listen)
     mempool = MempoolConfig(size_max=toml.mempool.size_max)
-    log = LogConfig(level=toml.log.level)
+    log = LogConfig(**dict(toml.log))
     keys = KeysConfig(**dict(toml.keys))
     audit = AuditSettings(**dict(toml.audit))
     passphrases = _PassphraseSource(keys, passphrase, ask_passphrase)

@@ -10,10 +10,18 @@ Theory of operation
   after the previous transactions of the block; a failed transaction is recorded with its result
   code and message and writes nothing.  The inputs are the block and the previous state only.
 * **Trust nothing on disk.**  The database is opened with ``paranoid_checks=True`` and read with
-  checksum verification; on start-up the ledger re-derives every block hash, parent link,
-  transaction Merkle root and the state-root chain (see ``blocks.py``) and refuses to run on a
-  broken chain, naming the first broken height.  LevelDB alone would silently drop a corrupted
-  log tail; this check notices the hole.
+  checksum verification; verification re-derives every block hash, parent link, transaction
+  Merkle root and the state-root chain (see ``blocks.py``) and refuses to run on a broken chain,
+  naming the first broken height.  LevelDB alone would silently drop a corrupted log tail; this
+  check notices the hole.
+* **Verify each block once at start-up.**  A verified-height record (``m/verified``: height and
+  block hash) rides in every block's batch, because a block is checked before it is written (this
+  process executed it and derived its state root; the consensus core checked its commit
+  certificate).  ``verify="recorded"`` (what a node uses) verifies at open only the blocks above
+  the record plus the tip block, so opening costs the same at height 100 or 100,000; every
+  read still verifies LevelDB's checksums, and ``verify_range`` lets the node re-check the older
+  blocks in the background.  A ledger without a record (written by an older version) is
+  verified in full once, then recorded.
 """
 
 from __future__ import annotations
@@ -209,7 +217,8 @@ class Ledger:
     ) -> Ledger:
         """Open (creating from ``genesis`` if empty) and verify the chain.
 
-        ``verify`` is ``"full"`` (every height), ``"tail:N"`` (the last N heights) or ``"none"``.
+        ``verify`` is ``"full"`` (every height), ``"tail:N"`` (the last N heights), ``"recorded"``
+        (the heights above the verified-height record, and at least the tip) or ``"none"``.
         """
         Path(path).mkdir(parents=True, exist_ok=True)
         try:
@@ -329,16 +338,74 @@ class Ledger:
         if height_bytes is None:
             raise LedgerCorruption(None, "metadata has no height")
         tip = keys.decode_height(height_bytes)
+        recorded = self.verified_record()
         if verify == "full":
             start = 0
         elif verify.startswith("tail:"):
             start = max(0, tip - int(verify[5:]) + 1)
+        elif verify == "recorded":
+            start = 0 if recorded is None else min(recorded[0] + 1, tip)
         elif verify == "none":
             start = tip
         else:
-            raise LedgerError(f"unknown verify mode {verify!r} (full, tail:N, none)")
+            raise LedgerError(f"unknown verify mode {verify!r} (full, tail:N, recorded, none)")
+        if recorded is not None and recorded[0] > tip:
+            raise LedgerCorruption(tip, "the verified-height record is above the recorded tip")
+        parent_hash, previous_root, previous_timestamp = self._verify_blocks(
+            start, tip, certificate_check
+        )
+        # When the record names a block this pass verified, it must be that very block.
+        if (
+            recorded is not None
+            and start <= recorded[0]
+            and self._read_block(recorded[0]).block_hash != recorded[1]
+        ):
+            raise LedgerCorruption(recorded[0], "the block differs from the one verified")
+        if self._get(keys.block_key(tip + 1), tip + 1) is not None:
+            raise LedgerCorruption(tip + 1, "a block is stored beyond the recorded tip")
+        if self._get(keys.META_TIP_HASH, None) != parent_hash:
+            raise LedgerCorruption(tip, "the recorded tip hash is not the last block's hash")
+        if self._get(keys.META_STATE_ROOT, None) != previous_root:
+            raise LedgerCorruption(tip, "the recorded state root is not the last block's")
+        self.height, self.tip_hash, self.state_root = tip, parent_hash, previous_root
+        self.tip_timestamp_ms = previous_timestamp
+        covered = start == 0 or (recorded is not None and start <= recorded[0] + 1)
+        if covered and (recorded is None or recorded[0] < tip):
+            self._db.put(keys.META_VERIFIED, canonical_encode([tip, parent_hash]), sync=self._sync)
+
+    def verified_record(self) -> tuple[int, bytes] | None:
+        """``(height, block hash)`` of the highest block known verified, if recorded."""
+        raw = self._get(keys.META_VERIFIED, None)
+        if raw is None:
+            return None
+        try:
+            height, block_hash = canonical_decode(raw)
+        except (CodecError, TypeError, ValueError) as exc:
+            raise LedgerCorruption(
+                None, f"the verified-height record does not decode ({exc})"
+            ) from exc
+        if not isinstance(height, int) or not isinstance(block_hash, bytes):
+            raise LedgerCorruption(None, "the verified-height record is malformed")
+        return height, block_hash
+
+    def verify_range(
+        self, first: int, last: int, certificate_check: CertificateCheck | None = None
+    ) -> None:
+        """Re-verify stored blocks ``first..last`` (within the tip): the same checks as at open.
+        Safe beside the writer: stored blocks never change. Raises ``LedgerCorruption``."""
+        last = min(last, self.height)
+        if first <= last:
+            self._verify_blocks(max(first, 0), last, certificate_check)
+
+    def _verify_blocks(
+        self, start: int, tip: int, certificate_check: CertificateCheck | None
+    ) -> tuple[bytes, bytes, int]:
+        """Check blocks ``start..tip`` against each other and the block before ``start``;
+        return the last block's hash, state root and time."""
         parent_hash, previous_root = self._anchor_for(start)
         previous_timestamp = -1
+        if start > 0:
+            previous_timestamp = self._read_block(start - 1).header.timestamp_ms
         for height in range(start, tip + 1):
             stored = self._read_block(height)
             header = stored.header
@@ -382,14 +449,7 @@ class Ledger:
                 root,
                 header.timestamp_ms,
             )
-        if self._get(keys.block_key(tip + 1), tip + 1) is not None:
-            raise LedgerCorruption(tip + 1, "a block is stored beyond the recorded tip")
-        if self._get(keys.META_TIP_HASH, None) != parent_hash:
-            raise LedgerCorruption(tip, "the recorded tip hash is not the last block's hash")
-        if self._get(keys.META_STATE_ROOT, None) != previous_root:
-            raise LedgerCorruption(tip, "the recorded state root is not the last block's")
-        self.height, self.tip_hash, self.state_root = tip, parent_hash, previous_root
-        self.tip_timestamp_ms = previous_timestamp
+        return parent_hash, previous_root, previous_timestamp
 
     def _anchor_for(self, start: int) -> tuple[bytes, bytes]:
         """Parent hash and state root that the block at ``start`` must follow."""
@@ -539,6 +599,8 @@ class Ledger:
         batch.put(keys.META_HEIGHT, height_key)
         batch.put(keys.META_TIP_HASH, block_hash)
         batch.put(keys.META_STATE_ROOT, root)
+        # Checked before written (see the module notes): verified as of this same batch.
+        batch.put(keys.META_VERIFIED, canonical_encode([header.height, block_hash]))
         return root
 
     def _advance_tip(self, header: BlockHeader, root: bytes) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,7 +48,9 @@ log = logging.getLogger("ibledger.peer")
 FRAME_ITEMS_MAX = 512
 FRAME_BYTES_MAX = 2 * 1024 * 1024
 BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 5.0
+# A peer that comes back is reached within a second: a restarted node counts as ready only once
+# a quorum of peers sends it frames, and one attempt a second towards a down peer costs nothing.
+BACKOFF_MAX_S = 1.0
 
 
 @dataclass(slots=True)
@@ -63,6 +66,7 @@ class PeerLinkStats:
     rejected_inbound: int = 0
     reconnects: int = 0
     last_error: str = ""
+    last_received: float | None = None  # monotonic time of the last frame from this peer
 
 
 @dataclass(slots=True)
@@ -296,6 +300,7 @@ class PeerTransport:
         if link is not None:
             link.stats.frames_received += 1
             link.stats.height = max(link.stats.height, frame.height)
+            link.stats.last_received = time.monotonic()
         for data in frame.messages:
             try:
                 message = decode_message(data)

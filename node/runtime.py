@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from ibledger.consensus import (
 )
 
 from .ledger import AppliedBlock, Ledger
+from .metrics import NodeMetrics
 
 log = logging.getLogger("ibledger.runtime")
 
@@ -97,10 +99,14 @@ class ReplicaRuntime:
         *,
         on_committed: Callable[[AppliedBlock, CommittedBlock], None],
         on_fetch: Callable[[FetchBlocks], None],
-        on_view_changed: Callable[[int, str], None] = lambda view, primary: None,
+        on_view_changed: Callable[[int, str, str], None] = lambda view, primary, cause: None,
         inbox_max: int = 100_000,
         inbox_peer_bytes_max: int = 32 * 1024 * 1024,
+        metrics: NodeMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
+        # When the replica last left an active view (monotonic s): view-change durations.
+        self._view_left_at: float | None = None
         self.replica = replica
         self._ledger = ledger
         self._outbound = outbound
@@ -155,7 +161,15 @@ class ReplicaRuntime:
                     self._peer_bytes -= item.size
                     if self._peer_bytes <= self._peer_bytes_max:
                         self._room.set()
-                await self._drain(self._dispatch(item))
+                began = time.perf_counter()
+                effects = self._dispatch(item)
+                if self._metrics is not None:
+                    kind = type(item).__name__
+                    self._metrics.consensus_step.labels(kind).observe(time.perf_counter() - began)
+                # (Stand-in replicas in tests need not say; they are always in an active view.)
+                if self._view_left_at is None and not getattr(self.replica, "view_active", True):
+                    self._view_left_at = time.monotonic()
+                await self._drain(effects)
                 done = item.done if isinstance(item, TransferredBlocks) else None
                 if done is not None and not done.done():
                     done.set_result(None)
@@ -195,20 +209,45 @@ class ReplicaRuntime:
             effect = queue.popleft()
             match effect:
                 case Persist(updates):
+                    began = time.perf_counter()
                     await asyncio.to_thread(self._ledger.persist_consensus, updates)
+                    if self._metrics is not None:
+                        self._metrics.storage.labels("consensus").observe(
+                            time.perf_counter() - began
+                        )
                 case Send(to, message):
                     self._outbound.send(to, encode_message(message))
                 case Broadcast(message):
                     self._outbound.broadcast(encode_message(message))
                 case Execute(block):
+                    began = time.perf_counter()
                     applied = await asyncio.to_thread(self._ledger.apply_committed, block)
+                    if self._metrics is not None:
+                        self._metrics.execution.observe(time.perf_counter() - began)
                     self._on_committed(applied, block)
                     queue.extend(self.replica.on_executed(block.seq, applied.state_root))
                 case FetchBlocks():
                     self._on_fetch(effect)
-                case ViewChanged(view, primary):
-                    log.info("view changed", extra={"view": view, "primary": primary})
-                    self._on_view_changed(view, primary)
+                case ViewChanged(view, primary, cause):
+                    seconds = (
+                        time.monotonic() - self._view_left_at
+                        if self._view_left_at is not None
+                        else None
+                    )
+                    self._view_left_at = None
+                    log.info(
+                        "view changed",
+                        extra={
+                            "event": "view-change",
+                            "view": view,
+                            "primary": primary,
+                            "cause": cause,
+                            "seconds": round(seconds, 3) if seconds is not None else None,
+                        },
+                    )
+                    if self._metrics is not None and seconds is not None:
+                        self._metrics.view_change_duration.observe(seconds)
+                    self._on_view_changed(view, primary, cause)
                 case Evidence("state-root-divergence", _, _):
                     self.evidence.append(effect)
                     raise StateDiverged(

@@ -67,6 +67,8 @@ MEMPOOL_SIZE_DEFAULT = 50_000
 LogLevel = Literal["debug", "info", "warning", "error"]
 LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 LOG_LEVEL_DEFAULT: LogLevel = "info"
+LOG_MAX_BYTES_DEFAULT = 16 * 1024 * 1024
+LOG_BACKUPS_DEFAULT = 5
 
 
 # --- value types ---------------------------------------------------------------------------------
@@ -173,7 +175,13 @@ class MempoolSection(_Section):
 
 
 class LogSection(_Section):
+    """The level; the file (relative to node.toml; standard error when absent), rotated once it
+    reaches ``max_bytes``, keeping ``backups`` older files."""
+
     level: LogLevel = LOG_LEVEL_DEFAULT
+    file: OptionalFile = None
+    max_bytes: Annotated[int, Field(ge=64 * 1024, le=2**40)] = LOG_MAX_BYTES_DEFAULT
+    backups: Annotated[int, Field(ge=0, le=1000)] = LOG_BACKUPS_DEFAULT
 
 
 class KeysSection(_Section):

@@ -1,10 +1,17 @@
 """A node process: wires ledger, consensus, admission, peers, API and metrics together.
 
-Start-up order: open and verify the ledger (refusing a broken chain), restore the replica from
-its persisted consensus records and the ledger tip, start the peer server and outbound links,
-then the runtime and ticker, and only then the public API (so nothing is admitted before the
-node can order it).  ``stop(grace)`` reverses the order: the API stops taking requests, in-flight
-calls get ``grace`` seconds, then peers, runtime and ledger are closed.
+Start-up order: bind the metrics listener (so probes answer, and a taken port fails the start
+at once), open and verify the ledger (refusing a broken chain; only blocks not yet verified are
+checked, see ``ledger.py``), restore the replica from its persisted consensus records and the
+ledger tip, bind and start the peer server and outbound links, then the runtime and ticker, and
+only then the public API (so nothing is admitted before the node can order it).  The node is
+*ready* (``/readyz``) only once every listener is bound, it is not catching up, and a quorum of
+validators is connected.  A start-up that fails logs why, as one JSON line, and exits non-zero.
+``stop(grace)`` reverses the order: the API stops taking requests, in-flight calls get
+``grace`` seconds, then peers, runtime and ledger are closed.
+
+Once ready, the node re-verifies the blocks it trusted from its verified-height record in the
+background, at a tenth of one core; a block that no longer verifies stops the node.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,9 +47,9 @@ from .audit import GOVERNANCE_PREFIXES, AuditLog, caller_of
 from .config import NodeConfig
 from .crypto import get_suite
 from .grpc_edge import RateLimitedLog, add_service
-from .ledger import AppliedBlock, Ledger, genesis_hash
+from .ledger import AppliedBlock, Ledger, LedgerCorruption, LedgerError, genesis_hash
 from .mempool import Mempool
-from .metrics import MetricsServer, Registry
+from .metrics import MetricsServer, NodeMetrics
 from .peer import PeerService, PeerTransport
 from .read_access import LongCallLimits
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
@@ -68,6 +76,13 @@ API_CONNECTION_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_concurrent_streams", 32),
 )
 LAG_GRACE_S = 1.0  # ordinary pipelining puts a node a block or two behind for a moment
+PEER_SILENT_S = 5.0  # replicas send a status every 200 ms: this long without a frame means down
+PEER_WATCH_S = 0.5
+BACKGROUND_VERIFY_CHUNK = 32  # blocks per worker-thread call of the background verification
+# The background check may use a tenth of one core: after each chunk it rests nine times as long
+# as the chunk took, so re-checking a long chain never competes with ordering and execution.
+BACKGROUND_VERIFY_DUTY = 0.1
+HEALTH_PROBE_FILE = ".healthz"
 AUDIT_REPLAY_BLOCKS_MAX = 100_000  # governance replayed from the ledger into the audit log
 
 
@@ -122,7 +137,17 @@ class Node:
         }
         self.replica_config = replica_config(config)
         self.validator_verifier = ValidatorVerifier(self._validator_keys, self.suite)
-        self.metrics = Registry()
+        self.metrics = NodeMetrics(
+            version=VERSION, node_id=self.node_id, crypto_suite=genesis.crypto_suite
+        )
+        self.metrics_server = MetricsServer(
+            self.metrics, config.metrics.listen.host, config.metrics.listen.port
+        )
+        self.metrics_server.health = self._health
+        self.metrics_server.ready = self._readiness
+        self.failure: str | None = None  # why the node stopped on its own, if it did
+        self.background_verified = -1  # highest height the background pass has re-verified
+        self._peers_live: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         self._stopped = asyncio.Event()
@@ -209,8 +234,9 @@ class Node:
         return NodeView(status.view, status.primary, status.catching_up)
 
     def _on_message(self, message: SignedMessage, size: int) -> None:
+        self.metrics.peer_message_bytes.observe(size)
         if not self.runtime.offer(PeerMessage(message, size)):
-            self.m_dropped.inc(reason="inbox-full")
+            self.metrics.dropped.labels("inbox-full").inc()
 
     def _peer_refused(self, reason: str, caller: str, detail: str) -> None:
         self.bad_input.bad_input(reason, "peer connection refused", detail=detail)
@@ -288,17 +314,35 @@ class Node:
         self._audit_governance(applied.header.height, applied.events, committed.requests)
         self.mempool.remove(applied.tx_ids)
         self.feed.committed(list(applied.tx_ids))
-        self.m_blocks.inc()
-        self.m_txs.inc(len(applied.results))
+        m = self.metrics
+        m.blocks.inc()
+        m.txs.inc(len(applied.results))
+        m.block_txs.observe(len(applied.results))
+        # Blocks fetched while catching up were proposed long ago: not a commit latency.
+        if committed.block.timestamp_ms and not self._catching_up():
+            m.consensus_commit.observe(max(0.0, (now_ms() - committed.block.timestamp_ms) / 1000))
+        failed = 0
         for result in applied.results:
             if not result.ok:
-                self.m_failed.inc(code=result.code)
+                failed += 1
+                m.failed.labels(result.code).inc()
+        log.debug(
+            "block committed",
+            extra={
+                "event": "block",
+                "height": applied.header.height,
+                "view": committed.view,
+                "txs": len(applied.results),
+                "failed": failed,
+                "block_hash": applied.block_hash.hex(),
+            },
+        )
 
-    def _on_view_changed(self, view: int, primary: str) -> None:
-        self.m_view_changes.inc()
+    def _on_view_changed(self, view: int, primary: str, cause: str) -> None:
+        self.metrics.view_changes.labels(cause).inc()
 
     def _on_fetch(self, fetch: FetchBlocks) -> None:
-        self.m_fetches.inc()
+        self.metrics.fetches.inc()
         self.state_transfer.request(fetch)
 
     def _serve_blocks(self, first: int, last: int) -> list[types_pb2.Block]:
@@ -328,16 +372,16 @@ class Node:
 
     def _register_metrics(self) -> None:
         m = self.metrics
-        self.m_blocks = m.counter("ibledger_blocks_committed_total", "Blocks executed and stored.")
-        self.m_txs = m.counter("ibledger_txs_committed_total", "Transactions in committed blocks.")
-        self.m_failed = m.counter(
-            "ibledger_txs_failed_total", "Committed transactions with a failed result, by code."
-        )
-        self.m_view_changes = m.counter("ibledger_view_changes_total", "Views entered.")
-        self.m_fetches = m.counter("ibledger_state_transfer_requests_total", "FetchBlocks effects.")
-        self.m_dropped = m.counter("ibledger_dropped_inputs_total", "Inputs dropped, by reason.")
         m.gauge("ibledger_height", "Last executed block height.", lambda: self.ledger.height)
         m.gauge("ibledger_view", "Current consensus view.", lambda: self.runtime.replica.view)
+        m.gauge(
+            "ibledger_ready", "1 while /readyz would answer 200.", lambda: float(self._is_ready())
+        )
+        m.gauge(
+            "ibledger_catching_up",
+            "1 while the node fetches blocks it is missing.",
+            lambda: float(self._catching_up()),
+        )
         m.gauge(
             "ibledger_mempool_size", "Pending admitted transactions.", lambda: len(self.mempool)
         )
@@ -348,21 +392,53 @@ class Node:
         )
         m.gauge(
             "ibledger_peers_connected",
-            "Outbound peer streams currently open.",
-            lambda: sum(link.stats.connected for link in self.transport.links.values()),
+            "Peers that sent this node a frame within the last 5 s.",
+            lambda: len(self._live_peers()),
         )
-        m.labelled_gauge(
-            "ibledger_peer_queue",
-            "Per peer: bytes queued and messages dropped (consensus, relay, oversize).",
+        m.gauge(
+            "ibledger_ledger_verified_height",
+            "Highest block the background pass has re-verified since start-up.",
+            lambda: self.background_verified,
+        )
+        m.labelled(
+            "ibledger_peer_queued_bytes",
+            "Bytes queued for each peer.",
+            ("peer",),
             lambda: [
-                (((("peer", pid), ("what", what)), float(value)))
+                ({"peer": pid}, float(link.stats.queued_bytes))
                 for pid, link in sorted(self.transport.links.items())
-                for what, value in (
-                    ("queued_bytes", link.stats.queued_bytes),
-                    ("dropped_consensus", link.stats.dropped_outbound),
-                    ("dropped_relay", link.stats.dropped_relay),
-                    ("dropped_oversize", link.stats.dropped_oversize),
+            ],
+        )
+        m.labelled(
+            "ibledger_peer_height",
+            "Height each peer last reported.",
+            ("peer",),
+            lambda: [
+                ({"peer": pid}, float(link.stats.height))
+                for pid, link in sorted(self.transport.links.items())
+            ],
+        )
+        m.counter_from(
+            "ibledger_peer_dropped_messages",
+            "Messages dropped towards each peer, by kind (consensus, relay, oversize).",
+            ("peer", "kind"),
+            lambda: [
+                ({"peer": pid, "kind": kind}, float(value))
+                for pid, link in sorted(self.transport.links.items())
+                for kind, value in (
+                    ("consensus", link.stats.dropped_outbound),
+                    ("relay", link.stats.dropped_relay),
+                    ("oversize", link.stats.dropped_oversize),
                 )
+            ],
+        )
+        m.counter_from(
+            "ibledger_peer_reconnects",
+            "Outbound stream reconnections, by peer.",
+            ("peer",),
+            lambda: [
+                ({"peer": pid}, float(link.stats.reconnects))
+                for pid, link in sorted(self.transport.links.items())
             ],
         )
         m.gauge(
@@ -370,41 +446,194 @@ class Node:
             "1 once the audit log could not be written (the node runs on without it).",
             lambda: float(self.audit.broken),
         )
-        m.gauge(
-            "ibledger_verifier_cache_hits_total",
+        m.counter_from(
+            "ibledger_verifier_cache_hits",
             "Signature verifications skipped thanks to the verified cache.",
-            lambda: self.ledger.verifier.stats.cache_hits,
+            (),
+            lambda: [({}, float(self.ledger.verifier.stats.cache_hits))],
         )
-        m.labelled_gauge(
+        m.counter_from(
+            "ibledger_verifier_rejected",
+            "Transactions whose signature did not verify.",
+            (),
+            lambda: [({}, float(self.ledger.verifier.stats.rejected))],
+        )
+        m.counter_from(
             "ibledger_consensus_events",
-            "Consensus core counters (drops, rejections, view-change causes).",
+            "Consensus core counters (drops, rejections, view-change causes), by name.",
+            ("name",),
             lambda: [
-                ((("name", k),), float(v)) for k, v in sorted(self.runtime.replica.counters.items())
+                ({"name": k}, float(v)) for k, v in sorted(self.runtime.replica.counters.items())
             ],
         )
-        m.labelled_gauge(
+        m.counter_from(
             "ibledger_admission_rejected",
             "Transactions refused at admission, by code.",
+            ("code",),
             lambda: [
-                ((("code", k),), float(v))
-                for k, v in sorted(self.admission.rejected_by_code.items())
+                ({"code": k}, float(v)) for k, v in sorted(self.admission.rejected_by_code.items())
             ],
+        )
+        self.ledger.verifier.on_batch = self._observe_verify
+        self.state_transfer.on_batch = m.state_transfer_batch.observe
+
+    def _observe_verify(self, seconds: float, size: int) -> None:
+        self.metrics.verify_batch.observe(seconds)
+        self.metrics.verify_batch_size.observe(size)
+
+    # --- health ---------------------------------------------------------------------------------
+
+    def _live_peers(self) -> set[str]:
+        now = time.monotonic()
+        return {
+            peer_id
+            for peer_id, link in self.transport.links.items()
+            if link.stats.last_received is not None
+            and now - link.stats.last_received <= PEER_SILENT_S
+        }
+
+    def _catching_up(self) -> bool:
+        return bool(self.runtime.replica.catching_up or self.state_transfer.active)
+
+    def _is_ready(self) -> bool:
+        return self._ready_detail()[0]
+
+    def _ready_detail(self) -> tuple[bool, dict[str, Any]]:
+        if not self._ready:
+            return False, {"reason": "starting: not every listener is bound yet"}
+        if self.failure is not None or self.runtime.failure is not None:
+            return False, {"reason": f"stopped: {self.failure or self.runtime.failure}"}
+        needed = len(self.replica_config.members) - self.replica_config.f - 1
+        live = len(self._live_peers())
+        detail: dict[str, Any] = {
+            "height": self.ledger.height,
+            "peers_connected": live,
+            "peers_needed": needed,
+            "catching_up": self._catching_up(),
+        }
+        if live < needed:
+            detail["reason"] = f"{live} of the {needed} peers a quorum needs are connected"
+            return False, detail
+        if detail["catching_up"]:
+            heights = sorted(self.transport.peer_heights().values(), reverse=True)
+            target = heights[self.replica_config.f] if len(heights) > self.replica_config.f else 0
+            detail["reason"] = f"catching up: height {self.ledger.height} of {target}"
+            return False, detail
+        return True, detail
+
+    async def _readiness(self) -> tuple[bool, dict[str, Any]]:
+        return self._ready_detail()
+
+    def _storage_writable(self) -> None:
+        probe = self.config.data_dir / HEALTH_PROBE_FILE
+        with probe.open("wb") as handle:
+            handle.write(str(time.time()).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    async def _health(self) -> tuple[bool, dict[str, Any]]:
+        if self.failure is not None:
+            return False, {"reason": f"stopped: {self.failure}"}
+        runtime = getattr(self, "runtime", None)
+        if runtime is not None and runtime.failure is not None:
+            return False, {"reason": f"replica stopped: {runtime.failure}"}
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._storage_writable), timeout=5)
+        except (OSError, TimeoutError) as exc:
+            return False, {"reason": f"data directory not writable: {exc}"}
+        return True, {"pid": os.getpid()}
+
+    async def _peer_watch(self) -> None:
+        """Log each peer going up or down (with why), as seen from frames it sends us."""
+        while True:
+            await asyncio.sleep(PEER_WATCH_S)
+            live = self._live_peers()
+            for peer_id in sorted(live - self._peers_live):
+                log.info(
+                    "peer up",
+                    extra={
+                        "event": "peer-up",
+                        "peer": peer_id,
+                        "address": self.transport.links[peer_id].address,
+                    },
+                )
+                self.metrics.peer_transitions.labels(peer_id, "up").inc()
+            for peer_id in sorted(self._peers_live - live):
+                link = self.transport.links[peer_id]
+                reason = f"no frame for {PEER_SILENT_S:g} s"
+                if link.stats.last_error:
+                    reason += f"; last send error: {link.stats.last_error}"
+                log.warning(
+                    "peer down",
+                    extra={
+                        "event": "peer-down",
+                        "peer": peer_id,
+                        "address": link.address,
+                        "reason": reason,
+                    },
+                )
+                self.metrics.peer_transitions.labels(peer_id, "down").inc()
+            self._peers_live = live
+
+    async def _verify_in_background(self, through: int) -> None:
+        """Re-check blocks 0..``through`` (trusted at open from the verified-height record)."""
+        if through < 0:
+            return
+        check = self._certificate_check()
+        began = time.monotonic()
+        log.info("background verification started", extra={"through": through})
+        first = 0
+        try:
+            while first <= through:
+                last = min(through, first + BACKGROUND_VERIFY_CHUNK - 1)
+                chunk_began = time.monotonic()
+                await asyncio.to_thread(self.ledger.verify_range, first, last, check)
+                self.background_verified = last
+                first = last + 1
+                spent = time.monotonic() - chunk_began
+                await asyncio.sleep(spent * (1 - BACKGROUND_VERIFY_DUTY) / BACKGROUND_VERIFY_DUTY)
+        except LedgerCorruption as exc:
+            self.failure = f"the stored chain does not verify: {exc}"
+            log.critical(
+                "stopping: a stored block no longer verifies",
+                extra={"height": exc.height, "reason": str(exc)},
+            )
+            self._stopped.set()
+            return
+        log.info(
+            "background verification finished",
+            extra={"through": through, "seconds": round(time.monotonic() - began, 3)},
         )
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> Endpoints:
         config, genesis = self.config, self.config.genesis
+        try:
+            await self.metrics_server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for metrics on {config.metrics.listen}: {exc.strerror or exc}"
+            ) from exc
+        opened = time.monotonic()
         self.ledger = await asyncio.to_thread(
             Ledger.open,
             config.data_dir / "ledger",
             genesis.raw,
-            verify="tail:1000",
+            verify="recorded",
             certificate_check=self._certificate_check(),
         )
+        open_seconds = time.monotonic() - opened
+        self.metrics.ledger_open.set(open_seconds)
+        record = self.ledger.verified_record()
+        trusted_through = record[0] - 1 if record is not None else -1
         log.info(
             "ledger opened",
-            extra={"height": self.ledger.height, "state_root": self.ledger.state_root.hex()},
+            extra={
+                "height": self.ledger.height,
+                "state_root": self.ledger.state_root.hex(),
+                "seconds": round(open_seconds, 3),
+            },
         )
         self.audit = await asyncio.to_thread(
             AuditLog.open,
@@ -448,6 +677,7 @@ class Node:
             on_fetch=self._on_fetch,
             on_view_changed=self._on_view_changed,
             inbox_peer_bytes_max=config.peer.inbound_bytes_max,
+            metrics=self.metrics,
         )
         self.admission = Admission(
             chain_id=genesis.chain_id,
@@ -498,18 +728,24 @@ class Node:
             self._peer_malformed,
         )
         peer_address = f"{config.peer.listen.host}:{config.peer.listen.port}"
-        if self._peer_tls:
-            peer_port = self.peer_server.add_secure_port(
-                peer_address, pki.server_credentials(config)
-            )
-        else:
-            peer_port = self.peer_server.add_insecure_port(peer_address)
+        try:
+            if self._peer_tls:
+                peer_port = self.peer_server.add_secure_port(
+                    peer_address, pki.server_credentials(config)
+                )
+            else:
+                peer_port = self.peer_server.add_insecure_port(peer_address)
+        except RuntimeError as exc:
+            raise StartupError(f"cannot listen for peers on {peer_address}: {exc}") from exc
+        if not peer_port:
+            raise StartupError(f"cannot listen for peers on {peer_address}: address in use?")
         await self.peer_server.start()
         await self.transport.start()
         self._tasks.append(asyncio.create_task(self.runtime.run(), name="replica-runtime"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self._tasks.append(asyncio.create_task(self._sweeper(), name="mempool-sweeper"))
         self._tasks.append(asyncio.create_task(self._lag_watch(), name="lag-watch"))
+        self._tasks.append(asyncio.create_task(self._peer_watch(), name="peer-watch"))
 
         self.api_server = grpc.aio.server(
             options=[
@@ -545,21 +781,32 @@ class Node:
             ledger_service.refused,
         )
         api_address = f"{config.api.listen.host}:{config.api.listen.port}"
-        if self._peer_tls and config.api.tls:
-            api_port = self.api_server.add_secure_port(
-                api_address, pki.api_server_credentials(config)
-            )
-        else:
-            api_port = self.api_server.add_insecure_port(api_address)
+        try:
+            if self._peer_tls and config.api.tls:
+                api_port = self.api_server.add_secure_port(
+                    api_address, pki.api_server_credentials(config)
+                )
+            else:
+                api_port = self.api_server.add_insecure_port(api_address)
+        except RuntimeError as exc:
+            raise StartupError(f"cannot listen for clients on {api_address}: {exc}") from exc
+        if not api_port:
+            raise StartupError(f"cannot listen for clients on {api_address}: address in use?")
         await self.api_server.start()
-        self.metrics_server = MetricsServer(
-            self.metrics, config.metrics.listen.host, config.metrics.listen.port
-        )
-        await self.metrics_server.start()
         self._ready = True
         log.info(
-            "node ready",
-            extra={"api_port": api_port, "peer_port": peer_port, "members": len(members)},
+            "listening",
+            extra={
+                "api_port": api_port,
+                "peer_port": peer_port,
+                "metrics_port": self.metrics_server.port,
+                "members": len(members),
+            },
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                self._verify_in_background(trusted_through), name="background-verify"
+            )
         )
         return Endpoints(api_port, peer_port, self.metrics_server.port)
 
@@ -639,7 +886,7 @@ class Node:
             await asyncio.to_thread(self.audit.close)
         with contextlib.suppress(AttributeError):
             self.ledger.close()
-        log.info("node stopped")
+        log.info("node stopped", extra={"event": "stopped"})
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -648,18 +895,32 @@ class Node:
         self._stopped.set()
 
 
+class StartupError(Exception):
+    """The node cannot start (a listener cannot bind, ...); the text says which and why."""
+
+
+START_FAILED_EXIT = 2
+
+
 async def serve(config: NodeConfig) -> int:
-    """Run a node until SIGTERM/SIGINT (or a fatal runtime failure)."""
+    """Run a node until SIGTERM/SIGINT (or a fatal failure); the exit status says which."""
     node = Node(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, node.request_stop)
+    log.info("node starting", extra={"event": "starting", "pid": os.getpid(), "version": VERSION})
     try:
-        await node.start()
+        try:
+            await node.start()
+        except (StartupError, LedgerError, OSError) as exc:
+            # One JSON line that names the reason: `network up` reports it as the cause.
+            log.critical("start failed", extra={"event": "start-failed", "reason": str(exc)})
+            return START_FAILED_EXIT
         await node.wait_stopped()
     finally:
         await node.stop()
-    return 1 if node.runtime.failure is not None else 0
+    runtime = getattr(node, "runtime", None)
+    return 1 if node.failure is not None or (runtime and runtime.failure is not None) else 0
 
 
 def run(
@@ -672,11 +933,23 @@ def run(
     from .logs import configure
 
     config = load_node_config(config_path, passphrase=passphrase, ask_passphrase=ask_passphrase)
-    configure(config.node_id, config.log.level)
+    log_config = config.log
+    configure(
+        config.node_id,
+        log_config.level,
+        file=log_config.file,
+        max_bytes=log_config.max_bytes,
+        backups=log_config.backups,
+    )
     try:
         import uvloop
 
         runner: Callable[..., int] = uvloop.run
     except ImportError:
         runner = asyncio.run
-    return runner(serve(config))
+    try:
+        return runner(serve(config))
+    except Exception:
+        # The traceback goes into the JSON log too, so the log says why the process ended.
+        log.critical("node crashed", extra={"event": "crashed"}, exc_info=True)
+        raise

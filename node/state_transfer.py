@@ -92,6 +92,8 @@ class StateTransfer:
         self._task: asyncio.Task[None] | None = None
         self.blocks_fetched = 0
         self.bad_peers_seen = 0
+        # Told the seconds of each batch fetched and applied while catching up (metrics).
+        self.on_batch: Callable[[float], None] = lambda seconds: None
 
     @property
     def active(self) -> bool:
@@ -121,14 +123,44 @@ class StateTransfer:
     async def _run(self, fetch: FetchBlocks) -> None:
         start = self._ledger.height + 1
         target = fetch.to_seq
-        for peer_id in self._candidates(fetch.peers_hint):
-            while start <= target:
-                moved = await self._fetch_from(peer_id, start, min(target, start + RANGE_MAX - 1))
-                if not moved:
-                    break
-                start = self._ledger.height + 1
-            if start > target:
-                return
+        began, first = time.monotonic(), start
+        log.info(
+            "catch-up started",
+            extra={"event": "catch-up-start", "height": start - 1, "target": target},
+        )
+        try:
+            for peer_id in self._candidates(fetch.peers_hint):
+                while start <= target:
+                    round_began = time.monotonic()
+                    last = min(target, start + RANGE_MAX - 1)
+                    moved = await self._fetch_from(peer_id, start, last)
+                    if not moved:
+                        break
+                    self.on_batch(time.monotonic() - round_began)
+                    start = self._ledger.height + 1
+                    log.info(
+                        "catch-up progress",
+                        extra={
+                            "event": "catch-up-progress",
+                            "peer": peer_id,
+                            "height": start - 1,
+                            "target": target,
+                        },
+                    )
+                if start > target:
+                    return
+        finally:
+            log.info(
+                "catch-up ended",
+                extra={
+                    "event": "catch-up-end",
+                    "height": self._ledger.height,
+                    "target": target,
+                    "blocks": self._ledger.height - first + 1,
+                    "complete": self._ledger.height >= target,
+                    "seconds": round(time.monotonic() - began, 3),
+                },
+            )
 
     async def _fetch_from(self, peer_id: str, first: int, last: int) -> bool:
         """One round from one peer; True when the ledger moved forward."""

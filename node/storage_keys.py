@@ -38,6 +38,9 @@ META_HEIGHT = META + b"height"
 META_TIP_HASH = META + b"tip_hash"
 META_STATE_ROOT = META + b"state_root"
 META_EXPIRY_HORIZON = META + b"tx_expiry_horizon_ms"  # from genesis, fixed for the chain
+# ``[height, block hash]`` of the highest block known verified: written in each block's batch
+# (a block is checked before it is written) and after a start-up verification.
+META_VERIFIED = META + b"verified"
 
 FORMAT_VERSION = b"ibledger-ledger-1"
 HEIGHT_SIZE = 8

@@ -28,6 +28,7 @@ that the common, valid case pays for nothing but the verification itself.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +102,8 @@ class BatchVerifier:
         self._screened_keys: dict[bytes, Verdict] = {}
         self._lock = threading.Lock()  # guards the cache, the screened keys and the stats
         self.stats = VerifierStats()
+        # Told the seconds and size of every batch verified (metrics); any thread.
+        self.on_batch: Callable[[float, int], None] = lambda seconds, size: None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -117,6 +120,7 @@ class BatchVerifier:
             return self._cache.get(tx.signing_message) == (tx.key_id, tx.signature)
 
     def verify(self, txs: Sequence[Transaction]) -> list[Verdict]:
+        began = time.perf_counter()
         if self._pool is None or len(txs) <= INLINE_BATCH_MAX:
             verdicts = self._verify_slice(txs)
         else:
@@ -133,6 +137,7 @@ class BatchVerifier:
             self.stats.submitted += len(txs)
             self.stats.verified_ok += accepted
             self.stats.rejected += len(txs) - accepted
+        self.on_batch(time.perf_counter() - began, len(txs))
         return verdicts
 
     def _verify_slice(self, txs: Sequence[Transaction]) -> list[Verdict]:

@@ -4,6 +4,7 @@ project and runs the console script; compose runs one node per service from the 
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -38,3 +39,33 @@ def test_compose_runs_each_node_from_its_init_config() -> None:
     assert "network_mode: host" in text  # the loopback addresses in genesis.json stay valid
     assert "- ./network:/network" in text
     assert "dockerfile: docker/Dockerfile" in text
+
+
+def test_compose_runs_prometheus_and_grafana_with_the_dashboard() -> None:
+    text = (DOCKER / "compose.yaml").read_text()
+    for service in ("prometheus", "grafana"):
+        assert re.search(rf"^  {service}:$", text, flags=re.MULTILINE), service
+    # Every file compose mounts from the repository exists.
+    for source in re.findall(r"^\s+- (\./[^:]+):", text, flags=re.MULTILINE):
+        if source != "./network":  # written by `ibledger network init`
+            assert (DOCKER / source).exists(), f"{source}: no such path"
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml" in text
+    assert "./grafana/dashboards:/var/lib/grafana/dashboards" in text
+    assert "/healthz" in text and "healthcheck:" in text
+
+    provider = (DOCKER / "grafana/provisioning/dashboards/ibledger.yaml").read_text()
+    assert "path: /var/lib/grafana/dashboards" in provider
+    datasource = (DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text()
+    assert "uid: prometheus" in datasource and "127.0.0.1:9090" in datasource
+    assert "127.0.0.1:9090" in text
+
+    prometheus = (DOCKER / "prometheus.yml").read_text()
+    from ibledger.cli.network import PROMETHEUS_TARGETS
+
+    assert f"/network/{PROMETHEUS_TARGETS}" in prometheus  # what network init writes
+
+    dashboard = json.loads((DOCKER / "grafana/dashboards/ibledger.json").read_text())
+    assert dashboard["panels"], "the dashboard has panels"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "prometheus"
+        assert panel["targets"] and all(t["expr"] for t in panel["targets"])

@@ -56,6 +56,11 @@ def test_silent_primary_is_replaced_and_request_executes() -> None:
         assert h.replica(m).view == 1 and h.replica(m).view_active
         assert [len(b.requests) for b in h.nodes[m].executed] == [1]
         assert h.view_changes(m)[-1].primary == "r1"
+    # Why each left view 0: r1 (with the request) timed out; the others too, or they joined
+    # the f+1 replicas that had moved on, whichever came first.
+    assert h.view_changes("r1")[-1].cause == "request-timeout"
+    for m in ("r2", "r3"):
+        assert h.view_changes(m)[-1].cause in ("request-timeout", "joined-peers")
 
 
 def test_view_change_carries_prepared_certificates() -> None:

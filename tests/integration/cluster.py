@@ -86,6 +86,22 @@ class Cluster:
     def up(self) -> None:
         run_cli("network", "up", "--dir", str(self.directory), "--timeout", "60")
 
+    def up_without(self, node_id: str, timeout_s: float = 20) -> str:
+        """``network up`` when ``node_id`` cannot become ready: it fails naming that node alone;
+        returns what it printed on standard error."""
+        result = run_cli(
+            "network",
+            "up",
+            "--dir",
+            str(self.directory),
+            "--timeout",
+            f"{timeout_s:g}",
+            check=False,
+        )
+        assert result.returncode == 1, result.stdout
+        assert f"1 of 4 node(s) did not come up ({node_id})" in result.stderr, result.stderr
+        return result.stderr
+
     def down(self) -> None:
         run_cli("network", "down", "--dir", str(self.directory), check=False)
 

@@ -25,7 +25,10 @@ def test_a_node_with_another_genesis_is_refused_by_every_peer(tmp_path: Path) ->
     write_json(node_dir / "genesis.json", genesis)
     toml = node_dir / "node.toml"
     toml.write_text(toml.read_text().replace('"../../genesis.json"', '"genesis.json"'))
-    cluster.up()
+    # node3 runs but never becomes ready, and `network up` says so and why.
+    err = cluster.up_without("node3")
+    assert "node3: not ready within 20 s: 0 of the 2 peers a quorum needs" in err
+    assert "peer refused this node: different genesis" in err
     try:
         tx_ids = cluster.submit("node0", [cluster.envelope("three of four")])
         cluster.wait_committed("node0", tx_ids, timeout_s=60)

@@ -82,7 +82,8 @@ def test_single_node_chain_commits_stops_on_sigterm_and_resumes(tmp_path: Path) 
     finally:
         if process.poll() is None:
             process.kill()
-    last = json.loads(log.read_text().strip().splitlines()[-1])
+    # The node writes its own JSON log ([log] file in node.toml); its output holds nothing else.
+    last = json.loads((node.dir / "node.log").read_text().strip().splitlines()[-1])
     assert last["msg"] == "node stopped" and last["node"] == node.id
 
     process = _start(node.config, log)

@@ -306,6 +306,78 @@ def test_a_revoked_key_stops_signing_from_the_next_block(
         assert spare.key_id != key_id
 
 
+def test_recorded_open_verifies_above_the_record_and_the_rest_on_demand(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=6)
+    with Ledger.open(path, genesis) as ledger:
+        tip_hash = ledger.tip_hash
+        assert ledger.verified_record() == (6, tip_hash)  # written in each block's batch
+    # Block 4 changed after it was verified: the record lets the open skip it, and the
+    # background check (verify_range) still names it.
+    _rewrite(path, keys.write_set_key(4), _flip_middle_byte)
+    with Ledger.open(path, genesis, verify="recorded") as ledger:
+        assert ledger.height == 6
+        with pytest.raises(LedgerCorruption) as caught:
+            ledger.verify_range(0, 5)
+        assert caught.value.height == 4
+        ledger.verify_range(5, 6)
+    with pytest.raises(LedgerCorruption):
+        Ledger.open(path, genesis, verify="full")
+
+
+def test_recorded_open_still_checks_the_tip_block(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=4)
+    _rewrite(path, keys.results_key(4), _flip_middle_byte)
+    with pytest.raises(LedgerCorruption) as caught:
+        Ledger.open(path, genesis, verify="recorded")
+    assert caught.value.height == 4
+
+
+def test_a_ledger_without_a_record_is_verified_in_full_once(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=5)
+    db = plyvel.DB(str(path))
+    db.delete(keys.META_VERIFIED)  # as a ledger written before the record existed
+    db.close()
+    _rewrite(path, keys.block_key(2), _flip_middle_byte)
+    with pytest.raises(LedgerCorruption) as caught:
+        Ledger.open(path, genesis, verify="recorded")
+    assert caught.value.height == 2
+
+
+def test_a_ledger_without_a_record_gets_one_after_a_full_check(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=5)
+    db = plyvel.DB(str(path))
+    db.delete(keys.META_VERIFIED)
+    db.close()
+    with Ledger.open(path, genesis, verify="recorded") as ledger:
+        assert ledger.verified_record() == (5, ledger.tip_hash)
+
+
+def test_a_record_above_the_tip_is_corruption(
+    tmp_path: Path, directory: Directory, genesis: dict[str, object]
+) -> None:
+    from ibledger.contracts.codec import canonical_encode
+
+    path = tmp_path / "db"
+    _build_chain(path, directory, genesis, blocks=3)
+    db = plyvel.DB(str(path))
+    db.put(keys.META_VERIFIED, canonical_encode([9, bytes(32)]))
+    db.close()
+    with pytest.raises(LedgerCorruption, match="above the recorded tip"):
+        Ledger.open(path, genesis, verify="recorded")
+
+
 def test_execution_refuses_a_reused_nonce_that_a_primary_proposes(
     tmp_path: Path, directory: Directory, genesis: dict[str, object]
 ) -> None:

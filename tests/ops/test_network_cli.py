@@ -61,7 +61,13 @@ def test_init_writes_a_complete_network(template_network: Path) -> None:
         certificate = read_certificate(node_dir / "tls/node.crt")
         assert verify_node_certificate(certificate, ca.certificate) == node.id
         ports += [node.api.port, node.peer.port, node.metrics.port]
+        assert config.log.file == node_dir / "node.log"  # the node writes and rotates it
     assert len(set(ports)) == len(ports) == 12
+    # Prometheus discovery for docker/prometheus.yml: every node's metrics address, by id.
+    targets = json.loads((directory / network.PROMETHEUS_TARGETS).read_text())
+    assert {t["labels"]["node"]: t["targets"] for t in targets} == {
+        node.id: [str(node.metrics)] for node in manifest.nodes
+    }
 
     participants = {p["id"]: p for p in genesis.raw["participants"]}
     assert (
@@ -163,13 +169,18 @@ def test_init_defaults_to_home_and_checks_arguments(
 def fake_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
     command = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_NODE))}"
     monkeypatch.setenv(network.NODE_COMMAND_ENV, command)
-    for variable in ("FAKE_NODE_FAIL", "FAKE_NODE_HANG", "FAKE_NODE_IGNORE_TERM"):
+    for variable in (
+        "FAKE_NODE_FAIL",
+        "FAKE_NODE_FAIL_LOGGED",
+        "FAKE_NODE_HANG",
+        "FAKE_NODE_IGNORE_TERM",
+    ):
         monkeypatch.delenv(variable, raising=False)
 
 
-def _status(cli: CliRunner, directory: Path) -> list[dict[str, object]]:
+def _status(cli: CliRunner, directory: Path, expect: int = 0) -> list[dict[str, object]]:
     code, out, err = cli("network", "status", "--dir", str(directory), "--json")
-    assert code == 0, err
+    assert code == expect, err
     rows: list[dict[str, object]] = json.loads(out)
     return rows
 
@@ -191,7 +202,8 @@ def test_up_status_down(network_copy: Path, cli: CliRunner, cleanup_processes: l
         pids[node_id] = int((directory / f"nodes/{node_id}/node.pid").read_text())
         assert _alive(pids[node_id])
         assert os.getsid(pids[node_id]) == pids[node_id]  # its own session
-    assert "serving on" in (directory / "nodes/node2/node.log").read_text()
+    assert "serving on" in (directory / "nodes/node2/node.out").read_text()
+    assert '"event": "listening"' in (directory / "nodes/node2/node.log").read_text()
 
     rows = _status(cli, directory)
     assert [row["id"] for row in rows] == ["node0", "node1", "node2", "node3"]
@@ -227,9 +239,9 @@ def test_up_status_down(network_copy: Path, cli: CliRunner, cleanup_processes: l
     assert {row["result"] for row in json.loads(out)["nodes"]} == {"stopped"}
     assert not any(_alive(pid) for pid in pids.values())
     assert not list(directory.glob("nodes/*/node.pid"))
-    assert "stopping" in (directory / "nodes/node0/node.log").read_text()
+    assert "stopping" in (directory / "nodes/node0/node.out").read_text()
 
-    for row in _status(cli, directory):
+    for row in _status(cli, directory, expect=1):
         assert row["up"] is False
         for key in ("pid", "height", "view", "primary", "state_root"):
             assert row[key] is None
@@ -250,12 +262,12 @@ def test_up_reports_a_node_that_exits_with_its_log(
     monkeypatch.setenv("FAKE_NODE_FAIL", "node2")
     code, out, err = cli("network", "up", "--dir", str(directory), "--timeout", "20")
     assert code == 1
-    assert err.startswith("error: NODES_NOT_UP: 1 of 4 node(s) did not come up (node2)")
-    assert "node2: exited with status 3; last lines of" in err
+    assert "error: NODES_NOT_UP: 1 of 4 node(s) did not come up (node2)" in err
+    assert "node2: exited with status 3: fake node node2: simulated start failure; last" in err
     assert "fake node node2: simulated start failure" in err
     assert "exited with status 3" in out
     assert not (directory / "nodes/node2/node.pid").exists()
-    rows = {row["id"]: row for row in _status(cli, directory)}
+    rows = {row["id"]: row for row in _status(cli, directory, expect=1)}
     assert [rows[n]["up"] for n in ("node0", "node1", "node2", "node3")] == [
         True,
         True,
@@ -266,9 +278,9 @@ def test_up_reports_a_node_that_exits_with_its_log(
     # The failure was in this start only: the next start's log tail does not repeat it.
     monkeypatch.delenv("FAKE_NODE_FAIL")
     monkeypatch.setenv("FAKE_NODE_HANG", "node2")
-    code, _, err = cli("network", "up", "--dir", str(directory), "--timeout", "1.5")
+    code, _, err = cli("network", "up", "--dir", str(directory), "--timeout", "5")
     assert code == 1
-    assert "node2: did not answer GetStatus within 1.5 s" in err
+    assert "node2: not ready within 5 s: metrics port" in err
     assert "hanging without an API" in err
     assert "simulated start failure" not in err
 
@@ -333,3 +345,72 @@ def test_node_command(monkeypatch: pytest.MonkeyPatch) -> None:
         "--config",
         "/n/node.toml",
     ]
+
+
+@pytest.mark.usefixtures("fake_nodes")
+def test_up_names_the_reason_a_node_logged_and_status_says_quorum_lost(
+    network_copy: Path,
+    cli: CliRunner,
+    cleanup_processes: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    directory = network_copy
+    cleanup_processes.append(directory)
+    monkeypatch.setenv("FAKE_NODE_FAIL_LOGGED", "node1,node3")
+    code, _, err = cli("network", "up", "--dir", str(directory), "--timeout", "20")
+    assert code == 1
+    assert "node1: exited with status 2: start failed: simulated bind" in err
+    assert "node3: exited with status 2: start failed: simulated bind" in err
+    assert "node0: ready" in err  # progress, one plain line per node off a terminal
+    code, _, err = cli("network", "status", "--dir", str(directory))
+    assert code == 1
+    assert "QUORUM_LOST" in err and "2 of 4 validators are up and 3 are needed" in err
+    assert "node1, node3" in err
+    assert cli("network", "down", "--dir", str(directory))[0] == 0
+
+
+def test_network_logs_prints_and_follows_across_rotation(
+    network_copy: Path, cli: CliRunner, tmp_path: Path
+) -> None:
+    directory = network_copy
+    for node_id in ("node0", "node1", "node2", "node3"):
+        lines = [json.dumps({"node": node_id, "n": i}) for i in range(30)]
+        (directory / f"nodes/{node_id}/node.log").write_text("\n".join(lines) + "\n")
+    code, out, _ = cli("network", "logs", "--dir", str(directory), "node2", "-n", "3")
+    assert code == 0
+    assert [json.loads(line)["n"] for line in out.splitlines()] == [27, 28, 29]
+    code, out, _ = cli("network", "logs", "--dir", str(directory), "-n", "1")
+    assert out.splitlines()[0].startswith("node0 | ") and len(out.splitlines()) == 4
+    code, _, err = cli("network", "logs", "--dir", str(directory), "node9")
+    assert code == 1 and "UNKNOWN_NODE" in err
+
+    log = directory / "nodes/node0/node.log"
+    follower = network._Follower(log)
+    follower.start()
+    with log.open("a") as handle:
+        handle.write('{"n": 30}\n{"n": 3')
+    assert follower.lines() == ['{"n": 30}']
+    with log.open("a") as handle:
+        handle.write("1}\n")
+    log.rename(log.with_suffix(".log.1"))  # what the node's rotating handler does
+    log.write_text('{"n": 32}\n')
+    assert follower.lines() == ['{"n": 31}', '{"n": 32}']
+
+
+def test_up_progress_is_one_rewritten_line_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    progress = network._Progress(4, enabled=True)
+    progress.waiting(1, {"node2": "starting", "node3": "catching up: height 5 of 90"})
+    progress.node_done("node2", "ready")
+    progress.finish()
+    err = capsys.readouterr().err
+    assert err.startswith("\r\x1b[K1/4 ready, 0 s  node2: starting, node3: catching up")
+    assert "\r\x1b[Knode2: ready (" in err  # the line is cleared before a node's own line
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    progress = network._Progress(4, enabled=True)
+    progress.waiting(1, {"node2": "starting"})
+    progress.node_done("node2", "ready")
+    assert capsys.readouterr().err.startswith("node2: ready (")  # plain lines only
