@@ -19,7 +19,8 @@ sequence order. Commit certificates are proofs on their own, so a replica may ex
 from one it was sent (retransmission, state transfer) without having prepared it.
 
 The log is one `Slot` per sequence number; the functions here read slots and return
-certificates or reasons, and the replica stores, signs and sends.
+certificates, reasons or an `Admission` (what to do with a pre-prepare), and the replica
+stores, signs and sends.
 """
 
 from __future__ import annotations
@@ -201,6 +202,65 @@ def check_proposal(
     if validator is not None and not all(validator(r) for r in block.requests):
         return "invalid-request"
     return None
+
+
+# What `admit_pre_prepare` tells the replica to do with a pre-prepare inside the window.
+ACCEPT = "accept"
+STASH = "stash"  # keep it until the agreed time of block n-1 is known
+EQUIVOCATION = "equivocation"
+DROP = "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    action: str  # ACCEPT, STASH, EQUIVOCATION, DROP, or IGNORE (a repeat, or the stash is full)
+    reason: str = ""  # the drop reason
+    block: Block | None = None  # the body to accept
+    first: SignedMessage | None = None  # the pre-prepare the new one contradicts
+    settled: bool = False  # the predecessor's time is known: the stash entry for n is done
+
+
+def admit_pre_prepare(
+    pp: PrePrepare,
+    *,
+    slots: Mapping[int, Slot],
+    stash: Mapping[int, SignedMessage],
+    catching_up: bool,
+    bodies: Mapping[bytes, Block],
+    cfg: ReplicaConfig,
+    validator: Callable[[bytes], bool] | None,
+    chain_ts: Callable[[int], int | None],
+    now_ms: int,
+) -> Admission:
+    """Whether a backup accepts a PRE-PREPARE that passed `pre_prepare_verdict` (section 4.2):
+    one digest per (v, n), a valid body, and a timestamp above the agreed time of block n-1
+    (`chain_ts`) and within `timestamp_skew_ms` of `now_ms`."""
+    seq = pp.seq
+    slot = slots.get(seq)
+    if slot is not None and slot.pre_prepare is not None:
+        if pre_prepare_of(slot.pre_prepare).digest != pp.digest:
+            return Admission(EQUIVOCATION, first=slot.pre_prepare)
+        return Admission(IGNORE)
+    waiting = stash.get(seq)
+    if waiting is not None and pre_prepare_of(waiting).digest != pp.digest:
+        return Admission(EQUIVOCATION, first=waiting)
+    if catching_up:
+        return Admission(DROP, "catching-up")
+    block = pp.block if pp.block is not None else bodies.get(pp.digest)
+    if block is None:
+        return Admission(DROP, "pre-prepare-without-body")
+    reason = check_proposal(pp, block, cfg, validator)
+    if reason is not None:
+        return Admission(DROP, reason)
+    previous = chain_ts(seq - 1)
+    if previous is None:
+        if seq not in stash and len(stash) < cfg.watermark_window:
+            return Admission(STASH)
+        return Admission(IGNORE)
+    skew = cfg.timestamp_skew_ms
+    if block.timestamp_ms <= previous or abs(block.timestamp_ms - now_ms) > skew:
+        return Admission(DROP, "pre-prepare-timestamp", settled=True)
+    return Admission(ACCEPT, block=block, settled=True)
 
 
 def prepared_certificate(
