@@ -16,7 +16,8 @@ re-verifies stored commit certificates with the member list alone.
 
 A single peer message is checked the same way before anything reads it
 (`authentication_failure`): a member other than ourselves, a message that encodes, and a valid
-signature over its signing bytes.
+signature over its signing bytes. `SignatureCache` remembers signatures already checked, since a
+vote arrives alone first and then again inside certificates (VIEW-CHANGE, NEW-VIEW, proofs).
 """
 
 from __future__ import annotations
@@ -45,6 +46,27 @@ from .messages import (
 )
 
 VerifyFn = Callable[[str, bytes, bytes], bool]
+
+
+class SignatureCache:
+    """A `VerifyFn` that checks each (signer, signature, bytes) once, for the `size_max` most
+    recent ones (the oldest is forgotten first)."""
+
+    def __init__(self, verifier: Verifier, size_max: int) -> None:
+        self._verifier = verifier
+        self._size_max = size_max
+        self._checked: dict[tuple[str, bytes], bytes] = {}
+
+    def verify(self, sender: str, data: bytes, signature: bytes) -> bool:
+        key = (sender, signature)
+        if self._checked.get(key) == data:
+            return True
+        if not self._verifier.verify(sender, data, signature):
+            return False
+        if len(self._checked) >= self._size_max:
+            self._checked.pop(next(iter(self._checked)))
+        self._checked[key] = data
+        return True
 
 
 def sorted_signatures(

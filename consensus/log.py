@@ -25,6 +25,7 @@ stores, signs and sends.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -88,6 +89,33 @@ class Slot:
 # any other string is a drop reason the replica counts.
 BUFFER = "buffer"
 IGNORE = ""
+
+
+class FutureBuffer:
+    """Messages refused with BUFFER, kept until the view or the window moves: at most `quota`
+    per sender, so one peer cannot fill it."""
+
+    def __init__(self, quota: int) -> None:
+        self._quota = quota
+        self._messages: list[SignedMessage] = []
+        self._counts: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def add(self, sm: SignedMessage) -> bool:
+        """Keep `sm`; False if its sender's quota is used up."""
+        if self._counts[sm.sender] >= self._quota:
+            return False
+        self._counts[sm.sender] += 1
+        self._messages.append(sm)
+        return True
+
+    def take(self) -> list[SignedMessage]:
+        """Everything kept, in arrival order, to be dispatched again (and emptied)."""
+        messages, self._messages = self._messages, []
+        self._counts.clear()
+        return messages
 
 
 def window_verdict(seq: int, high: int, window: int) -> str | None:
@@ -229,12 +257,13 @@ def admit_pre_prepare(
     bodies: Mapping[bytes, Block],
     cfg: ReplicaConfig,
     validator: Callable[[bytes], bool] | None,
-    chain_ts: Callable[[int], int | None],
+    last_executed: int,
+    last_ts: int,
     now_ms: int,
 ) -> Admission:
     """Whether a backup accepts a PRE-PREPARE that passed `pre_prepare_verdict` (section 4.2):
     one digest per (v, n), a valid body, and a timestamp above the agreed time of block n-1
-    (`chain_ts`) and within `timestamp_skew_ms` of `now_ms`."""
+    (`chain_timestamp` from the executed tip) and within `timestamp_skew_ms` of `now_ms`."""
     seq = pp.seq
     slot = slots.get(seq)
     if slot is not None and slot.pre_prepare is not None:
@@ -252,7 +281,7 @@ def admit_pre_prepare(
     reason = check_proposal(pp, block, cfg, validator)
     if reason is not None:
         return Admission(DROP, reason)
-    previous = chain_ts(seq - 1)
+    previous = chain_timestamp(slots, seq - 1, last_executed, last_ts)
     if previous is None:
         if seq not in stash and len(stash) < cfg.watermark_window:
             return Admission(STASH)

@@ -12,7 +12,8 @@ of Castro and Liskov (OSDI'99; TOCS 2002), and hold no reference to the replica 
 - `retransmit`: what a STATUS reply carries (TOCS 6);
 - `timers`: the request and new-view timeouts with backoff, and the periodic duties (4.5.2);
 - `state`: the persisted-record format and its recovery (TOCS 6);
-- `body_fetch`: fetching block bodies that certificates name by digest.
+- `body_fetch`: fetching block bodies that certificates name by digest, and serving ours;
+- `certificates`: certificate checks and the authentication of every peer message.
 
 The replica applies their answers: it alone writes its fields, signs, and appends effects, so
 the fields the view change's safety depends on (view, stable checkpoint, prepared certificates,
@@ -39,9 +40,9 @@ from typing import Any, assert_never
 
 from . import state, view_change
 from .body_fetch import PURPOSE_COMMIT, PURPOSE_VIEW_CHANGE, BodyFetcher, BodyServer
-from .catch_up import CatchUp, fetch_order
-from .certificates import authentication_failure, check_commit_proof, sorted_signatures
-from .checkpoints import CheckpointVotes, collect_log, stable_proof
+from .catch_up import CatchUp, fetch_order, transfer_run
+from .certificates import SignatureCache, authentication_failure, check_commit_proof
+from .checkpoints import CheckpointVotes, plan_collection, stable_proof, tally
 from .codec import signing_bytes
 from .config import ConfigError, ReplicaConfig
 from .crypto import Signer, Verifier
@@ -61,6 +62,7 @@ from .log import (
     EQUIVOCATION,
     IGNORE,
     STASH,
+    FutureBuffer,
     Slot,
     admit_pre_prepare,
     chain_timestamp,
@@ -96,7 +98,13 @@ from .messages import (
     ViewChange,
     agreed_timestamp,
 )
-from .requests import REFUSED_DUPLICATE, REFUSED_SIZE, RequestQueue, RequestValidator
+from .requests import (
+    REFUSED_DUPLICATE,
+    REFUSED_SIZE,
+    RequestQueue,
+    RequestValidator,
+    forward_too_large,
+)
 from .retransmit import plan_status_reply
 from .state import PersistedState, Record
 from .timers import Timers
@@ -149,7 +157,7 @@ class Replica:
         self._members = frozenset(config.members)
         self._member_index = {m: i for i, m in enumerate(config.members)}
         self._signer = signer
-        self._verifier = verifier
+        self._verify = SignatureCache(verifier, _SIG_CACHE_MAX).verify
         self._request_validator = request_validator
         self.counters: Counter[str] = Counter()
 
@@ -185,8 +193,7 @@ class Replica:
         self._fetcher = BodyFetcher(
             replica_id, config.bodies_per_request_max, config.retransmit_ticks
         )
-        self._future: list[SignedMessage] = []
-        self._future_counts: Counter[str] = Counter()
+        self._future = FutureBuffer(max(1, config.future_messages_max // config.n))
         self._status_replied: dict[str, int] = {}
         self._body_server = BodyServer(
             config.bodies_per_request_max,
@@ -197,7 +204,6 @@ class Replica:
         self._now_ms = 0
         self._started = False
         self._dirty: dict[bytes, bytes | None] = {}
-        self._sig_cache: dict[tuple[str, bytes], bytes] = {}
         if persisted is not None and persisted.records:
             self._restore(persisted)
         if (
@@ -383,21 +389,13 @@ class Replica:
     def on_state_transfer(self, blocks: Iterable[CommittedBlock]) -> list[Effect]:
         """Blocks fetched from peers; only the block and its commit certificate are trusted."""
         out: list[Effect] = []
-        applied = 0
         limit = 4 * self._config.watermark_window
-        for cb in sorted(blocks, key=lambda b: b.block.seq)[:limit]:
-            block, cert = cb.block, cb.certificate
-            if block.seq <= self._last_executed:
-                continue
-            if block.seq != self._last_executed + 1:
-                self.counters["state-transfer-gap"] += 1
-                break
-            if not self._valid_commit_proof(block, cert):
-                self.counters["state-transfer-invalid"] += 1
-                break
-            self._execute(block, cert, out)
-            applied += 1
-        if applied:
+        run, stopped = transfer_run(blocks, self._last_executed, limit, self._valid_commit_proof)
+        if stopped is not None:
+            self.counters[stopped] += 1
+        for cb in run:
+            self._execute(cb.block, cb.certificate, out)
+        if run:
             self._try_execute(out)
             self._after_progress(out)
             if self.catching_up:
@@ -426,17 +424,6 @@ class Replica:
     def _sign(self, message: Message) -> SignedMessage:
         data = signing_bytes(message, self._id)
         return SignedMessage(message, self._id, self._signer.sign(data))
-
-    def _verify(self, sender: str, data: bytes, signature: bytes) -> bool:
-        key = (sender, signature)
-        if self._sig_cache.get(key) == data:
-            return True
-        if not self._verifier.verify(sender, data, signature):
-            return False
-        if len(self._sig_cache) >= _SIG_CACHE_MAX:
-            self._sig_cache.pop(next(iter(self._sig_cache)))
-        self._sig_cache[key] = data
-        return True
 
     def _drop(self, reason: str) -> None:
         self.counters["drop-" + reason] += 1
@@ -500,24 +487,13 @@ class Replica:
 
     def _refuse(self, sm: SignedMessage, verdict: str) -> None:
         if verdict == BUFFER:
-            self._buffer(sm)
+            if not self._future.add(sm):
+                self._drop("future-buffer-full")
         elif verdict != IGNORE:
             self._drop(verdict)
 
-    def _buffer(self, sm: SignedMessage) -> None:
-        quota = max(1, self._config.future_messages_max // self._config.n)
-        if self._future_counts[sm.sender] >= quota:
-            self._drop("future-buffer-full")
-            return
-        self._future_counts[sm.sender] += 1
-        self._future.append(sm)
-
     def _replay_future(self, out: list[Effect]) -> None:
-        if not self._future:
-            return
-        pending, self._future = self._future, []
-        self._future_counts.clear()
-        for sm in pending:
+        for sm in self._future.take():
             self._dispatch(sm, out)
 
     # ------------------------------------------------------------------ requests
@@ -536,10 +512,7 @@ class Replica:
         return None if refused is not None else rid
 
     def _on_request_forward(self, sm: SignedMessage, m: RequestForward, out: list[Effect]) -> None:
-        # A forward holds at most one block's worth, as `_forward_pending` builds it.
-        if len(m.requests) > self._config.batch_size_max or (
-            sum(len(r) for r in m.requests) > self._config.batch_bytes_max
-        ):
+        if forward_too_large(m, self._config):
             self._drop("forward-too-large")
             return
         for request in m.requests:
@@ -627,7 +600,8 @@ class Replica:
             bodies=self._bodies,
             cfg=self._config,
             validator=self._request_validator,
-            chain_ts=self._chain_ts,
+            last_executed=self._last_executed,
+            last_ts=self._last_ts,
             now_ms=self._now_ms,
         )
         if admission.settled:
@@ -812,20 +786,14 @@ class Replica:
         matching = self._checkpoint_votes.add(sm, quota)
         if matching is None:
             return
-        catch_up = self._catch_up
-        if len(matching) >= cfg.weak_quorum and c.seq > max(
-            self._last_executed, catch_up.lag_target
-        ):
-            # f+1 matching votes include a correct replica that executed c.seq: we are behind.
-            # Fetch only if normal progress does not close the gap in time (see tick).
-            catch_up.lag_target = c.seq
-            catch_up.lag_hint = tuple(s for s, _ in matching)
+        progress = max(self._last_executed, self._catch_up.lag_target)
+        outcome = tally(c, matching, cfg, self._member_index, progress)
+        if outcome.behind is not None:
+            # Behind: fetch only if normal progress does not close the gap in time (see tick).
+            self._catch_up.lag_target, self._catch_up.lag_hint = c.seq, outcome.behind
             self._timers.lag.start_if_stopped(self._tick)
-        if len(matching) >= cfg.quorum:
-            sigs = sorted_signatures(matching, self._member_index)
-            self._install_stable(
-                CheckpointCertificate(c.seq, c.block_digest, c.state_root, sigs), out
-            )
+        if outcome.stable is not None:
+            self._install_stable(outcome.stable, out)
 
     def _sign_checkpoint(self, c: Checkpoint) -> SignedMessage:
         """Sign our own CHECKPOINT and keep it for retransmission until a checkpoint at or above
@@ -850,18 +818,19 @@ class Replica:
         if own is not None and own != cert.state_root:
             self._divergence(out)
         window = self._config.watermark_window
-        discard, keep_bodies = collect_log(self._slots, low, self._last_executed, window)
-        for seq in discard:
+        gc = plan_collection(
+            self._slots, self._prepared, self._bodies, low, self._last_executed, window
+        )
+        for seq in gc.slots:
             self._delete(state.pre_prepare_key(seq))
             self._delete(state.prepared_key(seq))
             del self._slots[seq]
-        for seq in [s for s in self._prepared if s <= low]:
+        for seq in gc.prepared:
             del self._prepared[seq]
-            if seq not in self._slots:  # a kept slot keeps the record behind its COMMIT
-                self._delete(state.prepared_key(seq))
-        for digest in [d for d, b in self._bodies.items() if b.seq <= low]:
-            if digest not in keep_bodies:
-                del self._bodies[digest]
+        for seq in gc.prepared_records:  # a kept slot keeps the record behind its COMMIT
+            self._delete(state.prepared_key(seq))
+        for digest in gc.bodies:
+            del self._bodies[digest]
         self._checkpoint_votes.discard_through(low)
         _discard_through(self._own_roots, low - 1)
         _discard_through(self._own_checkpoints, low)
@@ -1172,28 +1141,18 @@ class Replica:
             self._emit_fetch(out)
 
     def _restore(self, persisted: PersistedState) -> None:
-        loaded = state.load_records(persisted)
-        self._view, self._view_active = loaded.view, loaded.view_active
-        if loaded.stable is not None:
-            self._stable = loaded.stable
-        for cert, block in loaded.prepared:
-            if cert.seq > self._stable.seq:
-                self._prepared[cert.seq] = (cert, block)
-        nv = loaded.new_view
-        if nv is not None and isinstance(nv.message, NewView) and nv.message.view == self._view:
-            self._new_view_msg = nv
-        floor = max(self._last_executed, self._stable.seq)
-        top = floor
-        for slot in state.rebuild_log(
-            loaded,
-            view=self._view,
-            view_active=self._view_active,
-            floor=floor,
+        restored = state.restore(
+            persisted,
+            last_executed=self._last_executed,
             own_id=self._id,
-            is_primary=self.is_primary,
-            prepared=self._prepared,
+            cfg=self._config,
             sign=self._sign,
-        ):
+        )
+        self._view, self._view_active = restored.view, restored.view_active
+        self._stable, self._prepared = restored.stable, restored.prepared
+        self._new_view_msg = restored.new_view
+        top = max(self._last_executed, self._stable.seq)
+        for slot in restored.slots:
             self._slots[slot.seq] = slot
             assert slot.block is not None
             self._store_body(slot.block)
