@@ -23,8 +23,11 @@ call back into the replica: `log` (4.2: the message log, prepared and committed)
 (4.1: the request queue), `checkpoints` (4.3: votes and garbage collection), `view_change` (4.4,
 4.5.2: V, min-s, max-s, O, NEW-VIEW validation), `catch_up` (4.3 and TOCS 6: state transfer),
 `retransmit` (TOCS 6: STATUS replies), `timers` (4.5.2: timeouts and backoff), `state` (TOCS 6:
-the persisted records), `body_fetch` (bodies named by digest), `certificates` (certificate
-checks), `config` (n, f, quorums, bounds), `messages` and `codec` (wire format).
+the persisted records and their recovery), `body_fetch` (fetching and serving bodies named by
+digest), `certificates` (certificate checks and message authentication), `config` (n, f,
+quorums, bounds), `messages` and `codec` (wire format). Where a decision takes several steps it
+comes back as one value (`log.Admission`, `view_change.NewViewAdmission` and `NewViewPlan`,
+`checkpoints.Tally` and `Collection`, `state.Restored`) that the replica applies in order.
 
 Invariants the simulator checks (tests/sim, after every event, honest replicas only)
 -----------------------------------------------------------------------------------

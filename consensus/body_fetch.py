@@ -14,13 +14,19 @@ sequence number asked for, so a lying source costs time, never safety.
 
 Purposes tag why a body is wanted, so that a finished or abandoned view change drops its wants
 without touching the bodies a commit certificate still needs.
+
+Serving is the other side: `BodyServer` picks which of a BLOCK-REQUEST's digests to answer (at
+most `chunk_max`, each body we hold, none answered to the same peer within `repeat_ticks`, so a
+repeated request costs the asker's retry and not our bandwidth) and remembers what it answered
+in a table bounded by `memory_max`. The replica signs and sends the bodies it returns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .messages import Block, BlockRequest
+from .messages import Block, BlockBody, BlockRequest
 
 PURPOSE_VIEW_CHANGE = "view-change"
 PURPOSE_COMMIT = "commit"
@@ -105,3 +111,37 @@ class BodyFetcher:
         self._outstanding = set(chunk)
         self._sent_tick = tick
         return source, BlockRequest(tuple(chunk))
+
+
+class BodyServer:
+    """Which requested bodies to answer; the replica signs and sends them."""
+
+    def __init__(self, chunk_max: int, repeat_ticks: int, memory_max: int) -> None:
+        self._chunk_max = chunk_max
+        self._repeat_ticks = repeat_ticks
+        self._memory_max = memory_max
+        self._sent: dict[tuple[str, bytes], int] = {}  # (peer, digest) -> tick answered
+
+    def answer(
+        self, peer: str, digests: Sequence[bytes], tick: int, bodies: Mapping[bytes, Block]
+    ) -> list[BlockBody]:
+        """The bodies to send `peer` now for its request of `digests` (recorded as answered)."""
+        out: list[BlockBody] = []
+        for digest in digests[: self._chunk_max]:
+            key = (peer, digest)
+            last = self._sent.get(key)
+            if last is not None and tick - last < self._repeat_ticks:
+                continue
+            block = bodies.get(digest)
+            if block is None:
+                continue
+            if len(self._sent) >= self._memory_max:
+                self._sent.pop(next(iter(self._sent)))
+            self._sent[key] = tick
+            out.append(BlockBody(digest, block))
+        return out
+
+    def forget_old(self, tick: int) -> None:
+        """Forget answers older than `repeat_ticks` (called when the window moves)."""
+        recent = self._repeat_ticks
+        self._sent = {k: t for k, t in self._sent.items() if tick - t < recent}

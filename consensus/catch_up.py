@@ -13,15 +13,17 @@ certificate per block is the proof.
 
 The fetch asks the replicas that vouched for the target first, then the others; each retry
 rotates the list so one silent peer cannot stall it. `CatchUp` is plain data the replica owns;
-the replica emits the fetch.
+the replica emits the fetch. `transfer_run` picks, from the blocks a fetch returned, the run
+that extends the executed chain; the replica executes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .effects import FetchBlocks
+from .messages import Block, CommitCertificate, CommittedBlock
 
 
 def fetch_order(hint: Sequence[str], own_id: str, members: Sequence[str]) -> tuple[str, ...]:
@@ -64,3 +66,26 @@ class CatchUp:
         self.attempt += 1
         hint = self.sources[k:] + self.sources[:k]
         return FetchBlocks(last_executed + 1, self.target, hint)
+
+
+def transfer_run(
+    blocks: Iterable[CommittedBlock],
+    last_executed: int,
+    limit: int,
+    valid: Callable[[Block, CommitCertificate], bool],
+) -> tuple[list[CommittedBlock], str | None]:
+    """Of the first `limit` fetched blocks by sequence number, the consecutive ones right
+    after `last_executed` whose commit proof is `valid` (only the block and its certificate
+    are trusted), and the counter naming why the run stopped early (a gap, a bad proof)."""
+    run: list[CommittedBlock] = []
+    expected = last_executed + 1
+    for cb in sorted(blocks, key=lambda b: b.block.seq)[:limit]:
+        if cb.block.seq < expected:
+            continue
+        if cb.block.seq != expected:
+            return run, "state-transfer-gap"
+        if not valid(cb.block, cb.certificate):
+            return run, "state-transfer-invalid"
+        run.append(cb)
+        expected += 1
+    return run, None

@@ -13,26 +13,60 @@ A certificate is rejected if any signer is not a member, appears twice (vote-wei
 or has a bad signature, or if it has fewer than the quorum of distinct signers. Quorum sizes come
 from `config.quorum_size`, which is 2f+1 when n = 3f+1. These checks work offline: the ledger
 re-verifies stored commit certificates with the member list alone.
+
+A single peer message is checked the same way before anything reads it
+(`authentication_failure`): a member other than ourselves, a message that encodes, and a valid
+signature over its signing bytes. `SignatureCache` remembers signatures already checked, since a
+vote arrives alone first and then again inside certificates (VIEW-CHANGE, NEW-VIEW, proofs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .codec import KIND_COMMIT, KIND_PRE_PREPARE, KIND_PREPARE, checkpoint_signing_bytes
+from .codec import (
+    KIND_COMMIT,
+    KIND_PRE_PREPARE,
+    KIND_PREPARE,
+    checkpoint_signing_bytes,
+    signing_bytes,
+)
 from .codec import vote_signing_bytes as _vote
 from .config import ReplicaConfig, quorum_size
 from .crypto import Verifier
 from .messages import (
     DIGEST_BYTES,
     GENESIS_CHECKPOINT,
+    Block,
     CheckpointCertificate,
     CommitCertificate,
     PreparedCertificate,
     Signature,
+    SignedMessage,
 )
 
 VerifyFn = Callable[[str, bytes, bytes], bool]
+
+
+class SignatureCache:
+    """A `VerifyFn` that checks each (signer, signature, bytes) once, for the `size_max` most
+    recent ones (the oldest is forgotten first)."""
+
+    def __init__(self, verifier: Verifier, size_max: int) -> None:
+        self._verifier = verifier
+        self._size_max = size_max
+        self._checked: dict[tuple[str, bytes], bytes] = {}
+
+    def verify(self, sender: str, data: bytes, signature: bytes) -> bool:
+        key = (sender, signature)
+        if self._checked.get(key) == data:
+            return True
+        if not self._verifier.verify(sender, data, signature):
+            return False
+        if len(self._checked) >= self._size_max:
+            self._checked.pop(next(iter(self._checked)))
+        self._checked[key] = data
+        return True
 
 
 def sorted_signatures(
@@ -64,6 +98,34 @@ def check_commit_certificate(
         verify(rid, _vote(KIND_COMMIT, rid, cert.view, cert.seq, cert.digest), sig)
         for rid, sig in cert.signatures
     )
+
+
+def check_commit_proof(
+    members: frozenset[str], quorum: int, block: Block, cert: CommitCertificate, verify: VerifyFn
+) -> bool:
+    """A block with its commit certificate, as state transfer and retransmission carry them."""
+    if cert.seq != block.seq or cert.digest != block.digest:
+        return False
+    return check_commit_certificate(members, quorum, cert, verify)
+
+
+def authentication_failure(
+    sm: SignedMessage, own_id: str, members: frozenset[str], verify: VerifyFn
+) -> str | None:
+    """Why a peer message is not authentic (a drop reason), or None when it is."""
+    if not isinstance(sm, SignedMessage):
+        return "not-a-message"
+    if sm.sender == own_id:
+        return "own-message"
+    if sm.sender not in members:
+        return "non-member"
+    try:
+        data = signing_bytes(sm.message, sm.sender)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return "malformed"
+    if not isinstance(sm.signature, bytes) or not verify(sm.sender, data, sm.signature):
+        return "bad-signature"
+    return None
 
 
 def check_prepared_certificate(

@@ -15,16 +15,26 @@ own votes for checkpoints that are not yet stable and resends them on STATUS: on
 has executed up to H only a stable checkpoint opens the window, and a view change cannot replace
 it (every new view starts from the same min-s), so one lost vote must not stall the window.
 
-The vote table here is bounded per sender; the functions return what to discard and the replica
-deletes it and its records.
+The vote table here is bounded per sender; `plan_collection` returns what a new stable
+checkpoint discards (slots, P entries, bodies) and the replica deletes it and its records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+from .certificates import sorted_signatures
+from .config import ReplicaConfig
 from .log import Slot
-from .messages import Checkpoint, CheckpointCertificate, Signature, SignedMessage
+from .messages import (
+    Block,
+    Checkpoint,
+    CheckpointCertificate,
+    PreparedCertificate,
+    Signature,
+    SignedMessage,
+)
 
 
 class CheckpointVotes:
@@ -67,6 +77,34 @@ class CheckpointVotes:
             del self._votes[seq]
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What one more CHECKPOINT vote tells the replica."""
+
+    behind: tuple[str, ...] | None  # f+1 matching signers above our progress: we are behind
+    stable: CheckpointCertificate | None  # a quorum: the new stable checkpoint C
+
+
+def tally(
+    c: Checkpoint,
+    matching: list[Signature],
+    cfg: ReplicaConfig,
+    member_index: Mapping[str, int],
+    progress: int,
+) -> Tally:
+    """f+1 votes matching `c` above `progress` (the higher of the last executed block and the
+    lag target already known) include a correct replica that executed c.seq; a quorum of them
+    is a stable checkpoint certificate."""
+    behind = None
+    if len(matching) >= cfg.weak_quorum and c.seq > progress:
+        behind = tuple(s for s, _ in matching)
+    stable = None
+    if len(matching) >= cfg.quorum:
+        sigs = sorted_signatures(matching, member_index)
+        stable = CheckpointCertificate(c.seq, c.block_digest, c.state_root, sigs)
+    return Tally(behind, stable)
+
+
 def stable_proof(cert: CheckpointCertificate) -> list[SignedMessage]:
     """The certificate as the signed CHECKPOINT messages it is made of."""
     return [
@@ -93,3 +131,31 @@ def collect_log(
             continue
         discard.append(seq)
     return discard, keep_bodies
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What a new stable checkpoint discards, in the order the replica deletes it."""
+
+    slots: list[int]  # slots to drop with their pre-prepare and prepared records
+    prepared: list[int]  # P entries at or below h
+    prepared_records: list[int]  # of those, the ones no kept slot still needs on disk
+    bodies: list[bytes]
+
+
+def plan_collection(
+    slots: Mapping[int, Slot],
+    prepared: Mapping[int, tuple[PreparedCertificate, Block]],
+    bodies: Mapping[bytes, Block],
+    low: int,
+    last_executed: int,
+    window: int,
+) -> Collection:
+    """The log, P entries and bodies at or below `low` to discard (`collect_log` keeps the
+    slots late COMMITs may still finish, with their bodies and prepared records)."""
+    discard, keep_bodies = collect_log(slots, low, last_executed, window)
+    dropped = set(discard)
+    old_prepared = [s for s in prepared if s <= low]
+    records = [s for s in old_prepared if s in dropped or s not in slots]
+    old_bodies = [d for d, b in bodies.items() if b.seq <= low and d not in keep_bodies]
+    return Collection(discard, old_prepared, records, old_bodies)

@@ -19,11 +19,13 @@ sequence order. Commit certificates are proofs on their own, so a replica may ex
 from one it was sent (retransmission, state transfer) without having prepared it.
 
 The log is one `Slot` per sequence number; the functions here read slots and return
-certificates or reasons, and the replica stores, signs and sends.
+certificates, reasons or an `Admission` (what to do with a pre-prepare), and the replica
+stores, signs and sends.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -87,6 +89,33 @@ class Slot:
 # any other string is a drop reason the replica counts.
 BUFFER = "buffer"
 IGNORE = ""
+
+
+class FutureBuffer:
+    """Messages refused with BUFFER, kept until the view or the window moves: at most `quota`
+    per sender, so one peer cannot fill it."""
+
+    def __init__(self, quota: int) -> None:
+        self._quota = quota
+        self._messages: list[SignedMessage] = []
+        self._counts: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def add(self, sm: SignedMessage) -> bool:
+        """Keep `sm`; False if its sender's quota is used up."""
+        if self._counts[sm.sender] >= self._quota:
+            return False
+        self._counts[sm.sender] += 1
+        self._messages.append(sm)
+        return True
+
+    def take(self) -> list[SignedMessage]:
+        """Everything kept, in arrival order, to be dispatched again (and emptied)."""
+        messages, self._messages = self._messages, []
+        self._counts.clear()
+        return messages
 
 
 def window_verdict(seq: int, high: int, window: int) -> str | None:
@@ -201,6 +230,66 @@ def check_proposal(
     if validator is not None and not all(validator(r) for r in block.requests):
         return "invalid-request"
     return None
+
+
+# What `admit_pre_prepare` tells the replica to do with a pre-prepare inside the window.
+ACCEPT = "accept"
+STASH = "stash"  # keep it until the agreed time of block n-1 is known
+EQUIVOCATION = "equivocation"
+DROP = "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    action: str  # ACCEPT, STASH, EQUIVOCATION, DROP, or IGNORE (a repeat, or the stash is full)
+    reason: str = ""  # the drop reason
+    block: Block | None = None  # the body to accept
+    first: SignedMessage | None = None  # the pre-prepare the new one contradicts
+    settled: bool = False  # the predecessor's time is known: the stash entry for n is done
+
+
+def admit_pre_prepare(
+    pp: PrePrepare,
+    *,
+    slots: Mapping[int, Slot],
+    stash: Mapping[int, SignedMessage],
+    catching_up: bool,
+    bodies: Mapping[bytes, Block],
+    cfg: ReplicaConfig,
+    validator: Callable[[bytes], bool] | None,
+    last_executed: int,
+    last_ts: int,
+    now_ms: int,
+) -> Admission:
+    """Whether a backup accepts a PRE-PREPARE that passed `pre_prepare_verdict` (section 4.2):
+    one digest per (v, n), a valid body, and a timestamp above the agreed time of block n-1
+    (`chain_timestamp` from the executed tip) and within `timestamp_skew_ms` of `now_ms`."""
+    seq = pp.seq
+    slot = slots.get(seq)
+    if slot is not None and slot.pre_prepare is not None:
+        if pre_prepare_of(slot.pre_prepare).digest != pp.digest:
+            return Admission(EQUIVOCATION, first=slot.pre_prepare)
+        return Admission(IGNORE)
+    waiting = stash.get(seq)
+    if waiting is not None and pre_prepare_of(waiting).digest != pp.digest:
+        return Admission(EQUIVOCATION, first=waiting)
+    if catching_up:
+        return Admission(DROP, "catching-up")
+    block = pp.block if pp.block is not None else bodies.get(pp.digest)
+    if block is None:
+        return Admission(DROP, "pre-prepare-without-body")
+    reason = check_proposal(pp, block, cfg, validator)
+    if reason is not None:
+        return Admission(DROP, reason)
+    previous = chain_timestamp(slots, seq - 1, last_executed, last_ts)
+    if previous is None:
+        if seq not in stash and len(stash) < cfg.watermark_window:
+            return Admission(STASH)
+        return Admission(IGNORE)
+    skew = cfg.timestamp_skew_ms
+    if block.timestamp_ms <= previous or abs(block.timestamp_ms - now_ms) > skew:
+        return Admission(DROP, "pre-prepare-timestamp", settled=True)
+    return Admission(ACCEPT, block=block, settled=True)
 
 
 def prepared_certificate(

@@ -12,7 +12,8 @@ of Castro and Liskov (OSDI'99; TOCS 2002), and hold no reference to the replica 
 - `retransmit`: what a STATUS reply carries (TOCS 6);
 - `timers`: the request and new-view timeouts with backoff, and the periodic duties (4.5.2);
 - `state`: the persisted-record format and its recovery (TOCS 6);
-- `body_fetch`: fetching block bodies that certificates name by digest.
+- `body_fetch`: fetching block bodies that certificates name by digest, and serving ours;
+- `certificates`: certificate checks and the authentication of every peer message.
 
 The replica applies their answers: it alone writes its fields, signs, and appends effects, so
 the fields the view change's safety depends on (view, stable checkpoint, prepared certificates,
@@ -38,11 +39,11 @@ from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
 from . import state, view_change
-from .body_fetch import PURPOSE_COMMIT, PURPOSE_VIEW_CHANGE, BodyFetcher
-from .catch_up import CatchUp, fetch_order
-from .certificates import check_commit_certificate, sorted_signatures
-from .checkpoints import CheckpointVotes, collect_log, stable_proof
-from .codec import encode_message, signing_bytes
+from .body_fetch import PURPOSE_COMMIT, PURPOSE_VIEW_CHANGE, BodyFetcher, BodyServer
+from .catch_up import CatchUp, fetch_order, transfer_run
+from .certificates import SignatureCache, authentication_failure, check_commit_proof
+from .checkpoints import CheckpointVotes, plan_collection, stable_proof, tally
+from .codec import signing_bytes
 from .config import ConfigError, ReplicaConfig
 from .crypto import Signer, Verifier
 from .effects import (
@@ -56,11 +57,15 @@ from .effects import (
     ViewChanged,
 )
 from .log import (
+    ACCEPT,
     BUFFER,
+    EQUIVOCATION,
     IGNORE,
+    STASH,
+    FutureBuffer,
     Slot,
+    admit_pre_prepare,
     chain_timestamp,
-    check_proposal,
     commit_certificate,
     commit_verdict,
     pre_prepare_of,
@@ -93,7 +98,13 @@ from .messages import (
     ViewChange,
     agreed_timestamp,
 )
-from .requests import REFUSED_DUPLICATE, REFUSED_SIZE, RequestQueue, RequestValidator
+from .requests import (
+    REFUSED_DUPLICATE,
+    REFUSED_SIZE,
+    RequestQueue,
+    RequestValidator,
+    forward_too_large,
+)
 from .retransmit import plan_status_reply
 from .state import PersistedState, Record
 from .timers import Timers
@@ -146,7 +157,7 @@ class Replica:
         self._members = frozenset(config.members)
         self._member_index = {m: i for i, m in enumerate(config.members)}
         self._signer = signer
-        self._verifier = verifier
+        self._verify = SignatureCache(verifier, _SIG_CACHE_MAX).verify
         self._request_validator = request_validator
         self.counters: Counter[str] = Counter()
 
@@ -183,15 +194,17 @@ class Replica:
         self._fetcher = BodyFetcher(
             replica_id, config.bodies_per_request_max, config.retransmit_ticks
         )
-        self._future: list[SignedMessage] = []
-        self._future_counts: Counter[str] = Counter()
+        self._future = FutureBuffer(max(1, config.future_messages_max // config.n))
         self._status_replied: dict[str, int] = {}
-        self._bodies_sent: dict[tuple[str, bytes], int] = {}  # (peer, digest) -> tick answered
+        self._body_server = BodyServer(
+            config.bodies_per_request_max,
+            config.retransmit_ticks,
+            config.n * config.watermark_window,
+        )
         self._tick = 0
         self._now_ms = 0
         self._started = False
         self._dirty: dict[bytes, bytes | None] = {}
-        self._sig_cache: dict[tuple[str, bytes], bytes] = {}
         if persisted is not None and persisted.records:
             self._restore(persisted)
         if (
@@ -333,7 +346,10 @@ class Replica:
     def step(self, message: SignedMessage) -> list[Effect]:
         """Handle one authenticated-or-not peer message (already decoded)."""
         out: list[Effect] = []
-        if self._authentic(message):
+        failure = authentication_failure(message, self._id, self._members, self._verify)
+        if failure is not None:
+            self._drop(failure)
+        else:
             self._dispatch(message, out)
         return self._finish(out)
 
@@ -374,21 +390,13 @@ class Replica:
     def on_state_transfer(self, blocks: Iterable[CommittedBlock]) -> list[Effect]:
         """Blocks fetched from peers; only the block and its commit certificate are trusted."""
         out: list[Effect] = []
-        applied = 0
         limit = 4 * self._config.watermark_window
-        for cb in sorted(blocks, key=lambda b: b.block.seq)[:limit]:
-            block, cert = cb.block, cb.certificate
-            if block.seq <= self._last_executed:
-                continue
-            if block.seq != self._last_executed + 1:
-                self.counters["state-transfer-gap"] += 1
-                break
-            if not self._valid_commit_proof(block, cert):
-                self.counters["state-transfer-invalid"] += 1
-                break
-            self._execute(block, cert, out)
-            applied += 1
-        if applied:
+        run, stopped = transfer_run(blocks, self._last_executed, limit, self._valid_commit_proof)
+        if stopped is not None:
+            self.counters[stopped] += 1
+        for cb in run:
+            self._execute(cb.block, cb.certificate, out)
+        if run:
             self._try_execute(out)
             self._after_progress(out)
             if self.catching_up:
@@ -417,17 +425,6 @@ class Replica:
     def _sign(self, message: Message) -> SignedMessage:
         data = signing_bytes(message, self._id)
         return SignedMessage(message, self._id, self._signer.sign(data))
-
-    def _verify(self, sender: str, data: bytes, signature: bytes) -> bool:
-        key = (sender, signature)
-        if self._sig_cache.get(key) == data:
-            return True
-        if not self._verifier.verify(sender, data, signature):
-            return False
-        if len(self._sig_cache) >= _SIG_CACHE_MAX:
-            self._sig_cache.pop(next(iter(self._sig_cache)))
-        self._sig_cache[key] = data
-        return True
 
     def _drop(self, reason: str) -> None:
         self.counters["drop-" + reason] += 1
@@ -461,26 +458,6 @@ class Replica:
             # Bodies are only stored for blocks inside the window, which bounds this map.
             self._bodies[block.digest] = block
 
-    def _authentic(self, sm: SignedMessage) -> bool:
-        if not isinstance(sm, SignedMessage):
-            self._drop("not-a-message")
-            return False
-        if sm.sender == self._id:
-            self._drop("own-message")
-            return False
-        if sm.sender not in self._members:
-            self._drop("non-member")
-            return False
-        try:
-            data = signing_bytes(sm.message, sm.sender)
-        except (TypeError, ValueError, OverflowError, AttributeError):
-            self._drop("malformed")
-            return False
-        if not isinstance(sm.signature, bytes) or not self._verify(sm.sender, data, sm.signature):
-            self._drop("bad-signature")
-            return False
-        return True
-
     def _dispatch(self, sm: SignedMessage, out: list[Effect]) -> None:
         message = sm.message
         match message:
@@ -511,24 +488,13 @@ class Replica:
 
     def _refuse(self, sm: SignedMessage, verdict: str) -> None:
         if verdict == BUFFER:
-            self._buffer(sm)
+            if not self._future.add(sm):
+                self._drop("future-buffer-full")
         elif verdict != IGNORE:
             self._drop(verdict)
 
-    def _buffer(self, sm: SignedMessage) -> None:
-        quota = max(1, self._config.future_messages_max // self._config.n)
-        if self._future_counts[sm.sender] >= quota:
-            self._drop("future-buffer-full")
-            return
-        self._future_counts[sm.sender] += 1
-        self._future.append(sm)
-
     def _replay_future(self, out: list[Effect]) -> None:
-        if not self._future:
-            return
-        pending, self._future = self._future, []
-        self._future_counts.clear()
-        for sm in pending:
+        for sm in self._future.take():
             self._dispatch(sm, out)
 
     # ------------------------------------------------------------------ requests
@@ -547,10 +513,7 @@ class Replica:
         return None if refused is not None else rid
 
     def _on_request_forward(self, sm: SignedMessage, m: RequestForward, out: list[Effect]) -> None:
-        # A forward holds at most one block's worth, as `_forward_pending` builds it.
-        if len(m.requests) > self._config.batch_size_max or (
-            sum(len(r) for r in m.requests) > self._config.batch_bytes_max
-        ):
+        if forward_too_large(m, self._config):
             self._drop("forward-too-large")
             return
         for request in m.requests:
@@ -630,40 +593,31 @@ class Replica:
             self._refuse(sm, verdict)
             return
         seq = pp.seq
-        slot = self._slots.get(seq)
-        if slot is not None and slot.pre_prepare is not None:
-            if pre_prepare_of(slot.pre_prepare).digest != pp.digest:
-                self._equivocation(slot.pre_prepare, sm, out)
+        admission = admit_pre_prepare(
+            pp,
+            slots=self._slots,
+            stash=self._waiting_pps,
+            catching_up=self.catching_up,
+            bodies=self._bodies,
+            cfg=self._config,
+            validator=self._request_validator,
+            last_executed=self._last_executed,
+            last_ts=self._last_ts,
+            now_ms=self._now_ms,
+        )
+        if admission.settled:
+            self._waiting_pps.pop(seq, None)
+        if admission.action == EQUIVOCATION:
+            assert admission.first is not None
+            self._equivocation(admission.first, sm, out)
             return
-        waiting = self._waiting_pps.get(seq)
-        if waiting is not None and pre_prepare_of(waiting).digest != pp.digest:
-            self._equivocation(waiting, sm, out)
-            return
-        if self.catching_up:
-            self._drop("catching-up")
-            return
-        block = pp.block if pp.block is not None else self._bodies.get(pp.digest)
-        if block is None:
-            self._drop("pre-prepare-without-body")
-            return
-        reason = check_proposal(pp, block, self._config, self._request_validator)
-        if reason is not None:
-            self._drop(reason)
-            return
-        previous = self._chain_ts(seq - 1)
-        if previous is None:
-            if seq not in self._waiting_pps and len(self._waiting_pps) < (
-                self._config.watermark_window
-            ):
-                self._waiting_pps[seq] = sm
-            return
-        self._waiting_pps.pop(seq, None)
-        skew = self._config.timestamp_skew_ms
-        if block.timestamp_ms <= previous or abs(block.timestamp_ms - self._now_ms) > skew:
-            self._drop("pre-prepare-timestamp")
+        if admission.action == STASH:
+            self._waiting_pps[seq] = sm
+        if admission.action != ACCEPT or admission.block is None:
+            self._refuse(sm, admission.reason)
             return
         slot = self._slot(seq)
-        self._accept(slot, sm, block, from_new_view=False)
+        self._accept(slot, sm, admission.block, from_new_view=False)
         self._vote_prepare(slot, out)
         self._check_prepared(slot, out)
         self._accept_waiting(seq + 1, out)
@@ -833,20 +787,14 @@ class Replica:
         matching = self._checkpoint_votes.add(sm, quota)
         if matching is None:
             return
-        catch_up = self._catch_up
-        if len(matching) >= cfg.weak_quorum and c.seq > max(
-            self._last_executed, catch_up.lag_target
-        ):
-            # f+1 matching votes include a correct replica that executed c.seq: we are behind.
-            # Fetch only if normal progress does not close the gap in time (see tick).
-            catch_up.lag_target = c.seq
-            catch_up.lag_hint = tuple(s for s, _ in matching)
+        progress = max(self._last_executed, self._catch_up.lag_target)
+        outcome = tally(c, matching, cfg, self._member_index, progress)
+        if outcome.behind is not None:
+            # Behind: fetch only if normal progress does not close the gap in time (see tick).
+            self._catch_up.lag_target, self._catch_up.lag_hint = c.seq, outcome.behind
             self._timers.lag.start_if_stopped(self._tick)
-        if len(matching) >= cfg.quorum:
-            sigs = sorted_signatures(matching, self._member_index)
-            self._install_stable(
-                CheckpointCertificate(c.seq, c.block_digest, c.state_root, sigs), out
-            )
+        if outcome.stable is not None:
+            self._install_stable(outcome.stable, out)
 
     def _sign_checkpoint(self, c: Checkpoint) -> SignedMessage:
         """Sign our own CHECKPOINT and keep it for retransmission until a checkpoint at or above
@@ -871,26 +819,26 @@ class Replica:
         if own is not None and own != cert.state_root:
             self._divergence(out)
         window = self._config.watermark_window
-        discard, keep_bodies = collect_log(self._slots, low, self._last_executed, window)
-        for seq in discard:
+        gc = plan_collection(
+            self._slots, self._prepared, self._bodies, low, self._last_executed, window
+        )
+        for seq in gc.slots:
             self._delete(state.pre_prepare_key(seq))
             self._delete(state.prepared_key(seq))
             del self._slots[seq]
-        for seq in [s for s in self._prepared if s <= low]:
+        for seq in gc.prepared:
             del self._prepared[seq]
-            if seq not in self._slots:  # a kept slot keeps the record behind its COMMIT
-                self._delete(state.prepared_key(seq))
-        for digest in [d for d, b in self._bodies.items() if b.seq <= low]:
-            if digest not in keep_bodies:
-                del self._bodies[digest]
+        for seq in gc.prepared_records:  # a kept slot keeps the record behind its COMMIT
+            self._delete(state.prepared_key(seq))
+        for digest in gc.bodies:
+            del self._bodies[digest]
         self._checkpoint_votes.discard_through(low)
         _discard_through(self._own_roots, low - 1)
         _discard_through(self._own_checkpoints, low)
         _discard_through(self._awaiting_root, low - 1)  # h's root is still checked against C
         _discard_through(self._waiting_pps, low)
         self._fetcher.forget_through(low)
-        recent = self._config.retransmit_ticks
-        self._bodies_sent = {k: t for k, t in self._bodies_sent.items() if self._tick - t < recent}
+        self._body_server.forget_old(self._tick)
         if self._next_seq <= low:
             self._next_seq = low + 1
         if self._last_executed < low:
@@ -904,9 +852,7 @@ class Replica:
     # ------------------------------------------------------------------ state transfer
 
     def _valid_commit_proof(self, block: Block, cert: CommitCertificate) -> bool:
-        if cert.seq != block.seq or cert.digest != block.digest:
-            return False
-        return check_commit_certificate(self._members, self._config.quorum, cert, self._verify)
+        return check_commit_proof(self._members, self._config.quorum, block, cert, self._verify)
 
     def _begin_catch_up(self, target: int, hint: tuple[str, ...], out: list[Effect]) -> None:
         catch_up = self._catch_up
@@ -963,13 +909,6 @@ class Replica:
         self._timers.view_change_resend.mark(self._tick)
         return sm
 
-    def _oversized(self, sm: SignedMessage) -> bool:
-        # Digests only: an honest VIEW-CHANGE or NEW-VIEW is bounded by the window and n.
-        return len(encode_message(sm)) > self._config.view_change_bytes_max
-
-    def _valid_view_change(self, vc: ViewChange) -> bool:
-        return view_change.valid_view_change(vc, self._config, self._members, self._verify)
-
     def _start_view_change(
         self, new_view: int, out: list[Effect], timeout: bool, cause: str
     ) -> None:
@@ -996,18 +935,21 @@ class Replica:
         self._check_view_change_quorum(out)
 
     def _on_view_change(self, sm: SignedMessage, vc: ViewChange, out: list[Effect]) -> None:
-        if vc.view < self._view or (vc.view == self._view and self._view_active):
-            # A replica behind us: the NEW-VIEW that ended its view change helps it.
+        verdict = view_change.view_change_verdict(
+            sm,
+            vc,
+            view=self._view,
+            view_active=self._view_active,
+            known=self._view_changes,
+            cfg=self._config,
+            members=self._members,
+            verify=self._verify,
+        )
+        if verdict == view_change.LAGGARD:
             self._help_laggard(sm.sender, out)
             return
-        previous = self._view_changes.get(sm.sender)
-        if previous is not None and view_change.view_change_of(previous).view >= vc.view:
-            return
-        if self._oversized(sm):
-            self._drop("view-change-too-large")
-            return
-        if not self._valid_view_change(vc):
-            self._drop("view-change-invalid")
+        if verdict is not None:
+            self._refuse(sm, verdict)
             return
         self._view_changes[sm.sender] = sm
         join = view_change.view_to_join(
@@ -1040,60 +982,45 @@ class Replica:
 
     def _send_new_view(self, out: list[Effect]) -> None:
         view = self._view
-        cfg = self._config
-        chosen = view_change.choose_view_changes(
-            self._view_changes, cfg.members, self._id, view, cfg.quorum
+        floor = max(self._last_executed, self._stable.seq)
+        plan = view_change.plan_new_view(
+            self._view_changes, self._config, self._id, view, floor, self._bodies
         )
-        vcs = [view_change.view_change_of(m) for m in chosen]
-        checkpoint, order = compute_new_view_order(vcs)
-        floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
-        missing = view_change.missing_bodies(order, vcs, floor, self._bodies, cfg)
-        if missing:
+        if plan.missing:
             # Digests only in V: fetch the bodies from replicas that prepared them, then retry
             # (the body's arrival calls back here through _check_view_change_quorum).
             self.counters["new-view-missing-body"] += 1
-            self._want_bodies(missing, (), out)
+            self._want_bodies(plan.missing, (), out)
             return
-        entries: list[tuple[int, SignedMessage, Block]] = []
-        for seq, digest in order:
-            body = view_change.body_for(seq, digest, floor, self._bodies)
-            entries.append((seq, self._sign(PrePrepare(view, seq, digest)), body))
-        nv = self._sign(NewView(view, tuple(chosen), tuple(pp for _, pp, _ in entries)))
+        entries = [(s, self._sign(PrePrepare(view, s, d)), b) for s, d, b in plan.order]
+        nv = self._sign(NewView(view, tuple(plan.chosen), tuple(pp for _, pp, _ in entries)))
         self._nv_sent_for = view
-        self._install_new_view(nv, entries, checkpoint, out, announce=True)
+        self._install_new_view(nv, entries, plan.checkpoint, out, announce=True)
 
     def _on_new_view(self, sm: SignedMessage, nv: NewView, out: list[Effect]) -> None:
-        if nv.view < self._view or (nv.view == self._view and self._view_active):
-            self._drop("stale-new-view")
-            return
-        if nv.view == 0 or sm.sender != self._config.primary(nv.view):
-            self._drop("new-view-not-primary")
-            return
-        if self._nv_waiting is not sm and self._oversized(sm):
-            self._drop("new-view-too-large")
-            return
-        validated = view_change.validate_new_view(
-            nv, self._config, self._members, self._view_changes, self._verify
+        admission = view_change.admit_new_view(
+            sm,
+            nv,
+            view=self._view,
+            view_active=self._view_active,
+            size_checked=self._nv_waiting is sm,
+            cfg=self._config,
+            members=self._members,
+            known=self._view_changes,
+            verify=self._verify,
+            floor=max(self._last_executed, self._stable.seq),
+            bodies=self._bodies,
         )
-        if validated is None:
-            self._drop("new-view-invalid")
-            return
-        entries, checkpoint, vcs = validated
-        floor = max(self._last_executed, self._stable.seq, checkpoint.seq)
-        order = [(seq, pre_prepare_of(pp).digest) for seq, pp in entries]
-        missing = view_change.missing_bodies(order, vcs, floor, self._bodies, self._config)
-        if missing:
+        if admission.reason:
+            self._drop(admission.reason)
+        elif admission.missing:
             # Valid but incomplete here: keep it and fetch the bodies, the new primary first.
             self.counters["new-view-awaiting-bodies"] += 1
             self._nv_waiting = sm
-            self._want_bodies(missing, (sm.sender,), out)
-            return
-        self._nv_waiting = None
-        complete = [
-            (seq, pp, view_change.body_for(seq, pre_prepare_of(pp).digest, floor, self._bodies))
-            for seq, pp in entries
-        ]
-        self._install_new_view(sm, complete, checkpoint, out, announce=False)
+            self._want_bodies(admission.missing, (sm.sender,), out)
+        else:
+            self._nv_waiting = None
+            self._install_new_view(sm, admission.entries, admission.checkpoint, out, False)
 
     def _install_new_view(
         self,
@@ -1164,24 +1091,12 @@ class Replica:
             self._send(out, to, self._sign(message))
 
     def _on_block_request(self, sm: SignedMessage, m: BlockRequest, out: list[Effect]) -> None:
-        cfg = self._config
-        answered = 0
-        for digest in m.digests[: cfg.bodies_per_request_max]:
-            key = (sm.sender, digest)
-            last = self._bodies_sent.get(key)
-            if last is not None and self._tick - last < cfg.retransmit_ticks:
-                continue  # answered recently: a repeat costs the asker's retry, not our bandwidth
-            block = self._bodies.get(digest)
-            if block is None:
-                continue
-            if len(self._bodies_sent) >= cfg.n * cfg.watermark_window:
-                self._bodies_sent.pop(next(iter(self._bodies_sent)))
-            self._bodies_sent[key] = self._tick
-            self._send(out, sm.sender, self._sign(BlockBody(digest, block)))
-            answered += 1
-        if len(m.digests) > cfg.bodies_per_request_max:
+        replies = self._body_server.answer(sm.sender, m.digests, self._tick, self._bodies)
+        for body in replies:
+            self._send(out, sm.sender, self._sign(body))
+        if len(m.digests) > self._config.bodies_per_request_max:
             self._drop("block-request-too-long")
-        self.counters["block-bodies-sent"] += answered
+        self.counters["block-bodies-sent"] += len(replies)
 
     def _on_block_body(self, sm: SignedMessage, m: BlockBody, out: list[Effect]) -> None:
         block = m.block
@@ -1233,28 +1148,18 @@ class Replica:
             self._emit_fetch(out)
 
     def _restore(self, persisted: PersistedState) -> None:
-        loaded = state.load_records(persisted)
-        self._view, self._view_active = loaded.view, loaded.view_active
-        if loaded.stable is not None:
-            self._stable = loaded.stable
-        for cert, block in loaded.prepared:
-            if cert.seq > self._stable.seq:
-                self._prepared[cert.seq] = (cert, block)
-        nv = loaded.new_view
-        if nv is not None and isinstance(nv.message, NewView) and nv.message.view == self._view:
-            self._new_view_msg = nv
-        floor = max(self._last_executed, self._stable.seq)
-        top = floor
-        for slot in state.rebuild_log(
-            loaded,
-            view=self._view,
-            view_active=self._view_active,
-            floor=floor,
+        restored = state.restore(
+            persisted,
+            last_executed=self._last_executed,
             own_id=self._id,
-            is_primary=self.is_primary,
-            prepared=self._prepared,
+            cfg=self._config,
             sign=self._sign,
-        ):
+        )
+        self._view, self._view_active = restored.view, restored.view_active
+        self._stable, self._prepared = restored.stable, restored.prepared
+        self._new_view_msg = restored.new_view
+        top = max(self._last_executed, self._stable.seq)
+        for slot in restored.slots:
             self._slots[slot.seq] = slot
             assert slot.block is not None
             self._store_body(slot.block)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from .config import ReplicaConfig
-from .messages import request_id
+from .messages import RequestForward, request_id
 
 RequestValidator = Callable[[bytes], bool]
 
@@ -134,3 +134,10 @@ class RequestQueue:
         """A view change discards accepted pre-prepares: every pending request is proposable."""
         self._in_flight.clear()
         self._proposable = dict.fromkeys(self._pending)
+
+
+def forward_too_large(m: RequestForward, cfg: ReplicaConfig) -> bool:
+    # A forward holds at most one block's worth, as `RequestQueue.forward_batch` builds it.
+    return len(m.requests) > cfg.batch_size_max or (
+        sum(len(r) for r in m.requests) > cfg.batch_bytes_max
+    )

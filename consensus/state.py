@@ -19,7 +19,8 @@ follows it. On restart the node reads every record back into a `PersistedState` 
 
 Values are canonical msgpack; sequence numbers in keys are 8-byte big-endian so a prefix scan
 returns them in order. This module is the only place that knows the record format: the replica
-writes through the `*_record` functions and reads back through `load_records`.
+writes through the `*_record` functions and reads back through `restore` (`load_records`, then
+what still applies above the executed tip, with the log rebuilt by `rebuild_log`).
 """
 
 from __future__ import annotations
@@ -40,13 +41,16 @@ from .codec import (
     pack,
     unpack,
 )
+from .config import ReplicaConfig
 from .effects import Persist
 from .log import Slot
 from .messages import (
+    GENESIS_CHECKPOINT,
     Block,
     CheckpointCertificate,
     Commit,
     Message,
+    NewView,
     Prepare,
     PreparedCertificate,
     PrePrepare,
@@ -211,3 +215,45 @@ def rebuild_log(
             slot.commits[own_id] = slot.own_commit
         slots.append(slot)
     return slots
+
+
+@dataclass(slots=True)
+class Restored:
+    """What a restarted replica takes back: view, h, P above h, its NEW-VIEW, and the log."""
+
+    view: int
+    view_active: bool
+    stable: CheckpointCertificate
+    prepared: dict[int, tuple[PreparedCertificate, Block]]
+    new_view: SignedMessage | None
+    slots: list[Slot]
+
+
+def restore(
+    persisted: PersistedState,
+    *,
+    last_executed: int,
+    own_id: str,
+    cfg: ReplicaConfig,
+    sign: Callable[[Message], SignedMessage],
+) -> Restored:
+    """Decode the records and keep what still applies to a replica whose executor is at
+    `last_executed`; PersistedStateError if any record is corrupt."""
+    loaded = load_records(persisted)
+    view, active = loaded.view, loaded.view_active
+    stable = loaded.stable if loaded.stable is not None else GENESIS_CHECKPOINT
+    prepared = {c.seq: (c, b) for c, b in loaded.prepared if c.seq > stable.seq}
+    nv = loaded.new_view
+    if nv is not None and not (isinstance(nv.message, NewView) and nv.message.view == view):
+        nv = None
+    slots = rebuild_log(
+        loaded,
+        view=view,
+        view_active=active,
+        floor=max(last_executed, stable.seq),
+        own_id=own_id,
+        is_primary=cfg.primary(view) == own_id,
+        prepared=prepared,
+        sign=sign,
+    )
+    return Restored(view, active, stable, prepared, nv, slots)

@@ -19,16 +19,18 @@ size); a replica lacking a body named in O fetches it from the replicas that sig
 into a prepared certificate (`body_fetch`) before it installs the view, and the new primary does
 the same before it sends NEW-VIEW.
 
-Every function here reads messages and returns a decision; the replica owns the view, the
-VIEW-CHANGE set and the timers, and is the only one that acts on the answers.
+Every function here reads messages and returns a decision (`view_change_verdict`,
+`admit_new_view` and `plan_new_view` for the three steps a replica takes); the replica owns the
+view, the VIEW-CHANGE set and the timers, and is the only one that acts on the answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .certificates import VerifyFn, check_checkpoint_certificate, check_prepared_certificate
-from .codec import signing_bytes
+from .codec import encode_message, signing_bytes
 from .config import ReplicaConfig
 from .messages import (
     GENESIS_CHECKPOINT,
@@ -216,3 +218,125 @@ def body_for(seq: int, digest: bytes, floor: int, bodies: Mapping[bytes, Block])
         # installing the view skips it, so no body is needed (and none may be kept).
         return nb
     return bodies[digest]
+
+
+# `view_change_verdict` for a VIEW-CHANGE from a replica in an older view, or in ours once it
+# is active: the NEW-VIEW that ended its view change helps it.
+LAGGARD = "laggard"
+
+
+def oversized(sm: SignedMessage, cfg: ReplicaConfig) -> bool:
+    # Digests only: an honest VIEW-CHANGE or NEW-VIEW is bounded by the window and n.
+    return len(encode_message(sm)) > cfg.view_change_bytes_max
+
+
+def view_change_verdict(
+    sm: SignedMessage,
+    vc: ViewChange,
+    *,
+    view: int,
+    view_active: bool,
+    known: Mapping[str, SignedMessage],
+    cfg: ReplicaConfig,
+    members: frozenset[str],
+    verify: VerifyFn,
+) -> str | None:
+    """None to record the VIEW-CHANGE; LAGGARD; "" (ignore) when it is no newer than the
+    sender's last one; otherwise a drop reason."""
+    if vc.view < view or (vc.view == view and view_active):
+        return LAGGARD
+    previous = known.get(sm.sender)
+    if previous is not None and view_change_of(previous).view >= vc.view:
+        return ""
+    if oversized(sm, cfg):
+        return "view-change-too-large"
+    if not valid_view_change(vc, cfg, members, verify):
+        return "view-change-invalid"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NewViewAdmission:
+    """A drop `reason`, or the bodies still `missing`, or O's entries ready to install."""
+
+    reason: str = ""
+    missing: list[MissingBody] = field(default_factory=list)
+    entries: list[tuple[int, SignedMessage, Block]] = field(default_factory=list)
+    checkpoint: CheckpointCertificate = GENESIS_CHECKPOINT
+
+
+def admit_new_view(
+    sm: SignedMessage,
+    nv: NewView,
+    *,
+    view: int,
+    view_active: bool,
+    size_checked: bool,
+    cfg: ReplicaConfig,
+    members: frozenset[str],
+    known: Mapping[str, SignedMessage],
+    verify: VerifyFn,
+    floor: int,
+    bodies: Mapping[bytes, Block],
+) -> NewViewAdmission:
+    """Whether to install a NEW-VIEW: from the primary of a view we may enter, valid
+    (`validate_new_view`), and with every body O names above `floor` (the higher of the last
+    executed block and h) in `bodies`. `size_checked` is for a NEW-VIEW kept while its bodies
+    were coming, which passed the size bound already."""
+    if nv.view < view or (nv.view == view and view_active):
+        return NewViewAdmission("stale-new-view")
+    if nv.view == 0 or sm.sender != cfg.primary(nv.view):
+        return NewViewAdmission("new-view-not-primary")
+    if not size_checked and oversized(sm, cfg):
+        return NewViewAdmission("new-view-too-large")
+    validated = validate_new_view(nv, cfg, members, known, verify)
+    if validated is None:
+        return NewViewAdmission("new-view-invalid")
+    entries, checkpoint, vcs = validated
+    floor = max(floor, checkpoint.seq)
+    digests = [(seq, _pre_prepare_digest(pp)) for seq, pp in entries]
+    missing = missing_bodies(digests, vcs, floor, bodies, cfg)
+    if missing:
+        return NewViewAdmission(missing=missing, checkpoint=checkpoint)
+    complete = [
+        (seq, pp, body_for(seq, d, floor, bodies))
+        for (seq, pp), (_, d) in zip(entries, digests, strict=True)
+    ]
+    return NewViewAdmission(entries=complete, checkpoint=checkpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class NewViewPlan:
+    """The new primary's NEW-VIEW: V, min-s and O's (seq, digest, body), or the bodies missing."""
+
+    chosen: list[SignedMessage]
+    checkpoint: CheckpointCertificate
+    order: list[tuple[int, bytes, Block]]
+    missing: list[MissingBody]
+
+
+def plan_new_view(
+    view_changes: Mapping[str, SignedMessage],
+    cfg: ReplicaConfig,
+    own_id: str,
+    view: int,
+    floor: int,
+    bodies: Mapping[bytes, Block],
+) -> NewViewPlan:
+    """V (`choose_view_changes`), then min-s and O from it; the bodies above `floor` that O
+    names must all be in `bodies` before the NEW-VIEW can go out."""
+    chosen = choose_view_changes(view_changes, cfg.members, own_id, view, cfg.quorum)
+    vcs = [view_change_of(m) for m in chosen]
+    checkpoint, order = compute_new_view_order(vcs)
+    floor = max(floor, checkpoint.seq)
+    missing = missing_bodies(order, vcs, floor, bodies, cfg)
+    if missing:
+        return NewViewPlan(chosen, checkpoint, [], missing)
+    complete = [(seq, digest, body_for(seq, digest, floor, bodies)) for seq, digest in order]
+    return NewViewPlan(chosen, checkpoint, complete, [])
+
+
+def _pre_prepare_digest(sm: SignedMessage) -> bytes:
+    m = sm.message
+    assert isinstance(m, PrePrepare)
+    return m.digest
