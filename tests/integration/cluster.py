@@ -84,7 +84,11 @@ class Cluster:
     # --- processes --------------------------------------------------------------------------
 
     def up(self) -> None:
-        run_cli("network", "up", "--dir", str(self.directory), "--timeout", "60")
+        try:
+            run_cli("network", "up", "--dir", str(self.directory), "--timeout", "60")
+        except BaseException:
+            self.down()  # a network that did not come up must not outlive the test
+            raise
 
     def up_without(self, node_id: str, timeout_s: float = 20) -> str:
         """``network up`` when ``node_id`` cannot become ready: it fails naming that node alone;
