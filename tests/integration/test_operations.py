@@ -145,8 +145,15 @@ def test_metrics_have_their_types_and_the_dashboard_queries_only_exported_names(
 
 def test_logs_are_json_lines_and_network_logs_prints_them(cluster: Cluster) -> None:
     for node_id in cluster.node_ids:
-        entries = _log_entries(cluster, node_id)
-        events = {e.get("event") for e in entries}
+        # Peer transitions are logged by a periodic watch, which may run after the node has
+        # reported ready (a node restarted by the test above): wait for the line, boundedly.
+        deadline = time.monotonic() + 60
+        while True:
+            entries = _log_entries(cluster, node_id)
+            events = {e.get("event") for e in entries}
+            if {"starting", "peer-up"} <= events or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert {"starting", "peer-up"} <= events, (node_id, events)
         assert all(e["node"] == node_id for e in entries)
     result = run_cli("network", "logs", "--dir", str(cluster.directory), "node3", "-n", "4")
