@@ -14,9 +14,6 @@ import statistics
 import time
 from collections import deque
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
-
 from ibledger.consensus import (
     Broadcast,
     Effect,
@@ -28,40 +25,9 @@ from ibledger.consensus import (
     Send,
     SignedMessage,
 )
+from ibledger.sim.signing import Ed25519Signer, Ed25519Verifier
 
 EPOCH_MS = 1_700_000_000_000
-
-
-class Ed25519Signer:
-    def __init__(self, replica_id: str) -> None:
-        self._id = replica_id
-        self._key = SigningKey(hashlib.sha256(b"bench:" + replica_id.encode()).digest())
-
-    @property
-    def replica_id(self) -> str:
-        return self._id
-
-    @property
-    def public_key(self) -> bytes:
-        return bytes(self._key.verify_key)
-
-    def sign(self, data: bytes) -> bytes:
-        return self._key.sign(data).signature
-
-
-class Ed25519Verifier:
-    def __init__(self, keys: dict[str, bytes]) -> None:
-        self._keys = {rid: VerifyKey(pk) for rid, pk in keys.items()}
-
-    def verify(self, replica_id: str, data: bytes, signature: bytes) -> bool:
-        key = self._keys.get(replica_id)
-        if key is None:
-            return False
-        try:
-            key.verify(data, signature)
-        except BadSignatureError:
-            return False
-        return True
 
 
 def run_once(requests: int, batch_size: int, request_bytes: int) -> tuple[float, int, int]:
@@ -77,7 +43,7 @@ def run_once(requests: int, batch_size: int, request_bytes: int) -> tuple[float,
         status_interval_ticks=1000,
     )
     signers = {m: Ed25519Signer(m) for m in members}
-    verifier = Ed25519Verifier({m: s.public_key for m, s in signers.items()})
+    verifier = Ed25519Verifier({m: s.verify_key for m, s in signers.items()})
     replicas = {m: Replica(config, m, signers[m], verifier) for m in members}
     stores = {m: PersistedState() for m in members}
     roots = dict.fromkeys(members, b"")
