@@ -13,6 +13,7 @@ the order they arrived.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from ibledger.contracts import StateView
 from .ledger import Ledger
 from .mempool import Mempool
 from .tx import Transaction, TxError
+from .verifier import Verdict
 
 SENDER_CHECKS_MAX = 10_000  # distinct (sender, key) answers kept per block
 
@@ -79,6 +81,8 @@ class Admission:
         self._on_admitted = on_admitted
         self._envelope_size_max = envelope_size_max
         self.rejected_by_code: dict[str, int] = {}
+        # Told how long each batch waited for a worker thread before its verification began.
+        self.on_verify_wait: Callable[[float], None] = lambda seconds: None
         self._sender_checked: dict[tuple[str, bytes], contracts.ContractError | None] = {}
         self._checked_height = -1
 
@@ -114,7 +118,7 @@ class Admission:
             candidates.append((index, tx))
         if candidates:
             verdicts = await asyncio.to_thread(
-                self._ledger.verifier.verify, [tx for _, tx in candidates]
+                self._verify_queued, [tx for _, tx in candidates], time.perf_counter()
             )
             admitted: list[Transaction] = []
             for (index, tx), verdict in zip(candidates, verdicts, strict=True):
@@ -135,6 +139,10 @@ class Admission:
             if admitted:
                 self._on_admitted(admitted, not from_peer)
         return [result for result in results if result is not None]
+
+    def _verify_queued(self, txs: list[Transaction], queued_at: float) -> list[Verdict]:
+        self.on_verify_wait(time.perf_counter() - queued_at)
+        return self._ledger.verifier.verify(txs)
 
     def _precheck(self, tx: Transaction, now_ms: int, seen: set[bytes]) -> AdmissionResult | None:
         if tx.chain_id != self._chain_id:

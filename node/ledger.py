@@ -27,6 +27,7 @@ Theory of operation
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,7 @@ class AppliedBlock:
     state_root: bytes
     tx_ids: tuple[bytes, ...] = ()  # of the transactions that decoded, in block order
     events: tuple[Mapping[str, Any], ...] = ()  # as stored with the block
+    senders: tuple[str, ...] = ()  # per transaction index; "" where the envelope did not decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,8 @@ class Ledger:
         self.tip_timestamp_ms = 0
         # How far ahead of the block time a transaction may expire; part of the chain's rules.
         self.expiry_horizon_ms = EXPIRY_HORIZON_DEFAULT_MS
+        # Told (execution seconds, write seconds) of every block appended: metrics.
+        self.on_block: Callable[[float, float], None] = lambda execute_s, write_s: None
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -533,12 +537,15 @@ class Ledger:
                 raise LedgerError("the block time must be later than the parent's")
             if header.tx_count != len(envelopes) or header.txs_root != txs_root(envelopes):
                 raise LedgerError("the transactions do not match the header")
-            results, events, writes, indexed, decoded_txs = self._execute(header, envelopes)
+            began = time.perf_counter()
+            results, events, writes, indexed, decoded = self._execute(header, envelopes)
             batch = self._db.write_batch(sync=self._sync)
             for tx_id, index, code in indexed:
                 batch.put(keys.tx_index_key(tx_id), canonical_encode([header.height, index, code]))
             root = self._stage_block(batch, header, envelopes, results, events, writes, certificate)
+            staged = time.perf_counter()
             batch.write()
+            self.on_block(staged - began, time.perf_counter() - staged)
             if any(key.startswith(IDENTITY_PREFIX) for key, _ in writes):
                 self._signer_cache = {}  # a key or participant changed: resolve afresh
             self._advance_tip(header, root)
@@ -547,8 +554,9 @@ class Ledger:
                 header.hash(self.suite.hash),
                 tuple(results),
                 root,
-                tuple(tx.tx_id for tx in decoded_txs),
+                tuple(item.tx_id for item in decoded if isinstance(item, Transaction)),
                 tuple(events),
+                tuple(item.sender if isinstance(item, Transaction) else "" for item in decoded),
             )
 
     def _stage_block(
@@ -618,7 +626,7 @@ class Ledger:
         list[Mapping[str, Any]],
         list[tuple[bytes, bytes | None]],
         list[tuple[bytes, int, str]],
-        list[Transaction],
+        list[Transaction | TxResult],
     ]:
         decoded: list[Transaction | TxResult] = []
         for envelope in envelopes:
@@ -645,7 +653,7 @@ class Ledger:
             if verdict.ok and result.code != "DUPLICATE_TX":
                 seen.add(item.tx_id)
                 indexed.append((item.tx_id, index, result.code))
-        return results, events, sorted(overlay.pending.items()), indexed, transactions
+        return results, events, sorted(overlay.pending.items()), indexed, decoded
 
     def _execute_one(
         self,

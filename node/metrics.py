@@ -166,6 +166,18 @@ class NodeMetrics:
             registry=r,
             buckets=SECONDS_BUCKETS,
         )
+        self.block_execute = Histogram(
+            "ibledger_block_execute_seconds",
+            "Executing one committed block's transactions and staging its batch.",
+            registry=r,
+            buckets=SECONDS_BUCKETS,
+        )
+        self.block_write = Histogram(
+            "ibledger_block_write_seconds",
+            "Writing one committed block's batch to LevelDB (synced).",
+            registry=r,
+            buckets=SECONDS_BUCKETS,
+        )
         self.storage = Histogram(
             "ibledger_storage_write_seconds",
             "Synced LevelDB writes of consensus records, by what was written.",
@@ -190,6 +202,13 @@ class NodeMetrics:
             "Transactions per verified batch.",
             registry=r,
             buckets=COUNT_BUCKETS,
+        )
+        self.verify_wait = Histogram(
+            "ibledger_verifier_wait_seconds",
+            "From admission handing a batch to the verifier's thread to its verification "
+            "starting (time queued behind other work).",
+            registry=r,
+            buckets=SECONDS_BUCKETS,
         )
         # Peers.
         self.peer_message_bytes = Histogram(

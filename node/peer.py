@@ -63,6 +63,8 @@ class PeerLinkStats:
     dropped_relay: int = 0
     dropped_oversize: int = 0
     queued_bytes: int = 0
+    queued_messages: int = 0  # consensus messages and relayed transactions waiting
+    bytes_sent: int = 0  # payload bytes (messages and transactions) handed to the stream
     rejected_inbound: int = 0
     reconnects: int = 0
     last_error: str = ""
@@ -92,6 +94,9 @@ class _ByteQueue:
 
     def __bool__(self) -> bool:
         return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def push(self, data: bytes, items_max: int, bytes_max: int) -> int:
         """Append `data`; returns how many old items were dropped to respect the bounds."""
@@ -156,6 +161,7 @@ class _PeerLink:
                 data, owner.outbound_queue_max, min(cap, owner.consensus_queue_bytes_max)
             )
         self.stats.queued_bytes = self._consensus.bytes + self._relay.bytes
+        self.stats.queued_messages = len(self._consensus) + len(self._relay)
         self._ready.set()
 
     def _next_frame(self) -> _Outgoing:
@@ -165,7 +171,10 @@ class _PeerLink:
         budget = self._consensus.take(batch.messages, FRAME_ITEMS_MAX, budget)
         if not self._consensus:
             self._relay.take(batch.txs, FRAME_ITEMS_MAX - len(batch.messages), budget)
-        self.stats.queued_bytes = self._consensus.bytes + self._relay.bytes
+        stats = self.stats
+        stats.bytes_sent += sum(map(len, batch.messages)) + sum(map(len, batch.txs))
+        stats.queued_bytes = self._consensus.bytes + self._relay.bytes
+        stats.queued_messages = len(self._consensus) + len(self._relay)
         return batch
 
     def start(self) -> None:

@@ -31,12 +31,14 @@ from typing import Any, Protocol
 
 from ibledger.consensus import (
     Broadcast,
+    Commit,
     CommittedBlock,
     Effect,
     Evidence,
     Execute,
     FetchBlocks,
     Persist,
+    PrePrepare,
     Replica,
     RequestRejected,
     Send,
@@ -47,6 +49,7 @@ from ibledger.consensus import (
 
 from .ledger import AppliedBlock, Ledger
 from .metrics import NodeMetrics
+from .phases import PhaseClock
 
 log = logging.getLogger("ibledger.runtime")
 
@@ -103,8 +106,10 @@ class ReplicaRuntime:
         inbox_max: int = 100_000,
         inbox_peer_bytes_max: int = 32 * 1024 * 1024,
         metrics: NodeMetrics | None = None,
+        phases: PhaseClock | None = None,
     ) -> None:
         self._metrics = metrics
+        self._phases = phases
         # When the replica last left an active view (monotonic s): view-change durations.
         self._view_left_at: float | None = None
         self.replica = replica
@@ -191,6 +196,10 @@ class ReplicaRuntime:
             case Tick(now_ms):
                 return replica.tick(now_ms)
             case PeerMessage(message, _):
+                if self._phases is not None:
+                    pp = message.message
+                    if isinstance(pp, PrePrepare) and pp.block is not None:
+                        self._phases.proposed(pp.seq, pp.block.request_ids)
                 return replica.step(message)
             case ClientRequests(requests, now_ms):
                 effects: list[Effect] = []
@@ -202,6 +211,15 @@ class ReplicaRuntime:
             case TransferredBlocks(blocks, _):
                 return replica.on_state_transfer(blocks)
         raise AssertionError(f"unknown input {item!r}")
+
+    def _observe_broadcast(self, sm: SignedMessage) -> None:
+        assert self._phases is not None
+        message = sm.message
+        if isinstance(message, PrePrepare):
+            if message.block is not None:
+                self._phases.proposed(message.seq, message.block.request_ids)
+        elif isinstance(message, Commit):
+            self._phases.prepared(message.seq)
 
     async def _drain(self, effects: list[Effect]) -> None:
         queue: deque[Effect] = deque(effects)
@@ -219,12 +237,20 @@ class ReplicaRuntime:
                     self._outbound.send(to, encode_message(message))
                 case Broadcast(message):
                     self._outbound.broadcast(encode_message(message))
+                    if self._phases is not None:
+                        self._observe_broadcast(message)
                 case Execute(block):
+                    phases = self._phases
+                    if phases is not None:
+                        phases.committed(block.seq)
                     began = time.perf_counter()
                     applied = await asyncio.to_thread(self._ledger.apply_committed, block)
                     if self._metrics is not None:
                         self._metrics.execution.observe(time.perf_counter() - began)
+                    executed_at = phases.executed(block.seq) if phases is not None else 0.0
                     self._on_committed(applied, block)
+                    if phases is not None:
+                        phases.notified(block.seq, executed_at)
                     queue.extend(self.replica.on_executed(block.seq, applied.state_root))
                 case FetchBlocks():
                     self._on_fetch(effect)

@@ -51,6 +51,7 @@ from .ledger import AppliedBlock, Ledger, LedgerCorruption, LedgerError, genesis
 from .mempool import Mempool
 from .metrics import MetricsServer, NodeMetrics
 from .peer import PeerService, PeerTransport
+from .phases import PhaseClock
 from .read_access import LongCallLimits
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
 from .signing import ValidatorSigner, ValidatorVerifier
@@ -140,6 +141,7 @@ class Node:
         self.metrics = NodeMetrics(
             version=VERSION, node_id=self.node_id, crypto_suite=genesis.crypto_suite
         )
+        self.phases = PhaseClock(self.metrics.registry)
         self.metrics_server = MetricsServer(
             self.metrics, config.metrics.listen.host, config.metrics.listen.port
         )
@@ -206,6 +208,7 @@ class Node:
 
     def _on_admitted(self, txs: list[Transaction], relay: bool) -> None:
         envelopes = tuple(tx.envelope for tx in txs)
+        self.phases.admitted(envelopes)
         self.runtime.offer(ClientRequests(envelopes, now_ms()))
         if relay:
             self.transport.relay_txs(list(envelopes))
@@ -260,16 +263,22 @@ class Node:
         envelopes: Sequence[bytes],
         *,
         replayed: bool = False,
+        senders: Sequence[str] = (),
     ) -> None:
+        """Governance events to the audit log; ``senders`` (per transaction index, from the
+        execution that just ran) spares decoding the envelopes a second time."""
         for event in events:
             kind = event["kind"]
             if not kind.startswith(GOVERNANCE_PREFIXES):
                 continue
             tx_index = event["tx_index"]
-            try:
-                sender = self.ledger.decoder.decode(envelopes[tx_index]).sender
-            except (TxError, IndexError):
-                sender = ""  # an event always comes from a decoded transaction; kept defensive
+            if tx_index < len(senders):
+                sender = senders[tx_index]
+            else:
+                try:
+                    sender = self.ledger.decoder.decode(envelopes[tx_index]).sender
+                except (TxError, IndexError):
+                    sender = ""  # an event always comes from a decoded transaction
             self.audit.governance(
                 height=height,
                 tx_id=event["tx_id"],
@@ -311,7 +320,9 @@ class Node:
             await self._peer_tx_room.wait()
 
     def _on_committed(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
-        self._audit_governance(applied.header.height, applied.events, committed.requests)
+        self._audit_governance(
+            applied.header.height, applied.events, committed.requests, senders=applied.senders
+        )
         self.mempool.remove(applied.tx_ids)
         self.feed.committed(list(applied.tx_ids))
         m = self.metrics
@@ -410,6 +421,24 @@ class Node:
             ],
         )
         m.labelled(
+            "ibledger_peer_queued_messages",
+            "Messages and relayed transactions queued for each peer.",
+            ("peer",),
+            lambda: [
+                ({"peer": pid}, float(link.stats.queued_messages))
+                for pid, link in sorted(self.transport.links.items())
+            ],
+        )
+        m.counter_from(
+            "ibledger_peer_sent_bytes",
+            "Message and transaction bytes sent to each peer.",
+            ("peer",),
+            lambda: [
+                ({"peer": pid}, float(link.stats.bytes_sent))
+                for pid, link in sorted(self.transport.links.items())
+            ],
+        )
+        m.labelled(
             "ibledger_peer_height",
             "Height each peer last reported.",
             ("peer",),
@@ -475,7 +504,13 @@ class Node:
             ],
         )
         self.ledger.verifier.on_batch = self._observe_verify
+        self.ledger.on_block = self._observe_block
+        self.admission.on_verify_wait = m.verify_wait.observe
         self.state_transfer.on_batch = m.state_transfer_batch.observe
+
+    def _observe_block(self, execute_s: float, write_s: float) -> None:
+        self.metrics.block_execute.observe(execute_s)
+        self.metrics.block_write.observe(write_s)
 
     def _observe_verify(self, seconds: float, size: int) -> None:
         self.metrics.verify_batch.observe(seconds)
@@ -678,6 +713,7 @@ class Node:
             on_view_changed=self._on_view_changed,
             inbox_peer_bytes_max=config.peer.inbound_bytes_max,
             metrics=self.metrics,
+            phases=self.phases,
         )
         self.admission = Admission(
             chain_id=genesis.chain_id,
