@@ -40,11 +40,11 @@ from .client import (
     TxReceipt,
     load_keypair,
 )
+from .errors import EXIT_USAGE
 from .manifest import MANIFEST_FILE, Manifest, load_manifest
 from .output import CommandError, add_json_flag, display_width, emit, home, pad
 from .passphrase import add_passphrase_flag
 
-EXIT_USAGE = 2
 # Client-side codes that mean "the command was used wrongly", not "the ledger said no".
 USAGE_CODES = frozenset(
     {
@@ -251,11 +251,6 @@ def with_client(identity: bool) -> Callable[[ClientHandler], Handler]:
 
 
 # --- input ----------------------------------------------------------------------------------------
-
-
-def plain(doc: str | None) -> str:
-    """A module docstring as command help: without the reStructuredText literal quotes."""
-    return (doc or "").replace("``", "")
 
 
 def usage(code: str, message: str) -> CommandError:
