@@ -13,7 +13,7 @@ once its commit is notified, like BFT-SMaRt's ThroughputLatency client.  Open lo
 Latency is submit to commit notification, timed by the client process on the block stream it
 follows.  The measured window is ``--duration`` seconds after ``--warmup`` seconds; offered and
 admitted count submissions in it, committed counts commits notified in it.  An open-loop run
-whose offered load fell more than 5 % short of ``--rate`` is INVALID (exit status 3): the
+whose offered load fell more than 5 % short of ``--rate`` is INVALID (exit status 5): the
 clients measured themselves, not the network; add ``--processes``.
 
 Results go to ``--out`` (default ``bench-results/<UTC timestamp>``): run.json, txs.csv,
@@ -34,13 +34,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ibledger.cli.errors import EXIT_INVALID_RUN
 from ibledger.cli.manifest import ManifestError, load_manifest
 from ibledger.cli.output import CommandError, home
 
 from . import engine, phases, results, stats
 from .workloads import WORKLOADS, SetupError, prepare
-
-EXIT_INVALID = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -252,7 +251,7 @@ def _measure(options: argparse.Namespace) -> int:
                 progress,
             )
             _print_run(options, run)
-            return 0 if run["summary"]["valid"] else EXIT_INVALID
+            return 0 if run["summary"]["valid"] else EXIT_INVALID_RUN
         return _sweep(target, options, workload, base, out, sweep, progress)
 
 
@@ -389,7 +388,7 @@ def _sweep(
             "points measured the clients; add --processes",
             file=sys.stderr,
         )
-        return EXIT_INVALID
+        return EXIT_INVALID_RUN
     return 0
 
 

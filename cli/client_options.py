@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ibledger.contracts import ContractError, format_amount, parse_amount
+from ibledger.node.addresses import parse_host_port
+from ibledger.node.ports import DEFAULT_API_PORT
 
 from .client import (
     DEFAULT_CALL_TIMEOUT_S,
@@ -40,11 +42,11 @@ from .client import (
     TxReceipt,
     load_keypair,
 )
+from .errors import EXIT_USAGE
 from .manifest import MANIFEST_FILE, Manifest, load_manifest
 from .output import CommandError, add_json_flag, display_width, emit, home, pad
 from .passphrase import add_passphrase_flag
 
-EXIT_USAGE = 2
 # Client-side codes that mean "the command was used wrongly", not "the ledger said no".
 USAGE_CODES = frozenset(
     {
@@ -55,6 +57,7 @@ USAGE_CODES = frozenset(
         "MANIFEST_INVALID",
         "NO_NODE",
         "NO_CA",
+        "NODE_ADDRESS_INVALID",
     }
 )
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -85,9 +88,10 @@ def add_client_flags(
     )
     connection.add_argument(
         "--node",
-        metavar="HOST:PORT",
-        help="talk to this node only (default: the manifest's nodes, trying the next one when a "
-        "node is unavailable)",
+        metavar="HOST[:PORT]",
+        help="talk to this node only; without a port, the default API port "
+        f"{DEFAULT_API_PORT} (default: the manifest's nodes, trying the next one when a node is "
+        "unavailable)",
     )
     connection.add_argument(
         "--ca",
@@ -194,7 +198,13 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
             "NO_IDENTITY",
             f"this command is signed: pass --as IDENTITY{hint}, or --key FILE --sender PARTICIPANT",
         )
-    addresses = [node] if node else [str(entry.api) for entry in manifest.nodes] if manifest else []
+    addresses = (
+        [node_address(node)]
+        if node
+        else [str(entry.api) for entry in manifest.nodes]
+        if manifest
+        else []
+    )
     ca_cert: Path | None = getattr(options, "ca", None)
     if getattr(options, "insecure", False):
         if ca_cert is not None:
@@ -221,6 +231,21 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
         ca_cert=ca_cert,
         node_ids={str(entry.api): entry.id for entry in manifest.nodes} if manifest else None,
     )
+
+
+def node_address(text: str) -> str:
+    """``--node HOST[:PORT]`` as ``host:port``: a host alone (a name, an IPv4 address, an IPv6
+    address with or without brackets) gets the documented default API port."""
+    candidate = text
+    bare_ipv6 = text.count(":") > 1 and not text.startswith("[")
+    if bare_ipv6 or not re.search(r":[0-9]+$", text):
+        host = f"[{text}]" if bare_ipv6 else text
+        candidate = f"{host}:{DEFAULT_API_PORT}"
+    try:
+        parse_host_port(candidate)
+    except ValueError as exc:
+        raise ClientError("NODE_ADDRESS_INVALID", f"--node: {exc}") from None
+    return candidate
 
 
 def command_error(exc: ClientError) -> CommandError:
@@ -251,11 +276,6 @@ def with_client(identity: bool) -> Callable[[ClientHandler], Handler]:
 
 
 # --- input ----------------------------------------------------------------------------------------
-
-
-def plain(doc: str | None) -> str:
-    """A module docstring as command help: without the reStructuredText literal quotes."""
-    return (doc or "").replace("``", "")
 
 
 def usage(code: str, message: str) -> CommandError:

@@ -21,7 +21,6 @@ from .client_options import (
     amount_arg,
     date_arg,
     history_lines,
-    plain,
     render,
     show_amount,
     subcommands,
@@ -30,7 +29,7 @@ from .client_options import (
     usage,
     with_client,
 )
-from .output import emit
+from .output import emit, plain
 
 PRODUCT_CATEGORIES = values(ProductCategory)
 STATUSES = values(InstrumentStatus)

@@ -19,8 +19,8 @@ from ibledger.node.audit import Report, expand_paths, read_records, verify
 from ibledger.node.config import ConfigError, load_genesis
 from ibledger.node.crypto import get_suite
 
-from .client_options import plain, subcommands, table, usage
-from .output import add_json_flag, emit, fail
+from .client_options import subcommands, table, usage
+from .output import add_json_flag, emit, fail, plain
 
 
 def register(commands: Any) -> None:

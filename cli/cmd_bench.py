@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .output import plain
+
 
 def register(commands: Any) -> None:
     from ibledger.bench import cli as bench_cli
@@ -17,7 +19,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "bench",
         help="measure throughput and latency: closed or open loop, sweeps, faults",
-        description=bench_cli.__doc__,
+        description=plain(bench_cli.__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench_cli.add_verbs(parser)

@@ -33,7 +33,6 @@ from .client_options import (
     amount_arg,
     date_arg,
     history_lines,
-    plain,
     rate_arg,
     render,
     show_amount,
@@ -43,7 +42,7 @@ from .client_options import (
     usage,
     with_client,
 )
-from .output import emit
+from .output import emit, plain
 
 # The contracts' vocabularies, so that argument choices never drift from what they accept.
 KINDS = values(BillKind)

@@ -22,7 +22,6 @@ from ibledger.node import clock
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
-    plain,
     render,
     subcommands,
     submit,
@@ -31,7 +30,7 @@ from .client_options import (
     with_client,
 )
 from .cmd_participant import ROLES, identifier_flags, key_flags, keys_of, registration_args
-from .output import emit
+from .output import emit, plain
 
 HOUR_MS = 3_600_000
 EXPIRY_HOURS_DEFAULT = 72

@@ -23,7 +23,6 @@ from ibledger.node.crypto import SM2_SM3, CryptoError, load_public_key_pem
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
-    plain,
     render,
     subcommands,
     submit,
@@ -31,7 +30,7 @@ from .client_options import (
     usage,
     with_client,
 )
-from .output import CommandError, emit
+from .output import CommandError, emit, plain
 
 ROLES = values(Role)
 LEI_STATUSES = values(LeiStatus)

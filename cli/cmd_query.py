@@ -20,7 +20,6 @@ from .client_options import (
     history_lines,
     json_args,
     json_line,
-    plain,
     render,
     show_amount,
     show_time,
@@ -29,7 +28,7 @@ from .client_options import (
     usage,
     with_client,
 )
-from .output import emit
+from .output import emit, plain
 
 
 def register(commands: Any) -> None:

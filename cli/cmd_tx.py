@@ -18,7 +18,6 @@ from .client_options import (
     add_client_flags,
     json_args,
     json_line,
-    plain,
     receipt_lines,
     report_receipt,
     show_time,
@@ -30,7 +29,7 @@ from .client_options import (
 )
 from .client_verify import ValidatorSet, VerificationReport, verify_receipt
 from .manifest import read_genesis
-from .output import CommandError, emit
+from .output import CommandError, emit, plain
 
 
 def register(commands: Any) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 from ibledger.contracts.identifiers import isin_check_digit
 from ibledger.node import clock
 
+from .output import plain
+
 SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
 
 
@@ -31,7 +33,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
         help="a guided tour of a bond and a bill, through the CLI, on a running network",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

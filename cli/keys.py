@@ -51,8 +51,14 @@ def register(commands: Any) -> None:
     )
     new.set_defaults(handler=new_key)
 
-    show = verbs.add_parser("show", help="print a key's id and public key")
-    show.add_argument("name", metavar="NAME")
+    show = verbs.add_parser(
+        "show",
+        help="print a key's id and public key",
+        description="Print the key id and public key of a private key file: NAME is a key of "
+        "the key directory (NAME.key.pem there), or a path to a PEM file (anything with a "
+        "slash or ending in .pem, or an existing file).",
+    )
+    show.add_argument("name", metavar="NAME|PATH", help="a key name, or a private key file")
     _add_common(show)
     show.set_defaults(handler=show_key)
 
@@ -122,8 +128,16 @@ def new_key(options: argparse.Namespace) -> int:
     return 0
 
 
+def key_path(options: argparse.Namespace) -> Path:
+    """The file ``keys show`` reads: a path as given, else NAME.key.pem in the key directory."""
+    given = Path(options.name)
+    if "/" in options.name or options.name.endswith(".pem") or given.is_file():
+        return given
+    return _key_dir(options) / f"{options.name}.key.pem"
+
+
 def show_key(options: argparse.Namespace) -> int:
-    path = _key_dir(options) / f"{options.name}.key.pem"
+    path = key_path(options)
     try:
         keypair = load_private_key(path, _passphrase(options, required=False))
     except CryptoError as exc:
@@ -132,6 +146,7 @@ def show_key(options: argparse.Namespace) -> int:
         options,
         {
             "name": options.name,
+            "private_key_file": str(path),
             "suite": keypair.suite,
             "key_id": keypair.key_id,
             "public_key": keypair.public_key,

@@ -87,7 +87,7 @@ from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
 from .client import api_channel
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestNode, load_manifest
-from .output import CommandError, add_json_flag, emit, home
+from .output import CommandError, add_json_flag, emit, home, plain
 from .passphrase import (
     PASSPHRASE_ENV,
     PASSPHRASE_FD_ENV,
@@ -195,7 +195,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "network",
         help="create a consortium network and run it locally",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")

@@ -1,14 +1,23 @@
-"""Printing results and errors the same way in every command."""
+"""Printing results and errors the same way in every command.
+
+The global flags set the :data:`settings` once, before a command runs: ``-q`` keeps a command's
+human-readable result off stdout (``--json`` output and errors are always printed), ``-v``
+(repeatable) makes the client say on stderr what it does, and colour is used only when the
+stream is a terminal, ``NO_COLOR`` is unset and ``--color`` is not ``never`` (``always`` forces
+it, for a pager that understands it). JSON is never coloured.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from wcwidth import wcswidth, wcwidth
 
@@ -16,6 +25,56 @@ try:
     VERSION = metadata.version("ibledger")
 except metadata.PackageNotFoundError:  # running from a source tree without an install
     VERSION = "0.0.0+source"
+
+
+COLOR_CHOICES = ("auto", "always", "never")
+
+
+@dataclass
+class Settings:
+    """What the global flags chose; one instance, :data:`settings`, set by ``main``."""
+
+    quiet: bool = False
+    verbosity: int = 0
+    color: str = "auto"
+
+
+settings = Settings()
+
+
+def configure(*, quiet: bool = False, verbosity: int = 0, color: str = "auto") -> None:
+    settings.quiet = quiet
+    settings.verbosity = verbosity
+    settings.color = color
+
+
+def use_color(stream: TextIO) -> bool:
+    """Whether to colour text written to ``stream``: never under NO_COLOR (any value,
+    https://no-color.org) or ``--color never``, always under ``--color always``, otherwise only
+    on a terminal."""
+    if settings.color == "never" or os.environ.get("NO_COLOR"):
+        return False
+    if settings.color == "always":
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+_SGR = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
+
+
+def paint(text: str, style: str, stream: TextIO | None = None) -> str:
+    """``text`` in an ANSI ``style`` (red, green, yellow, bold, dim) when ``stream`` (stdout
+    by default) gets colour, else unchanged."""
+    if not use_color(stream or sys.stdout):
+        return text
+    return f"\x1b[{_SGR[style]}m{text}\x1b[0m"
+
+
+def info(message: str, level: int = 1) -> None:
+    """A progress or diagnostic line on stderr, shown from ``-v`` (level 1) or ``-vv`` (2)."""
+    if settings.verbosity >= level:
+        print(message, file=sys.stderr, flush=True)
 
 
 class CommandError(Exception):
@@ -49,11 +108,29 @@ def _jsonable(value: Any) -> Any:
 
 
 def emit(options: argparse.Namespace, data: dict[str, Any], text: str) -> None:
-    """Print ``data`` as JSON under --json, else the human ``text``."""
+    """Print ``data`` as JSON under --json, else the human ``text`` (unless -q)."""
     if getattr(options, "json", False):
-        print(json.dumps(_jsonable(data), indent=2, sort_keys=True, ensure_ascii=False))
-    else:
+        print(json_text(data))
+    elif not settings.quiet:
         print(text)
+
+
+def json_text(data: dict[str, Any]) -> str:
+    """The one JSON rendering of a command's result: bytes as hex, keys sorted."""
+    return json.dumps(_jsonable(data), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]*)`")
+_UNDERLINE = re.compile(r"^(\S.*)\n[-=~^]{3,}$", re.MULTILINE)
+
+
+def plain(doc: str | None) -> str:
+    """A module docstring as command help, without its reStructuredText: ``literal`` quotes,
+    :role:`target` roles, the ``::`` that introduces a literal block, section underlines."""
+    text = _ROLE.sub(r"\1", doc or "")
+    text = text.replace("``", "")
+    text = re.sub(r"::$", ":", text, flags=re.MULTILINE)
+    return _UNDERLINE.sub(lambda match: match.group(1) + ":", text)
 
 
 def display_width(text: str) -> int:
@@ -75,5 +152,6 @@ def fail(options: argparse.Namespace, code: str, message: str, exit_code: int = 
     if getattr(options, "json", False):
         print(json.dumps({"code": code, "message": message}, ensure_ascii=False), file=sys.stderr)
     else:
-        print(f"error: {code}: {message}", file=sys.stderr)
+        prefix = paint("error:", "red", sys.stderr)
+        print(f"{prefix} {code}: {message}", file=sys.stderr)
     return exit_code

@@ -81,9 +81,9 @@ FIRST_PARTY = {
 CONSENSUS_THIRD_PARTY = {"msgpack"}
 PACKAGES = ("consensus", "contracts", "node", "cli", "proto", "sim")
 
-# The node/ modules a client may import: host:port addresses, transaction envelopes, block
-# headers and proofs, signature suites, key files, strict JSON files (the genesis) and the wall
-# clock that stamps expiries.
+# The node/ modules a client may import: host:port addresses and the default port layout,
+# transaction envelopes, block headers and proofs, signature suites, key files, strict JSON
+# files (the genesis) and the wall clock that stamps expiries.
 CLIENT_SAFE = {
     "ibledger.node.blocks",
     "ibledger.node.clock",
@@ -92,6 +92,7 @@ CLIENT_SAFE = {
     "ibledger.node.jsonfile",
     "ibledger.node.keyfile",
     "ibledger.node.keyfile_sm",
+    "ibledger.node.ports",
     "ibledger.node.sm2",
     "ibledger.node.tx",
     "ibledger.node.validation",

@@ -16,16 +16,6 @@ from typing import Any
 import grpc
 import pytest
 
-from ibledger.cli import (
-    cmd_asset,
-    cmd_bill,
-    cmd_block,
-    cmd_governance,
-    cmd_participant,
-    cmd_query,
-    cmd_status,
-    cmd_tx,
-)
 from ibledger.cli import main as cli_main
 from ibledger.cli.client import Client
 from ibledger.contracts.testing import fabricate_lei, fabricate_uscc, timestamp_ms_of
@@ -37,16 +27,6 @@ from .fake_node import FakeNode, serve
 CHAIN_ID = "ibledger-client-test"
 GENESIS_TIME_MS = timestamp_ms_of("2026-01-01")
 BUSINESS_DAY = "2026-03-02"  # a Monday: the fake node's blocks carry this date
-CLIENT_COMMANDS = (
-    cmd_status,
-    cmd_tx,
-    cmd_block,
-    cmd_participant,
-    cmd_governance,
-    cmd_asset,
-    cmd_bill,
-    cmd_query,
-)
 
 IDENTITIES: dict[str, tuple[list[str], dict[str, str]]] = {
     "ADMIN": (["consortium_admin"], {}),
@@ -186,8 +166,6 @@ class CliResult:
 @pytest.fixture
 def cli(network: Network, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Run ``ibledger ARGS...`` in-process through the real entry point."""
-    commands = tuple(dict.fromkeys((*cli_main.COMMANDS, *CLIENT_COMMANDS)))
-    monkeypatch.setattr(cli_main, "COMMANDS", commands)
 
     def run(*argv: str) -> CliResult:
         out, err = io.StringIO(), io.StringIO()

@@ -19,13 +19,7 @@ TEMPLATE_NODES = 4
 
 
 def _parser() -> argparse.ArgumentParser:
-    if network in cli_main.COMMANDS:
-        return cli_main.build_parser()
-    parser = argparse.ArgumentParser(prog="ibledger")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
-    network.register(commands)
-    return parser
+    return cli_main.build_parser()
 
 
 def run_cli(*args: str) -> int:
