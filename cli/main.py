@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
     try:
+        validate.check_identifiers(options)
         result: int = options.handler(options)
     except output.CommandError as exc:
         return output.fail(options, exc.code, exc.message, exc.exit_code)
