@@ -143,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(words)
     output.configure(quiet=options.quiet, verbosity=options.verbose, color=options.color)
     try:
+        validate.check_identifiers(options)
         result: int = options.handler(options)
     except output.CommandError as exc:
         return output.fail(options, exc.code, exc.message, exc.exit_code)

@@ -7,9 +7,40 @@ from typing import Any
 
 from ibledger.contracts import identifiers
 
-from .output import add_json_flag, emit
+from .output import CommandError, add_json_flag, emit
 
 KINDS = ("isin", "lei", "cfi", "currency", "bic", "uscc", "cnaps")
+
+# Command options that hold an identifier, and its kind: checked before anything is signed or
+# sent, with the code the ledger would answer (ISIN_INVALID for any bad ISIN, never a generic
+# argument error), so a typo costs no transaction.
+EXIT_USAGE = 2  # the exit status of every other local usage error (client_options.EXIT_USAGE)
+_IDENTIFIER_OPTIONS = {
+    "isin": "isin",
+    "issuer_lei": "lei",
+    "custodian_lei": "lei",
+    "parent_leis": "lei",
+    "issuer_uscc": "uscc",
+    "cfi": "cfi",
+    "package_no": "bill_no",
+}
+_POSITIONAL = ("isin", "package_no")
+
+
+def check_identifiers(options: argparse.Namespace) -> None:
+    """Raise the identifier's own code for the first invalid identifier option, if any."""
+    for name, kind in _IDENTIFIER_OPTIONS.items():
+        value = getattr(options, name, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                result = identifiers.validate(kind, item, production=True)
+                if not result.valid:
+                    assert result.code is not None
+                    flag = name.replace("_", "-")
+                    flag = flag.upper() if name in _POSITIONAL else "--" + flag.removesuffix("s")
+                    raise CommandError(
+                        result.code, f"{flag} {item!r} is not valid: {result.rule}", EXIT_USAGE
+                    )
 
 
 def register(commands: Any) -> None:

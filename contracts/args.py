@@ -15,6 +15,7 @@ from typing import Any, Literal, overload
 
 from .codec import INT_MAX
 from .errors import ContractError
+from .identifiers import require_text
 
 __all__ = ["ID_PATTERN", "Args", "bad", "day_to_iso", "parse_iso_date"]
 
@@ -115,6 +116,18 @@ class Args:
     def id_(self, name: str, *, optional: bool) -> str | None: ...
     def id_(self, name: str, *, optional: bool = False) -> str | None:
         return self.str_(name, optional=optional, pattern=ID_PATTERN, max_len=64)
+
+    @overload
+    def code_(self, name: str, kind: str, *, optional: Literal[False] = ...) -> str: ...
+    @overload
+    def code_(self, name: str, kind: str, *, optional: bool) -> str | None: ...
+    def code_(self, name: str, kind: str, *, optional: bool = False) -> str | None:
+        """An identifier of ``kind`` (``isin``, ``lei``, ``bill_no`` ...): a missing required one
+        is BAD_ARGUMENT, anything else wrong with it is the identifier's own code (A)."""
+        value = self._get(name, optional)
+        if value is None:
+            return None
+        return require_text(kind, value, field=name)
 
     @overload
     def int_(

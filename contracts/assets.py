@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from .args import Args, bad, day_to_iso
 from .core import Env, Store
 from .errors import ContractError, StoredFormError
-from .identifiers import require
+from .identifiers import require_text
 from .identity import require_party, require_role
 from .stored import Fields, StoredMap, StoredValue
 from .vocabulary import InstrumentStatus, ProductCategory, Role, values
@@ -360,10 +360,7 @@ def _lei_list(args: Args, name: str) -> list[str] | None:
         return None
     leis: set[str] = set()
     for value in values:
-        if not isinstance(value, str):
-            raise bad(name, "must list LEIs as text")
-        require("lei", value, field=name)
-        leis.add(value)
+        leis.add(require_text("lei", value, field=name))
     return sorted(leis)
 
 
@@ -396,9 +393,8 @@ def _descriptive(args: Args) -> StoredMap:
     category = args.str_("product_category", optional=True, choices=_PRODUCT_CATEGORIES)
     if category is not None:
         fields["product_category"] = category
-    custodian = args.str_("custodian_lei", optional=True)
+    custodian = args.code_("custodian_lei", "lei", optional=True)
     if custodian is not None:
-        require("lei", custodian, field="custodian_lei")
         fields["custodian_lei"] = custodian
     parents = _lei_list(args, "issuer_parent_leis")
     if parents is not None:
@@ -411,17 +407,11 @@ def _descriptive(args: Args) -> StoredMap:
 
 def op_register(env: Env, args: Args) -> None:
     require_role(env, Role.REGISTRAR)
-    isin = args.str_("isin", max_len=12)
-    require("isin", isin)
-    issuer_lei = args.str_("issuer_lei")
-    require("lei", issuer_lei, field="issuer_lei")
-    issuer_uscc = args.str_("issuer_uscc", optional=True)
-    if issuer_uscc is not None:
-        require("uscc", issuer_uscc, field="issuer_uscc")
-    cfi = args.str_("cfi")
-    require("cfi", cfi)
-    currency = args.str_("currency")
-    require("currency", currency)
+    isin = args.code_("isin", "isin")
+    issuer_lei = args.code_("issuer_lei", "lei")
+    issuer_uscc = args.code_("issuer_uscc", "uscc", optional=True)
+    cfi = args.code_("cfi", "cfi")
+    currency = args.code_("currency", "currency")
     denomination = args.int_("denomination_minor", minimum=1, maximum=QUANTITY_MAX)
     issue_size = args.int_("issue_size_minor", minimum=1, maximum=QUANTITY_MAX)
     issue_date = args.date_("issue_date")
@@ -510,7 +500,7 @@ def _product_code(product: Mapping[str, object]) -> ProductCode:
 
 
 def op_amend(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
+    isin = args.code_("isin", "isin")
     immutable = [name for name in _IMMUTABLE if args.has(name)]
     if immutable:
         raise ContractError(
@@ -537,7 +527,7 @@ def op_amend(env: Env, args: Args) -> None:
 
 
 def op_issue(env: Env, args: Args) -> None:
-    isin = args.str_("isin", max_len=12)
+    isin = args.code_("isin", "isin")
     allotments = args.list_("allotments", max_items=1000)
     args.done()
     instrument = load_instrument(env.store, isin)
@@ -579,7 +569,7 @@ def op_issue(env: Env, args: Args) -> None:
 
 
 def op_transfer(env: Env, args: Args) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     to: str = args.id_("to")
     source: str | None = args.id_("from", optional=True)
     reason: str | None = args.str_("reason", optional=True)
@@ -612,7 +602,7 @@ def op_transfer(env: Env, args: Args) -> None:
 
 
 def op_pledge(env: Env, args: Args) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     pledgee: str = args.id_("pledgee")
     instrument = load_instrument(env.store, isin)
     quantity = _quantity(args, instrument)
@@ -646,7 +636,7 @@ def op_pledge(env: Env, args: Args) -> None:
 
 
 def op_release(env: Env, args: Args) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     pledgor: str = args.id_("pledgor")
     pledge_id: str = args.str_("pledge_id", pattern=re.compile(r"[0-9a-f]{2,128}"), max_len=128)
     args.done()
@@ -686,7 +676,7 @@ def _freeze_authority(env: Env, instrument: Instrument) -> None:
 
 
 def op_freeze(env: Env, args: Args) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     holder: str = args.id_("holder")
     case_ref: str = args.str_("case_ref", pattern=_CASE_REF, max_len=64)
     instrument = load_instrument(env.store, isin)
@@ -714,7 +704,7 @@ def op_freeze(env: Env, args: Args) -> None:
 
 
 def op_unfreeze(env: Env, args: Args) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     holder: str = args.id_("holder")
     case_ref: str = args.str_("case_ref", pattern=_CASE_REF, max_len=64)
     args.done()
@@ -741,7 +731,7 @@ def op_unfreeze(env: Env, args: Args) -> None:
 def _set_status(
     env: Env, args: Args, source: InstrumentStatus, target: InstrumentStatus, kind: str
 ) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     args.done()
     instrument = load_instrument(env.store, isin)
     _registrar_of(env, instrument)
@@ -761,7 +751,7 @@ def op_resume(env: Env, args: Args) -> None:
 
 
 def op_redeem(env: Env, args: Args) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     early = args.bool_("early")
     args.done()
     instrument = load_instrument(env.store, isin)
@@ -798,7 +788,7 @@ def op_redeem(env: Env, args: Args) -> None:
 
 
 def op_deregister(env: Env, args: Args) -> None:
-    isin: str = args.str_("isin", max_len=12)
+    isin: str = args.code_("isin", "isin")
     args.done()
     instrument = load_instrument(env.store, isin)
     _registrar_of(env, instrument)

@@ -36,7 +36,6 @@ from .calendar import (
 from .core import Env, Store
 from .errors import ContractError
 from .identifiers import (
-    require,
     sub_range_bounds,
 )
 from .stored import StoredMap, StoredValue, text_list
@@ -325,7 +324,6 @@ def _locate(env: Env, package_no: str, range_text: str | None) -> tuple[Package,
 
 
 def _piece_args(args: Args) -> tuple[str, str | None]:
-    package_no: str = args.str_("package_no", max_len=30)
-    require("bill_no", package_no, field="package_no")
-    range_text: str | None = args.str_("range", optional=True, max_len=25)
+    package_no: str = args.code_("package_no", "bill_no")
+    range_text: str | None = args.code_("range", "bill_range", optional=True)
     return package_no, range_text

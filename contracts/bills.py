@@ -99,7 +99,6 @@ from .identifiers import (
     BILL_KIND_DIGITS_BANK,
     BILL_KIND_DIGITS_COMMERCIAL,
     PACKAGE_AMOUNT_MAX_FEN,
-    require,
 )
 from .identity import require_party
 from .money import parse_amount
@@ -399,10 +398,10 @@ def op_clear_request(env: Env, args: Args) -> None:
 
 
 def op_issue(env: Env, args: Args) -> None:
-    package_no: str = args.str_("package_no", max_len=30)
+    package_no: str = args.code_("package_no", "bill_no")
     kind = BillKind(args.str_("kind", choices=BILL_KINDS))
     amount_text: str = args.str_("amount", max_len=32)
-    currency: str = args.str_("currency", max_len=8)
+    currency: str = args.code_("currency", "currency")
     maturity: int = args.date_("maturity_date")
     acceptor: str = args.id_("acceptor")
     payee: str = args.id_("payee")
@@ -412,7 +411,6 @@ def op_issue(env: Env, args: Args) -> None:
     if not env.sender.has(Role.ENTERPRISE):
         raise ContractError("FORBIDDEN", "Only an enterprise participant may draw a bill.")
     require_party(env.store, env.sender.id, "drawer")
-    require("bill_no", package_no, field="package_no")
     commercial = kind is BillKind.COMMERCIAL
     digits = BILL_KIND_DIGITS_COMMERCIAL if commercial else BILL_KIND_DIGITS_BANK
     if package_no[0] not in digits:
@@ -425,7 +423,6 @@ def op_issue(env: Env, args: Args) -> None:
             "BILL_NO_INVALID",
             f"The registration date {package_no[13:21]} in the number is not today's date.",
         )
-    require("currency", currency, field="currency")
     if currency != "CNY":
         raise ContractError("BILL_AMOUNT_INVALID", "Commercial drafts are payable in CNY only.")
     amount = parse_amount(amount_text, currency, code="BILL_AMOUNT_INVALID")
@@ -545,7 +542,7 @@ def op_cleanup(env: Env, args: Args) -> None:
 
 
 def op_disclose(env: Env, args: Args) -> None:
-    package_no: str = args.str_("package_no", max_len=30)
+    package_no: str = args.code_("package_no", "bill_no")
     args.done()
     package = _load_package(env.store, package_no)
     if env.sender.id != package.acceptor:
@@ -595,7 +592,7 @@ def op_unfreeze(env: Env, args: Args) -> None:
 
 
 def op_sweep(env: Env, args: Args) -> None:
-    package_no: str = args.str_("package_no", max_len=30)
+    package_no: str = args.code_("package_no", "bill_no")
     args.done()
     package = _load_package(env.store, package_no)
     if (

@@ -30,6 +30,7 @@ __all__ = [
     "CODES",
     "COUNTRIES",
     "CURRENCY_MINOR_UNITS",
+    "IDENTIFIER_CODES",
     "KINDS",
     "ValidationResult",
     "bic_canonical",
@@ -37,6 +38,7 @@ __all__ = [
     "isin_check_digit",
     "lei_check_digits",
     "require",
+    "require_text",
     "sub_range_bounds",
     "uscc_check_char",
     "validate",
@@ -502,10 +504,29 @@ def require(kind: str, value: str, *, field: str | None = None) -> ValidationRes
     result = validate(kind, value, production=True)
     if not result.valid:
         assert result.code is not None and result.rule is not None
-        where = f" in {field}" if field else ""
-        name = _KIND_NAMES[kind]
-        raise ContractError(
-            result.code,
-            f"{name[0].upper()}{name[1:]} {value!r}{where} is not valid: {result.rule}.",
-        )
+        raise _invalid(kind, result.code, value, field, result.rule)
     return result
+
+
+# An identifier longer than this is named by its start only: the message stays a sentence.
+_SHOWN_MAX = 40
+IDENTIFIER_CODES: frozenset[str] = frozenset(CODES.values())
+
+
+def _invalid(kind: str, code: str, value: str, field: str | None, rule: str) -> ContractError:
+    where = f" in {field}" if field else ""
+    name = _KIND_NAMES[kind]
+    shown = value if len(value) <= _SHOWN_MAX else value[:_SHOWN_MAX] + "..."
+    return ContractError(
+        code, f"{name[0].upper()}{name[1:]} {shown!r}{where} is not valid: {rule}."
+    )
+
+
+def require_text(kind: str, value: object, *, field: str) -> str:
+    """``value`` as a valid identifier of ``kind``: whatever is wrong with it (type, length,
+    characters, check digit), the kind's own code (``ISIN_INVALID`` ...), never BAD_ARGUMENT,
+    so a client switches on one code per identifier."""
+    if not isinstance(value, str):
+        raise _invalid(kind, CODES[kind], repr(value), field, "it is not text")
+    require(kind, value, field=field)
+    return value

@@ -48,7 +48,7 @@ from . import ed25519
 from .args import ID_PATTERN, Args, bad
 from .core import Env, Participant, Store, TxContext
 from .errors import ContractError, GenesisError
-from .identifiers import validate
+from .identifiers import CODES, validate
 from .stored import Fields, StoredMap, StoredValue
 from .vocabulary import LeiStatus, Role, values
 
@@ -336,7 +336,8 @@ def _optional_code(entry: Mapping[str, object], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Invalid("BAD_ARGUMENT", name, "must be text")
+        # An identifier gets its own code whatever is wrong with it (A), even its type.
+        raise _Invalid(CODES[name], name, "must be text")
     result = validate(name, value, production=True)
     if not result.valid:
         assert result.code is not None

@@ -42,7 +42,7 @@ from .calendar import add_months
 from .core import Participant, StateView, Store, business_day
 from .errors import ContractError, QueryError
 from .governance import OPEN_PREFIX, PROPOSAL_ID, PROPOSAL_PREFIX, Proposal, load_proposal
-from .identifiers import KINDS, validate
+from .identifiers import IDENTIFIER_CODES, KINDS, validate
 from .identity import (
     KeyRecord,
     ParticipantRecord,
@@ -129,7 +129,8 @@ def _read(q: _Q, reader: Callable[[Args], Any]) -> Any:
         value = reader(q.args)
         q.args.done()
     except ContractError as exc:
-        raise QueryError("BAD_ARGUMENT", exc.message) from None
+        code = exc.code if exc.code in IDENTIFIER_CODES else "BAD_ARGUMENT"
+        raise QueryError(code, exc.message) from None
     return value
 
 
@@ -224,7 +225,7 @@ def _sees_all_holders(q: _Q, instrument: Instrument) -> bool:
 
 
 def q_instrument(q: _Q) -> Any:
-    isin = _read(q, lambda a: a.str_("isin", max_len=12))
+    isin = _read(q, lambda a: a.code_("isin", "isin"))
     return _render(_instrument(q, isin).to_stored())
 
 
@@ -266,7 +267,7 @@ def q_holdings(q: _Q) -> Any:
 
 
 def q_holders(q: _Q) -> Any:
-    isin = _read(q, lambda a: a.str_("isin", max_len=12))
+    isin = _read(q, lambda a: a.code_("isin", "isin"))
     instrument = _instrument(q, isin)
     all_rows = _sees_all_holders(q, instrument)
     holdings = (Holding.from_stored(r) for _, r in q.store.scan_objs(f"asset/h/{isin}/".encode()))
@@ -307,7 +308,7 @@ def _height(entry: StoredMap) -> int:
 
 def q_asset_history(q: _Q) -> Any:
     isin, since = _read(
-        q, lambda a: (a.str_("isin", max_len=12), a.int_("from_height", optional=True) or 0)
+        q, lambda a: (a.code_("isin", "isin"), a.int_("from_height", optional=True) or 0)
     )
     instrument = _instrument(q, isin)
     entries = _history(q, f"a/{isin}", since)
@@ -359,12 +360,12 @@ def _bill(q: _Q, package_no: str, with_chain: bool) -> dict[str, Any]:
 
 
 def q_bill(q: _Q) -> Any:
-    package_no = _read(q, lambda a: a.str_("package_no", max_len=30))
+    package_no = _read(q, lambda a: a.code_("package_no", "bill_no"))
     return _bill(q, package_no, with_chain=False)
 
 
 def q_bill_chain(q: _Q) -> Any:
-    package_no = _read(q, lambda a: a.str_("package_no", max_len=30))
+    package_no = _read(q, lambda a: a.code_("package_no", "bill_no"))
     view = _bill(q, package_no, with_chain=True)
     view["history"] = _history(q, f"b/{package_no}", 0)
     return view
@@ -372,7 +373,7 @@ def q_bill_chain(q: _Q) -> Any:
 
 def q_bill_history(q: _Q) -> Any:
     package_no, since = _read(
-        q, lambda a: (a.str_("package_no", max_len=30), a.int_("from_height", optional=True) or 0)
+        q, lambda a: (a.code_("package_no", "bill_no"), a.int_("from_height", optional=True) or 0)
     )
     _package(q, package_no)
     q.require_bill_access(package_no)
@@ -510,7 +511,7 @@ def q_acceptor_exposures(q: _Q) -> Any:
 
 def q_recourse_parties(q: _Q) -> Any:
     package_no, range_text = _read(
-        q, lambda a: (a.str_("package_no", max_len=30), a.str_("range", max_len=25))
+        q, lambda a: (a.code_("package_no", "bill_no"), a.code_("range", "bill_range"))
     )
     package = _package(q, package_no)
     q.require_bill_access(package_no)
@@ -562,7 +563,7 @@ def q_parameters(q: _Q) -> Any:
 
 def q_bill_dates(q: _Q) -> Any:
     """Key dates of a bill: maturity, presentment window end, rights expiry."""
-    package_no = _read(q, lambda a: a.str_("package_no", max_len=30))
+    package_no = _read(q, lambda a: a.code_("package_no", "bill_no"))
     package = _package(q, package_no)
     q.require_bill_access(package_no)
     params = load_parameters(q.store)

@@ -86,3 +86,20 @@ def test_demo_has_no_in_process_ledger(tmp_path: Path) -> None:
     # tour that opened LevelDB inside the CLI is gone.
     result = _run("demo", "--offline", home=tmp_path)
     assert result.returncode == 2 and "unrecognized arguments: --offline" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("asset", "show", "US03783310051"), "ISIN_INVALID"),  # 13 characters
+        (("asset", "holders", "US0378331006"), "ISIN_INVALID"),  # check digit
+        (("bill", "show", "5" * 31), "BILL_NO_INVALID"),
+    ],
+)
+def test_identifiers_are_checked_locally_with_their_code(
+    tmp_path: Path, args: tuple[str, ...], code: str
+) -> None:
+    """No node is running: the check happens before any connection, with the ledger's code."""
+    result = _run(*args, "--json", home=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert code in result.stdout + result.stderr

@@ -153,7 +153,13 @@ def test_bill_dates(world: Any) -> None:
         ("participant", {"id": "GHOST"}, "NOT_FOUND"),
         ("participant", {}, "BAD_ARGUMENT"),
         ("instrument", {"isin": "US0378331005"}, "NOT_FOUND"),
-        ("bill", {"package_no": "5" * 30}, "NOT_FOUND"),
+        ("bill", {"package_no": "5102100099996202403010000009" + "90"}, "NOT_FOUND"),
+        # An identifier argument gets its identifier's code whatever is wrong with it.
+        ("bill", {"package_no": "5" * 30}, "BILL_NO_INVALID"),
+        ("bill", {"package_no": "5" * 31}, "BILL_NO_INVALID"),
+        ("instrument", {"isin": "US03783310051"}, "ISIN_INVALID"),
+        ("instrument", {"isin": "US0378331006"}, "ISIN_INVALID"),
+        ("holders", {"isin": 12}, "ISIN_INVALID"),
         ("calendar", {"extra": 1}, "BAD_ARGUMENT"),
     ],
 )

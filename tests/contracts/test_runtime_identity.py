@@ -158,8 +158,28 @@ def test_bad_arguments_name_the_field(world: Any) -> None:
     assert "'nickname'" in out.message
     out = world.fails("BAD_ARGUMENT", "ADMIN", "identity.deactivate", participant=7)
     assert "'participant'" in out.message
-    out = world.fails("BAD_ARGUMENT", "ENT_A", "bill.issue", package_no="1")
+    number = "510210009999620240301000000990"
+    out = world.fails("BAD_ARGUMENT", "ENT_A", "bill.issue", package_no=number)
     assert "'kind'" in out.message
+
+
+@pytest.mark.parametrize(
+    ("operation", "args", "code"),
+    [
+        ("asset.register", {"isin": "US03783310051"}, "ISIN_INVALID"),  # 13 characters
+        ("asset.register", {"isin": "us0378331005"}, "ISIN_INVALID"),  # charset
+        ("asset.register", {"isin": "US0378331006"}, "ISIN_INVALID"),  # check digit
+        ("asset.transfer", {"isin": 378331005}, "ISIN_INVALID"),  # not even text
+        ("asset.transfer", {"isin": "X" * 300}, "ISIN_INVALID"),  # past any text limit
+        ("bill.issue", {"package_no": "1"}, "BILL_NO_INVALID"),
+        ("bill.endorse", {"package_no": "5" * 31}, "BILL_NO_INVALID"),
+    ],
+)
+def test_identifier_arguments_get_their_identifiers_code(
+    world: Any, operation: str, args: dict[str, Any], code: str
+) -> None:
+    out = world.fails(code, "REGISTRAR", operation, **args)
+    assert len(out.message) < 200  # a long input is named by its start only
 
 
 def registration(pid: str, seed: int, **extra: Any) -> dict[str, Any]:
