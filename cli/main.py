@@ -143,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(words)
     output.configure(quiet=options.quiet, verbosity=options.verbose, color=options.color)
     try:
+        # Imported here: the identifier rules pull in the contracts, which --version never needs.
+        from . import validate
+
         validate.check_identifiers(options)
         result: int = options.handler(options)
     except output.CommandError as exc:
