@@ -3,9 +3,10 @@
 A transaction's life on one node is cut into five phases, each a Prometheus histogram
 ``ibledger_phase_<name>_seconds``:
 
-* ``admitted_proposed`` — admitted here (a client's or a peer's relay) until this node saw the
-  block carrying it proposed: the primary broadcasting its PRE-PREPARE, or a backup receiving
-  one (one observation per transaction);
+* ``admitted_proposed`` — admitted here (a client's or a peer's relay) until this node accepted
+  the block carrying it: the primary broadcasting its PRE-PREPARE, or a backup broadcasting its
+  PREPARE (one observation per transaction, made once the block commits and its requests are
+  known for certain);
 * ``proposed_prepared`` — until this node broadcast its COMMIT (the block is prepared here);
 * ``prepared_committed`` — until the core handed the block over for execution (committed-local,
   and every lower block executed);
@@ -15,8 +16,10 @@ A transaction's life on one node is cut into five phases, each a Prometheus hist
 The last four are observed once per block.  ``ibledger_commit_latency_seconds`` is the whole
 path, admitted to notified, once per transaction admitted here.
 
-The clock reads only effects and inputs the runtime already carries: outgoing PRE-PREPARE and
-COMMIT broadcasts, incoming PRE-PREPAREs, ``Execute`` effects.  Every map is bounded: entries for
+The clock reads only this node's own effects: outgoing PRE-PREPARE, PREPARE and COMMIT
+broadcasts and ``Execute``.  An incoming PRE-PREPARE is not read, because the core has not yet
+checked it: a faulty validator could otherwise claim sequence numbers and requests and bend the
+figures.  Every map is bounded: entries for
 blocks that never complete here (a view change, a fetched block) are dropped oldest first.
 """
 
@@ -49,6 +52,12 @@ def _bounded_put(table: OrderedDict[int, float], key: int, value: float) -> None
         table[key] = value
         if len(table) > BLOCKS_MAX:
             table.popitem(last=False)
+
+
+def _bounded_put_list(table: OrderedDict[int, list[float]], key: int, value: list[float]) -> None:
+    table[key] = value
+    if len(table) > BLOCKS_MAX:
+        table.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,37 +108,34 @@ class PhaseClock:
         while len(table) > ADMITTED_MAX:
             table.popitem(last=False)
 
-    def proposed(self, seq: int, request_ids: Iterable[bytes]) -> None:
-        if seq in self._proposed:
-            return
-        now = self._clock()
-        _bounded_put(self._proposed, seq, now)
-        observe = self._h.phase["admitted_proposed"].observe
-        times = []
-        for rid in request_ids:
-            at = self._admitted.pop(rid, None)
-            if at is not None:
-                observe(now - at)
-                times.append(at)
-        self._block_admitted[seq] = times
-        if len(self._block_admitted) > BLOCKS_MAX:
-            self._block_admitted.popitem(last=False)
+    def proposed(self, seq: int) -> None:
+        _bounded_put(self._proposed, seq, self._clock())
 
     def prepared(self, seq: int) -> None:
         if seq in self._prepared:
             return
         now = self._clock()
         _bounded_put(self._prepared, seq, now)
-        began = self._proposed.pop(seq, None)
+        began = self._proposed.get(seq)  # kept until commit: admitted_proposed reads it
         if began is not None:
             self._h.phase["proposed_prepared"].observe(now - began)
 
-    def committed(self, seq: int) -> float:
+    def committed(self, seq: int, request_ids: Iterable[bytes]) -> float:
         now = self._clock()
         _bounded_put(self._committed, seq, now)
         began = self._prepared.pop(seq, None)
         if began is not None:
             self._h.phase["prepared_committed"].observe(now - began)
+        accepted = self._proposed.get(seq)
+        observe = self._h.phase["admitted_proposed"].observe
+        times = []
+        for rid in request_ids:
+            at = self._admitted.pop(rid, None)
+            if at is not None:
+                if accepted is not None and accepted >= at:
+                    observe(accepted - at)
+                times.append(at)
+        _bounded_put_list(self._block_admitted, seq, times)
         return now
 
     def executed(self, seq: int) -> float:

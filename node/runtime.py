@@ -38,6 +38,7 @@ from ibledger.consensus import (
     Execute,
     FetchBlocks,
     Persist,
+    Prepare,
     PrePrepare,
     Replica,
     RequestRejected,
@@ -196,10 +197,6 @@ class ReplicaRuntime:
             case Tick(now_ms):
                 return replica.tick(now_ms)
             case PeerMessage(message, _):
-                if self._phases is not None:
-                    pp = message.message
-                    if isinstance(pp, PrePrepare) and pp.block is not None:
-                        self._phases.proposed(pp.seq, pp.block.request_ids)
                 return replica.step(message)
             case ClientRequests(requests, now_ms):
                 effects: list[Effect] = []
@@ -215,9 +212,8 @@ class ReplicaRuntime:
     def _observe_broadcast(self, sm: SignedMessage) -> None:
         assert self._phases is not None
         message = sm.message
-        if isinstance(message, PrePrepare):
-            if message.block is not None:
-                self._phases.proposed(message.seq, message.block.request_ids)
+        if isinstance(message, PrePrepare | Prepare):
+            self._phases.proposed(message.seq)
         elif isinstance(message, Commit):
             self._phases.prepared(message.seq)
 
@@ -242,7 +238,7 @@ class ReplicaRuntime:
                 case Execute(block):
                     phases = self._phases
                     if phases is not None:
-                        phases.committed(block.seq)
+                        phases.committed(block.seq, block.block.request_ids)
                     began = time.perf_counter()
                     applied = await asyncio.to_thread(self._ledger.apply_committed, block)
                     if self._metrics is not None:
