@@ -7,6 +7,7 @@ from typing import Any
 
 from ibledger.contracts import identifiers
 
+from .errors import EXIT_USAGE
 from .output import CommandError, add_json_flag, emit
 
 KINDS = ("isin", "lei", "cfi", "currency", "bic", "uscc", "cnaps")
@@ -14,7 +15,6 @@ KINDS = ("isin", "lei", "cfi", "currency", "bic", "uscc", "cnaps")
 # Command options that hold an identifier, and its kind: checked before anything is signed or
 # sent, with the code the ledger would answer (ISIN_INVALID for any bad ISIN, never a generic
 # argument error), so a typo costs no transaction.
-EXIT_USAGE = 2  # the exit status of every other local usage error (client_options.EXIT_USAGE)
 _IDENTIFIER_OPTIONS = {
     "isin": "isin",
     "issuer_lei": "lei",
