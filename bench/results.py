@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import stats
+from .phases import summary_line as phase_summary
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.json"
@@ -295,15 +296,7 @@ def run_table(run: dict[str, Any]) -> str:
             else "result codes not read (noop: UNKNOWN_OPERATION by design; or no regulator)",
         )
     )
-    phases = config.get("phases") or {}
-    rows.append(
-        (
-            "phases",
-            phases.get("note", "")
-            if not phases.get("means_ms")
-            else ", ".join(f"{k} {v:.2f} ms" for k, v in phases["means_ms"].items()),
-        )
-    )
+    rows.append(("phases", phase_summary(config.get("phases") or {})))
     rows.append(("validity", summary["validity"]))
     if "dir" in run:
         rows.append(("results", run["dir"]))
