@@ -14,6 +14,7 @@ from ibledger.consensus import (
     CommitCertificate,
     encode_checkpoint_certificate,
     encode_commit_certificate,
+    sha256,
     signing_bytes,
 )
 from ibledger.consensus.codec import checkpoint_signing_bytes
@@ -42,12 +43,12 @@ def _validator_set() -> ValidatorSet:
 
 
 def _commit(header: BlockHeader) -> bytes:
-    commit = Commit(0, header.height, header.consensus_digest)
+    commit = Commit(0, header.height, header.consensus_digest(sha256))
     return encode_commit_certificate(
         CommitCertificate(
             0,
             header.height,
-            header.consensus_digest,
+            header.consensus_digest(sha256),
             tuple((rid, VALIDATORS[rid].sign(signing_bytes(commit, rid))) for rid in MEMBERS[:3]),
         )
     )
@@ -56,7 +57,7 @@ def _commit(header: BlockHeader) -> bytes:
 def _checkpoint(ledger: Ledger, signers: tuple[str, ...] = MEMBERS[:3]) -> bytes:
     block = ledger.get_block(ledger.height)
     assert block is not None
-    digest, root, seq = block.header.consensus_digest, ledger.state_root, ledger.height
+    digest, root, seq = block.header.consensus_digest(sha256), ledger.state_root, ledger.height
     signatures = tuple(
         (rid, VALIDATORS[rid].sign(checkpoint_signing_bytes(rid, seq, digest, root)))
         for rid in signers

@@ -36,12 +36,12 @@ MEMBERS = ("node0", "node1", "node2", "node3")
 
 
 def _certificate(validators: dict[str, KeyPair], header: BlockHeader) -> bytes:
-    commit = Commit(0, header.height, header.consensus_digest)
+    commit = Commit(0, header.height, header.consensus_digest(SUITE.hash))
     signatures = tuple(
         (rid, validators[rid].sign(signing_bytes(commit, rid))) for rid in MEMBERS[:3]
     )
     return encode_commit_certificate(
-        CommitCertificate(0, header.height, header.consensus_digest, signatures)
+        CommitCertificate(0, header.height, header.consensus_digest(SUITE.hash), signatures)
     )
 
 
