@@ -698,6 +698,7 @@ class Ledger:
                 sender=tx.sender,
                 signer_key_id=tx.key_id,
                 nonce=tx.nonce,
+                suite=self.suite.name,
             ),
         )
         # A refused transaction still writes one key, its sender's used nonce (see contracts).
