@@ -33,6 +33,8 @@ from ibledger.node.jsonfile import update_genesis
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
+from .engine import chain_hash
+
 
 def _cli(*args: str) -> None:
     subprocess.run(
@@ -109,7 +111,8 @@ def _run_load(directory: Path, options: argparse.Namespace) -> dict[str, object]
         for n in range(total)
     ]
     # Matched by request id: an anonymous block stream withholds the envelopes themselves.
-    ids = [request_id(e) for e in envelopes]
+    hash_fn = chain_hash(manifest)
+    ids = [request_id(e, hash_fn) for e in envelopes]
     stubs = [
         ledger_pb2_grpc.LedgerStub(
             api_channel(f"{n.api.host}:{n.api.port}", manifest.ca_cert, n.id)

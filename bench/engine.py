@@ -41,7 +41,7 @@ import grpc.aio
 from ibledger.cli.client import api_channel, api_credentials
 from ibledger.cli.manifest import Manifest, load_manifest
 from ibledger.consensus import request_id
-from ibledger.node.crypto import KeyPair, load_private_key
+from ibledger.node.crypto import ED25519_SHA256, KeyPair, get_suite, load_private_key
 from ibledger.node.tx import (
     READ_SESSION_OP,
     READ_SESSION_TTL_MAX_MS,
@@ -188,6 +188,11 @@ def _stub(manifest: Manifest, node_id: str) -> tuple[grpc.Channel, ledger_pb2_gr
     return channel, ledger_pb2_grpc.LedgerStub(channel)
 
 
+def chain_hash(manifest: Manifest) -> Callable[[bytes], bytes]:
+    """The hash of the manifest's chain (its genesis suite), which request ids are taken with."""
+    return get_suite(str(manifest.genesis().get("crypto_suite", ED25519_SHA256))).hash
+
+
 def node_status(manifest: Manifest, node_ids: tuple[str, ...]) -> ledger_pb2.NodeStatus:
     """The first answering node's status."""
     last: Exception | None = None
@@ -263,6 +268,8 @@ class _Worker:
         self.spec = spec
         self.manifest = load_manifest(spec.target.directory)
         self.builder = Builder(spec.workload, self.manifest, spec.index, spec.load.processes)
+        # Request ids are the chain's hash of the envelope (SM3 on an sm2-sm3 chain).
+        self.hash_fn = chain_hash(self.manifest)
         # rid -> [due, sent, committed, admission code, result code]
         self.records: dict[bytes, list[float | str]] = {}
         self.viewer_key: KeyPair | None = None
@@ -347,7 +354,7 @@ class _Worker:
     async def _send(self, preferred: int, envelopes: list[bytes]) -> bool:
         """SubmitBatch to one node, failing over to the next on an unreachable or stalled
         one (as a client would: the request id makes a resubmission harmless)."""
-        rids = [request_id(e) for e in envelopes]
+        rids = [request_id(e, self.hash_fn) for e in envelopes]
         failure = ""
         for index in self._live(preferred):
             try:
@@ -373,7 +380,7 @@ class _Worker:
         node = client
         while time.monotonic() < end:
             envelope = self.builder.build(client)
-            rid = request_id(envelope)
+            rid = request_id(envelope, self.hash_fn)
             now = time.monotonic()
             self.records[rid] = [now, now, math.nan, "", ""]
             waiter: asyncio.Future[float] = loop.create_future()
@@ -414,7 +421,13 @@ class _Worker:
                 sent = time.monotonic()
                 for when in due:
                     envelope = self.builder.build(batch)
-                    self.records[request_id(envelope)] = [when, sent, math.nan, "", ""]
+                    self.records[request_id(envelope, self.hash_fn)] = [
+                        when,
+                        sent,
+                        math.nan,
+                        "",
+                        "",
+                    ]
                     envelopes.append(envelope)
                 due = []
                 preferred = (batch * load.processes + self.spec.index) % len(self.stubs)

@@ -41,6 +41,7 @@ from typing import Any
 
 from ibledger.consensus import (
     Commit,
+    HashFn,
     MessageError,
     decode_checkpoint_certificate,
     decode_commit_certificate,
@@ -200,7 +201,7 @@ def _certificate_check(
         cert = decode_commit_certificate(certificate)
     except (ValueError, TypeError) as exc:  # MessageError is a ValueError
         return Check("certificate", False, f"the certificate does not decode: {exc}")
-    digest = header.consensus_digest
+    digest = header.consensus_digest(validators.suite.hash)
     if cert.seq != header.height:
         return Check(
             "certificate", False, f"the certificate is for height {cert.seq}, not {header.height}"
@@ -278,8 +279,14 @@ def verify_receipt(
     if header is None:
         checks.append(Check("inclusion", False, "no header to check the proof against"))
     else:
+        hash_fn = validators.suite.hash
         included = verify_merkle_proof(
-            request_id(served), pb.index, header.tx_count, tuple(pb.proof), header.txs_root
+            request_id(served, hash_fn),
+            pb.index,
+            header.tx_count,
+            tuple(pb.proof),
+            header.txs_root,
+            hash_fn,
         )
         checks.append(
             Check(
@@ -361,17 +368,18 @@ def _result_check(pb: types_pb2.Receipt, validators: ValidatorSet) -> Check:
     )
 
 
-def _transactions_check(pb: types_pb2.Block, header: BlockHeader) -> Check:
-    """Every shown envelope hashes to its request id, and the ids make up ``txs_root``."""
+def _transactions_check(pb: types_pb2.Block, header: BlockHeader, hash_fn: HashFn) -> Check:
+    """Every shown envelope hashes (under the chain hash) to its request id, and the ids make
+    up ``txs_root``."""
     txs: Sequence[bytes] = list(pb.txs)
     withheld = set(pb.withheld)
-    ids: list[bytes] = list(pb.request_ids) or [request_id(envelope) for envelope in txs]
+    ids: list[bytes] = list(pb.request_ids) or [request_id(envelope, hash_fn) for envelope in txs]
     if len(ids) != len(txs):
         return Check("transactions", False, "the block lists more request ids than envelopes")
     for index, envelope in enumerate(txs):
-        if index not in withheld and request_id(envelope) != ids[index]:
+        if index not in withheld and request_id(envelope, hash_fn) != ids[index]:
             return Check("transactions", False, f"envelope {index} is not its listed request id")
-    root = merkle_root(ids)
+    root = merkle_root(ids, hash_fn)
     if len(ids) != header.tx_count or root != header.txs_root:
         return Check(
             "transactions",
@@ -395,7 +403,7 @@ def verify_block(
     if header is None:
         checks.append(Check("transactions", False, "no header to check the transactions against"))
     else:
-        checks.append(_transactions_check(pb, header))
+        checks.append(_transactions_check(pb, header, validators.suite.hash))
     if header is not None and header.height == 0:
         checks.append(Check("certificate", True, "the genesis block needs no certificate"))
     else:

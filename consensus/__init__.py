@@ -3,12 +3,14 @@
 How a node drives it:
 
 - Construct `Replica(config, replica_id, signer, verifier, persisted, last_executed)` with the
-  `PersistedState` read back from the node's consensus key space (None on first start) and the
-  `ExecutedTip` of its ledger (None for an empty ledger).
-- Call `tick(now_ms)` once per logical tick, `step(decode_message(peer_bytes))` per peer message
-  (a `MessageError` means drop and count), `submit(request_bytes, now_ms)` per admitted client
-  request (request id = sha256 of the bytes), `on_executed(seq, state_root)` after applying each
-  executed block, and `on_state_transfer(blocks)` with blocks fetched for a `FetchBlocks`.
+  genesis suite's chain hash in `config.hash_fn` (SHA-256 by default, SM3 on an sm2-sm3 chain),
+  the `PersistedState` read back from the node's consensus key space (None on first start) and
+  the `ExecutedTip` of its ledger (None for an empty ledger).
+- Call `tick(now_ms)` once per logical tick, `step(decode_message(peer_bytes, hash_fn=...))` per
+  peer message (a `MessageError` means drop and count), `submit(request_bytes, now_ms)` per
+  admitted client request (request id = `config.hash_fn` of the bytes), `on_executed(seq,
+  state_root)` after applying each executed block, and `on_state_transfer(blocks)` with blocks
+  fetched for a `FetchBlocks`.
 - Drain every returned list in order: `Persist` (apply all updates atomically and durably),
   `Send`/`Broadcast` (`encode_message`), `Execute` (strictly in sequence order; skip request ids
   the ledger has already applied; store the block with its commit certificate), `FetchBlocks`,
@@ -81,7 +83,7 @@ Glossary: the paper's symbols and the code's names
 - n (sequence number): `seq` everywhere; the paper's n replicas are `ReplicaConfig.n`
 - f, 2f+1, f+1: `ReplicaConfig.f`, `.quorum`, `.weak_quorum`
 - m, d = D(m) (request, digest): a `Block` and `Block.digest`; a client request is opaque
-  bytes with id sha256 (`request_id`)
+  bytes with id H(bytes) (`request_id`); H is the chain hash `ReplicaConfig.hash_fn`
 - h (low watermark, last stable checkpoint): `Replica.watermark_low`, `stable_checkpoint.seq`
 - H = h + L (high watermark), L (log size): `watermark_high`, `ReplicaConfig.watermark_window`
 - K (checkpoint period): `ReplicaConfig.checkpoint_interval`
@@ -146,6 +148,7 @@ from .messages import (
     CommittedBlock,
     CommittedProof,
     ExecutedTip,
+    HashFn,
     Message,
     NewView,
     Prepare,
@@ -161,6 +164,7 @@ from .messages import (
     merkle_root,
     null_block,
     request_id,
+    sha256,
     verify_merkle_proof,
 )
 from .replica import Replica, ReplicaStatus
@@ -187,6 +191,7 @@ __all__ = [
     "Execute",
     "ExecutedTip",
     "FetchBlocks",
+    "HashFn",
     "Message",
     "MessageError",
     "NewView",
@@ -225,6 +230,7 @@ __all__ = [
     "null_block",
     "quorum_size",
     "request_id",
+    "sha256",
     "signing_bytes",
     "verify_checkpoint_certificate",
     "verify_checkpoint_proof",

@@ -32,6 +32,7 @@ from .messages import (
     Commit,
     CommitCertificate,
     CommittedProof,
+    HashFn,
     Message,
     NewView,
     Prepare,
@@ -42,6 +43,7 @@ from .messages import (
     SignedMessage,
     Status,
     ViewChange,
+    sha256,
 )
 
 WIRE_VERSION = 2
@@ -291,13 +293,15 @@ def _sigs(v: Any, what: str) -> tuple[Signature, ...]:
     return tuple(out)
 
 
-def _block(v: Any) -> Block:
+def _block(v: Any, hash_fn: HashFn) -> Block:
     f = _array(v, "block", 3)
     requests = tuple(
         _bytes(r, "request", MESSAGE_BYTES_MAX)
         for r in _array(f[2], "requests", max_len=REQUESTS_PER_MESSAGE_MAX)
     )
-    return Block(_int(f[0], "block.seq"), _int(f[1], "block.timestamp", -INT_MAX), requests)
+    return Block(
+        _int(f[0], "block.seq"), _int(f[1], "block.timestamp", -INT_MAX), requests, hash_fn
+    )
 
 
 def _checkpoint_cert(v: Any) -> CheckpointCertificate:
@@ -331,7 +335,7 @@ def _commit_cert(v: Any) -> CommitCertificate:
     )
 
 
-def _signed(v: Any, depth: int) -> SignedMessage:
+def _signed(v: Any, depth: int, hash_fn: HashFn) -> SignedMessage:
     f = _array(v, "message")
     if len(f) < 4:
         _fail("message: too short")
@@ -341,18 +345,18 @@ def _signed(v: Any, depth: int) -> SignedMessage:
     sender = _rid(f[2], "message.sender")
     signature = _bytes(f[3], "message.signature", SIGNATURE_BYTES_MAX)
     body = f[4:]
-    message = _body(kind, body, depth)
+    message = _body(kind, body, depth, hash_fn)
     return SignedMessage(message, sender, signature)
 
 
-def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
+def _body(kind: int, b: tuple[Any, ...], depth: int, hash_fn: HashFn) -> Message:
     def need(n: int) -> None:
         if len(b) != n:
             _fail(f"message kind {kind}: expected {n} fields")
 
     if kind == KIND_PRE_PREPARE:
         need(4)
-        block = None if b[3] is None else _block(b[3])
+        block = None if b[3] is None else _block(b[3], hash_fn)
         return PrePrepare(_int(b[0], "view"), _int(b[1], "seq"), _digest(b[2], "digest"), block)
     if kind == KIND_PREPARE:
         need(3)
@@ -379,10 +383,12 @@ def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
         if depth > 0:
             _fail("new-view nested inside a message")
         vcs = tuple(
-            _signed(x, depth + 1) for x in _array(b[1], "view_changes", max_len=SIGNATURES_MAX)
+            _signed(x, depth + 1, hash_fn)
+            for x in _array(b[1], "view_changes", max_len=SIGNATURES_MAX)
         )
         pps = tuple(
-            _signed(x, depth + 1) for x in _array(b[2], "pre_prepares", max_len=CERTIFICATES_MAX)
+            _signed(x, depth + 1, hash_fn)
+            for x in _array(b[2], "pre_prepares", max_len=CERTIFICATES_MAX)
         )
         if not all(isinstance(m.message, ViewChange) for m in vcs):
             _fail("new-view: V holds a message that is not a view-change")
@@ -391,7 +397,7 @@ def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
         return NewView(_int(b[0], "view"), vcs, pps)
     if kind == KIND_COMMITTED_PROOF:
         need(2)
-        return CommittedProof(_block(b[0]), _commit_cert(b[1]))
+        return CommittedProof(_block(b[0], hash_fn), _commit_cert(b[1]))
     if kind == KIND_REQUEST_FORWARD:
         need(1)
         return RequestForward(
@@ -407,7 +413,7 @@ def _body(kind: int, b: tuple[Any, ...], depth: int) -> Message:
         )
     if kind == KIND_BLOCK_BODY:
         need(2)
-        return BlockBody(_digest(b[0], "digest"), None if b[1] is None else _block(b[1]))
+        return BlockBody(_digest(b[0], "digest"), None if b[1] is None else _block(b[1], hash_fn))
     need(4)
     return Status(
         _int(b[0], "view"),
@@ -434,18 +440,22 @@ def _unpack(data: bytes, max_bytes: int) -> Any:
         raise MessageError(f"undecodable: {exc.__class__.__name__}") from None
 
 
-def decode_message(data: bytes, max_bytes: int = MESSAGE_BYTES_MAX) -> SignedMessage:
+def decode_message(
+    data: bytes, max_bytes: int = MESSAGE_BYTES_MAX, *, hash_fn: HashFn = sha256
+) -> SignedMessage:
     """Decode and structurally validate peer bytes; raises `MessageError` on any defect.
 
+    Block bodies are rebuilt with `hash_fn`, the chain hash (`ReplicaConfig.hash_fn`): a body
+    decoded with another hash has another digest and fails the replica's digest checks.
     Signatures are not checked here: the replica does that against its membership."""
     try:
-        return _signed(_unpack(data, max_bytes), 0)
+        return _signed(_unpack(data, max_bytes), 0, hash_fn)
     except RecursionError:
         raise MessageError("nested too deeply") from None
 
 
-def decode_block(data: bytes) -> Block:
-    return _block(_unpack(data, MESSAGE_BYTES_MAX))
+def decode_block(data: bytes, hash_fn: HashFn = sha256) -> Block:
+    return _block(_unpack(data, MESSAGE_BYTES_MAX), hash_fn)
 
 
 def decode_commit_certificate(data: bytes) -> CommitCertificate:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .messages import HashFn, sha256
+
 
 class ConfigError(ValueError):
     """An invalid replica configuration (a programming or operator error, never peer input)."""
@@ -54,6 +56,9 @@ class ReplicaConfig:
     proofs_per_status_max: int = 64
     bodies_per_request_max: int = 8
     view_change_bytes_max: int = 8 * 1024 * 1024
+    # The chain hash of the genesis suite (SHA-256 or SM3): request ids, Merkle roots and block
+    # digests. A function, not a name, so the core stays free of any crypto library.
+    hash_fn: HashFn = field(default=sha256, compare=False)
     n: int = field(init=False)
     f: int = field(init=False)
     quorum: int = field(init=False)

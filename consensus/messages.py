@@ -32,24 +32,38 @@ votes, section 4.3). `certificates.py` validates them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 DIGEST_BYTES = 32
 ZERO_DIGEST = bytes(DIGEST_BYTES)
 _BLOCK_DOMAIN = b"ibledger.block.v1"
 
+HashFn = Callable[[bytes], bytes]
+"""The chain hash: 32-byte digests of bytes (SHA-256 or SM3, fixed by the chain's genesis).
 
-def request_id(request: bytes) -> bytes:
-    """The identity of an opaque client request: sha256 of its bytes."""
-    return hashlib.sha256(request).digest()
+Every digest the core computes (request ids, the Merkle root over them, block digests) goes
+through the `ReplicaConfig.hash_fn` of the replica, so the same state machine serves a chain on
+either suite. Each function below takes it as `hash_fn` and defaults to SHA-256, the hash of
+the default `ed25519-sha256` suite, whose digests stay byte for byte what they always were."""
 
 
-def _leaf_hash(item_id: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + item_id).digest()
+def sha256(data: bytes) -> bytes:
+    """SHA-256, the default chain hash."""
+    return hashlib.sha256(data).digest()
 
 
-def _node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+def request_id(request: bytes, hash_fn: HashFn = sha256) -> bytes:
+    """The identity of an opaque client request: the chain hash of its bytes."""
+    return hash_fn(request)
+
+
+def _leaf_hash(item_id: bytes, hash_fn: HashFn) -> bytes:
+    return hash_fn(b"\x00" + item_id)
+
+
+def _node_hash(left: bytes, right: bytes, hash_fn: HashFn) -> bytes:
+    return hash_fn(b"\x01" + left + right)
 
 
 def _split(count: int) -> int:
@@ -60,22 +74,24 @@ def _split(count: int) -> int:
     return k
 
 
-def merkle_root(ids: tuple[bytes, ...] | list[bytes]) -> bytes:
-    """RFC 6962 Merkle tree hash over request ids; the empty tree hashes to sha256(b"")."""
+def merkle_root(ids: tuple[bytes, ...] | list[bytes], hash_fn: HashFn = sha256) -> bytes:
+    """RFC 6962 Merkle tree hash over request ids; the empty tree hashes to H(b"")."""
     if not ids:
-        return hashlib.sha256(b"").digest()
-    level = [_leaf_hash(i) for i in ids]
+        return hash_fn(b"")
+    level = [_leaf_hash(i, hash_fn) for i in ids]
     # Iterative form of the RFC recursion: pairing left to right and promoting an odd tail node
     # produces the same tree as splitting at the largest power of two.
     while len(level) > 1:
-        nxt = [_node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [_node_hash(level[i], level[i + 1], hash_fn) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
     return level[0]
 
 
-def merkle_proof(ids: tuple[bytes, ...] | list[bytes], index: int) -> tuple[bytes, ...]:
+def merkle_proof(
+    ids: tuple[bytes, ...] | list[bytes], index: int, hash_fn: HashFn = sha256
+) -> tuple[bytes, ...]:
     """Audit path for ids[index] (RFC 6962 section 2.1.1), leaf to root."""
     if not 0 <= index < len(ids):
         raise IndexError(index)
@@ -85,17 +101,22 @@ def merkle_proof(ids: tuple[bytes, ...] | list[bytes], index: int) -> tuple[byte
     while hi - lo > 1:
         k = _split(hi - lo)
         if index - lo < k:
-            stack.append(merkle_root(list(ids[lo + k : hi])))
+            stack.append(merkle_root(list(ids[lo + k : hi]), hash_fn))
             hi = lo + k
         else:
-            stack.append(merkle_root(list(ids[lo : lo + k])))
+            stack.append(merkle_root(list(ids[lo : lo + k]), hash_fn))
             lo = lo + k
     path.extend(reversed(stack))
     return tuple(path)
 
 
 def verify_merkle_proof(
-    item_id: bytes, index: int, size: int, proof: tuple[bytes, ...], root: bytes
+    item_id: bytes,
+    index: int,
+    size: int,
+    proof: tuple[bytes, ...],
+    root: bytes,
+    hash_fn: HashFn = sha256,
 ) -> bool:
     """Check an audit path produced by `merkle_proof` against a block's request root."""
     if not 0 <= index < size:
@@ -113,48 +134,55 @@ def verify_merkle_proof(
             lo = lo + k
     if len(sides) != len(proof):
         return False
-    node = _leaf_hash(item_id)
+    node = _leaf_hash(item_id, hash_fn)
     for sibling, right in zip(proof, reversed(sides), strict=True):
-        node = _node_hash(node, sibling) if right else _node_hash(sibling, node)
+        node = _node_hash(node, sibling, hash_fn) if right else _node_hash(sibling, node, hash_fn)
     return node == root
 
 
-def block_digest(seq: int, timestamp_ms: int, request_root: bytes) -> bytes:
+def block_digest(
+    seq: int, timestamp_ms: int, request_root: bytes, hash_fn: HashFn = sha256
+) -> bytes:
     """Digest of a block header: what PREPARE, COMMIT and the commit certificate sign."""
-    return hashlib.sha256(
+    return hash_fn(
         _BLOCK_DOMAIN
         + seq.to_bytes(8, "big")
         + timestamp_ms.to_bytes(8, "big", signed=True)
         + request_root
-    ).digest()
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """An ordered batch at one sequence number. A null block has no requests and timestamp 0."""
+    """An ordered batch at one sequence number. A null block has no requests and timestamp 0.
+
+    `hash_fn` is the chain hash its ids, root and digest are computed with; whoever builds a
+    block (the primary, the codec, a ledger reading one back) passes the replica's."""
 
     seq: int
     timestamp_ms: int
     requests: tuple[bytes, ...]
+    hash_fn: HashFn = field(default=sha256, repr=False, compare=False)
     request_ids: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
     request_root: bytes = field(init=False, repr=False, compare=False)
     digest: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        ids = tuple(request_id(r) for r in self.requests)
-        root = merkle_root(ids)
+        hash_fn = self.hash_fn
+        ids = tuple(hash_fn(r) for r in self.requests)
+        root = merkle_root(ids, hash_fn)
         object.__setattr__(self, "request_ids", ids)
         object.__setattr__(self, "request_root", root)
-        object.__setattr__(self, "digest", block_digest(self.seq, self.timestamp_ms, root))
+        object.__setattr__(self, "digest", block_digest(self.seq, self.timestamp_ms, root, hash_fn))
 
     @property
     def is_null(self) -> bool:
         return not self.requests
 
 
-def null_block(seq: int) -> Block:
+def null_block(seq: int, hash_fn: HashFn = sha256) -> Block:
     """The block a new primary proposes for a sequence number nobody prepared (section 4.4)."""
-    return Block(seq, 0, ())
+    return Block(seq, 0, (), hash_fn)
 
 
 Signature = tuple[str, bytes]

@@ -354,7 +354,7 @@ class Replica:
         return self._finish(out)
 
     def submit(self, request: bytes, now_ms: int, *, forward: bool = True) -> list[Effect]:
-        """Queue an opaque client request (id = sha256(request)); backups forward it.
+        """Queue an opaque client request (id = chain hash of the bytes); backups forward it.
 
         ``forward=False`` is for a node that has already relayed the request to every replica
         itself (the primary included): the backup only queues it and starts its timers; if the
@@ -552,7 +552,7 @@ class Replica:
             timestamp = max(self._now_ms, previous + 1)
             if timestamp > self._now_ms + cfg.timestamp_skew_ms:
                 return  # wait until the clock catches up with the parent's time
-            block = Block(seq, timestamp, self._requests.next_batch(cfg))
+            block = Block(seq, timestamp, self._requests.next_batch(cfg), cfg.hash_fn)
             pp = self._sign(PrePrepare(self._view, seq, block.digest, block))
             slot = self._slot(seq)
             self._accept(slot, pp, block, from_new_view=False)

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-A request is opaque bytes identified by sha256. The queue keeps, in arrival order:
+A request is opaque bytes identified by its chain hash (`ReplicaConfig.hash_fn`). The queue
+keeps, in arrival order:
 
 - pending: every admitted request not yet executed, with the tick it arrived;
 - proposable: the pending requests that no accepted pre-prepare of the current view carries
@@ -64,7 +65,7 @@ class RequestQueue:
         """(request id, None) when queued, else (request id or None, refusal)."""
         if not isinstance(request, bytes) or not 0 < len(request) <= cfg.request_bytes_max:
             return None, REFUSED_SIZE
-        rid = request_id(request)
+        rid = request_id(request, cfg.hash_fn)
         if rid in self._pending or rid in self._recent:
             return rid, REFUSED_DUPLICATE
         if len(self._pending) >= cfg.pending_requests_max:

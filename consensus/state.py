@@ -49,12 +49,14 @@ from .messages import (
     Block,
     CheckpointCertificate,
     Commit,
+    HashFn,
     Message,
     NewView,
     Prepare,
     PreparedCertificate,
     PrePrepare,
     SignedMessage,
+    sha256,
 )
 
 KEY_VIEW = b"view"
@@ -138,8 +140,8 @@ class LoadedRecords:
     new_view: SignedMessage | None = None
 
 
-def load_records(persisted: PersistedState) -> LoadedRecords:
-    """Decode every record; PersistedStateError if any is corrupt."""
+def load_records(persisted: PersistedState, hash_fn: HashFn = sha256) -> LoadedRecords:
+    """Decode every record (bodies with the chain hash); PersistedStateError if any is corrupt."""
     records = persisted.records
     out = LoadedRecords()
     try:
@@ -161,7 +163,7 @@ def load_records(persisted: PersistedState) -> LoadedRecords:
                 fields = unpack(value)
                 if type(fields) is not tuple or len(fields) != 2:
                     raise PersistedStateError("pre-prepare record")
-                sm = decode_message(fields[1])
+                sm = decode_message(fields[1], hash_fn=hash_fn)
                 if not isinstance(sm.message, PrePrepare) or sm.message.seq != seq:
                     raise PersistedStateError("pre-prepare record")
                 out.pre_prepares.append((seq, bool(fields[0]), sm))
@@ -171,12 +173,12 @@ def load_records(persisted: PersistedState) -> LoadedRecords:
                 if type(fields) is not tuple or len(fields) != 2:
                     raise PersistedStateError("prepared record")
                 cert = decode_prepared_certificate(fields[0])
-                block = decode_block(fields[1])
+                block = decode_block(fields[1], hash_fn)
                 if cert.seq != seq or block.digest != cert.digest:
                     raise PersistedStateError("prepared record")
                 out.prepared.append((cert, block))
         if KEY_NEW_VIEW in records:
-            out.new_view = decode_message(records[KEY_NEW_VIEW])
+            out.new_view = decode_message(records[KEY_NEW_VIEW], hash_fn=hash_fn)
     except MessageError as exc:
         raise PersistedStateError(f"corrupt consensus state: {exc}") from exc
     return out
@@ -239,7 +241,7 @@ def restore(
 ) -> Restored:
     """Decode the records and keep what still applies to a replica whose executor is at
     `last_executed`; PersistedStateError if any record is corrupt."""
-    loaded = load_records(persisted)
+    loaded = load_records(persisted, cfg.hash_fn)
     view, active = loaded.view, loaded.view_active
     stable = loaded.stable if loaded.stable is not None else GENESIS_CHECKPOINT
     prepared = {c.seq: (c, b) for c, b in loaded.prepared if c.seq > stable.seq}

@@ -36,12 +36,14 @@ from .messages import (
     GENESIS_CHECKPOINT,
     Block,
     CheckpointCertificate,
+    HashFn,
     NewView,
     PreparedCertificate,
     PrePrepare,
     SignedMessage,
     ViewChange,
     null_block,
+    sha256,
 )
 
 # (seq, digest, replicas that vouched for the digest) of a body a view change needs.
@@ -61,9 +63,10 @@ def new_view_of(sm: SignedMessage) -> NewView:
 
 
 def compute_new_view_order(
-    view_changes: Sequence[ViewChange],
+    view_changes: Sequence[ViewChange], hash_fn: HashFn = sha256
 ) -> tuple[CheckpointCertificate, list[tuple[int, bytes]]]:
-    """min-s checkpoint and the O set's (seq, digest) list from a set V (section 4.4)."""
+    """min-s checkpoint and the O set's (seq, digest) list from a set V (section 4.4); gaps
+    are filled with the null block's digest under the chain hash `hash_fn`."""
     checkpoint = GENESIS_CHECKPOINT
     for vc in view_changes:
         if vc.checkpoint.seq > checkpoint.seq:
@@ -80,7 +83,7 @@ def compute_new_view_order(
                 best[p.seq] = p
     max_s = max(best, default=min_s)
     order = [
-        (s, best[s].digest if s in best else null_block(s).digest)
+        (s, best[s].digest if s in best else null_block(s, hash_fn).digest)
         for s in range(min_s + 1, max_s + 1)
     ]
     return checkpoint, order
@@ -167,7 +170,7 @@ def validate_new_view(
             if not valid_view_change(vc, cfg, members, verify):
                 return None
         vcs.append(vc)
-    checkpoint, order = compute_new_view_order(vcs)
+    checkpoint, order = compute_new_view_order(vcs, cfg.hash_fn)
     if len(nv.pre_prepares) != len(order):
         return None
     primary = cfg.primary(nv.view)
@@ -195,7 +198,7 @@ def missing_bodies(
     the replicas that signed the digest into a prepared certificate."""
     missing: list[MissingBody] = []
     for seq, digest in order:
-        if seq <= floor or digest == null_block(seq).digest:
+        if seq <= floor or digest == null_block(seq, cfg.hash_fn).digest:
             continue
         body = bodies.get(digest)
         if body is not None and body.seq == seq:
@@ -210,9 +213,11 @@ def missing_bodies(
     return missing
 
 
-def body_for(seq: int, digest: bytes, floor: int, bodies: Mapping[bytes, Block]) -> Block:
+def body_for(
+    seq: int, digest: bytes, floor: int, bodies: Mapping[bytes, Block], hash_fn: HashFn
+) -> Block:
     """The block an O entry installs (`missing_bodies` must have come back empty)."""
-    nb = null_block(seq)
+    nb = null_block(seq, hash_fn)
     if digest == nb.digest or seq <= floor:
         # At or below the floor the entry is executed or covered by a stable checkpoint:
         # installing the view skips it, so no body is needed (and none may be kept).
@@ -299,7 +304,7 @@ def admit_new_view(
     if missing:
         return NewViewAdmission(missing=missing, checkpoint=checkpoint)
     complete = [
-        (seq, pp, body_for(seq, d, floor, bodies))
+        (seq, pp, body_for(seq, d, floor, bodies, cfg.hash_fn))
         for (seq, pp), (_, d) in zip(entries, digests, strict=True)
     ]
     return NewViewAdmission(entries=complete, checkpoint=checkpoint)
@@ -327,12 +332,14 @@ def plan_new_view(
     names must all be in `bodies` before the NEW-VIEW can go out."""
     chosen = choose_view_changes(view_changes, cfg.members, own_id, view, cfg.quorum)
     vcs = [view_change_of(m) for m in chosen]
-    checkpoint, order = compute_new_view_order(vcs)
+    checkpoint, order = compute_new_view_order(vcs, cfg.hash_fn)
     floor = max(floor, checkpoint.seq)
     missing = missing_bodies(order, vcs, floor, bodies, cfg)
     if missing:
         return NewViewPlan(chosen, checkpoint, [], missing)
-    complete = [(seq, digest, body_for(seq, digest, floor, bodies)) for seq, digest in order]
+    complete = [
+        (seq, digest, body_for(seq, digest, floor, bodies, cfg.hash_fn)) for seq, digest in order
+    ]
     return NewViewPlan(chosen, checkpoint, complete, [])
 
 

@@ -62,6 +62,7 @@ class TxContext:
     sender: str  # participant id from the signed payload
     signer_key_id: bytes  # fingerprint of the key that signed the envelope
     nonce: int | None = None  # the payload's nonce; None where no envelope exists (tests, tools)
+    suite: str = "ed25519-sha256"  # the chain's crypto suite (genesis): keys of another are refused
 
 
 @dataclass(frozen=True, slots=True)

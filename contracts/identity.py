@@ -524,10 +524,22 @@ def _registration(env: Env, args: Args) -> tuple[ParticipantRecord, list[tuple[s
         record, keys = _participant_record({k: v for k, v in raw.items() if v is not None})
     except _Invalid as exc:
         raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
+    for index, (suite, _) in enumerate(keys):
+        _require_chain_suite(env, suite, f"keys[{index}].suite")
     problem = _uniqueness_problem(env.store, record, keys)
     if problem is not None:
         raise ContractError(*problem)
     return record, keys
+
+
+def _require_chain_suite(env: Env, suite: str, field: str) -> None:
+    # A key of another suite could never sign here (the verifier refuses it), so registering
+    # one is a mistake worth refusing by name rather than a dead key on record.
+    if suite != env.ctx.suite:
+        raise ContractError(
+            "SUITE_MISMATCH",
+            f"Field '{field}' is {suite}, but this chain's genesis names {env.ctx.suite}.",
+        )
 
 
 def _register(env: Env, record: ParticipantRecord, keys: list[tuple[str, bytes]]) -> None:
@@ -563,6 +575,7 @@ def _add_key(env: Env, record: ParticipantRecord, args: Args) -> None:
         suite, public_key = _key_entry({"suite": suite, "public_key": public_key}, "key")
     except _Invalid as exc:
         raise ContractError(exc.code, f"Field '{exc.field}' {exc.message}.") from None
+    _require_chain_suite(env, suite, "suite")
     key_id = key_fingerprint(public_key, suite)
     if resolve_key(env.store, key_id) is not None:
         raise ContractError("KEY_ALREADY_REGISTERED", f"Key {key_id.hex()} is already registered.")

@@ -148,6 +148,7 @@ class LedgerSnapshot:
     timestamp_ms: int
     keys: tuple[tuple[str, bytes], ...]
     tx_counter: int
+    suite: str = "ed25519-sha256"
 
 
 class TestLedger:
@@ -158,6 +159,7 @@ class TestLedger:
     def __init__(self, genesis: Mapping[str, Any], start_date: str = "2024-03-01") -> None:
         self.state = MemoryState(genesis_writes(genesis))
         self.chain_id = "test-chain"
+        self.suite = str(genesis.get("crypto_suite", "ed25519-sha256"))
         self.height = 0
         self.timestamp_ms = timestamp_ms_of(start_date)
         self.keys: dict[str, bytes] = {}
@@ -180,6 +182,7 @@ class TestLedger:
             timestamp_ms=self.timestamp_ms,
             keys=tuple(sorted(self.keys.items())),
             tx_counter=self._tx_counter,
+            suite=self.suite,
         )
 
     @classmethod
@@ -189,6 +192,7 @@ class TestLedger:
         ledger.state._data = dict(snapshot.state)
         ledger.state._keys = [key for key, _ in snapshot.state]  # items() is sorted by key
         ledger.chain_id = snapshot.chain_id
+        ledger.suite = snapshot.suite
         ledger.height = snapshot.height
         ledger.timestamp_ms = snapshot.timestamp_ms
         ledger.keys = dict(snapshot.keys)
@@ -221,6 +225,7 @@ class TestLedger:
             tx_id=hashlib.sha256(payload).digest(),
             sender=sender,
             signer_key_id=self.keys.get(sender, b"\x00" * 16) if key_id is None else key_id,
+            suite=self.suite,
         )
 
     def block(self, calls: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[Outcome]:

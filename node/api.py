@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from ibledger.consensus import request_id
+from ibledger.consensus import HashFn, request_id, sha256
 from ibledger.contracts import runtime as contracts
 from ibledger.contracts.codec import CodecError, canonical_encode
 from ibledger.contracts.errors import QueryError
@@ -122,8 +122,11 @@ def event_pb(height: int, timestamp_ms: int, event: Mapping[str, Any]) -> types_
     )
 
 
-def block_pb(block: StoredBlock, visible: frozenset[int] | None = None) -> types_pb2.Block:
-    """The block as a viewer who may see the transactions at ``visible`` (None: all) sees it."""
+def block_pb(
+    block: StoredBlock, visible: frozenset[int] | None = None, *, hash_fn: HashFn = sha256
+) -> types_pb2.Block:
+    """The block as a viewer who may see the transactions at ``visible`` (None: all) sees it;
+    its request ids are the chain hash ``hash_fn`` (the ledger suite's) of each envelope."""
     height, timestamp_ms = block.header.height, block.header.timestamp_ms
     shown = range(len(block.txs)) if visible is None else visible
     empty = types_pb2.TxResult()
@@ -142,7 +145,7 @@ def block_pb(block: StoredBlock, visible: frozenset[int] | None = None) -> types
             for event in block.events
             if event["tx_index"] in shown
         ],
-        request_ids=[request_id(tx) for tx in block.txs],
+        request_ids=[request_id(tx, hash_fn) for tx in block.txs],
         withheld=[index for index in range(len(block.txs)) if index not in shown],
     )
 
@@ -354,7 +357,11 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         return await self._wait(request, context.peer())
 
     def _block_for(self, viewer: Viewer, block: StoredBlock) -> types_pb2.Block:
-        return block_pb(block, visible_indexes(viewer, self._ledger.state(), block))
+        return block_pb(
+            block,
+            visible_indexes(viewer, self._ledger.state(), block),
+            hash_fn=self._ledger.suite.hash,
+        )
 
     async def _get_block(self, request: ledger_pb2.GetBlockRequest) -> types_pb2.Block:
         viewer = self._gate.viewer(request.viewer)

@@ -1,9 +1,12 @@
 """Block headers, stored blocks and receipts, with their canonical encodings.
 
 A block's identity is the hash of its *header*; the header commits to the transactions through
-the consensus layer's RFC 6962 Merkle root over request ids (``sha256`` of each envelope), so that
-one transaction can be proven to be in a block without shipping the whole block.  The header also
-carries what the commit certificate signs: ``block_digest(height, proposal_ms, txs_root)``, the
+the consensus layer's RFC 6962 Merkle root over request ids (the chain hash ``H`` of each
+envelope: SHA-256, or SM3 on an ``sm2-sm3`` chain), so that one transaction can be proven to be in
+a block without shipping the whole block.  Every digest here takes the chain hash as a parameter
+(``hash_fn``, the suite's ``hash``): nothing in a block is hashed with a fixed algorithm.  The
+header also carries what the commit certificate signs: ``block_digest(height, proposal_ms,
+txs_root)``, the
 consensus digest, recomputable from the header alone, so a stored or served block is checked
 against the validators' signatures offline.  Block 0 is the genesis block: no transactions, and
 its ``parent_hash`` is the hash of the genesis document, anchoring the chain to its configuration.
@@ -71,10 +74,9 @@ class BlockHeader:
     def hash(self, hash_fn: HashFn) -> bytes:
         return hash_fn(b"ibledger/header/v1" + self.encode())
 
-    @property
-    def consensus_digest(self) -> bytes:
-        """What the commit certificate for this block signs."""
-        return block_digest(self.height, self.proposal_ms, self.txs_root)
+    def consensus_digest(self, hash_fn: HashFn) -> bytes:
+        """What the commit certificate for this block signs, under the chain hash."""
+        return block_digest(self.height, self.proposal_ms, self.txs_root, hash_fn)
 
     @classmethod
     def from_dict(cls, data: Any) -> BlockHeader:
@@ -90,8 +92,8 @@ class BlockHeader:
         return cls(**data)
 
 
-def txs_root(envelopes: Sequence[bytes]) -> bytes:
-    return merkle_root([request_id(envelope) for envelope in envelopes])
+def txs_root(envelopes: Sequence[bytes], hash_fn: HashFn) -> bytes:
+    return merkle_root([request_id(envelope, hash_fn) for envelope in envelopes], hash_fn)
 
 
 def make_header(
@@ -100,6 +102,7 @@ def make_header(
     parent_hash: bytes,
     timestamp_ms: int,
     envelopes: Sequence[bytes],
+    hash_fn: HashFn,
     view: int = 0,
     proposal_ms: int | None = None,
 ) -> BlockHeader:
@@ -108,7 +111,7 @@ def make_header(
         parent_hash=parent_hash,
         timestamp_ms=timestamp_ms,
         tx_count=len(envelopes),
-        txs_root=txs_root(envelopes),
+        txs_root=txs_root(envelopes, hash_fn),
         view=view,
         proposal_ms=timestamp_ms if proposal_ms is None else proposal_ms,
     )
@@ -142,14 +145,20 @@ class InclusionProof:
     index: int
     siblings: tuple[bytes, ...]
 
-    def verify(self, envelope: bytes, header: BlockHeader) -> bool:
+    def verify(self, envelope: bytes, header: BlockHeader, hash_fn: HashFn) -> bool:
         return verify_merkle_proof(
-            request_id(envelope), self.index, header.tx_count, self.siblings, header.txs_root
+            request_id(envelope, hash_fn),
+            self.index,
+            header.tx_count,
+            self.siblings,
+            header.txs_root,
+            hash_fn,
         )
 
 
-def prove_inclusion(envelopes: Sequence[bytes], index: int) -> InclusionProof:
-    return InclusionProof(index, merkle_proof([request_id(e) for e in envelopes], index))
+def prove_inclusion(envelopes: Sequence[bytes], index: int, hash_fn: HashFn) -> InclusionProof:
+    ids = [request_id(e, hash_fn) for e in envelopes]
+    return InclusionProof(index, merkle_proof(ids, index, hash_fn))
 
 
 def tx_outcomes(
@@ -167,7 +176,7 @@ def tx_outcomes(
 
 def results_digest(hash_fn: HashFn, outcomes: Sequence[bytes]) -> bytes:
     """The Merkle root over the block's transaction outcomes that the state root chains."""
-    return merkle_root([hash_fn(outcome) for outcome in outcomes])
+    return merkle_root([hash_fn(outcome) for outcome in outcomes], hash_fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +210,12 @@ class ResultProof:
     def outcome_matches(self, hash_fn: HashFn, index: int, tx_count: int) -> bool:
         """Whether ``outcome`` sits at ``index`` under the first link's results digest."""
         return bool(self.links) and verify_merkle_proof(
-            hash_fn(self.outcome), index, tx_count, self.outcome_proof, self.links[0].results_digest
+            hash_fn(self.outcome),
+            index,
+            tx_count,
+            self.outcome_proof,
+            self.links[0].results_digest,
+            hash_fn,
         )
 
     def state_root(self, hash_fn: HashFn) -> bytes:

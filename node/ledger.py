@@ -314,7 +314,13 @@ class Ledger:
             raise LedgerError(f"invalid genesis: {exc}") from exc
         ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
         ledger.expiry_horizon_ms = expiry_horizon_of(genesis)
-        header = make_header(height=0, parent_hash=anchor, timestamp_ms=timestamp_ms, envelopes=())
+        header = make_header(
+            height=0,
+            parent_hash=anchor,
+            timestamp_ms=timestamp_ms,
+            envelopes=(),
+            hash_fn=suite.hash,
+        )
         batch = db.write_batch(sync=sync)
         batch.put(keys.META_FORMAT, keys.FORMAT_VERSION)
         batch.put(keys.META_CHAIN_ID, chain_id.encode())
@@ -419,7 +425,7 @@ class Ledger:
                 raise LedgerCorruption(height, "the parent hash does not match the previous block")
             if height and header.timestamp_ms <= previous_timestamp:
                 raise LedgerCorruption(height, "the block time does not increase")
-            if txs_root(stored.txs) != header.txs_root:
+            if txs_root(stored.txs, self.suite.hash) != header.txs_root:
                 raise LedgerCorruption(height, "the transactions do not match the header's root")
             if self._get(keys.block_hash_key(stored.block_hash), height) != keys.encode_height(
                 height
@@ -517,6 +523,7 @@ class Ledger:
             parent_hash=self.tip_hash,
             timestamp_ms=timestamp_ms,
             envelopes=envelopes,
+            hash_fn=self.suite.hash,
             view=view,
             proposal_ms=proposal_ms,
         )
@@ -535,7 +542,8 @@ class Ledger:
                 raise LedgerError("the block does not extend the current tip")
             if header.timestamp_ms <= self.tip_timestamp_ms:
                 raise LedgerError("the block time must be later than the parent's")
-            if header.tx_count != len(envelopes) or header.txs_root != txs_root(envelopes):
+            root = txs_root(envelopes, self.suite.hash)
+            if header.tx_count != len(envelopes) or header.txs_root != root:
                 raise LedgerError("the transactions do not match the header")
             began = time.perf_counter()
             results, events, writes, indexed, decoded = self._execute(header, envelopes)
@@ -690,6 +698,7 @@ class Ledger:
                 sender=tx.sender,
                 signer_key_id=tx.key_id,
                 nonce=tx.nonce,
+                suite=self.suite.name,
             ),
         )
         # A refused transaction still writes one key, its sender's used nonce (see contracts).
@@ -713,7 +722,7 @@ class Ledger:
             view=committed.view,
             proposal_ms=committed.block.timestamp_ms,
         )
-        if header.consensus_digest != committed.digest:
+        if header.consensus_digest(self.suite.hash) != committed.digest:
             raise LedgerError(f"block {committed.seq}: the header does not match the digest")
         return self.append_block(
             header, committed.requests, encode_commit_certificate(committed.certificate)
@@ -725,7 +734,10 @@ class Ledger:
             return ExecutedTip(0, ZERO_DIGEST, genesis_time_ms, b"")
         block = self._read_block(self.height)
         return ExecutedTip(
-            self.height, block.header.consensus_digest, block.header.timestamp_ms, self.state_root
+            self.height,
+            block.header.consensus_digest(self.suite.hash),
+            block.header.timestamp_ms,
+            self.state_root,
         )
 
     def committed_block(self, height: int) -> CommittedBlock | None:
@@ -735,9 +747,13 @@ class Ledger:
         block = self._read_block(height)
         if block.certificate is None:
             return None
-        parent = self._read_block(height - 1).header.consensus_digest if height > 1 else ZERO_DIGEST
+        parent = (
+            self._read_block(height - 1).header.consensus_digest(self.suite.hash)
+            if height > 1
+            else ZERO_DIGEST
+        )
         return CommittedBlock(
-            block=Block(height, block.header.proposal_ms, block.txs),
+            block=Block(height, block.header.proposal_ms, block.txs, self.suite.hash),
             certificate=decode_commit_certificate(block.certificate),
             parent_digest=parent,
             timestamp_ms=block.header.timestamp_ms,
@@ -786,7 +802,9 @@ class Ledger:
             previous_state_root=canonical_decode(previous)["state_root"],
             links=tuple(links),
             outcome=outcomes[index],
-            outcome_proof=merkle_proof([self.suite.hash(o) for o in outcomes], index),
+            outcome_proof=merkle_proof(
+                [self.suite.hash(o) for o in outcomes], index, self.suite.hash
+            ),
         )
 
     def load_consensus_records(self) -> dict[bytes, bytes]:
@@ -858,7 +876,7 @@ class Ledger:
             header=block.header,
             block_hash=block.block_hash,
             envelope=block.txs[location.index],
-            proof=prove_inclusion(block.txs, location.index),
+            proof=prove_inclusion(block.txs, location.index, self.suite.hash),
             certificate=block.certificate,
             events=tuple(e for e in block.events if e.get("tx_index") == location.index),
             result_proof=self.result_proof(location.height, location.index),

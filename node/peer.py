@@ -38,7 +38,7 @@ from typing import Any
 
 import grpc
 
-from ibledger.consensus import MessageError, SignedMessage, decode_message
+from ibledger.consensus import HashFn, MessageError, SignedMessage, decode_message, sha256
 from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
 
 from .errors import status_for
@@ -258,8 +258,10 @@ class PeerTransport:
         offline_queue_bytes_max: int = 8 * 1024 * 1024,
         genesis_digest: bytes | None = None,
         crypto_suite: str | None = None,
+        hash_fn: HashFn = sha256,
     ) -> None:
         self.node_id = node_id
+        self._hash_fn = hash_fn  # the chain hash block bodies in peer messages are rebuilt with
         # Every call to a peer names this node's genesis and crypto suite; a peer with another
         # one refuses it (the suite first, since that refusal says more than a digest).
         self.call_metadata: tuple[tuple[str, str], ...] = (
@@ -312,7 +314,7 @@ class PeerTransport:
             link.stats.last_received = time.monotonic()
         for data in frame.messages:
             try:
-                message = decode_message(data)
+                message = decode_message(data, hash_fn=self._hash_fn)
             except MessageError:
                 self.decode_errors += 1
                 if link is not None:

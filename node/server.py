@@ -116,6 +116,8 @@ def replica_config(config: NodeConfig) -> ReplicaConfig:
         fetch_retry_ticks=ticks(2_000),
         timestamp_skew_ms=params.timestamp_skew_ms,
         pending_requests_max=max(config.mempool.size_max, 1),
+        # Request ids, Merkle roots and block digests follow the genesis suite (SM3 on sm2-sm3).
+        hash_fn=get_suite(config.genesis.crypto_suite).hash,
     )
 
 
@@ -177,7 +179,7 @@ class Node:
                 cert = decode_commit_certificate(certificate)
             except ValueError:
                 return False
-            digest = header.consensus_digest  # type: ignore[attr-defined]
+            digest = header.consensus_digest(self.suite.hash)  # type: ignore[attr-defined]
             return verify_commit_certificate(members, f, digest, cert, self.validator_verifier)
 
         return check
@@ -364,7 +366,7 @@ class Node:
             block = self.ledger.get_block(height)
             if block is None:
                 break
-            blocks.append(block_pb(block))
+            blocks.append(block_pb(block, hash_fn=self.suite.hash))
             size += sum(len(tx) for tx in block.txs)
             if size >= RANGE_BYTES_MAX:
                 break  # the fetcher asks again from the next height
@@ -700,6 +702,7 @@ class Node:
             offline_queue_bytes_max=config.peer.offline_queue_bytes_max,
             genesis_digest=self.genesis_digest,
             crypto_suite=self.suite.name,
+            hash_fn=self.suite.hash,
             room=self._peer_room,
             # Room for the frame's own fields: a message alone in a frame must still fit.
             message_bytes_max=config.peer.max_message_bytes - 64 * 1024,

@@ -25,6 +25,7 @@ from ibledger.consensus import (
     Block,
     CommittedBlock,
     FetchBlocks,
+    HashFn,
     MessageError,
     decode_commit_certificate,
 )
@@ -50,14 +51,16 @@ class ServedBlockError(ValueError):
     """A block a peer served that is not even well formed."""
 
 
-def committed_from_pb(block: types_pb2.Block, parent_digest: bytes) -> CommittedBlock:
+def committed_from_pb(
+    block: types_pb2.Block, parent_digest: bytes, hash_fn: HashFn
+) -> CommittedBlock:
     try:
         header = BlockHeader.from_dict(canonical_decode(block.header.encoded))
         certificate = decode_commit_certificate(block.certificate)
     except (CodecError, BlockFormatError, MessageError) as exc:
         raise ServedBlockError(str(exc)) from None
-    body = Block(header.height, header.proposal_ms, tuple(block.txs))
-    if body.digest != header.consensus_digest:
+    body = Block(header.height, header.proposal_ms, tuple(block.txs), hash_fn)
+    if body.digest != header.consensus_digest(hash_fn):
         raise ServedBlockError(f"block {header.height}: transactions do not match the header")
     return CommittedBlock(
         block=body,
@@ -183,7 +186,7 @@ class StateTransfer:
             parent = self._ledger.executed_tip(self._genesis_time_ms).digest
             blocks = []
             for block in served:
-                committed = committed_from_pb(block, parent)
+                committed = committed_from_pb(block, parent, self._ledger.suite.hash)
                 blocks.append(committed)
                 parent = committed.digest
         except grpc.aio.AioRpcError as exc:

@@ -163,7 +163,9 @@ class ByzantineReplica:
             elif isinstance(m, NewView) and self.mode == "silent":
                 continue
             elif isinstance(m, BlockBody) and m.block is not None and self.mode == "bad-transfer":
-                lie = Block(m.block.seq, m.block.timestamp_ms, (b"tx:lie|xxxxxxxx",))
+                lie = Block(
+                    m.block.seq, m.block.timestamp_ms, (b"tx:lie|xxxxxxxx",), self._config.hash_fn
+                )
                 forged = self._sign(BlockBody(m.digest, lie))
                 self.injected += 1
                 out.append(Send(e.to, forged) if isinstance(e, Send) else Broadcast(forged))
@@ -184,9 +186,11 @@ class ByzantineReplica:
         if mode == "equivocate":
             others = [m for m in self._config.members if m != self.replica_id]
             if len(block.requests) > 1:
-                alt = Block(block.seq, block.timestamp_ms, block.requests[:-1])
+                alt = Block(
+                    block.seq, block.timestamp_ms, block.requests[:-1], self._config.hash_fn
+                )
             else:
-                alt = Block(block.seq, block.timestamp_ms + 1, block.requests)
+                alt = Block(block.seq, block.timestamp_ms + 1, block.requests, self._config.hash_fn)
             alt_pp = self._sign(PrePrepare(pp.view, pp.seq, alt.digest, alt))
             self.injected += 1
             # The same backups always get the same version of a given (view, seq).
@@ -197,13 +201,15 @@ class ByzantineReplica:
             mutated = self._sign(replace(pp, view=pp.view + 1))
         elif mode == "mutate-seq":
             seq = pp.seq + 3 * self._config.watermark_window
-            b = Block(seq, block.timestamp_ms, block.requests)
+            b = Block(seq, block.timestamp_ms, block.requests, self._config.hash_fn)
             mutated = self._sign(PrePrepare(pp.view, seq, b.digest, b))
         elif mode == "mutate-ts-future":
-            b = Block(block.seq, block.timestamp_ms + 3_600_000, block.requests)
+            b = Block(
+                block.seq, block.timestamp_ms + 3_600_000, block.requests, self._config.hash_fn
+            )
             mutated = self._sign(PrePrepare(pp.view, pp.seq, b.digest, b))
         elif mode == "mutate-ts-past":
-            b = Block(block.seq, 1, block.requests)
+            b = Block(block.seq, 1, block.requests, self._config.hash_fn)
             mutated = self._sign(PrePrepare(pp.view, pp.seq, b.digest, b))
         else:
             return [e]
@@ -218,7 +224,12 @@ class ByzantineReplica:
         view = self.inner.view
         seq = self.inner.last_executed + 1
         others = [m for m in cfg.members if m != self.replica_id]
-        junk = Block(seq, self._now_ms, (b"tx:forged:%d|xxxxxxxx" % rng.randrange(10**9),))
+        junk = Block(
+            seq,
+            self._now_ms,
+            (b"tx:forged:%d|xxxxxxxx" % rng.randrange(10**9),),
+            self._config.hash_fn,
+        )
         me = self.replica_id
         if self._body_rng.random() < 0.2:
             if self._body_rng.random() < 0.5:  # a body nobody asked for
@@ -254,7 +265,7 @@ class ByzantineReplica:
         if choice == 5:  # pre-prepare from whoever I am (not primary most of the time)
             return self._sign(PrePrepare(view, seq, junk.digest, junk))
         if choice == 6:  # body does not match the signed digest
-            other = Block(seq, self._now_ms, (b"tx:other|yyyyyyyy",))
+            other = Block(seq, self._now_ms, (b"tx:other|yyyyyyyy",), self._config.hash_fn)
             return self._sign(PrePrepare(view, seq, other.digest, junk))
         if choice == 7:  # a lone checkpoint vote with a made-up root
             k = cfg.checkpoint_interval
@@ -269,7 +280,12 @@ class ByzantineReplica:
         first = blocks[0]
         choice = rng.randrange(3)
         if choice == 0:  # tampered body under the original certificate
-            body = Block(first.block.seq, first.block.timestamp_ms, (b"tx:evil|zzzzzzzz",))
+            body = Block(
+                first.block.seq,
+                first.block.timestamp_ms,
+                (b"tx:evil|zzzzzzzz",),
+                self._config.hash_fn,
+            )
             forged = replace(first, block=body)
         elif choice == 1:  # one signer repeated
             sig = first.certificate.signatures[0]

@@ -75,12 +75,14 @@ class Cluster:
         self.signers = signers
         self.verifier: Verifier = verifier
         self.stores = {m: PersistedState() for m in self.members}
-        self.ledgers = {m: SimLedger() for m in self.members}
+        self.ledgers = {m: SimLedger(scenario.config.hash_fn) for m in self.members}
         self.honest = tuple(m for m in self.members if m not in scenario.byzantine)
         self.net = Network(self.rng, scenario.profile)
         self.queue: list[tuple[int, int, str, Any, Any, Any]] = []
         self.order = 0
         self.now = 0
+        # The trace digest proves a replay is the same run; it is the simulator's own record,
+        # not chain data, so it stays SHA-256 whatever hash the replicas use.
         self.trace = hashlib.sha256()
         self.violations: list[str] = []
         self.digests: dict[int, bytes] = {}
@@ -215,7 +217,7 @@ class Cluster:
     # ------------------------------------------------------------------ clients
 
     def _submit(self, request: bytes, target: str | None) -> None:
-        rid = request_id(request)
+        rid = request_id(request, self.sc.config.hash_fn)
         if rid not in self.submitted:
             self.submitted[rid] = request
             self._push(self.now + self.sc.client_retry_ms, "retry", rid)
@@ -317,7 +319,7 @@ class Cluster:
 
     def _check_converged(self) -> None:
         want = self.submitted.keys()
-        if len(want) < len({request_id(r) for _, _, r in self.sc.requests}):
+        if len(want) < len({request_id(r, self.sc.config.hash_fn) for _, _, r in self.sc.requests}):
             self._push(self.now + CHECK_INTERVAL_MS, "check")
             return
         if all(self.ledgers[h].applied_set.issuperset(want) for h in self.honest):
@@ -405,7 +407,7 @@ class Cluster:
             cert = decode_prepared_certificate(fields[0])
             result = (cert.view, cert.digest)
         else:
-            pp = decode_message(fields[1]).message
+            pp = decode_message(fields[1], hash_fn=self.sc.config.hash_fn).message
             assert isinstance(pp, PrePrepare)
             result = (pp.view, pp.digest)
         if len(self._record_cache) > 4096:

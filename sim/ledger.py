@@ -1,6 +1,8 @@
 """The simulator's executor: a durable, deterministic stand-in for the node's ledger.
 
-State root = hash chain over the ids of the requests applied, in order. Like the real ledger it
+State root = hash chain over the ids of the requests applied, in order, under the chain hash of
+the replicas' `ReplicaConfig.hash_fn` (as the node's state root follows its suite). Like the real
+ledger it
 skips a request id it has already applied (exactly-once is a property of replicated state) and
 rejects requests whose client tag does not verify, so a primary cannot smuggle in phantoms.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ibledger.consensus import GENESIS_TIP, CommittedBlock, ExecutedTip, request_id
+from ibledger.consensus import GENESIS_TIP, CommittedBlock, ExecutedTip, HashFn, request_id, sha256
 
 _CLIENT_KEY = b"ibledger-sim-client"
 
@@ -30,7 +32,8 @@ def valid_request(request: bytes) -> bool:
 class SimLedger:
     """Executed blocks of one replica; survives crashes (the node syncs every block)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hash_fn: HashFn = sha256) -> None:
+        self.hash_fn = hash_fn
         self.blocks: list[CommittedBlock] = []
         self.roots: list[bytes] = []
         self.applied: list[bytes] = []
@@ -52,7 +55,7 @@ class SimLedger:
     def apply(self, block: CommittedBlock) -> bytes:
         root = self.root
         for request in block.requests:
-            rid = request_id(request)
+            rid = request_id(request, self.hash_fn)
             if rid in self.applied_set:
                 self.duplicates_skipped += 1
                 continue
@@ -61,7 +64,7 @@ class SimLedger:
                 continue
             self.applied_set.add(rid)
             self.applied.append(rid)
-            root = hashlib.sha256(root + rid).digest()
+            root = self.hash_fn(root + rid)
         self.root = root
         self.blocks.append(block)
         self.roots.append(root)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ibledger.consensus import ReplicaConfig
+from ibledger.consensus import ReplicaConfig, sha256
+from ibledger.node.crypto import get_suite
 
 from .byzantine import MODES
 from .ledger import make_request
@@ -99,6 +100,9 @@ def make_scenario(
         pending_requests_max=2_000,
         future_messages_max=64 * n,
         proofs_per_status_max=16,
+        # With a node suite the run hashes like a chain of that suite (SM3 on sm2-sm3); the
+        # default stays SHA-256. No draw from `rng`, so the scenario is the same either way.
+        hash_fn=get_suite(suite).hash if suite is not None else sha256,
     )
     if profile is None:
         profile = NetworkProfile(

@@ -88,7 +88,7 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
     def certificate(self, header: BlockHeader, signers: int | None = None) -> bytes:
         members = sorted(self.validators)
         count = signers or quorum_size(len(members), fault_tolerance(len(members)))
-        digest = header.consensus_digest
+        digest = header.consensus_digest(self.ledger.suite.hash)
         commit = Commit(self.view, header.height, digest)
         signatures = tuple(
             (rid, self.validators[rid].sign(signing_bytes(commit, rid))) for rid in members[:count]

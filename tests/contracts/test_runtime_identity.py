@@ -451,3 +451,30 @@ def test_contracts_import_nothing_impure() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] not in FORBIDDEN_MODULES, f"{path.name}: {name}"
+
+
+def _sm2_key(seed: int) -> dict[str, str]:
+    from ibledger.node.crypto import SM2_SM3, get_suite
+
+    secret = hashlib.sha256(seed.to_bytes(4, "big")).digest()
+    return {"suite": SM2_SM3, "public_key": get_suite(SM2_SM3).public_key_from_seed(secret).hex()}
+
+
+@pytest.mark.parametrize("chain_suite", ["ed25519-sha256", "sm2-sm3"])
+def test_keys_of_another_suite_than_the_chains_are_refused_by_name(chain_suite: str) -> None:
+    genesis = demo_genesis()
+    genesis["crypto_suite"] = chain_suite
+    ledger = TestLedger(genesis)
+    own, foreign, other = (new_key(300), _sm2_key(300), new_key(301))
+    if chain_suite == "sm2-sm3":
+        own, foreign, other = foreign, own, _sm2_key(301)
+    out = ledger.submit("ENT_A", "identity.add_key", foreign)
+    assert out.code == "SUITE_MISMATCH" and out.writes == ()
+    assert f"this chain's genesis names {chain_suite}" in out.message
+    out = ledger.submit("ADMIN", "identity.register", registration("ENT_Q", 30, keys=[foreign]))
+    assert out.code == "SUITE_MISMATCH" and "keys[0].suite" in out.message
+    assert ledger.submit("ENT_A", "identity.add_key", own).code == "OK"
+    assert (
+        ledger.submit("ADMIN", "identity.register", registration("ENT_Q", 31, keys=[other])).code
+        == "OK"
+    )

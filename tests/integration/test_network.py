@@ -6,6 +6,7 @@ node's chain."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -18,13 +19,15 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from ibledger.contracts.codec import canonical_decode
 from ibledger.node import pki
+from ibledger.node.blocks import BlockHeader, txs_root
 from ibledger.node.crypto import get_suite
 from ibledger.node.ledger import genesis_hash
 from ibledger.node.peer import GENESIS_METADATA
 from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 
-from .cluster import SUITES, Cluster
+from .cluster import SUITES, Cluster, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +63,37 @@ def test_transactions_submitted_to_every_node_commit_on_all(cluster: Cluster) ->
             ledger_pb2.GetReceiptRequest(tx_id=tx_ids[-1], viewer=cluster.session(node_id))
         )
         assert receipt.result.code == "OK"
+
+
+def test_ids_block_hashes_and_certificates_follow_the_chains_suite(cluster: Cluster) -> None:
+    """On an sm2-sm3 chain every hash the network computes is SM3 and every signature SM2: the
+    node's transaction ids, the Merkle root over them, the block hash, and the commit
+    certificate's digest, checked here from raw bytes and by `block show --verify`."""
+    suite = cluster.manifest.genesis()["crypto_suite"]
+    hash_name, other = ("sm3", "sha256") if suite == "sm2-sm3" else ("sha256", "sm3")
+    envelopes = [cluster.envelope(f"suite-{i}") for i in range(3)]
+    tx_ids = cluster.submit("node0", envelopes)
+    payloads = [cluster.decode(e).payload for e in envelopes]
+    assert tx_ids == [hashlib.new(hash_name, p).digest() for p in payloads]
+    assert tx_ids != [hashlib.new(other, p).digest() for p in payloads]
+    cluster.wait_committed("node0", tx_ids, timeout_s=20)
+    receipt = cluster.stub("node0").GetReceipt(
+        ledger_pb2.GetReceiptRequest(tx_id=tx_ids[0], viewer=cluster.session("node0"))
+    )
+    block = cluster.stub("node0").GetBlock(
+        ledger_pb2.GetBlockRequest(height=receipt.height, viewer=cluster.session("node0"))
+    )
+    chain_hash = get_suite(suite).hash
+    header = BlockHeader.from_dict(canonical_decode(block.header.encoded))
+    assert block.block_hash == header.hash(chain_hash)
+    assert block.block_hash != hashlib.new(other, b"ibledger/header/v1" + header.encode()).digest()
+    assert header.txs_root == txs_root(list(block.txs), chain_hash)
+    assert list(block.request_ids) == [hashlib.new(hash_name, e).digest() for e in block.txs]
+    shown = run_cli(
+        "block", "show", str(receipt.height), "--verify", "--network", str(cluster.directory)
+    )
+    algorithms = {"sm2-sm3": "SM2 signatures, SM3 hashes"}.get(suite, "Ed25519 signatures")
+    assert f": VERIFIED ({suite}: {algorithms}" in shown.stdout, shown.stdout
 
 
 def test_every_node_serves_prometheus_metrics(cluster: Cluster) -> None:

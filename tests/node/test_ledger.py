@@ -59,8 +59,8 @@ def test_executes_blocks_and_serves_receipts_with_proofs(
             assert receipt is not None
             assert (receipt.height, receipt.index, receipt.envelope) == (1, index, envelope)
             # The proof checks against the header alone: no database needed.
-            assert receipt.proof.verify(envelope, header)
-            assert not receipt.proof.verify(envelope + b"x", header)
+            assert receipt.proof.verify(envelope, header, directory.crypto.hash)
+            assert not receipt.proof.verify(envelope + b"x", header, directory.crypto.hash)
         # A registered participant's key resolves for admission from the next block on.
         assert ledger.resolve_signer(directory.keys["REG3"].key_id) is not None
         assert ledger.get_block(2) is None

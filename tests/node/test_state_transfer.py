@@ -22,7 +22,7 @@ from ibledger.consensus import (
 )
 from ibledger.node.api import block_pb
 from ibledger.node.blocks import BlockHeader
-from ibledger.node.crypto import KeyPair, generate_keypair, get_suite
+from ibledger.node.crypto import CryptoSuite, KeyPair, generate_keypair, get_suite
 from ibledger.node.ledger import Ledger
 from ibledger.node.runtime import ReplicaRuntime
 from ibledger.node.signing import ValidatorSigner, ValidatorVerifier
@@ -31,18 +31,21 @@ from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
 
 from .conftest import GENESIS_TIME_MS, Directory, make_genesis, register_tx
 
-SUITE = get_suite("ed25519-sha256")
 MEMBERS = ("node0", "node1", "node2", "node3")
 
 
+def _suite(validators: dict[str, KeyPair]) -> CryptoSuite:
+    """The chain's suite: the one its validator keys are of (the tests run once per suite)."""
+    return get_suite(validators[MEMBERS[0]].suite)
+
+
 def _certificate(validators: dict[str, KeyPair], header: BlockHeader) -> bytes:
-    commit = Commit(0, header.height, header.consensus_digest)
+    digest = header.consensus_digest(_suite(validators).hash)
+    commit = Commit(0, header.height, digest)
     signatures = tuple(
         (rid, validators[rid].sign(signing_bytes(commit, rid))) for rid in MEMBERS[:3]
     )
-    return encode_commit_certificate(
-        CommitCertificate(0, header.height, header.consensus_digest, signatures)
-    )
+    return encode_commit_certificate(CommitCertificate(0, header.height, digest, signatures))
 
 
 class _Server(peer_pb2_grpc.PeerServicer):
@@ -94,11 +97,12 @@ def _behind_node(
 ) -> tuple[Ledger, Replica, asyncio.Task[None], StateTransfer]:
     """node3 at height 0, with its replica running and state transfer towards ``peers``."""
     ledger = Ledger.open(path, genesis)
+    suite = _suite(validators)
     replica = Replica(
-        ReplicaConfig(MEMBERS),
+        ReplicaConfig(MEMBERS, hash_fn=suite.hash),
         "node3",
-        ValidatorSigner("node3", validators["node3"], SUITE),
-        ValidatorVerifier({rid: k.public_key for rid, k in validators.items()}, SUITE),
+        ValidatorSigner("node3", validators["node3"], suite),
+        ValidatorVerifier({rid: k.public_key for rid, k in validators.items()}, suite),
         None,
         ledger.executed_tip(GENESIS_TIME_MS),
     )
@@ -120,11 +124,11 @@ def _behind_node(
 
 @pytest.mark.parametrize("forger_first", [True, False])
 async def test_forged_blocks_are_refused_and_an_honest_peer_is_used(
-    tmp_path: Path, forger_first: bool
+    tmp_path: Path, forger_first: bool, suite_name: str
 ) -> None:
-    directory = Directory()
+    directory = Directory(suite=suite_name)
     genesis = make_genesis(directory)
-    validators = {rid: generate_keypair() for rid in MEMBERS}
+    validators = {rid: generate_keypair(suite_name) for rid in MEMBERS}
     honest_blocks: list[types_pb2.Block] = []
     forged_blocks: list[types_pb2.Block] = []
     with Ledger.open(tmp_path / "source", genesis) as source:
@@ -184,13 +188,13 @@ async def test_forged_blocks_are_refused_and_an_honest_peer_is_used(
 
 
 async def test_a_round_holds_a_bounded_number_of_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_name: str
 ) -> None:
     """A peer that streams a whole range of blocks at once is read only up to the byte budget;
     the fetcher asks again from the next height until it has caught up."""
-    directory = Directory()
+    directory = Directory(suite=suite_name)
     genesis = make_genesis(directory)
-    validators = {rid: generate_keypair() for rid in MEMBERS}
+    validators = {rid: generate_keypair(suite_name) for rid in MEMBERS}
     blocks: list[types_pb2.Block] = []
     with Ledger.open(tmp_path / "source", genesis) as source:
         for height in range(1, 7):
