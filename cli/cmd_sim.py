@@ -81,6 +81,13 @@ def register(commands: Any) -> None:
         help="longest wait of a request before the primary proposes it (default 50)",
     )
     parser.add_argument(
+        "--eager-blocks",
+        type=int,
+        default=0,
+        help="propose at once while fewer of the primary's blocks are in flight (default 0: "
+        "always wait for the batch timeout; a network made by network init uses 1)",
+    )
+    parser.add_argument(
         "--view-change-timeout-ms",
         type=float,
         default=1000.0,
@@ -138,6 +145,7 @@ def config_from_options(options: argparse.Namespace) -> ExperimentConfig:
         loss=options.loss,
         batch_size_max=options.batch_size,
         batch_timeout_ms=options.batch_timeout_ms,
+        eager_blocks=options.eager_blocks,
         view_change_timeout_ms=options.view_change_timeout_ms,
         tick_ms=options.tick_ms,
         tx_bytes=options.tx_size,

@@ -137,6 +137,7 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
     "view_change_timeout_ms": 2000,
     "timestamp_skew_ms": 5000,
     "tick_ms": 10,
+    "eager_blocks": 1,
 }
 
 ADMINS_MAX = 16

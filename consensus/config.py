@@ -41,6 +41,10 @@ class ReplicaConfig:
     batch_size_max: int = 64
     batch_bytes_max: int = 4 * 1024 * 1024
     batch_timeout_ticks: int = 1
+    # Propose at once, without waiting for the batch timeout, while fewer than this many of the
+    # primary's blocks are proposed and not yet executed (0: always wait). Batching then comes
+    # from load, as in BFT-SMaRt: while blocks are in flight, requests gather for the next one.
+    eager_blocks: int = 0
     checkpoint_interval: int = 32
     watermark_window: int = 128
     view_change_timeout_ticks: int = 100
@@ -96,8 +100,10 @@ class ReplicaConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if self.batch_timeout_ticks < 0 or self.timestamp_skew_ms < 0:
-            raise ConfigError("batch_timeout_ticks and timestamp_skew_ms must be >= 0")
+        if self.batch_timeout_ticks < 0 or self.timestamp_skew_ms < 0 or self.eager_blocks < 0:
+            raise ConfigError(
+                "batch_timeout_ticks, eager_blocks and timestamp_skew_ms must be >= 0"
+            )
         if self.watermark_window % self.checkpoint_interval:
             raise ConfigError("watermark_window must be a multiple of checkpoint_interval")
         if self.watermark_window < 2 * self.checkpoint_interval:

@@ -371,6 +371,19 @@ class Replica:
                 self._send(out, self.primary, self._sign(forwarded))
         return self._finish(out)
 
+    def submit_relayed(self, requests: Iterable[bytes], now_ms: int) -> list[Effect]:
+        """Queue requests that the node has already relayed to every replica (``submit`` with
+        ``forward=False``), all before any proposal, so that a batch arriving together is
+        proposed together rather than its first request alone."""
+        out: list[Effect] = []
+        self._now_ms = now_ms
+        queued = False
+        for request in requests:
+            queued = self._add_request(request, out) is not None or queued
+        if queued and self._view_active and self.is_primary:
+            self._maybe_propose(out)
+        return self._finish(out)
+
     def on_executed(self, seq: int, state_root: bytes) -> list[Effect]:
         """The executor applied block `seq`; only checkpoint sequence numbers matter."""
         out: list[Effect] = []
@@ -540,9 +553,9 @@ class Replica:
         if self._next_seq <= self._last_executed:
             self._next_seq = self._last_executed + 1
         while self._requests.has_proposable:
-            if not self._requests.ready_to_propose(self._tick, cfg):
-                return
             seq = self._next_seq
+            if not self._requests.ready_to_propose(self._tick, cfg, seq - 1 - self._last_executed):
+                return
             if seq > self._high():
                 return
             previous = self._chain_ts(seq - 1)

@@ -77,11 +77,13 @@ class RequestQueue:
             self._proposable[rid] = None
         return rid, None
 
-    def ready_to_propose(self, tick: int, cfg: ReplicaConfig) -> bool:
-        """A full block is waiting, or the oldest proposable request waited the batch timeout."""
+    def ready_to_propose(self, tick: int, cfg: ReplicaConfig, blocks_in_flight: int) -> bool:
+        """A full block is waiting, the oldest proposable request waited the batch timeout, or
+        the pipeline has room for an eager proposal (``cfg.eager_blocks``)."""
+        if blocks_in_flight < cfg.eager_blocks or len(self._proposable) >= cfg.batch_size_max:
+            return True
         first = next(iter(self._proposable))
-        age = tick - self._pending[first][1]
-        return len(self._proposable) >= cfg.batch_size_max or age >= cfg.batch_timeout_ticks
+        return tick - self._pending[first][1] >= cfg.batch_timeout_ticks
 
     def next_batch(self, cfg: ReplicaConfig) -> tuple[bytes, ...]:
         """The oldest proposable requests that fit one block."""

@@ -432,6 +432,7 @@ class ConsensusParams:
     view_change_timeout_ms: int
     timestamp_skew_ms: int
     tick_ms: int
+    eager_blocks: int = 0
 
     def ticks(self, duration_ms: int) -> int:
         """A duration in whole ticks, rounded up, so that no timeout becomes shorter."""

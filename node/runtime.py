@@ -199,12 +199,9 @@ class ReplicaRuntime:
             case PeerMessage(message, _):
                 return replica.step(message)
             case ClientRequests(requests, now_ms):
-                effects: list[Effect] = []
-                for request in requests:
-                    # The node relays every admitted request to all peers itself (peer.py), so
-                    # backups need not forward it to the primary as a signed message too.
-                    effects.extend(replica.submit(request, now_ms, forward=False))
-                return effects
+                # The node relays every admitted request to all peers itself (peer.py), so
+                # backups need not forward it to the primary as a signed message too.
+                return replica.submit_relayed(requests, now_ms)
             case TransferredBlocks(blocks, _):
                 return replica.on_state_transfer(blocks)
         raise AssertionError(f"unknown input {item!r}")

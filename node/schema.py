@@ -231,6 +231,8 @@ class ConsensusSection(BaseModel):
     view_change_timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)]
     timestamp_skew_ms: Annotated[int, Field(ge=0, le=3_600_000)]
     tick_ms: Annotated[int, Field(ge=1, le=10_000)]
+    # Optional so that genesis files written before it keep their meaning (always wait).
+    eager_blocks: Annotated[int, Field(ge=0, le=64)] = 0
 
 
 class AdmissionSection(BaseModel):

@@ -107,6 +107,7 @@ def replica_config(config: NodeConfig) -> ReplicaConfig:
         members=tuple(v.id for v in config.genesis.validators),
         batch_size_max=params.batch_size_max,
         batch_timeout_ticks=ticks(params.batch_timeout_ms),
+        eager_blocks=params.eager_blocks,
         checkpoint_interval=params.checkpoint_interval,
         watermark_window=params.watermark_window,
         view_change_timeout_ticks=view_change,

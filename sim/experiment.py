@@ -61,6 +61,7 @@ class ExperimentConfig:
     loss: float = 0.0
     batch_size_max: int = 64
     batch_timeout_ms: float = 50.0
+    eager_blocks: int = 0  # as the genesis consensus parameter: propose at once below this
     view_change_timeout_ms: float = 1_000.0
     tick_ms: int = 10
     tx_bytes: int = 200
@@ -79,6 +80,8 @@ class ExperimentConfig:
             raise ValueError("--duration must be > 0, --rate and --drain >= 0")
         if self.tick_ms < 1 or self.batch_size_max < 1 or self.tx_bytes < 1:
             raise ValueError("--tick-ms, --batch-size and --tx-size must be >= 1")
+        if self.eager_blocks < 0:
+            raise ValueError("--eager-blocks must be >= 0")
         if self.batch_timeout_ms < 0 or self.view_change_timeout_ms < 2 * self.tick_ms:
             raise ValueError("--batch-timeout-ms >= 0 and --view-change-timeout-ms >= 2 ticks")
         if self.arrivals not in ("poisson", "constant"):
@@ -99,6 +102,7 @@ class ExperimentConfig:
             tuple(f"r{i}" for i in range(self.n)),
             batch_size_max=self.batch_size_max,
             batch_timeout_ticks=self.batch_timeout_ticks,
+            eager_blocks=self.eager_blocks,
             checkpoint_interval=self.checkpoint_interval,
             watermark_window=self.watermark_window,
             view_change_timeout_ticks=vc_ticks,
@@ -124,6 +128,7 @@ class ExperimentConfig:
             batch_size_max=self.batch_size_max,
             rate_tps=self.rate_tps,
             exact=isinstance(self.latency, Fixed | Matrix),
+            eager_blocks=self.eager_blocks,
         )
 
 

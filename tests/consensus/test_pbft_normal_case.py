@@ -52,6 +52,47 @@ def test_primary_cuts_a_partial_block_after_batch_timeout() -> None:
     assert all(height == 1 for height in h.heights().values())
 
 
+def _pre_prepares(h: Harness) -> list[PrePrepare]:
+    return [
+        e.message.message
+        for e in h.effects_of("r0", Broadcast)
+        if isinstance(e.message.message, PrePrepare)
+    ]
+
+
+def test_an_idle_pipeline_proposes_at_once_and_load_fills_the_next_block() -> None:
+    """With eager_blocks = 1 the primary proposes a lone request without waiting for the batch
+    timeout; requests arriving while that block is in flight wait for it to execute and then
+    go together in the next block (batching from load, not from a timer)."""
+    h = Harness(batch_size_max=10, batch_timeout_ticks=100, eager_blocks=1)
+    h.submit("r0", req(1))
+    assert [len(pp.block.requests) for pp in _pre_prepares(h) if pp.block] == [1]
+    for i in range(2, 5):
+        h.submit("r0", req(i))  # block 1 is in flight: these wait
+    assert len(_pre_prepares(h)) == 1
+    h.tick(1)  # block 1 commits and executes everywhere; the pipeline has room again
+    assert h.heights()["r0"] >= 1
+    assert [len(pp.block.requests) for pp in _pre_prepares(h) if pp.block] == [1, 3]
+    h.tick(1)
+    assert all(height == 2 for height in h.heights().values())
+
+
+def test_a_relayed_batch_is_proposed_together_not_its_first_request_alone() -> None:
+    h = Harness(batch_size_max=10, batch_timeout_ticks=100, eager_blocks=1)
+    h.handle("r0", h.replica("r0").submit_relayed([req(i) for i in range(5)], h.now_ms))
+    assert [len(pp.block.requests) for pp in _pre_prepares(h) if pp.block] == [5]
+    h.handle("r1", h.replica("r1").submit_relayed([req(9)], h.now_ms))  # a backup: no proposal
+    assert not [
+        e for e in h.effects_of("r1", Broadcast) if isinstance(e.message.message, PrePrepare)
+    ]
+
+
+def test_without_eager_blocks_a_lone_request_waits_for_the_timeout() -> None:
+    h = Harness(batch_size_max=10, batch_timeout_ticks=3, eager_blocks=0)
+    h.submit("r0", req(1))
+    assert _pre_prepares(h) == []
+
+
 def test_request_executes_on_every_replica_with_commit_certificate() -> None:
     """Section 4.2: pre-prepare, prepare, commit; execution once committed-local."""
     h = Harness()

@@ -178,8 +178,8 @@ def _consensus() -> dict[str, Any]:
             {**_consensus(), "tick": 10},
             "consensus.tick",
             "is not a consensus parameter (known: batch_size_max, batch_timeout_ms, "
-            "checkpoint_interval, tick_ms, timestamp_skew_ms, view_change_timeout_ms, "
-            "watermark_window)",
+            "checkpoint_interval, eager_blocks, tick_ms, timestamp_skew_ms, "
+            "view_change_timeout_ms, watermark_window)",
         ),
         (
             {**_consensus(), "tick_ms": True},

@@ -15,6 +15,7 @@ from ibledger.sim.analysis import (
     analyse,
     batch_wait_ms,
     critical_path,
+    eager_wait_ms,
     fixed_delay_latency_ms,
 )
 from ibledger.sim.experiment import ExperimentConfig, percentile, run_experiment
@@ -137,6 +138,30 @@ def test_fixed_delay_measurement_matches_the_model() -> None:
     # between, and every sample is one of the two.
     assert {round(v, 3) for v in result.latencies_ms} <= {15.0, 20.0}
     assert abs(sum(result.latencies_ms) / len(result.latencies_ms) - expected) < 1.0
+
+
+@pytest.mark.parametrize("rate", [20, 200, 1000])
+def test_eager_proposals_cut_the_batch_wait_and_match_their_model(rate: int) -> None:
+    """The same code with eager_blocks = 1: a request waits only for the block in flight, so
+    the measured mean follows the busy-pipeline model and is below the timer's at low load."""
+    timer = run_experiment(ExperimentConfig(n=4, duration_s=5, rate_tps=rate, seed=3))
+    eager = run_experiment(
+        ExperimentConfig(n=4, duration_s=5, rate_tps=rate, seed=3, eager_blocks=1)
+    )
+    assert not eager.violations and eager.committed == eager.submitted
+    mean = sum(eager.latencies_ms) / len(eager.latencies_ms)
+    model = eager.config.analysis()
+    assert model.exact
+    assert abs(mean - model.latency_ms) < 0.05 * model.latency_ms, (mean, model)
+    assert mean < sum(timer.latencies_ms) / len(timer.latencies_ms)
+
+
+def test_eager_wait_model_limits() -> None:
+    assert eager_wait_ms(15.0, 45.0, 0) == 0.0  # a lone request never waits
+    # Saturated: the pipeline is always full, a request waits half a block on average ...
+    assert eager_wait_ms(15.0, 45.0, 1e6) == pytest.approx(7.5)
+    # ... or the batch timeout if that is shorter.
+    assert eager_wait_ms(15.0, 5.0, 1e6) == pytest.approx(5.0)
 
 
 # ---------------------------------------------------------------- the analytical model
