@@ -33,6 +33,7 @@ from .bill_state import (
     _cal,
     _chain,
     _params,
+    _pay,
     _rest_flag,
     _save_package,
     piece_amount,
@@ -386,7 +387,7 @@ def _sign_trade(env: Env, package: Package, piece: Piece, request: Request) -> P
         )
         piece = replace(piece, repo=repo)
         extra["end_date"] = end_date
-    piece, _ = _chain(env, package, piece, action.value, seller, buyer, **extra)
+    piece, _ = _chain(env, package, piece, action.value, seller, buyer, None, **extra)
     return piece
 
 
@@ -562,17 +563,7 @@ def _guard_present(env: Env, package: Package, piece: Piece, params: Params) -> 
 
 
 def _sign_present(env: Env, package: Package, piece: Piece, request: Request) -> Piece:
-    piece = replace(piece, flag=BillFlag.ENDED, paid_to=request.initiator)
-    piece, _ = _chain(
-        env,
-        package,
-        piece,
-        "PAYMENT",
-        package.acceptor,
-        request.initiator,
-        presentment_type=request.params.str_("presentment_type"),
-    )
-    return piece
+    return _pay(env, package, piece, request)
 
 
 # RECOURSE (rows 19-21) ------------------------------------------------------------------------

@@ -400,17 +400,21 @@ class Params:
 
 @dataclass(frozen=True, slots=True)
 class RequestAnswer:
-    """Who answered a request, when, and (for a rejection) why."""
+    """Who answered a request, when, and (for a rejection) why. ``automatic`` marks an answer
+    the exchange gave for the acceptor (B.7); ``by`` then names the acceptor it answered for."""
 
     by: str
     day: int
     height: int
     reason: str | None = None
+    automatic: bool = False
 
     def to_stored(self) -> StoredMap:
         stored: StoredMap = {"by": self.by, "day": self.day, "height": self.height}
         if self.reason is not None:
             stored["reason"] = self.reason
+        if self.automatic:  # only then, so that manual answers keep their stored form
+            stored["automatic"] = True
         return stored
 
     @classmethod
@@ -421,6 +425,7 @@ class RequestAnswer:
             f.int_("day"),
             f.int_("height"),
             f.str_("reason") if f.has("reason") else None,
+            f.bool_("automatic") if f.has("automatic") else False,
         )
         f.done()
         return record

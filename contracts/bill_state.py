@@ -1,5 +1,5 @@
 """Bill pieces in state: codes, keys, loading and the time-driven transitions (B.4, B.5 rows
-4, 23, 24, B.7).
+4, 18, 23, 24, B.7).
 
 Theory of operation
 -------------------
@@ -7,10 +7,14 @@ A package record holds the bill-level attributes; each piece record holds its (s
 holder, encumbrances, guarantees and the chain of completed actions (B.8: every transfer appends
 ``(seq, type, from, to, day, height, timestamp, tx id, range, amount)``). ``_normalise`` applies
 every transition the passage of time has made due -- maturity roll at the start of the maturity
-day, clearing of requests past their time-out (a presentment past its answer deadline becomes a
-refusal), rights expiry after maturity + ``rights_expiry_months`` -- using only the agreed block
-date and the genesis calendar, so that every replica computes the same state whenever a piece is
-loaded. Writes go to the transaction's store and are kept only if the operation succeeds.
+day, with the exchange presenting a piece a financial institution holds at rest (row 18);
+the exchange's payment answer for a bank or finance-company acceptor at the end of the
+presentment day, unless the piece is frozen (B.2, B.7); clearing of requests past their time-out
+(a presentment past its answer deadline becomes a refusal); rights expiry after maturity +
+``rights_expiry_months`` -- using only the agreed block date and the genesis calendar. Each is
+taken in the order it fell due and recorded as of its own day, so every replica computes the
+same state whichever later block loads the piece. Writes go to the transaction's store and are
+kept only if the operation succeeds.
 
 State keys::
 
@@ -22,10 +26,11 @@ State keys::
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
-from .args import Args, bad
-from .bill_records import ChainEntry, Package, Piece, Refusal, Request
+from .args import Args, bad, day_to_iso
+from .bill_records import ChainEntry, Package, Params, Piece, Refusal, Request, RequestAnswer
 from .calendar import (
     CALENDAR_KEY,
     PARAMS_KEY,
@@ -38,8 +43,10 @@ from .errors import ContractError
 from .identifiers import (
     sub_range_bounds,
 )
+from .identity import load_participant
 from .stored import StoredMap, StoredValue, text_list
 from .vocabulary import (
+    BillAction,
     BillFlag,
     BillKind,
     BillStatus,
@@ -165,15 +172,17 @@ def _chain(
     kind: str,
     source: str | None,
     target: str | None,
+    day: int | None = None,
     **extra: StoredValue,
 ) -> tuple[Piece, ChainEntry]:
-    """``piece`` with one more chain entry (B.8), and that entry."""
+    """``piece`` with one more chain entry (B.8), and that entry. ``day`` is the day a
+    time-driven transition fell due, when a later block applies it; otherwise today."""
     entry = ChainEntry(
         seq=len(piece.chain) + 1,
         type=kind,
         source=source,
         target=target,
-        day=env.today,
+        day=env.today if day is None else day,
         height=env.ctx.height,
         timestamp_ms=env.ctx.timestamp_ms,
         tx_id=env.ctx.tx_id.hex(),
@@ -216,12 +225,18 @@ def _load_piece(store: Store, package_no: str, start: int) -> Piece | None:
 
 
 def _restore(
-    env: Env, package: Package, piece: Piece, request: Request, status: RequestStatus
+    env: Env,
+    package: Package,
+    piece: Piece,
+    request: Request,
+    status: RequestStatus,
+    roll: bool = True,
 ) -> tuple[Piece, Request]:
-    """Close ``request`` with ``status`` and give the piece back its exact previous state."""
+    """Close ``request`` with ``status`` and give the piece back its exact previous state
+    (rolled to MATURED if it is due, unless ``roll`` is false: the caller rolls it itself)."""
     request = replace(request, status=status, closed_day=env.today)
     piece = replace(piece, status=request.prev_status, flag=request.prev_flag, request=None)
-    if piece.status is BillStatus.RECEIVED and env.today >= package.maturity_date:
+    if roll and piece.status is BillStatus.RECEIVED and env.today >= package.maturity_date:
         piece = replace(piece, status=BillStatus.MATURED)
     return piece, request
 
@@ -233,9 +248,11 @@ def _record_refusal(
     request: Request,
     reason: str,
     automatic: bool,
+    day: int | None = None,
 ) -> Piece:
     refusal_type = PresentmentType(request.params.str_("presentment_type"))
-    piece = replace(piece, refusal=Refusal(refusal_type, env.today, reason))
+    day = env.today if day is None else day
+    piece = replace(piece, refusal=Refusal(refusal_type, day, reason))
     piece, _ = _chain(
         env,
         package,
@@ -243,6 +260,7 @@ def _record_refusal(
         "REFUSAL",
         package.acceptor,
         request.initiator,
+        day,
         refusal_type=refusal_type.value,
         reason=reason,
         automatic=automatic,
@@ -262,29 +280,188 @@ def _record_refusal(
     return piece
 
 
+def _pay(
+    env: Env, package: Package, piece: Piece, request: Request, day: int | None = None
+) -> Piece:
+    """The effect of a payment answer (B.5 row 18): the piece is SETTLED and ENDED, all debtors
+    discharged, and paid to whoever presented it."""
+    piece = replace(
+        piece,
+        status=BillStatus.SETTLED,
+        flag=BillFlag.ENDED,
+        paid_to=request.initiator,
+        request=None,
+    )
+    extra: dict[str, StoredValue] = {"presentment_type": request.params.str_("presentment_type")}
+    if day is not None:
+        extra["automatic"] = True
+    piece, _ = _chain(
+        env, package, piece, "PAYMENT", package.acceptor, request.initiator, day, **extra
+    )
+    return piece
+
+
+def _is_fi(store: Store, pid: str | None) -> bool:
+    party = None if pid is None else load_participant(store, pid)
+    return party is not None and any(party.has(role) for role in FI_ROLES)
+
+
+def _auto_presenter(env: Env, piece: Piece) -> str | None:
+    """Who the exchange presents a piece for on its maturity day (B.5 row 18): the financial
+    institution (bank or central bank) holding it at rest. A pledged piece is held by its
+    pledgor, who (or whose pledgee) presents it; a piece under a repo awaits its second leg; a
+    frozen, locked or refused piece is left alone."""
+    if piece.frozen is not None or piece.request is not None or piece.repo is not None:
+        return None
+    if piece.refusal is not None and piece.refusal.type is not PresentmentType.EARLY:
+        return None
+    if piece.flag not in _REST or not _is_fi(env.store, piece.holder):
+        return None
+    return piece.holder
+
+
+def _auto_present(env: Env, package: Package, piece: Piece, presenter: str) -> Piece:
+    """Present ``piece`` for payment in the name of ``presenter`` on its maturity day.
+
+    The request id is derived from the piece and the day, not from the transaction that happens
+    to apply it, so every order of application gives the same state."""
+    day = package.maturity_date
+    seed = f"auto-present/{package.package_no}/{piece.start}/{piece.end}/{day}"
+    request_id = hashlib.sha256(seed.encode()).hexdigest()
+    assert env.store.get(request_key(request_id)) is None, "a piece matures once"
+    request = Request(
+        id=request_id,
+        action=BillAction.PRESENT,
+        package_no=package.package_no,
+        start=piece.start,
+        end=piece.end,
+        initiator=presenter,
+        counterparty=package.acceptor,
+        params=Params({"presentment_type": PresentmentType.IN_WINDOW.value, "automatic": True}),
+        status=RequestStatus.PENDING,
+        prev_status=piece.status,
+        prev_flag=piece.flag,
+        created_day=day,
+        expires_day=day + _params(env).payment_answer_days,
+        height=env.ctx.height,
+        closed_day=None,
+        answer=None,
+    )
+    _save_request(env.store, request)
+    _involve(env.store, package.acceptor, package.package_no, BillAction.PRESENT.lower())
+    piece = replace(piece, request=request_id, flag=BillFlag.COLLECTION_IN_TRANSIT)
+    env.store.emit(
+        "bill.requested",
+        _attrs(
+            package,
+            piece,
+            request_id=request_id,
+            action=BillAction.PRESENT.value,
+            initiator=presenter,
+            counterparty=package.acceptor,
+            expires=day_to_iso(request.expires_day),
+            automatic=True,
+        ),
+        _scope(package.package_no),
+    )
+    return piece
+
+
+def auto_answer_day(package: Package, request: Request) -> int | None:
+    """The day at whose end the exchange answers a presentment for the acceptor, or None if it
+    never does.
+
+    Bank and finance-company acceptances (B.2, B.7) are answered automatically at maturity: a
+    presentment still unanswered at the end of the maturity day (for an early one) or of the
+    presentment day (for one on or after maturity) is paid, unless the piece is frozen or
+    stopped. Until then the acceptor may answer itself. A commercial acceptor always answers
+    itself, or the presentment is refused when its answer is overdue."""
+    if package.kind is BillKind.COMMERCIAL or request.action is not BillAction.PRESENT:
+        return None
+    return max(request.created_day, package.maturity_date)
+
+
+def _auto_answer(env: Env, package: Package, piece: Piece, request: Request, day: int) -> Piece:
+    """The exchange's payment answer for the acceptor, as of ``day``."""
+    piece = _pay(env, package, piece, request, day)
+    answer = RequestAnswer(package.acceptor, day, env.ctx.height, automatic=True)
+    request = replace(request, status=RequestStatus.SIGNED, closed_day=day, answer=answer)
+    _save_request(env.store, request)
+    env.store.emit(
+        "bill.present_signed",
+        _attrs(
+            package,
+            piece,
+            request_id=request.id,
+            action=request.action.value,
+            initiator=request.initiator,
+            counterparty=request.counterparty,
+            automatic=True,
+        ),
+        _scope(package.package_no),
+    )
+    return piece
+
+
+def _request_due(package: Package, piece: Piece, request: Request) -> int:
+    """The first day on which time settles the pending ``request``: the day after the
+    exchange's automatic answer day, or else the day after its answer deadline."""
+    answer_day = auto_answer_day(package, request)
+    if answer_day is not None and piece.frozen is None and answer_day <= request.expires_day:
+        return answer_day + 1
+    return request.expires_day + 1
+
+
+def _settle_request(
+    env: Env, package: Package, piece: Piece, request: Request, roll: bool
+) -> Piece:
+    """Apply what time decided for the pending ``request`` (its due day has come)."""
+    answer_day = auto_answer_day(package, request)
+    if answer_day is not None and _request_due(package, piece, request) == answer_day + 1:
+        return _auto_answer(env, package, piece, request, answer_day)
+    status = (
+        RequestStatus.REJECTED if request.action is BillAction.PRESENT else RequestStatus.CLEARED
+    )
+    piece, request = _restore(env, package, piece, request, status, roll)
+    if request.action is BillAction.PRESENT:
+        reason = "not answered in time"
+        piece = _record_refusal(env, package, piece, request, reason, True, request.expires_day + 1)
+    else:
+        env.store.emit(
+            "bill.request_cleared",
+            _attrs(package, piece, request_id=request.id, action=request.action.value),
+            _scope(package.package_no),
+        )
+    _save_request(env.store, request)
+    return piece
+
+
 def _normalise(env: Env, package: Package, piece: Piece) -> Piece:
-    """Apply every transition that the passage of time has made due (B.5 rows 4, 23, 24)."""
-    changed = False
+    """Apply every transition that the passage of time has made due (B.5 rows 4, 18, 23, 24).
+
+    Transitions are applied in the order they fell due, each as of its own day, so the result
+    does not depend on which later block applies them: every change of a piece (a freeze
+    included) passes through here first, so the piece is now what it was on those days. A
+    request that timed out before the maturity day is settled before the maturity roll, which
+    then finds the piece at rest and may present it (row 18)."""
+    start = piece
     package_no = package.package_no
-    if piece.status is BillStatus.RECEIVED and env.today >= package.maturity_date:
+    maturity = package.maturity_date
+    if piece.request is not None and piece.status is BillStatus.RECEIVED:
+        request = _load_request(env.store, piece.request)
+        due = _request_due(package, piece, request)
+        if due <= min(env.today, maturity):
+            piece = _settle_request(env, package, piece, request, roll=False)
+    if piece.status is BillStatus.RECEIVED and env.today >= maturity:
         piece = replace(piece, status=BillStatus.MATURED)
-        changed = True
         env.store.emit("bill.matured", _attrs(package, piece), _scope(package_no))
+        presenter = _auto_presenter(env, piece)
+        if presenter is not None:
+            piece = _auto_present(env, package, piece, presenter)
     if piece.request is not None:
         request = _load_request(env.store, piece.request)
-        if env.today > request.expires_day:
-            if request.action.value == "PRESENT":
-                piece, request = _restore(env, package, piece, request, RequestStatus.REJECTED)
-                piece = _record_refusal(env, package, piece, request, "not answered in time", True)
-            else:
-                piece, request = _restore(env, package, piece, request, RequestStatus.CLEARED)
-                env.store.emit(
-                    "bill.request_cleared",
-                    _attrs(package, piece, request_id=request.id, action=request.action.value),
-                    _scope(package_no),
-                )
-            _save_request(env.store, request)
-            changed = True
+        if env.today >= _request_due(package, piece, request):
+            piece = _settle_request(env, package, piece, request, roll=True)
     if (
         piece.status in (BillStatus.RECEIVED, BillStatus.MATURED)
         and piece.flag is not BillFlag.ENDED
@@ -292,9 +469,8 @@ def _normalise(env: Env, package: Package, piece: Piece) -> Piece:
         and env.today > _rights_expiry(package, _params(env))
     ):
         piece = replace(piece, flag=BillFlag.ENDED, rights_expired=True)
-        changed = True
         env.store.emit("bill.rights_expired", _attrs(package, piece), _scope(package_no))
-    if changed:
+    if piece != start:
         _save_piece(env.store, package_no, piece)
     return piece
 

@@ -30,15 +30,17 @@ amount. Splitting follows the prototype rule of B.9: the moved range is the low 
 of every bill-level attribute, the chain and the guarantees. Pieces are never merged or
 renumbered, so they never overlap and always partition the package.
 
-Time-driven transitions (maturity roll, rights expiry, request time-outs, unanswered presentment
-auto-refusal) depend only on the agreed block date and the genesis calendar. They are applied
-lazily whenever a piece is loaded by an operation (and by ``bill.sweep``), so every replica
-computes them identically and nothing needs a clock.
+Time-driven transitions (maturity roll, the exchange's presentment of FI-held pieces at maturity
+and its payment answer for bank and finance-company acceptances, rights expiry, request
+time-outs, unanswered commercial presentment auto-refusal) depend only on the agreed block date
+and the genesis calendar. They are applied lazily whenever a piece is loaded by an operation (and
+by ``bill.sweep``), each as of the day it fell due, so every replica computes them identically,
+whichever block applies them, and nothing needs a clock.
 
-Prototype simplifications (documented in the report): payment and DVP cash legs are not
+Prototype simplifications (docs/domain.md, "Not modelled"): payment and DVP cash legs are not
 modelled (a signed payment answer settles); a recourse notice is a request whose acceptance by the
 recoursee is the settlement (rows 19 + 20 collapsed); repo interest is recorded, not paid; the
-access institution answering on an acceptor's behalf and SHCPE auto-answers are not modelled.
+access institution answering on a commercial acceptor's behalf is not modelled.
 
 State keys::
 
@@ -75,6 +77,7 @@ from .bill_state import (
     _piece_args,
     _pieces,
     _record_refusal,
+    _request_due,
     _restore,
     _rights_expiry,
     _save_package,
@@ -266,27 +269,37 @@ def _request_handler(action: Action) -> Callable[[Env, Args], None]:
     return handler
 
 
+# Statuses of a request its counterparty has answered (a time-out's refusal has no answer).
+_ANSWERED = frozenset({RequestStatus.SIGNED, RequestStatus.REJECTED})
+
+
 def _answer_target(env: Env, args: Args) -> tuple[Request, Package, Piece]:
     """Load a request to answer, revoke or clear, with its package and (normalised) piece."""
-    request = _load_request(env.store, args.str_("request_id", max_len=128))
+    request_id: str = args.str_("request_id", max_len=128)
+    request = _load_request(env.store, request_id)
     package = _load_package(env.store, request.package_no)
     piece = _load_piece(env.store, request.package_no, request.start)
     assert piece is not None, "a request always points at an existing piece"
-    if request.status in (RequestStatus.SIGNED, RequestStatus.REJECTED):
+    if piece.request == request.id:
+        # Time may have answered it already (the exchange's answer, a time-out): see that first.
+        piece = _normalise(env, package, piece)
+        request = _load_request(env.store, request_id)
+    answer = request.answer
+    if request.status in _ANSWERED and answer is not None:
+        automatically = " automatically" if answer.automatic else ""
         raise ContractError(
             "DUPLICATE_ANSWER",
-            f"Request {request.id} was already answered ({request.status.lower()}).",
+            f"Request {request.id} was already answered{automatically} ({request.status.lower()}).",
         )
-    if request.status is not RequestStatus.PENDING:
+    if request.status is RequestStatus.REVOKED:
         raise ContractError(
             "REQUEST_NOT_PENDING", f"Request {request.id} is {request.status.lower()}."
         )
-    if env.today > request.expires_day:
+    if request.status is not RequestStatus.PENDING:  # cleared or refused by its time-out
         raise ContractError(
             "REQUEST_NOT_PENDING",
             f"Request {request.id} expired after {day_to_iso(request.expires_day)}.",
         )
-    piece = _normalise(env, package, piece)
     assert piece.request == request.id
     return request, package, piece
 
@@ -383,15 +396,15 @@ def op_clear_request(env: Env, args: Args) -> None:
         raise ContractError(
             "REQUEST_NOT_PENDING", f"Request {request.id} is {request.status.lower()}."
         )
-    if env.today <= request.expires_day:
-        raise ContractError(
-            "WRONG_STATE",
-            f"Request {request.id} runs until {day_to_iso(request.expires_day)}.",
-        )
     package = _load_package(env.store, request.package_no)
     piece = _load_piece(env.store, request.package_no, request.start)
     assert piece is not None
-    _normalise(env, package, piece)  # clears (or auto-refuses) and saves
+    due = _request_due(package, piece, request)
+    if env.today < due:
+        raise ContractError(
+            "WRONG_STATE", f"Request {request.id} runs until {day_to_iso(due - 1)}."
+        )
+    _normalise(env, package, piece)  # clears, refuses or answers it, and saves
 
 
 # --- unilateral operations -------------------------------------------------------------------
@@ -589,6 +602,8 @@ def op_unfreeze(env: Env, args: Args) -> None:
     env.store.emit(
         "bill.unfrozen", _attrs(package, piece, case_ref=case_ref), _scope(package.package_no)
     )
+    # What the freeze held back (the exchange's answer at maturity) is due now, in this block.
+    _normalise(env, package, piece)
 
 
 def op_sweep(env: Env, args: Args) -> None:
