@@ -21,6 +21,7 @@ State keys::
     bill/<package no>                       package record
     bill/<package no>/p/<start:012d>        piece record (zero-padded: scans return range order)
     breq/<request id hex>                   request record (request id = requesting tx id)
+    bset/<request id hex>                   cash leg of a signed DVP request (B.6 step 3)
     idx/bp/<participant>/<package no>       sorted list of the participant's capacities
 """
 
@@ -30,7 +31,16 @@ import hashlib
 from dataclasses import replace
 
 from .args import Args, bad, day_to_iso
-from .bill_records import ChainEntry, Package, Params, Piece, Refusal, Request, RequestAnswer
+from .bill_records import (
+    ChainEntry,
+    Package,
+    Params,
+    Piece,
+    Refusal,
+    Request,
+    RequestAnswer,
+    Settlement,
+)
 from .calendar import (
     CALENDAR_KEY,
     PARAMS_KEY,
@@ -54,6 +64,7 @@ from .vocabulary import (
     RecourseGround,
     RequestStatus,
     Role,
+    SettlementStatus,
     values,
 )
 
@@ -67,6 +78,7 @@ __all__ = [
     "piece_range",
     "presentment_window_end",
     "request_key",
+    "settlement_key",
 ]
 
 STATUS_CODES = {status.value: status.code for status in BillStatus}
@@ -92,6 +104,10 @@ def _piece_key(package_no: str, start: int) -> bytes:
 
 def request_key(request_id: str) -> bytes:
     return b"breq/" + request_id.encode()
+
+
+def settlement_key(request_id: str) -> bytes:
+    return b"bset/" + request_id.encode()
 
 
 def _involve_key(pid: str, package_no: str) -> bytes:
@@ -382,11 +398,19 @@ def auto_answer_day(package: Package, request: Request) -> int | None:
 
 
 def _auto_answer(env: Env, package: Package, piece: Piece, request: Request, day: int) -> Piece:
-    """The exchange's payment answer for the acceptor, as of ``day``."""
-    piece = _pay(env, package, piece, request, day)
+    """The exchange's payment answer for the acceptor, as of ``day``; with DVP settlement the
+    payment then waits for its cash leg."""
+    paid = _pay(env, package, piece, request, day)
     answer = RequestAnswer(package.acceptor, day, env.ctx.height, automatic=True)
-    request = replace(request, status=RequestStatus.SIGNED, closed_day=day, answer=answer)
-    _save_request(env.store, request)
+    extra: dict[str, StoredValue] = {"automatic": True}
+    if _params(env).dvp_settlement and needs_cash_leg(package, request, piece, paid):
+        # Answered at the end of ``day``: the cash leg can settle from the next day on.
+        piece = await_settlement(env, package, piece, paid, request, answer, day, day + 1)
+        extra["awaiting_settlement"] = True
+    else:
+        piece = paid
+        request = replace(request, status=RequestStatus.SIGNED, closed_day=day, answer=answer)
+        _save_request(env.store, request)
     env.store.emit(
         "bill.present_signed",
         _attrs(
@@ -396,16 +420,176 @@ def _auto_answer(env: Env, package: Package, piece: Piece, request: Request, day
             action=request.action.value,
             initiator=request.initiator,
             counterparty=request.counterparty,
-            automatic=True,
+            **extra,
         ),
         _scope(package.package_no),
     )
     return piece
 
 
-def _request_due(package: Package, piece: Piece, request: Request) -> int:
-    """The first day on which time settles the pending ``request``: the day after the
-    exchange's automatic answer day, or else the day after its answer deadline."""
+# --- delivery versus payment (B.6 step 3) -----------------------------------------------------
+
+
+def load_settlement(store: Store, request_id: str) -> Settlement:
+    record = store.get_obj(settlement_key(request_id))
+    if record is None:
+        raise ContractError(
+            "SETTLEMENT_NOT_PENDING", f"Request {request_id} has no cash leg to settle."
+        )
+    return Settlement.from_stored(record)
+
+
+def _save_settlement(store: Store, settlement: Settlement) -> None:
+    store.put(settlement_key(settlement.request_id), settlement.to_stored())
+
+
+def _int_extra(entry: ChainEntry, key: str, default: int) -> int:
+    value = entry.extra.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _cash_leg(
+    package: Package, request: Request, before: Piece, after: Piece
+) -> tuple[str, str, int]:
+    """(payer, payee, amount in fen) of a signed DVP request, read from the chain entry the
+    signature made. Prototype rules where the ledger holds no price: a pledge repo lends the
+    face amount; a repo's second leg repays the first leg's cash plus the repo interest."""
+    entry = after.chain[-1]
+    face = piece_amount(package, before)
+    action = request.action
+    if action is BillAction.PRESENT:
+        return package.acceptor, request.initiator, face
+    if action is BillAction.RECOURSE:
+        return request.counterparty, request.initiator, _int_extra(entry, "claim_fen", face)
+    if action is BillAction.REDEEM:
+        repo = before.repo
+        assert repo is not None, "a redemption needs a repo, and the lock keeps it"
+        first_leg = face
+        for earlier in reversed(before.chain):  # its first leg: to the provider, same end date
+            if (
+                earlier.extra.get("end_date") == repo.end_date
+                and earlier.target == repo.cash_provider
+            ):
+                first_leg = _int_extra(earlier, "proceeds_fen", face)
+                break
+        interest = _int_extra(entry, "repo_interest_fen", 0)
+        return repo.cash_taker, repo.cash_provider, first_leg + interest
+    # first legs: discount, rediscount, central-bank rediscount, both repos
+    return request.counterparty, request.initiator, _int_extra(entry, "proceeds_fen", face)
+
+
+def needs_cash_leg(package: Package, request: Request, before: Piece, after: Piece) -> bool:
+    """Whether a signed DVP request moves cash: not when an acceptor holding its own bill is
+    paid (payer and payee are one party), which settles at once."""
+    payer, payee, _ = _cash_leg(package, request, before, after)
+    return payer != payee
+
+
+def await_settlement(
+    env: Env,
+    package: Package,
+    piece: Piece,
+    after: Piece,
+    request: Request,
+    answer: RequestAnswer,
+    day: int,
+    settle_from: int | None = None,
+) -> Piece:
+    """Record the signature of a DVP request and hold the piece until its cash leg settles.
+
+    ``piece`` is the locked piece, ``after`` what the signature made of it. The piece keeps its
+    status and holder and takes the AWAITING_SETTLEMENT flag; the request stays open. The cash
+    leg must settle by the end of the ``settlement_ttl_business_days``-th business day after
+    the business day it can first settle on (``settle_from``, by default the signing ``day``),
+    or time restores the piece."""
+    calendar = _cal(env)
+    first = day if settle_from is None else settle_from
+    deadline = calendar.add_business_days(
+        calendar.roll_forward(first), _params(env).settlement_ttl_business_days
+    )
+    payer, payee, amount = _cash_leg(package, request, piece, after)
+    settlement = Settlement(
+        request_id=request.id,
+        action=request.action,
+        package_no=package.package_no,
+        start=piece.start,
+        end=piece.end,
+        payer=payer,
+        payee=payee,
+        amount_fen=amount,
+        signed_day=day,
+        deadline_day=deadline,
+        status=SettlementStatus.PENDING,
+        after=after.to_stored(),
+        closed_day=None,
+        closed_by=None,
+        reason=None,
+    )
+    assert env.store.get(settlement_key(request.id)) is None, "a request is signed once"
+    _save_settlement(env.store, settlement)
+    _save_request(
+        env.store, replace(request, status=RequestStatus.AWAITING_SETTLEMENT, answer=answer)
+    )
+    piece = replace(piece, flag=BillFlag.AWAITING_SETTLEMENT, request=request.id)
+    env.store.emit(
+        "bill.settlement_pending",
+        _attrs(
+            package,
+            piece,
+            request_id=request.id,
+            action=request.action.value,
+            payer=payer,
+            payee=payee,
+            cash_fen=amount,
+            deadline=day_to_iso(deadline),
+        ),
+        _scope(package.package_no),
+    )
+    return piece
+
+
+def fail_settlement(
+    env: Env,
+    package: Package,
+    piece: Piece,
+    request: Request,
+    status: SettlementStatus,
+    day: int,
+    roll: bool = True,
+    reason: str | None = None,
+) -> Piece:
+    """Close a pending cash leg as failed (by the agent) or timed out, and restore the piece to
+    its exact state before the request (B.6 step 3)."""
+    settlement = load_settlement(env.store, request.id)
+    piece, request = _restore(env, package, piece, request, RequestStatus.SETTLEMENT_FAILED, roll)
+    by = env.sender.id if status is SettlementStatus.FAILED else None
+    reason = reason or ("not settled in time" if status is SettlementStatus.TIMED_OUT else "failed")
+    _save_request(env.store, replace(request, closed_day=day))
+    _save_settlement(
+        env.store,
+        replace(settlement, status=status, closed_day=day, closed_by=by, reason=reason),
+    )
+    env.store.emit(
+        "bill.settlement_failed",
+        _attrs(
+            package,
+            piece,
+            request_id=request.id,
+            action=request.action.value,
+            timed_out=status is SettlementStatus.TIMED_OUT,
+            reason=reason,
+        ),
+        _scope(package.package_no),
+    )
+    return piece
+
+
+def _request_due(env: Env, package: Package, piece: Piece, request: Request) -> int:
+    """The first day on which time settles the open ``request``: the day after its settlement
+    deadline if it awaits its cash leg; else the day after the exchange's automatic answer day,
+    or else the day after its answer deadline."""
+    if request.status is RequestStatus.AWAITING_SETTLEMENT:
+        return load_settlement(env.store, request.id).deadline_day + 1
     answer_day = auto_answer_day(package, request)
     if answer_day is not None and piece.frozen is None and answer_day <= request.expires_day:
         return answer_day + 1
@@ -415,9 +599,13 @@ def _request_due(package: Package, piece: Piece, request: Request) -> int:
 def _settle_request(
     env: Env, package: Package, piece: Piece, request: Request, roll: bool
 ) -> Piece:
-    """Apply what time decided for the pending ``request`` (its due day has come)."""
+    """Apply what time decided for the open ``request`` (its due day has come)."""
+    if request.status is RequestStatus.AWAITING_SETTLEMENT:
+        settlement = load_settlement(env.store, request.id)
+        day = settlement.deadline_day + 1
+        return fail_settlement(env, package, piece, request, SettlementStatus.TIMED_OUT, day, roll)
     answer_day = auto_answer_day(package, request)
-    if answer_day is not None and _request_due(package, piece, request) == answer_day + 1:
+    if answer_day is not None and _request_due(env, package, piece, request) == answer_day + 1:
         return _auto_answer(env, package, piece, request, answer_day)
     status = (
         RequestStatus.REJECTED if request.action is BillAction.PRESENT else RequestStatus.CLEARED
@@ -449,8 +637,7 @@ def _normalise(env: Env, package: Package, piece: Piece) -> Piece:
     maturity = package.maturity_date
     if piece.request is not None and piece.status is BillStatus.RECEIVED:
         request = _load_request(env.store, piece.request)
-        due = _request_due(package, piece, request)
-        if due <= min(env.today, maturity):
+        if _request_due(env, package, piece, request) <= min(env.today, maturity):
             piece = _settle_request(env, package, piece, request, roll=False)
     if piece.status is BillStatus.RECEIVED and env.today >= maturity:
         piece = replace(piece, status=BillStatus.MATURED)
@@ -458,10 +645,15 @@ def _normalise(env: Env, package: Package, piece: Piece) -> Piece:
         presenter = _auto_presenter(env, piece)
         if presenter is not None:
             piece = _auto_present(env, package, piece, presenter)
-    if piece.request is not None:
+    # A request may take two steps (answered, then its cash leg timed out); each step closes
+    # the request or moves it on from PENDING, so two steps are the most there can be.
+    for _ in range(2):
+        if piece.request is None:
+            break
         request = _load_request(env.store, piece.request)
-        if env.today >= _request_due(package, piece, request):
-            piece = _settle_request(env, package, piece, request, roll=True)
+        if env.today < _request_due(env, package, piece, request):
+            break
+        piece = _settle_request(env, package, piece, request, roll=True)
     if (
         piece.status in (BillStatus.RECEIVED, BillStatus.MATURED)
         and piece.flag is not BillFlag.ENDED

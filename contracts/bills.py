@@ -37,8 +37,15 @@ and the genesis calendar. They are applied lazily whenever a piece is loaded by 
 by ``bill.sweep``), each as of the day it fell due, so every replica computes them identically,
 whichever block applies them, and nothing needs a clock.
 
-Prototype simplifications (docs/domain.md, "Not modelled"): payment and DVP cash legs are not
-modelled (a signed payment answer settles); a recourse notice is a request whose acceptance by the
+Delivery versus payment (B.6 step 3): with the genesis switch ``dvp_settlement`` the signature of
+a row marked ``dvp`` (discounts, rediscounts, repo legs, payment, recourse settlement) holds the
+piece AWAITING_SETTLEMENT with a cash-leg record; ``bill.settle_confirm`` by a settlement agent
+writes the piece the signature made, ``bill.settle_fail`` or the time-out restores the exact
+previous state, and a closed cash leg refuses any further answer (``DUPLICATE_SETTLEMENT``), so
+nothing settles twice. Off (the default), a signature moves the piece at once.
+
+Prototype simplifications (docs/domain.md, "Not modelled"): cash balances are not on the ledger
+(the settlement agent's word is taken); a recourse notice is a request whose acceptance by the
 recoursee is the settlement (rows 19 + 20 collapsed); repo interest is recorded, not paid; the
 access institution answering on a commercial acceptor's behalf is not modelled.
 
@@ -47,6 +54,7 @@ State keys::
     bill/<package no>                       package record (bill-level attributes)
     bill/<package no>/p/<start:012d>        piece record (state, holder, chain, guarantees)
     breq/<request id hex>                   request record (request id = requesting tx id)
+    bset/<request id hex>                   cash leg of a signed DVP request
     idx/bp/<participant>/<package no>       sorted list of the participant's capacities
     hist/b/<package no>/...                 history entries (core.Store.emit)
 """
@@ -58,7 +66,7 @@ from dataclasses import replace
 
 from .args import Args, bad, day_to_iso
 from .bill_actions import ACTIONS, ACTOR_CHECKS, Action, _is_drawer
-from .bill_records import BillFreeze, Package, Params, Piece, Request, RequestAnswer
+from .bill_records import BillFreeze, Package, Params, Piece, Request, RequestAnswer, Settlement
 from .bill_state import (
     BILL_KINDS,
     FLAG_CODES,
@@ -84,13 +92,18 @@ from .bill_state import (
     _save_piece,
     _save_request,
     _scope,
+    await_settlement,
+    fail_settlement,
     load_calendar,
     load_parameters,
+    load_settlement,
+    needs_cash_leg,
     package_key,
     piece_amount,
     piece_range,
     presentment_window_end,
     request_key,
+    settlement_key,
 )
 from .calendar import (
     add_months,
@@ -106,7 +119,15 @@ from .identifiers import (
 from .identity import require_party
 from .money import parse_amount
 from .stored import StoredValue
-from .vocabulary import BillAction, BillFlag, BillKind, BillStatus, RequestStatus, Role
+from .vocabulary import (
+    BillAction,
+    BillFlag,
+    BillKind,
+    BillStatus,
+    RequestStatus,
+    Role,
+    SettlementStatus,
+)
 
 __all__ = [
     "ACTIONS",
@@ -270,7 +291,14 @@ def _request_handler(action: Action) -> Callable[[Env, Args], None]:
 
 
 # Statuses of a request its counterparty has answered (a time-out's refusal has no answer).
-_ANSWERED = frozenset({RequestStatus.SIGNED, RequestStatus.REJECTED})
+_ANSWERED = frozenset(
+    {
+        RequestStatus.SIGNED,
+        RequestStatus.REJECTED,
+        RequestStatus.AWAITING_SETTLEMENT,
+        RequestStatus.SETTLEMENT_FAILED,
+    }
+)
 
 
 def _answer_target(env: Env, args: Args) -> tuple[Request, Package, Piece]:
@@ -343,16 +371,38 @@ def op_sign(env: Env, args: Args) -> None:
     if piece.frozen is not None:
         raise ContractError("FROZEN", "This piece is frozen; it cannot be signed for.")
     action = ACTIONS[request.action]
-    piece = action.on_sign(env, package, replace(piece, request=None), request)
+    after = action.on_sign(env, package, replace(piece, request=None), request)
     if action.target is not None:
         target = action.target
         if target is BillStatus.RECEIVED and env.today >= package.maturity_date:
             target = BillStatus.MATURED
-        piece = replace(piece, status=target)
-    if piece.holder is not None:
-        _involve(env.store, piece.holder, package.package_no, "holder")
+        after = replace(after, status=target)
     signed = f"bill.{action.name.lower()}_signed"
-    _finish(env, package, piece, request, RequestStatus.SIGNED, signed)
+    if (
+        action.dvp
+        and _params(env).dvp_settlement
+        and needs_cash_leg(package, request, piece, after)
+    ):
+        answer = RequestAnswer(env.sender.id, env.today, env.ctx.height)
+        piece = await_settlement(env, package, piece, after, request, answer, env.today)
+        _save_piece(env.store, package.package_no, piece)
+        env.store.emit(
+            signed,
+            _attrs(
+                package,
+                piece,
+                request_id=request.id,
+                action=request.action.value,
+                initiator=request.initiator,
+                counterparty=request.counterparty,
+                awaiting_settlement=True,
+            ),
+            _scope(package.package_no),
+        )
+        return
+    if after.holder is not None:
+        _involve(env.store, after.holder, package.package_no, "holder")
+    _finish(env, package, after, request, RequestStatus.SIGNED, signed)
 
 
 def op_reject(env: Env, args: Args) -> None:
@@ -392,19 +442,95 @@ def op_clear_request(env: Env, args: Args) -> None:
         request.counterparty,
     ):
         raise ContractError("FORBIDDEN", "Only the operator or a party may clear a request.")
-    if request.status is not RequestStatus.PENDING:
+    if request.status not in (RequestStatus.PENDING, RequestStatus.AWAITING_SETTLEMENT):
         raise ContractError(
             "REQUEST_NOT_PENDING", f"Request {request.id} is {request.status.lower()}."
         )
     package = _load_package(env.store, request.package_no)
     piece = _load_piece(env.store, request.package_no, request.start)
     assert piece is not None
-    due = _request_due(package, piece, request)
+    due = _request_due(env, package, piece, request)
     if env.today < due:
         raise ContractError(
             "WRONG_STATE", f"Request {request.id} runs until {day_to_iso(due - 1)}."
         )
     _normalise(env, package, piece)  # clears, refuses or answers it, and saves
+
+
+# --- settlement of DVP cash legs (B.6 step 3) --------------------------------------------------
+
+
+def _settlement_target(env: Env, args: Args) -> tuple[Request, Package, Piece, Settlement]:
+    """A request awaiting its cash leg, for the settlement agent (after time has had its say)."""
+    request_id: str = args.str_("request_id", max_len=128)
+    if not env.sender.has(Role.SETTLEMENT_AGENT):
+        raise ContractError(
+            "FORBIDDEN", "Only a settlement agent confirms or fails the cash leg of a bill."
+        )
+    request = _load_request(env.store, request_id)
+    package = _load_package(env.store, request.package_no)
+    piece = _load_piece(env.store, request.package_no, request.start)
+    assert piece is not None, "a request always points at an existing piece"
+    if piece.request == request.id:
+        piece = _normalise(env, package, piece)  # a time-out may have restored it already
+        request = _load_request(env.store, request_id)
+    settlement = load_settlement(env.store, request_id)
+    if settlement.status is not SettlementStatus.PENDING:
+        raise ContractError(
+            "DUPLICATE_SETTLEMENT",
+            f"The cash leg of request {request_id} is already closed "
+            f"({settlement.status.lower().replace('_', ' ')}).",
+        )
+    assert request.status is RequestStatus.AWAITING_SETTLEMENT and piece.request == request.id
+    return request, package, piece, settlement
+
+
+def op_settle_confirm(env: Env, args: Args) -> None:
+    """The cash leg was paid: write what the signature made of the piece."""
+    request, package, piece, settlement = _settlement_target(env, args)
+    args.done()
+    if piece.frozen is not None:
+        raise ContractError("FROZEN", f"This piece is frozen under case {piece.frozen.case_ref}.")
+    after = Piece.from_stored(settlement.after)
+    assert (after.start, after.end) == (piece.start, piece.end) and after.frozen is None
+    if after.status is BillStatus.RECEIVED and env.today >= package.maturity_date:
+        after = replace(after, status=BillStatus.MATURED)
+    _save_piece(env.store, package.package_no, after)
+    if after.holder is not None:
+        _involve(env.store, after.holder, package.package_no, "holder")
+    _save_request(env.store, replace(request, status=RequestStatus.SIGNED, closed_day=env.today))
+    closed = replace(
+        settlement,
+        status=SettlementStatus.CONFIRMED,
+        closed_day=env.today,
+        closed_by=env.sender.id,
+    )
+    env.store.put(settlement_key(request.id), closed.to_stored())
+    env.store.emit(
+        "bill.settled",
+        _attrs(
+            package,
+            after,
+            request_id=request.id,
+            action=request.action.value,
+            payer=settlement.payer,
+            payee=settlement.payee,
+            cash_fen=settlement.amount_fen,
+        ),
+        _scope(package.package_no),
+    )
+
+
+def op_settle_fail(env: Env, args: Args) -> None:
+    """The cash leg failed: restore the piece exactly (allowed on a frozen piece: restoring
+    moves nothing)."""
+    request, package, piece, _ = _settlement_target(env, args)
+    reason: str = args.str_("reason", optional=True, max_len=256) or "payment failed"
+    args.done()
+    piece = fail_settlement(
+        env, package, piece, request, SettlementStatus.FAILED, env.today, reason=reason
+    )
+    _save_piece(env.store, package.package_no, piece)
 
 
 # --- unilateral operations -------------------------------------------------------------------
@@ -626,6 +752,8 @@ OPERATIONS: dict[str, Callable[[Env, Args], None]] = {
     "bill.reject": op_reject,
     "bill.revoke": op_revoke,
     "bill.clear_request": op_clear_request,
+    "bill.settle_confirm": op_settle_confirm,
+    "bill.settle_fail": op_settle_fail,
     "bill.withdraw": op_withdraw,
     "bill.cleanup": op_cleanup,
     "bill.disclose": op_disclose,
