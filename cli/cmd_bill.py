@@ -359,6 +359,16 @@ def register(commands: Any) -> None:
             "bill.clear_request",
             "operator or a party: clear a request that expired unanswered",
         ),
+        (
+            "settle-confirm",
+            "bill.settle_confirm",
+            "settlement agent: confirm the cash leg of a signed DVP request (the piece moves)",
+        ),
+        (
+            "settle-fail",
+            "bill.settle_fail",
+            "settlement agent: fail the cash leg of a signed DVP request (the piece is restored)",
+        ),
     ):
         sub = verbs.add_parser(
             verb,
@@ -373,7 +383,7 @@ def register(commands: Any) -> None:
         sub.add_argument(
             "--range", metavar="RANGE", help="with --bill: the sub-bill interval, e.g. 1-60000000"
         )
-        if verb == "reject":
+        if verb in ("reject", "settle-fail"):
             sub.add_argument("--reason", help="why (shown to the requester)")
         add_client_flags(sub, transaction=True)
         sub.set_defaults(handler=_answer_handler(operation))

@@ -11,7 +11,10 @@ preconditions and returns the counterparty who must answer (with the parameters 
 ``on_sign`` applies the rest of the effect (holder, flag, encumbrances, chain entry) when that
 counterparty signs, re-checking what time may have changed since the request (maturity,
 presentment window). A signed target of RECEIVED on or after maturity is MATURED, the same roll
-``bill_state`` applies to every piece.
+``bill_state`` applies to every piece. ``dvp`` marks the rows with a cash leg (discounts,
+rediscounts, both repo legs, payment, recourse settlement): with the genesis switch
+``dvp_settlement`` their signature holds the piece AWAITING_SETTLEMENT until the settlement
+agent confirms (the effect is written) or fails (the piece is restored), or time restores it.
 
 Effects append to the piece's chain; ``recourse`` reads that chain to decide liability.
 """
@@ -33,6 +36,7 @@ from .bill_state import (
     _cal,
     _chain,
     _params,
+    _pay,
     _rest_flag,
     _save_package,
     piece_amount,
@@ -90,6 +94,9 @@ class Action:
     read: Callable[[Args], Params]
     guard: Guard
     on_sign: Effect
+    # Delivery versus payment (B.6 step 3): with ``parameters.dvp_settlement`` the signature
+    # waits for the cash leg before its effect is written.
+    dvp: bool = False
 
 
 def _no_params(args: Args) -> Params:
@@ -386,7 +393,7 @@ def _sign_trade(env: Env, package: Package, piece: Piece, request: Request) -> P
         )
         piece = replace(piece, repo=repo)
         extra["end_date"] = end_date
-    piece, _ = _chain(env, package, piece, action.value, seller, buyer, **extra)
+    piece, _ = _chain(env, package, piece, action.value, seller, buyer, None, **extra)
     return piece
 
 
@@ -562,17 +569,7 @@ def _guard_present(env: Env, package: Package, piece: Piece, params: Params) -> 
 
 
 def _sign_present(env: Env, package: Package, piece: Piece, request: Request) -> Piece:
-    piece = replace(piece, flag=BillFlag.ENDED, paid_to=request.initiator)
-    piece, _ = _chain(
-        env,
-        package,
-        piece,
-        "PAYMENT",
-        package.acceptor,
-        request.initiator,
-        presentment_type=request.params.str_("presentment_type"),
-    )
-    return piece
+    return _pay(env, package, piece, request)
 
 
 # RECOURSE (rows 19-21) ------------------------------------------------------------------------
@@ -658,7 +655,7 @@ A = BillAction
 # fmt: off
 _TABLE: tuple[Action, ...] = (
     # name, operation, required status, required flag, actor, lock flag, target status,
-    # partial, before maturity, read, guard, effect
+    # partial, before maturity, read, guard, effect, [dvp]
     Action(A.ACCEPTANCE, "bill.request_acceptance", frozenset({_S.ISSUED}),
            frozenset({_F.AWAITING_RECEIPT}), Actor.DRAWER, _LOCKED, _S.ACCEPTED,
            False, True, _no_params, _guard_acceptance, _sign_acceptance),
@@ -669,26 +666,26 @@ _TABLE: tuple[Action, ...] = (
            True, False, _read_endorse, _guard_endorse, _sign_endorse),
     Action(A.DISCOUNT, "bill.discount", _TRANSFER_STATUSES, _NEGOTIABLE, Actor.HOLDER, _LOCKED,
            None, True, True, _trade_reader("discounter", _OUT, _REPO), _guard_discount,
-           _sign_trade),
+           _sign_trade, dvp=True),
     Action(A.REDISCOUNT, "bill.rediscount", _TRANSFER_STATUSES, _NEGOTIABLE, Actor.HOLDER,
            _LOCKED, None, True, True, _trade_reader("buyer", _OUT), _guard_rediscount,
-           _sign_trade),
+           _sign_trade, dvp=True),
     Action(A.CB_REDISCOUNT, "bill.central_bank_rediscount", _TRANSFER_STATUSES, _NEGOTIABLE,
            Actor.HOLDER, _LOCKED, None, True, True, _trade_reader("central_bank", _OUT, _REPO),
-           _guard_cb_rediscount, _sign_trade),
+           _guard_cb_rediscount, _sign_trade, dvp=True),
     Action(A.OUTRIGHT_REPO, "bill.outright_repo", _TRANSFER_STATUSES, _NEGOTIABLE, Actor.HOLDER,
            _LOCKED, None, True, True, _trade_reader("counterparty", _REPO), _guard_repo,
-           _sign_trade),
+           _sign_trade, dvp=True),
     Action(A.PLEDGE_REPO, "bill.pledge_repo", _TRANSFER_STATUSES, _NEGOTIABLE, Actor.HOLDER,
            _LOCKED, None, True, True, _trade_reader("counterparty", _REPO), _guard_repo,
-           _sign_trade),
+           _sign_trade, dvp=True),
     Action(A.PLEDGE, "bill.pledge", _TRANSFER_STATUSES, frozenset(_REST), Actor.HOLDER, _LOCKED,
            None, True, True, _read_pledge, _guard_pledge, _sign_pledge),
     Action(A.RELEASE, "bill.release_pledge", _ALIVE, frozenset({_F.PLEDGED}), Actor.PLEDGEE,
            _LOCKED, None, False, False, _no_params, _guard_release, _sign_release),
     Action(A.REDEEM, "bill.redeem", _ALIVE, frozenset({_F.PLEDGED, _F.AWAITING_REDEMPTION}),
            Actor.REPO_CASH_TAKER, _LOCKED, None, False, False, _no_params, _guard_redeem,
-           _sign_redeem),
+           _sign_redeem, dvp=True),
     Action(A.GUARANTEE, "bill.guarantee", frozenset({_S.ISSUED, _S.ACCEPTED, _S.RECEIVED}),
            frozenset({_F.AWAITING_RECEIPT, *_REST}), Actor.GUARANTEED_PARTY, _LOCKED, None,
            False, True, _read_guarantee, _guard_guarantee, _sign_guarantee),
@@ -697,11 +694,11 @@ _TABLE: tuple[Action, ...] = (
     Action(A.PRESENT, "bill.present", _ALIVE,
            frozenset({*_REST, _F.PLEDGED, _F.AWAITING_REDEMPTION}), Actor.HOLDER_OR_PLEDGEE,
            _F.COLLECTION_IN_TRANSIT, _S.SETTLED, True, False, _no_params, _guard_present,
-           _sign_present),
+           _sign_present, dvp=True),
     # RECOURSE settles the piece only when the recoursee is on the acceptor side; its effect
     # decides, so the table leaves the status to it.
     Action(A.RECOURSE, "bill.recourse", _ALIVE, frozenset(_REST), Actor.HOLDER, _F.RECOURSE,
-           None, True, False, _read_recourse, _guard_recourse, _sign_recourse),
+           None, True, False, _read_recourse, _guard_recourse, _sign_recourse, dvp=True),
 )
 # fmt: on
 

@@ -27,6 +27,7 @@ from .vocabulary import (
     PresentmentType,
     RepoKind,
     RequestStatus,
+    SettlementStatus,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Repo",
     "Request",
     "RequestAnswer",
+    "Settlement",
 ]
 
 
@@ -400,17 +402,21 @@ class Params:
 
 @dataclass(frozen=True, slots=True)
 class RequestAnswer:
-    """Who answered a request, when, and (for a rejection) why."""
+    """Who answered a request, when, and (for a rejection) why. ``automatic`` marks an answer
+    the exchange gave for the acceptor (B.7); ``by`` then names the acceptor it answered for."""
 
     by: str
     day: int
     height: int
     reason: str | None = None
+    automatic: bool = False
 
     def to_stored(self) -> StoredMap:
         stored: StoredMap = {"by": self.by, "day": self.day, "height": self.height}
         if self.reason is not None:
             stored["reason"] = self.reason
+        if self.automatic:  # only then, so that manual answers keep their stored form
+            stored["automatic"] = True
         return stored
 
     @classmethod
@@ -421,6 +427,7 @@ class RequestAnswer:
             f.int_("day"),
             f.int_("height"),
             f.str_("reason") if f.has("reason") else None,
+            f.bool_("automatic") if f.has("automatic") else False,
         )
         f.done()
         return record
@@ -487,6 +494,73 @@ class Request:
             height=f.int_("height"),
             closed_day=f.opt_int("closed_day"),
             answer=f.opt_record("answer", RequestAnswer.from_stored),
+        )
+        f.done()
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The cash leg of a signed DVP request (``bset/<request id>``, B.6 step 3).
+
+    ``after`` is the piece as the signature made it, in stored form: confirmation writes it,
+    so the piece moves exactly as the signature decided; failure or time-out restores the
+    request's previous (status, flag) instead. ``payer`` pays ``amount_fen`` to ``payee``."""
+
+    request_id: str
+    action: BillAction
+    package_no: str
+    start: int
+    end: int
+    payer: str
+    payee: str
+    amount_fen: int
+    signed_day: int
+    deadline_day: int
+    status: SettlementStatus
+    after: StoredMap
+    closed_day: int | None
+    closed_by: str | None
+    reason: str | None
+
+    def to_stored(self) -> StoredMap:
+        return {
+            "request_id": self.request_id,
+            "action": self.action.value,
+            "package_no": self.package_no,
+            "start": self.start,
+            "end": self.end,
+            "payer": self.payer,
+            "payee": self.payee,
+            "amount_fen": self.amount_fen,
+            "signed_day": self.signed_day,
+            "deadline_day": self.deadline_day,
+            "status": self.status.value,
+            "after": dict(self.after),
+            "closed_day": self.closed_day,
+            "closed_by": self.closed_by,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_stored(cls, value: object) -> Settlement:
+        f = Fields(value, "bill settlement")
+        record = cls(
+            request_id=f.str_("request_id"),
+            action=f.enum_("action", BillAction),
+            package_no=f.str_("package_no"),
+            start=f.int_("start"),
+            end=f.int_("end"),
+            payer=f.str_("payer"),
+            payee=f.str_("payee"),
+            amount_fen=f.int_("amount_fen"),
+            signed_day=f.int_("signed_day"),
+            deadline_day=f.int_("deadline_day"),
+            status=f.enum_("status", SettlementStatus),
+            after=f.map_("after"),
+            closed_day=f.opt_int("closed_day"),
+            closed_by=f.opt_str("closed_by"),
+            reason=f.opt_str("reason"),
         )
         f.done()
         return record

@@ -30,21 +30,31 @@ amount. Splitting follows the prototype rule of B.9: the moved range is the low 
 of every bill-level attribute, the chain and the guarantees. Pieces are never merged or
 renumbered, so they never overlap and always partition the package.
 
-Time-driven transitions (maturity roll, rights expiry, request time-outs, unanswered presentment
-auto-refusal) depend only on the agreed block date and the genesis calendar. They are applied
-lazily whenever a piece is loaded by an operation (and by ``bill.sweep``), so every replica
-computes them identically and nothing needs a clock.
+Time-driven transitions (maturity roll, the exchange's presentment of FI-held pieces at maturity
+and its payment answer for bank and finance-company acceptances, rights expiry, request
+time-outs, unanswered commercial presentment auto-refusal) depend only on the agreed block date
+and the genesis calendar. They are applied lazily whenever a piece is loaded by an operation (and
+by ``bill.sweep``), each as of the day it fell due, so every replica computes them identically,
+whichever block applies them, and nothing needs a clock.
 
-Prototype simplifications (documented in the report): payment and DVP cash legs are not
-modelled (a signed payment answer settles); a recourse notice is a request whose acceptance by the
+Delivery versus payment (B.6 step 3): with the genesis switch ``dvp_settlement`` the signature of
+a row marked ``dvp`` (discounts, rediscounts, repo legs, payment, recourse settlement) holds the
+piece AWAITING_SETTLEMENT with a cash-leg record; ``bill.settle_confirm`` by a settlement agent
+writes the piece the signature made, ``bill.settle_fail`` or the time-out restores the exact
+previous state, and a closed cash leg refuses any further answer (``DUPLICATE_SETTLEMENT``), so
+nothing settles twice. Off (the default), a signature moves the piece at once.
+
+Prototype simplifications (docs/domain.md, "Not modelled"): cash balances are not on the ledger
+(the settlement agent's word is taken); a recourse notice is a request whose acceptance by the
 recoursee is the settlement (rows 19 + 20 collapsed); repo interest is recorded, not paid; the
-access institution answering on an acceptor's behalf and SHCPE auto-answers are not modelled.
+access institution answering on a commercial acceptor's behalf is not modelled.
 
 State keys::
 
     bill/<package no>                       package record (bill-level attributes)
     bill/<package no>/p/<start:012d>        piece record (state, holder, chain, guarantees)
     breq/<request id hex>                   request record (request id = requesting tx id)
+    bset/<request id hex>                   cash leg of a signed DVP request
     idx/bp/<participant>/<package no>       sorted list of the participant's capacities
     hist/b/<package no>/...                 history entries (core.Store.emit)
 """
@@ -56,7 +66,7 @@ from dataclasses import replace
 
 from .args import Args, bad, day_to_iso
 from .bill_actions import ACTIONS, ACTOR_CHECKS, Action, _is_drawer
-from .bill_records import BillFreeze, Package, Params, Piece, Request, RequestAnswer
+from .bill_records import BillFreeze, Package, Params, Piece, Request, RequestAnswer, Settlement
 from .bill_state import (
     BILL_KINDS,
     FLAG_CODES,
@@ -75,19 +85,25 @@ from .bill_state import (
     _piece_args,
     _pieces,
     _record_refusal,
+    _request_due,
     _restore,
     _rights_expiry,
     _save_package,
     _save_piece,
     _save_request,
     _scope,
+    await_settlement,
+    fail_settlement,
     load_calendar,
     load_parameters,
+    load_settlement,
+    needs_cash_leg,
     package_key,
     piece_amount,
     piece_range,
     presentment_window_end,
     request_key,
+    settlement_key,
 )
 from .calendar import (
     add_months,
@@ -103,7 +119,15 @@ from .identifiers import (
 from .identity import require_party
 from .money import parse_amount
 from .stored import StoredValue
-from .vocabulary import BillAction, BillFlag, BillKind, BillStatus, RequestStatus, Role
+from .vocabulary import (
+    BillAction,
+    BillFlag,
+    BillKind,
+    BillStatus,
+    RequestStatus,
+    Role,
+    SettlementStatus,
+)
 
 __all__ = [
     "ACTIONS",
@@ -266,27 +290,44 @@ def _request_handler(action: Action) -> Callable[[Env, Args], None]:
     return handler
 
 
+# Statuses of a request its counterparty has answered (a time-out's refusal has no answer).
+_ANSWERED = frozenset(
+    {
+        RequestStatus.SIGNED,
+        RequestStatus.REJECTED,
+        RequestStatus.AWAITING_SETTLEMENT,
+        RequestStatus.SETTLEMENT_FAILED,
+    }
+)
+
+
 def _answer_target(env: Env, args: Args) -> tuple[Request, Package, Piece]:
     """Load a request to answer, revoke or clear, with its package and (normalised) piece."""
-    request = _load_request(env.store, args.str_("request_id", max_len=128))
+    request_id: str = args.str_("request_id", max_len=128)
+    request = _load_request(env.store, request_id)
     package = _load_package(env.store, request.package_no)
     piece = _load_piece(env.store, request.package_no, request.start)
     assert piece is not None, "a request always points at an existing piece"
-    if request.status in (RequestStatus.SIGNED, RequestStatus.REJECTED):
+    if piece.request == request.id:
+        # Time may have answered it already (the exchange's answer, a time-out): see that first.
+        piece = _normalise(env, package, piece)
+        request = _load_request(env.store, request_id)
+    answer = request.answer
+    if request.status in _ANSWERED and answer is not None:
+        automatically = " automatically" if answer.automatic else ""
         raise ContractError(
             "DUPLICATE_ANSWER",
-            f"Request {request.id} was already answered ({request.status.lower()}).",
+            f"Request {request.id} was already answered{automatically} ({request.status.lower()}).",
         )
-    if request.status is not RequestStatus.PENDING:
+    if request.status is RequestStatus.REVOKED:
         raise ContractError(
             "REQUEST_NOT_PENDING", f"Request {request.id} is {request.status.lower()}."
         )
-    if env.today > request.expires_day:
+    if request.status is not RequestStatus.PENDING:  # cleared or refused by its time-out
         raise ContractError(
             "REQUEST_NOT_PENDING",
             f"Request {request.id} expired after {day_to_iso(request.expires_day)}.",
         )
-    piece = _normalise(env, package, piece)
     assert piece.request == request.id
     return request, package, piece
 
@@ -330,16 +371,38 @@ def op_sign(env: Env, args: Args) -> None:
     if piece.frozen is not None:
         raise ContractError("FROZEN", "This piece is frozen; it cannot be signed for.")
     action = ACTIONS[request.action]
-    piece = action.on_sign(env, package, replace(piece, request=None), request)
+    after = action.on_sign(env, package, replace(piece, request=None), request)
     if action.target is not None:
         target = action.target
         if target is BillStatus.RECEIVED and env.today >= package.maturity_date:
             target = BillStatus.MATURED
-        piece = replace(piece, status=target)
-    if piece.holder is not None:
-        _involve(env.store, piece.holder, package.package_no, "holder")
+        after = replace(after, status=target)
     signed = f"bill.{action.name.lower()}_signed"
-    _finish(env, package, piece, request, RequestStatus.SIGNED, signed)
+    if (
+        action.dvp
+        and _params(env).dvp_settlement
+        and needs_cash_leg(package, request, piece, after)
+    ):
+        answer = RequestAnswer(env.sender.id, env.today, env.ctx.height)
+        piece = await_settlement(env, package, piece, after, request, answer, env.today)
+        _save_piece(env.store, package.package_no, piece)
+        env.store.emit(
+            signed,
+            _attrs(
+                package,
+                piece,
+                request_id=request.id,
+                action=request.action.value,
+                initiator=request.initiator,
+                counterparty=request.counterparty,
+                awaiting_settlement=True,
+            ),
+            _scope(package.package_no),
+        )
+        return
+    if after.holder is not None:
+        _involve(env.store, after.holder, package.package_no, "holder")
+    _finish(env, package, after, request, RequestStatus.SIGNED, signed)
 
 
 def op_reject(env: Env, args: Args) -> None:
@@ -379,19 +442,95 @@ def op_clear_request(env: Env, args: Args) -> None:
         request.counterparty,
     ):
         raise ContractError("FORBIDDEN", "Only the operator or a party may clear a request.")
-    if request.status is not RequestStatus.PENDING:
+    if request.status not in (RequestStatus.PENDING, RequestStatus.AWAITING_SETTLEMENT):
         raise ContractError(
             "REQUEST_NOT_PENDING", f"Request {request.id} is {request.status.lower()}."
-        )
-    if env.today <= request.expires_day:
-        raise ContractError(
-            "WRONG_STATE",
-            f"Request {request.id} runs until {day_to_iso(request.expires_day)}.",
         )
     package = _load_package(env.store, request.package_no)
     piece = _load_piece(env.store, request.package_no, request.start)
     assert piece is not None
-    _normalise(env, package, piece)  # clears (or auto-refuses) and saves
+    due = _request_due(env, package, piece, request)
+    if env.today < due:
+        raise ContractError(
+            "WRONG_STATE", f"Request {request.id} runs until {day_to_iso(due - 1)}."
+        )
+    _normalise(env, package, piece)  # clears, refuses or answers it, and saves
+
+
+# --- settlement of DVP cash legs (B.6 step 3) --------------------------------------------------
+
+
+def _settlement_target(env: Env, args: Args) -> tuple[Request, Package, Piece, Settlement]:
+    """A request awaiting its cash leg, for the settlement agent (after time has had its say)."""
+    request_id: str = args.str_("request_id", max_len=128)
+    if not env.sender.has(Role.SETTLEMENT_AGENT):
+        raise ContractError(
+            "FORBIDDEN", "Only a settlement agent confirms or fails the cash leg of a bill."
+        )
+    request = _load_request(env.store, request_id)
+    package = _load_package(env.store, request.package_no)
+    piece = _load_piece(env.store, request.package_no, request.start)
+    assert piece is not None, "a request always points at an existing piece"
+    if piece.request == request.id:
+        piece = _normalise(env, package, piece)  # a time-out may have restored it already
+        request = _load_request(env.store, request_id)
+    settlement = load_settlement(env.store, request_id)
+    if settlement.status is not SettlementStatus.PENDING:
+        raise ContractError(
+            "DUPLICATE_SETTLEMENT",
+            f"The cash leg of request {request_id} is already closed "
+            f"({settlement.status.lower().replace('_', ' ')}).",
+        )
+    assert request.status is RequestStatus.AWAITING_SETTLEMENT and piece.request == request.id
+    return request, package, piece, settlement
+
+
+def op_settle_confirm(env: Env, args: Args) -> None:
+    """The cash leg was paid: write what the signature made of the piece."""
+    request, package, piece, settlement = _settlement_target(env, args)
+    args.done()
+    if piece.frozen is not None:
+        raise ContractError("FROZEN", f"This piece is frozen under case {piece.frozen.case_ref}.")
+    after = Piece.from_stored(settlement.after)
+    assert (after.start, after.end) == (piece.start, piece.end) and after.frozen is None
+    if after.status is BillStatus.RECEIVED and env.today >= package.maturity_date:
+        after = replace(after, status=BillStatus.MATURED)
+    _save_piece(env.store, package.package_no, after)
+    if after.holder is not None:
+        _involve(env.store, after.holder, package.package_no, "holder")
+    _save_request(env.store, replace(request, status=RequestStatus.SIGNED, closed_day=env.today))
+    closed = replace(
+        settlement,
+        status=SettlementStatus.CONFIRMED,
+        closed_day=env.today,
+        closed_by=env.sender.id,
+    )
+    env.store.put(settlement_key(request.id), closed.to_stored())
+    env.store.emit(
+        "bill.settled",
+        _attrs(
+            package,
+            after,
+            request_id=request.id,
+            action=request.action.value,
+            payer=settlement.payer,
+            payee=settlement.payee,
+            cash_fen=settlement.amount_fen,
+        ),
+        _scope(package.package_no),
+    )
+
+
+def op_settle_fail(env: Env, args: Args) -> None:
+    """The cash leg failed: restore the piece exactly (allowed on a frozen piece: restoring
+    moves nothing)."""
+    request, package, piece, _ = _settlement_target(env, args)
+    reason: str = args.str_("reason", optional=True, max_len=256) or "payment failed"
+    args.done()
+    piece = fail_settlement(
+        env, package, piece, request, SettlementStatus.FAILED, env.today, reason=reason
+    )
+    _save_piece(env.store, package.package_no, piece)
 
 
 # --- unilateral operations -------------------------------------------------------------------
@@ -589,6 +728,8 @@ def op_unfreeze(env: Env, args: Args) -> None:
     env.store.emit(
         "bill.unfrozen", _attrs(package, piece, case_ref=case_ref), _scope(package.package_no)
     )
+    # What the freeze held back (the exchange's answer at maturity) is due now, in this block.
+    _normalise(env, package, piece)
 
 
 def op_sweep(env: Env, args: Args) -> None:
@@ -611,6 +752,8 @@ OPERATIONS: dict[str, Callable[[Env, Args], None]] = {
     "bill.reject": op_reject,
     "bill.revoke": op_revoke,
     "bill.clear_request": op_clear_request,
+    "bill.settle_confirm": op_settle_confirm,
+    "bill.settle_fail": op_settle_fail,
     "bill.withdraw": op_withdraw,
     "bill.cleanup": op_cleanup,
     "bill.disclose": op_disclose,

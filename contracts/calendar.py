@@ -21,6 +21,7 @@ Genesis schema (all optional)::
                    "remote_allowance_days": 0, "repo_day_count_basis": 365,
                    "allow_early_presentment": true,
                    "allow_overdue_presentment": true,
+                   "dvp_settlement": false, "settlement_ttl_business_days": 0,
                    "term_rules": [{"issued_from": "2023-01-01", "months": 6}, ...]}
 """
 
@@ -134,6 +135,11 @@ class Parameters:
     repo_day_count_basis: int = 365
     allow_early_presentment: bool = True
     allow_overdue_presentment: bool = True
+    # Delivery versus payment (B.6 step 3): off, a signature moves the piece at once; on, the
+    # cash leg of a DVP action waits for the settlement agent, by the end of the
+    # ``settlement_ttl_business_days``-th business day after the signing business day.
+    dvp_settlement: bool = False
+    settlement_ttl_business_days: int = 0
     # (first issue day, maximum term in months), sorted by day; the last rule whose day is on or
     # before the issue date applies (B.1: 12 months before 2023-01-01, 6 months from then).
     term_rules: tuple[tuple[int, int], ...] = (
@@ -152,6 +158,10 @@ class Parameters:
         stored: StoredMap = {name: getattr(self, name) for name in _INT_PARAMS}
         stored.update({name: getattr(self, name) for name in _BOOL_PARAMS})
         stored["term_rules"] = [[day, months] for day, months in self.term_rules]
+        # Stored only when set, so that a chain without them keeps its state bytes.
+        for name, default in _OPTIONAL_PARAMS.items():
+            if getattr(self, name) != default:
+                stored[name] = getattr(self, name)
         return stored
 
     @classmethod
@@ -171,6 +181,8 @@ class Parameters:
                 raise StoredFormError("parameters.term_rules must list [day, months] pairs")
             assert isinstance(day, int) and isinstance(months, int)
             rules.append((day, months))
+        dvp = f.bool_("dvp_settlement") if f.has("dvp_settlement") else False
+        ttl = f.int_("settlement_ttl_business_days") if f.has("settlement_ttl_business_days") else 0
         f.done()
         return cls(
             presentment_window_days=ints["presentment_window_days"],
@@ -184,8 +196,13 @@ class Parameters:
             allow_early_presentment=bools["allow_early_presentment"],
             allow_overdue_presentment=bools["allow_overdue_presentment"],
             term_rules=tuple(rules),
+            dvp_settlement=dvp,
+            settlement_ttl_business_days=ttl,
         )
 
+
+_OPTIONAL_PARAMS: dict[str, object] = {"dvp_settlement": False, "settlement_ttl_business_days": 0}
+_SETTLEMENT_TTL_RANGE = (0, 10)
 
 _INT_PARAMS = {
     "presentment_window_days": (0, 366),
@@ -250,9 +267,14 @@ def parameters_from_genesis(section: Any) -> Parameters:
             if name == "repo_day_count_basis" and value not in (360, 365):
                 raise GenesisError("parameters.repo_day_count_basis must be 360 or 365")
             values[name] = value
-        elif name in _BOOL_PARAMS:
+        elif name in _BOOL_PARAMS or name == "dvp_settlement":
             if not isinstance(value, bool):
                 raise GenesisError(f"parameters.{name} must be true or false")
+            values[name] = value
+        elif name == "settlement_ttl_business_days":
+            low, high = _SETTLEMENT_TTL_RANGE
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise GenesisError(f"parameters.{name} must be an integer from {low} to {high}")
             values[name] = value
         elif name == "term_rules":
             values[name] = _term_rules_from_genesis(value)

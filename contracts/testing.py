@@ -29,6 +29,7 @@ from .runtime import execute, genesis_writes, query
 
 __all__ = [
     "DEMO_CALENDAR",
+    "SETTLEMENT_AGENT_ID",
     "BlockOverlay",
     "LedgerSnapshot",
     "MemoryState",
@@ -38,6 +39,7 @@ __all__ = [
     "fabricate_lei",
     "fabricate_uscc",
     "timestamp_ms_of",
+    "with_dvp_settlement",
 ]
 
 
@@ -322,6 +324,25 @@ DEMO_CALENDAR: dict[str, list[str]] = {
         "2024-10-12",
     ],
 }
+
+
+SETTLEMENT_AGENT_ID = "LVPS"
+
+
+def with_dvp_settlement(genesis: dict[str, Any], **parameters: Any) -> dict[str, Any]:
+    """``genesis`` with a settlement agent (the large-value payment system, ``LVPS``) and the
+    ``dvp_settlement`` switch on, plus any other ``parameters``."""
+    participants = list(genesis["participants"])
+    participants.append(
+        {
+            "id": SETTLEMENT_AGENT_ID,
+            "name": "Large-value payment system",
+            "roles": ["settlement_agent"],
+            "keys": [{"suite": "ed25519-sha256", "public_key": demo_public_key(90).hex()}],
+        }
+    )
+    merged = {**genesis.get("parameters", {}), "dvp_settlement": True, **parameters}
+    return {**genesis, "participants": participants, "parameters": merged}
 
 
 def demo_genesis() -> dict[str, Any]:

@@ -31,6 +31,7 @@ __all__ = [
     "RepoKind",
     "RequestStatus",
     "Role",
+    "SettlementStatus",
     "TradeMode",
 ]
 
@@ -42,6 +43,9 @@ class Role(enum.StrEnum):
     ENTERPRISE = "enterprise"
     REGISTRAR = "registrar"
     REGULATOR = "regulator"
+    # The central bank's large-value payment system: confirms or fails the cash leg of a
+    # delivery-versus-payment bill action (docs/domain.md B.6).
+    SETTLEMENT_AGENT = "settlement_agent"
 
 
 class LeiStatus(enum.StrEnum):
@@ -95,6 +99,9 @@ class BillFlag(enum.StrEnum):
     COLLECTION_IN_TRANSIT = "COLLECTION_IN_TRANSIT"
     RECOURSE = "RECOURSE"
     ENDED = "ENDED"
+    # Signed, awaiting the cash leg (B.6 step 3; ECDS suffix 03). The new system publishes no
+    # flag for it; its code below is this ledger's own.
+    AWAITING_SETTLEMENT = "AWAITING_SETTLEMENT"
 
     @property
     def code(self) -> str:
@@ -111,6 +118,7 @@ _FLAG_CODES = {
     BillFlag.COLLECTION_IN_TRANSIT: "TF0401",
     BillFlag.RECOURSE: "TF0402",
     BillFlag.ENDED: "TF0501",
+    BillFlag.AWAITING_SETTLEMENT: "IB0303",
 }
 
 
@@ -142,10 +150,19 @@ class BillAction(enum.StrEnum):
 
 class RequestStatus(enum.StrEnum):
     PENDING = "PENDING"
-    SIGNED = "SIGNED"
+    SIGNED = "SIGNED"  # answered and, for a DVP action, settled
     REJECTED = "REJECTED"
     REVOKED = "REVOKED"
     CLEARED = "CLEARED"
+    AWAITING_SETTLEMENT = "AWAITING_SETTLEMENT"  # signed; the cash leg is pending (B.6 step 3)
+    SETTLEMENT_FAILED = "SETTLEMENT_FAILED"  # signed; the cash leg failed or timed out
+
+
+class SettlementStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
 
 
 class RecourseGround(enum.StrEnum):

@@ -774,6 +774,8 @@ def test_every_bill_command_sends_arguments_the_contract_accepts(cli: Cli) -> No
         ("REGULATOR", "freeze", bill, "--case", "C-1"),
         ("REGULATOR", "unfreeze", bill, "--case", "C-1"),
         ("ADMIN", "sweep", bill),
+        ("ADMIN", "settle-confirm", "00" * 32),
+        ("ADMIN", "settle-fail", "00" * 32, "--reason", "no reserves"),
     ]
     for identity, *argv in calls:
         result = cli("bill", *argv, "--as", identity, "--json")

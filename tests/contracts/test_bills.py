@@ -652,12 +652,14 @@ def test_stale_request_is_cleared_lazily_by_the_next_action(world: Any) -> None:
     assert world.piece(p)["holder"] == "ENT_D"
 
 
-def test_unanswered_presentment_is_refused_automatically(world: Any) -> None:
-    p = world.received(splittable=False)
+def test_unanswered_commercial_presentment_is_refused_automatically(world: Any) -> None:
+    # A commercial acceptor answers itself; the exchange answers only for bank acceptances
+    # (test_exchange_answers.py).
+    p = world.received(splittable=False, kind="COMMERCIAL", acceptor="ENT_D")
     world.ledger.set_date("2024-08-30")
     rid = world.request("ENT_B", "bill.present", package_no=p)
     world.ledger.set_date("2024-09-03")  # answer deadline 2024-09-02 has passed
-    world.fails("REQUEST_NOT_PENDING", "BANK_A", "bill.sign", request_id=rid)
+    world.fails("REQUEST_NOT_PENDING", "ENT_D", "bill.sign", request_id=rid)
     out = world.ok("ENT_B", "bill.clear_request", request_id=rid)
     assert "bill.payment_refused" in [e.kind for e in out.events]
     piece = world.piece(p)

@@ -8,6 +8,10 @@ Invariants checked after every step:
   request points back at the piece;
 * no double settlement: settled fen ranges of a package are disjoint, and a settled piece never
   changes again;
+* delivery versus payment (``LedgerMachineDvp``, genesis switch ``dvp_settlement``): a piece
+  awaits settlement iff its request does; every cash leg is confirmed at most once; a confirmed
+  leg's request is signed, a failed or timed-out one's request failed and its piece restored
+  exactly (holder, chain and encumbrances as before the signature, the request's previous flag);
 * asset conservation: holdings sum to the outstanding amount, which never exceeds the issue
   size; no negative parts; encumbrances add up;
 * a rejected operation writes nothing and emits nothing.
@@ -24,7 +28,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from ibledger.contracts.args import day_to_iso, parse_iso_date
 from ibledger.contracts.codec import canonical_decode
-from ibledger.contracts.testing import LedgerSnapshot, TestLedger, demo_genesis, fabricate_lei
+from ibledger.contracts.testing import (
+    SETTLEMENT_AGENT_ID,
+    LedgerSnapshot,
+    TestLedger,
+    demo_genesis,
+    fabricate_lei,
+    with_dvp_settlement,
+)
 
 # Strategies draw only from module constants that cannot change (tuples), and every example
 # starts from a frozen snapshot, so one example can never change what the next one draws.
@@ -34,11 +45,16 @@ PARTIES = (*ENTERPRISES, *BANKS, "PBOC")
 ISIN = "CND10006PJH0"
 ISSUE_SIZE = 1_000_000
 LOCK_FLAGS = {"LOCKED", "COLLECTION_IN_TRANSIT", "RECOURSE"}
+SETTLEMENT_FLAG = "AWAITING_SETTLEMENT"
+# What a restored piece keeps from the piece that awaited settlement.
+KEPT = ("start", "end", "holder", "nt", "nt_setter", "nt_seq", "pledgee", "repo", "discounted")
+KEPT_TOO = ("refusal", "recourse_paid_day", "paid_to", "guarantees", "chain")
 PRE_RECEIPT = {"ISSUED", "ACCEPTED"}
 
 
-def _base() -> LedgerSnapshot:
-    ledger = TestLedger(demo_genesis())
+def _base(dvp: bool = False) -> LedgerSnapshot:
+    genesis = demo_genesis()
+    ledger = TestLedger(with_dvp_settlement(genesis) if dvp else genesis)
     for operation, args in [
         (
             "asset.register",
@@ -71,6 +87,12 @@ def _base() -> LedgerSnapshot:
 
 
 BASE = _base()
+DVP_BASE = _base(dvp=True)
+# How the settlement agent answers a cash leg as soon as it opens (None: later, or never).
+CASH_REPLIES = (None, "bill.settle_confirm", "bill.settle_confirm", "bill.settle_fail")
+# The operation after which a failed cash leg's piece is exactly what the failure left (time-outs
+# happen inside other operations, which may go on to act on the restored piece).
+RESTORING = ("bill.settle_fail",)
 
 BILL_OPS = (
     "bill.request_acceptance",
@@ -99,9 +121,14 @@ BILL_OPS = (
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    base = BASE
+
     def __init__(self) -> None:
         super().__init__()
-        self.ledger = TestLedger.from_snapshot(BASE)
+        self.ledger = TestLedger.from_snapshot(self.base)
+        self.awaiting: list[str] = []  # request ids of cash legs that were pending
+        self.waiting_piece: dict[str, dict[str, Any]] = {}  # request id -> the awaiting piece
+        self.confirmed: set[str] = set()
         self.packages: list[str] = []
         self.requests: list[str] = []
         self.pledges: list[tuple[str, str]] = []  # (pledgor, pledge id)
@@ -121,13 +148,46 @@ class LedgerMachine(RuleBasedStateMachine):
             return outcome
         self.outcomes["OK"] += 1
         for event in outcome.events:
+            attrs = event.attrs
             if event.kind == "bill.requested":
-                self.requests.append(event.attrs["request_id"])
-            if event.kind in ("bill.present_signed", "bill.recourse_signed"):
-                self._record_settlement(event.attrs["package_no"], event.attrs["range"])
+                self.requests.append(attrs["request_id"])
+            if event.kind in ("bill.present_signed", "bill.recourse_signed", "bill.settled"):
+                self._record_settlement(attrs["package_no"], attrs["range"])
+            if event.kind == "bill.settlement_pending":
+                self.awaiting.append(attrs["request_id"])
+                self.waiting_piece[attrs["request_id"]] = self._piece(attrs)
+            if event.kind == "bill.settled":
+                assert attrs["request_id"] not in self.confirmed, "cash leg settled twice"
+                self.confirmed.add(attrs["request_id"])
+            if event.kind == "bill.settlement_failed" and operation in RESTORING:
+                self._check_restored(attrs)
             if event.kind == "asset.pledged":
                 self.pledges.append((event.attrs["pledgor"], event.attrs["pledge_id"]))
         return outcome
+
+    def _piece(self, attrs: Any) -> dict[str, Any]:
+        range_text = attrs["range"]
+        start = 0 if range_text == "0" else int(range_text.split("-")[0])
+        raw = self.ledger.state.get(f"bill/{attrs['package_no']}/p/{start:012d}".encode())
+        assert raw is not None
+        piece: dict[str, Any] = canonical_decode(raw)
+        return piece
+
+    def _check_restored(self, attrs: Any) -> None:
+        """A failed or timed-out cash leg gives the piece back exactly (B.6 step 3)."""
+        request_id = attrs["request_id"]
+        raw = self.ledger.state.get(f"breq/{request_id}".encode())
+        assert raw is not None
+        request = canonical_decode(raw)
+        assert request["status"] == "SETTLEMENT_FAILED"
+        waiting, piece = self.waiting_piece[request_id], self._piece(attrs)
+        assert waiting["flag"] == SETTLEMENT_FLAG and waiting["request"] == request_id
+        assert piece["request"] is None and piece["flag"] == request["prev_flag"]
+        assert piece["status"] == request["prev_status"] or (
+            request["prev_status"] == "RECEIVED" and piece["status"] == "MATURED"
+        )
+        for key in (*KEPT, *KEPT_TOO):
+            assert piece[key] == waiting[key], key
 
     def _record_settlement(self, package_no: str, range_text: str) -> None:
         start = 0 if range_text == "0" else int(range_text.split("-")[0])
@@ -280,6 +340,7 @@ class LedgerMachine(RuleBasedStateMachine):
         amount=st.one_of(st.none(), st.none(), st.integers(-1, 401)),
         flag=st.booleans(),
         reply=st.sampled_from([None, "bill.sign", "bill.sign", "bill.sign", "bill.reject"]),
+        cash=st.sampled_from(CASH_REPLIES),
         op_pick=st.integers(0, 13),
     )
     def act(
@@ -294,6 +355,7 @@ class LedgerMachine(RuleBasedStateMachine):
         flag: bool,
         reply: str | None,
         op_pick: int,
+        cash: str | None,
     ) -> None:
         package_no = self.packages[-1 - pick % min(len(self.packages), 4)]
         package = self.package(package_no)
@@ -356,9 +418,18 @@ class LedgerMachine(RuleBasedStateMachine):
         requested = [e for e in outcome.events if e.kind == "bill.requested"]
         if natural and reply is not None and requested:  # the counterparty answers at once
             attrs = requested[0].attrs
-            self.submit(attrs["counterparty"], reply, {"request_id": attrs["request_id"]})
+            answered = self.submit(
+                attrs["counterparty"], reply, {"request_id": attrs["request_id"]}
+            )
+            self.settle_at_once(answered, cash)
 
     act_again = act  # a second registration: bill actions get twice the share of steps
+
+    def settle_at_once(self, outcome: Any, cash: str | None) -> None:
+        """The settlement agent answers a cash leg the outcome opened, in the next block."""
+        for event in outcome.events:
+            if event.kind == "bill.settlement_pending" and cash is not None:
+                self.submit(SETTLEMENT_AGENT_ID, cash, {"request_id": event.attrs["request_id"]})
 
     def pending(self) -> list[str]:
         result = []
@@ -395,7 +466,26 @@ class LedgerMachine(RuleBasedStateMachine):
         sender = who
         if natural:
             sender = request["initiator"] if answer == "bill.revoke" else request["counterparty"]
-        self.submit(sender, answer, {"request_id": request_id})
+        outcome = self.submit(sender, answer, {"request_id": request_id})
+        self.settle_at_once(outcome, "bill.settle_confirm" if natural > 1 else None)
+
+    @precondition(lambda self: bool(self.awaiting))
+    @rule(
+        pick=st.integers(0, 10**6),
+        operation=st.sampled_from(
+            ["bill.settle_confirm", "bill.settle_confirm", "bill.settle_fail", "bill.clear_request"]
+        ),
+        natural=st.integers(0, 5),
+        who=st.sampled_from(PARTIES),
+    )
+    def settle(self, pick: int, operation: str, natural: int, who: str) -> None:
+        """The settlement agent (mostly) confirms or fails a cash leg, often one already closed;
+        or the operator clears it once it has timed out."""
+        request_id = self.awaiting[-1 - pick % min(len(self.awaiting), 4)]
+        sender = SETTLEMENT_AGENT_ID if natural else who
+        if operation == "bill.clear_request":
+            sender = "ADMIN"
+        self.submit(sender, operation, {"request_id": request_id})
 
     @rule(days=st.sampled_from([0, 1, 2, 5, 20, 60, 100, 200, 800]))
     def advance(self, days: int) -> None:
@@ -465,18 +555,39 @@ class LedgerMachine(RuleBasedStateMachine):
                 elif piece["status"] != "TERMINATED":
                     assert piece["holder"] in PARTIES
                 if piece["request"] is None:
-                    assert piece["flag"] not in LOCK_FLAGS
+                    assert piece["flag"] not in LOCK_FLAGS | {SETTLEMENT_FLAG}
                     continue
-                assert piece["flag"] in LOCK_FLAGS
                 raw = self.ledger.state.get(f"breq/{piece['request']}".encode())
                 assert raw is not None
                 request = canonical_decode(raw)
-                assert request["status"] == "PENDING"
+                if piece["flag"] == SETTLEMENT_FLAG:
+                    assert request["status"] == "AWAITING_SETTLEMENT"
+                else:
+                    assert piece["flag"] in LOCK_FLAGS
+                    assert request["status"] == "PENDING"
                 assert (request["package_no"], request["start"], request["end"]) == (
                     package_no,
                     piece["start"],
                     piece["end"],
                 )
+
+    @invariant()
+    def cash_legs_agree_with_their_requests(self) -> None:
+        expected = {
+            "PENDING": "AWAITING_SETTLEMENT",
+            "CONFIRMED": "SIGNED",
+            "FAILED": "SETTLEMENT_FAILED",
+            "TIMED_OUT": "SETTLEMENT_FAILED",
+        }
+        for request_id in self.awaiting[-8:]:
+            raw = self.ledger.state.get(f"bset/{request_id}".encode())
+            assert raw is not None
+            settlement = canonical_decode(raw)
+            raw = self.ledger.state.get(f"breq/{request_id}".encode())
+            assert raw is not None
+            assert canonical_decode(raw)["status"] == expected[settlement["status"]]
+            assert (settlement["status"] == "CONFIRMED") == (request_id in self.confirmed)
+            assert settlement["amount_fen"] > 0 and settlement["payer"] != settlement["payee"]
 
     @invariant()
     def settled_pieces_are_final(self) -> None:
@@ -514,3 +625,13 @@ LedgerMachine.TestCase.settings = settings(
     print_blob=True,
 )
 TestLedgerModel = LedgerMachine.TestCase
+
+
+class LedgerMachineDvp(LedgerMachine):
+    """The same machine with delivery versus payment on and a settlement agent."""
+
+    base = DVP_BASE
+
+
+LedgerMachineDvp.TestCase.settings = LedgerMachine.TestCase.settings
+TestLedgerModelDvp = LedgerMachineDvp.TestCase

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ibledger.contracts.assets import Holding, Instrument
-from ibledger.contracts.bill_records import Package, Piece, Request
+from ibledger.contracts.bill_records import Package, Piece, Request, Settlement
 from ibledger.contracts.calendar import BusinessCalendar, Parameters
 from ibledger.contracts.codec import canonical_decode, canonical_encode
 from ibledger.contracts.errors import StoredFormError
@@ -26,6 +26,7 @@ def _parser(key: bytes) -> Parser | None:
         return Piece.from_stored if b"/p/" in key else Package.from_stored
     table: list[tuple[bytes, Parser]] = [
         (b"breq/", Request.from_stored),
+        (b"bset/", Settlement.from_stored),
         (b"id/p/", ParticipantRecord.from_stored),
         (b"id/k/", KeyRecord.from_stored),
         (b"cfg/calendar", BusinessCalendar.from_stored),
