@@ -45,6 +45,13 @@ from typing import Any, BinaryIO
 
 import plyvel
 
+from ibledger.consensus import (
+    decode_checkpoint_certificate,
+    decode_commit_certificate,
+    fault_tolerance,
+    verify_checkpoint_proof,
+    verify_commit_certificate,
+)
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
 
 from . import storage_keys as keys
@@ -57,6 +64,7 @@ from .ledger import (
     LedgerError,
     genesis_hash,
 )
+from .signing import ValidatorVerifier
 
 MAGIC = b"IBLEDGER-BACKUP\n"
 FORMAT = 1
@@ -153,6 +161,13 @@ class BackupHeader:
             raise BackupError("BACKUP_FORMAT", f"unknown digest {fields.get('digest')!r}")
         try:
             verified = fields["verified"]
+            if verified is not None and not (
+                isinstance(verified, list)
+                and len(verified) == 2
+                and isinstance(verified[0], int)
+                and isinstance(verified[1], bytes)
+            ):
+                raise TypeError("verified is not [height, block hash]")
             header = cls(
                 chain_id=fields["chain_id"],
                 crypto_suite=fields["crypto_suite"],
@@ -275,8 +290,13 @@ def _snapshot_header(snapshot: Any, ledger: Ledger, node_id: str, now_ms: int) -
     verified_raw = snapshot.get(keys.META_VERIFIED, verify_checksums=True)
     verified = None
     if verified_raw is not None:
-        height, block_hash = canonical_decode(verified_raw)
-        verified = (int(height), bytes(block_hash))
+        try:
+            height, block_hash = canonical_decode(verified_raw)
+            verified = (int(height), bytes(block_hash))
+        except (CodecError, TypeError, ValueError) as exc:
+            raise BackupError(
+                "WRITE_FAILED", f"the verified record does not decode: {exc}"
+            ) from None
     return BackupHeader(
         chain_id=read(keys.META_CHAIN_ID).decode(),
         crypto_suite=ledger.suite.name,
@@ -502,16 +522,6 @@ def genesis_checks(
 ) -> tuple[CertificateCheck, CheckpointCheck]:
     """Commit and checkpoint certificate checks against the genesis validators (id -> public
     key), as the node itself checks blocks it did not execute."""
-    from ibledger.consensus import (
-        decode_checkpoint_certificate,
-        decode_commit_certificate,
-        fault_tolerance,
-        verify_checkpoint_proof,
-        verify_commit_certificate,
-    )
-
-    from .signing import ValidatorVerifier
-
     suite = get_suite(suite_name)
     verifier = ValidatorVerifier(validators, suite)
     members = tuple(validators)

@@ -5,12 +5,11 @@ file, a forged but well-formed backup, another chain and a directory that holds 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import os
 import stat
-import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import plyvel
@@ -30,6 +29,7 @@ from ibledger.node.backup import (
 from ibledger.node.blocks import BlockHeader
 from ibledger.node.ledger import Ledger
 
+from .backup_files import reencode
 from .conftest import Directory, make_genesis, register_tx
 
 Genesis = dict[str, object]
@@ -227,34 +227,9 @@ def test_a_truncated_file_is_refused(
     _assert_refused(cut, tmp_path / "fresh", genesis, code)
 
 
-def _reencode(source: Path, out: Path, change: object) -> None:
-    """Rewrite a backup with ``change(records)`` applied and a fresh, valid digest: what a forger
-    (or a bug) could produce, which only the restore's verification can catch."""
-    with source.open("rb") as handle:
-        data = handle.read()
-    (length,) = struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])
-    head = data[: len(MAGIC) + 4 + length]
-    position = len(head)
-    records: dict[bytes, bytes] = {}
-    while data[position] == 1:
-        (key_length,) = struct.unpack(">I", data[position + 1 : position + 5])
-        key = data[position + 5 : position + 5 + key_length]
-        position += 5 + key_length
-        (value_length,) = struct.unpack(">I", data[position : position + 4])
-        records[key] = data[position + 4 : position + 4 + value_length]
-        position += 4 + value_length
-    change(records)  # type: ignore[operator]
-    body = head + b"".join(
-        b"\x01" + struct.pack(">I", len(k)) + k + struct.pack(">I", len(v)) + v
-        for k, v in sorted(records.items())
-    )
-    body += b"\x00" + struct.pack(">Q", len(records))
-    out.write_bytes(body + hashlib.sha256(body).digest())
-
-
 def test_the_format_is_as_documented(tmp_path: Path, backup_file: Path, genesis: Genesis) -> None:
     same = tmp_path / "same"
-    _reencode(backup_file, same, lambda records: None)
+    reencode(backup_file, same, lambda records: None)
     assert same.read_bytes() == backup_file.read_bytes()
     with same.open("rb") as handle:
         header, _ = read_header(handle)
@@ -299,10 +274,14 @@ def _consensus_record(records: dict[bytes, bytes]) -> None:
     ],
 )
 def test_a_well_formed_but_wrong_backup_does_not_verify(
-    tmp_path: Path, backup_file: Path, genesis: Genesis, change: object, code: str
+    tmp_path: Path,
+    backup_file: Path,
+    genesis: Genesis,
+    change: Callable[[dict[bytes, bytes]], None],
+    code: str,
 ) -> None:
     forged = tmp_path / "forged"
-    _reencode(backup_file, forged, change)
+    reencode(backup_file, forged, change)
     _assert_refused(forged, tmp_path / "fresh", genesis, code)
 
 
