@@ -156,6 +156,9 @@ class AdminServer:
         except BackupError as exc:
             log.warning("backup failed", extra={"code": exc.code, "reason": exc.message})
             return _refusal(exc.code, exc.message)
+        except Exception as exc:  # a bug: the caller still gets an answer, the log the trace
+            log.exception("backup failed")
+            return _refusal("WRITE_FAILED", f"the backup failed: {exc}")
         finally:
             self._busy = False
         log.info(

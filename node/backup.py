@@ -275,6 +275,8 @@ def write_backup(
                 partial.unlink()
     except OSError as exc:
         raise BackupError("WRITE_FAILED", f"cannot write {out}: {exc.strerror or exc}") from None
+    except plyvel.Error as exc:
+        raise BackupError("WRITE_FAILED", f"the node's ledger reports corruption: {exc}") from None
     finally:
         snapshot.close()
     return BackupResult(header, records, size, out)
