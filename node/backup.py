@@ -98,6 +98,15 @@ INCLUDED_META = (
     keys.META_EXPIRY_HORIZON,
     keys.META_VERIFIED,
 )
+# What a restore insists on; the verified record and the horizon are absent in older ledgers.
+REQUIRED_META = (
+    keys.META_FORMAT,
+    keys.META_CHAIN_ID,
+    keys.META_GENESIS_HASH,
+    keys.META_HEIGHT,
+    keys.META_TIP_HASH,
+    keys.META_STATE_ROOT,
+)
 LEDGER_DIR = "ledger"
 RESTORING_DIR = "ledger.restoring"
 
@@ -476,9 +485,12 @@ def _load_records(reader: _Reader, work: Path) -> int:
         count = 0
         batch = db.write_batch(sync=True)
         pending = 0
+        seen_meta: set[bytes] = set()
         for key, value in iter_records(reader):
             batch.put(key, value)
             count += 1
+            if key.startswith(keys.META):
+                seen_meta.add(key)
             pending += len(key) + len(value)
             if pending >= RESTORE_BATCH_BYTES:
                 batch.write()
@@ -486,6 +498,10 @@ def _load_records(reader: _Reader, work: Path) -> int:
         batch.write()
     finally:
         db.close()
+    # Without its format record, opening would create a new chain over the records instead.
+    missing = sorted(key.decode() for key in set(REQUIRED_META) - seen_meta)
+    if missing:
+        raise BackupError("BACKUP_DOES_NOT_VERIFY", f"the backup lacks {', '.join(missing)}")
     return count
 
 

@@ -258,6 +258,10 @@ def _drop_block(records: dict[bytes, bytes]) -> None:
     del records[keys.block_key(2)]
 
 
+def _drop_format(records: dict[bytes, bytes]) -> None:
+    del records[keys.META_FORMAT]  # would otherwise open as a new chain over the records
+
+
 def _consensus_record(records: dict[bytes, bytes]) -> None:
     records[keys.consensus_key(b"vote/1")] = b"old vote"
 
@@ -270,6 +274,7 @@ def _consensus_record(records: dict[bytes, bytes]) -> None:
         (_drop_index_entry, "BACKUP_DOES_NOT_VERIFY"),
         (_extra_state, "BACKUP_DOES_NOT_VERIFY"),
         (_drop_block, "BACKUP_DOES_NOT_VERIFY"),
+        (_drop_format, "BACKUP_DOES_NOT_VERIFY"),
         (_consensus_record, "BACKUP_CORRUPT"),
     ],
 )
