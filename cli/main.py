@@ -26,7 +26,7 @@ from .errors import EXIT_INTERRUPTED, exit_codes_text
 # register() says; tests/cli/test_startup.py keeps the two equal.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("network", "network", "create a consortium network and run it locally"),
-    ("node", "node_cmd", "run a validator node"),
+    ("node", "node_cmd", "run a validator node, back up or restore it"),
     ("status", "cmd_status", "show a node's height, view, primary, peers and mempool"),
     ("tx", "cmd_tx", "show, wait for, verify or submit transactions"),
     ("block", "cmd_block", "show a block, or follow new blocks as they commit"),

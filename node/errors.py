@@ -167,6 +167,20 @@ STATUS = MappingProxyType(
         "SETTLEMENT_NOT_PENDING": _PRECONDITION,
         "WINDOW_CLOSED": _PRECONDITION,
         "WRONG_STATE": _PRECONDITION,
+        # Operator commands (node/admin.py's socket, node/backup.py): they reach the operator's
+        # command line, never a gRPC client; the status says the same in gRPC's vocabulary.
+        "UNKNOWN_COMMAND": _NOT_FOUND,
+        "BUSY": grpc.StatusCode.UNAVAILABLE,
+        "CANCELLED": grpc.StatusCode.CANCELLED,
+        "OUTPUT_EXISTS": _EXISTS,
+        "BAD_OUTPUT": _INVALID,
+        "WRITE_FAILED": _INTERNAL,
+        "NOT_A_BACKUP": _INVALID,
+        "BACKUP_FORMAT": grpc.StatusCode.UNIMPLEMENTED,
+        "BACKUP_CORRUPT": grpc.StatusCode.DATA_LOSS,
+        "BACKUP_TRUNCATED": grpc.StatusCode.DATA_LOSS,
+        "BACKUP_DOES_NOT_VERIFY": grpc.StatusCode.DATA_LOSS,
+        "TARGET_NOT_EMPTY": _PRECONDITION,
     }
 )
 """Every code's gRPC status; read-only, so no module can patch in a second opinion."""

@@ -74,6 +74,8 @@ BLOOM_FILTER_BITS = 10  # about 1 % false positives per table
 BLOCK_CACHE_BYTES = 64 * 1024 * 1024  # LevelDB's default is 8 MiB
 IDENTITY_PREFIX = b"id/"  # contracts/identity.py keeps participants and keys under it
 CertificateCheck = Callable[[BlockHeader, bytes, bytes], bool]  # header, block hash, certificate
+# seq, the block's consensus digest and state root there, the stored certificate
+CheckpointCheck = Callable[[int, bytes, bytes, bytes], bool]
 
 
 class LedgerError(Exception):
@@ -406,6 +408,82 @@ class Ledger:
         last = min(last, self.height)
         if first <= last:
             self._verify_blocks(max(first, 0), last, certificate_check)
+
+    def verify_derived(self, checkpoint_check: CheckpointCheck | None = None) -> int:
+        """Check the records that block verification does not re-derive, against the blocks:
+        the contract state (every write set from block 0 replayed), the transaction index, the
+        state links and the stored checkpoint certificates (``checkpoint_check`` says whether a
+        certificate's signatures verify). For a ledger of outside origin (a restored backup);
+        it reads every record, so a node does not run it at start-up. Returns the height of the
+        newest checkpoint certificate that verified (0 when none is stored): the state up to it
+        is signed by a quorum, not only self-consistent. Raises ``LedgerCorruption``."""
+        replayed: dict[bytes, bytes] = {}
+        positions: dict[bytes, list[tuple[int, int, str]]] = {}  # tx id -> where it appears
+        ok_txs = 0
+        for height in range(self.height + 1):
+            raw = self._get(keys.write_set_key(height), height) or b""
+            try:
+                write_set = canonical_decode(raw)
+                for key, value in write_set:
+                    if value is None:
+                        replayed.pop(key, None)
+                    else:
+                        replayed[key] = value
+            except (CodecError, TypeError, ValueError) as exc:
+                raise LedgerCorruption(height, f"the write set does not decode ({exc})") from exc
+            block = self._read_block(height)
+            link = self._get(keys.state_link_key(height), height)
+            if link is not None:
+                outcomes = _stored_results_digest(
+                    self.suite.hash, self._get(keys.results_key(height), height) or b""
+                )
+                if link != canonical_encode([block.block_hash, outcomes, self.suite.hash(raw)]):
+                    raise LedgerCorruption(height, "the state link does not match the block")
+            for index, (envelope, result) in enumerate(zip(block.txs, block.results, strict=True)):
+                try:
+                    tx_id = self.decoder.decode(envelope).tx_id
+                except TxError:
+                    continue  # refused before execution: never indexed
+                positions.setdefault(tx_id, []).append((height, index, result.code))
+                ok_txs += result.code == "OK"
+        start = len(keys.STATE)
+        for key, value in self._db.iterator(prefix=keys.STATE, verify_checksums=True):
+            if replayed.pop(key[start:], None) != value:
+                raise LedgerCorruption(
+                    None, f"state key {key[start:]!r} is not what the blocks wrote"
+                )
+        if replayed:
+            missing = min(replayed)
+            raise LedgerCorruption(None, f"state key {missing!r} that the blocks wrote is missing")
+        indexed_ok = 0
+        start = len(keys.TX_INDEX)
+        for key, value in self._db.iterator(prefix=keys.TX_INDEX, verify_checksums=True):
+            try:
+                height, index, code = canonical_decode(value)
+                found = (height, index, code) in positions.get(key[start:], [])
+            except (CodecError, TypeError, ValueError):
+                found = False
+            if not found:
+                raise LedgerCorruption(None, f"the index entry of tx {key[start:].hex()} is wrong")
+            indexed_ok += code == "OK"
+        if indexed_ok != ok_txs:
+            raise LedgerCorruption(None, "the transaction index misses committed transactions")
+        return self._verify_checkpoints(checkpoint_check)
+
+    def _verify_checkpoints(self, checkpoint_check: CheckpointCheck | None) -> int:
+        verified = 0
+        start = len(keys.CHECKPOINT)
+        for key, value in self._db.iterator(prefix=keys.CHECKPOINT, verify_checksums=True):
+            seq = keys.decode_height(key[start:])
+            if seq > self.height:
+                raise LedgerCorruption(seq, "a checkpoint certificate is above the tip")
+            block = self._read_block(seq)
+            digest = block.header.consensus_digest(self.suite.hash)
+            if checkpoint_check is not None:
+                if not checkpoint_check(seq, digest, block.state_root, value):
+                    raise LedgerCorruption(seq, "the checkpoint certificate does not verify")
+                verified = seq
+        return verified
 
     def _verify_blocks(
         self, start: int, tip: int, certificate_check: CertificateCheck | None
@@ -825,6 +903,11 @@ class Ledger:
         batch.write()
 
     # --- reading -------------------------------------------------------------------------------
+
+    def snapshot(self) -> Any:
+        """A LevelDB snapshot of the whole database, for a backup. Each block is one write
+        batch, so the snapshot sits on a block boundary; read its tip from the snapshot itself."""
+        return self._db.snapshot()
 
     def state(self) -> _StateReader:
         """A consistent read-only view of the committed contract state."""

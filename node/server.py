@@ -41,6 +41,7 @@ from ibledger.consensus import (
 from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 
 from . import clock, pki
+from .admin import AdminServer
 from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .audit import GOVERNANCE_PREFIXES, AuditLog, caller_of
@@ -833,6 +834,8 @@ class Node:
         if not api_port:
             raise StartupError(f"cannot listen for clients on {api_address}: address in use?")
         await self.api_server.start()
+        self.admin = AdminServer(config.data_dir, self.ledger, self.node_id)  # backups
+        await self.admin.start()
         self._ready = True
         log.info(
             "listening",
@@ -910,6 +913,8 @@ class Node:
             await self.api_server.stop(grace)
         with contextlib.suppress(AttributeError):
             await self.metrics_server.stop()
+        with contextlib.suppress(AttributeError):
+            await self.admin.stop()  # cancels a backup in progress: before the ledger closes
         with contextlib.suppress(AttributeError):
             await self.state_transfer.stop()
         for task in self._tasks:
