@@ -34,6 +34,7 @@ from .client_options import (
     date_arg,
     history_lines,
     rate_arg,
+    renamed,
     render,
     show_amount,
     subcommands,
@@ -43,6 +44,9 @@ from .client_options import (
     with_client,
 )
 from .output import emit, plain
+
+# The record's own "id", as the JSON output names it (cli.convention).
+ID_KEY = {"id": "request_id"}
 
 # The contracts' vocabularies, so that argument choices never drift from what they accept.
 KINDS = values(BillKind)
@@ -699,7 +703,10 @@ def list_bills(options: argparse.Namespace, client: Client) -> int:
 @with_client(identity=True)
 def pending_requests(options: argparse.Namespace, client: Client) -> int:
     participant = options.participant or client.sender
-    rows = client.query("pending_requests", {"participant": participant})
+    rows = [
+        renamed(row, ID_KEY)
+        for row in client.query("pending_requests", {"participant": participant})
+    ]
     shown = [
         row | {"range": "0" if row["start"] == 0 else f"{row['start']}-{row['end']}"}
         for row in rows
@@ -707,7 +714,7 @@ def pending_requests(options: argparse.Namespace, client: Client) -> int:
     text = table(
         shown,
         [
-            ("id", "REQUEST"),
+            ("request_id", "REQUEST"),
             ("action", "ACTION"),
             ("package_no", "PACKAGE NO"),
             ("range", "RANGE"),
@@ -722,7 +729,7 @@ def pending_requests(options: argparse.Namespace, client: Client) -> int:
 
 @with_client(identity=True)
 def show_request(options: argparse.Namespace, client: Client) -> int:
-    record = client.query("request", {"request_id": options.request_id})
+    record = renamed(client.query("request", {"request_id": options.request_id}), ID_KEY)
     emit(options, record, "\n".join(render(record)))
     return 0
 

@@ -172,7 +172,7 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
     genesis_file = str(cluster.directory / "genesis.json")
     verify = ("audit", "verify", str(audit_dir), "--genesis", genesis_file, "--require-signed")
     report = json.loads(run_cli(*verify, "--json").stdout)
-    assert report["ok"] is True and report["node"] == "node0", report
+    assert report["ok"] is True and report["node_id"] == "node0", report
     assert report["signatures_checked"] and report["heads"] >= 1, report
 
     path = Path(file)
