@@ -114,6 +114,12 @@ def add_client_flags(
                 help="return once a node admits the transaction, without waiting for the commit",
             )
         connection.add_argument(
+            "--no-participant-check",
+            action="store_true",
+            help="sign without first asking the node whether the participants named exist (for "
+            "one registered by a transaction that has not committed yet)",
+        )
+        connection.add_argument(
             "--timeout",
             type=float,
             default=DEFAULT_WAIT_TIMEOUT_S,
@@ -593,7 +599,11 @@ def submit(
     describe: Describe | None = None,
     currency: str | None = None,
 ) -> int:
-    """Submit one transaction for a command and report it; a failed result is exit 1."""
+    """Submit one transaction for a command and report it; a failed result is exit 1. The
+    participants the command names are checked first (``validate.check_participants``)."""
+    from .validate import check_participants
+
+    check_participants(options, client)
     result = client.submit(operation, args, wait=not options.no_wait, timeout_s=options.timeout)
     if isinstance(result, Submission):
         tx = result.tx_id.hex()

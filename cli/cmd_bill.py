@@ -87,6 +87,7 @@ def _trade_flags(
             metavar="PARTICIPANT",
             help=what,
         )
+        parser.set_defaults(counterparty_flag=f"--{counterparty.replace('_', '-')}")
         parser.add_argument(
             "--rate", required=True, metavar="PERCENT", help="annual rate in percent, e.g. 2.35"
         )
@@ -739,5 +740,12 @@ def recourse_parties(options: argparse.Namespace, client: Client) -> int:
     answer = client.query(
         "recourse_parties", {"package_no": options.package_no, "range": options.range}
     )
-    emit(options, answer, "\n".join(render(answer)))
+    # The ledger maps each liable party to its capacity; JSON lists them as objects.
+    parties = answer.get("parties") or {}
+    shown = answer | {
+        "parties": [
+            {"participant": party, "capacity": capacity} for party, capacity in parties.items()
+        ]
+    }
+    emit(options, shown, "\n".join(render(answer)))
     return 0

@@ -92,6 +92,7 @@ def register(commands: Any) -> None:
     identifier_flags(reg)
     key_flags(reg)
     _propose_flags(reg, lambda options: ("identity.register", registration_args(options)))
+    reg.set_defaults(registers_participant=True)
 
     quorum = actions.add_parser(
         "set-quorum", help="change the admin quorum (1 to the number of active admins)"

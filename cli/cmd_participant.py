@@ -70,7 +70,7 @@ def register(commands: Any) -> None:
     identifier_flags(reg)
     key_flags(reg)
     add_client_flags(reg, transaction=True)
-    reg.set_defaults(handler=register_participant)
+    reg.set_defaults(handler=register_participant, registers_participant=True)
 
     show = verbs.add_parser("show", help="show one participant with its keys")
     show.add_argument("participant_id", metavar="ID")

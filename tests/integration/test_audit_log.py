@@ -241,7 +241,7 @@ def test_a_killed_node_cuts_a_torn_line_and_continues_its_chain(tmp_path: Path) 
 
     report = json.loads(run_cli(*verify, "--require-signed", "--json").stdout)
     assert report["ok"] is True, report
-    assert report["kinds"]["audit.open"] == 2
+    assert report["records_by_kind"]["audit.open"] == 2
     [cut] = report["torn_tails"]
     assert cut["bytes"] == len(torn) and cut["segment"] == segment.name
     assert _participants(audit_dir) == ["FIRSTCO", "SECONDCO"]  # none repeated by the replay
