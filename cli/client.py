@@ -431,12 +431,17 @@ class NodeStatus:
             "chain_id": self.chain_id,
             "height": self.height,
             "view": self.view,
-            "primary": self.primary,
+            "primary_node_id": self.primary,
             "tip_hash": self.tip_hash.hex(),
             "state_root": self.state_root.hex(),
             "mempool_size": self.mempool_size,
             "peers": [
-                {"id": p.id, "address": p.address, "connected": p.connected, "height": p.height}
+                {
+                    "node_id": p.id,
+                    "address": p.address,
+                    "connected": p.connected,
+                    "height": p.height,
+                }
                 for p in self.peers
             ],
             "version": self.version,

@@ -114,6 +114,12 @@ def add_client_flags(
                 help="return once a node admits the transaction, without waiting for the commit",
             )
         connection.add_argument(
+            "--no-participant-check",
+            action="store_true",
+            help="sign without first asking the node whether the participants named exist (for "
+            "one registered by a transaction that has not committed yet)",
+        )
+        connection.add_argument(
             "--timeout",
             type=float,
             default=DEFAULT_WAIT_TIMEOUT_S,
@@ -490,6 +496,60 @@ def _hex(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def renamed(record: Any, names: Mapping[str, str]) -> Any:
+    """``record`` (a query answer object) with its keys renamed by ``names``, in their order:
+    the ledger stores an object's own identifier as ``id``; the CLI's JSON names it after what
+    it identifies (see :mod:`cli.convention`)."""
+    if not isinstance(record, Mapping):
+        return record
+    return {names.get(key, key): value for key, value in record.items()}
+
+
+def _isins_without_currency(value: Any, found: set[str]) -> None:
+    if isinstance(value, list | tuple):
+        for item in value:
+            _isins_without_currency(item, found)
+    elif isinstance(value, Mapping):
+        if isinstance(value.get("isin"), str) and not isinstance(value.get("currency"), str):
+            found.add(value["isin"])
+        for key, item in value.items():
+            if key not in ("args", "params"):
+                _isins_without_currency(item, found)
+
+
+def instrument_currencies(
+    client: Client, data: Any, known: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The currency of each instrument that ``data`` names by ``isin`` without its currency,
+    read once per ISIN (into ``known``, when given, so that a stream asks once). An instrument
+    the viewer cannot read is left out: its amounts stay in minor units, as the node sent them."""
+    currencies = known if known is not None else {}
+    wanted: set[str] = set()
+    _isins_without_currency(data, wanted)
+    for isin in sorted(wanted - set(currencies)):
+        try:
+            record = client.query("instrument", {"isin": isin})
+        except ClientError:
+            continue
+        if isinstance(record, Mapping) and isinstance(record.get("currency"), str):
+            currencies[isin] = record["currency"]
+    return currencies
+
+
+def emit_ledger(
+    options: argparse.Namespace,
+    client: Client,
+    data: Mapping[str, Any],
+    text: str,
+    *,
+    currency: str | None = None,
+) -> None:
+    """``emit`` for data read from the ledger: under --json, amounts of instruments named only
+    by ISIN are given in the instrument's currency, looked up here."""
+    currencies = instrument_currencies(client, data) if getattr(options, "json", False) else None
+    emit(options, data, text, currency=currency, currencies=currencies)
+
+
 def json_line(data: Mapping[str, Any]) -> str:
     """One compact JSON object per line, for streams (bytes shown as hex)."""
     return json.dumps(data, sort_keys=True, ensure_ascii=False, default=_hex)
@@ -539,7 +599,11 @@ def submit(
     describe: Describe | None = None,
     currency: str | None = None,
 ) -> int:
-    """Submit one transaction for a command and report it; a failed result is exit 1."""
+    """Submit one transaction for a command and report it; a failed result is exit 1. The
+    participants the command names are checked first (``validate.check_participants``)."""
+    from .validate import check_participants
+
+    check_participants(options, client)
     result = client.submit(operation, args, wait=not options.no_wait, timeout_s=options.timeout)
     if isinstance(result, Submission):
         tx = result.tx_id.hex()
@@ -550,12 +614,13 @@ def submit(
             f"  not waiting for the commit; follow it with: ibledger tx wait {tx}",
         )
         return 0
-    return report_receipt(options, result, describe=describe, currency=currency)
+    return report_receipt(options, result, client, describe=describe, currency=currency)
 
 
 def report_receipt(
     options: argparse.Namespace,
     receipt: TxReceipt,
+    client: Client,
     *,
     describe: Describe | None = None,
     currency: str | None = None,
@@ -563,7 +628,7 @@ def report_receipt(
     data = receipt.to_dict()
     if not receipt.ok:
         if getattr(options, "json", False):
-            emit(options, data, "")
+            emit_ledger(options, client, data, "", currency=currency)
         raise CommandError(
             receipt.code,
             f"{receipt.message} (tx {receipt.tx_id.hex()}, height {receipt.height})",
@@ -574,7 +639,7 @@ def report_receipt(
     if describe is not None:
         extra, more = describe(receipt)
         lines += more
-    emit(options, data | extra, "\n".join(lines))
+    emit_ledger(options, client, data | extra, "\n".join(lines), currency=currency)
     return 0
 
 

@@ -480,8 +480,29 @@ def show_holdings(options: argparse.Namespace, client: Client) -> int:
                 f"{freeze['authority']}: "
                 f"{show_amount(freeze['quantity'], currencies.get(row['isin'], ''))}"
             )
-    emit(options, {"holder": holder, "holdings": rows}, "\n".join(lines))
+    emit(
+        options,
+        {"holder": holder, "holdings": [_holding_json(row, currencies) for row in rows]},
+        "\n".join(lines),
+    )
     return 0
+
+
+def _holding_json(row: dict[str, Any], currencies: dict[str, str]) -> dict[str, Any]:
+    """A holding in the JSON convention: its currency, and its pledges (keyed by pledge id)
+    and freezes (keyed by case reference) as lists of objects that name the key."""
+    shown = dict(row)
+    if row["isin"] in currencies:
+        shown["currency"] = currencies[row["isin"]]
+    if isinstance(row.get("pledges"), dict):
+        shown["pledges"] = [
+            {"pledge_id": pledge_id, **pledge} for pledge_id, pledge in row["pledges"].items()
+        ]
+    if isinstance(row.get("freezes"), dict):
+        shown["freezes"] = [
+            {"case_ref": case_ref, **freeze} for case_ref, freeze in row["freezes"].items()
+        ]
+    return shown
 
 
 @with_client(identity=True)
@@ -492,8 +513,13 @@ def show_holders(options: argparse.Namespace, client: Client) -> int:
         f"{answer['isin']}: outstanding {show_amount(answer['outstanding_minor'], currency)} "
         f"{currency}" + ("" if answer["complete"] else " (you see only your own holding)")
     )
-    text = head + "\n" + _holding_rows(answer["holders"], {options.isin: currency})
-    emit(options, answer, text)
+    currencies = {options.isin: currency}
+    text = head + "\n" + _holding_rows(answer["holders"], currencies)
+    shown = answer | {
+        "currency": currency,
+        "holders": [_holding_json(row, currencies) for row in answer["holders"]],
+    }
+    emit(options, shown, text)
     return 0
 
 
@@ -504,5 +530,10 @@ def show_history(options: argparse.Namespace, client: Client) -> int:
         args["from_height"] = options.from_height
     entries = client.query("asset_history", args)
     currency = _currency(client, options.isin)
-    emit(options, {"isin": options.isin, "history": entries}, history_lines(entries, currency))
+    emit(
+        options,
+        {"isin": options.isin, "history": entries},
+        history_lines(entries, currency),
+        currency=currency,
+    )
     return 0

@@ -157,6 +157,13 @@ def _check_paths(paths: list[Path]) -> None:
             )
 
 
+def _report_json(data: dict[str, Any]) -> dict[str, Any]:
+    """The verification report in the JSON convention: the node as ``node_id``, the count of
+    records of each kind as ``records_by_kind``."""
+    names = {"node": "node_id", "kinds": "records_by_kind"}
+    return {names.get(key, key): value for key, value in data.items()}
+
+
 def run_verify(options: argparse.Namespace) -> int:
     _check_paths(options.paths)
     report = verify(
@@ -166,7 +173,7 @@ def run_verify(options: argparse.Namespace) -> int:
         require_signed=options.require_signed,
         anchor=_anchor(options.anchor),
     )
-    emit(options, report.to_dict(), _summary(report))
+    emit(options, _report_json(report.to_dict()), _summary(report))
     if report.problem is None:
         return 0
     problem = report.problem

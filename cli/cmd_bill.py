@@ -34,6 +34,7 @@ from .client_options import (
     date_arg,
     history_lines,
     rate_arg,
+    renamed,
     render,
     show_amount,
     subcommands,
@@ -43,6 +44,9 @@ from .client_options import (
     with_client,
 )
 from .output import emit, plain
+
+# The record's own "id", as the JSON output names it (cli.convention).
+ID_KEY = {"id": "request_id"}
 
 # The contracts' vocabularies, so that argument choices never drift from what they accept.
 KINDS = values(BillKind)
@@ -83,6 +87,7 @@ def _trade_flags(
             metavar="PARTICIPANT",
             help=what,
         )
+        parser.set_defaults(counterparty_flag=f"--{counterparty.replace('_', '-')}")
         parser.add_argument(
             "--rate", required=True, metavar="PERCENT", help="annual rate in percent, e.g. 2.35"
         )
@@ -709,7 +714,10 @@ def list_bills(options: argparse.Namespace, client: Client) -> int:
 @with_client(identity=True)
 def pending_requests(options: argparse.Namespace, client: Client) -> int:
     participant = options.participant or client.sender
-    rows = client.query("pending_requests", {"participant": participant})
+    rows = [
+        renamed(row, ID_KEY)
+        for row in client.query("pending_requests", {"participant": participant})
+    ]
     shown = [
         row | {"range": "0" if row["start"] == 0 else f"{row['start']}-{row['end']}"}
         for row in rows
@@ -717,7 +725,7 @@ def pending_requests(options: argparse.Namespace, client: Client) -> int:
     text = table(
         shown,
         [
-            ("id", "REQUEST"),
+            ("request_id", "REQUEST"),
             ("action", "ACTION"),
             ("package_no", "PACKAGE NO"),
             ("range", "RANGE"),
@@ -732,7 +740,7 @@ def pending_requests(options: argparse.Namespace, client: Client) -> int:
 
 @with_client(identity=True)
 def show_request(options: argparse.Namespace, client: Client) -> int:
-    record = client.query("request", {"request_id": options.request_id})
+    record = renamed(client.query("request", {"request_id": options.request_id}), ID_KEY)
     emit(options, record, "\n".join(render(record)))
     return 0
 
@@ -742,5 +750,12 @@ def recourse_parties(options: argparse.Namespace, client: Client) -> int:
     answer = client.query(
         "recourse_parties", {"package_no": options.package_no, "range": options.range}
     )
-    emit(options, answer, "\n".join(render(answer)))
+    # The ledger maps each liable party to its capacity; JSON lists them as objects.
+    parties = answer.get("parties") or {}
+    shown = answer | {
+        "parties": [
+            {"participant": party, "capacity": capacity} for party, capacity in parties.items()
+        ]
+    }
+    emit(options, shown, "\n".join(render(answer)))
     return 0

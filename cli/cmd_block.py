@@ -9,7 +9,8 @@ from typing import Any
 from .client import Client, LedgerBlock
 from .client_options import (
     add_client_flags,
-    json_line,
+    emit_ledger,
+    instrument_currencies,
     scalar,
     show_time,
     subcommands,
@@ -19,7 +20,7 @@ from .client_options import (
 )
 from .client_verify import verify_block
 from .cmd_tx import validators_for, verification_lines
-from .output import CommandError, emit
+from .output import CommandError, json_text
 
 
 def register(commands: Any) -> None:
@@ -99,11 +100,11 @@ def show_block(options: argparse.Namespace, client: Client) -> int:
     data = block.to_dict()
     lines = _block_text(block, data)
     if validators is None:
-        emit(options, data, "\n".join(lines))
+        emit_ledger(options, client, data, "\n".join(lines))
         return 0
     report = verify_block(block, validators)
     data["verification"] = report.to_dict()
-    emit(options, data, "\n".join(lines + verification_lines(report)))
+    emit_ledger(options, client, data, "\n".join(lines + verification_lines(report)))
     if not report.ok:
         failed = ", ".join(check.name for check in report.failed)
         raise CommandError(
@@ -136,11 +137,13 @@ def tail_blocks(options: argparse.Namespace, client: Client) -> int:
         return 0
     printed = 0
     stream = client.blocks(start)
+    known: dict[str, str] = {}
     try:
         for block in stream:
             data = block.to_dict()
             if options.json:
-                print(json_line(data), flush=True)
+                currencies = instrument_currencies(client, data, known)
+                print(json_text(data, currencies=currencies, indent=None), flush=True)
             else:
                 print(_tail_line(block, data), flush=True)
             printed += 1

@@ -22,6 +22,7 @@ from ibledger.node import clock
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
+    renamed,
     render,
     subcommands,
     submit,
@@ -31,6 +32,9 @@ from .client_options import (
 )
 from .cmd_participant import ROLES, identifier_flags, key_flags, keys_of, registration_args
 from .output import emit, plain
+
+# The record's own "id", as the JSON output names it (cli.convention).
+ID_KEY = {"id": "proposal"}
 
 HOUR_MS = 3_600_000
 EXPIRY_HOURS_DEFAULT = 72
@@ -88,6 +92,7 @@ def register(commands: Any) -> None:
     identifier_flags(reg)
     key_flags(reg)
     _propose_flags(reg, lambda options: ("identity.register", registration_args(options)))
+    reg.set_defaults(registers_participant=True)
 
     quorum = actions.add_parser(
         "set-quorum", help="change the admin quorum (1 to the number of active admins)"
@@ -207,19 +212,22 @@ def _expiry(record: dict[str, Any]) -> str:
 
 @with_client(identity=True)
 def show_proposal(options: argparse.Namespace, client: Client) -> int:
-    record = client.query("governance_proposal", {"id": options.proposal})
+    record = renamed(client.query("governance_proposal", {"id": options.proposal}), ID_KEY)
     emit(options, record, "\n".join(render(record)))
     return 0
 
 
 @with_client(identity=True)
 def list_proposals(options: argparse.Namespace, client: Client) -> int:
-    records = client.query("governance_proposals", {"status": options.status})
+    records = [
+        renamed(record, ID_KEY)
+        for record in client.query("governance_proposals", {"status": options.status})
+    ]
     quorum = client.query("governance", {})
     now = clock.now_ms()
     rows = [
         {
-            "id": record["id"],
+            "proposal": record["proposal"],
             "action": record["action"],
             "participant": record["args"].get("participant", record["args"].get("id")),
             "proposer": record["proposer"],
@@ -234,7 +242,7 @@ def list_proposals(options: argparse.Namespace, client: Client) -> int:
     text = table(
         rows,
         [
-            ("id", "PROPOSAL"),
+            ("proposal", "PROPOSAL"),
             ("action", "ACTION"),
             ("participant", "PARTICIPANT"),
             ("proposer", "PROPOSER"),

@@ -23,6 +23,7 @@ from ibledger.node.crypto import SM2_SM3, CryptoError, load_public_key_pem
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
+    renamed,
     render,
     subcommands,
     submit,
@@ -31,6 +32,9 @@ from .client_options import (
     with_client,
 )
 from .output import CommandError, emit, plain
+
+# The record's own "id", as the JSON output names it (cli.convention).
+ID_KEY = {"id": "participant"}
 
 ROLES = values(Role)
 LEI_STATUSES = values(LeiStatus)
@@ -66,7 +70,7 @@ def register(commands: Any) -> None:
     identifier_flags(reg)
     key_flags(reg)
     add_client_flags(reg, transaction=True)
-    reg.set_defaults(handler=register_participant)
+    reg.set_defaults(handler=register_participant, registers_participant=True)
 
     show = verbs.add_parser("show", help="show one participant with its keys")
     show.add_argument("participant_id", metavar="ID")
@@ -245,7 +249,7 @@ def register_participant(options: argparse.Namespace, client: Client) -> int:
 
 @with_client(identity=True)
 def show_participant(options: argparse.Namespace, client: Client) -> int:
-    record = client.query("participant", {"id": options.participant_id})
+    record = renamed(client.query("participant", {"id": options.participant_id}), ID_KEY)
     emit(options, record, "\n".join(render(record)))
     return 0
 
@@ -253,11 +257,11 @@ def show_participant(options: argparse.Namespace, client: Client) -> int:
 @with_client(identity=True)
 def list_participants(options: argparse.Namespace, client: Client) -> int:
     args = {"role": options.role} if options.role else {}
-    rows = client.query("participants", args)
+    rows = [renamed(row, ID_KEY) for row in client.query("participants", args)]
     text = table(
         rows,
         [
-            ("id", "ID"),
+            ("participant", "ID"),
             ("name", "NAME"),
             ("roles", "ROLES"),
             ("lei", "LEI"),

@@ -16,10 +16,11 @@ from ibledger.contracts import QUERIES
 from .client import Client, LedgerEvent
 from .client_options import (
     add_client_flags,
+    emit_ledger,
     format_attrs,
     history_lines,
+    instrument_currencies,
     json_args,
-    json_line,
     render,
     show_amount,
     show_time,
@@ -28,7 +29,7 @@ from .client_options import (
     usage,
     with_client,
 )
-from .output import emit, plain
+from .output import json_text, plain
 
 
 def register(commands: Any) -> None:
@@ -125,7 +126,7 @@ def register(commands: Any) -> None:
 def run_query(options: argparse.Namespace, client: Client) -> int:
     answer = client.query(options.name, json_args(options.args))
     data = {"query": options.name, "height": client.last_query_height, "result": answer}
-    emit(options, data, "\n".join(render(answer)))
+    emit_ledger(options, client, data, "\n".join(render(answer)))
     return 0
 
 
@@ -191,7 +192,7 @@ def show_positions(options: argparse.Namespace, client: Client) -> int:
                 ],
             )
         )
-    emit(options, answer | {"height": client.last_query_height}, "\n".join(lines))
+    emit_ledger(options, client, answer | {"height": client.last_query_height}, "\n".join(lines))
     return 0
 
 
@@ -216,7 +217,7 @@ def show_exposures(options: argparse.Namespace, client: Client) -> int:
             ("refused_pieces", "REFUSALS"),
         ],
     )
-    emit(options, {"height": client.last_query_height, "acceptors": rows}, text)
+    emit_ledger(options, client, {"height": client.last_query_height, "acceptors": rows}, text)
     return 0
 
 
@@ -232,7 +233,7 @@ def show_scope_history(options: argparse.Namespace, client: Client) -> int:
     if options.from_height is not None:
         args["from_height"] = options.from_height
     entries = client.query("events", args)
-    emit(options, {"scope": scope, "history": entries}, history_lines(entries))
+    emit_ledger(options, client, {"scope": scope, "history": entries}, history_lines(entries))
     return 0
 
 
@@ -245,6 +246,7 @@ def follow_events(options: argparse.Namespace, client: Client) -> int:
     if start < 0 or (options.count is not None and options.count < 1):
         raise usage("BAD_ARGUMENT", "--from must be 0 or more and --count at least 1")
     printed = 0
+    known: dict[str, str] = {}
     stream = (
         client.events(start, options.kinds)
         if options.follow
@@ -253,7 +255,9 @@ def follow_events(options: argparse.Namespace, client: Client) -> int:
     try:
         for event in stream:
             if options.json:
-                print(json_line(event.to_dict()), flush=True)
+                data = event.to_dict()
+                currencies = instrument_currencies(client, data, known)
+                print(json_text(data, currencies=currencies, indent=None), flush=True)
             else:
                 print(
                     f"{event.height:>8}  {show_time(event.timestamp_ms)}  {event.kind}: "

@@ -90,7 +90,7 @@ def _run_all(options: argparse.Namespace, client: Client) -> int:
             ("address", "ADDRESS"),
             ("height", "HEIGHT"),
             ("view", "VIEW"),
-            ("primary", "PRIMARY"),
+            ("primary_node_id", "PRIMARY"),
             ("mempool_size", "MEMPOOL"),
         ],
     )

@@ -16,6 +16,7 @@ from typing import Any
 from .client import Client, TxReceipt
 from .client_options import (
     add_client_flags,
+    emit_ledger,
     json_args,
     json_line,
     receipt_lines,
@@ -29,7 +30,7 @@ from .client_options import (
 )
 from .client_verify import ValidatorSet, VerificationReport, verify_receipt
 from .manifest import read_genesis
-from .output import CommandError, emit, plain
+from .output import CommandError, plain
 
 
 def register(commands: Any) -> None:
@@ -140,11 +141,11 @@ def show_tx(options: argparse.Namespace, client: Client) -> int:
     data = receipt.to_dict()
     lines = _show_lines(receipt)
     if validators is None:
-        emit(options, data, "\n".join(lines))
+        emit_ledger(options, client, data, "\n".join(lines))
         return 0
     report = verify_receipt(receipt, validators, expected_tx_id=tx_id)
     data["verification"] = report.to_dict()
-    emit(options, data, "\n".join(lines + verification_lines(report)))
+    emit_ledger(options, client, data, "\n".join(lines + verification_lines(report)))
     if not report.ok:
         failed = ", ".join(check.name for check in report.failed)
         raise CommandError(
@@ -156,7 +157,7 @@ def show_tx(options: argparse.Namespace, client: Client) -> int:
 @with_client(identity=False)
 def wait_tx(options: argparse.Namespace, client: Client) -> int:
     receipt = client.wait(tx_id_arg(options.tx_id), options.timeout)
-    return report_receipt(options, receipt)
+    return report_receipt(options, receipt, client)
 
 
 @with_client(identity=True)

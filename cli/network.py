@@ -391,7 +391,7 @@ def init_network(options: argparse.Namespace) -> int:
             )
         emit(
             options,
-            {"directory": str(directory), "chain_id": manifest.chain_id, "created": False},
+            {"dir": str(directory), "chain_id": manifest.chain_id, "created": False},
             f"network {manifest.chain_id} already exists in {directory}; keeping it",
         )
         return 0
@@ -445,8 +445,14 @@ def init_network(options: argparse.Namespace) -> int:
         f"identities: {', '.join(summary['identities'])}",
         f"start it with: ibledger network up --dir {directory}",
     ]
-    emit(options, summary, "\n".join(lines))
+    nodes = [_node_row(node) for node in summary["nodes"]]
+    emit(options, summary | {"nodes": nodes, "created": True}, "\n".join(lines))
     return 0
+
+
+def _node_row(node: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's node entry as command output names it: ``node_id``, not the file's ``id``."""
+    return {("node_id" if key == "id" else key): value for key, value in node.items()}
 
 
 def _chosen_suite(options: argparse.Namespace) -> str:
@@ -873,7 +879,7 @@ def up_network(options: argparse.Namespace) -> int:
     for node in manifest.nodes:
         rows.append(
             {
-                "id": node.id,
+                "node_id": node.id,
                 "pid": pids.get(node.id),
                 "api": str(node.api),
                 "action": action[node.id],
@@ -884,7 +890,10 @@ def up_network(options: argparse.Namespace) -> int:
         )
     text = _table(
         ["node", "pid", "api", "action", "state"],
-        [[r["id"], r["pid"], r["api"], r["action"], "up" if r["up"] else r["error"]] for r in rows],
+        [
+            [r["node_id"], r["pid"], r["api"], r["action"], "up" if r["up"] else r["error"]]
+            for r in rows
+        ],
     )
     emit(options, {"dir": str(directory), "nodes": rows}, text)
     if failures:
@@ -1066,8 +1075,8 @@ def down_network(options: argparse.Namespace) -> int:
     for node in manifest.nodes:
         if node.id not in survivors:
             _remove_pid_file(node.dir)
-    rows = [{"id": n.id, "pid": pids[n.id], "result": result[n.id]} for n in manifest.nodes]
-    text = _table(["node", "pid", "result"], [[r["id"], r["pid"], r["result"]] for r in rows])
+    rows = [{"node_id": n.id, "pid": pids[n.id], "result": result[n.id]} for n in manifest.nodes]
+    text = _table(["node", "pid", "result"], [[r["node_id"], r["pid"], r["result"]] for r in rows])
     emit(options, {"dir": str(directory), "nodes": rows}, text)
     if survivors:
         raise CommandError("STOP_FAILED", f"still running after SIGKILL: {', '.join(survivors)}")
@@ -1097,13 +1106,13 @@ def node_statuses(
     for node in manifest.nodes:
         answer = answers[node.id]
         row: dict[str, Any] = {
-            "id": node.id,
+            "node_id": node.id,
             "api": str(node.api),
             "pid": _running_pid(node.dir, node.config),
             "up": not isinstance(answer, str),
             "height": None,
             "view": None,
-            "primary": None,
+            "primary_node_id": None,
             "peers_connected": None,
             "peers_total": None,
             "state_root": None,
@@ -1115,7 +1124,7 @@ def node_statuses(
             row.update(
                 height=answer.height,
                 view=answer.view,
-                primary=answer.primary,
+                primary_node_id=answer.primary,
                 peers_connected=sum(1 for peer in answer.peers if peer.connected),
                 peers_total=len(answer.peers),
                 state_root=answer.state_root.hex(),
@@ -1134,7 +1143,7 @@ def quorum_size(validators: int) -> int:
 def network_status(options: argparse.Namespace) -> int:
     manifest = _manifest(_network_dir(options))
     rows = node_statuses(manifest)
-    down = [row["id"] for row in rows if not row["up"]]
+    down = [row["node_id"] for row in rows if not row["up"]]
     up = len(rows) - len(down)
     needed = quorum_size(len(rows))
     problem: CommandError | None = None
@@ -1151,7 +1160,7 @@ def network_status(options: argparse.Namespace) -> int:
             f"{needed} still holds",
         )
     if options.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        emit(options, {"dir": str(manifest.directory), "nodes": rows}, "")
         if problem is not None:
             raise problem
         return 0
@@ -1160,12 +1169,12 @@ def network_status(options: argparse.Namespace) -> int:
         up = row["up"]
         table_rows.append(
             [
-                row["id"],
+                row["node_id"],
                 "up" if up else "down",
                 row["pid"] if row["pid"] is not None else "-",
                 row["height"] if up else "-",
                 row["view"] if up else "-",
-                (row["primary"] or "-") if up else "-",
+                (row["primary_node_id"] or "-") if up else "-",
                 f"{row['peers_connected']}/{row['peers_total']}" if up else "-",
                 (row["state_root"][:16] or "-") if up else "-",
             ]

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -107,17 +108,38 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def emit(options: argparse.Namespace, data: dict[str, Any], text: str) -> None:
-    """Print ``data`` as JSON under --json, else the human ``text`` (unless -q)."""
+def emit(
+    options: argparse.Namespace,
+    data: Mapping[str, Any],
+    text: str,
+    *,
+    currency: str | None = None,
+    currencies: Mapping[str, str] | None = None,
+) -> None:
+    """Print ``data`` as JSON under --json, else the human ``text`` (unless -q).
+
+    ``currency`` (or ``currencies``, by ISIN) is what amounts in minor units of an instrument
+    are in when the objects that hold them do not say (see :mod:`cli.convention`)."""
     if getattr(options, "json", False):
-        print(json_text(data))
+        print(json_text(data, currency=currency, currencies=currencies))
     elif not settings.quiet:
         print(text)
 
 
-def json_text(data: dict[str, Any]) -> str:
-    """The one JSON rendering of a command's result: bytes as hex, keys sorted."""
-    return json.dumps(_jsonable(data), indent=2, sort_keys=True, ensure_ascii=False)
+def json_text(
+    data: Mapping[str, Any],
+    *,
+    currency: str | None = None,
+    currencies: Mapping[str, str] | None = None,
+    indent: int | None = 2,
+) -> str:
+    """The one JSON rendering of a command's result, in the convention of
+    :mod:`cli.convention` (amounts as amount objects), bytes as hex, keys sorted; with
+    ``indent=None``, one line (a stream's record)."""
+    from .convention import normalize
+
+    shaped = normalize(_jsonable(data), currency, currencies)
+    return json.dumps(shaped, indent=indent, sort_keys=True, ensure_ascii=False)
 
 
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]*)`")

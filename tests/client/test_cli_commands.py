@@ -72,7 +72,7 @@ def _register_bond(cli: Cli) -> None:
 
 def test_status_prints_height_view_primary(cli: Cli, network: Network) -> None:
     data = ok(cli("status", "--json")).json()
-    assert (data["height"], data["view"], data["primary"]) == (0, 0, "v0")
+    assert (data["height"], data["view"], data["primary_node_id"]) == (0, 0, "v0")
     assert data["chain_id"] == network.ledger.chain_id and len(data["peers"]) == 3
     text = ok(cli("status")).out
     assert "height 0  view 0  primary v0" in text and "peers:" in text
@@ -445,7 +445,14 @@ def test_asset_lifecycle_through_the_cli(cli: Cli, network: Network) -> None:
     ).json()
     pledge_id = pledge["pledge_id"]
     holdings = ok(cli("asset", "holdings", "--as", "CIB", "--json")).json()["holdings"]
-    assert (holdings[0]["available"], holdings[0]["pledged"]) == (350_000_000, 100_000_000)
+    assert holdings[0]["currency"] == "CNY"
+    assert holdings[0]["available"] == {
+        "amount": "3500000.00",
+        "currency": "CNY",
+        "amount_minor": 350_000_000,
+    }
+    assert holdings[0]["pledged"]["amount_minor"] == 100_000_000
+    assert [pledge["pledge_id"] for pledge in holdings[0]["pledges"]] == [pledge_id]
     assert "pledge " + pledge_id in ok(cli("asset", "holdings", "--as", "CIB")).out
     ok(cli("asset", "release", ISIN, "--pledgor", "CIB", "--pledge-id", pledge_id, "--as", "SPDB"))
     ok(
@@ -483,10 +490,11 @@ def test_asset_lifecycle_through_the_cli(cli: Cli, network: Network) -> None:
         )
     )
     holders = ok(cli("asset", "holders", ISIN, "--as", "CSDC", "--json")).json()
-    assert {row["holder"]: row["quantity"] for row in holders["holders"]} == {
-        "CIB": 450_000_000,
-        "ICBC": 550_000_000,
+    assert {row["holder"]: row["quantity"]["amount"] for row in holders["holders"]} == {
+        "CIB": "4500000.00",
+        "ICBC": "5500000.00",
     }
+    assert holders["outstanding"]["amount_minor"] == 1_000_000_000
     text = ok(cli("asset", "holders", ISIN, "--as", "CSDC")).out
     assert "outstanding 10000000.00 CNY" in text and "5500000.00" in text
     shown = ok(cli("asset", "show", ISIN, "--as", "ICBC")).out
@@ -620,7 +628,11 @@ def test_bill_walk_issue_accept_deliver_endorse_discount_pay(cli: Cli, network: 
     listed = ok(cli("bill", "list", "--as", "SPDB", "--json")).json()["bills"]
     assert listed[0]["package_no"] == bill
     positions = ok(cli("supervise", "positions", "SPDB", "--as", "REGULATOR", "--json")).json()
-    assert positions["totals"]["held_fen"] == 100_000_000
+    assert positions["totals"]["held"] == {
+        "amount": "1000000.00",
+        "currency": "CNY",
+        "amount_minor": 100_000_000,
+    }
     exposures = ok(cli("supervise", "exposures", "--as", "REGULATOR")).out
     assert exposures.splitlines()[1].split() == ["ICBC", "1", "1000000.00", "200000.00", "0"]
     history = ok(cli("supervise", "history", "--bill", bill, "--as", "REGULATOR")).out

@@ -172,7 +172,7 @@ def test_refusals_and_governance_are_in_a_verifiable_audit_log(tmp_path: Path) -
     genesis_file = str(cluster.directory / "genesis.json")
     verify = ("audit", "verify", str(audit_dir), "--genesis", genesis_file, "--require-signed")
     report = json.loads(run_cli(*verify, "--json").stdout)
-    assert report["ok"] is True and report["node"] == "node0", report
+    assert report["ok"] is True and report["node_id"] == "node0", report
     assert report["signatures_checked"] and report["heads"] >= 1, report
 
     path = Path(file)
@@ -241,7 +241,7 @@ def test_a_killed_node_cuts_a_torn_line_and_continues_its_chain(tmp_path: Path) 
 
     report = json.loads(run_cli(*verify, "--require-signed", "--json").stdout)
     assert report["ok"] is True, report
-    assert report["kinds"]["audit.open"] == 2
+    assert report["records_by_kind"]["audit.open"] == 2
     [cut] = report["torn_tails"]
     assert cut["bytes"] == len(torn) and cut["segment"] == segment.name
     assert _participants(audit_dir) == ["FIRSTCO", "SECONDCO"]  # none repeated by the replay

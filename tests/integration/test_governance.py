@@ -131,7 +131,7 @@ def test_one_admin_is_refused_and_two_admins_change_a_banks_keys(cluster: Cluste
     assert proposed["executed"] is False
     assert _keys_everywhere(cluster) == {original}  # one approval of two: nothing yet
     listed = _cli(cluster, "governance", "list", "--as", "CIB", node="node3")
-    assert [p["id"] for p in listed["proposals"]] == [proposal]  # type: ignore[index, union-attr]
+    assert [p["proposal"] for p in listed["proposals"]] == [proposal]  # type: ignore[index, union-attr]
 
     approved = _cli(cluster, "governance", "approve", proposal, "--as", "ADMIN2", node="node2")
     assert approved["executed"] is True

@@ -79,7 +79,7 @@ def test_up_fails_naming_the_node_whose_metrics_port_is_taken(cluster: Cluster) 
 
     # With the port free again, up starts node2 alone and waits until all four are ready.
     result = run_cli("network", "up", "--dir", str(cluster.directory), "--json")
-    actions = {row["id"]: row["action"] for row in json.loads(result.stdout)["nodes"]}
+    actions = {row["node_id"]: row["action"] for row in json.loads(result.stdout)["nodes"]}
     assert actions == {
         "node0": "already running",
         "node1": "already running",
@@ -180,8 +180,8 @@ def test_a_killed_primary_is_reported_and_the_view_change_logs_its_cause(
     )
     rows = json.loads(
         run_cli("network", "status", "--dir", str(cluster.directory), "--json", check=False).stdout
-    )
-    assert [row["id"] for row in rows if not row["up"]] == [primary]
+    )["nodes"]
+    assert [row["node_id"] for row in rows if not row["up"]] == [primary]
 
     survivor = next(n for n in cluster.node_ids if n != primary)
     tx_ids = cluster.submit(survivor, [cluster.envelope("after the primary died")])
@@ -201,7 +201,7 @@ def test_a_killed_primary_is_reported_and_the_view_change_logs_its_cause(
 
 
 def test_two_of_four_down_is_reported_as_quorum_lost(cluster: Cluster) -> None:
-    down = [row["id"] for row in _rows(cluster) if not row["up"]]
+    down = [row["node_id"] for row in _rows(cluster) if not row["up"]]
     second = next(n for n in cluster.node_ids if n not in down)
     cluster.kill(second)
     result = run_cli("network", "status", "--dir", str(cluster.directory), check=False)
@@ -222,7 +222,7 @@ def test_two_of_four_down_is_reported_as_quorum_lost(cluster: Cluster) -> None:
 
 def _rows(cluster: Cluster) -> list[dict[str, Any]]:
     result = run_cli("network", "status", "--dir", str(cluster.directory), "--json", check=False)
-    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    rows: list[dict[str, Any]] = json.loads(result.stdout)["nodes"]
     return rows
 
 
@@ -249,7 +249,7 @@ def test_a_block_changed_on_disk_after_it_was_verified_stops_the_node(cluster: C
         return any(
             e.get("msg") == "stopping: a stored block no longer verifies"
             for e in _log_entries(cluster, "node3")
-        ) and not any(row["up"] for row in _rows(cluster) if row["id"] == "node3")
+        ) and not any(row["up"] for row in _rows(cluster) if row["node_id"] == "node3")
 
     _wait_for("node3 to stop on the changed block", stopped)
     line = next(

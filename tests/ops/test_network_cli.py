@@ -137,7 +137,7 @@ def test_second_init_refuses_without_force(tmp_path: Path, cli: CliRunner) -> No
     directory = tmp_path / "net"
     code, out, _ = cli("network", "init", "--dir", str(directory), "--nodes", "1", "--json")
     assert code == 0
-    assert json.loads(out)["nodes"][0]["id"] == "node0"
+    assert json.loads(out)["nodes"][0]["node_id"] == "node0"
     first_ca = (directory / "ca/ca.crt").read_bytes()
 
     code, _, err = cli("network", "init", "--dir", str(directory), "--nodes", "1")
@@ -181,7 +181,7 @@ def fake_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
 def _status(cli: CliRunner, directory: Path, expect: int = 0) -> list[dict[str, object]]:
     code, out, err = cli("network", "status", "--dir", str(directory), "--json")
     assert code == expect, err
-    rows: list[dict[str, object]] = json.loads(out)
+    rows: list[dict[str, object]] = json.loads(out)["nodes"]
     return rows
 
 
@@ -206,11 +206,11 @@ def test_up_status_down(network_copy: Path, cli: CliRunner, cleanup_processes: l
     assert '"event": "listening"' in (directory / "nodes/node2/node.log").read_text()
 
     rows = _status(cli, directory)
-    assert [row["id"] for row in rows] == ["node0", "node1", "node2", "node3"]
+    assert [row["node_id"] for row in rows] == ["node0", "node1", "node2", "node3"]
     for row in rows:
         assert row["up"] is True
-        assert row["pid"] == pids[str(row["id"])]
-        assert row["height"] == 7 and row["view"] == 0 and row["primary"] == "node0"
+        assert row["pid"] == pids[str(row["node_id"])]
+        assert row["height"] == 7 and row["view"] == 0 and row["primary_node_id"] == "node0"
         assert row["peers_connected"] == row["peers_total"] == 3
         assert isinstance(row["state_root"], str) and len(row["state_root"]) == 64
 
@@ -243,7 +243,7 @@ def test_up_status_down(network_copy: Path, cli: CliRunner, cleanup_processes: l
 
     for row in _status(cli, directory, expect=1):
         assert row["up"] is False
-        for key in ("pid", "height", "view", "primary", "state_root"):
+        for key in ("pid", "height", "view", "primary_node_id", "state_root"):
             assert row[key] is None
 
     code, out, _ = cli("network", "down", "--dir", str(directory))
@@ -267,7 +267,7 @@ def test_up_reports_a_node_that_exits_with_its_log(
     assert "fake node node2: simulated start failure" in err
     assert "exited with status 3" in out
     assert not (directory / "nodes/node2/node.pid").exists()
-    rows = {row["id"]: row for row in _status(cli, directory, expect=1)}
+    rows = {row["node_id"]: row for row in _status(cli, directory, expect=1)}
     assert [rows[n]["up"] for n in ("node0", "node1", "node2", "node3")] == [
         True,
         True,
