@@ -218,6 +218,25 @@ def _attrs(package: Package, piece: Piece, **extra: StoredValue) -> StoredMap:
     }
 
 
+def _emit_answer(
+    env: Env, kind: str, package: Package, piece: Piece, request: Request, **extra: StoredValue
+) -> None:
+    """The event of an answered request (signed, refused, paid, awaiting settlement)."""
+    env.store.emit(
+        kind,
+        _attrs(
+            package,
+            piece,
+            request_id=request.id,
+            action=request.action.value,
+            initiator=request.initiator,
+            counterparty=request.counterparty,
+            **extra,
+        ),
+        _scope(package.package_no),
+    )
+
+
 # --- loading and the time-driven transitions -------------------------------------------------
 
 
@@ -411,19 +430,7 @@ def _auto_answer(env: Env, package: Package, piece: Piece, request: Request, day
         piece = paid
         request = replace(request, status=RequestStatus.SIGNED, closed_day=day, answer=answer)
         _save_request(env.store, request)
-    env.store.emit(
-        "bill.present_signed",
-        _attrs(
-            package,
-            piece,
-            request_id=request.id,
-            action=request.action.value,
-            initiator=request.initiator,
-            counterparty=request.counterparty,
-            **extra,
-        ),
-        _scope(package.package_no),
-    )
+    _emit_answer(env, "bill.present_signed", package, piece, request, **extra)
     return piece
 
 

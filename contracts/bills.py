@@ -74,6 +74,7 @@ from .bill_state import (
     _attrs,
     _cal,
     _chain,
+    _emit_answer,
     _involve,
     _involve_key,
     _load_package,
@@ -346,19 +347,7 @@ def _finish(
     _save_request(env.store, request)
     _save_piece(env.store, package.package_no, piece)
     extra: dict[str, StoredValue] = {} if reason is None else {"reason": reason}
-    env.store.emit(
-        kind,
-        _attrs(
-            package,
-            piece,
-            request_id=request.id,
-            action=request.action.value,
-            initiator=request.initiator,
-            counterparty=request.counterparty,
-            **extra,
-        ),
-        _scope(package.package_no),
-    )
+    _emit_answer(env, kind, package, piece, request, **extra)
 
 
 def op_sign(env: Env, args: Args) -> None:
@@ -386,19 +375,7 @@ def op_sign(env: Env, args: Args) -> None:
         answer = RequestAnswer(env.sender.id, env.today, env.ctx.height)
         piece = await_settlement(env, package, piece, after, request, answer, env.today)
         _save_piece(env.store, package.package_no, piece)
-        env.store.emit(
-            signed,
-            _attrs(
-                package,
-                piece,
-                request_id=request.id,
-                action=request.action.value,
-                initiator=request.initiator,
-                counterparty=request.counterparty,
-                awaiting_settlement=True,
-            ),
-            _scope(package.package_no),
-        )
+        _emit_answer(env, signed, package, piece, request, awaiting_settlement=True)
         return
     if after.holder is not None:
         _involve(env.store, after.holder, package.package_no, "holder")
