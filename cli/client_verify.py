@@ -57,8 +57,9 @@ from ibledger.consensus import (
 from ibledger.contracts import CodecError, canonical_decode
 from ibledger.contracts.codec import canonical_encode
 from ibledger.node.blocks import BlockFormatError, BlockHeader, ResultProof, StateLink
-from ibledger.node.crypto import CryptoError, CryptoSuite, get_suite
+from ibledger.node.crypto import CryptoError, CryptoSuite
 from ibledger.node.tx import TxError, decode_envelope
+from ibledger.node.validator_set import GenesisFieldError, read_suite, read_validators
 from ibledger.proto import types_pb2
 
 from .client import ClientError, LedgerBlock, TxReceipt
@@ -78,38 +79,14 @@ class ValidatorSet:
 
     @classmethod
     def from_genesis(cls, genesis: Mapping[str, Any]) -> ValidatorSet:
-        """Read ``validators[].id`` and ``validators[].public_key`` (hex) and the crypto suite."""
-
-        def invalid(why: str) -> ClientError:
-            return ClientError("GENESIS_INVALID", why)
-
+        """The validators and crypto suite of a genesis document, read by the node's own rules
+        (``node.validator_set``), so a client trusts exactly the keys the nodes do."""
         try:
-            suite = get_suite(str(genesis.get("crypto_suite", "ed25519-sha256")))
-        except CryptoError as exc:
-            raise invalid(exc.message) from None
-        validators = genesis.get("validators")
-        if not isinstance(validators, list) or not validators:
-            raise invalid("the genesis lists no validators; commit certificates cannot be checked")
-        members: list[str] = []
-        keys: dict[str, bytes] = {}
-        for index, entry in enumerate(validators):
-            if not isinstance(entry, Mapping):
-                raise invalid(f"validators[{index}] must be an object")
-            replica_id, key_hex = entry.get("id"), entry.get("public_key")
-            if not isinstance(replica_id, str) or not replica_id:
-                raise invalid(f"validators[{index}].id must be a non-empty string")
-            if replica_id in keys:
-                raise invalid(f"validator {replica_id} is listed twice")
-            try:
-                public_key = bytes.fromhex(key_hex) if isinstance(key_hex, str) else b""
-                suite.check_public_key(public_key)
-            except (ValueError, CryptoError):
-                raise invalid(
-                    f"validators[{index}].public_key must be a valid {suite.name} key in hex"
-                ) from None
-            members.append(replica_id)
-            keys[replica_id] = public_key
-        return cls(tuple(members), keys, suite)
+            suite = read_suite(genesis)
+            validators = read_validators(genesis.get("validators"), suite)
+        except GenesisFieldError as exc:
+            raise ClientError("GENESIS_INVALID", f"genesis {exc.field} {exc.message}") from None
+        return cls(tuple(v.id for v in validators), {v.id: v.public_key for v in validators}, suite)
 
     @property
     def f(self) -> int:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from .calendar import BusinessCalendar, Parameters
 from .codec import canonical_decode, canonical_encode
+from .overlay import merge_scan
 
 __all__ = [
     "Call",
@@ -134,26 +135,8 @@ class Store:
         return None if raw is None else canonical_decode(raw)
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Merge the view's sorted scan with pending writes (deletes hide view entries)."""
-        pending = sorted((k, v) for k, v in self._writes.items() if k.startswith(prefix))
-        base = self._view.scan(prefix)
-        index = 0
-        for key, value in base:
-            while index < len(pending) and pending[index][0] < key:
-                pkey, pvalue = pending[index]
-                index += 1
-                if pvalue is not None:
-                    yield pkey, pvalue
-            if index < len(pending) and pending[index][0] == key:
-                pvalue = pending[index][1]
-                index += 1
-                if pvalue is not None:
-                    yield key, pvalue
-                continue
-            yield key, value
-        for pkey, pvalue in pending[index:]:
-            if pvalue is not None:
-                yield pkey, pvalue
+        """The view's sorted scan with this transaction's pending writes applied."""
+        return merge_scan(self._view.scan(prefix), self._writes, prefix)
 
     def scan_objs(self, prefix: bytes) -> Iterator[tuple[bytes, object]]:
         for key, raw in self.scan(prefix):

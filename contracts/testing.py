@@ -22,9 +22,10 @@ from typing import Any
 from . import ed25519
 from .args import day_to_iso, parse_iso_date
 from .codec import canonical_encode
-from .core import MS_PER_DAY, SHANGHAI_OFFSET_MS, Call, Outcome, StateView, TxContext
+from .core import MS_PER_DAY, SHANGHAI_OFFSET_MS, Call, Outcome, TxContext
 from .identifiers import lei_check_digits, uscc_check_char
 from .identity import key_fingerprint
+from .overlay import BlockOverlay
 from .runtime import execute, genesis_writes, query
 
 __all__ = [
@@ -79,37 +80,6 @@ class MemoryState:
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return [(key, self._data[key]) for key in self._keys]
-
-
-class BlockOverlay:
-    """Pending writes of a block on top of a base view (None marks a delete)."""
-
-    def __init__(self, base: StateView) -> None:
-        self._base = base
-        self._writes: dict[bytes, bytes | None] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        if key in self._writes:
-            return self._writes[key]
-        return self._base.get(key)
-
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        merged = {key: value for key, value in self._base.scan(prefix)}
-        for key, pending in self._writes.items():
-            if key.startswith(prefix):
-                if pending is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = pending
-        for key in sorted(merged):
-            yield key, merged[key]
-
-    def apply(self, writes: Iterable[tuple[bytes, bytes | None]]) -> None:
-        for key, value in writes:
-            self._writes[key] = value
-
-    def writes(self) -> tuple[tuple[bytes, bytes | None], ...]:
-        return tuple(sorted(self._writes.items()))
 
 
 # A valid Ed25519 public key without a private key: a multiple of the base point (y = 4/5).

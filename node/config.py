@@ -53,11 +53,10 @@ from .addresses import describe_value as _show
 from .audit import (
     AuditSettings,
 )
-from .crypto import CryptoError, KeyPair, get_suite, load_private_key
+from .crypto import CryptoError, CryptoSuite, KeyPair, load_private_key
 from .jsonfile import JsonFileError, read_genesis
 from .keyfile import key_file_is_encrypted, private_key_to_pem, read_passphrase_file
 from .pki import (
-    NODE_ID_PATTERN,
     PkiError,
     public_keys_match,
     read_certificate,
@@ -75,7 +74,6 @@ from .schema import (
     LOG_LEVELS,
     LOG_MAX_BYTES_DEFAULT,
     MEMPOOL_SIZE_DEFAULT,
-    NODE_ID_RULE,
     PEER_CONSENSUS_QUEUE_BYTES_DEFAULT,
     PEER_INBOUND_BYTES_DEFAULT,
     PEER_MESSAGE_BYTES_DEFAULT,
@@ -87,6 +85,12 @@ from .schema import (
     NodeToml,
     first_error,
     section_error,
+)
+from .validator_set import (
+    GenesisFieldError,
+    ValidatorInfo,
+    read_suite,
+    read_validators,
 )
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -111,8 +115,6 @@ __all__ = [
 ]
 
 CHAIN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HEX = re.compile(r"[0-9a-f]*")
-VALIDATORS_MAX = 256
 GENESIS_FIELDS = (
     "admission",
     "calendar",
@@ -125,7 +127,6 @@ GENESIS_FIELDS = (
     "participants",
     "validators",
 )
-VALIDATOR_FIELDS = ("api_address", "id", "peer_address", "public_key")
 
 
 class ConfigError(Exception):
@@ -416,14 +417,6 @@ def format_toml(sections: Mapping[str, Mapping[str, str | int | bool]]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ValidatorInfo:
-    id: str
-    public_key: bytes
-    api_address: HostPort
-    peer_address: HostPort
-
-
-@dataclass(frozen=True, slots=True)
 class ConsensusParams:
     batch_size_max: int
     batch_timeout_ms: int
@@ -504,13 +497,11 @@ def load_genesis(path: Path | str) -> Genesis:
             "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
             f"got {_show(chain_id)}",
         )
-    suite_name = raw["crypto_suite"]
-    if not isinstance(suite_name, str):
-        raise error("crypto_suite", f"must be a string, got {_show(suite_name)}")
     try:
-        suite = get_suite(suite_name)
-    except CryptoError as exc:
-        raise error("crypto_suite", exc.message) from None
+        suite = read_suite(raw)
+    except GenesisFieldError as exc:
+        raise error(exc.field, exc.message) from None
+    suite_name = suite.name
     genesis_time_ms = raw["genesis_time_ms"]
     if not _is_int(genesis_time_ms) or genesis_time_ms < 0:
         raise error(
@@ -556,72 +547,11 @@ def _check_participant_suites(path: Path, participants: Any, suite_name: str) ->
                 )
 
 
-def _validators(path: Path, value: Any, suite: Any) -> tuple[ValidatorInfo, ...]:
-    if not isinstance(value, list) or not 1 <= len(value) <= VALIDATORS_MAX:
-        raise ConfigError(path, "validators", f"must be a list of 1 to {VALIDATORS_MAX} validators")
-    result: list[ValidatorInfo] = []
-    ids: dict[str, str] = {}
-    keys: dict[bytes, str] = {}
-    addresses: dict[HostPort, str] = {}
-    for index, entry in enumerate(value):
-        where = f"validators[{index}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(path, where, f"must be an object with {', '.join(VALIDATOR_FIELDS)}")
-        for key in sorted(entry):
-            if key not in VALIDATOR_FIELDS:
-                raise ConfigError(
-                    path,
-                    f"{where}.{key}",
-                    f"is not a validator field (known: {', '.join(VALIDATOR_FIELDS)})",
-                )
-        for key in VALIDATOR_FIELDS:
-            if key not in entry:
-                raise ConfigError(path, f"{where}.{key}", "is required")
-        node_id = entry["id"]
-        if not isinstance(node_id, str) or NODE_ID_PATTERN.fullmatch(node_id) is None:
-            raise ConfigError(
-                path, f"{where}.id", f"must be a node id ({NODE_ID_RULE}), got {_show(node_id)}"
-            )
-        if node_id in ids:
-            raise ConfigError(path, f"{where}.id", f"{node_id!r} is already used by {ids[node_id]}")
-        ids[node_id] = where
-        public_key = _public_key(path, f"{where}.public_key", entry["public_key"], suite)
-        if public_key in keys:
-            raise ConfigError(path, f"{where}.public_key", f"is the same key as {keys[public_key]}")
-        keys[public_key] = where
-        parsed: dict[str, HostPort] = {}
-        for key in ("api_address", "peer_address"):
-            try:
-                address = parse_host_port(entry[key])
-            except ValueError as exc:
-                raise ConfigError(path, f"{where}.{key}", str(exc)) from None
-            if address in addresses:
-                raise ConfigError(
-                    path, f"{where}.{key}", f"{address} is already used as {addresses[address]}"
-                )
-            addresses[address] = f"{where}.{key}"
-            parsed[key] = address
-        result.append(
-            ValidatorInfo(node_id, public_key, parsed["api_address"], parsed["peer_address"])
-        )
-    return tuple(result)
-
-
-def _public_key(path: Path, where: str, value: Any, suite: Any) -> bytes:
-    size: int = suite.public_key_size
-    if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
-        raise ConfigError(
-            path,
-            where,
-            f"must be {2 * size} lower-case hexadecimal characters (a {size}-byte "
-            f"{suite.name} public key), got {_show(value)}",
-        )
-    public_key = bytes.fromhex(value)
+def _validators(path: Path, value: Any, suite: CryptoSuite) -> tuple[ValidatorInfo, ...]:
     try:
-        suite.check_public_key(public_key)
-    except CryptoError as exc:
-        raise ConfigError(path, where, exc.message) from None
-    return public_key
+        return read_validators(value, suite)
+    except GenesisFieldError as exc:
+        raise ConfigError(path, exc.field, exc.message) from None
 
 
 def _section(path: Path, model: type[_Model], name: str, raw: dict[str, Any]) -> _Model:

@@ -47,6 +47,7 @@ from ibledger.consensus import (
 from ibledger.contracts import runtime as contracts
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
 from ibledger.contracts.errors import GenesisError
+from ibledger.contracts.overlay import BlockOverlay
 
 from . import storage_keys as keys
 from .blocks import (
@@ -126,39 +127,6 @@ class _StateReader:
             prefix=keys.state_key(prefix), verify_checksums=True
         ):
             yield key[start:], value
-
-
-class _BlockOverlay:
-    """Committed state plus the writes of earlier transactions in the block being executed."""
-
-    def __init__(self, base: _StateReader) -> None:
-        self._base = base
-        self.pending: dict[bytes, bytes | None] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        if key in self.pending:
-            return self.pending[key]
-        return self._base.get(key)
-
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        overlay = sorted(
-            (key, value) for key, value in self.pending.items() if key.startswith(prefix)
-        )
-        index = 0
-        for key, value in self._base.scan(prefix):
-            while index < len(overlay) and overlay[index][0] < key:
-                if overlay[index][1] is not None:
-                    yield overlay[index][0], overlay[index][1]  # type: ignore[misc]
-                index += 1
-            if index < len(overlay) and overlay[index][0] == key:
-                if overlay[index][1] is not None:
-                    yield key, overlay[index][1]  # type: ignore[misc]
-                index += 1
-                continue
-            yield key, value
-        for key, pending_value in overlay[index:]:
-            if pending_value is not None:
-                yield key, pending_value
 
 
 # For a chain whose genesis predates the admission section (and for test genesis documents
@@ -723,7 +691,7 @@ class Ledger:
         # Keys are resolved against the state before this block, the same on every replica.
         transactions = [item for item in decoded if isinstance(item, Transaction)]
         verdicts = iter(self.verifier.verify(transactions))
-        overlay = _BlockOverlay(_StateReader(self._db))
+        overlay = BlockOverlay(_StateReader(self._db))
         results: list[TxResult] = []
         events: list[Mapping[str, Any]] = []
         indexed: list[tuple[bytes, int, str]] = []
@@ -747,7 +715,7 @@ class Ledger:
         verdict: Verdict,
         index: int,
         header: BlockHeader,
-        overlay: _BlockOverlay,
+        overlay: BlockOverlay,
         seen: set[bytes],
     ) -> tuple[TxResult, list[Mapping[str, Any]]]:
         if not verdict.ok:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .crypto import KeyFileError
 from .keyfile import read_key_file, write_key_file
+from .validator_set import NODE_ID_PATTERN
 
 if TYPE_CHECKING:
     from .config import NodeConfig
@@ -81,10 +81,6 @@ CA_KEY_FILE = "ca.key"
 CA_VALID_DAYS = 10 * 365
 NODE_CERT_VALID_DAYS = 2 * 365
 CLOCK_SKEW_ALLOWANCE = datetime.timedelta(minutes=5)  # not_valid_before is backdated by this
-
-# A node id must be usable as a DNS name in the certificate and in ssl_target_name_override:
-# one DNS label (letters, digits, hyphens; no leading or trailing hyphen), at most 63 characters.
-NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class PkiError(Exception):

@@ -38,7 +38,7 @@ from .audit import (
     SEGMENT_BYTES_DEFAULT,
     SEGMENTS_DEFAULT,
 )
-from .pki import NODE_ID_PATTERN
+from .validator_set import NODE_ID_PATTERN, NODE_ID_RULE
 
 __all__ = [
     "NODE_ID_RULE",
@@ -50,7 +50,6 @@ __all__ = [
     "toml_where",
 ]
 
-NODE_ID_RULE = "1-63 letters, digits or hyphens, not starting or ending with a hyphen"
 MESSAGE_BYTES_MAX = 256 * 1024 * 1024
 API_MESSAGE_BYTES_DEFAULT = 4 * 1024 * 1024
 API_CONCURRENT_RPCS_DEFAULT = 1024

@@ -96,6 +96,7 @@ CLIENT_SAFE = {
     "ibledger.node.sm2",
     "ibledger.node.tx",
     "ibledger.node.validation",
+    "ibledger.node.validator_set",
 }
 # What a client-safe module must not import: it would drag a server, a database or threads in.
 CLIENT_SAFE_FORBIDDEN = {"asyncio", "grpc", "plyvel", "socket", "subprocess", "threading"}

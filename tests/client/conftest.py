@@ -103,8 +103,13 @@ def make_genesis(keys: dict[str, KeyPair], validators: dict[str, KeyPair]) -> di
         ],
         "governance": {"admin_quorum": 2},
         "validators": [
-            {"id": rid, "public_key": keypair.public_key.hex(), "address": "127.0.0.1:1"}
-            for rid, keypair in validators.items()
+            {
+                "id": rid,
+                "public_key": keypair.public_key.hex(),
+                "api_address": f"127.0.0.1:{7000 + index}",
+                "peer_address": f"127.0.0.1:{7100 + index}",
+            }
+            for index, (rid, keypair) in enumerate(validators.items())
         ],
     }
 

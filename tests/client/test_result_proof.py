@@ -47,7 +47,13 @@ class Validators:
             {
                 "crypto_suite": self.suite,
                 "validators": [
-                    {"id": rid, "public_key": self.keys[rid].public_key.hex()} for rid in MEMBERS
+                    {
+                        "id": rid,
+                        "public_key": self.keys[rid].public_key.hex(),
+                        "api_address": f"127.0.0.1:{7000 + index}",
+                        "peer_address": f"127.0.0.1:{7100 + index}",
+                    }
+                    for index, rid in enumerate(MEMBERS)
                 ],
             }
         )
