@@ -105,13 +105,16 @@ def make_header(
     hash_fn: HashFn,
     view: int = 0,
     proposal_ms: int | None = None,
+    envelopes_root: bytes | None = None,
 ) -> BlockHeader:
+    """``envelopes_root``: the envelopes' Merkle root where the caller already holds it (a
+    consensus block computed it when it was decoded); otherwise it is computed here."""
     return BlockHeader(
         height=height,
         parent_hash=parent_hash,
         timestamp_ms=timestamp_ms,
         tx_count=len(envelopes),
-        txs_root=txs_root(envelopes, hash_fn),
+        txs_root=txs_root(envelopes, hash_fn) if envelopes_root is None else envelopes_root,
         view=view,
         proposal_ms=timestamp_ms if proposal_ms is None else proposal_ms,
     )

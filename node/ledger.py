@@ -562,6 +562,7 @@ class Ledger:
         envelopes: Sequence[bytes],
         view: int = 0,
         proposal_ms: int | None = None,
+        envelopes_root: bytes | None = None,
     ) -> BlockHeader:
         """The header of the block that would extend the current tip."""
         return make_header(
@@ -572,6 +573,7 @@ class Ledger:
             hash_fn=self.suite.hash,
             view=view,
             proposal_ms=proposal_ms,
+            envelopes_root=envelopes_root,
         )
 
     def append_block(
@@ -579,8 +581,13 @@ class Ledger:
         header: BlockHeader,
         envelopes: Sequence[bytes],
         certificate: bytes | None = None,
+        *,
+        envelopes_root: bytes | None = None,
     ) -> AppliedBlock:
-        """Execute a committed block and write it, with everything it changes, atomically."""
+        """Execute a committed block and write it, with everything it changes, atomically.
+
+        ``envelopes_root`` is the envelopes' Merkle root when the caller computed it from these
+        very envelopes (a consensus block does on decoding); otherwise it is computed here."""
         with self._write_lock:
             if header.height != self.height + 1:
                 raise LedgerError(f"expected height {self.height + 1}, got {header.height}")
@@ -588,7 +595,9 @@ class Ledger:
                 raise LedgerError("the block does not extend the current tip")
             if header.timestamp_ms <= self.tip_timestamp_ms:
                 raise LedgerError("the block time must be later than the parent's")
-            root = txs_root(envelopes, self.suite.hash)
+            root = (
+                txs_root(envelopes, self.suite.hash) if envelopes_root is None else envelopes_root
+            )
             if header.tx_count != len(envelopes) or header.txs_root != root:
                 raise LedgerError("the transactions do not match the header")
             began = time.perf_counter()
@@ -762,16 +771,24 @@ class Ledger:
 
     def apply_committed(self, committed: CommittedBlock) -> AppliedBlock:
         """Execute a block the consensus core committed, storing its commit certificate."""
+        # The block computed its request root from these envelopes when it was built or
+        # decoded (under the chain's hash: the replica shares the ledger's suite); hashing every
+        # envelope twice more here cost more than executing them on the national suite.
+        root = committed.block.request_root
         header = self.next_header(
             committed.timestamp_ms,
             committed.requests,
             view=committed.view,
             proposal_ms=committed.block.timestamp_ms,
+            envelopes_root=root,
         )
         if header.consensus_digest(self.suite.hash) != committed.digest:
             raise LedgerError(f"block {committed.seq}: the header does not match the digest")
         return self.append_block(
-            header, committed.requests, encode_commit_certificate(committed.certificate)
+            header,
+            committed.requests,
+            encode_commit_certificate(committed.certificate),
+            envelopes_root=root,
         )
 
     def executed_tip(self, genesis_time_ms: int) -> ExecutedTip:
