@@ -17,6 +17,7 @@ from collections import deque
 from ibledger.consensus import (
     Broadcast,
     Effect,
+    EffectDrain,
     Execute,
     Persist,
     PersistedState,
@@ -55,11 +56,8 @@ def run_once(requests: int, batch_size: int, request_bytes: int) -> tuple[float,
 
     def drain(m: str, effects: list[Effect]) -> None:
         nonlocal blocks
-        work = list(effects)
-        i = 0
-        while i < len(work):
-            e = work[i]
-            i += 1
+        drain = EffectDrain(replicas[m], effects)
+        for e in drain:
             if isinstance(e, Persist):
                 stores[m].apply(e)
             elif isinstance(e, Broadcast):
@@ -73,7 +71,7 @@ def run_once(requests: int, batch_size: int, request_bytes: int) -> tuple[float,
                 if m == "r0":
                     blocks += 1
                 roots[m] = hashlib.sha256(roots[m] + e.block.digest).digest()
-                work.extend(replicas[m].on_executed(e.block.seq, roots[m]))
+                drain.executed(e, roots[m])
 
     now = EPOCH_MS
     started = time.process_time()

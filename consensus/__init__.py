@@ -126,6 +126,7 @@ from .crypto import Signer, Verifier
 from .effects import (
     Broadcast,
     Effect,
+    EffectDrain,
     Evidence,
     Execute,
     FetchBlocks,
@@ -187,6 +188,7 @@ __all__ = [
     "CommittedProof",
     "ConfigError",
     "Effect",
+    "EffectDrain",
     "Evidence",
     "Execute",
     "ExecutedTip",

@@ -12,11 +12,20 @@ list of effects and the node drains the list in order. Ordering rules the node m
   committed-local and every lower sequence number has executed). The executor reports each
   state root back through `Replica.on_executed`.
 - Other effects (`FetchBlocks`, `ViewChanged`, `Evidence`, `RequestRejected`) are advisory.
+
+`EffectDrain` is the one way to drain: the node's runtime, the simulator, the test harness and
+the consensus benchmark all iterate one, each with its own handlers, so the order above and the
+feedback of `Execute` (the effects of `on_executed` join the queue behind what is already there)
+are written once. A caller that takes the next effect before reporting an `Execute` gets an
+error rather than a replica that silently never checkpoints.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from .messages import CommittedBlock, SignedMessage
 
@@ -88,3 +97,46 @@ class RequestRejected:
 Effect = (
     Send | Broadcast | Persist | Execute | FetchBlocks | ViewChanged | Evidence | RequestRejected
 )
+
+
+class ExecutionFeedback(Protocol):
+    """What a drain reports an executed block to: ``Replica.on_executed``."""
+
+    def on_executed(self, seq: int, state_root: bytes) -> list[Effect]: ...
+
+
+class EffectDrain:
+    """The effects of one replica entry point, in order, with the executor's feedback.
+
+    Iterate it; for each `Execute`, apply the block and call ``executed`` with its state root
+    before taking the next effect. ``taken`` counts the effects handed out so far."""
+
+    __slots__ = ("_pending", "_queue", "_replica", "taken")
+
+    def __init__(self, replica: ExecutionFeedback, effects: Iterable[Effect]) -> None:
+        self._replica = replica
+        self._queue: deque[Effect] = deque(effects)
+        self._pending: Execute | None = None
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[Effect]:
+        while self._queue:
+            if self._pending is not None:
+                raise RuntimeError(
+                    f"block {self._pending.block.seq} was executed but its state root was "
+                    "never reported: call executed() before taking the next effect"
+                )
+            effect = self._queue.popleft()
+            self.taken += 1
+            if isinstance(effect, Execute):
+                self._pending = effect
+            yield effect
+
+    def executed(self, effect: Execute, state_root: bytes) -> list[Effect]:
+        """Report ``effect``'s state root; the replica's answer joins the queue and is returned."""
+        if effect is not self._pending:
+            raise RuntimeError(f"block {effect.block.seq} is not the block being executed")
+        self._pending = None
+        more = self._replica.on_executed(effect.block.seq, state_root)
+        self._queue.extend(more)
+        return more

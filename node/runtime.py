@@ -34,6 +34,7 @@ from ibledger.consensus import (
     Commit,
     CommittedBlock,
     Effect,
+    EffectDrain,
     Evidence,
     Execute,
     FetchBlocks,
@@ -215,9 +216,8 @@ class ReplicaRuntime:
             self._phases.prepared(message.seq)
 
     async def _drain(self, effects: list[Effect]) -> None:
-        queue: deque[Effect] = deque(effects)
-        while queue:
-            effect = queue.popleft()
+        drain = EffectDrain(self.replica, effects)
+        for effect in drain:
             match effect:
                 case Persist(updates):
                     began = time.perf_counter()
@@ -244,7 +244,7 @@ class ReplicaRuntime:
                     self._on_committed(applied, block)
                     if phases is not None:
                         phases.notified(block.seq, executed_at)
-                    queue.extend(self.replica.on_executed(block.seq, applied.state_root))
+                    drain.executed(effect, applied.state_root)
                 case FetchBlocks():
                     self._on_fetch(effect)
                 case ViewChanged(view, primary, cause):

@@ -33,6 +33,7 @@ from ibledger.consensus import (
     Commit,
     CommittedBlock,
     Effect,
+    EffectDrain,
     Evidence,
     Execute,
     FetchBlocks,
@@ -330,18 +331,14 @@ class Cluster:
     # ------------------------------------------------------------------ effects
 
     def _drain(self, m: str, effects: list[Effect]) -> None:
-        queue = effects
         cut = -1
         if m in self.crash_armed:
-            cut = self.rng.randrange(len(queue)) if queue else 0
-        i = 0
-        replica = self.replicas[m]
-        while i < len(queue):
-            if i == cut:
+            cut = self.rng.randrange(len(effects)) if effects else 0
+        drain = EffectDrain(self.replicas[m], effects)
+        for index, e in enumerate(drain):
+            if index == cut:
                 self._crash(m)
                 return
-            e = queue[i]
-            i += 1
             if isinstance(e, Persist):
                 self.stores[m].apply(e)
             elif isinstance(e, Broadcast):
@@ -351,8 +348,7 @@ class Cluster:
                 self._check_sent(m, e.message)
                 self._transmit(m, e.to, e.message)
             elif isinstance(e, Execute):
-                root = self._execute(m, e.block)
-                queue = queue + replica.on_executed(e.block.seq, root)
+                drain.executed(e, self._execute(m, e.block))
             elif isinstance(e, FetchBlocks):
                 self._serve_fetch(m, e)
             elif isinstance(e, ViewChanged):

@@ -16,6 +16,7 @@ from ibledger.consensus import (
     Broadcast,
     CommittedBlock,
     Effect,
+    EffectDrain,
     Evidence,
     Execute,
     FetchBlocks,
@@ -112,11 +113,8 @@ class Harness:
     def handle(self, m: str, effects: list[Effect]) -> list[Effect]:
         node = self.nodes[m]
         node.effects.extend(effects)
-        queue = list(effects)
-        i = 0
-        while i < len(queue):
-            e = queue[i]
-            i += 1
+        drain = EffectDrain(node.replica, effects)
+        for e in drain:
             if isinstance(e, Persist):
                 node.store.apply(e)
             elif isinstance(e, Broadcast):
@@ -128,9 +126,7 @@ class Harness:
             elif isinstance(e, Execute):
                 node.executed.append(e.block)
                 node.root = hashlib.sha256(node.root + e.block.digest).digest()
-                more = node.replica.on_executed(e.block.seq, node.root)
-                node.effects.extend(more)
-                queue.extend(more)
+                node.effects.extend(drain.executed(e, node.root))
             elif isinstance(e, FetchBlocks):
                 self.fetches.append((m, e))
         return effects
