@@ -21,7 +21,8 @@ arithmetic (``fractions.Fraction``; no rounding anywhere):
   per currency: quantities of different currencies are never added.
 
 Quantities are the instrument's own unit (minor units of face value, or fund units), rendered as
-exact fractions in text (``"999/10"``, or ``"100"`` when whole). Rows are sorted by their key.
+exact fractions in text under ``quantity_exact`` (``"999/10"``, or ``"100"`` when whole; not
+``quantity``, which is an integer everywhere else). Rows are sorted by their key.
 
 The walks trust the nesting bound of ``nesting`` (enforced at write), but check it again: a path
 longer than ``max_nesting_depth + 1`` products or a cycle means the state is not one the
@@ -103,7 +104,7 @@ def _paths_view(paths: list[tuple[tuple[str, ...], Fraction]]) -> list[dict[str,
     for via, quantity in paths:
         merged[via] = merged.get(via, Fraction(0)) + quantity
     return [
-        {"via": list(via), "quantity": fraction_text(quantity)}
+        {"via": list(via), "quantity_exact": fraction_text(quantity)}
         for via, quantity in sorted(merged.items())
     ]
 
@@ -134,7 +135,7 @@ def ultimate_owners(store: Store, isin: str, limit: int) -> dict[str, Any]:
             {
                 "owner": owner,
                 "kind": kind,
-                "quantity": fraction_text(row.quantity),
+                "quantity_exact": fraction_text(row.quantity),
                 "share": fraction_text(row.quantity / outstanding),
                 "depth": row.depth,
                 "paths": _paths_view(row.paths),
@@ -144,6 +145,7 @@ def ultimate_owners(store: Store, isin: str, limit: int) -> dict[str, Any]:
     depth = max((row.depth for _, row in owners.values()), default=0)
     return {
         "isin": isin,
+        "currency": root.currency,
         "outstanding_minor": outstanding,
         "depth": depth,
         "nested": depth > 1,
@@ -207,7 +209,7 @@ def underlying_assets(store: Store, holder: str, limit: int) -> dict[str, Any]:
                     if asset.instrument.maturity_date is None
                     else day_to_iso(asset.instrument.maturity_date)
                 ),
-                "quantity": fraction_text(asset.quantity),
+                "quantity_exact": fraction_text(asset.quantity),
                 "depth": asset.depth,
             }
             for asset in assets
@@ -221,7 +223,7 @@ def _groups(instrument: Instrument) -> tuple[str, ...]:
 
 def _sum_rows(totals: dict[tuple[str, str], Fraction], name: str) -> list[dict[str, Any]]:
     return [
-        {name: key, "currency": currency, "quantity": fraction_text(quantity)}
+        {name: key, "currency": currency, "quantity_exact": fraction_text(quantity)}
         for (key, currency), quantity in sorted(totals.items())
     ]
 
@@ -254,7 +256,7 @@ def exposures(store: Store, holder: str | None, limit: int) -> dict[str, Any]:
         "by_issuer_group": _sum_rows(by_group, "group_lei"),
         "by_cfi_category": _sum_rows(by_category, "cfi_category"),
         "by_currency": [
-            {"currency": currency, "quantity": fraction_text(quantity)}
+            {"currency": currency, "quantity_exact": fraction_text(quantity)}
             for currency, quantity in sorted(by_currency.items())
         ],
     }

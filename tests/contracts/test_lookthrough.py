@@ -94,7 +94,7 @@ def owners(w: World, code: str, **args: Any) -> dict[str, Any]:
 
 
 def owner_rows(answer: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
-    return {r["owner"]: (r["quantity"], r["share"], r["depth"]) for r in answer["owners"]}
+    return {r["owner"]: (r["quantity_exact"], r["share"], r["depth"]) for r in answer["owners"]}
 
 
 # --- holders that are products --------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_a_fund_of_funds_has_exact_fractional_look_through_shares(world: World) 
     }
     bank_b = next(r for r in answer["owners"] if r["owner"] == "BANK_B")
     assert bank_b["kind"] == "participant"
-    assert bank_b["paths"] == [{"via": [F1], "quantity": "10000/3"}]
+    assert bank_b["paths"] == [{"via": [F1], "quantity_exact": "10000/3"}]
     # Owners are sorted by id and their quantities add up to the outstanding exactly.
     assert [r["owner"] for r in answer["owners"]] == ["BANK_A", "BANK_B", "BANK_C"]
 
@@ -123,11 +123,11 @@ def test_one_owner_reached_by_two_paths_is_summed(world: World) -> None:
     fund(world, F2, {"BANK_B": 3})
     bond(world, {F1: 10_000, F2: 10_000, "BANK_B": 10_000})
     row = next(r for r in owners(world, BOND)["owners"] if r["owner"] == "BANK_B")
-    assert (row["quantity"], row["share"]) == ("25000", "5/6")
+    assert (row["quantity_exact"], row["share"]) == ("25000", "5/6")
     assert row["paths"] == [
-        {"via": [], "quantity": "10000"},
-        {"via": [F1], "quantity": "5000"},
-        {"via": [F2], "quantity": "10000"},
+        {"via": [], "quantity_exact": "10000"},
+        {"via": [F1], "quantity_exact": "5000"},
+        {"via": [F2], "quantity_exact": "10000"},
     ]
 
 
@@ -248,7 +248,7 @@ def test_a_product_without_unit_holders_is_an_owner_itself(world: World) -> None
     bond(world, {F1: 10_000, "BANK_A": 10_000})
     world.ok("REGISTRAR", "asset.redeem", isin=F1, early=True)
     rows = {r["owner"]: r for r in owners(world, BOND)["owners"]}
-    assert rows[F1]["kind"] == "product" and rows[F1]["quantity"] == "10000"
+    assert rows[F1]["kind"] == "product" and rows[F1]["quantity_exact"] == "10000"
 
 
 # --- downward and aggregates ----------------------------------------------------------------
@@ -260,11 +260,11 @@ def test_underlying_assets_go_down_through_products(world: World) -> None:
     answer = world.ledger.query("lookthrough_assets", {"holder": "BANK_B"}, "REGULATOR")
     assert answer["depth"] == 1
     [row] = answer["assets"]
-    assert (row["isin"], row["quantity"], row["depth"]) == (BOND, "10000/3", 1)
+    assert (row["isin"], row["quantity_exact"], row["depth"]) == (BOND, "10000/3", 1)
     assert (row["cfi"], row["currency"], row["maturity_date"]) == ("DBFTFB", "CNY", "2026-03-01")
     # What a product itself holds.
     product = world.ledger.query("lookthrough_assets", {"holder": F1}, "REGULATOR")
-    assert [(r["isin"], r["quantity"]) for r in product["assets"]] == [(BOND, "10000")]
+    assert [(r["isin"], r["quantity_exact"]) for r in product["assets"]] == [(BOND, "10000")]
     with pytest.raises(QueryError) as missing:
         world.ledger.query("lookthrough_assets", {"holder": "NOBODY"}, "REGULATOR")
     assert missing.value.code == "NOT_FOUND"
@@ -277,27 +277,27 @@ def test_exposures_by_issuer_group_cfi_category_and_currency(world: World) -> No
     issue(world, F2, {"BANK_B": 5})
     answer = world.ledger.query("lookthrough_exposures", {"holder": "BANK_B"}, "REGULATOR")
     assert answer["by_issuer"] == [
-        {"issuer_lei": ISSUER, "currency": "CNY", "quantity": "25000"},
-        {"issuer_lei": OTHER_ISSUER, "currency": "USD", "quantity": "5"},
+        {"issuer_lei": ISSUER, "currency": "CNY", "quantity_exact": "25000"},
+        {"issuer_lei": OTHER_ISSUER, "currency": "USD", "quantity_exact": "5"},
     ]
     assert answer["by_issuer_group"] == [
-        {"group_lei": PARENT, "currency": "CNY", "quantity": "25000"},
-        {"group_lei": OTHER_ISSUER, "currency": "USD", "quantity": "5"},
+        {"group_lei": PARENT, "currency": "CNY", "quantity_exact": "25000"},
+        {"group_lei": OTHER_ISSUER, "currency": "USD", "quantity_exact": "5"},
     ]
     assert answer["by_cfi_category"] == [
-        {"cfi_category": "C", "currency": "USD", "quantity": "5"},
-        {"cfi_category": "D", "currency": "CNY", "quantity": "25000"},
+        {"cfi_category": "C", "currency": "USD", "quantity_exact": "5"},
+        {"cfi_category": "D", "currency": "CNY", "quantity_exact": "25000"},
     ]
     assert answer["by_currency"] == [
-        {"currency": "CNY", "quantity": "25000"},
-        {"currency": "USD", "quantity": "5"},
+        {"currency": "CNY", "quantity_exact": "25000"},
+        {"currency": "USD", "quantity_exact": "5"},
     ]
     market = world.ledger.query("lookthrough_exposures", {}, "REGULATOR")
     assert market["holder"] is None
     assert market["by_cfi_category"] == [
-        {"cfi_category": "C", "currency": "CNY", "quantity": "2"},
-        {"cfi_category": "C", "currency": "USD", "quantity": "5"},
-        {"cfi_category": "D", "currency": "CNY", "quantity": "30000"},
+        {"cfi_category": "C", "currency": "CNY", "quantity_exact": "2"},
+        {"cfi_category": "C", "currency": "USD", "quantity_exact": "5"},
+        {"cfi_category": "D", "currency": "CNY", "quantity_exact": "30000"},
     ]
 
 
@@ -332,15 +332,15 @@ def test_answers_as_of_a_past_height_differ_from_now(world: World) -> None:
     query = world.ledger.query
     past = query("lookthrough_exposures", {"holder": "BANK_C", "height": issued}, "REGULATOR")
     assert past["by_issuer_group"] == [
-        {"group_lei": PARENT, "currency": "CNY", "quantity": "20000/3"}
+        {"group_lei": PARENT, "currency": "CNY", "quantity_exact": "20000/3"}
     ]
     assert query("lookthrough_exposures", {"holder": "BANK_C"}, "REGULATOR")["by_issuer"] == []
     current = query("lookthrough_exposures", {"holder": "BANK_B"}, "REGULATOR")
     assert current["by_issuer_group"] == [
-        {"group_lei": OTHER_ISSUER, "currency": "CNY", "quantity": "30000"}
+        {"group_lei": OTHER_ISSUER, "currency": "CNY", "quantity_exact": "30000"}
     ]
     assets = query("lookthrough_assets", {"holder": "BANK_A", "height": issued}, "REGULATOR")
-    assert [(r["isin"], r["quantity"]) for r in assets["assets"]] == [(BOND, "20000")]
+    assert [(r["isin"], r["quantity_exact"]) for r in assets["assets"]] == [(BOND, "20000")]
     assert query("lookthrough_assets", {"holder": "BANK_A"}, "REGULATOR")["assets"] == []
 
 
