@@ -2,7 +2,9 @@
 
 Queries are signed by the chosen identity: the ledger answers what that participant may see.
 A regulator sees everything (穿透式监管): any participant's positions, exposures by acceptor,
-the raw history of any bill, instrument or participant, and the live stream of events.
+the raw history of any bill, instrument or participant, and the live stream of events; and the
+look-through views (owners, underlying, aggregates), through products held by products and,
+with --height, as of a past block.
 """
 
 from __future__ import annotations
@@ -120,6 +122,134 @@ def register(commands: Any) -> None:
     )
     add_client_flags(events)
     events.set_defaults(handler=follow_events)
+
+    owners = views.add_parser(
+        "owners",
+        help="look-through: the ultimate owners of an instrument through the products holding it",
+    )
+    owners.add_argument("isin", metavar="ISIN")
+    _height_flag(owners)
+    add_client_flags(owners)
+    owners.set_defaults(handler=show_owners)
+
+    underlying = views.add_parser(
+        "underlying",
+        help="look-through: what a participant or product ultimately holds through products",
+    )
+    underlying.add_argument("holder", metavar="HOLDER", help="a participant id or a product ISIN")
+    _height_flag(underlying)
+    add_client_flags(underlying)
+    underlying.set_defaults(handler=show_underlying)
+
+    aggregates = views.add_parser(
+        "aggregates",
+        help="look-through sums by issuer, issuer group, CFI category and currency",
+        description="Sum the underlying assets of --holder (or, without it, every "
+        "instrument's outstanding) by issuer, issuer group (parent LEIs), CFI category and "
+        "currency. Quantities are exact fractions of minor units.",
+    )
+    aggregates.add_argument("--holder", metavar="HOLDER", help="a participant id or product ISIN")
+    _height_flag(aggregates)
+    add_client_flags(aggregates)
+    aggregates.set_defaults(handler=show_aggregates)
+
+
+def _height_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--height",
+        type=int,
+        metavar="H",
+        help="answer from the registry as it was at block height H (default: now)",
+    )
+
+
+def _lookthrough_args(options: argparse.Namespace, **args: Any) -> dict[str, Any]:
+    if options.height is not None:
+        if options.height < 0:
+            raise usage("BAD_ARGUMENT", "--height must be 0 or more")
+        args["height"] = options.height
+    return {name: value for name, value in args.items() if value is not None}
+
+
+def _as_of(answer: dict[str, Any], client: Client) -> str:
+    height = answer.get("as_of_height")
+    return f"height {client.last_query_height}" if height is None else f"height {height}"
+
+
+def owners_text(answer: dict[str, Any], where: str) -> str:
+    """The ultimate owners table of a ``lookthrough_owners`` answer."""
+    head = (
+        f"ultimate owners of {answer['isin']} at {where}: outstanding "
+        f"{answer['outstanding_minor']} minor units of {answer['currency']}, "
+        f"{answer['depth']} product layer(s)" + (" (nested)" if answer["nested"] else "")
+    )
+    rows = [
+        row | {"via": "; ".join(" > ".join(p["via"]) or "direct" for p in row["paths"])}
+        for row in answer["owners"]
+    ]
+    columns = [
+        ("owner", "OWNER"),
+        ("kind", "KIND"),
+        ("quantity_exact", "QUANTITY"),
+        ("share", "SHARE"),
+        ("depth", "DEPTH"),
+        ("via", "VIA"),
+    ]
+    return head + "\n" + table(rows, columns)
+
+
+def underlying_text(answer: dict[str, Any], where: str) -> str:
+    """The underlying assets table of a ``lookthrough_assets`` answer."""
+    head = f"underlying assets of {answer['holder']} at {where}, {answer['depth']} layer(s)"
+    columns = [
+        ("isin", "ISIN"),
+        ("issuer_lei", "ISSUER"),
+        ("cfi", "CFI"),
+        ("currency", "CCY"),
+        ("maturity_date", "MATURITY"),
+        ("quantity_exact", "QUANTITY"),
+        ("depth", "DEPTH"),
+    ]
+    return head + "\n" + table(answer["assets"], columns)
+
+
+def aggregates_text(answer: dict[str, Any], where: str) -> str:
+    """The four sums of a ``lookthrough_exposures`` answer."""
+    whose = answer["holder"] or "all instruments (outstanding)"
+    lines = [f"look-through sums of {whose} at {where}"]
+    for key, column, title in (
+        ("by_issuer", "issuer_lei", "by issuer"),
+        ("by_issuer_group", "group_lei", "by issuer group"),
+        ("by_cfi_category", "cfi_category", "by CFI category"),
+        ("by_currency", None, "by currency"),
+    ):
+        columns = [] if column is None else [(column, title.removeprefix("by ").upper())]
+        columns += [("currency", "CCY"), ("quantity_exact", "QUANTITY")]
+        lines += [f"{title}:", table(answer[key], columns)]
+    return "\n".join(lines)
+
+
+@with_client(identity=True)
+def show_owners(options: argparse.Namespace, client: Client) -> int:
+    answer = client.query("lookthrough_owners", _lookthrough_args(options, isin=options.isin))
+    emit_ledger(options, client, answer, owners_text(answer, _as_of(answer, client)))
+    return 0
+
+
+@with_client(identity=True)
+def show_underlying(options: argparse.Namespace, client: Client) -> int:
+    args = _lookthrough_args(options, holder=options.holder)
+    answer = client.query("lookthrough_assets", args)
+    emit_ledger(options, client, answer, underlying_text(answer, _as_of(answer, client)))
+    return 0
+
+
+@with_client(identity=True)
+def show_aggregates(options: argparse.Namespace, client: Client) -> int:
+    args = _lookthrough_args(options, holder=options.holder)
+    answer = client.query("lookthrough_exposures", args)
+    emit_ledger(options, client, answer, aggregates_text(answer, _as_of(answer, client)))
+    return 0
 
 
 @with_client(identity=True)

@@ -43,6 +43,7 @@ from .core import Env, Store
 from .errors import ContractError, StoredFormError
 from .identifiers import require_text
 from .identity import require_party, require_role
+from .nesting import require_holder
 from .stored import Fields, StoredMap, StoredValue
 from .vocabulary import InstrumentStatus, ProductCategory, Role, values
 
@@ -548,7 +549,7 @@ def op_issue(env: Env, args: Args) -> None:
         if holder in seen:
             raise bad(where, f"names holder {holder} a second time")
         seen.add(holder)
-        require_party(env.store, holder, "holder")
+        require_holder(env.store, holder, isin, "holder")
         parsed.append((holder, quantity))
     total = sum(quantity for _, quantity in parsed)
     if total != instrument.issue_size_minor:
@@ -588,7 +589,7 @@ def op_transfer(env: Env, args: Args) -> None:
     _require_status(instrument, InstrumentStatus.ACTIVE)
     if to == seller:
         raise ContractError("SELF_DEALING", "A holding cannot be transferred to its own holder.")
-    require_party(env.store, to, "to")
+    require_holder(env.store, to, isin, "to")
     holding = load_holding(env.store, isin, seller)
     if quantity > holding.available:
         raise _exceeds("transfer", quantity, holding.available)

@@ -140,6 +140,10 @@ class Parameters:
     # ``settlement_ttl_business_days``-th business day after the signing business day.
     dvp_settlement: bool = False
     settlement_ttl_business_days: int = 0
+    # Look-through (C.4): the longest chain of products holding products, counted in
+    # product-in-product layers. 1 is the rule of the 2018 asset-management guidance: a product
+    # may invest in products that themselves hold no further products.
+    max_nesting_depth: int = 1
     # (first issue day, maximum term in months), sorted by day; the last rule whose day is on or
     # before the issue date applies (B.1: 12 months before 2023-01-01, 6 months from then).
     term_rules: tuple[tuple[int, int], ...] = (
@@ -183,6 +187,7 @@ class Parameters:
             rules.append((day, months))
         dvp = f.bool_("dvp_settlement") if f.has("dvp_settlement") else False
         ttl = f.int_("settlement_ttl_business_days") if f.has("settlement_ttl_business_days") else 0
+        nesting = f.int_("max_nesting_depth") if f.has("max_nesting_depth") else 1
         f.done()
         return cls(
             presentment_window_days=ints["presentment_window_days"],
@@ -198,11 +203,17 @@ class Parameters:
             term_rules=tuple(rules),
             dvp_settlement=dvp,
             settlement_ttl_business_days=ttl,
+            max_nesting_depth=nesting,
         )
 
 
-_OPTIONAL_PARAMS: dict[str, object] = {"dvp_settlement": False, "settlement_ttl_business_days": 0}
+_OPTIONAL_PARAMS: dict[str, object] = {
+    "dvp_settlement": False,
+    "settlement_ttl_business_days": 0,
+    "max_nesting_depth": 1,
+}
 _SETTLEMENT_TTL_RANGE = (0, 10)
+_NESTING_RANGE = (1, 8)
 
 _INT_PARAMS = {
     "presentment_window_days": (0, 366),
@@ -273,6 +284,11 @@ def parameters_from_genesis(section: Any) -> Parameters:
             values[name] = value
         elif name == "settlement_ttl_business_days":
             low, high = _SETTLEMENT_TTL_RANGE
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise GenesisError(f"parameters.{name} must be an integer from {low} to {high}")
+            values[name] = value
+        elif name == "max_nesting_depth":
+            low, high = _NESTING_RANGE
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise GenesisError(f"parameters.{name} must be an integer from {low} to {high}")
             values[name] = value

@@ -358,6 +358,9 @@ def _participant_record(entry: object) -> tuple[ParticipantRecord, list[tuple[st
     pid = entry.get("id")
     if not isinstance(pid, str) or ID_PATTERN.fullmatch(pid) is None:
         raise _Invalid("BAD_ARGUMENT", "id", "must be 1-64 of A-Z a-z 0-9 _ . -")
+    if validate("isin", pid).valid:
+        # A holder id that is an ISIN names a product (nesting.py), never a participant.
+        raise _Invalid("BAD_ARGUMENT", "id", "must not be an ISIN: an ISIN names an instrument")
     name = entry.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 256:
         raise _Invalid("BAD_ARGUMENT", "name", "must be text of 1 to 256 characters")

@@ -18,7 +18,7 @@ Visibility rules:
 Results are plain msgpack-native structures with ISO dates (``YYYY-MM-DD``) instead of day
 numbers and hex instead of bytes, ordered deterministically (state keys are scanned in order).
 Failures raise ``QueryError(code, message)`` with codes BAD_ARGUMENT, UNKNOWN_QUERY, NOT_FOUND,
-FORBIDDEN.
+FORBIDDEN, NESTING_EXCEEDED (look-through over a state the contracts could not have written).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import lookthrough
 from .args import Args, day_to_iso
 from .assets import Holding, Instrument, holding_key, instrument_key
 from .bill_records import Package, Piece, Request
@@ -53,6 +54,7 @@ from .identity import (
 )
 from .recourse import liable_parties
 from .stored import StoredFormError, StoredMap, stored_map, text, text_list
+from .versions import AsOfView
 from .vocabulary import BillFlag, BillStatus, ProposalStatus, values
 
 __all__ = ["QUERIES", "run_query"]
@@ -91,6 +93,7 @@ class _Q:
     """One query's context: the store, the viewer and its arguments."""
 
     def __init__(self, state: StateView, args: Mapping[str, Any], viewer: str | None) -> None:
+        self.state = state
         self.store = Store(state)
         try:
             self.args = Args(args)
@@ -539,6 +542,53 @@ def q_events(q: _Q) -> Any:
     return _history(q, scope, since)
 
 
+# --- look-through (C.4) ---------------------------------------------------------------------
+# Regulator only, like the other market-wide views; ``height`` answers from the registry as it
+# was at the end of that block (``versions``), the current state otherwise.
+
+
+def _lookthrough_store(q: _Q, height: int | None) -> Store:
+    if not q.regulator:
+        raise QueryError("FORBIDDEN", "Only a regulator may see look-through views.")
+    return q.store if height is None else Store(AsOfView(q.state, height))
+
+
+def _as_of(answer: dict[str, Any], height: int | None) -> dict[str, Any]:
+    return {"as_of_height": height, **answer}
+
+
+def q_lookthrough_owners(q: _Q) -> Any:
+    """Ultimate owners of an instrument through the products that hold it."""
+    isin, height = _read(
+        q, lambda a: (a.code_("isin", "isin"), a.int_("height", optional=True, minimum=0))
+    )
+    store = _lookthrough_store(q, height)
+    limit = load_parameters(q.store).max_nesting_depth
+    return _as_of(lookthrough.ultimate_owners(store, isin, limit), height)
+
+
+def q_lookthrough_assets(q: _Q) -> Any:
+    """What a holder (participant or product) ultimately holds through the products it holds."""
+    holder, height = _read(
+        q, lambda a: (a.id_("holder"), a.int_("height", optional=True, minimum=0))
+    )
+    store = _lookthrough_store(q, height)
+    limit = load_parameters(q.store).max_nesting_depth
+    return _as_of(lookthrough.underlying_assets(store, holder, limit), height)
+
+
+def q_lookthrough_exposures(q: _Q) -> Any:
+    """Sums by issuer, issuer group, CFI category and currency: of one holder's underlying
+    assets, or (no holder) of every instrument's outstanding."""
+    holder, height = _read(
+        q,
+        lambda a: (a.id_("holder", optional=True), a.int_("height", optional=True, minimum=0)),
+    )
+    store = _lookthrough_store(q, height)
+    limit = load_parameters(q.store).max_nesting_depth
+    return _as_of(lookthrough.exposures(store, holder, limit), height)
+
+
 # --- reference data ------------------------------------------------------------------------
 
 
@@ -617,6 +667,9 @@ QUERIES: dict[str, Callable[[_Q], Any]] = {
     "positions": q_positions,
     "acceptor_exposures": q_acceptor_exposures,
     "recourse_parties": q_recourse_parties,
+    "lookthrough_owners": q_lookthrough_owners,
+    "lookthrough_assets": q_lookthrough_assets,
+    "lookthrough_exposures": q_lookthrough_exposures,
     "events": q_events,
     "calendar": q_calendar,
     "parameters": q_parameters,

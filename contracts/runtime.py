@@ -13,7 +13,8 @@ block context. It
 2. finds the handler in ``OPERATIONS`` (``UNKNOWN_OPERATION`` otherwise);
 3. runs it against a transaction-local ``Store``; handlers read their arguments strictly and
    raise ``ContractError`` for every business-rule rejection;
-4. returns ``Outcome("OK", ...)`` with the sorted writes and the events, or, for a
+4. returns ``Outcome("OK", ...)`` with the sorted writes (plus a version entry for each write of
+   a registry key, ``versions``) and the events, or, for a
    ``ContractError``, the error's code and message with no writes and no events.
 
 Anything other than a ``ContractError`` is a bug and propagates to the ledger. Nothing here reads
@@ -29,6 +30,8 @@ State key layout (prefix -> owner module):
     bill/, breq/, bset/, idx/bp/        bills
     hist/<scope>/<height>/<tx>/<n>      history of every event, scopes p/<id>, a/<ISIN>, b/<no>
     nonce/<sender>/<nonce>              runtime: the transaction that used the nonce
+    ver/<key>@<height>                  runtime: versions of asset/i/, asset/h/, asset/hh/ keys
+                                        (``versions``: reads as of a past height)
 
 All values are canonical MessagePack (``codec``).
 """
@@ -51,6 +54,7 @@ from .core import Call, Env, Event, Outcome, StateView, Store, TxContext, busine
 from .errors import ContractError, GenesisError
 from .identity import KeyRecord, check_sender, key_fingerprint
 from .queries import TransactionVisibility, run_query, transaction_visible
+from .versions import with_versions
 
 __all__ = [
     "OPERATIONS",
@@ -144,7 +148,8 @@ def execute(state: StateView, call: Call, ctx: TxContext) -> Outcome:
         handler(env, Args(call.args))
     except ContractError as rejection:
         return Outcome(rejection.code, rejection.message, nonce_write, ())
-    return Outcome("OK", f"{call.operation} done.", store.writes(), store.events())
+    writes = with_versions(store.writes(), ctx.height)
+    return Outcome("OK", f"{call.operation} done.", writes, store.events())
 
 
 class _EmptyState:

@@ -448,6 +448,11 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         if not verdict.ok:
             raise NodeError(verdict.code, verdict.message)
         height = self._ledger.height
+        as_of = tx.args.get("height") if isinstance(tx.args, Mapping) else None
+        if isinstance(as_of, int) and not isinstance(as_of, bool) and as_of > height:
+            # The contracts read versions up to a height, but only the node knows its tip: a
+            # height above it would be answered from a state that later blocks still change.
+            raise NodeError("BAD_ARGUMENT", f"height {as_of} is above the ledger's height {height}")
 
         def run() -> bytes:
             return canonical_encode(

@@ -863,3 +863,34 @@ def test_identity_changes_to_others_go_through_governance(cli: Cli, network: Net
         "governance", "propose", "deactivate", "CIB", "--expires-in-hours", "0", "--as", "ADMIN"
     )
     assert bad_hours.code == 2 and "--expires-in-hours" in bad_hours.err
+
+
+def test_supervise_look_through_views_now_and_as_of_a_height(cli: Cli, network: Network) -> None:
+    _register_bond(cli)
+    issue = ["asset", "issue", ISIN, "--allot", "ICBC=6000000.00", "--allot", "CIB=4000000.00"]
+    ok(cli(*issue, "--as", "CSDC"))
+    issued = network.ledger.height
+    ok(cli("asset", "transfer", ISIN, "--to", "CIB", "--quantity", "6000000.00", "--as", "ICBC"))
+    now = ok(cli("supervise", "owners", ISIN, "--as", "REGULATOR", "--json")).json()
+    assert [(row["owner"], row["share"]) for row in now["owners"]] == [("CIB", "1")]
+    assert now["outstanding"]["amount"] == "10000000.00" and now["as_of_height"] is None
+    then = ok(
+        cli("supervise", "owners", ISIN, "--height", str(issued), "--as", "REGULATOR", "--json")
+    ).json()
+    assert then["as_of_height"] == issued
+    assert [(row["owner"], row["share"]) for row in then["owners"]] == [
+        ("CIB", "2/5"),
+        ("ICBC", "3/5"),
+    ]
+    text = ok(cli("supervise", "owners", ISIN, "--height", str(issued), "--as", "REGULATOR")).out
+    assert f"at height {issued}" in text and "ICBC" in text and "600000000" in text
+    underlying = ok(cli("supervise", "underlying", "CIB", "--as", "REGULATOR")).out
+    assert ISIN in underlying and "1000000000" in underlying
+    sums = ok(cli("supervise", "aggregates", "--as", "REGULATOR", "--json")).json()
+    assert sums["by_cfi_category"] == [
+        {"cfi_category": "D", "currency": "CNY", "quantity_exact": "1000000000"}
+    ]
+    forbidden = cli("supervise", "owners", ISIN, "--as", "CIB", "--json")
+    assert forbidden.code == 1 and forbidden.error()["code"] == "FORBIDDEN"
+    negative = cli("supervise", "aggregates", "--height", "-1", "--as", "REGULATOR")
+    assert negative.code == 2 and "--height" in negative.err
