@@ -643,12 +643,6 @@ def show_holdings(options: argparse.Namespace, client: Client) -> int:
                 f"  pledge {pledge_id} on {row['isin']} to {pledge['pledgee']}: "
                 f"{show_amount(pledge['quantity'], currencies.get(row['isin'], ''))}"
             )
-        for request_id, request in row.get("requests", {}).items():
-            lines.append(
-                f"  reserved on {row['isin']} for request {request_id} to "
-                f"{request['counterparty']}: "
-                f"{show_amount(request['quantity'], currencies.get(row['isin'], ''))}"
-            )
         for case_ref, freeze in row.get("freezes", {}).items():
             lines.append(
                 f"  frozen {row['isin']} under case {case_ref} by "
@@ -664,19 +658,15 @@ def show_holdings(options: argparse.Namespace, client: Client) -> int:
 
 
 def _holding_json(row: dict[str, Any], currencies: dict[str, str]) -> dict[str, Any]:
-    """A holding in the JSON convention: its currency, and its pledges (keyed by pledge id),
-    reservations (keyed by request id) and freezes (keyed by case reference) as lists of
-    objects that name the key."""
+    """A holding in the JSON convention: its currency, and its pledges (keyed by pledge id)
+    and freezes (keyed by case reference) as lists of objects that name the key. What its
+    ``reserved`` part is reserved for is listed by 'asset requests'."""
     shown = dict(row)
     if row["isin"] in currencies:
         shown["currency"] = currencies[row["isin"]]
     if isinstance(row.get("pledges"), dict):
         shown["pledges"] = [
             {"pledge_id": pledge_id, **pledge} for pledge_id, pledge in row["pledges"].items()
-        ]
-    if isinstance(row.get("requests"), dict):
-        shown["requests"] = [
-            {"request_id": request_id, **request} for request_id, request in row["requests"].items()
         ]
     if isinstance(row.get("freezes"), dict):
         shown["freezes"] = [

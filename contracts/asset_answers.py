@@ -69,7 +69,6 @@ def _target(env: Env, args: Args) -> tuple[AssetRequest, Instrument, Holding]:
             "REQUEST_NOT_PENDING",
             f"Request {request.id} expired after {day_to_iso(request.expires_day)}.",
         )
-    assert request.id in holding.requests, "a pending request reserves its quantity"
     return request, instrument, holding
 
 
@@ -95,7 +94,7 @@ def op_sign(env: Env, args: Args) -> None:
             "signed only while it is ACTIVE.",
         )
     require_party(env.store, request.counterparty, "counterparty")
-    holding = take_reservation(holding, request)
+    holding = take_reservation(env.store, holding, request)
     holding = close_request(env, holding, request, RequestStatus.SIGNED, env.today, _answer(env))
     quantity = request.quantity
     if request.action is AssetAction.TRANSFER:

@@ -19,6 +19,8 @@ time-out) and ``asset_answers`` (sign, reject, revoke, sweep).
 State keys::
 
     areq/<request id hex>             request record (kept after it closes: the audit trail)
+    asset/hr/<ISIN>/<holder>/<last day>/<request id>
+                                      the reservation, while pending (``assets``)
     idx/ar/<participant>/<request id> ISIN, while pending, for the holder, initiator and
                                       counterparty (the ``asset_requests`` query)
 """

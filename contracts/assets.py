@@ -19,9 +19,14 @@ Immutable after registration (C.3): ISIN, issuer LEI/USCC, CFI, currency, denomi
 size, issue/value/maturity dates, product registration code. ``asset.amend`` changes only the
 descriptive fields and bumps ``version``; the previous values are kept in the history entry.
 
-Prototype simplifications: transfers are free of payment and signed by the seller alone (or by
-the registrar for non-trade transfers, with a reason); a pledge is signed by the pledgor and
-released by the pledgee; freezes are ordered by a regulator or the instrument's registrar.
+A holding's ``reserved`` part is what its pending transfer and pledge requests set aside
+(``asset_requests``); a transfer or pledge takes the counterparty's signature (``asset_answers``)
+and a request that is not answered in time is cleared here, by ``live_holding``, the first
+time an operation loads the holding after its last day.
+
+Prototype simplifications: transfers are free of payment; a non-trade transfer is requested by
+the registrar (with a reason) and signed by the receiver; a pledge is released by the pledgee
+alone; freezes are ordered by a regulator or the instrument's registrar.
 
 State keys::
 
@@ -29,6 +34,8 @@ State keys::
     asset/h/<ISIN>/<holder>       holding record
     asset/hh/<holder>/<ISIN>      ISIN (index: instruments held by a holder)
     asset/prc/<scheme>/<code>     ISIN (uniqueness of product registration codes)
+    asset/hr/<ISIN>/<holder>/<last day:08d>/<request id>
+                                  request id (a pending request's reservation, asset_requests)
     hist/a/<ISIN>/...             history entries (core.Store.emit)
 """
 
@@ -53,7 +60,7 @@ from .core import Env, Store
 from .errors import ContractError, StoredFormError
 from .identifiers import require_text
 from .identity import require_party, require_role
-from .stored import Fields, StoredMap, StoredValue
+from .stored import Fields, StoredMap, StoredValue, text
 from .vocabulary import (
     AssetAction,
     InstrumentStatus,
@@ -76,6 +83,8 @@ __all__ = [
     "load_holding",
     "load_instrument",
     "request_attrs",
+    "reservation_key",
+    "reservation_prefix",
     "save_holding",
     "take_reservation",
 ]
@@ -122,6 +131,16 @@ def holding_key(isin: str, holder: str) -> bytes:
 
 def _index_key(holder: str, isin: str) -> bytes:
     return b"asset/hh/" + holder.encode() + b"/" + isin.encode()
+
+
+def reservation_prefix(isin: str, holder: str) -> bytes:
+    return b"asset/hr/" + isin.encode() + b"/" + holder.encode() + b"/"
+
+
+def reservation_key(request: AssetRequest) -> bytes:
+    """Ordered by the request's last day, so that the due time-outs are a scan's first keys."""
+    suffix = f"{request.expires_day:08d}/{request.id}".encode()
+    return reservation_prefix(request.isin, request.holder) + suffix
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -275,8 +294,9 @@ class Holding:
     frozen: int = 0
     pledges: Mapping[str, Encumbrance] = field(default_factory=dict)  # pledge id -> pledgee
     freezes: Mapping[str, Encumbrance] = field(default_factory=dict)  # case ref -> authority
-    reserved: int = 0  # set aside for pending transfer and pledge requests
-    requests: Mapping[str, Encumbrance] = field(default_factory=dict)  # request -> counterparty
+    # Set aside for pending transfer and pledge requests, itemised under asset/hr/ (not here,
+    # so that a holding with many pending requests stays one small record).
+    reserved: int = 0
 
     @property
     def total(self) -> int:
@@ -293,15 +313,13 @@ class Holding:
             "freezes": _stored_encumbrances(self.freezes, "authority"),
         }
         # Only while a request is pending, so that a holding without one keeps its stored bytes.
-        if self.requests:
+        if self.reserved:
             stored["reserved"] = self.reserved
-            stored["requests"] = _stored_encumbrances(self.requests, "counterparty")
         return stored
 
     @classmethod
     def from_stored(cls, value: object) -> Holding:
         f = Fields(value, "holding")
-        pending = f.has("requests")
         record = cls(
             isin=f.str_("isin"),
             holder=f.str_("holder"),
@@ -310,8 +328,7 @@ class Holding:
             frozen=f.int_("frozen"),
             pledges=_encumbrances(f, "pledges", "pledgee"),
             freezes=_encumbrances(f, "freezes", "authority"),
-            reserved=f.int_("reserved") if pending else 0,
-            requests=_encumbrances(f, "requests", "counterparty") if pending else {},
+            reserved=f.int_("reserved") if f.has("reserved") else 0,
         )
         f.done()
         return record
@@ -337,7 +354,6 @@ def save_holding(store: Store, holding: Holding) -> None:
     assert min(holding.available, holding.pledged, holding.frozen, holding.reserved) >= 0
     assert holding.pledged == sum(p.quantity for p in holding.pledges.values())
     assert holding.frozen == sum(f.quantity for f in holding.freezes.values())
-    assert holding.reserved == sum(r.quantity for r in holding.requests.values())
     key = holding_key(holding.isin, holding.holder)
     index = _index_key(holding.holder, holding.isin)
     if holding.total == 0:
@@ -628,19 +644,14 @@ def request_attrs(request: AssetRequest, **extra: StoredValue) -> StoredMap:
     return attrs
 
 
-def _without(items: Mapping[str, Encumbrance], ref: str) -> dict[str, Encumbrance]:
-    return {key: value for key, value in items.items() if key != ref}
-
-
-def take_reservation(holding: Holding, request: AssetRequest) -> Holding:
-    """``holding`` without the quantity ``request`` reserved (it is signed for: it moves)."""
-    reservation = holding.requests[request.id]
-    assert reservation.quantity == request.quantity, "a reservation is its request's quantity"
-    return replace(
-        holding,
-        reserved=holding.reserved - reservation.quantity,
-        requests=_without(holding.requests, request.id),
-    )
+def take_reservation(store: Store, holding: Holding, request: AssetRequest) -> Holding:
+    """``holding`` without the quantity ``request`` reserved (signed for, it moves; otherwise
+    the caller gives it back)."""
+    key = reservation_key(request)
+    assert store.get(key) is not None, "a pending request reserves its quantity"
+    assert holding.reserved >= request.quantity
+    store.delete(key)
+    return replace(holding, reserved=holding.reserved - request.quantity)
 
 
 def close_request(
@@ -655,7 +666,7 @@ def close_request(
     reserved quantity back to the holder's available part exactly. Saves the request and drops
     its index entries; the caller saves the holding it returns."""
     if status is not RequestStatus.SIGNED:
-        holding = take_reservation(holding, request)
+        holding = take_reservation(env.store, holding, request)
         holding = replace(holding, available=holding.available + request.quantity)
     save_asset_request(env.store, replace(request, status=status, closed_day=day, answer=answer))
     drop_request_index(env.store, request)
@@ -665,14 +676,21 @@ def close_request(
 def live_holding(env: Env, isin: str, holder: str) -> Holding:
     """The holding as time has made it: every pending request on it whose answer window has
     passed is cleared as of the day after its last day (the bill requests' time-out rule), in
-    request-id order, so every replica computes the same state whichever block applies it."""
+    the order of (last day, request id), so every replica computes the same state whichever
+    block applies it."""
     holding = load_holding(env.store, isin, holder)
+    if not holding.reserved:
+        return holding
     start = holding
-    for request_id in sorted(holding.requests):
+    prefix = reservation_prefix(isin, holder)
+    due: list[str] = []
+    for key, value in env.store.scan_objs(prefix):
+        if not request_timed_out(env, int(key[len(prefix) : len(prefix) + 8])):
+            break  # ordered by last day: the rest are not due either
+        due.append(text(value, "reservation"))
+    for request_id in due:
         request = load_asset_request(env.store, request_id)
         assert request.status is RequestStatus.PENDING, "a reservation names a pending request"
-        if not request_timed_out(env, request.expires_day):
-            continue
         holding = close_request(
             env, holding, request, RequestStatus.CLEARED, request.expires_day + 1, None
         )
@@ -720,12 +738,10 @@ def _request(
         answer=None,
     )
     holding = replace(
-        holding,
-        available=holding.available - quantity,
-        reserved=holding.reserved + quantity,
-        requests={**holding.requests, request_id: Encumbrance(counterparty, quantity)},
+        holding, available=holding.available - quantity, reserved=holding.reserved + quantity
     )
     save_holding(env.store, holding)
+    env.store.put(reservation_key(request), request_id)
     save_asset_request(env.store, request)
     index_request(env.store, request)
     env.store.emit(
@@ -908,9 +924,11 @@ def op_redeem(env: Env, args: Args) -> None:
     ]
     # Requests that timed out release their quantity first; one still pending blocks.
     holdings = [live_holding(env, isin, holder) for holder in holders]
-    pending = [h for h in holdings if h.requests]
+    pending = [h for h in holdings if h.reserved]
     if pending:
-        request_id = min(pending[0].requests)
+        prefix = reservation_prefix(isin, pending[0].holder)
+        first_key, _ = next(env.store.scan(prefix))
+        request_id = first_key[len(prefix) + 9 :].decode()
         raise ContractError(
             "REQUEST_PENDING",
             f"Request {request_id} is pending on the holding of {pending[0].holder}; it must be "

@@ -244,7 +244,6 @@ def _holding_view(holding: Holding) -> dict[str, Any]:
     view: dict[str, Any] = _render(holding.to_stored())
     view["quantity"] = holding.total
     view.setdefault("reserved", 0)  # stored only while a request is pending
-    view.setdefault("requests", {})
     return view
 
 

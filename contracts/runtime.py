@@ -26,7 +26,7 @@ State key layout (prefix -> owner module):
     cfg/governance, gov/p/, gov/o/      governance (admin quorum from genesis, proposals)
     cfg/calendar, cfg/params            calendar (genesis reference data)
     asset/i/, asset/h/, asset/hh/, asset/prc/   assets
-    areq/, idx/ar/                      asset requests (asset_requests, assets, asset_answers)
+    areq/, idx/ar/, asset/hr/           asset requests (asset_requests, assets, asset_answers)
     bill/, breq/, bset/, idx/bp/        bills
     hist/<scope>/<height>/<tx>/<n>      history of every event, scopes p/<id>, a/<ISIN>, b/<no>
     nonce/<sender>/<nonce>              runtime: the transaction that used the nonce

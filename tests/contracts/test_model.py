@@ -631,11 +631,10 @@ class LedgerMachine(RuleBasedStateMachine):
         assert raw is not None
         instrument = canonical_decode(raw)
         total = 0
-        reserving: dict[str, tuple[str, str, int]] = {}  # request id -> (holder, to, quantity)
+        reserved: dict[str, int] = {}  # holder -> its reserved part
         for _, value in self.ledger.state.scan(f"asset/h/{ISIN}/".encode()):
             holding = canonical_decode(value)
-            requests = holding.get("requests", {})
-            assert ("reserved" in holding) == bool(requests)
+            assert holding.get("reserved", 1) > 0  # stored only while a request is pending
             parts = (
                 holding["available"],
                 holding["pledged"],
@@ -645,27 +644,26 @@ class LedgerMachine(RuleBasedStateMachine):
             assert min(parts) >= 0 and sum(parts) > 0
             assert holding["pledged"] == sum(p["quantity"] for p in holding["pledges"].values())
             assert holding["frozen"] == sum(f["quantity"] for f in holding["freezes"].values())
-            assert parts[3] == sum(r["quantity"] for r in requests.values())
-            for request_id, reservation in requests.items():
-                reserving[request_id] = (
-                    holding["holder"],
-                    reservation["counterparty"],
-                    reservation["quantity"],
-                )
+            reserved[holding["holder"]] = parts[3]
             total += sum(parts)
         assert total == instrument["outstanding_minor"] <= instrument["issue_size_minor"]
+        prefix = f"asset/hr/{ISIN}/".encode()
+        reserving: dict[str, tuple[str, int]] = {}  # request id -> (holder, last day)
+        for key, value in self.ledger.state.scan(prefix):
+            holder, day, request_id = key[len(prefix) :].decode().split("/")
+            assert canonical_decode(value) == request_id
+            reserving[request_id] = (holder, int(day))
         for request_id in self.asset_requests:
             raw = self.ledger.state.get(f"areq/{request_id}".encode())
             assert raw is not None
             request = canonical_decode(raw)
             if request["status"] == "PENDING":
-                assert reserving.pop(request_id) == (
-                    request["holder"],
-                    request["counterparty"],
-                    request["quantity"],
-                )
+                holder = request["holder"]
+                assert reserving.pop(request_id) == (holder, request["expires_day"])
+                reserved[holder] -= request["quantity"]
             else:
                 assert request_id not in reserving and request["closed_day"] is not None
+        assert set(reserved.values()) <= {0}, "a holding reserves its pending requests exactly"
         assert not reserving, "every reservation belongs to a pending request"
 
 
