@@ -8,7 +8,10 @@
 * ``identity``: the consortium admins update the other participants' display names (only an
   admin may).
 * ``asset-transfer``: the registrar registers and issues one bond to three banks at set-up;
-  each bank then sells one unit to the next (ICBC -> CIB -> SPDB -> ICBC), so holdings circulate.
+  each bank then requests the sale of one unit to the next (ICBC -> CIB -> SPDB -> ICBC): the
+  first step of a two-step transfer, which reserves the unit (the buyer's signature would need
+  the request's id, which only the committed request gives; unanswered, it times out). Each
+  bank holds far more units than a run requests.
 * ``bill``: the two enterprises issue bank acceptance bills (ICBC accepting), one fresh bill
   number per transaction.
 * ``mixed``: the four above in turn.

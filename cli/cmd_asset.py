@@ -4,13 +4,25 @@ An instrument is registered by its registrar (e.g. CSDC) under its ISIN, with it
 CFI code, currency, denomination and issue size; it becomes ACTIVE when the issue is allotted to
 holders. Quantities are face value in the instrument's currency, written in major units exactly
 as on a statement ("5000000.00"): they must be whole multiples of the denomination and are never
-rounded. A holder transfers and pledges its own holdings; the pledgee releases a pledge; a
-regulator or the registrar freezes and unfreezes under a case reference.
+rounded. A transfer or a pledge takes two signatures, as for bills: the holder *requests* it
+(the quantity is reserved), the counterparty -- the buyer, or the pledgee -- *signs* or
+*rejects* it, and until then the holder may *revoke* it; unanswered, it times out after the
+genesis request time-out (business days) and the quantity is free again::
+
+    ibledger asset transfer ISIN --to BUYER --quantity AMOUNT   (prints the request id)
+    ibledger asset sign REQUEST_ID                              (as the buyer / pledgee)
+    ibledger asset reject REQUEST_ID --reason "..."
+    ibledger asset revoke REQUEST_ID                            (as the requester)
+
+The pledgee releases a pledge; a regulator or the registrar freezes and unfreezes under a case
+reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from typing import Any
 
 from ibledger.contracts.vocabulary import InstrumentStatus, ProductCategory, values
@@ -21,6 +33,7 @@ from .client_options import (
     amount_arg,
     date_arg,
     history_lines,
+    renamed,
     render,
     show_amount,
     subcommands,
@@ -33,12 +46,16 @@ from .output import emit, plain
 
 PRODUCT_CATEGORIES = values(ProductCategory)
 STATUSES = values(InstrumentStatus)
+ID_KEY = {"id": "request_id"}
+# A request id is the hex transaction id of the request (what 'asset transfer' prints).
+REQUEST_ID = re.compile(r"[0-9a-f]{16,128}")
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "asset",
-        help="register instruments, allot, transfer, pledge, freeze, redeem; holdings",
+        help="register instruments, allot, transfer, pledge (requested, then signed), freeze, "
+        "redeem; holdings",
         description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -112,10 +129,12 @@ def register(commands: Any) -> None:
 
     transfer = verbs.add_parser(
         "transfer",
-        help="transfer a holding to another participant (过户)",
-        description="Transfer free (not pledged or frozen) holdings to another participant. A "
-        "registrar may move another holder's position (non-trade transfer, e.g. a court "
-        "order) with --from and --reason.",
+        help="request a transfer of a holding to another participant (过户); prints the request id",
+        description="Request a transfer of free (not pledged, frozen or reserved) holdings to "
+        "another participant; the quantity is reserved until the buyer answers with 'ibledger "
+        "asset sign REQUEST_ID' or 'ibledger asset reject REQUEST_ID'. A registrar may move "
+        "another holder's position (non-trade transfer, e.g. a court order) with --from and "
+        "--reason.",
     )
     transfer.add_argument("isin", metavar="ISIN")
     transfer.add_argument("--to", required=True, metavar="PARTICIPANT")
@@ -131,7 +150,9 @@ def register(commands: Any) -> None:
     transfer.set_defaults(handler=transfer_holding)
 
     pledge = verbs.add_parser(
-        "pledge", help="pledge part of your holding to a pledgee (质押登记); prints the pledge id"
+        "pledge",
+        help="request a pledge of part of your holding to a pledgee (质押登记); prints the "
+        "request id, which becomes the pledge id once the pledgee signs",
     )
     pledge.add_argument("isin", metavar="ISIN")
     pledge.add_argument("--pledgee", required=True, metavar="PARTICIPANT")
@@ -146,10 +167,58 @@ def register(commands: Any) -> None:
         "--pledge-id",
         required=True,
         metavar="ID",
-        help="as printed by 'asset pledge' (see 'asset holdings')",
+        help="the id of the signed pledge request (see 'asset holdings')",
     )
     add_client_flags(release, transaction=True)
     release.set_defaults(handler=release_pledge)
+
+    for verb, operation, text in (
+        ("sign", "asset.sign", "buyer or pledgee: sign (签收) a pending transfer or pledge"),
+        ("reject", "asset.reject", "buyer or pledgee: reject (驳回) a pending transfer or pledge"),
+        ("revoke", "asset.revoke", "requester: withdraw (撤回) your own pending request"),
+    ):
+        sub = verbs.add_parser(
+            verb,
+            help=text,
+            description=text[0].upper() + text[1:] + ". Name the request by its id, or by the "
+            "instrument it is pending on.",
+        )
+        sub.add_argument(
+            "request_id",
+            nargs="?",
+            metavar="REQUEST_ID",
+            help="as printed by 'asset transfer|pledge'",
+        )
+        sub.add_argument(
+            "--isin",
+            metavar="ISIN",
+            help="answer your one request pending on this instrument instead",
+        )
+        if verb == "reject":
+            sub.add_argument("--reason", help="why (shown to the requester)")
+        add_client_flags(sub, transaction=True)
+        sub.set_defaults(handler=_answer_handler(operation))
+
+    sweep = verbs.add_parser(
+        "sweep", help="clear the requests on an instrument whose time-out has passed"
+    )
+    sweep.add_argument("isin", metavar="ISIN")
+    add_client_flags(sweep, transaction=True)
+    sweep.set_defaults(handler=_status_handler("asset.sweep"))
+
+    pending = verbs.add_parser(
+        "requests", help="pending transfer and pledge requests you made, hold or must answer"
+    )
+    pending.add_argument(
+        "--participant", metavar="PARTICIPANT", help="whose (default: you; others: regulator)"
+    )
+    add_client_flags(pending)
+    pending.set_defaults(handler=pending_requests)
+
+    one = verbs.add_parser("request", help="show one transfer or pledge request")
+    one.add_argument("request_id", metavar="REQUEST_ID")
+    add_client_flags(one)
+    one.set_defaults(handler=show_request)
 
     freeze = verbs.add_parser(
         "freeze", help="freeze part of a holding under a case reference (regulator/registrar)"
@@ -340,10 +409,23 @@ def transfer_holding(options: argparse.Namespace, client: Client) -> int:
         args["from"] = options.source
     if options.reason is not None:
         args["reason"] = options.reason
-    return submit(options, client, "asset.transfer", args, currency=currency)
+    return submit(options, client, "asset.transfer", args, describe=_requested, currency=currency)
 
 
-def _pledge_id(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:
+def _requested(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:
+    event = receipt.event("asset.requested")
+    if event is None:
+        return {}, []
+    attrs = event.attrs
+    request_id = attrs.get("request_id")
+    return {"request_id": request_id, "counterparty": attrs.get("counterparty")}, [
+        f"  request {request_id}",
+        f"  waiting for {attrs.get('counterparty')} to sign by {attrs.get('expires')}: "
+        f"ibledger asset sign {request_id}",
+    ]
+
+
+def _signed(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:
     event = receipt.event("asset.pledged")
     if event is None:
         return {}, []
@@ -363,7 +445,93 @@ def pledge_holding(options: argparse.Namespace, client: Client) -> int:
         "pledgee": options.pledgee,
         "quantity": amount_arg(options.quantity, "--quantity", currency),
     }
-    return submit(options, client, "asset.pledge", args, describe=_pledge_id, currency=currency)
+    return submit(options, client, "asset.pledge", args, describe=_requested, currency=currency)
+
+
+def _request_id(text: str) -> str:
+    if REQUEST_ID.fullmatch(text) is None:
+        raise usage(
+            "BAD_ARGUMENT",
+            f"REQUEST_ID {text!r} is not a request id (hex, as printed by 'asset transfer')",
+        )
+    return text
+
+
+def _pending_request_id(client: Client, isin: str, operation: str) -> str:
+    """The one request pending on ``isin`` that the sender may answer (or, to revoke, made)."""
+    party = "initiator" if operation == "asset.revoke" else "counterparty"
+    rows = [
+        row
+        for row in client.query("asset_requests", {"participant": client.sender})
+        if row["isin"] == isin and row[party] == client.sender
+    ]
+    if not rows:
+        raise usage("NO_PENDING_REQUEST", f"no request on {isin} is waiting for {client.sender}")
+    if len(rows) > 1:
+        ids = ", ".join(str(row["id"]) for row in rows)
+        raise usage(
+            "REQUEST_ID_REQUIRED", f"several requests on {isin} are pending ({ids}); name one"
+        )
+    return str(rows[0]["id"])
+
+
+def _answer_handler(operation: str) -> Callable[[argparse.Namespace], int]:
+    @with_client(identity=True)
+    def run(options: argparse.Namespace, client: Client) -> int:
+        if (options.request_id is None) == (options.isin is None):
+            raise usage("BAD_ARGUMENT", "name the request: REQUEST_ID or --isin ISIN")
+        if options.request_id is not None:
+            request_id = _request_id(options.request_id)
+        else:
+            request_id = _pending_request_id(client, options.isin, operation)
+        args: dict[str, Any] = {"request_id": request_id}
+        if getattr(options, "reason", None):
+            args["reason"] = options.reason
+        describe = _signed if operation == "asset.sign" else None
+        return submit(options, client, operation, args, describe=describe)
+
+    return run
+
+
+def _request_row(row: dict[str, Any], currencies: dict[str, str]) -> dict[str, Any]:
+    record: dict[str, Any] = renamed(row, ID_KEY)
+    if row["isin"] in currencies:
+        record["currency"] = currencies[row["isin"]]
+    return record
+
+
+@with_client(identity=True)
+def pending_requests(options: argparse.Namespace, client: Client) -> int:
+    participant = options.participant or client.sender
+    answer = client.query("asset_requests", {"participant": participant})
+    currencies = {row["isin"]: row["currency"] for row in client.query("instruments")}
+    rows = [_request_row(row, currencies) for row in answer]
+    shown = [
+        row | {"quantity": show_amount(row["quantity"], row.get("currency", ""))} for row in rows
+    ]
+    text = table(
+        shown,
+        [
+            ("request_id", "REQUEST"),
+            ("action", "ACTION"),
+            ("isin", "ISIN"),
+            ("quantity", "QUANTITY"),
+            ("holder", "HOLDER"),
+            ("counterparty", "TO ANSWER"),
+            ("expires_day", "EXPIRES"),
+        ],
+    )
+    emit(options, {"participant": participant, "requests": rows}, text)
+    return 0
+
+
+@with_client(identity=True)
+def show_request(options: argparse.Namespace, client: Client) -> int:
+    request_id = _request_id(options.request_id)
+    answer = client.query("asset_request", {"request_id": request_id})
+    record = _request_row(answer, {answer["isin"]: _currency(client, answer["isin"])})
+    emit(options, record, "\n".join(render(record)), currency=record.get("currency"))
+    return 0
 
 
 @with_client(identity=True)
@@ -444,7 +612,7 @@ def _holding_rows(rows: list[dict[str, Any]], currencies: dict[str, str]) -> str
             row
             | {
                 name: show_amount(row[name], currency) if currency else row[name]
-                for name in ("available", "pledged", "frozen", "quantity")
+                for name in ("available", "pledged", "frozen", "reserved", "quantity")
             }
             | {"currency": currency}
         )
@@ -458,6 +626,7 @@ def _holding_rows(rows: list[dict[str, Any]], currencies: dict[str, str]) -> str
             ("available", "AVAILABLE"),
             ("pledged", "PLEDGED"),
             ("frozen", "FROZEN"),
+            ("reserved", "RESERVED"),
         ],
     )
 
@@ -490,7 +659,8 @@ def show_holdings(options: argparse.Namespace, client: Client) -> int:
 
 def _holding_json(row: dict[str, Any], currencies: dict[str, str]) -> dict[str, Any]:
     """A holding in the JSON convention: its currency, and its pledges (keyed by pledge id)
-    and freezes (keyed by case reference) as lists of objects that name the key."""
+    and freezes (keyed by case reference) as lists of objects that name the key. What its
+    ``reserved`` part is reserved for is listed by 'asset requests'."""
     shown = dict(row)
     if row["isin"] in currencies:
         shown["currency"] = currencies[row["isin"]]

@@ -44,7 +44,9 @@ from typing import Any
 __all__ = ["AMOUNT_KEYS", "VERBATIM_KEYS", "amount_object", "normalize", "violations"]
 
 # Fields whose value is an amount of money or face value (in minor units in the ledger).
-AMOUNT_KEYS = frozenset({"amount", "quantity", "total", "available", "pledged", "frozen"})
+AMOUNT_KEYS = frozenset(
+    {"amount", "quantity", "total", "available", "pledged", "frozen", "reserved"}
+)
 # Subtrees shown exactly as they were signed or written: a transaction's arguments, a stored
 # request's parameters, an audit record's fields (hash-chained in the node's audit log).
 VERBATIM_KEYS = frozenset({"args", "params", "fields"})

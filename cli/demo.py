@@ -105,6 +105,7 @@ def run_network(options: argparse.Namespace) -> int:
             "CSDC",
         ],
         ["asset", "transfer", isin, "--to", "CIB", "--quantity", "500000.00", "--as", "ICBC"],
+        ["asset", "sign", "--isin", isin, "--as", "CIB"],
         ["asset", "holders", isin, "--as", "CSDC"],
         [
             "bill",

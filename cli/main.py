@@ -43,7 +43,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "asset",
         "cmd_asset",
-        "register instruments, allot, transfer, pledge, freeze, redeem; holdings",
+        "register instruments, allot, transfer, pledge (requested, then signed), freeze, "
+        "redeem; holdings",
     ),
     (
         "bill",

@@ -19,9 +19,14 @@ Immutable after registration (C.3): ISIN, issuer LEI/USCC, CFI, currency, denomi
 size, issue/value/maturity dates, product registration code. ``asset.amend`` changes only the
 descriptive fields and bumps ``version``; the previous values are kept in the history entry.
 
-Prototype simplifications: transfers are free of payment and signed by the seller alone (or by
-the registrar for non-trade transfers, with a reason); a pledge is signed by the pledgor and
-released by the pledgee; freezes are ordered by a regulator or the instrument's registrar.
+A holding's ``reserved`` part is what its pending transfer and pledge requests set aside
+(``asset_requests``); a transfer or pledge takes the counterparty's signature (``asset_answers``)
+and a request that is not answered in time is cleared here, by ``live_holding``, the first
+time an operation loads the holding after its last day.
+
+Prototype simplifications: transfers are free of payment; a non-trade transfer is requested by
+the registrar (with a reason) and signed by the receiver; a pledge is released by the pledgee
+alone; freezes are ordered by a regulator or the instrument's registrar.
 
 State keys::
 
@@ -29,6 +34,8 @@ State keys::
     asset/h/<ISIN>/<holder>       holding record
     asset/hh/<holder>/<ISIN>      ISIN (index: instruments held by a holder)
     asset/prc/<scheme>/<code>     ISIN (uniqueness of product registration codes)
+    asset/hr/<ISIN>/<holder>/<last day:08d>/<request id>
+                                  request id (a pending request's reservation, asset_requests)
     hist/a/<ISIN>/...             history entries (core.Store.emit)
 """
 
@@ -39,23 +46,48 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .args import Args, bad, day_to_iso
+from .asset_requests import (
+    AssetRequest,
+    asset_request_key,
+    drop_request_index,
+    index_request,
+    load_asset_request,
+    save_asset_request,
+)
+from .bill_records import RequestAnswer
+from .bill_state import request_expiry_day, request_timed_out
 from .core import Env, Store
 from .errors import ContractError, StoredFormError
 from .identifiers import require_text
 from .identity import require_party, require_role
 from .nesting import require_holder
-from .stored import Fields, StoredMap, StoredValue
-from .vocabulary import InstrumentStatus, ProductCategory, Role, values
+from .stored import Fields, StoredMap, StoredValue, text
+from .vocabulary import (
+    AssetAction,
+    InstrumentStatus,
+    ProductCategory,
+    RequestStatus,
+    Role,
+    values,
+)
 
 __all__ = [
     "OPERATIONS",
     "PRODUCT_CODE_SCHEMES",
+    "Encumbrance",
     "Holding",
     "Instrument",
+    "close_request",
     "holding_key",
     "instrument_key",
+    "live_holding",
     "load_holding",
     "load_instrument",
+    "request_attrs",
+    "reservation_key",
+    "reservation_prefix",
+    "save_holding",
+    "take_reservation",
 ]
 
 PRODUCT_CODE_SCHEMES: dict[str, re.Pattern[str]] = {
@@ -100,6 +132,16 @@ def holding_key(isin: str, holder: str) -> bytes:
 
 def _index_key(holder: str, isin: str) -> bytes:
     return b"asset/hh/" + holder.encode() + b"/" + isin.encode()
+
+
+def reservation_prefix(isin: str, holder: str) -> bytes:
+    return b"asset/hr/" + isin.encode() + b"/" + holder.encode() + b"/"
+
+
+def reservation_key(request: AssetRequest) -> bytes:
+    """Ordered by the request's last day, so that the due time-outs are a scan's first keys."""
+    suffix = f"{request.expires_day:08d}/{request.id}".encode()
+    return reservation_prefix(request.isin, request.holder) + suffix
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -253,13 +295,16 @@ class Holding:
     frozen: int = 0
     pledges: Mapping[str, Encumbrance] = field(default_factory=dict)  # pledge id -> pledgee
     freezes: Mapping[str, Encumbrance] = field(default_factory=dict)  # case ref -> authority
+    # Set aside for pending transfer and pledge requests, itemised under asset/hr/ (not here,
+    # so that a holding with many pending requests stays one small record).
+    reserved: int = 0
 
     @property
     def total(self) -> int:
-        return self.available + self.pledged + self.frozen
+        return self.available + self.pledged + self.frozen + self.reserved
 
     def to_stored(self) -> StoredMap:
-        return {
+        stored: StoredMap = {
             "isin": self.isin,
             "holder": self.holder,
             "available": self.available,
@@ -268,6 +313,10 @@ class Holding:
             "pledges": _stored_encumbrances(self.pledges, "pledgee"),
             "freezes": _stored_encumbrances(self.freezes, "authority"),
         }
+        # Only while a request is pending, so that a holding without one keeps its stored bytes.
+        if self.reserved:
+            stored["reserved"] = self.reserved
+        return stored
 
     @classmethod
     def from_stored(cls, value: object) -> Holding:
@@ -280,6 +329,7 @@ class Holding:
             frozen=f.int_("frozen"),
             pledges=_encumbrances(f, "pledges", "pledgee"),
             freezes=_encumbrances(f, "freezes", "authority"),
+            reserved=f.int_("reserved") if f.has("reserved") else 0,
         )
         f.done()
         return record
@@ -301,8 +351,8 @@ def _save_instrument(store: Store, instrument: Instrument) -> None:
     store.put(instrument_key(instrument.isin), instrument.to_stored())
 
 
-def _save_holding(store: Store, holding: Holding) -> None:
-    assert min(holding.available, holding.pledged, holding.frozen) >= 0
+def save_holding(store: Store, holding: Holding) -> None:
+    assert min(holding.available, holding.pledged, holding.frozen, holding.reserved) >= 0
     assert holding.pledged == sum(p.quantity for p in holding.pledges.values())
     assert holding.frozen == sum(f.quantity for f in holding.freezes.values())
     key = holding_key(holding.isin, holding.holder)
@@ -351,7 +401,8 @@ def _quantity(args: Args, instrument: Instrument, name: str = "quantity") -> int
 def _exceeds(what: str, quantity: int, available: int) -> ContractError:
     return ContractError(
         "QUANTITY_EXCEEDS_AVAILABLE",
-        f"Cannot {what} {quantity}: only {available} is available (not pledged or frozen).",
+        f"Cannot {what} {quantity}: only {available} is available (not pledged, frozen or "
+        "reserved by a pending request).",
     )
 
 
@@ -559,7 +610,7 @@ def op_issue(env: Env, args: Args) -> None:
         )
     for holder, quantity in sorted(parsed):
         holding = load_holding(env.store, isin, holder)
-        _save_holding(env.store, replace(holding, available=holding.available + quantity))
+        save_holding(env.store, replace(holding, available=holding.available + quantity))
     active = replace(instrument, status=InstrumentStatus.ACTIVE, outstanding_minor=total)
     _save_instrument(env.store, active)
     env.store.emit(
@@ -569,11 +620,144 @@ def op_issue(env: Env, args: Args) -> None:
     )
 
 
+# --- two-step transfers and pledges (C.3) ------------------------------------------------------
+
+
+def request_attrs(request: AssetRequest, **extra: StoredValue) -> StoredMap:
+    """The attributes of every event about ``request``: its parties under their generic names
+    and, for the action, under the names of the one-step events (from/to, pledgor/pledgee)."""
+    attrs: StoredMap = {
+        "isin": request.isin,
+        "request_id": request.id,
+        "action": request.action.value,
+        "holder": request.holder,
+        "initiator": request.initiator,
+        "counterparty": request.counterparty,
+        "quantity": request.quantity,
+    }
+    if request.action is AssetAction.TRANSFER:
+        attrs.update({"from": request.holder, "to": request.counterparty})
+    else:
+        attrs.update({"pledgor": request.holder, "pledgee": request.counterparty})
+    if request.reason is not None:
+        attrs["reason"] = request.reason
+    attrs.update(extra)
+    return attrs
+
+
+def take_reservation(store: Store, holding: Holding, request: AssetRequest) -> Holding:
+    """``holding`` without the quantity ``request`` reserved (signed for, it moves; otherwise
+    the caller gives it back)."""
+    key = reservation_key(request)
+    assert store.get(key) is not None, "a pending request reserves its quantity"
+    assert holding.reserved >= request.quantity
+    store.delete(key)
+    return replace(holding, reserved=holding.reserved - request.quantity)
+
+
+def close_request(
+    env: Env,
+    holding: Holding,
+    request: AssetRequest,
+    status: RequestStatus,
+    day: int,
+    answer: RequestAnswer | None,
+) -> Holding:
+    """Close ``request`` as of ``day`` with ``status``, and (unless it was signed) give the
+    reserved quantity back to the holder's available part exactly. Saves the request and drops
+    its index entries; the caller saves the holding it returns."""
+    if status is not RequestStatus.SIGNED:
+        holding = take_reservation(env.store, holding, request)
+        holding = replace(holding, available=holding.available + request.quantity)
+    save_asset_request(env.store, replace(request, status=status, closed_day=day, answer=answer))
+    drop_request_index(env.store, request)
+    return holding
+
+
+def live_holding(env: Env, isin: str, holder: str) -> Holding:
+    """The holding as time has made it: every pending request on it whose answer window has
+    passed is cleared as of the day after its last day (the bill requests' time-out rule), in
+    the order of (last day, request id), so every replica computes the same state whichever
+    block applies it."""
+    holding = load_holding(env.store, isin, holder)
+    if not holding.reserved:
+        return holding
+    start = holding
+    prefix = reservation_prefix(isin, holder)
+    due: list[str] = []
+    for key, value in env.store.scan_objs(prefix):
+        if not request_timed_out(env, int(key[len(prefix) : len(prefix) + 8])):
+            break  # ordered by last day: the rest are not due either
+        due.append(text(value, "reservation"))
+    for request_id in due:
+        request = load_asset_request(env.store, request_id)
+        assert request.status is RequestStatus.PENDING, "a reservation names a pending request"
+        holding = close_request(
+            env, holding, request, RequestStatus.CLEARED, request.expires_day + 1, None
+        )
+        env.store.emit(
+            "asset.request_cleared",
+            request_attrs(request, expired=day_to_iso(request.expires_day)),
+            [_scope(isin)],
+        )
+    if holding != start:
+        save_holding(env.store, holding)
+    return holding
+
+
+def _request(
+    env: Env,
+    action: AssetAction,
+    instrument: Instrument,
+    holder: str,
+    counterparty: str,
+    quantity: int,
+    reason: str | None,
+) -> None:
+    """Reserve ``quantity`` of ``holder``'s available holding for a request ``counterparty``
+    must answer."""
+    holding = live_holding(env, instrument.isin, holder)
+    if quantity > holding.available:
+        raise _exceeds(action.lower(), quantity, holding.available)
+    request_id = env.ctx.tx_id.hex()
+    if env.store.get(asset_request_key(request_id)) is not None:
+        raise AssertionError("transaction ids are unique; a request id cannot repeat")
+    request = AssetRequest(
+        id=request_id,
+        action=action,
+        isin=instrument.isin,
+        holder=holder,
+        initiator=env.sender.id,
+        counterparty=counterparty,
+        quantity=quantity,
+        reason=reason,
+        status=RequestStatus.PENDING,
+        created_day=env.today,
+        expires_day=request_expiry_day(env),
+        height=env.ctx.height,
+        closed_day=None,
+        answer=None,
+    )
+    holding = replace(
+        holding, available=holding.available - quantity, reserved=holding.reserved + quantity
+    )
+    save_holding(env.store, holding)
+    env.store.put(reservation_key(request), request_id)
+    save_asset_request(env.store, request)
+    index_request(env.store, request)
+    env.store.emit(
+        "asset.requested",
+        request_attrs(request, expires=day_to_iso(request.expires_day)),
+        [_scope(instrument.isin)],
+    )
+
+
 def op_transfer(env: Env, args: Args) -> None:
+    """Request a transfer; the buyer (``to``) signs it with ``asset.sign``."""
     isin: str = args.code_("isin", "isin")
     to: str = args.id_("to")
     source: str | None = args.id_("from", optional=True)
-    reason: str | None = args.str_("reason", optional=True)
+    reason: str | None = args.str_("reason", optional=True, max_len=256)
     instrument = load_instrument(env.store, isin)
     quantity = _quantity(args, instrument)
     args.done()
@@ -590,19 +774,11 @@ def op_transfer(env: Env, args: Args) -> None:
     if to == seller:
         raise ContractError("SELF_DEALING", "A holding cannot be transferred to its own holder.")
     require_holder(env.store, to, isin, "to")
-    holding = load_holding(env.store, isin, seller)
-    if quantity > holding.available:
-        raise _exceeds("transfer", quantity, holding.available)
-    _save_holding(env.store, replace(holding, available=holding.available - quantity))
-    receiver = load_holding(env.store, isin, to)
-    _save_holding(env.store, replace(receiver, available=receiver.available + quantity))
-    attrs: StoredMap = {"isin": isin, "from": seller, "to": to, "quantity": quantity}
-    if reason is not None:
-        attrs["reason"] = reason
-    env.store.emit("asset.transferred", attrs, [_scope(isin)])
+    _request(env, AssetAction.TRANSFER, instrument, seller, to, quantity, reason)
 
 
 def op_pledge(env: Env, args: Args) -> None:
+    """Request a pledge; the pledgee signs it with ``asset.sign``."""
     isin: str = args.code_("isin", "isin")
     pledgee: str = args.id_("pledgee")
     instrument = load_instrument(env.store, isin)
@@ -612,28 +788,7 @@ def op_pledge(env: Env, args: Args) -> None:
     if pledgee == env.sender.id:
         raise ContractError("SELF_DEALING", "A holder cannot pledge to itself.")
     require_party(env.store, pledgee, "pledgee")
-    holding = load_holding(env.store, isin, env.sender.id)
-    if quantity > holding.available:
-        raise _exceeds("pledge", quantity, holding.available)
-    pledge_id = env.ctx.tx_id.hex()
-    holding = replace(
-        holding,
-        available=holding.available - quantity,
-        pledged=holding.pledged + quantity,
-        pledges={**holding.pledges, pledge_id: Encumbrance(pledgee, quantity)},
-    )
-    _save_holding(env.store, holding)
-    env.store.emit(
-        "asset.pledged",
-        {
-            "isin": isin,
-            "pledgor": env.sender.id,
-            "pledgee": pledgee,
-            "quantity": quantity,
-            "pledge_id": pledge_id,
-        },
-        [_scope(isin)],
-    )
+    _request(env, AssetAction.PLEDGE, instrument, env.sender.id, pledgee, quantity, None)
 
 
 def op_release(env: Env, args: Args) -> None:
@@ -655,7 +810,7 @@ def op_release(env: Env, args: Args) -> None:
         pledged=holding.pledged - pledge.quantity,
         available=holding.available + pledge.quantity,
     )
-    _save_holding(env.store, holding)
+    save_holding(env.store, holding)
     env.store.emit(
         "asset.released",
         {
@@ -685,7 +840,7 @@ def op_freeze(env: Env, args: Args) -> None:
     args.done()
     _freeze_authority(env, instrument)
     _require_status(instrument, InstrumentStatus.ACTIVE, InstrumentStatus.SUSPENDED)
-    holding = load_holding(env.store, isin, holder)
+    holding = live_holding(env, isin, holder)
     if case_ref in holding.freezes:
         raise ContractError("DUPLICATE_CASE", f"Case {case_ref} already freezes this holding.")
     if quantity > holding.available:
@@ -696,7 +851,7 @@ def op_freeze(env: Env, args: Args) -> None:
         frozen=holding.frozen + quantity,
         freezes={**holding.freezes, case_ref: Encumbrance(env.sender.id, quantity)},
     )
-    _save_holding(env.store, holding)
+    save_holding(env.store, holding)
     env.store.emit(
         "asset.frozen",
         {"isin": isin, "holder": holder, "quantity": quantity, "case_ref": case_ref},
@@ -721,7 +876,7 @@ def op_unfreeze(env: Env, args: Args) -> None:
         frozen=holding.frozen - freeze.quantity,
         available=holding.available + freeze.quantity,
     )
-    _save_holding(env.store, holding)
+    save_holding(env.store, holding)
     env.store.emit(
         "asset.unfrozen",
         {"isin": isin, "holder": holder, "quantity": freeze.quantity, "case_ref": case_ref},
@@ -764,10 +919,22 @@ def op_redeem(env: Env, args: Args) -> None:
         raise ContractError(
             "NOT_MATURE", f"Instrument {isin} {when}; redeem before it only as an early call."
         )
-    holdings = [
-        Holding.from_stored(record)
+    holders = [
+        Holding.from_stored(record).holder
         for _, record in env.store.scan_objs(b"asset/h/" + isin.encode() + b"/")
     ]
+    # Requests that timed out release their quantity first; one still pending blocks.
+    holdings = [live_holding(env, isin, holder) for holder in holders]
+    pending = [h for h in holdings if h.reserved]
+    if pending:
+        prefix = reservation_prefix(isin, pending[0].holder)
+        first_key, _ = next(env.store.scan(prefix))
+        request_id = first_key[len(prefix) + 9 :].decode()
+        raise ContractError(
+            "REQUEST_PENDING",
+            f"Request {request_id} is pending on the holding of {pending[0].holder}; it must be "
+            "answered, revoked or time out first.",
+        )
     encumbered = [h.holder for h in holdings if h.pledged or h.frozen]
     if encumbered:
         raise ContractError(

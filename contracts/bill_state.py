@@ -77,7 +77,9 @@ __all__ = [
     "piece_amount",
     "piece_range",
     "presentment_window_end",
+    "request_expiry_day",
     "request_key",
+    "request_timed_out",
     "settlement_key",
 ]
 
@@ -146,6 +148,17 @@ def _params(env: Env) -> Parameters:
     if env.params is None:
         env.params = load_parameters(env.store)
     return env.params
+
+
+def request_expiry_day(env: Env) -> int:
+    """The last day on which a request made today may be answered: ``request_ttl_business_days``
+    business days on. From the next day on, time clears it (bills and asset requests alike)."""
+    return _cal(env).add_business_days(env.today, _params(env).request_ttl_business_days)
+
+
+def request_timed_out(env: Env, expires_day: int) -> bool:
+    """Whether a request answerable until ``expires_day`` has timed out by the agreed date."""
+    return env.today > expires_day
 
 
 def presentment_window_end(package: Package, calendar: BusinessCalendar, params: Parameters) -> int:

@@ -72,7 +72,6 @@ from .bill_state import (
     FLAG_CODES,
     STATUS_CODES,
     _attrs,
-    _cal,
     _chain,
     _emit_answer,
     _involve,
@@ -103,6 +102,7 @@ from .bill_state import (
     piece_amount,
     piece_range,
     presentment_window_end,
+    request_expiry_day,
     request_key,
     settlement_key,
 )
@@ -230,7 +230,7 @@ def _request_ttl_end(env: Env, package: Package, action: Action) -> int:
     params = _params(env)
     if action.name is BillAction.PRESENT:
         return max(env.today, package.maturity_date) + params.payment_answer_days
-    return _cal(env).add_business_days(env.today, params.request_ttl_business_days)
+    return request_expiry_day(env)
 
 
 def _request_handler(action: Action) -> Callable[[Env, Args], None]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from . import lookthrough
 from .args import Args, day_to_iso
+from .asset_requests import AssetRequest, asset_request_key, party_index_prefix
 from .assets import Holding, Instrument, holding_key, instrument_key
 from .bill_records import Package, Piece, Request
 from .bills import (
@@ -245,6 +246,7 @@ def q_instruments(q: _Q) -> Any:
 def _holding_view(holding: Holding) -> dict[str, Any]:
     view: dict[str, Any] = _render(holding.to_stored())
     view["quantity"] = holding.total
+    view.setdefault("reserved", 0)  # stored only while a request is pending
     return view
 
 
@@ -321,6 +323,33 @@ def q_asset_history(q: _Q) -> Any:
         raise QueryError("FORBIDDEN", "Sign in to see the history of a holding.")
     viewer_id = q.viewer.id
     return [entry for entry in entries if _mentions(entry, viewer_id)]
+
+
+def q_asset_request(q: _Q) -> Any:
+    request_id = _read(q, lambda a: a.str_("request_id", max_len=128))
+    record = q.store.get_obj(asset_request_key(request_id))
+    if record is None:
+        raise QueryError("NOT_FOUND", f"No asset request {request_id}.")
+    request = AssetRequest.from_stored(record)
+    if not (
+        q.regulator
+        or any(q.is_viewer(pid) for pid in request.parties)
+        or _sees_all_holders(q, _instrument(q, request.isin))
+    ):
+        raise QueryError("FORBIDDEN", "Only a party to the request or a regulator may see it.")
+    return _render(request.to_stored())
+
+
+def q_asset_requests(q: _Q) -> Any:
+    """Pending asset requests the participant has made, must answer or holds the quantity of."""
+    pid = _read(q, lambda a: a.id_("participant"))
+    q.require_self_or_regulator(pid)
+    result = []
+    for key, _ in q.store.scan(party_index_prefix(pid)):
+        record = q.store.get_obj(asset_request_key(key[len(party_index_prefix(pid)) :].decode()))
+        assert record is not None, "the request index names only existing requests"
+        result.append(_render(AssetRequest.from_stored(record).to_stored()))
+    return result
 
 
 # --- bills ---------------------------------------------------------------------------------
@@ -657,6 +686,8 @@ QUERIES: dict[str, Callable[[_Q], Any]] = {
     "holdings": q_holdings,
     "holders": q_holders,
     "asset_history": q_asset_history,
+    "asset_request": q_asset_request,
+    "asset_requests": q_asset_requests,
     "bill": q_bill,
     "bill_chain": q_bill_chain,
     "bill_history": q_bill_history,

@@ -27,6 +27,7 @@ State key layout (prefix -> owner module):
     cfg/governance, gov/p/, gov/o/      governance (admin quorum from genesis, proposals)
     cfg/calendar, cfg/params            calendar (genesis reference data)
     asset/i/, asset/h/, asset/hh/, asset/prc/   assets
+    areq/, idx/ar/, asset/hr/           asset requests (asset_requests, assets, asset_answers)
     bill/, breq/, bset/, idx/bp/        bills
     hist/<scope>/<height>/<tx>/<n>      history of every event, scopes p/<id>, a/<ISIN>, b/<no>
     nonce/<sender>/<nonce>              runtime: the transaction that used the nonce
@@ -41,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import assets, bills, governance, identity
+from . import asset_answers, assets, bills, governance, identity
 from .args import Args
 from .calendar import (
     CALENDAR_KEY,
@@ -91,7 +92,11 @@ def _registry(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
 
 
 OPERATIONS: dict[str, Handler] = _registry(
-    identity.OPERATIONS, governance.OPERATIONS, assets.OPERATIONS, bills.OPERATIONS
+    identity.OPERATIONS,
+    governance.OPERATIONS,
+    assets.OPERATIONS,
+    asset_answers.OPERATIONS,
+    bills.OPERATIONS,
 )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AssetAction",
     "BillAction",
     "BillFlag",
     "BillKind",
@@ -206,6 +207,13 @@ class InstrumentStatus(enum.StrEnum):
     MATURED = "MATURED"
     REDEEMED = "REDEEMED"
     DEREGISTERED = "DEREGISTERED"
+
+
+class AssetAction(enum.StrEnum):
+    """What a pending asset request asks its counterparty to sign for (C.3)."""
+
+    TRANSFER = "TRANSFER"
+    PLEDGE = "PLEDGE"
 
 
 class ProductCategory(enum.StrEnum):

@@ -425,11 +425,42 @@ def test_asset_lifecycle_through_the_cli(cli: Cli, network: Network) -> None:
             "CSDC",
         )
     )
-    moved = ok(
-        cli("asset", "transfer", ISIN, "--to", "CIB", "--quantity", "500000.00", "--as", "ICBC")
-    ).out
-    assert "quantity=500000.00 CNY" in moved
-    pledge = ok(
+    asked = ok(
+        cli(
+            "asset",
+            "transfer",
+            ISIN,
+            "--to",
+            "CIB",
+            "--quantity",
+            "500000.00",
+            "--as",
+            "ICBC",
+            "--json",
+        )
+    ).json()
+    request_id = asked["request_id"]
+    assert asked["counterparty"] == "CIB"
+    pending = ok(cli("asset", "requests", "--as", "CIB", "--json")).json()["requests"]
+    assert [(row["request_id"], row["quantity"]["amount"]) for row in pending] == [
+        (request_id, "500000.00")
+    ]
+    reserved = ok(cli("asset", "holdings", "--as", "ICBC", "--json")).json()["holdings"][0]
+    assert reserved["reserved"]["amount"] == "500000.00"
+    assert "RESERVED" in ok(cli("asset", "holdings", "--as", "ICBC")).out
+    shown_request = ok(cli("asset", "request", request_id, "--as", "ICBC", "--json")).json()
+    assert shown_request["status"] == "PENDING" and shown_request["action"] == "TRANSFER"
+    wrong = cli("asset", "sign", request_id, "--as", "ICBC")
+    assert wrong.code == 1 and "SIGNATURE_INVALID" in wrong.err
+    assert cli("asset", "sign", "--as", "CIB").code == 2  # neither REQUEST_ID nor --isin
+    assert cli("asset", "sign", "not-hex", "--as", "CIB").code == 2
+    none = cli("asset", "revoke", "--isin", ISIN, "--as", "CIB")
+    assert none.code == 2 and "NO_PENDING_REQUEST" in none.err
+    moved = ok(cli("asset", "sign", request_id, "--as", "CIB")).out
+    assert "asset.sign" in moved
+    again = cli("asset", "sign", request_id, "--as", "CIB")
+    assert again.code == 1 and "DUPLICATE_ANSWER" in again.err
+    revoked = ok(
         cli(
             "asset",
             "pledge",
@@ -440,9 +471,24 @@ def test_asset_lifecycle_through_the_cli(cli: Cli, network: Network) -> None:
             "1000000.00",
             "--as",
             "CIB",
-            "--json",
         )
-    ).json()
+    ).out
+    assert "ibledger asset sign " in revoked
+    ok(cli("asset", "revoke", "--isin", ISIN, "--as", "CIB"))
+    ok(
+        cli(
+            "asset",
+            "pledge",
+            ISIN,
+            "--pledgee",
+            "SPDB",
+            "--quantity",
+            "1000000.00",
+            "--as",
+            "CIB",
+        )
+    )
+    pledge = ok(cli("asset", "sign", "--isin", ISIN, "--as", "SPDB", "--json")).json()
     pledge_id = pledge["pledge_id"]
     holdings = ok(cli("asset", "holdings", "--as", "CIB", "--json")).json()["holdings"]
     assert holdings[0]["currency"] == "CNY"
@@ -504,7 +550,11 @@ def test_asset_lifecycle_through_the_cli(cli: Cli, network: Network) -> None:
     assert [entry["kind"] for entry in history] == [
         "asset.registered",
         "asset.issued",
+        "asset.requested",
         "asset.transferred",
+        "asset.requested",
+        "asset.request_revoked",
+        "asset.requested",
         "asset.pledged",
         "asset.released",
         "asset.frozen",

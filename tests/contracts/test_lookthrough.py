@@ -11,6 +11,7 @@ import pytest
 from ibledger.contracts.codec import canonical_encode
 from ibledger.contracts.errors import GenesisError, QueryError
 from ibledger.contracts.identifiers import isin_check_digit
+from ibledger.contracts.nesting import names_instrument
 from ibledger.contracts.runtime import genesis_writes
 from ibledger.contracts.testing import TestLedger, demo_genesis, fabricate_lei
 
@@ -86,6 +87,17 @@ def bond(w: World, allotments: dict[str, int], **kw: Any) -> None:
     issue(w, BOND, allotments)
 
 
+def transfer(w: World, sender: str, *, to: str, **args: Any) -> str:
+    """A transfer request and its signature: by the receiver, or for a product by its registrar
+    (a product cannot sign; docs/domain.md C.4). Returns the request id."""
+    outcome = w.ok(sender, "asset.transfer", to=to, **args)
+    request_id = str(
+        next(e.attrs["request_id"] for e in outcome.events if e.kind == "asset.requested")
+    )
+    w.ok("REGISTRAR" if names_instrument(to) else to, "asset.sign", request_id=request_id)
+    return request_id
+
+
 def owners(w: World, code: str, **args: Any) -> dict[str, Any]:
     answer: dict[str, Any] = w.ledger.query(
         "lookthrough_owners", {"isin": code, **args}, "REGULATOR"
@@ -140,7 +152,7 @@ def test_nesting_up_to_the_limit_then_nesting_exceeded(world: World, limit: int)
     bond(w, {chain[0]: 10_000})
     # chain[k] holds chain[k-1]: k layers of products holding products.
     for depth in range(1, limit + 1):
-        w.ok("BANK_A", "asset.transfer", isin=chain[depth - 1], to=chain[depth], quantity=3)
+        transfer(w, "BANK_A", isin=chain[depth - 1], to=chain[depth], quantity=3)
         answer = owners(w, BOND)
         assert answer["depth"] == depth + 1
         assert owner_rows(answer) == {"BANK_A": ("10000", "1", depth + 1)}
@@ -160,15 +172,15 @@ def test_the_limit_counts_layers_below_the_new_holding_too(world: World) -> None
     w = make_world(world, 2)
     for code in (F1, F2, F3, F4):
         fund(w, code)
-    w.ok("BANK_A", "asset.transfer", isin=F1, to=F2, quantity=1)  # F2 holds F1
-    w.ok("BANK_A", "asset.transfer", isin=F3, to=F4, quantity=1)  # F4 holds F3
+    transfer(w, "BANK_A", isin=F1, to=F2, quantity=1)  # F2 holds F1
+    transfer(w, "BANK_A", isin=F3, to=F4, quantity=1)  # F4 holds F3
     # F3 holding F2 would make F4 > F3 > F2 > F1: three layers.
     w.fails("NESTING_EXCEEDED", "BANK_A", "asset.transfer", isin=F2, to=F3, quantity=1)
     # The default limit (one layer) refuses a second layer at issue as well.
     d = make_world(w)
     fund(d, F1)
     fund(d, F2)
-    d.ok("BANK_A", "asset.transfer", isin=F1, to=F2, quantity=1)
+    transfer(d, "BANK_A", isin=F1, to=F2, quantity=1)
     register(d, F3, size=3)
     d.fails(
         "NESTING_EXCEEDED",
@@ -183,7 +195,7 @@ def test_holding_a_bond_adds_no_layer(world: World) -> None:
     w = world
     fund(w, F1)
     fund(w, F2)
-    w.ok("BANK_A", "asset.transfer", isin=F1, to=F2, quantity=3)  # one layer: the limit
+    transfer(w, "BANK_A", isin=F1, to=F2, quantity=3)  # one layer: the limit
     bond(w, {F1: 10_000})  # a bond under it is not a product layer
     assert owners(w, BOND)["depth"] == 2 and owners(w, BOND)["nested"] is True
 
@@ -193,8 +205,8 @@ def test_cycles_are_refused(world: World) -> None:
     for code in (F1, F2, F3):
         fund(w, code)
     w.fails("NESTING_EXCEEDED", "BANK_A", "asset.transfer", isin=F1, to=F1, quantity=1)
-    w.ok("BANK_A", "asset.transfer", isin=F1, to=F2, quantity=1)  # F2 holds F1
-    w.ok("BANK_A", "asset.transfer", isin=F2, to=F3, quantity=1)  # F3 holds F2
+    transfer(w, "BANK_A", isin=F1, to=F2, quantity=1)  # F2 holds F1
+    transfer(w, "BANK_A", isin=F2, to=F3, quantity=1)  # F3 holds F2
     failure = w.fails("NESTING_EXCEEDED", "BANK_A", "asset.transfer", isin=F3, to=F1, quantity=1)
     assert "cycle" in failure.message
 
@@ -203,11 +215,11 @@ def test_only_active_registered_products_hold(world: World) -> None:
     w = world
     fund(w, F1)
     bond(w, {"BANK_A": 10_000})
-    transfer = {"isin": F1, "quantity": 1}
-    w.fails("NOT_A_PRODUCT", "BANK_A", "asset.transfer", to=BOND, **transfer)
-    w.fails("PARTY_NOT_REGISTERED", "BANK_A", "asset.transfer", to=F5, **transfer)
+    one = {"isin": F1, "quantity": 1}
+    w.fails("NOT_A_PRODUCT", "BANK_A", "asset.transfer", to=BOND, **one)
+    w.fails("PARTY_NOT_REGISTERED", "BANK_A", "asset.transfer", to=F5, **one)
     register(w, F2)  # registered, not issued
-    w.fails("INSTRUMENT_NOT_ACTIVE", "BANK_A", "asset.transfer", to=F2, **transfer)
+    w.fails("INSTRUMENT_NOT_ACTIVE", "BANK_A", "asset.transfer", to=F2, **one)
     # A product registration code makes a product whatever its CFI.
     w.ok(
         "REGISTRAR",
@@ -224,7 +236,7 @@ def test_only_active_registered_products_hold(world: World) -> None:
         product_reg_code={"scheme": "WM", "code": "Z7001025001218"},
     )
     issue(w, F3, {"BANK_B": 3})
-    w.ok("BANK_A", "asset.transfer", to=F3, **transfer)
+    transfer(w, "BANK_A", to=F3, **one)
     assert owner_rows(owners(w, F1))["BANK_B"] == ("1", "1/3", 1)
 
 
@@ -310,8 +322,8 @@ def test_answers_as_of_a_past_height_differ_from_now(world: World) -> None:
     before_issue = world.ledger.height
     issue(world, BOND, {F1: 10_000, "BANK_A": 20_000})
     issued = world.ledger.height
-    world.ok("BANK_A", "asset.transfer", isin=BOND, to=F1, quantity=20_000)
-    world.ok("BANK_C", "asset.transfer", isin=F1, to="BANK_B", quantity=2)
+    transfer(world, "BANK_A", isin=BOND, to=F1, quantity=20_000)
+    transfer(world, "BANK_C", isin=F1, to="BANK_B", quantity=2)
     world.ok("REGISTRAR", "asset.amend", isin=BOND, issuer_parent_leis=[OTHER_ISSUER])
     now = owners(world, BOND)
     assert owner_rows(now) == {"BANK_B": ("30000", "1", 1)}
@@ -347,9 +359,11 @@ def test_answers_as_of_a_past_height_differ_from_now(world: World) -> None:
 def test_the_state_of_a_block_is_its_last_write(world: World) -> None:
     bond(world, {"BANK_A": 30_000})
     ledger = world.ledger
+    first = world.ok("BANK_A", "asset.transfer", isin=BOND, to="BANK_B", quantity=10_000)
+    request_id = next(e.attrs["request_id"] for e in first.events if e.kind == "asset.requested")
     outcomes = ledger.block(
         [
-            ("BANK_A", "asset.transfer", {"isin": BOND, "to": "BANK_B", "quantity": 10_000}),
+            ("BANK_B", "asset.sign", {"request_id": request_id}),
             ("BANK_B", "asset.transfer", {"isin": BOND, "to": "BANK_C", "quantity": 10_000}),
             ("BANK_B", "asset.transfer", {"isin": BOND, "to": "BANK_C", "quantity": 10_000}),
         ]
@@ -358,10 +372,13 @@ def test_the_state_of_a_block_is_its_last_write(world: World) -> None:
     assert not any(key.startswith(b"ver/") for key, _ in outcomes[2].writes)
     assert any(key.startswith(b"ver/asset/h/") for key, _ in outcomes[0].writes)
     block = ledger.height
-    world.ok("BANK_C", "asset.transfer", isin=BOND, to="BANK_A", quantity=10_000)
+    pending = next(e.attrs["request_id"] for e in outcomes[1].events if e.kind == "asset.requested")
+    world.ok("BANK_C", "asset.sign", request_id=pending)
+    transfer(world, "BANK_C", isin=BOND, to="BANK_A", quantity=10_000)
+    # At the end of that block BANK_B still held what it had offered (reserved, not yet moved).
     assert owner_rows(owners(world, BOND, height=block)) == {
         "BANK_A": ("20000", "2/3", 0),
-        "BANK_C": ("10000", "1/3", 0),
+        "BANK_B": ("10000", "1/3", 0),
     }
     assert owner_rows(owners(world, BOND)) == {"BANK_A": ("30000", "1", 0)}
 
@@ -398,7 +415,7 @@ def test_a_height_is_a_non_negative_integer(world: World, height: object) -> Non
 def test_a_cycle_in_a_corrupt_state_fails_instead_of_looping(world: World) -> None:
     fund(world, F1)
     fund(world, F2)
-    world.ok("BANK_A", "asset.transfer", isin=F1, to=F2, quantity=1)
+    transfer(world, "BANK_A", isin=F1, to=F2, quantity=1)
     state = world.ledger.state
     holding = {
         "isin": F2,

@@ -13,7 +13,9 @@ Invariants checked after every step:
   leg's request is signed, a failed or timed-out one's request failed and its piece restored
   exactly (holder, chain and encumbrances as before the signature, the request's previous flag);
 * asset conservation: holdings sum to the outstanding amount, which never exceeds the issue
-  size; no negative parts; encumbrances add up;
+  size, through two-step transfers and pledges signed, rejected, revoked or timed out; no
+  negative parts; encumbrances and reservations add up; a holding reserves exactly the quantity
+  of each of its pending requests, and a closed request reserves nothing;
 * a rejected operation writes nothing and emits nothing.
 """
 
@@ -132,6 +134,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.packages: list[str] = []
         self.requests: list[str] = []
         self.pledges: list[tuple[str, str]] = []  # (pledgor, pledge id)
+        self.asset_requests: list[str] = []  # ids of asset requests made
         self.settled: dict[str, list[tuple[int, int]]] = {}
         self.final: dict[bytes, bytes] = {}  # settled piece key -> value
         self.serial = 0
@@ -163,6 +166,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 self._check_restored(attrs)
             if event.kind == "asset.pledged":
                 self.pledges.append((event.attrs["pledgor"], event.attrs["pledge_id"]))
+            if event.kind == "asset.requested":
+                self.asset_requests.append(event.attrs["request_id"])
         return outcome
 
     def _piece(self, attrs: Any) -> dict[str, Any]:
@@ -509,6 +514,32 @@ class LedgerMachine(RuleBasedStateMachine):
                 {"isin": ISIN, "holder": sender, "quantity": quantity, "case_ref": "F-1"},
             )
 
+    @precondition(lambda self: bool(self.asset_requests))
+    @rule(
+        pick=st.integers(0, 10**6),
+        answer=st.sampled_from(
+            ["asset.sign", "asset.sign", "asset.reject", "asset.revoke", "asset.sweep"]
+        ),
+        natural=st.sampled_from([True, True, True, False]),
+        who=st.sampled_from(["BANK_A", "BANK_B", "BANK_C", "ENT_A"]),
+    )
+    def asset_answer(self, pick: int, answer: str, natural: bool, who: str) -> None:
+        """The counterparty (or the requester, for a revocation) answers an asset request, often
+        a recent one, sometimes one already closed; or somebody else tries to; or a party sweeps
+        the time-outs that are due."""
+        if answer == "asset.sweep":
+            self.submit("ADMIN" if natural else who, answer, {"isin": ISIN})
+            return
+        recent = self.asset_requests[-1 - pick % min(len(self.asset_requests), 4)]
+        request_id = self.asset_requests[pick % len(self.asset_requests)] if pick % 5 else recent
+        raw = self.ledger.state.get(f"areq/{request_id}".encode())
+        assert raw is not None
+        request = canonical_decode(raw)
+        sender = who
+        if natural:
+            sender = request["initiator" if answer == "asset.revoke" else "counterparty"]
+        self.submit(sender, answer, {"request_id": request_id})
+
     @rule(
         pick=st.integers(0, 10**6),
         who=st.sampled_from(["BANK_A", "BANK_B", "BANK_C"]),
@@ -600,14 +631,40 @@ class LedgerMachine(RuleBasedStateMachine):
         assert raw is not None
         instrument = canonical_decode(raw)
         total = 0
+        reserved: dict[str, int] = {}  # holder -> its reserved part
         for _, value in self.ledger.state.scan(f"asset/h/{ISIN}/".encode()):
             holding = canonical_decode(value)
-            parts = (holding["available"], holding["pledged"], holding["frozen"])
+            assert holding.get("reserved", 1) > 0  # stored only while a request is pending
+            parts = (
+                holding["available"],
+                holding["pledged"],
+                holding["frozen"],
+                holding.get("reserved", 0),
+            )
             assert min(parts) >= 0 and sum(parts) > 0
             assert holding["pledged"] == sum(p["quantity"] for p in holding["pledges"].values())
             assert holding["frozen"] == sum(f["quantity"] for f in holding["freezes"].values())
+            reserved[holding["holder"]] = parts[3]
             total += sum(parts)
         assert total == instrument["outstanding_minor"] <= instrument["issue_size_minor"]
+        prefix = f"asset/hr/{ISIN}/".encode()
+        reserving: dict[str, tuple[str, int]] = {}  # request id -> (holder, last day)
+        for key, value in self.ledger.state.scan(prefix):
+            holder, day, request_id = key[len(prefix) :].decode().split("/")
+            assert canonical_decode(value) == request_id
+            reserving[request_id] = (holder, int(day))
+        for request_id in self.asset_requests:
+            raw = self.ledger.state.get(f"areq/{request_id}".encode())
+            assert raw is not None
+            request = canonical_decode(raw)
+            if request["status"] == "PENDING":
+                holder = request["holder"]
+                assert reserving.pop(request_id) == (holder, request["expires_day"])
+                reserved[holder] -= request["quantity"]
+            else:
+                assert request_id not in reserving and request["closed_day"] is not None
+        assert set(reserved.values()) <= {0}, "a holding reserves its pending requests exactly"
+        assert not reserving, "every reservation belongs to a pending request"
 
 
 # The run is long (2,000 examples of 20 steps) and its length follows the machine's load. The
