@@ -156,7 +156,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * Every thread owns one ServiceProxy (one BFT-SMaRt client id) and sends one ordered request at
  * a time.  Times are System.nanoTime(), written in seconds from the start of the measured
- * window; a request whose reply never came (null: the proxy timed out) has an empty reply time.
+ * window; a request without a reply (the proxy timed out, or the replies did not match) has an
+ * empty reply time.
  * Requests answered before the window opened are not written.
  */
 public final class IbledgerPeerClient {
@@ -194,7 +195,12 @@ public final class IbledgerPeerClient {
                 if (sent >= end) {
                     return;
                 }
-                byte[] reply = proxy.invokeOrdered(command);
+                byte[] reply;
+                try {
+                    reply = proxy.invokeOrdered(command);
+                } catch (RuntimeException e) {
+                    reply = null;  // replies that did not match: an unanswered request
+                }
                 long answered = System.nanoTime();
                 if (reply == null) {
                     failures.incrementAndGet();

@@ -192,10 +192,12 @@ def measure(options: argparse.Namespace) -> dict[str, Any]:
     check_options(options)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out: Path = options.out or Path("bench-results") / f"peer-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
     checkout = Path(options.bftsmart).resolve()
+    bftsmart.check_packages()  # before anything is written
+    bftsmart.check_checkout(checkout)
     print(f"building BFT-SMaRt in {checkout / bftsmart.BUILD_DIR} ...", file=sys.stderr)
     built = bftsmart.build(checkout, out / "build.log")
+    out.mkdir(parents=True, exist_ok=True)
     windows = QUICK_WINDOWS if options.quick else WINDOWS
     machine = machine_facts()
     print("measuring Ed25519 verify on one core ...", file=sys.stderr)
