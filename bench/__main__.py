@@ -1,7 +1,8 @@
 """Run the benchmarks: `python -m bench` runs them all with their defaults;
 `python -m bench NAME [options]` runs one (`python -m bench NAME --help` lists its options).
 `python -m bench run [options]` is `ibledger bench [options]`, the load generator; `python -m
-bench suite DIR` is the standard suite `make bench` runs.  Neither is part of the run-all."""
+bench suite DIR` is the standard suite `make bench` runs; `python -m bench peer --bftsmart DIR`
+measures BFT-SMaRt and ibledger side by side.  None of the three is part of the run-all."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ BENCHES = {
     "startup": "bench.bench_startup",
 }
 # Named only: a load run needs its options, and the suite takes minutes.
-COMMANDS = {"run": "bench.cli", "suite": "bench.suite"}
+COMMANDS = {"run": "bench.cli", "suite": "bench.suite", "peer": "bench.peer"}
 
 
 def main() -> None:

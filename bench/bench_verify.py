@@ -22,6 +22,41 @@ from ibledger.node.verifier import BatchVerifier, SignerKey
 from ._util import median_rate, print_table
 
 
+def signed_items(count: int) -> list[tuple[bytes, bytes, bytes]]:
+    """``count`` (public key, message, signature) triples of bill endorsements by 16 signers."""
+    signers = [generate_keypair() for _ in range(16)]
+    return [
+        (signers[i % 16].public_key, t.signing_message, t.signature)
+        for i, t in enumerate(
+            decode_envelope(
+                build_transaction(
+                    signers[i % 16],
+                    chain_id="bench",
+                    sender=f"P{i % 16}",
+                    operation="bill.endorse",
+                    args={"bill": f"1{i:029d}", "to": "BANK_B", "amount": "100000.00"},
+                    nonce=i,
+                )
+            )
+            for i in range(count)
+        )
+    ]
+
+
+def single_core_rate(count: int = 5_000, repeats: int = 3) -> float:
+    """Ed25519 verifications per second on one thread (the suite's libsodium path), the
+    median of ``repeats`` runs over ``count`` signatures: the machine's speed, in one figure."""
+    suite = get_suite("ed25519-sha256")
+    items = signed_items(count)
+
+    def run() -> int:
+        assert all(suite.verify_many(items))
+        return len(items)
+
+    rate, _ = median_rate(run, repeats)
+    return rate
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench verify")
     parser.add_argument("--count", type=int, default=20_000)
