@@ -19,6 +19,10 @@ and the network is marked so (``[keys] encrypted`` in node.toml, ``keys_encrypte
 manifest) that a plaintext key is refused later. ``up`` decrypts every node's keys first, so a
 wrong passphrase starts nothing, then passes it to each node through an inherited pipe.
 
+``--hosts HOST[:PORT],...`` places one validator per host on fixed ports (peer PORT, API PORT+1,
+metrics PORT+2) and writes ``bundles/<id>/`` per host; ``--docker`` writes ``compose.yaml`` and
+Kubernetes manifests in ``k8s/`` for ``--nodes N`` containers (``cli.deploy``).
+
 ``--admins N`` writes N consortium admins (ADMIN, ADMIN2, ...) and ``--admin-quorum M`` how many
 of them must approve a governance proposal (default: a majority, so 1 for the single ADMIN).
 
