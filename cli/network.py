@@ -19,6 +19,10 @@ and the network is marked so (``[keys] encrypted`` in node.toml, ``keys_encrypte
 manifest) that a plaintext key is refused later. ``up`` decrypts every node's keys first, so a
 wrong passphrase starts nothing, then passes it to each node through an inherited pipe.
 
+``--hosts HOST[:PORT],...`` places one validator per host on fixed ports (peer PORT, API PORT+1,
+metrics PORT+2) and writes ``bundles/<id>/`` per host; ``--docker`` writes ``compose.yaml`` and
+Kubernetes manifests in ``k8s/`` for ``--nodes N`` containers (``cli.deploy``).
+
 ``--admins N`` writes N consortium admins (ADMIN, ADMIN2, ...) and ``--admin-quorum M`` how many
 of them must approve a governance proposal (default: a majority, so 1 for the single ADMIN).
 
@@ -85,6 +89,7 @@ from ibledger.node.crypto import (
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
+from . import deploy
 from .client import api_channel
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestNode, load_manifest
 from .output import CommandError, add_json_flag, emit, home, plain
@@ -122,6 +127,7 @@ NETWORK_ENTRIES = (
     "ca",
     "nodes",
     "identities",
+    *deploy.DEPLOY_ENTRIES,  # bundles and container files of --hosts / --docker
 )
 
 # Nodes are detached on purpose: they run in their own session and outlive this command. Their
@@ -204,8 +210,11 @@ def register(commands: Any) -> None:
 
     init = verbs.add_parser("init", help="write CA, node keys and configs, genesis, manifest")
     init.add_argument(
-        "--nodes", type=int, default=NODES_DEFAULT, help=f"validators (default {NODES_DEFAULT})"
+        "--nodes",
+        type=int,
+        help=f"validators (default {NODES_DEFAULT}; with --hosts: one per host)",
     )
+    deploy.add_init_options(init)
     _add_dir(init)
     init.add_argument(
         "--chain-id", default=CHAIN_ID_DEFAULT, help=f"chain id (default {CHAIN_ID_DEFAULT})"
@@ -346,7 +355,10 @@ def _write_json(path: Path, data: Any) -> None:
 
 def init_network(options: argparse.Namespace) -> int:
     directory = _network_dir(options)
-    count: int = options.nodes
+    deployment = deploy.deployment_from_options(options, NODES_DEFAULT, NODES_MAX)
+    count: int = NODES_DEFAULT if options.nodes is None else options.nodes
+    if deployment is not None:
+        count = deployment.count
     if not 1 <= count <= NODES_MAX:
         raise CommandError("BAD_ARGUMENT", f"--nodes must be from 1 to {NODES_MAX}, got {count}")
     if options.cert_days < 1:
@@ -426,7 +438,12 @@ def init_network(options: argparse.Namespace) -> int:
             quorum,
             passphrase,
             suite=suite,
+            placements=deploy.placements_for(deployment),
         )
+        if deployment is not None:
+            summary |= deploy.write_deployment(
+                directory, deployment, passphrase, summary["chain_id"]
+            )
     except BaseException:
         for name in NETWORK_ENTRIES:  # leave no half-written network behind
             target = directory / name
@@ -443,7 +460,11 @@ def init_network(options: argparse.Namespace) -> int:
             [[n["id"], n["api"], n["peer"], n["metrics"]] for n in summary["nodes"]],
         ),
         f"identities: {', '.join(summary['identities'])}",
-        f"start it with: ibledger network up --dir {directory}",
+        *(
+            deploy.summary_lines(summary, directory)
+            if deployment is not None
+            else [f"start it with: ibledger network up --dir {directory}"]
+        ),
     ]
     nodes = [_node_row(node) for node in summary["nodes"]]
     emit(options, summary | {"nodes": nodes, "created": True}, "\n".join(lines))
@@ -497,9 +518,10 @@ def _write_network(
     passphrase: bytes | None = None,
     *,
     suite: str = ED25519_SHA256,
+    placements: Sequence[deploy.Placement] | None = None,
 ) -> dict[str, Any]:
     node_ids = [f"node{i}" for i in range(count)]
-    ports = free_ports(3 * count)
+    ports = free_ports(3 * count) if placements is None else []
     host = "127.0.0.1"
     try:
         ca = create_ca(f"{chain_id} consortium CA")
@@ -511,7 +533,13 @@ def _write_network(
     validators: list[dict[str, Any]] = []
     manifest_nodes: list[dict[str, Any]] = []
     for index, node_id in enumerate(node_ids):
-        api, peer, metrics = (HostPort(host, ports[3 * index + k]) for k in range(3))
+        if placements is None:
+            api, peer, metrics = (HostPort(host, ports[3 * index + k]) for k in range(3))
+            names, listen_host = [host], None
+        else:  # --hosts / --docker: fixed ports, advertised host names
+            placed = placements[index]
+            api, peer, metrics = placed.api, placed.peer, placed.metrics
+            names, listen_host = [placed.host], placed.listen_host
         node_dir = directory / "nodes" / node_id
         for sub in ("keys", "tls"):
             (node_dir / sub).mkdir(parents=True, mode=0o700)
@@ -519,11 +547,13 @@ def _write_network(
         keypair = generate_keypair(suite)
         write_private_key(node_dir / "keys" / "validator.key.pem", keypair, passphrase)
         try:
-            certificate = issue_node_certificate(ca, node_id, hosts=[host], valid_days=cert_days)
+            certificate = issue_node_certificate(ca, node_id, hosts=names, valid_days=cert_days)
         except PkiError as exc:
             raise CommandError("PKI_ERROR", str(exc)) from None
         certificate.write(node_dir / "tls" / "node.crt", node_dir / "tls" / "node.key", passphrase)
-        toml = _node_toml(node_id, api, peer, metrics, encrypted=passphrase is not None)
+        toml = _node_toml(
+            node_id, api, peer, metrics, encrypted=passphrase is not None, listen_host=listen_host
+        )
         _write_text(node_dir / "node.toml", toml)
         validators.append(
             {
@@ -608,11 +638,21 @@ def _write_network(
 
 
 def _node_toml(
-    node_id: str, api: HostPort, peer: HostPort, metrics: HostPort, *, encrypted: bool = False
+    node_id: str,
+    api: HostPort,
+    peer: HostPort,
+    metrics: HostPort,
+    *,
+    encrypted: bool = False,
+    listen_host: str | None = None,
 ) -> str:
+    """A node's node.toml; it listens on the given addresses, or on their ports at
+    ``listen_host`` when one is given (it binds 0.0.0.0 and is dialed by its host name)."""
     keys: dict[str, dict[str, str | int | bool]] = (
         {"keys": {"encrypted": True}} if encrypted else {}
     )
+    if listen_host is not None:
+        api, peer, metrics = (HostPort(listen_host, a.port) for a in (api, peer, metrics))
     return format_toml(
         {
             "node": {
