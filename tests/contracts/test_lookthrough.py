@@ -435,3 +435,18 @@ def test_a_cycle_in_a_corrupt_state_fails_instead_of_looping(world: World) -> No
         with pytest.raises(QueryError) as refused:
             world.ledger.query(name, args, "REGULATOR")
         assert refused.value.code == "NESTING_EXCEEDED"
+
+
+def test_a_product_receiving_a_transfer_is_answered_for_by_its_registrar(world: World) -> None:
+    w = make_world(world, max_nesting_depth=1)
+    fund(w, F1, {"BANK_A": 3})
+    fund(w, F2, {"BANK_A": 3})
+    fund(w, F3, {"BANK_A": 3})
+    asked = w.ok("BANK_A", "asset.transfer", isin=F1, to=F2, quantity=1)
+    request_id = next(e.attrs["request_id"] for e in asked.events if e.kind == "asset.requested")
+    refused = w.fails("SIGNATURE_INVALID", "BANK_A", "asset.sign", request_id=request_id)
+    assert "REGISTRAR (for the product)" in refused.message
+    # While the request waits, F3 comes to hold F2: signing now would nest F1 two layers deep.
+    transfer(w, "BANK_A", isin=F2, to=F3, quantity=1)
+    w.fails("NESTING_EXCEEDED", "REGISTRAR", "asset.sign", request_id=request_id)
+    w.ok("BANK_A", "asset.revoke", request_id=request_id)
