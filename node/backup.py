@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-* **Consistent.**  A backup reads one LevelDB snapshot.  Each block is one atomic write batch
-  (``ledger.py``), so the snapshot sits on a block boundary; the height, tip hash, state root and
-  verified-height record in the file's header are read from that snapshot, never from the live
-  ledger, which keeps committing while the file is written.
+* **Consistent.**  A backup reads one snapshot of the ledger's store.  Each block is one atomic
+  write (``ledger.py``), so the snapshot sits on a block boundary; the height, tip hash, state
+  root and verified-height record in the file's header are read from that snapshot, never from
+  the live ledger, which keeps committing while the file is written.
 * **What is in it.**  The chain and everything derived from it: blocks, hash index, commit
   certificates, results, write sets, transaction index, contract state, checkpoint
   certificates, state links and the ledger's metadata (``INCLUDED``).  Not the consensus
@@ -43,8 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import plyvel
-
 from ibledger.consensus import (
     decode_checkpoint_certificate,
     decode_commit_certificate,
@@ -64,7 +62,9 @@ from .ledger import (
     LedgerError,
     genesis_hash,
 )
+from .leveldb_store import LevelDBStore
 from .signing import ValidatorVerifier
+from .store import Snapshot, StoreError, WriteBatch
 
 MAGIC = b"IBLEDGER-BACKUP\n"
 FORMAT = 1
@@ -284,21 +284,21 @@ def write_backup(
                 partial.unlink()
     except OSError as exc:
         raise BackupError("WRITE_FAILED", f"cannot write {out}: {exc.strerror or exc}") from None
-    except plyvel.Error as exc:
+    except StoreError as exc:
         raise BackupError("WRITE_FAILED", f"the node's ledger reports corruption: {exc}") from None
     finally:
         snapshot.close()
     return BackupResult(header, records, size, out)
 
 
-def _snapshot_header(snapshot: Any, ledger: Ledger, node_id: str, now_ms: int) -> BackupHeader:
+def _snapshot_header(snapshot: Snapshot, ledger: Ledger, node_id: str, now_ms: int) -> BackupHeader:
     def read(key: bytes) -> bytes:
-        value = snapshot.get(key, verify_checksums=True)
+        value = snapshot.get(key)
         if value is None:
             raise BackupError("WRITE_FAILED", f"the ledger has no {key.decode()} record")
         return bytes(value)
 
-    verified_raw = snapshot.get(keys.META_VERIFIED, verify_checksums=True)
+    verified_raw = snapshot.get(keys.META_VERIFIED)
     verified = None
     if verified_raw is not None:
         try:
@@ -323,7 +323,7 @@ def _snapshot_header(snapshot: Any, ledger: Ledger, node_id: str, now_ms: int) -
 
 
 def _write_records(
-    handle: BinaryIO, header: BackupHeader, snapshot: Any, cancelled: threading.Event | None
+    handle: BinaryIO, header: BackupHeader, snapshot: Snapshot, cancelled: threading.Event | None
 ) -> tuple[int, int]:
     digest = hashlib.sha256()
     size = 0
@@ -337,7 +337,7 @@ def _write_records(
     encoded = header.encode()
     put(MAGIC + _U32.pack(len(encoded)) + encoded)
     records = 0
-    for key, value in snapshot.iterator(verify_checksums=True):
+    for key, value in snapshot.iterator():
         if not included(key):
             continue
         put(bytes([RECORD_TAG]) + _U32.pack(len(key)) + key + _U32.pack(len(value)) + value)
@@ -480,10 +480,10 @@ def restore_backup(
 
 
 def _load_records(reader: _Reader, work: Path) -> int:
-    db = plyvel.DB(str(work), create_if_missing=True, error_if_exists=True, paranoid_checks=True)
+    store = LevelDBStore.open(work, must_be_new=True)
     try:
         count = 0
-        batch = db.write_batch(sync=True)
+        batch = WriteBatch(store, sync=True)
         pending = 0
         seen_meta: set[bytes] = set()
         for key, value in iter_records(reader):
@@ -494,10 +494,10 @@ def _load_records(reader: _Reader, work: Path) -> int:
             pending += len(key) + len(value)
             if pending >= RESTORE_BATCH_BYTES:
                 batch.write()
-                batch, pending = db.write_batch(sync=True), 0
+                batch, pending = WriteBatch(store, sync=True), 0
         batch.write()
     finally:
-        db.close()
+        store.close()
     # Without its format record, opening would create a new chain over the records instead.
     missing = sorted(key.decode() for key in set(REQUIRED_META) - seen_meta)
     if missing:

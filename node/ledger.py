@@ -1,19 +1,23 @@
-"""The ledger: executes committed blocks through the contracts and keeps them in LevelDB.
+"""The ledger: executes committed blocks through the contracts and keeps them in a ``Store``.
 
 Theory of operation
 -------------------
 * **One atomic batch per block.**  Everything a block changes — the block, its hash index, its
   commit certificate, the per-transaction results and events, the write set, the transaction
   index, the contract state and the metadata (height, tip hash, state root) — goes into a single
-  ``WriteBatch`` written with ``sync=True``.  A crash leaves either all of a block or none of it.
+  store write with ``sync=True``.  A crash leaves either all of a block or none of it; a write
+  that fails raises (``StoreIOError``) before the in-memory tip moves.
+* **Storage behind a protocol.**  The ledger reads and writes only through ``store.Store``:
+  ``Ledger.open(path)`` runs on LevelDB (``leveldb_store.py``, what a node uses);
+  ``Ledger.open_store`` takes any store, e.g. ``memory_store.MemoryStore`` in tests.
 * **Deterministic execution.**  Each transaction runs against an overlay of the state as it was
   after the previous transactions of the block; a failed transaction is recorded with its result
   code and message and writes nothing.  The inputs are the block and the previous state only.
 * **Trust nothing on disk.**  The database is opened with ``paranoid_checks=True`` and read with
-  checksum verification; verification re-derives every block hash, parent link, transaction
-  Merkle root and the state-root chain (see ``blocks.py``) and refuses to run on a broken chain,
-  naming the first broken height.  LevelDB alone would silently drop a corrupted log tail; this
-  check notices the hole.
+  checksum verification (``leveldb_store.py``); verification re-derives every block hash, parent
+  link, transaction Merkle root and the state-root chain (see ``blocks.py``) and refuses to run
+  on a broken chain, naming the first broken height.  LevelDB alone would silently drop a
+  corrupted log tail; this check notices the hole.
 * **Verify each block once at start-up.**  A verified-height record (``m/verified``: height and
   block hash) rides in every block's batch, because a block is checked before it is written (this
   process executed it and derived its state root; the consensus core checked its commit
@@ -32,8 +36,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import plyvel
 
 from ibledger.consensus import (
     ZERO_DIGEST,
@@ -66,13 +68,13 @@ from .blocks import (
     txs_root,
 )
 from .crypto import CryptoSuite, get_suite
+from .leveldb_store import LevelDBStore
+from .store import ReadView, Snapshot, Store, StoreCorruption, StoreIOError, WriteBatch
 from .tx import EnvelopeDecoder, Transaction, TxError
 from .verifier import BatchVerifier, SignerKey, Verdict
 
 ZERO_HASH = bytes(32)
 SIGNER_CACHE_MAX = 100_000
-BLOOM_FILTER_BITS = 10  # about 1 % false positives per table
-BLOCK_CACHE_BYTES = 64 * 1024 * 1024  # LevelDB's default is 8 MiB
 IDENTITY_PREFIX = b"id/"  # contracts/identity.py keeps participants and keys under it
 CertificateCheck = Callable[[BlockHeader, bytes, bytes], bool]  # header, block hash, certificate
 # seq, the block's consensus digest and state root there, the stored certificate
@@ -112,20 +114,17 @@ class TxLocation:
 
 
 class _StateReader:
-    """A contracts ``StateView`` over committed state (optionally a LevelDB snapshot)."""
+    """A contracts ``StateView`` over committed state (the store, or one of its snapshots)."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: ReadView) -> None:
         self._source = source
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._source.get(keys.state_key(key), verify_checksums=True)
-        return value
+        return self._source.get(keys.state_key(key))
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         start = len(keys.STATE)
-        for key, value in self._source.iterator(
-            prefix=keys.state_key(prefix), verify_checksums=True
-        ):
+        for key, value in self._source.iterator(prefix=keys.state_key(prefix)):
             yield key[start:], value
 
 
@@ -147,18 +146,18 @@ def genesis_hash(suite: CryptoSuite, genesis: Mapping[str, Any]) -> bytes:
 
 
 class Ledger:
-    """A node's chain and world state in one LevelDB database."""
+    """A node's chain and world state in one store (a LevelDB database on a node)."""
 
     def __init__(
         self,
-        db: plyvel.DB,
+        store: Store,
         suite: CryptoSuite,
         *,
         chain_id: str,
         sync: bool,
         verifier_workers: int,
     ) -> None:
-        self._db = db
+        self._store = store
         self.suite = suite
         self.chain_id = chain_id
         self._sync = sync
@@ -189,58 +188,69 @@ class Ledger:
         sync: bool = True,
         verifier_workers: int = 2,
     ) -> Ledger:
-        """Open (creating from ``genesis`` if empty) and verify the chain.
+        """Open (creating from ``genesis`` if empty) and verify the chain in the LevelDB database
+        at ``path``.
 
         ``verify`` is ``"full"`` (every height), ``"tail:N"`` (the last N heights), ``"recorded"``
         (the heights above the verified-height record, and at least the tip) or ``"none"``.
         """
-        Path(path).mkdir(parents=True, exist_ok=True)
         try:
-            db = plyvel.DB(
-                str(path),
-                create_if_missing=True,
-                paranoid_checks=True,
-                # Admission and execution look up keys that mostly do not exist (a new
-                # transaction's id, a sender's next nonce): a Bloom filter answers those
-                # misses without reading a table block from every level.
-                bloom_filter_bits=BLOOM_FILTER_BITS,
-                lru_cache_size=BLOCK_CACHE_BYTES,
-            )
-        except plyvel.CorruptionError as exc:
-            raise LedgerCorruption(None, f"LevelDB refused to open the database: {exc}") from exc
-        except plyvel.IOError as exc:
+            store = LevelDBStore.open(path)
+        except StoreCorruption as exc:
+            raise LedgerCorruption(None, str(exc)) from exc
+        except StoreIOError as exc:
             raise LedgerError(f"cannot open the ledger at {path}: {exc}") from exc
-        try:
-            ledger = cls._open_db(db, genesis, verify, certificate_check, sync, verifier_workers)
-        except BaseException:
-            db.close()
-            raise
-        return ledger
+        return cls.open_store(
+            store,
+            genesis,
+            verify=verify,
+            certificate_check=certificate_check,
+            sync=sync,
+            verifier_workers=verifier_workers,
+        )
 
     @classmethod
-    def _open_db(
+    def open_store(
         cls,
-        db: plyvel.DB,
+        store: Store,
+        genesis: Mapping[str, Any] | None = None,
+        *,
+        verify: str = "full",
+        certificate_check: CertificateCheck | None = None,
+        sync: bool = True,
+        verifier_workers: int = 2,
+    ) -> Ledger:
+        """``open`` over an open ``store``, which the ledger then owns: ``close`` closes it, and
+        so does a failure to open."""
+        try:
+            return cls._open_store(
+                store, genesis, verify, certificate_check, sync, verifier_workers
+            )
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def _open_store(
+        cls,
+        store: Store,
         genesis: Mapping[str, Any] | None,
         verify: str,
         certificate_check: CertificateCheck | None,
         sync: bool,
         verifier_workers: int,
     ) -> Ledger:
-        # Every read verifies checksums: LevelDB checks a block only when it loads it from disk,
-        # so one unverified read would put a corrupt block in the cache for all later reads.
         def read(key: bytes) -> bytes | None:
             try:
-                value: bytes | None = db.get(key, verify_checksums=True)
-            except plyvel.CorruptionError as exc:
-                raise LedgerCorruption(None, f"LevelDB reports corruption: {exc}") from exc
-            return value
+                return store.get(key)
+            except StoreCorruption as exc:
+                raise LedgerCorruption(None, str(exc)) from exc
 
         stored_format = read(keys.META_FORMAT)
         if stored_format is None:
             if genesis is None:
                 raise LedgerError("the ledger is empty and no genesis was given to create it")
-            return cls._create(db, genesis, sync, verifier_workers)
+            return cls._create(store, genesis, sync, verifier_workers)
         if stored_format != keys.FORMAT_VERSION:
             raise LedgerError(f"unsupported ledger format {stored_format!r}")
         chain_id = (read(keys.META_CHAIN_ID) or b"").decode()
@@ -257,7 +267,7 @@ class Ledger:
                     "this data directory was created from a different genesis file for the same "
                     "chain id"
                 )
-        ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
+        ledger = cls(store, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
         horizon = read(keys.META_EXPIRY_HORIZON)
         if horizon is not None:
             ledger.expiry_horizon_ms = int.from_bytes(horizon, "big")
@@ -268,7 +278,7 @@ class Ledger:
 
     @classmethod
     def _create(
-        cls, db: plyvel.DB, genesis: Mapping[str, Any], sync: bool, verifier_workers: int
+        cls, store: Store, genesis: Mapping[str, Any], sync: bool, verifier_workers: int
     ) -> Ledger:
         chain_id = genesis.get("chain_id")
         if not isinstance(chain_id, str) or not chain_id:
@@ -282,7 +292,7 @@ class Ledger:
             writes = sorted(contracts.genesis_writes(genesis))
         except GenesisError as exc:
             raise LedgerError(f"invalid genesis: {exc}") from exc
-        ledger = cls(db, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
+        ledger = cls(store, suite, chain_id=chain_id, sync=sync, verifier_workers=verifier_workers)
         ledger.expiry_horizon_ms = expiry_horizon_of(genesis)
         header = make_header(
             height=0,
@@ -291,7 +301,7 @@ class Ledger:
             envelopes=(),
             hash_fn=suite.hash,
         )
-        batch = db.write_batch(sync=sync)
+        batch = WriteBatch(store, sync=sync)
         batch.put(keys.META_FORMAT, keys.FORMAT_VERSION)
         batch.put(keys.META_CHAIN_ID, chain_id.encode())
         batch.put(keys.META_GENESIS_HASH, anchor)
@@ -303,7 +313,7 @@ class Ledger:
 
     def close(self) -> None:
         self.verifier.close()
-        self._db.close()
+        self._store.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -351,7 +361,9 @@ class Ledger:
         self.tip_timestamp_ms = previous_timestamp
         covered = start == 0 or (recorded is not None and start <= recorded[0] + 1)
         if covered and (recorded is None or recorded[0] < tip):
-            self._db.put(keys.META_VERIFIED, canonical_encode([tip, parent_hash]), sync=self._sync)
+            self._store.write(
+                [(keys.META_VERIFIED, canonical_encode([tip, parent_hash]))], sync=self._sync
+            )
 
     def verified_record(self) -> tuple[int, bytes] | None:
         """``(height, block hash)`` of the highest block known verified, if recorded."""
@@ -415,7 +427,7 @@ class Ledger:
                 positions.setdefault(tx_id, []).append((height, index, result.code))
                 ok_txs += result.code == "OK"
         start = len(keys.STATE)
-        for key, value in self._db.iterator(prefix=keys.STATE, verify_checksums=True):
+        for key, value in self._store.iterator(prefix=keys.STATE):
             if replayed.pop(key[start:], None) != value:
                 raise LedgerCorruption(
                     None, f"state key {key[start:]!r} is not what the blocks wrote"
@@ -425,7 +437,7 @@ class Ledger:
             raise LedgerCorruption(None, f"state key {missing!r} that the blocks wrote is missing")
         indexed_ok = 0
         start = len(keys.TX_INDEX)
-        for key, value in self._db.iterator(prefix=keys.TX_INDEX, verify_checksums=True):
+        for key, value in self._store.iterator(prefix=keys.TX_INDEX):
             try:
                 height, index, code = canonical_decode(value)
                 found = (height, index, code) in positions.get(key[start:], [])
@@ -441,7 +453,7 @@ class Ledger:
     def _verify_checkpoints(self, checkpoint_check: CheckpointCheck | None) -> int:
         verified = 0
         start = len(keys.CHECKPOINT)
-        for key, value in self._db.iterator(prefix=keys.CHECKPOINT, verify_checksums=True):
+        for key, value in self._store.iterator(prefix=keys.CHECKPOINT):
             seq = keys.decode_height(key[start:])
             if seq > self.height:
                 raise LedgerCorruption(seq, "a checkpoint certificate is above the tip")
@@ -516,10 +528,9 @@ class Ledger:
 
     def _get(self, key: bytes, height: int | None) -> bytes | None:
         try:
-            value: bytes | None = self._db.get(key, verify_checksums=True)
-        except plyvel.CorruptionError as exc:
-            raise LedgerCorruption(height, f"LevelDB reports corruption: {exc}") from exc
-        return value
+            return self._store.get(key)
+        except StoreCorruption as exc:
+            raise LedgerCorruption(height, str(exc)) from exc
 
     def _read_block(self, height: int) -> StoredBlock:
         raw = self._get(keys.block_key(height), height)
@@ -602,7 +613,7 @@ class Ledger:
                 raise LedgerError("the transactions do not match the header")
             began = time.perf_counter()
             results, events, writes, indexed, decoded = self._execute(header, envelopes)
-            batch = self._db.write_batch(sync=self._sync)
+            batch = WriteBatch(self._store, sync=self._sync)
             for tx_id, index, code in indexed:
                 batch.put(keys.tx_index_key(tx_id), canonical_encode([header.height, index, code]))
             root = self._stage_block(batch, header, envelopes, results, events, writes, certificate)
@@ -624,7 +635,7 @@ class Ledger:
 
     def _stage_block(
         self,
-        batch: Any,
+        batch: WriteBatch,
         header: BlockHeader,
         envelopes: Sequence[bytes],
         results: Sequence[TxResult],
@@ -700,7 +711,7 @@ class Ledger:
         # Keys are resolved against the state before this block, the same on every replica.
         transactions = [item for item in decoded if isinstance(item, Transaction)]
         verdicts = iter(self.verifier.verify(transactions))
-        overlay = BlockOverlay(_StateReader(self._db))
+        overlay = BlockOverlay(_StateReader(self._store))
         results: list[TxResult] = []
         events: list[Mapping[str, Any]] = []
         indexed: list[tuple[bytes, int, str]] = []
@@ -825,7 +836,7 @@ class Ledger:
     def store_checkpoint(self, seq: int, certificate: bytes) -> None:
         """Keep a stable checkpoint certificate: it anchors result proofs for earlier blocks.
         Not synced: a lost one is simply not offered until the next checkpoint."""
-        self._db.put(keys.checkpoint_key(seq), certificate)
+        self._store.write([(keys.checkpoint_key(seq), certificate)], sync=False)
 
     def result_proof(self, height: int, index: int) -> ResultProof | None:
         """Evidence for the outcome of transaction ``index`` of block ``height``, once a stored
@@ -833,12 +844,7 @@ class Ledger:
         if not 1 <= height <= self.height:
             return None
         found = next(
-            self._db.iterator(
-                start=keys.checkpoint_key(height),
-                stop=keys.prefix_end(keys.CHECKPOINT),
-                verify_checksums=True,
-            ),
-            None,
+            self._store.iterator(prefix=keys.CHECKPOINT, start=keys.checkpoint_key(height)), None
         )
         if found is None:
             return None
@@ -872,14 +878,11 @@ class Ledger:
 
     def load_consensus_records(self) -> dict[bytes, bytes]:
         start = len(keys.CONSENSUS)
-        return {
-            key[start:]: value
-            for key, value in self._db.iterator(prefix=keys.CONSENSUS, verify_checksums=True)
-        }
+        return {key[start:]: value for key, value in self._store.iterator(prefix=keys.CONSENSUS)}
 
     def persist_consensus(self, updates: Sequence[tuple[bytes, bytes | None]]) -> None:
         """Apply one Persist effect atomically and durably, before anything it backs is sent."""
-        batch = self._db.write_batch(sync=self._sync)
+        batch = WriteBatch(self._store, sync=self._sync)
         for key, value in updates:
             if value is None:
                 batch.delete(keys.consensus_key(key))
@@ -889,14 +892,14 @@ class Ledger:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def snapshot(self) -> Any:
-        """A LevelDB snapshot of the whole database, for a backup. Each block is one write
-        batch, so the snapshot sits on a block boundary; read its tip from the snapshot itself."""
-        return self._db.snapshot()
+    def snapshot(self) -> Snapshot:
+        """A snapshot of the whole store, for a backup. Each block is one write, so the
+        snapshot sits on a block boundary; read its tip from the snapshot itself."""
+        return self._store.snapshot()
 
     def state(self) -> _StateReader:
         """A consistent read-only view of the committed contract state."""
-        return _StateReader(self._db.snapshot())
+        return _StateReader(self._store.snapshot())
 
     def resolve_signer(self, key_id: bytes) -> SignerKey | None:
         """The registered key with this id in committed state (cached until keys change)."""
@@ -904,7 +907,7 @@ class Ledger:
             return self._signer_cache[key_id]
         except KeyError:
             pass
-        record = contracts.resolve_key(_StateReader(self._db), key_id)
+        record = contracts.resolve_key(_StateReader(self._store), key_id)
         key = (
             None
             if record is None

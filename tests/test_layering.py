@@ -16,7 +16,11 @@ too, so the list cannot go stale.
 
 sim/ (the deterministic simulator behind `ibledger sim`) reads no clock and does no I/O either:
 it may import `random` only to build seeded `random.Random` streams (no module-level
-`random.random()`), and it imports first-party code only from consensus/ and itself.
+`random.random()`), and it imports first-party code only from consensus/ and itself, besides
+the named pure node/ modules: the crypto suite and validator signer (``SIM_SUITE_MODULES``) and
+the storage protocol with its in-memory store (``PURE_STORE_MODULES``, so that a simulation may
+run the real ledger over simulated storage). The store modules are held to consensus/'s rules:
+no I/O, clock, randomness or thread module, and no first-party import but each other.
 
 Imports inside functions count. The test walks whatever .py files exist, so it keeps checking as
 the packages grow; failures name file:line and the module.
@@ -235,6 +239,28 @@ def test_pure_packages_import_nothing_first_party_outside_themselves(package: st
 # A simulation may sign with a chain's real crypto suite (``Scenario.suite``): the node's suite
 # and validator signer are pure computation over bytes, with no I/O or clock.
 SIM_SUITE_MODULES = {"ibledger.node.crypto", "ibledger.node.signing"}
+# The storage protocol and the sorted in-memory store with its fault hooks: what a simulated
+# node's ledger will run on. Pure computation, checked below.
+PURE_STORE_MODULES = {"ibledger.node.store", "ibledger.node.memory_store"}
+
+
+def test_the_store_modules_the_simulator_may_use_are_pure() -> None:
+    problems = []
+    for module in sorted(PURE_STORE_MODULES):
+        path = ROOT.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        assert path.is_file(), f"{module}: no such module"
+        rel = path.relative_to(ROOT)
+        for imported, level, line in _imports(path):
+            if level == 0 and imported in FORBIDDEN:
+                problems.append(f"{rel}:{line} imports {imported}")
+            elif level == 0 and imported not in sys.stdlib_module_names | {"ibledger"}:
+                problems.append(f"{rel}:{line} imports third-party {imported}")
+        for name, line in _calls(path):
+            problems.append(f"{rel}:{line} calls {name}()")
+        for imported, line in _first_party_imports(path):
+            if imported not in PURE_STORE_MODULES:
+                problems.append(f"{rel}:{line} imports {imported}")
+    assert not problems, "\n".join(problems)
 
 
 def test_simulator_reads_no_clock_and_does_no_io() -> None:
@@ -260,7 +286,7 @@ def test_simulator_reads_no_clock_and_does_no_io() -> None:
                 problems.append(f"{rel}:{node.lineno} draws from the global random stream")
         for module, line in _first_party_imports(path):
             if _outside(module, "consensus") and _outside(module, "sim"):
-                if module in SIM_SUITE_MODULES:
+                if module in SIM_SUITE_MODULES or module in PURE_STORE_MODULES:
                     continue
                 problems.append(f"{rel}:{line} imports {module}")
     assert not problems, "\n".join(problems)
