@@ -920,7 +920,19 @@ def test_supervise_look_through_views_now_and_as_of_a_height(cli: Cli, network: 
     issue = ["asset", "issue", ISIN, "--allot", "ICBC=6000000.00", "--allot", "CIB=4000000.00"]
     ok(cli(*issue, "--as", "CSDC"))
     issued = network.ledger.height
-    ok(cli("asset", "transfer", ISIN, "--to", "CIB", "--quantity", "6000000.00", "--as", "ICBC"))
+    asked = cli(
+        "asset",
+        "transfer",
+        ISIN,
+        "--to",
+        "CIB",
+        "--quantity",
+        "6000000.00",
+        "--as",
+        "ICBC",
+        "--json",
+    )
+    ok(cli("asset", "sign", ok(asked).json()["request_id"], "--as", "CIB"))
     now = ok(cli("supervise", "owners", ISIN, "--as", "REGULATOR", "--json")).json()
     assert [(row["owner"], row["share"]) for row in now["owners"]] == [("CIB", "1")]
     assert now["outstanding"]["amount"] == "10000000.00" and now["as_of_height"] is None

@@ -509,11 +509,12 @@ def parts(w: Any, holder: str) -> tuple[int, int, int, int]:
 
 
 def ledger_state(w: Any) -> list[tuple[bytes, bytes]]:
-    """Every state entry but the history and the nonces (which grow with each transaction)."""
+    """Every state entry but the history, the nonces, the request records and the registry's
+    versions (all of which grow with each transaction)."""
     return [
         (key, value)
         for key, value in w.ledger.state.items()
-        if not key.startswith((b"hist/", b"nonce/", b"areq/"))
+        if not key.startswith((b"hist/", b"nonce/", b"areq/", b"ver/"))
     ]
 
 
