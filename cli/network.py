@@ -85,6 +85,7 @@ from ibledger.node.crypto import (
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
+from . import network_observer
 from .client import api_channel
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestNode, load_manifest
 from .output import CommandError, add_json_flag, emit, home, plain
@@ -294,15 +295,25 @@ def register(commands: Any) -> None:
     )
     logs.set_defaults(handler=network_logs)
 
+    network_observer.register(verbs, _add_dir)
 
-def _add_dir(parser: argparse.ArgumentParser) -> None:
+
+def _add_dir(parser: argparse.ArgumentParser, *aliases: str) -> None:
     parser.add_argument(
-        "--dir", type=Path, help="network directory (default: $IBLEDGER_HOME/network)"
+        "--dir",
+        *aliases,
+        dest="dir",
+        type=Path,
+        help="network directory (default: $IBLEDGER_HOME/network)",
     )
 
 
 def default_network_dir() -> Path:
     return home() / "network"
+
+
+def network_dir(options: argparse.Namespace) -> Path:
+    return _network_dir(options)
 
 
 def _network_dir(options: argparse.Namespace) -> Path:
