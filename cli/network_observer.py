@@ -47,7 +47,7 @@ from ibledger.node.pki import (
 from ibledger.node.schema import NODE_ID_RULE, OBSERVER_POLL_INTERVAL_MS_DEFAULT
 
 from .manifest import MANIFEST_FILE, Manifest, ManifestError, load_manifest
-from .output import CommandError, add_json_flag, emit
+from .output import CommandError, add_json_flag, emit, plain
 from .passphrase import PASSPHRASE_ENV, add_passphrase_flag, given_passphrase, prompt_passphrase
 
 OBSERVER_NAME_PREFIX = "observer"
@@ -60,7 +60,7 @@ def register(verbs: Any, add_dir: Any) -> None:
     parser = verbs.add_parser(
         "add-observer",
         help="add a non-voting observer node that follows the validators",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dir(parser, "--network")
