@@ -28,8 +28,9 @@ message with; it builds no ``Replica`` and opens no ``Exchange`` stream. What it
   ``OBSERVER_READ_ONLY``, naming a validator to send to.
 * **Lag.** ``ibledger_observer_lag_blocks`` (the validators' height minus its own),
   ``ibledger_observer_seconds_since_block`` and ``ibledger_observer_validators_height`` are on
-  its metrics endpoint; ``/readyz`` answers 200 once it has reached a validators' height it was
-  told, and ``ibledger_consensus_messages_sent`` stays 0 by construction.
+  its metrics endpoint; ``/readyz`` answers 200 once it is within ``READY_LAG_BLOCKS`` of the
+  validators' height (and 503 again beyond ``BEHIND_LAG_BLOCKS``), and
+  ``ibledger_consensus_messages_sent`` stays 0 by construction.
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ log = logging.getLogger("ibledger.observer")
 TIP_TIMEOUT_S = 2.0
 VALIDATOR_SILENT_S = 5.0  # no Tip answer for this long: shown as not connected
 TRANSFER_LIMIT = 1024  # blocks judged per batch (state transfer serves at most RANGE_MAX)
-# Blocks behind the validators' height that /readyz still calls ready: the follow loop polls,
-# so a block or two of lag is the ordinary state of a node that is current.
-READY_LAG_BLOCKS = 2
+# Readiness with hysteresis: the follow loop polls, so under load an observer that is current is
+# always a few blocks behind the height it was just told. It becomes ready once within
+# READY_LAG_BLOCKS of the validators, and is catching up again only beyond BEHIND_LAG_BLOCKS.
+READY_LAG_BLOCKS = 4
+BEHIND_LAG_BLOCKS = 64
 
 
 @dataclass(slots=True)
@@ -291,8 +294,10 @@ class ObserverNode:
             target = self.vouched_height(heights)
             self.validators_height = max(self.validators_height, target)
             height = self.ledger.height
-            if heights and height >= target:
+            if heights and height + READY_LAG_BLOCKS >= target:
                 self._reached_validators = True
+            elif target - height > BEHIND_LAG_BLOCKS:
+                self._reached_validators = False
             if target > height and not self.state_transfer.active:
                 # The validators that reached the target first, the highest first.
                 reached = [v for v in heights if heights[v] >= target]
@@ -378,7 +383,7 @@ class ObserverNode:
         if not live:
             detail["reason"] = "no validator it follows answers"
             return False, detail
-        if not self._reached_validators or self.lag_blocks() > READY_LAG_BLOCKS:
+        if not self._reached_validators:
             detail["reason"] = (
                 f"catching up: height {self.ledger.height} of {self.validators_height}"
             )
