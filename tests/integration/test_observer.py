@@ -277,3 +277,24 @@ def test_a_validator_refuses_consensus_messages_from_the_observer(scenario: Scen
         channel.close()
     samples = _metrics(str(node0.metrics))
     assert f'ibledger_peer_calls_total{{caller="{OBSERVER}",method="Exchange"}}' not in samples
+
+
+def test_client_commands_reach_the_observer_only_when_named(scenario: Scenario) -> None:
+    """Client commands use the manifest's validators; ``--node`` names the observer, whose TLS
+    name the manifest gives, and a transaction sent there fails with the read-only code."""
+    cluster = scenario.cluster
+    network = ["--network", str(cluster.directory)]
+    address = cluster.address(OBSERVER)
+    shown = json.loads(run_cli("status", *network, "--node", address, "--json").stdout)
+    assert shown["node_id"] == OBSERVER and shown["height"] >= scenario.height
+    default = json.loads(run_cli("status", *network, "--json").stdout)
+    assert default["node_id"] in VALIDATORS  # without --node, a validator of the manifest
+    args = json.dumps({"participant": "CSDC", "name": "Registrar, by the CLI"})
+    refused = run_cli(
+        "tx", "submit", "identity.update_details", "--args", args, "--as", "ADMIN",
+        *network, "--node", address, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stdout
+    assert "OBSERVER_READ_ONLY" in refused.stderr and "send transactions to a validator" in (
+        refused.stderr
+    ), refused.stderr
