@@ -9,6 +9,8 @@ Exchange call from it (they refuse one when it tries) and counted its block fetc
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 import urllib.request
@@ -298,3 +300,27 @@ def test_client_commands_reach_the_observer_only_when_named(scenario: Scenario) 
     assert "OBSERVER_READ_ONLY" in refused.stderr and "send transactions to a validator" in (
         refused.stderr
     ), refused.stderr
+
+
+def test_the_observer_restarts_from_its_own_ledger(scenario: Scenario) -> None:
+    """Killed and started again, it opens its ledger where it was and fetches only what the
+    validators committed meanwhile (this test runs last: it changes the chain)."""
+    cluster = scenario.cluster
+    before = cluster.status(OBSERVER).height
+    pid = int((Path(scenario.observer.dir) / "node.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    tx_ids = cluster.submit("node1", [cluster.envelope(f"Registrar, later {i}") for i in range(5)])
+    cluster.wait_committed("node1", tx_ids, timeout_s=60)
+    result = run_cli("network", "up", "--dir", str(cluster.directory), "--timeout", "60")
+    assert result.stdout.count("already running") == 4, result.stdout
+    height = cluster.wait_heights_equal([*VALIDATORS, OBSERVER], timeout_s=60)
+    assert height > before
+    samples = _metrics(str(scenario.observer.metrics))
+    fetched = samples["ibledger_state_transfer_blocks_total"]
+    assert 1 <= fetched <= height - before, (fetched, height, before)
+    assert [b.block_hash for b in cluster.blocks(OBSERVER)] == [
+        b.block_hash for b in cluster.blocks("node2")
+    ]

@@ -25,6 +25,7 @@ from ibledger.node.config import (
     load_config,
     load_node_config,
 )
+from ibledger.node.keyfile import key_file_is_encrypted
 from ibledger.node.pki import (
     OBSERVER_ROLE,
     VALIDATOR_ROLE,
@@ -321,3 +322,47 @@ def test_bad_validator_role_config(
         load_config(network_copy / "nodes/node0/node.toml")
     assert caught.value.field == field, str(caught.value)
     assert re.fullmatch(message, caught.value.message), caught.value.message
+
+
+def test_add_observer_to_an_encrypted_network(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CA key is decrypted with the network's passphrase, the observer's TLS key is
+    encrypted under it, and its node.toml says keys must be encrypted."""
+    monkeypatch.delenv("IBLEDGER_PASSPHRASE", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    passphrase = b"one passphrase for the network"
+    pass_file = tmp_path / "pass"
+    pass_file.write_bytes(passphrase + b"\n")
+    pass_file.chmod(0o600)
+    network = tmp_path / "network"
+    init = ["network", "init", "--dir", str(network), "--nodes", "4", "--encrypt"]
+    assert cli(*init, "--passphrase-file", str(pass_file))[0] == 0
+    code, _, err = cli("network", "add-observer", "--network", str(network))
+    assert code != 0 and "PASSPHRASE_REQUIRED: " in err, err
+    assert not (network / "nodes" / OBSERVER).exists()
+    code, _, err = cli(
+        "network", "add-observer", "--network", str(network), "--passphrase-file", str(pass_file)
+    )
+    assert code == 0, err
+    key_file = network / "nodes" / OBSERVER / "tls" / "node.key"
+    assert key_file_is_encrypted(key_file)
+    config = load_config(_observer_toml(network), passphrase=passphrase)
+    assert isinstance(config, ObserverConfig) and config.keys.encrypted
+    with pytest.raises(ConfigError) as caught:
+        load_config(_observer_toml(network), passphrase=b"not the passphrase")
+    assert caught.value.field == "[peer] tls_key"
+
+
+def test_add_observer_refuses_a_passphrase_for_a_plaintext_network(
+    observer_network: Path, cli: CliRunner, tmp_path: Path
+) -> None:
+    pass_file = tmp_path / "pass"
+    pass_file.write_bytes(b"unused\n")
+    pass_file.chmod(0o600)
+    code, _, err = cli(
+        "network", "add-observer", "--dir", str(observer_network), "--passphrase-file",
+        str(pass_file),
+    )  # fmt: skip
+    assert code != 0
+    assert "BAD_ARGUMENT: --passphrase-file is for a network whose keys are encrypted" in err
