@@ -77,6 +77,8 @@ STATUS = MappingProxyType(
         "UNKNOWN_OPERATION": _NOT_FOUND,
         "TIMEOUT": grpc.StatusCode.DEADLINE_EXCEEDED,
         "NOT_READY": grpc.StatusCode.UNAVAILABLE,
+        # A write sent to an observer, which serves reads only: the sentence names a validator.
+        "OBSERVER_READ_ONLY": _PRECONDITION,
         # The node's own trouble: its key files, its crypto suite, or a bug. (Key-file codes
         # stop a node at start or a command before it sends anything; listed all the same.)
         "BAD_PRIVATE_KEY": _INTERNAL,
