@@ -61,13 +61,15 @@ class Load:
     def _run(self) -> None:
         round_ = 0
         while not self._stop.is_set():
+            envelopes = [self.cluster.envelope(f"load-{round_}-{i}") for i in range(10)]
+            # The target is chosen and used under the lock, so once ``without`` returns no
+            # submission to that node is still in flight (signing happens before, outside it).
             with self._lock:
                 target = self.targets[round_ % len(self.targets)]
-            envelopes = [self.cluster.envelope(f"load-{round_}-{i}") for i in range(10)]
-            try:
-                self.admitted.extend(self.cluster.submit(target, envelopes))
-            except grpc.RpcError as exc:  # reported by the test
-                self.errors.append(exc)
+                try:
+                    self.admitted.extend(self.cluster.submit(target, envelopes))
+                except grpc.RpcError as exc:  # reported by the test
+                    self.errors.append(exc)
             round_ += 1
             time.sleep(0.05)
 
