@@ -21,10 +21,12 @@ their bundle directory, as an operator starts one on its host.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -48,6 +50,8 @@ FAULT_TABLE = "ibledger_fault"
 METRICS_PORT_OFFSET = 2  # base port + 2 (cli/deploy.py)
 CLI = [sys.executable, "-m", "ibledger.cli.main"]
 COMMAND_TIMEOUT_S = 180  # bounds a hung command only
+LAB_PREFIX = "ibllab-"
+_LAB_NAME = re.compile(rf"^{LAB_PREFIX}(\d+)-[0-9a-f]{{6}}-\w+$")
 _CLONE_NEWNET = 0x40000000
 _T = TypeVar("_T")
 
@@ -174,6 +178,25 @@ def wait_for(what: str, condition: Callable[[], bool], timeout_s: float) -> None
         time.sleep(0.25)
 
 
+def remove_leftovers() -> list[str]:
+    """Remove the labs of test runs that were killed before their teardown (their process is
+    gone): stop the node processes still running in their namespaces, then delete the
+    namespaces. Returns the namespaces removed."""
+    listed = _run(["ip", "netns", "list"], check=False).stdout.split()
+    removed = []
+    for name in listed:
+        match = _LAB_NAME.match(name)
+        if match is None or Path(f"/proc/{match.group(1)}").exists():
+            continue
+        pids = _run(["ip", "netns", "pids", name], check=False).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        _run(["ip", "netns", "del", name], check=False)
+        removed.append(name)
+    return removed
+
+
 @dataclass
 class Node:
     """A validator process started in its host's namespace from its bundle directory."""
@@ -201,7 +224,9 @@ class Lab:
     """The namespaces of one run: ``hosts`` validator hosts and a client, joined by a bridge."""
 
     host_count: int
-    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    # The creating process's id and a random part: unique among parallel runs, and a lab whose
+    # process is gone is known to be a leftover (``remove_leftovers``).
+    run_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(3)}")
     created: list[str] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
 
@@ -212,7 +237,7 @@ class Lab:
         return [f"{SUBNET}{HOST_FIRST + index}" for index in range(self.host_count)]
 
     def _name(self, label: str) -> str:
-        return f"ibl{self.run_id}-{label}"
+        return f"{LAB_PREFIX}{self.run_id}-{label}"
 
     @property
     def hub(self) -> str:
@@ -223,7 +248,7 @@ class Lab:
         return self._name("client")
 
     def namespace(self, host: str) -> str:
-        """The namespace of a validator host (``10.77.0.12`` -> ``ibl<run>-h12``)."""
+        """The namespace of a validator host (``10.77.0.12`` -> ``ibllab-<run>-h12``)."""
         if host not in self.hosts:
             raise LabError(f"{host} is not a host of this lab ({', '.join(self.hosts)})")
         return self._name(f"h{host.rpartition('.')[2]}")
@@ -236,6 +261,7 @@ class Lab:
 
     def create(self) -> None:
         """Make every namespace, link and address; on a failure, remove what was made."""
+        remove_leftovers()
         try:
             self._add_namespace(self.hub)
             _run(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])

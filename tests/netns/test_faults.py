@@ -60,7 +60,8 @@ def test_n2_an_isolated_primary_is_replaced_and_rejoins(network: HostsNetwork) -
     # It rejoins: what it held commits, and all four converge on one chain.
     assert network.wait_committed(pending, via=old_primary) > stuck_at
     network.wait_converged(at_least=committed)
-    assert network.view(old_primary) > old_view
+    wait_for("the old primary to enter the new view",
+             lambda: network.view(old_primary) > old_view, EVENT_TIMEOUT_S)  # fmt: skip
 
 
 def test_n3_a_two_two_split_commits_nothing_until_healed(network: HostsNetwork) -> None:
