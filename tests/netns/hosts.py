@@ -74,7 +74,7 @@ def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProc
 
 
 def _table(chains: dict[str, list[str]]) -> str:
-    """The fault table in nft's file syntax: a filter chain per hook, holding ``rules``."""
+    """The fault table in nft's file syntax: a filter chain per hook with its rules."""
     lines = [f"table inet {FAULT_TABLE} {{"]
     for hook, rules in chains.items():
         lines += [f"  chain {hook} {{", f"    type filter hook {hook} priority 0; policy accept;"]
@@ -103,7 +103,8 @@ def unavailable_reason() -> str | None:
     for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
         if shutil.which(tool) is None:
             return f"network namespace tests need the {tool} command (package {package})"
-    probe = f"iblprobe-{secrets.token_hex(4)}"
+    # Named like a lab's namespaces, so that one left by a killed run is removed like theirs.
+    probe = f"{LAB_PREFIX}{os.getpid()}-{secrets.token_hex(3)}-probe"
     added = _run(["ip", "netns", "add", probe], check=False)
     if added.returncode != 0:
         return f"ip netns add does not work here: {added.stderr.strip()}"
