@@ -581,6 +581,20 @@ class Client:
             node_ids={str(n.api): n.id for n in manifest.processes},
         )
 
+    def pinned(self, address: str) -> Client:
+        """A client for the node at ``address`` alone, with this client's credentials, chain,
+        identity and manifest (the TLS name a node must carry is kept too)."""
+        return Client(
+            address,
+            chain_id=self._chain_id,
+            keypair=self.keypair,
+            sender=self.sender,
+            timeout_s=self.timeout_s,
+            credentials=self._credentials,
+            manifest=self.manifest,
+            node_ids=self._node_ids,
+        )
+
     # -- plumbing ---------------------------------------------------------------------------
 
     @property

@@ -626,7 +626,8 @@ def report_receipt(
     currency: str | None = None,
 ) -> int:
     data = receipt.to_dict()
-    if not receipt.ok:
+    # A withheld receipt is committed with a result only its parties see: not a failure.
+    if not receipt.ok and not receipt.withheld:
         if getattr(options, "json", False):
             emit_ledger(options, client, data, "", currency=currency)
         raise CommandError(

@@ -66,7 +66,8 @@ def _run_all(options: argparse.Namespace, client: Client) -> int:
     rows: list[dict[str, Any]] = []
     names = {str(n.api): n.id for n in client.manifest.processes} if client.manifest else {}
     for address in client.addresses:
-        with Client(address, timeout_s=client.timeout_s) as one:
+        # The same TLS settings as the command's client: a TLS network is asked over TLS.
+        with client.pinned(address) as one:
             try:
                 rows.append(one.status().to_dict() | {"up": True})
             except ClientError as exc:

@@ -141,6 +141,10 @@ def test_a_hosts_network_commits_under_network_up_and_from_its_bundles(
             assert time.monotonic() < deadline, "the bundles' nodes did not become ready"
             time.sleep(0.2)
         _commit_a_transaction(directory, "Registrar from the bundles")
+        # Every host answers ``status --all`` over the API's TLS (verified by the CA).
+        every = _cli("status", "--all", "--network", str(directory), "--json")
+        assert every.returncode == 0, every.stderr
+        assert [row["up"] for row in json.loads(every.stdout)["nodes"]] == [True] * NODES
         for bundle in sorted((directory / "bundles").iterdir()):
             assert any((bundle / "data").iterdir()), f"{bundle.name} wrote no ledger"
             log_text = (bundle / "node.log").read_text()

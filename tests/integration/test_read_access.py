@@ -10,6 +10,7 @@ anonymous streams must not lock out a bank that signs its reads.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from ibledger.node.tx import (
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc, types_pb2
 
-from .cluster import Cluster
+from .cluster import Cluster, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -170,6 +171,21 @@ def test_the_cli_shows_a_party_its_receipt_and_verifies_it(
         assert outsider.receipt(committed).withheld
     with Client.from_network(cluster.directory) as anonymous:
         assert anonymous.receipt(committed).withheld
+
+
+def test_tx_wait_reports_a_withheld_receipt_as_committed(
+    cluster: Cluster, committed: bytes
+) -> None:
+    """A caller who is not a party waits on a committed transaction: it is committed (exit 0),
+    its result withheld, never an error with an empty code."""
+    for who in ([], ["--as", "ICBC"]):
+        waited = run_cli("tx", "wait", committed.hex(), "--network", str(cluster.directory),
+                         "--json", *who)  # fmt: skip
+        receipt = json.loads(waited.stdout)
+        assert receipt["status"] == "COMMITTED" and receipt["withheld"] is True, receipt
+        assert receipt["height"] == _block_of(cluster, committed)
+        text = run_cli("tx", "wait", committed.hex(), "--network", str(cluster.directory), *who)
+        assert "result withheld" in text.stdout, text.stdout
 
 
 def test_a_participants_event_stream_carries_only_its_transactions(
