@@ -40,7 +40,12 @@ class SimResult:
 
 
 def run_scenario(scenario: Scenario, heavy: bool = False) -> SimResult:
-    cluster = Cluster(scenario)
+    if scenario.real_ledger:
+        from .node_cluster import NodeCluster  # loads the node's ledger only when asked
+
+        cluster: Cluster = NodeCluster(scenario)
+    else:
+        cluster = Cluster(scenario)
     cluster.run()
     stats = dict(cluster.stats)
     stats["messages"] = cluster.net.sent
