@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from ibledger.node import storage_keys as keys
+from ibledger.node.crypto import SUITE_NAMES
 from ibledger.node.ledger import Ledger
 from ibledger.node.store import StoreIOError
 from ibledger.sim.node_cluster import NodeCluster
@@ -70,6 +71,13 @@ def test_ci_seeds_with_storage_faults(n: int) -> None:
     assert total["restart"] >= total["write-failed"], total
     if n == 4:
         assert total["unsynced-writes-lost"] > 0, total  # a checkpoint certificate lost
+
+
+@pytest.mark.parametrize("suite", SUITE_NAMES)
+def test_real_ledger_seeds_on_each_crypto_suite(suite: str) -> None:
+    """A chain of each suite: its genesis, client keys and transaction ids, and the replicas
+    signing and hashing with that suite (one seed: SM2 signing is the slow part)."""
+    _check([run_seed(2, 4, real_ledger=True, storage_faults=True, suite=suite)])
 
 
 @pytest.mark.xfail(
