@@ -578,7 +578,7 @@ class Client:
             timeout_s=timeout_s,
             manifest=manifest,
             ca_cert=manifest.ca_cert,
-            node_ids={str(n.api): n.id for n in manifest.nodes},
+            node_ids={str(n.api): n.id for n in manifest.processes},
         )
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
         timeout_s=timeout_s,
         manifest=manifest,
         ca_cert=ca_cert,
-        node_ids={str(entry.api): entry.id for entry in manifest.nodes} if manifest else None,
+        node_ids={str(entry.api): entry.id for entry in manifest.processes} if manifest else None,
     )
 
 

@@ -64,7 +64,7 @@ def run(options: argparse.Namespace) -> int:
 
 def _run_all(options: argparse.Namespace, client: Client) -> int:
     rows: list[dict[str, Any]] = []
-    names = {str(n.api): n.id for n in client.manifest.nodes} if client.manifest else {}
+    names = {str(n.api): n.id for n in client.manifest.processes} if client.manifest else {}
     for address in client.addresses:
         with Client(address, timeout_s=client.timeout_s) as one:
             try:

@@ -2,9 +2,13 @@
 
 ``ibledger network init`` writes the manifest beside the genesis file; it names the chain, the
 genesis file, the consortium CA, every node (its id, API, peer and metrics addresses, directory
-and node.toml) and the local identities (participant id, key file, roles). Client commands find
-the nodes and sign with its identities; ``network up/down/status`` find the nodes' files. Nodes
-never read it: a node knows only its node.toml and the genesis.
+and node.toml) and the local identities (participant id, key file, roles).
+``ibledger network add-observer`` adds an entry to ``observers`` (id, API and metrics
+addresses, directory, node.toml: an observer has no peer address). ``nodes`` are the validators
+only, so client commands, which submit transactions, never pick an observer by themselves;
+``network up/down/status/logs`` manage ``Manifest.processes``, validators and observers alike.
+Client commands find the nodes and sign with its identities. Nodes never read it: a node knows
+only its node.toml and the genesis.
 
 Every problem raises ``ManifestError`` (a ``ClientError``) whose message names the file, the
 field and the reason, ``network.json: nodes[1].api: must be host:port, ...``. The file's shape is
@@ -42,6 +46,8 @@ __all__ = [
     "ManifestError",
     "ManifestIdentity",
     "ManifestNode",
+    "ManifestObserver",
+    "ManifestProcess",
     "load_manifest",
     "read_genesis",
 ]
@@ -69,6 +75,28 @@ class ManifestNode:
     dir: Path
     config: Path
 
+    @property
+    def role(self) -> str:
+        return "validator"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestObserver:
+    """A non-voting node that follows the validators (see ``node.observer``)."""
+
+    id: str
+    api: HostPort
+    metrics: HostPort
+    dir: Path
+    config: Path
+
+    @property
+    def role(self) -> str:
+        return "observer"
+
+
+ManifestProcess = ManifestNode | ManifestObserver
+
 
 @dataclass(frozen=True, slots=True)
 class ManifestIdentity:
@@ -89,10 +117,22 @@ class Manifest:
     identities: dict[str, ManifestIdentity] = field(compare=False)
     ca_cert: Path | None = None  # the consortium CA that node API certificates chain to
     keys_encrypted: bool = False  # written by ``network init --encrypt``: refuse plaintext keys
+    observers: tuple[ManifestObserver, ...] = ()
 
     @property
     def path(self) -> Path:
         return self.directory / MANIFEST_FILE
+
+    @property
+    def processes(self) -> tuple[ManifestProcess, ...]:
+        """Every node process of the network: the validators, then the observers."""
+        return (*self.nodes, *self.observers)
+
+    def observer(self, observer_id: str) -> ManifestObserver | None:
+        for observer in self.observers:
+            if observer.id == observer_id:
+                return observer
+        return None
 
     def node(self, node_id: str) -> ManifestNode | None:
         for node in self.nodes:
@@ -166,6 +206,15 @@ class _NodeEntry(BaseModel):
     config: _Path
 
 
+class _ObserverEntry(BaseModel):
+    model_config = _LENIENT
+    id: _Text
+    api: _Address
+    metrics: _Address
+    dir: _Path
+    config: _Path
+
+
 class _IdentityEntry(BaseModel):
     model_config = _LENIENT
     participant: _Text
@@ -183,6 +232,7 @@ class _ManifestFile(BaseModel):
     identities: dict[str, _IdentityEntry]
     ca_cert: Annotated[Path | None, PlainValidator(_optional_path)] = None
     keys_encrypted: bool = False  # written by ``network init --encrypt``
+    observers: list[_ObserverEntry] = []  # written by ``network add-observer``
 
 
 def load_manifest(directory: Path | str) -> Manifest:
@@ -206,15 +256,21 @@ def load_manifest(directory: Path | str) -> Manifest:
     if not manifest.nodes:
         raise ManifestError("MANIFEST_INVALID", path, "nodes", "must list at least one node")
     seen: set[str] = set()
-    for index, entry in enumerate(manifest.nodes):
-        if entry.id in seen:
+    listed = [("nodes", index, entry.id) for index, entry in enumerate(manifest.nodes)]
+    listed += [("observers", index, entry.id) for index, entry in enumerate(manifest.observers)]
+    for where, index, node_id in listed:
+        if node_id in seen:
             raise ManifestError(
-                "MANIFEST_INVALID", path, f"nodes[{index}].id", f"{entry.id!r} is listed twice"
+                "MANIFEST_INVALID", path, f"{where}[{index}].id", f"{node_id!r} is listed twice"
             )
-        seen.add(entry.id)
+        seen.add(node_id)
     nodes = tuple(
         ManifestNode(entry.id, entry.api, entry.peer, entry.metrics, entry.dir, entry.config)
         for entry in manifest.nodes
+    )
+    observers = tuple(
+        ManifestObserver(entry.id, entry.api, entry.metrics, entry.dir, entry.config)
+        for entry in manifest.observers
     )
     identities = {
         name: ManifestIdentity(name, entry.participant, entry.key_file, tuple(entry.roles))
@@ -228,6 +284,7 @@ def load_manifest(directory: Path | str) -> Manifest:
         identities,
         manifest.ca_cert,
         manifest.keys_encrypted,
+        observers,
     )
 
 

@@ -78,7 +78,7 @@ import grpc
 
 from ibledger.contracts.identifiers import uscc_check_char
 from ibledger.contracts.identifiers import validate as validate_identifier
-from ibledger.node.config import ConfigError, HostPort, format_toml, load_node_config
+from ibledger.node.config import ConfigError, HostPort, format_toml, load_config, load_node_config
 from ibledger.node.crypto import (
     ED25519_SHA256,
     SUITE_NAMES,
@@ -89,9 +89,15 @@ from ibledger.node.crypto import (
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
-from . import deploy
+from . import deploy, network_observer
 from .client import api_channel
-from .manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestNode, load_manifest
+from .manifest import (
+    MANIFEST_FILE,
+    Manifest,
+    ManifestError,
+    ManifestProcess,
+    load_manifest,
+)
 from .output import CommandError, add_json_flag, emit, home, plain
 from .passphrase import (
     PASSPHRASE_ENV,
@@ -303,15 +309,25 @@ def register(commands: Any) -> None:
     )
     logs.set_defaults(handler=network_logs)
 
+    network_observer.register(verbs, _add_dir)
 
-def _add_dir(parser: argparse.ArgumentParser) -> None:
+
+def _add_dir(parser: argparse.ArgumentParser, *aliases: str) -> None:
     parser.add_argument(
-        "--dir", type=Path, help="network directory (default: $IBLEDGER_HOME/network)"
+        "--dir",
+        *aliases,
+        dest="dir",
+        type=Path,
+        help="network directory (default: $IBLEDGER_HOME/network)",
     )
 
 
 def default_network_dir() -> Path:
     return home() / "network"
+
+
+def network_dir(options: argparse.Namespace) -> Path:
+    return _network_dir(options)
 
 
 def _network_dir(options: argparse.Namespace) -> Path:
@@ -817,7 +833,7 @@ def failure_reason(node_dir: Path, pid: int | None, *, log_only: bool = False) -
     return None
 
 
-def _start_node(node: ManifestNode, passphrase: bytes | None = None) -> subprocess.Popen[bytes]:
+def _start_node(node: ManifestProcess, passphrase: bytes | None = None) -> subprocess.Popen[bytes]:
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     inherited: tuple[int, ...] = ()
@@ -891,8 +907,8 @@ def up_network(options: argparse.Namespace) -> int:
     # command before any process starts; the nodes then get it through an inherited pipe.
     try:
         passphrases = PassphraseForKeys(options.passphrase_file)
-        for node in manifest.nodes:
-            load_node_config(node.config, passphrase=passphrases.value, ask_passphrase=passphrases)
+        for node in manifest.processes:
+            load_config(node.config, passphrase=passphrases.value, ask_passphrase=passphrases)
     except ConfigError as exc:
         raise CommandError("CONFIG_INVALID", str(exc)) from None
     except CryptoError as exc:
@@ -901,7 +917,7 @@ def up_network(options: argparse.Namespace) -> int:
     processes: dict[str, subprocess.Popen[bytes]] = {}
     pids: dict[str, int] = {}
     action: dict[str, str] = {}
-    for node in manifest.nodes:
+    for node in manifest.processes:
         pid = _running_pid(node.dir, node.config)
         if pid is not None:
             pids[node.id], action[node.id] = pid, "already running"
@@ -913,10 +929,10 @@ def up_network(options: argparse.Namespace) -> int:
             raise CommandError("START_FAILED", f"cannot start {node.id}: {exc}") from None
         processes[node.id], pids[node.id], action[node.id] = process, process.pid, "started"
 
-    progress = _Progress(len(manifest.nodes), enabled=not options.json)
+    progress = _Progress(len(manifest.processes), enabled=not options.json)
     failures = _wait_ready(manifest, processes, pids, options.timeout, progress)
     rows = []
-    for node in manifest.nodes:
+    for node in manifest.processes:
         rows.append(
             {
                 "node_id": node.id,
@@ -938,7 +954,7 @@ def up_network(options: argparse.Namespace) -> int:
     emit(options, {"dir": str(directory), "nodes": rows}, text)
     if failures:
         parts = []
-        for node in manifest.nodes:
+        for node in manifest.processes:
             if node.id in failures:
                 tail = _log_tail(node.dir)
                 log_text = "\n".join(f"    {line}" for line in tail) or "    (nothing)"
@@ -948,7 +964,7 @@ def up_network(options: argparse.Namespace) -> int:
                 )
         raise CommandError(
             "NODES_NOT_UP",
-            f"{len(failures)} of {len(manifest.nodes)} node(s) did not come up "
+            f"{len(failures)} of {len(manifest.processes)} node(s) did not come up "
             f"({', '.join(sorted(failures))})\n" + "\n".join(parts),
         )
     return 0
@@ -1016,13 +1032,13 @@ def _wait_ready(
 ) -> dict[str, str]:
     """Poll until every node is alive and its /readyz answers 200; return
     ``{node id: why it is not up}``, the reason taken from the node's log when it exited."""
-    progress = progress or _Progress(len(manifest.nodes), enabled=False)
+    progress = progress or _Progress(len(manifest.processes), enabled=False)
     deadline = time.monotonic() + timeout_s
-    pending = {node.id: node for node in manifest.nodes}
+    pending = {node.id: node for node in manifest.processes}
     failures: dict[str, str] = {}
-    why_not: dict[str, str] = {node.id: "starting" for node in manifest.nodes}
+    why_not: dict[str, str] = {node.id: "starting" for node in manifest.processes}
 
-    def check_exits(watched: dict[str, ManifestNode]) -> None:
+    def check_exits(watched: dict[str, ManifestProcess]) -> None:
         for node_id in sorted(watched):
             node = watched[node_id]
             process = processes.get(node_id)
@@ -1048,19 +1064,19 @@ def _wait_ready(
                 else:
                     why_not[node_id] = why
             progress.waiting(
-                len(manifest.nodes) - len(pending) - len(failures),
+                len(manifest.processes) - len(pending) - len(failures),
                 {node_id: why_not[node_id] for node_id in pending},
             )
             if pending:
                 time.sleep(min(PROBE_INTERVAL_S, max(0.0, deadline - time.monotonic())))
         # Ready is a moment: confirm that every node that was ready is still alive.
         check_exits(
-            {n.id: n for n in manifest.nodes if n.id not in failures and n.id not in pending}
+            {n.id: n for n in manifest.processes if n.id not in failures and n.id not in pending}
         )
     finally:
         progress.finish()
     for node_id in pending:
-        node = next(n for n in manifest.nodes if n.id == node_id)
+        node = next(n for n in manifest.processes if n.id == node_id)
         failures[node_id] = f"not ready within {timeout_s:g} s: {why_not[node_id]}"
         reason = failure_reason(node.dir, pids.get(node_id), log_only=True)
         if reason:
@@ -1088,7 +1104,7 @@ def down_network(options: argparse.Namespace) -> int:
     manifest = _manifest(directory)
     result: dict[str, str] = {}
     pids: dict[str, int | None] = {}
-    for node in manifest.nodes:
+    for node in manifest.processes:
         recorded = _read_pid(node.dir)
         pid = _running_pid(node.dir, node.config)
         pids[node.id] = pid
@@ -1112,10 +1128,12 @@ def down_network(options: argparse.Namespace) -> int:
     leftover = {node_id for node_id in stopping if result[node_id].startswith("killed")}
     _wait_exit(leftover, pids, 5.0)
     survivors = sorted(node_id for node_id in leftover if _pid_alive(pids[node_id] or 0))
-    for node in manifest.nodes:
+    for node in manifest.processes:
         if node.id not in survivors:
             _remove_pid_file(node.dir)
-    rows = [{"node_id": n.id, "pid": pids[n.id], "result": result[n.id]} for n in manifest.nodes]
+    rows = [
+        {"node_id": n.id, "pid": pids[n.id], "result": result[n.id]} for n in manifest.processes
+    ]
     text = _table(["node", "pid", "result"], [[r["node_id"], r["pid"], r["result"]] for r in rows])
     emit(options, {"dir": str(directory), "nodes": rows}, text)
     if survivors:
@@ -1138,15 +1156,18 @@ def _wait_exit(node_ids: Iterable[str], pids: dict[str, int | None], timeout_s: 
 def node_statuses(
     manifest: Manifest, deadline_s: float = STATUS_DEADLINE_S
 ) -> list[dict[str, Any]]:
-    """One row per node: the process and what its GetStatus says (nulls when it is down)."""
+    """One row per node, validators then observers: the process and what its GetStatus says
+    (nulls when it is down); an observer's row adds its lag, read from its metrics endpoint."""
+    processes = manifest.processes
     answers = query_statuses(
-        {node.id: node.api for node in manifest.nodes}, deadline_s, manifest.ca_cert
+        {node.id: node.api for node in processes}, deadline_s, manifest.ca_cert
     )
     rows: list[dict[str, Any]] = []
-    for node in manifest.nodes:
+    for node in processes:
         answer = answers[node.id]
         row: dict[str, Any] = {
             "node_id": node.id,
+            "role": node.role,
             "api": str(node.api),
             "pid": _running_pid(node.dir, node.config),
             "up": not isinstance(answer, str),
@@ -1158,21 +1179,48 @@ def node_statuses(
             "state_root": None,
             "tip_hash": None,
             "catching_up": None,
+            "lag_blocks": None,
+            "seconds_since_block": None,
             "error": answer if isinstance(answer, str) else None,
         }
         if not isinstance(answer, str):
             row.update(
                 height=answer.height,
                 view=answer.view,
-                primary_node_id=answer.primary,
+                primary_node_id=answer.primary or None,
                 peers_connected=sum(1 for peer in answer.peers if peer.connected),
                 peers_total=len(answer.peers),
                 state_root=answer.state_root.hex(),
                 tip_hash=answer.tip_hash.hex(),
                 catching_up=answer.catching_up,
             )
+            if node.role == "observer":
+                lag = observer_lag(node.metrics, deadline_s)
+                row.update(lag_blocks=lag.get(LAG_BLOCKS), seconds_since_block=lag.get(LAG_SECONDS))
         rows.append(row)
     return rows
+
+
+LAG_BLOCKS = "ibledger_observer_lag_blocks"
+LAG_SECONDS = "ibledger_observer_seconds_since_block"
+
+
+def observer_lag(address: HostPort, timeout_s: float) -> dict[str, float]:
+    """An observer's lag gauges, from its metrics endpoint (empty when it does not answer)."""
+    url = f"http://{address.host}:{address.port}/metrics"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s) as response:
+            text = response.read(4 * 1024 * 1024).decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (LAG_BLOCKS, LAG_SECONDS):
+            with contextlib.suppress(ValueError):
+                found[name] = float(value)
+    return found
 
 
 def quorum_size(validators: int) -> int:
@@ -1180,24 +1228,43 @@ def quorum_size(validators: int) -> int:
     return validators - (validators - 1) // 3
 
 
+def _lag_text(row: dict[str, Any]) -> str:
+    if row["role"] != "observer" or not row["up"]:
+        return "-"
+    blocks, seconds = row["lag_blocks"], row["seconds_since_block"]
+    if blocks is None or seconds is None:
+        return "?"
+    return f"{int(blocks)} blk / {seconds:.1f} s"
+
+
 def network_status(options: argparse.Namespace) -> int:
     manifest = _manifest(_network_dir(options))
     rows = node_statuses(manifest)
-    down = [row["node_id"] for row in rows if not row["up"]]
-    up = len(rows) - len(down)
-    needed = quorum_size(len(rows))
+    validators = [row for row in rows if row["role"] == "validator"]
+    down = [row["node_id"] for row in validators if not row["up"]]
+    observers_down = [
+        row["node_id"] for row in rows if row["role"] != "validator" and not row["up"]
+    ]
+    up = len(validators) - len(down)
+    needed = quorum_size(len(validators))
     problem: CommandError | None = None
     if up < needed:
         problem = CommandError(
             "QUORUM_LOST",
-            f"quorum lost: {up} of {len(rows)} validators are up and {needed} are needed to "
-            f"commit blocks; down: {', '.join(down)}",
+            f"quorum lost: {up} of {len(validators)} validators are up and {needed} are needed "
+            f"to commit blocks; down: {', '.join(down)}",
         )
-    elif down:
+    elif down or observers_down:
+        everything_down = down + observers_down
+        quorum = f"the quorum of {needed} still holds"
+        observers = f" (observers: {', '.join(observers_down)})" if observers_down else ""
         problem = CommandError(
             "NODES_DOWN",
-            f"{len(down)} of {len(rows)} node(s) down ({', '.join(down)}); the quorum of "
-            f"{needed} still holds",
+            f"{len(everything_down)} of {len(rows)} node(s) down ({', '.join(everything_down)})"
+            f"; {quorum}{observers if down else ''}"
+            if down
+            else f"{len(observers_down)} of {len(rows)} node(s) down "
+            f"({', '.join(observers_down)}); observers only: {quorum}",
         )
     if options.json:
         emit(options, {"dir": str(manifest.directory), "nodes": rows}, "")
@@ -1210,6 +1277,7 @@ def network_status(options: argparse.Namespace) -> int:
         table_rows.append(
             [
                 row["node_id"],
+                row["role"],
                 "up" if up else "down",
                 row["pid"] if row["pid"] is not None else "-",
                 row["height"] if up else "-",
@@ -1217,9 +1285,12 @@ def network_status(options: argparse.Namespace) -> int:
                 (row["primary_node_id"] or "-") if up else "-",
                 f"{row['peers_connected']}/{row['peers_total']}" if up else "-",
                 (row["state_root"][:16] or "-") if up else "-",
+                _lag_text(row),
             ]
         )
-    headers = ["node", "state", "pid", "height", "view", "primary", "peers", "state root"]
+    headers = [
+        "node", "role", "state", "pid", "height", "view", "primary", "peers", "state root", "lag"
+    ]  # fmt: skip
     print(_table(headers, table_rows))
     if problem is not None:
         raise problem
@@ -1276,11 +1347,11 @@ class _Follower:
 
 def network_logs(options: argparse.Namespace) -> int:
     manifest = _manifest(_network_dir(options))
-    nodes = list(manifest.nodes)
+    nodes = list(manifest.processes)
     if options.node is not None:
         nodes = [node for node in nodes if node.id == options.node]
         if not nodes:
-            known = ", ".join(node.id for node in manifest.nodes)
+            known = ", ".join(node.id for node in manifest.processes)
             raise CommandError("UNKNOWN_NODE", f"no node {options.node!r} (nodes: {known})")
     if options.lines < 0:
         raise CommandError("BAD_ARGUMENT", "--lines must be 0 or more")

@@ -103,7 +103,8 @@ def _node_toml(options: argparse.Namespace) -> Path:
     from .manifest import ManifestError, load_manifest
 
     try:
-        node = load_manifest(options.network).node(options.node)
+        manifest = load_manifest(options.network)
+        node = manifest.node(options.node) or manifest.observer(options.node)
     except ManifestError as exc:
         raise CommandError(exc.code, exc.message) from None
     if node is None:

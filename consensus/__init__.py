@@ -103,7 +103,9 @@ Glossary: the paper's symbols and the code's names
 - t (client timestamp): none; the block timestamp is `Block.timestamp_ms` (agreed time above)
 """
 
+from .catch_up import transfer_run
 from .certificates import (
+    check_commit_proof,
     verify_checkpoint_certificate,
     verify_checkpoint_proof,
     verify_commit_certificate,
@@ -217,6 +219,7 @@ __all__ = [
     "ViewChanged",
     "agreed_timestamp",
     "block_digest",
+    "check_commit_proof",
     "compute_new_view_order",
     "decode_block",
     "decode_checkpoint_certificate",
@@ -234,6 +237,7 @@ __all__ = [
     "request_id",
     "sha256",
     "signing_bytes",
+    "transfer_run",
     "verify_checkpoint_certificate",
     "verify_checkpoint_proof",
     "verify_commit_certificate",

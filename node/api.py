@@ -212,7 +212,7 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         *,
         node_id: str,
         ledger: Ledger,
-        admission: Admission,
+        admission: Admission | None,
         feed: CommitFeed,
         node_view: Callable[[], NodeView],
         mempool_size: Callable[[], int],
@@ -221,7 +221,13 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         ready: Callable[[], bool] = lambda: True,
         limits: LongCallLimits | None = None,
         on_refused: RefusalHook = lambda code, peer, details: None,
+        read_only: str | None = None,
     ) -> None:
+        """Without ``admission`` the node is read-only (an observer): every write call answers
+        ``OBSERVER_READ_ONLY`` with the sentence ``read_only``, which names where to send."""
+        if (admission is None) == (read_only is None):
+            raise ValueError("a LedgerService has either an admission or a read-only refusal")
+        self._read_only = read_only
         self._on_refused = on_refused
         self._node_id = node_id
         self._ledger = ledger
@@ -267,9 +273,17 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         if not self._ready():
             raise NodeError("NOT_READY", "the node is starting; retry in a moment")
 
+    def _writable(self) -> Admission:
+        """Where a write goes; on a read-only node, the refusal that names a validator."""
+        if self._admission is None:
+            assert self._read_only is not None
+            raise NodeError("OBSERVER_READ_ONLY", self._read_only)
+        return self._admission
+
     async def _submit(self, request: ledger_pb2.SubmitRequest) -> ledger_pb2.SubmitResponse:
+        admission = self._writable()
         self._require_ready()
-        [result] = await self._admission.admit([request.envelope])
+        [result] = await admission.admit([request.envelope])
         if result.status == "REJECTED":
             raise NodeError(result.code, result.message)
         return self._response(result)
@@ -282,12 +296,13 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
     async def _submit_batch(
         self, request: ledger_pb2.SubmitBatchRequest, peer: str
     ) -> ledger_pb2.SubmitBatchResponse:
+        admission = self._writable()
         self._require_ready()
         if len(request.envelopes) > SUBMIT_BATCH_MAX:
             raise NodeError(
                 "BATCH_TOO_LARGE", f"at most {SUBMIT_BATCH_MAX} envelopes per SubmitBatch call"
             )
-        results = await self._admission.admit(list(request.envelopes))
+        results = await admission.admit(list(request.envelopes))
         for result in results:
             if result.status == "REJECTED":
                 details = {

@@ -14,6 +14,14 @@ A node reads two files at start-up (docs/design.md section 6):
   are validated by ``contracts.runtime.genesis_writes``. ``Genesis.raw`` keeps the parsed
   mapping unchanged: the ledger hashes it and the contracts read it.
 
+``[node] role`` is ``validator`` (the default) or ``observer``. An observer (``ObserverConfig``,
+see ``observer.py``) is not in the genesis validator list and holds no validator key; its
+``[peer]`` section names only its TLS files (it dials validators to fetch certified blocks and
+listens for no peer), its certificate carries the observer role, and its optional
+``[observer]`` section names the validators it follows and how often it polls them. Settings an
+observer has no use for (``[mempool]``, ``[audit]``, peer listening and queue settings, a
+validator key) are errors, not silently ignored.
+
 The network manifest (``network.json``) is a client's file, read by ``cli.manifest`` only.
 
 Every problem raises ``ConfigError(path, field, message)``, whose text names the file, the place
@@ -57,7 +65,10 @@ from .crypto import CryptoError, CryptoSuite, KeyPair, load_private_key
 from .jsonfile import JsonFileError, read_genesis
 from .keyfile import key_file_is_encrypted, private_key_to_pem, read_passphrase_file
 from .pki import (
+    OBSERVER_ROLE,
+    VALIDATOR_ROLE,
     PkiError,
+    certificate_role,
     public_keys_match,
     read_certificate,
     read_private_key,
@@ -83,6 +94,7 @@ from .schema import (
     AdmissionSection,
     ConsensusSection,
     NodeToml,
+    ObserverSection,
     first_error,
     section_error,
 )
@@ -106,9 +118,13 @@ __all__ = [
     "MempoolConfig",
     "MetricsConfig",
     "NodeConfig",
+    "ObserverConfig",
+    "ObserverPeerConfig",
+    "ObserverSettings",
     "PeerConfig",
     "ValidatorInfo",
     "format_toml",
+    "load_config",
     "load_genesis",
     "load_node_config",
     "parse_host_port",
@@ -249,13 +265,53 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(path, None, "is not valid TOML: not UTF-8 text") from None
 
 
-def load_node_config(
+@dataclass(frozen=True, slots=True)
+class ObserverPeerConfig:
+    """An observer's ``[peer]``: the TLS files it dials validators with (it listens for none)."""
+
+    tls_cert: Path
+    tls_key: Path
+    ca_cert: Path
+    max_message_bytes: int = PEER_MESSAGE_BYTES_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class ObserverSettings:
+    """``[observer]``: the validators to fetch certified blocks from, in the order to try them,
+    and how often to ask them for their height."""
+
+    validators: tuple[str, ...]
+    poll_interval_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObserverConfig:
+    """A validated observer ``node.toml`` with its genesis: a node that follows the validators,
+    holds no consensus key, and serves the read side of the public API."""
+
+    path: Path
+    node_id: str
+    genesis_file: Path
+    data_dir: Path
+    api: ApiConfig
+    peer: ObserverPeerConfig
+    metrics: MetricsConfig
+    log: LogConfig
+    genesis: Genesis
+    observer: ObserverSettings
+    tls_key_pem: bytes = field(repr=False)
+    keys: KeysConfig = KeysConfig()
+
+
+def load_config(
     path: Path | str,
     *,
     passphrase: bytes | None = None,
     ask_passphrase: Callable[[Path], bytes | None] | None = None,
-) -> NodeConfig:
-    """Read and validate ``node.toml``, its genesis, validator key and TLS files.
+) -> NodeConfig | ObserverConfig:
+    """Read and validate ``node.toml`` of either role (``[node] role``): a validator's (its
+    genesis, validator key and TLS files) or an observer's (its genesis, the validators it
+    follows and its TLS files).
 
     ``passphrase`` decrypts encrypted private keys; without one, ``[keys] passphrase_file`` is
     read, and then ``ask_passphrase(key file)`` (a terminal prompt) is called, only when a key
@@ -268,12 +324,47 @@ def load_node_config(
         toml = NodeToml.model_validate(document, context={"base": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(path, *first_error(NodeToml, exc)) from None
+    if toml.node.role == OBSERVER_ROLE:
+        return _observer_config(path, document, toml, passphrase, ask_passphrase)
+    return _validator_config(path, toml, passphrase, ask_passphrase)
+
+
+def load_node_config(
+    path: Path | str,
+    *,
+    passphrase: bytes | None = None,
+    ask_passphrase: Callable[[Path], bytes | None] | None = None,
+) -> NodeConfig:
+    """Read and validate a validator's ``node.toml`` (see ``load_config``); an observer's is
+    refused with a ConfigError on ``[node] role``."""
+    config = load_config(path, passphrase=passphrase, ask_passphrase=ask_passphrase)
+    if isinstance(config, ObserverConfig):
+        raise ConfigError(
+            path, "[node] role", "is 'observer', but a validator's node.toml is needed here"
+        )
+    return config
+
+
+def _validator_config(
+    path: Path,
+    toml: NodeToml,
+    passphrase: bytes | None,
+    ask_passphrase: Callable[[Path], bytes | None] | None,
+) -> NodeConfig:
     node_id = toml.node.id
     genesis_file = toml.node.genesis_file
     data_dir = toml.node.data_dir
     validator_key = toml.node.validator_key
+    if validator_key is None:
+        raise ConfigError(path, "[node] validator_key", "is required for a validator")
+    if toml.peer.listen is None:
+        raise ConfigError(path, "[peer] listen", "is required for a validator")
+    if toml.observer is not None:
+        raise ConfigError(
+            path, "[observer]", 'is a section of an observer\'s node.toml (role = "observer") only'
+        )
     api = ApiConfig(**dict(toml.api))
-    peer = PeerConfig(**dict(toml.peer))
+    peer = PeerConfig(**(dict(toml.peer) | {"listen": toml.peer.listen}))
     metrics = MetricsConfig(listen=toml.metrics.listen)
     mempool = MempoolConfig(size_max=toml.mempool.size_max)
     log = LogConfig(**dict(toml.log))
@@ -307,7 +398,9 @@ def load_node_config(
             f"{validator_key} holds public key {keypair.public_key.hex()[:16]}..., but "
             f"{genesis_file.name} lists {entry.public_key.hex()[:16]}... for {node_id}",
         )
-    tls_key_pem = _check_tls(path, peer, node_id, passphrases)
+    tls_key_pem = _check_tls(
+        path, peer.ca_cert, peer.tls_cert, peer.tls_key, node_id, VALIDATOR_ROLE, passphrases
+    )
     return NodeConfig(
         path=path.resolve(),
         node_id=node_id,
@@ -325,6 +418,113 @@ def load_node_config(
         keys=keys,
         audit=audit,
     )
+
+
+# Settings an observer has no use for: refused rather than silently ignored, so that a copied
+# validator node.toml does not look as if it configured something.
+_OBSERVER_REFUSED_SECTIONS = {
+    "mempool": "an observer admits no transactions",
+    "audit": "an observer keeps no audit log (it holds no key to sign its heads)",
+}
+_OBSERVER_REFUSED_PEER_SETTINGS = (
+    "listen",
+    "outbound_queue_max",
+    "consensus_queue_bytes_max",
+    "relay_queue_bytes_max",
+    "offline_queue_bytes_max",
+    "inbound_bytes_max",
+)
+
+
+def _observer_config(
+    path: Path,
+    document: Mapping[str, Any],
+    toml: NodeToml,
+    passphrase: bytes | None,
+    ask_passphrase: Callable[[Path], bytes | None] | None,
+) -> ObserverConfig:
+    node_id = toml.node.id
+    if toml.node.validator_key is not None:
+        raise ConfigError(
+            path,
+            "[node] validator_key",
+            "an observer holds no consensus key and signs no consensus message; remove it",
+        )
+    for section, why in _OBSERVER_REFUSED_SECTIONS.items():
+        if section in document:
+            raise ConfigError(path, f"[{section}]", f"{why}; remove this section")
+    peer_document = document.get("peer")
+    for key in _OBSERVER_REFUSED_PEER_SETTINGS:
+        if isinstance(peer_document, Mapping) and key in peer_document:
+            raise ConfigError(
+                path,
+                f"[peer] {key}",
+                "an observer takes no peer connections and sends no consensus messages; "
+                "remove this setting",
+            )
+    api = ApiConfig(**dict(toml.api))
+    peer = ObserverPeerConfig(
+        tls_cert=toml.peer.tls_cert,
+        tls_key=toml.peer.tls_key,
+        ca_cert=toml.peer.ca_cert,
+        max_message_bytes=toml.peer.max_message_bytes,
+    )
+    metrics = MetricsConfig(listen=toml.metrics.listen)
+    log = LogConfig(**dict(toml.log))
+    keys = KeysConfig(**dict(toml.keys))
+    passphrases = _PassphraseSource(keys, passphrase, ask_passphrase)
+    _check_distinct_listeners(path, api.listen, None, metrics.listen)
+    genesis = load_genesis(toml.node.genesis_file)
+    if genesis.validator(node_id) is not None:
+        raise ConfigError(
+            path,
+            "[node] id",
+            f"{node_id!r} is a validator in {toml.node.genesis_file.name}; an observer needs an "
+            "id of its own",
+        )
+    settings = _observer_settings(
+        path, toml.observer or ObserverSection(), genesis, toml.node.genesis_file.name
+    )
+    tls_key_pem = _check_tls(
+        path, peer.ca_cert, peer.tls_cert, peer.tls_key, node_id, OBSERVER_ROLE, passphrases
+    )
+    return ObserverConfig(
+        path=path.resolve(),
+        node_id=node_id,
+        genesis_file=toml.node.genesis_file,
+        data_dir=toml.node.data_dir,
+        api=api,
+        peer=peer,
+        metrics=metrics,
+        log=log,
+        genesis=genesis,
+        observer=settings,
+        tls_key_pem=tls_key_pem,
+        keys=keys,
+    )
+
+
+def _observer_settings(
+    path: Path, section: ObserverSection, genesis: Genesis, genesis_name: str
+) -> ObserverSettings:
+    if section.validators is None:
+        return ObserverSettings(genesis.validator_ids, section.poll_interval_ms)
+    if not section.validators:
+        raise ConfigError(path, "[observer] validators", "must name at least one validator")
+    seen: set[str] = set()
+    for index, validator_id in enumerate(section.validators):
+        where = f"[observer] validators[{index}]"
+        if genesis.validator(validator_id) is None:
+            raise ConfigError(
+                path,
+                where,
+                f"{validator_id!r} is not a validator in {genesis_name} "
+                f"(validators: {', '.join(genesis.validator_ids)})",
+            )
+        if validator_id in seen:
+            raise ConfigError(path, where, f"{validator_id!r} is listed twice")
+        seen.add(validator_id)
+    return ObserverSettings(tuple(section.validators), section.poll_interval_ms)
 
 
 class _PassphraseSource:
@@ -353,10 +553,12 @@ class _PassphraseSource:
         return self._value
 
 
-def _check_distinct_listeners(path: Path, api: HostPort, peer: HostPort, metrics: HostPort) -> None:
+def _check_distinct_listeners(
+    path: Path, api: HostPort, peer: HostPort | None, metrics: HostPort
+) -> None:
     seen: dict[tuple[str, int], str] = {}
     for section, address in (("api", api), ("peer", peer), ("metrics", metrics)):
-        if address.port == 0:
+        if address is None or address.port == 0:
             continue  # port 0 asks the OS for a free port: never a clash
         key = (address.host, address.port)
         if key in seen:
@@ -366,37 +568,61 @@ def _check_distinct_listeners(path: Path, api: HostPort, peer: HostPort, metrics
         seen[key] = section
 
 
-def _check_tls(path: Path, peer: PeerConfig, node_id: str, passphrases: _PassphraseSource) -> bytes:
+def _check_tls(
+    path: Path,
+    ca_cert: Path,
+    tls_cert: Path,
+    tls_key: Path,
+    node_id: str,
+    role: str,
+    passphrases: _PassphraseSource,
+) -> bytes:
     def error(key: str, message: str) -> ConfigError:
         return ConfigError(path, f"[peer] {key}", message)
 
     try:
-        ca_certificate = read_certificate(peer.ca_cert)
+        ca_certificate = read_certificate(ca_cert)
     except PkiError as exc:
         raise error("ca_cert", str(exc)) from None
     try:
-        certificate = read_certificate(peer.tls_cert)
+        certificate = read_certificate(tls_cert)
     except PkiError as exc:
         raise error("tls_cert", str(exc)) from None
     try:
         verify_node_certificate(certificate, ca_certificate, node_id=node_id)
+        held = certificate_role(certificate)
     except PkiError as exc:
-        raise error("tls_cert", f"{peer.tls_cert} {exc}") from None
+        raise error("tls_cert", f"{tls_cert} {exc}") from None
+    if held != role:
+        raise error(
+            "tls_cert",
+            f"{tls_cert} is {'an' if held == OBSERVER_ROLE else 'a'} {held}'s certificate, but "
+            f"this node is {'an' if role == OBSERVER_ROLE else 'a'} {role}; "
+            + (
+                "issue one with 'ibledger network add-observer'"
+                if role == OBSERVER_ROLE
+                else "a validator's certificate has no organizational unit"
+            ),
+        )
     try:
         key = read_private_key(
-            peer.tls_key,
-            passphrases.for_key(peer.tls_key),
+            tls_key,
+            passphrases.for_key(tls_key),
             require_encrypted=passphrases.required,
         )
     except (PkiError, CryptoError) as exc:
         raise error("tls_key", str(exc) if isinstance(exc, PkiError) else exc.message) from None
     if not public_keys_match(certificate, key):
-        raise error("tls_key", f"{peer.tls_key} is not the key of {peer.tls_cert}")
+        raise error("tls_key", f"{tls_key} is not the key of {tls_cert}")
     return private_key_to_pem(key)
 
 
-def format_toml(sections: Mapping[str, Mapping[str, str | int | bool]]) -> str:
-    """Render tables of plain values as TOML (strings are JSON-escaped, which TOML accepts)."""
+TomlValue = str | int | bool | list[str]
+
+
+def format_toml(sections: Mapping[str, Mapping[str, TomlValue]]) -> str:
+    """Render tables of plain values as TOML (strings and lists of strings are JSON-escaped,
+    which TOML accepts)."""
     lines: list[str] = []
     for name, values in sections.items():
         if lines:

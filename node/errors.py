@@ -77,6 +77,8 @@ STATUS = MappingProxyType(
         "UNKNOWN_OPERATION": _NOT_FOUND,
         "TIMEOUT": grpc.StatusCode.DEADLINE_EXCEEDED,
         "NOT_READY": grpc.StatusCode.UNAVAILABLE,
+        # A write sent to an observer, which serves reads only: the sentence names a validator.
+        "OBSERVER_READ_ONLY": _PRECONDITION,
         # The node's own trouble: its key files, its crypto suite, or a bug. (Key-file codes
         # stop a node at start or a command before it sends anything; listed all the same.)
         "BAD_PRIVATE_KEY": _INTERNAL,
@@ -149,10 +151,13 @@ STATUS = MappingProxyType(
         "ENCUMBERED": _PRECONDITION,
         "FROZEN": _PRECONDITION,
         "IMMUTABLE_FIELD": _PRECONDITION,
+        "INSTRUMENT_NOT_ACTIVE": _PRECONDITION,
         "KEY_LAST_ACTIVE": _PRECONDITION,
         "KEY_LIMIT": _EXHAUSTED,
         "LAST_ADMIN": _PRECONDITION,
+        "NESTING_EXCEEDED": _PRECONDITION,
         "NON_TRANSFERABLE": _PRECONDITION,
+        "NOT_A_PRODUCT": _PRECONDITION,
         "NOT_MATURE": _PRECONDITION,
         "PARTICIPANT_ACTIVE": _PRECONDITION,
         "PARTICIPANT_INACTIVE": _PRECONDITION,
@@ -164,6 +169,7 @@ STATUS = MappingProxyType(
         "QUANTITY_EXCEEDS_AVAILABLE": _PRECONDITION,
         "RECOURSE_NOT_ALLOWED": _PRECONDITION,
         "REQUEST_NOT_PENDING": _PRECONDITION,
+        "REQUEST_PENDING": _PRECONDITION,
         "SETTLEMENT_NOT_PENDING": _PRECONDITION,
         "WINDOW_CLOSED": _PRECONDITION,
         "WRONG_STATE": _PRECONDITION,

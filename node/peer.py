@@ -10,6 +10,11 @@ transactions (one stream message costs about as much as 30 small messages would 
   server maps the certificate's common name to a validator id and refuses anyone else
   (PERMISSION_DENIED).  Consensus messages are also signed, so a message is attributed by its
   signature, never by the link it came on; the TLS identity decides who may talk at all.
+  A certificate with the observer role (``pki.OBSERVER_ROLE``) whose id is not a validator's
+  may call ``FetchBlocks`` and ``Tip`` only: an observer never opens ``Exchange``, so nothing it
+  could send reaches the replica, and it is never a link nor counted in any quorum.  Every
+  authenticated call is counted by caller and method (``calls``), so a validator's metrics
+  show what each observer did.
 * **Two bounded queues per peer, consensus first.** Consensus messages and relayed client
   transactions wait in separate queues, each bounded in items and in bytes
   (``outbound_queue_max``, ``consensus_queue_bytes_max``, ``relay_queue_bytes_max``).  A frame is
@@ -31,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +47,7 @@ from ibledger.consensus import HashFn, MessageError, SignedMessage, decode_messa
 from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
 
 from .errors import status_for
+from .pki import OBSERVER_ROLE
 
 log = logging.getLogger("ibledger.peer")
 
@@ -347,7 +353,15 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         genesis_digest: bytes | None = None,
         on_refused: Callable[[str, str, str], None] = lambda reason, caller, detail: None,
         crypto_suite: str | None = None,
+        role_of: Callable[[grpc.aio.ServicerContext[Any, Any]], str | None] = lambda c: None,
+        tip: Callable[[], int] = lambda: 0,
+        node_id: str = "",
     ) -> None:
+        self._role_of = role_of
+        self._tip = tip
+        self._node_id = node_id
+        # Authenticated calls by (caller id, method): what each validator and observer asked.
+        self.calls: Counter[tuple[str, str]] = Counter()
         self._genesis_digest = genesis_digest
         self._crypto_suite = crypto_suite
         self._on_refused = on_refused
@@ -386,17 +400,43 @@ class PeerService(peer_pb2_grpc.PeerServicer):
             self._on_refused(GENESIS_MISMATCH, caller, detail)
             await context.abort(status_for(GENESIS_MISMATCH), detail)
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], claimed: str) -> str:
-        peer_id = await self._identity(context, claimed)
-        # Only a validator learns this node's genesis digest from the refusal.
+    async def _authenticate(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        claimed: str,
+        method: str,
+        *,
+        observers: bool = False,
+    ) -> str:
+        """The caller's id, once it may call ``method``: a validator, or with ``observers`` an
+        observer too; anyone else is refused (and the call aborted)."""
+        peer_id = await self._identity(context, claimed, method, observers)
+        # Only a validator or an observer learns this node's genesis digest from the refusal.
         await self._check_genesis(context)
+        self.calls[(peer_id, method)] += 1
         return peer_id
 
-    async def _identity(self, context: grpc.aio.ServicerContext[Any, Any], claimed: str) -> str:
+    async def _identity(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        claimed: str,
+        method: str,
+        observers: bool,
+    ) -> str:
         peer_id = self._identify(context)
         if peer_id is None and not self._require_tls_identity:
             # In-process tests without TLS only: trust the claim (or serve an anonymous fetch).
             return claimed or "anonymous"
+        if peer_id is not None and self._role_of(context) == OBSERVER_ROLE:
+            # Checked before membership: an observer's certificate never speaks for a validator,
+            # whatever name the CA wrote in it.
+            if observers and peer_id not in self._members:
+                return peer_id
+            detail = (
+                f"FORBIDDEN: {peer_id} is an observer; it may fetch blocks but not call {method}"
+            )
+            self._on_refused("FORBIDDEN", peer_id, detail)
+            await context.abort(status_for("FORBIDDEN"), detail)
         if peer_id is None or peer_id not in self._members:
             detail = f"FORBIDDEN: {peer_id or 'an unidentified caller'} is not a validator"
             self._on_refused("FORBIDDEN", peer_id or context.peer(), detail)
@@ -412,7 +452,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         peer_id: str | None = None
         async for frame in request_iterator:
             if peer_id is None:
-                peer_id = await self._authenticate(context, frame.sender)
+                peer_id = await self._authenticate(context, frame.sender, "Exchange")
             self._transport.receive_frame(peer_id, frame)
             # Read the next frame only when there is room: a flood waits in the sender's
             # bounded queue (which drops its oldest) rather than in this node's memory.
@@ -423,8 +463,14 @@ class PeerService(peer_pb2_grpc.PeerServicer):
     async def FetchBlocks(
         self, request: peer_pb2.FetchBlocksRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[types_pb2.Block]:
-        await self._authenticate(context, "")
+        await self._authenticate(context, "", "FetchBlocks", observers=True)
         for block in await asyncio.to_thread(
             self._fetch_blocks, request.from_height, request.to_height
         ):
             yield block
+
+    async def Tip(
+        self, request: peer_pb2.TipRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> peer_pb2.TipReply:
+        await self._authenticate(context, "", "Tip", observers=True)
+        return peer_pb2.TipReply(node_id=self._node_id, height=self._tip())

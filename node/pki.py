@@ -47,7 +47,7 @@ from .keyfile import read_key_file, write_key_file
 from .validator_set import NODE_ID_PATTERN
 
 if TYPE_CHECKING:
-    from .config import NodeConfig
+    from .config import NodeConfig, ObserverConfig
 
 __all__ = [
     "CA_CERT_FILE",
@@ -55,10 +55,13 @@ __all__ = [
     "CA_VALID_DAYS",
     "NODE_CERT_VALID_DAYS",
     "NODE_ID_PATTERN",
+    "OBSERVER_ROLE",
+    "VALIDATOR_ROLE",
     "CertificateAuthority",
     "NodeCertificate",
     "PkiError",
     "api_server_credentials",
+    "certificate_role",
     "channel_credentials",
     "channel_options",
     "create_ca",
@@ -68,6 +71,7 @@ __all__ = [
     "load_node_certificate",
     "node_id_from_certificate",
     "peer_node_id",
+    "peer_node_role",
     "public_keys_match",
     "read_certificate",
     "read_private_key",
@@ -81,6 +85,13 @@ CA_KEY_FILE = "ca.key"
 CA_VALID_DAYS = 10 * 365
 NODE_CERT_VALID_DAYS = 2 * 365
 CLOCK_SKEW_ALLOWANCE = datetime.timedelta(minutes=5)  # not_valid_before is backdated by this
+
+# What a node certificate lets its holder do on the peer port. A validator's certificate has no
+# organizational unit; an observer's names ``OU=observer``, and validators let it fetch blocks
+# and nothing else (never exchange consensus messages), whatever its common name says.
+VALIDATOR_ROLE = "validator"
+OBSERVER_ROLE = "observer"
+NODE_ROLES = (VALIDATOR_ROLE, OBSERVER_ROLE)
 
 
 class PkiError(Exception):
@@ -287,11 +298,15 @@ def issue_node_certificate(
     hosts: Sequence[str] = (),
     valid_days: int = NODE_CERT_VALID_DAYS,
     now: datetime.datetime | None = None,
+    role: str = VALIDATOR_ROLE,
 ) -> NodeCertificate:
     """A CA-signed certificate for ``node_id`` (CN and SAN DNS) usable as TLS server and client.
 
     ``hosts`` are the host names or IP addresses the node listens on; 127.0.0.1 is always added.
+    ``role`` is ``validator`` or ``observer`` (written as ``OU=observer``, see NODE_ROLES).
     """
+    if role not in NODE_ROLES:
+        raise PkiError(f"role {role!r} is not a node role (known: {', '.join(NODE_ROLES)})")
     if NODE_ID_PATTERN.fullmatch(node_id) is None:
         raise PkiError(
             f"node id {node_id!r} must be a DNS label: 1-63 letters, digits or hyphens, "
@@ -303,9 +318,12 @@ def issue_node_certificate(
     start = (now or _now()) - CLOCK_SKEW_ALLOWANCE
     end = min(start + datetime.timedelta(days=valid_days), ca.certificate.not_valid_after_utc)
     ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, node_id)]
+    if role == OBSERVER_ROLE:
+        subject.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, OBSERVER_ROLE))
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_id)]))
+        .subject_name(x509.Name(subject))
         .issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -368,6 +386,21 @@ def node_id_from_certificate(data: bytes | str | x509.Certificate) -> str:
     return node_id
 
 
+def certificate_role(data: bytes | str | x509.Certificate) -> str:
+    """``observer`` when the certificate's only organizational unit says so, else ``validator``.
+
+    A certificate with any other organizational unit, or with several, is refused rather than
+    guessed at: the role decides what its holder may do on the peer port.
+    """
+    certificate = data if isinstance(data, x509.Certificate) else load_certificate(data)
+    units = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if not units:
+        return VALIDATOR_ROLE
+    if len(units) == 1 and units[0].value == OBSERVER_ROLE:
+        return OBSERVER_ROLE
+    raise PkiError("the certificate's organizational unit must be absent or 'observer'")
+
+
 def verify_node_certificate(
     certificate: x509.Certificate,
     ca_certificate: x509.Certificate,
@@ -420,10 +453,22 @@ def peer_node_id(context: Any) -> str | None:
         return None
 
 
+def peer_node_role(context: Any) -> str | None:
+    """The role (``validator`` or ``observer``) of the authenticated TLS peer, or None without a
+    usable certificate; read from the certificate TLS verified, like ``peer_node_id``."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if not pems:
+        return None
+    try:
+        return certificate_role(pems[0])
+    except PkiError:
+        return None
+
+
 # --- gRPC credentials ----------------------------------------------------------------------------
 
 
-def _tls_material(node_config: NodeConfig) -> tuple[bytes, bytes, bytes]:
+def _tls_material(node_config: NodeConfig | ObserverConfig) -> tuple[bytes, bytes, bytes]:
     peer = node_config.peer
     try:
         # The key as loaded (and decrypted) once at startup; it is never re-read from disk.
@@ -432,7 +477,7 @@ def _tls_material(node_config: NodeConfig) -> tuple[bytes, bytes, bytes]:
         raise PkiError(f"cannot read TLS files: {exc}") from None
 
 
-def server_credentials(node_config: NodeConfig) -> grpc.ServerCredentials:
+def server_credentials(node_config: NodeConfig | ObserverConfig) -> grpc.ServerCredentials:
     """Server credentials for the peer port: this node's certificate, clients must present one
     issued by the consortium CA."""
     ca_pem, key_pem, cert_pem = _tls_material(node_config)
@@ -441,7 +486,7 @@ def server_credentials(node_config: NodeConfig) -> grpc.ServerCredentials:
     )
 
 
-def api_server_credentials(node_config: NodeConfig) -> grpc.ServerCredentials:
+def api_server_credentials(node_config: NodeConfig | ObserverConfig) -> grpc.ServerCredentials:
     """Server credentials for the public API: this node's CA-issued certificate, so clients
     that trust the consortium CA know they talk to a node of the network. Clients prove who
     they are by signing (transactions, queries, read sessions), not with certificates."""
@@ -449,7 +494,7 @@ def api_server_credentials(node_config: NodeConfig) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(key_pem, cert_pem)], require_client_auth=False)
 
 
-def channel_credentials(node_config: NodeConfig) -> grpc.ChannelCredentials:
+def channel_credentials(node_config: NodeConfig | ObserverConfig) -> grpc.ChannelCredentials:
     """Client credentials for dialing peers: trust only the consortium CA, present our cert."""
     ca_pem, key_pem, cert_pem = _tls_material(node_config)
     return grpc.ssl_channel_credentials(

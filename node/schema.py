@@ -42,9 +42,11 @@ from .validator_set import NODE_ID_PATTERN, NODE_ID_RULE
 
 __all__ = [
     "NODE_ID_RULE",
+    "NODE_ROLES",
     "AdmissionSection",
     "ConsensusSection",
     "NodeToml",
+    "ObserverSection",
     "first_error",
     "section_error",
     "toml_where",
@@ -68,6 +70,9 @@ LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 LOG_LEVEL_DEFAULT: LogLevel = "info"
 LOG_MAX_BYTES_DEFAULT = 16 * 1024 * 1024
 LOG_BACKUPS_DEFAULT = 5
+NodeRole = Literal["validator", "observer"]
+NODE_ROLES: tuple[NodeRole, ...] = get_args(NodeRole)
+OBSERVER_POLL_INTERVAL_MS_DEFAULT = 200
 
 
 # --- value types ---------------------------------------------------------------------------------
@@ -113,7 +118,9 @@ def _node_id(value: str) -> str:
 
 
 Address = Annotated[HostPort, PlainValidator(_address)]
+OptionalAddress = Annotated[HostPort | None, PlainValidator(_address)]
 ExistingFile = Annotated[Path, PlainValidator(_existing_file)]
+OptionalExistingFile = Annotated[Path | None, PlainValidator(_existing_file)]
 OptionalFile = Annotated[Path | None, PlainValidator(_resolved)]
 Directory = Annotated[Path, PlainValidator(_directory)]
 NodeId = Annotated[str, PlainValidator(_text), AfterValidator(_node_id)]
@@ -127,10 +134,14 @@ class _Section(BaseModel):
 
 
 class NodeSection(_Section):
+    """``role`` is ``validator`` (the default) or ``observer``; a validator needs
+    ``validator_key`` and an observer must not have one (``config.py`` says so)."""
+
     id: NodeId
+    role: NodeRole = "validator"
     genesis_file: ExistingFile
     data_dir: Directory
-    validator_key: ExistingFile
+    validator_key: OptionalExistingFile = None
 
 
 class ApiSection(_Section):
@@ -151,7 +162,7 @@ _QueueBytes = Annotated[int, Field(ge=1 << 20, le=1 << 34)]
 
 
 class PeerSection(_Section):
-    listen: Address
+    listen: OptionalAddress = None  # required for a validator; an observer listens for no peer
     tls_cert: ExistingFile
     tls_key: ExistingFile
     ca_cert: ExistingFile
@@ -200,6 +211,14 @@ class AuditSection(_Section):
     head_interval_ms: Annotated[int, Field(ge=1_000, le=86_400_000)] = HEAD_INTERVAL_MS_DEFAULT
 
 
+class ObserverSection(_Section):
+    """An observer's settings: the validators it fetches certified blocks from (default: every
+    genesis validator) and how often it asks them for their height."""
+
+    validators: list[NodeId] | None = None
+    poll_interval_ms: Annotated[int, Field(ge=10, le=60_000)] = OBSERVER_POLL_INTERVAL_MS_DEFAULT
+
+
 class NodeToml(_Section):
     """The whole file; the sections with every setting defaulted may be left out."""
 
@@ -211,6 +230,7 @@ class NodeToml(_Section):
     log: LogSection = LogSection()
     keys: KeysSection = KeysSection()
     audit: AuditSection = AuditSection()
+    observer: ObserverSection | None = None
 
 
 # --- genesis.json: the consensus and admission parameters ----------------------------------------

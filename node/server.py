@@ -46,7 +46,7 @@ from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .audit import GOVERNANCE_PREFIXES, AuditLog, caller_of
 from .config import NodeConfig
-from .crypto import get_suite
+from .crypto import CryptoSuite, get_suite
 from .grpc_edge import RateLimitedLog, add_service
 from .ledger import AppliedBlock, Ledger, LedgerCorruption, LedgerError, genesis_hash
 from .mempool import Mempool
@@ -127,6 +127,24 @@ def now_ms() -> int:
     return clock.now_ms()
 
 
+def stored_certificate_check(
+    members: Sequence[str], f: int, suite: CryptoSuite, verifier: ValidatorVerifier
+) -> Callable[..., bool]:
+    """How the ledger re-checks a stored block's commit certificate (at open and in the
+    background): ``consensus.verify_commit_certificate`` over the genesis validator set."""
+    from ibledger.consensus import decode_commit_certificate, verify_commit_certificate
+
+    def check(header: object, block_hash: bytes, certificate: bytes) -> bool:
+        try:
+            cert = decode_commit_certificate(certificate)
+        except ValueError:
+            return False
+        digest = header.consensus_digest(suite.hash)  # type: ignore[attr-defined]
+        return verify_commit_certificate(members, f, digest, cert, verifier)
+
+    return check
+
+
 class Node:
     def __init__(self, config: NodeConfig, *, peer_tls: bool = True) -> None:
         self.config = config
@@ -171,20 +189,9 @@ class Node:
     # --- construction -----------------------------------------------------------------------
 
     def _certificate_check(self) -> Callable[..., bool]:
-        from ibledger.consensus import decode_commit_certificate, verify_commit_certificate
-
-        members = self.replica_config.members
-        f = self.replica_config.f
-
-        def check(header: object, block_hash: bytes, certificate: bytes) -> bool:
-            try:
-                cert = decode_commit_certificate(certificate)
-            except ValueError:
-                return False
-            digest = header.consensus_digest(self.suite.hash)  # type: ignore[attr-defined]
-            return verify_commit_certificate(members, f, digest, cert, self.validator_verifier)
-
-        return check
+        return stored_certificate_check(
+            self.replica_config.members, self.replica_config.f, self.suite, self.validator_verifier
+        )
 
     def _open_channel(self, peer_id: str, address: str) -> grpc.aio.Channel:
         options = [
@@ -474,6 +481,16 @@ class Node:
                 for pid, link in sorted(self.transport.links.items())
             ],
         )
+        m.counter_from(
+            "ibledger_peer_calls",
+            "Authenticated peer calls served, by caller (a validator or an observer) and method "
+            "(Exchange, FetchBlocks, Tip).",
+            ("caller", "method"),
+            lambda: [
+                ({"caller": caller, "method": method}, float(count))
+                for (caller, method), count in sorted(self.peer_service.calls.items())
+            ],
+        )
         m.gauge(
             "ibledger_audit_broken",
             "1 once the audit log could not be written (the node runs on without it).",
@@ -752,18 +769,22 @@ class Node:
                 ("grpc.max_send_message_length", config.peer.max_message_bytes),
             ]
         )
+        self.peer_service = PeerService(
+            self.transport,
+            members,
+            self._serve_blocks,
+            identify=pki.peer_node_id,
+            require_tls_identity=self._peer_tls,
+            genesis_digest=self.genesis_digest,
+            crypto_suite=self.suite.name,
+            on_refused=self._peer_refused,
+            role_of=pki.peer_node_role,
+            tip=lambda: self.ledger.height,
+            node_id=self.node_id,
+        )
         add_service(
             self.peer_server,
-            PeerService(
-                self.transport,
-                members,
-                self._serve_blocks,
-                identify=pki.peer_node_id,
-                require_tls_identity=self._peer_tls,
-                genesis_digest=self.genesis_digest,
-                crypto_suite=self.suite.name,
-                on_refused=self._peer_refused,
-            ),
+            self.peer_service,
             peer_pb2.DESCRIPTOR.services_by_name["Peer"],
             self.bad_input,
             self._peer_malformed,
@@ -974,10 +995,10 @@ def run(
     passphrase: bytes | None = None,
     ask_passphrase: Callable[[Path], bytes | None] | None = None,
 ) -> int:
-    from .config import load_node_config
+    from .config import ObserverConfig, load_config
     from .logs import configure
 
-    config = load_node_config(config_path, passphrase=passphrase, ask_passphrase=ask_passphrase)
+    config = load_config(config_path, passphrase=passphrase, ask_passphrase=ask_passphrase)
     log_config = config.log
     configure(
         config.node_id,
@@ -993,6 +1014,10 @@ def run(
     except ImportError:
         runner = asyncio.run
     try:
+        if isinstance(config, ObserverConfig):
+            from . import observer  # it builds on this module
+
+            return runner(observer.serve(config))
         return runner(serve(config))
     except Exception:
         # The traceback goes into the JSON log too, so the log says why the process ended.

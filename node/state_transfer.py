@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import grpc
 
@@ -34,7 +35,7 @@ from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
 
 from .blocks import BlockFormatError, BlockHeader
 from .ledger import Ledger
-from .runtime import ReplicaRuntime, TransferredBlocks
+from .runtime import TransferredBlocks
 
 log = logging.getLogger("ibledger.state_transfer")
 
@@ -70,13 +71,21 @@ def committed_from_pb(
     )
 
 
+class BlockJudge(Protocol):
+    """Who checks fetched blocks and executes the ones whose commit proof holds: the replica
+    runtime on a validator, the observer's follower (``observer.py``) on an observer. Each
+    resolves ``TransferredBlocks.done`` once the blocks are judged."""
+
+    def offer(self, item: TransferredBlocks) -> bool: ...
+
+
 class StateTransfer:
     def __init__(
         self,
         *,
         node_id: str,
         ledger: Ledger,
-        runtime: ReplicaRuntime,
+        runtime: BlockJudge,
         peers: dict[str, str],
         channel_factory: Callable[[str, str], grpc.aio.Channel],
         peer_heights: Callable[[], dict[str, int]],

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ibledger.proto import types_pb2 as ibledger_dot_proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ibledger/proto/peer.proto\x12\x0bibledger.v1\x1a\x1aibledger/proto/types.proto\"J\n\tPeerFrame\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08messages\x18\x02 \x03(\x0c\x12\x0b\n\x03txs\x18\x03 \x03(\x0c\x12\x0e\n\x06height\x18\x04 \x01(\x04\"<\n\x12\x46\x65tchBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x11\n\tto_height\x18\x02 \x01(\x04\x32\x8c\x01\n\x04Peer\x12>\n\x08\x45xchange\x12\x16.ibledger.v1.PeerFrame\x1a\x16.ibledger.v1.PeerFrame(\x01\x30\x01\x12\x44\n\x0b\x46\x65tchBlocks\x12\x1f.ibledger.v1.FetchBlocksRequest\x1a\x12.ibledger.v1.Block0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ibledger/proto/peer.proto\x12\x0bibledger.v1\x1a\x1aibledger/proto/types.proto\"J\n\tPeerFrame\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x10\n\x08messages\x18\x02 \x03(\x0c\x12\x0b\n\x03txs\x18\x03 \x03(\x0c\x12\x0e\n\x06height\x18\x04 \x01(\x04\"<\n\x12\x46\x65tchBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x11\n\tto_height\x18\x02 \x01(\x04\"\x0c\n\nTipRequest\"+\n\x08TipReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06height\x18\x02 \x01(\x04\x32\xc3\x01\n\x04Peer\x12>\n\x08\x45xchange\x12\x16.ibledger.v1.PeerFrame\x1a\x16.ibledger.v1.PeerFrame(\x01\x30\x01\x12\x44\n\x0b\x46\x65tchBlocks\x12\x1f.ibledger.v1.FetchBlocksRequest\x1a\x12.ibledger.v1.Block0\x01\x12\x35\n\x03Tip\x12\x17.ibledger.v1.TipRequest\x1a\x15.ibledger.v1.TipReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PEERFRAME']._serialized_end=144
   _globals['_FETCHBLOCKSREQUEST']._serialized_start=146
   _globals['_FETCHBLOCKSREQUEST']._serialized_end=206
-  _globals['_PEER']._serialized_start=209
-  _globals['_PEER']._serialized_end=349
+  _globals['_TIPREQUEST']._serialized_start=208
+  _globals['_TIPREQUEST']._serialized_end=220
+  _globals['_TIPREPLY']._serialized_start=222
+  _globals['_TIPREPLY']._serialized_end=265
+  _globals['_PEER']._serialized_start=268
+  _globals['_PEER']._serialized_end=463
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,11 @@ class PeerStub:
                 request_serializer=ibledger_dot_proto_dot_peer__pb2.FetchBlocksRequest.SerializeToString,
                 response_deserializer=ibledger_dot_proto_dot_types__pb2.Block.FromString,
                 _registered_method=True)
+        self.Tip = channel.unary_unary(
+                '/ibledger.v1.Peer/Tip',
+                request_serializer=ibledger_dot_proto_dot_peer__pb2.TipRequest.SerializeToString,
+                response_deserializer=ibledger_dot_proto_dot_peer__pb2.TipReply.FromString,
+                _registered_method=True)
 
 
 class PeerServicer:
@@ -65,6 +70,13 @@ class PeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Tip(self, request, context):
+        """The serving validator's committed height, for observers that follow it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_PeerServicer_to_server(servicer, server):
                     servicer.FetchBlocks,
                     request_deserializer=ibledger_dot_proto_dot_peer__pb2.FetchBlocksRequest.FromString,
                     response_serializer=ibledger_dot_proto_dot_types__pb2.Block.SerializeToString,
+            ),
+            'Tip': grpc.unary_unary_rpc_method_handler(
+                    servicer.Tip,
+                    request_deserializer=ibledger_dot_proto_dot_peer__pb2.TipRequest.FromString,
+                    response_serializer=ibledger_dot_proto_dot_peer__pb2.TipReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +150,33 @@ class Peer:
             '/ibledger.v1.Peer/FetchBlocks',
             ibledger_dot_proto_dot_peer__pb2.FetchBlocksRequest.SerializeToString,
             ibledger_dot_proto_dot_types__pb2.Block.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tip(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ibledger.v1.Peer/Tip',
+            ibledger_dot_proto_dot_peer__pb2.TipRequest.SerializeToString,
+            ibledger_dot_proto_dot_peer__pb2.TipReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -110,6 +110,8 @@ CLIENT_SAFE = {
 CLIENT_SAFE_FORBIDDEN = {"asyncio", "grpc", "plyvel", "socket", "subprocess", "threading"}
 CLI_NODE_EXCEPTIONS = {
     "cli/network.py": "network init/up writes and checks node configs, genesis and the PKI",
+    "cli/deploy.py": "network init --hosts writes per-host node configs and checks them",
+    "cli/network_observer.py": "network add-observer issues a certificate and checks its config",
     "cli/node_cmd.py": "node start runs the node server in this process",
     "cli/cmd_audit.py": "audit verify reads a node's audit log files and genesis offline",
 }

@@ -125,9 +125,14 @@ class Cluster:
     # --- talking to nodes -------------------------------------------------------------------
 
     def address(self, node_id: str) -> str:
-        node = self.manifest.node(node_id)
+        """A validator's or an observer's API address."""
+        node = self.manifest.node(node_id) or self.manifest.observer(node_id)
         assert node is not None
         return f"{node.api.host}:{node.api.port}"
+
+    def reload_manifest(self) -> None:
+        """Read network.json again (after ``network add-observer``)."""
+        self.manifest = load_manifest(self.directory)
 
     def stub(self, node_id: str) -> ledger_pb2_grpc.LedgerStub:
         """A stub over TLS, verifying the node's certificate against the consortium CA."""

@@ -148,7 +148,8 @@ NODE_CASES: list[tuple[str, Callable[[Path], object], str | None, str]] = [
         "unknown-section",
         lambda n: set_toml(n, "consensus", "tick_ms", 10),
         "[consensus]",
-        r"is not a known section \(known: api, audit, keys, log, mempool, metrics, node, peer\)",
+        r"is not a known section \(known: api, audit, keys, log, mempool, metrics, node, observer, "
+        r"peer\)",
     ),
     (
         "missing-section",

@@ -213,11 +213,13 @@ def test_up_status_down(network_copy: Path, cli: CliRunner, cleanup_processes: l
         assert row["height"] == 7 and row["view"] == 0 and row["primary_node_id"] == "node0"
         assert row["peers_connected"] == row["peers_total"] == 3
         assert isinstance(row["state_root"], str) and len(row["state_root"]) == 64
+        assert row["role"] == "validator" and row["lag_blocks"] is None
 
     code, out, _ = cli("network", "status", "--dir", str(directory))
     assert code == 0
     assert out.splitlines()[0].split() == [
         "node",
+        "role",
         "state",
         "pid",
         "height",
@@ -226,8 +228,9 @@ def test_up_status_down(network_copy: Path, cli: CliRunner, cleanup_processes: l
         "peers",
         "state",
         "root",
+        "lag",
     ]
-    assert out.splitlines()[1].split()[:2] == ["node0", "up"]
+    assert out.splitlines()[1].split()[:3] == ["node0", "validator", "up"]
 
     # A second up starts nothing: every pid is alive and runs this node's config.
     code, out, _ = cli("network", "up", "--dir", str(directory), "--json")

@@ -23,7 +23,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ibledger.node.config import NodeConfig, load_node_config
 from ibledger.node.pki import (
+    OBSERVER_ROLE,
+    VALIDATOR_ROLE,
     PkiError,
+    certificate_role,
     channel_credentials,
     channel_options,
     create_ca,
@@ -268,3 +271,40 @@ def test_ca_files_round_trip(tmp_path: Path) -> None:
         with pytest.raises(PkiError, match="open to its group or to every user"):
             load_ca(tmp_path / "ca")
     assert "PRIVATE" not in repr(loaded)
+
+
+def test_certificate_role_marks_observers_only() -> None:
+    ca = create_ca()
+    validator = issue_node_certificate(ca, "node0")
+    observer = issue_node_certificate(ca, "observer1", role=OBSERVER_ROLE)
+    assert certificate_role(validator.certificate) == VALIDATOR_ROLE
+    assert certificate_role(observer.certificate) == OBSERVER_ROLE
+    assert certificate_role(observer.certificate_pem) == OBSERVER_ROLE
+    # The role is an extra name, not a second identity: the node id is still the CN.
+    assert verify_node_certificate(observer.certificate, ca.certificate) == "observer1"
+    with pytest.raises(PkiError, match="role 'auditor' is not a node role"):
+        issue_node_certificate(ca, "node1", role="auditor")
+
+
+def test_certificate_role_refuses_other_organizational_units() -> None:
+    ca = create_ca()
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "node5"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "validators"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca.private_key, hashes.SHA256())
+    )
+    with pytest.raises(PkiError, match="organizational unit must be absent or 'observer'"):
+        certificate_role(certificate)
