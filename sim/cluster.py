@@ -52,14 +52,16 @@ from ibledger.consensus import (
 )
 from ibledger.consensus.codec import decode_message, decode_prepared_certificate, unpack
 from ibledger.consensus.state import PREFIX_PRE_PREPARE, PREFIX_PREPARED, seq_key
+from ibledger.node.store import StoreIOError
 
 from .byzantine import ByzantineReplica
-from .ledger import SimLedger, valid_request
+from .ledger import Executor, SimLedger
 from .network import Network
-from .scenario import Fault, Scenario
+from .scenario import EPOCH_MS, Fault, Scenario
 from .signing import make_crypto
 
-EPOCH_MS = 1_700_000_000_000
+__all__ = ["EPOCH_MS", "Cluster"]
+
 CHECK_INTERVAL_MS = 100
 TRANSFER_BATCH = 64
 
@@ -76,7 +78,7 @@ class Cluster:
         self.signers = signers
         self.verifier: Verifier = verifier
         self.stores = {m: PersistedState() for m in self.members}
-        self.ledgers = {m: SimLedger(scenario.config.hash_fn) for m in self.members}
+        self.ledgers: dict[str, Executor] = {m: self._new_executor(m) for m in self.members}
         self.honest = tuple(m for m in self.members if m not in scenario.byzantine)
         self.net = Network(self.rng, scenario.profile)
         self.queue: list[tuple[int, int, str, Any, Any, Any]] = []
@@ -105,15 +107,22 @@ class Cluster:
 
     # ------------------------------------------------------------------ setup
 
+    def _new_executor(self, m: str) -> Executor:
+        return SimLedger(self.sc.config.hash_fn)
+
+    def _persisted_state(self, m: str) -> PersistedState:
+        """The consensus records a (re)starting replica is built from."""
+        return self.stores[m].copy()
+
     def _make_replica(self, m: str) -> AnyReplica:
         replica = Replica(
             self.config,
             m,
             self.signers[m],
             self.verifier,
-            persisted=self.stores[m].copy(),
+            persisted=self._persisted_state(m),
             last_executed=self.ledgers[m].tip(),
-            request_validator=valid_request,
+            request_validator=self.ledgers[m].valid_request,
         )
         mode = self.sc.byzantine.get(m)
         if mode is None:
@@ -335,12 +344,21 @@ class Cluster:
         if m in self.crash_armed:
             cut = self.rng.randrange(len(effects)) if effects else 0
         drain = EffectDrain(self.replicas[m], effects)
+        try:
+            self._drain_effects(m, drain, cut)
+        except StoreIOError as exc:
+            self._storage_failed(m, exc)
+            return
+        if cut >= 0:
+            self._crash(m)
+
+    def _drain_effects(self, m: str, drain: EffectDrain, cut: int) -> None:
         for index, e in enumerate(drain):
             if index == cut:
                 self._crash(m)
                 return
             if isinstance(e, Persist):
-                self.stores[m].apply(e)
+                self._persist(m, e)
             elif isinstance(e, Broadcast):
                 self._check_sent(m, e.message)
                 self._broadcast(m, e.message)
@@ -359,8 +377,13 @@ class Cluster:
                 self.stats["evidence-" + e.kind] += 1
             elif isinstance(e, RequestRejected):
                 self.stats["rejected-" + e.reason] += 1
-        if cut >= 0:
-            self._crash(m)
+
+    def _persist(self, m: str, e: Persist) -> None:
+        self.stores[m].apply(e)
+
+    def _storage_failed(self, m: str, exc: StoreIOError) -> None:
+        """A write of the replica's storage failed; the stand-in executor never writes."""
+        raise exc
 
     def _broadcast(self, src: str, sm: SignedMessage) -> None:
         for dst in self.members:
@@ -384,7 +407,7 @@ class Cluster:
                 continue
             ledger = self.ledgers[server]
             last = min(e.to_seq, e.from_seq + TRANSFER_BATCH - 1, ledger.height)
-            blocks = ledger.blocks[e.from_seq - 1 : last]
+            blocks = ledger.committed_blocks(e.from_seq, last)
             if not blocks:
                 continue
             replica = self.replicas[server]
@@ -445,10 +468,11 @@ class Cluster:
         if honest:
             if seq != ledger.height + 1:
                 self.violation(f"{m} executed seq {seq} after height {ledger.height}")
-            parent = ledger.blocks[-1].digest if ledger.blocks else ZERO_DIGEST
+            tip = ledger.tip()
+            parent = tip.digest if ledger.height else ZERO_DIGEST
             if cb.parent_digest != parent:
                 self.violation(f"{m} seq {seq}: parent digest does not link")
-            if ledger.blocks and cb.timestamp_ms <= ledger.blocks[-1].timestamp_ms:
+            if ledger.height and cb.timestamp_ms <= tip.timestamp_ms:
                 self.violation(f"{m} seq {seq}: block time not increasing")
             cert = cb.certificate
             if cert.seq != seq or not verify_commit_certificate(

@@ -1,4 +1,8 @@
-"""The simulator's executor: a durable, deterministic stand-in for the node's ledger.
+"""The simulator's executors: what a replica's committed blocks execute into.
+
+`SimLedger` (the default) is a durable, deterministic stand-in for the node's ledger.
+`node_ledger.NodeLedger` runs the node's real ledger and contracts over an in-memory store
+(``Scenario.real_ledger``). Both satisfy `Executor`, which is all the cluster asks of them.
 
 State root = hash chain over the ids of the requests applied, in order, under the chain hash of
 the replicas' `ReplicaConfig.hash_fn` (as the node's state root follows its suite). Like the real
@@ -10,6 +14,7 @@ rejects requests whose client tag does not verify, so a primary cannot smuggle i
 from __future__ import annotations
 
 import hashlib
+from typing import Protocol
 
 from ibledger.consensus import GENESIS_TIP, CommittedBlock, ExecutedTip, HashFn, request_id, sha256
 
@@ -27,6 +32,39 @@ def valid_request(request: bytes) -> bool:
     if not sep or not body.startswith(b"tx:"):
         return False
     return hashlib.blake2b(body, key=_CLIENT_KEY, digest_size=8).hexdigest().encode() == tag
+
+
+class Executor(Protocol):
+    """One replica's executed blocks, as the cluster drives and checks them."""
+
+    @property
+    def height(self) -> int:
+        """The last executed consensus sequence number (0 before the first block)."""
+        ...
+
+    @property
+    def applied(self) -> list[bytes]:
+        """The request ids applied, in execution order (a duplicate is not applied again)."""
+        ...
+
+    @property
+    def applied_set(self) -> set[bytes]: ...
+
+    def tip(self) -> ExecutedTip:
+        """Where a replica built on this executor resumes."""
+        ...
+
+    def valid_request(self, request: bytes) -> bool:
+        """The replica's check of a request inside a PRE-PREPARE."""
+        ...
+
+    def apply(self, block: CommittedBlock) -> bytes:
+        """Execute the next block; its state root."""
+        ...
+
+    def committed_blocks(self, first: int, last: int) -> list[CommittedBlock]:
+        """Executed blocks ``first..last`` (within the height), to serve state transfer."""
+        ...
 
 
 class SimLedger:
@@ -51,6 +89,12 @@ class SimLedger:
             return GENESIS_TIP
         last = self.blocks[-1]
         return ExecutedTip(last.seq, last.digest, last.timestamp_ms, self.root)
+
+    def valid_request(self, request: bytes) -> bool:
+        return valid_request(request)
+
+    def committed_blocks(self, first: int, last: int) -> list[CommittedBlock]:
+        return self.blocks[first - 1 : last]
 
     def apply(self, block: CommittedBlock) -> bytes:
         root = self.root

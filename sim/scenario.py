@@ -12,6 +12,9 @@ from .byzantine import MODES
 from .ledger import make_request
 from .network import NetworkProfile
 
+# Simulated time 0 on the replicas' clocks (block times are this plus simulated time and skew).
+EPOCH_MS = 1_700_000_000_000
+
 FAULT_KINDS = (
     "partition",  # symmetric split into two groups
     "oneway",  # asymmetric: one replica cannot receive (or cannot send)
@@ -21,6 +24,8 @@ FAULT_KINDS = (
     "crash",
     "crash-mid-drain",  # crash between two effects of one returned list
 )
+# With the real ledger only (`storage_faults`): the replica's next storage write fails.
+STORAGE_FAULT_KINDS = ("fail-write",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,8 @@ class Scenario:
     ed25519: bool = False
     suite: str | None = None  # real signatures from this node crypto suite (e.g. "sm2-sm3")
     notes: list[str] = field(default_factory=list)
+    # Execute into the node's ledger and contracts (`node_ledger`) instead of `SimLedger`.
+    real_ledger: bool = False
 
     def describe(self) -> str:
         c = self.config
@@ -58,6 +65,7 @@ class Scenario:
             f"K={c.checkpoint_interval} L={c.watermark_window} "
             f"vc_timeout={c.view_change_timeout_ticks}t net=[{self.profile.describe()}] "
             f"byzantine=[{byz}] faults=[{kinds}] requests={len(self.requests)}"
+            + (" ledger=node" if self.real_ledger else "")
         )
 
 
@@ -73,13 +81,24 @@ def make_scenario(
     heavy: bool = False,
     large_bodies: bool = False,
     suite: str | None = None,
+    real_ledger: bool = False,
+    storage_faults: bool = False,
 ) -> Scenario:
     """A scenario from one seed; `heavy` triples the fault phase, the faults and the load.
 
     `large_bodies` pads requests to 16-60 KiB and adds primary isolations and crashes, so that
     view changes happen while large blocks are prepared above the stable checkpoint (the
     padding and the extra faults come from a second random stream: the scenario is otherwise
-    the same as without the flag)."""
+    the same as without the flag).
+
+    `real_ledger` executes into the node's ledger (`node_ledger`): the clients submit signed
+    transactions instead of tagged stand-in requests (same times, targets and count), and a
+    crash is the machine losing power (unsynced writes lost). `storage_faults` adds, from a
+    third random stream, one to three more crashes and one failed storage write."""
+    if storage_faults and not real_ledger:
+        raise ValueError("storage faults need the real ledger (real_ledger=True)")
+    if large_bodies and real_ledger:
+        raise ValueError("large bodies exceed the node's envelope size limit: not with real_ledger")
     rng = random.Random(seed)
     members = tuple(f"r{i}" for i in range(n))
     f = (n - 1) // 3
@@ -169,6 +188,26 @@ def make_scenario(
             targets = () if kind == "isolate-primary" else ("r0",)
             fault_list.append(Fault(at, kind, extra.randint(300, 1_500), targets))
         fault_list.sort(key=lambda x: (x.at_ms, x.kind))
+    if real_ledger:
+        from .node_ledger import client_request  # the node's transaction format
+
+        chain_suite = suite or "ed25519-sha256"
+        reqs = [
+            (at, target, client_request(chain_suite, c % 4, c, EPOCH_MS))
+            for c, (at, target, _r) in enumerate(reqs)
+        ]
+    if storage_faults:
+        storage = random.Random(f"storage-faults:{seed}:{n}")
+        for _ in range(storage.randint(1, 3)):
+            at = storage.randrange(fault_ms)
+            fault_list.append(
+                Fault(at, "crash", storage.randint(100, 1_500), (storage.choice(members),))
+            )
+        at = storage.randrange(fault_ms)
+        fault_list.append(
+            Fault(at, "fail-write", storage.randint(100, 1_500), (storage.choice(members),))
+        )
+        fault_list.sort(key=lambda x: (x.at_ms, x.kind))
     reqs.sort(key=lambda r: r[0])
     return Scenario(
         seed,
@@ -182,4 +221,5 @@ def make_scenario(
         fault_ms,
         ed25519=ed25519,
         suite=suite,
+        real_ledger=real_ledger,
     )

@@ -20,7 +20,11 @@ it may import `random` only to build seeded `random.Random` streams (no module-l
 the named pure node/ modules: the crypto suite and validator signer (``SIM_SUITE_MODULES``) and
 the storage protocol with its in-memory store (``PURE_STORE_MODULES``, so that a simulation may
 run the real ledger over simulated storage). The store modules are held to consensus/'s rules:
-no I/O, clock, randomness or thread module, and no first-party import but each other.
+no I/O, clock, randomness or thread module, and no first-party import but each other. One
+simulator module, sim/node_ledger.py (``SIM_NODE_LEDGER_FILE``), may also import the node's
+ledger, transaction and block modules (``SIM_NODE_LEDGER_MODULES``), which are not pure: it is
+held to calling them so that they start no thread and read no clock or OS randomness (see
+``test_the_simulators_node_ledger_module_starts_no_thread_and_reads_no_clock``).
 
 Imports inside functions count. The test walks whatever .py files exist, so it keeps checking as
 the packages grow; failures name file:line and the module.
@@ -244,6 +248,15 @@ SIM_SUITE_MODULES = {"ibledger.node.crypto", "ibledger.node.signing"}
 # The storage protocol and the sorted in-memory store with its fault hooks: what a simulated
 # node's ledger will run on. Pure computation, checked below.
 PURE_STORE_MODULES = {"ibledger.node.store", "ibledger.node.memory_store"}
+# The simulator's real-ledger executor (a scenario option, `Scenario.real_ledger`) runs the
+# node's `Ledger` and contracts. Those modules import threading (an uncontended write lock in
+# the ledger, and the verifier's lock and thread pool), time (perf_counter, for metrics
+# callbacks only) and os plus the node clock (in `build_transaction`, for a nonce or expiry left
+# out). Nothing of that reaches a run's results if the pool is never started (one verifier
+# worker verifies inline) and every transaction names its nonce and expiry; the test below holds
+# the one module that may import them to both.
+SIM_NODE_LEDGER_FILE = "sim/node_ledger.py"
+SIM_NODE_LEDGER_MODULES = {"ibledger.node.ledger", "ibledger.node.tx", "ibledger.node.blocks"}
 
 
 def test_the_store_modules_the_simulator_may_use_are_pure() -> None:
@@ -290,7 +303,50 @@ def test_simulator_reads_no_clock_and_does_no_io() -> None:
             if _outside(module, "consensus") and _outside(module, "sim"):
                 if module in SIM_SUITE_MODULES or module in PURE_STORE_MODULES:
                     continue
+                if rel.as_posix() == SIM_NODE_LEDGER_FILE and module in SIM_NODE_LEDGER_MODULES:
+                    continue
                 problems.append(f"{rel}:{line} imports {module}")
+    assert not problems, "\n".join(problems)
+
+
+def _keyword_calls(path: Path, name: str) -> list[tuple[int, set[str], dict[str, ast.expr]]]:
+    """(line, keyword names, keyword values) of every call of ``name`` or ``x.name``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if called == name:
+            values = {k.arg: k.value for k in node.keywords if k.arg is not None}
+            out.append((node.lineno, set(values), values))
+    return out
+
+
+def test_the_simulators_node_ledger_module_starts_no_thread_and_reads_no_clock() -> None:
+    path = ROOT / SIM_NODE_LEDGER_FILE
+    problems = []
+    opens = _keyword_calls(path, "open_store")
+    builds = _keyword_calls(path, "build_transaction")
+    assert opens and builds, "the module no longer opens ledgers or builds transactions"
+    for line, _, values in opens:
+        workers = values.get("verifier_workers")
+        if not (isinstance(workers, ast.Constant) and workers.value == 1):
+            problems.append(f"{SIM_NODE_LEDGER_FILE}:{line} opens a ledger without one worker")
+    for line, names, _ in builds:
+        if not {"nonce", "expires_at_ms"} <= names:
+            problems.append(f"{SIM_NODE_LEDGER_FILE}:{line} leaves a nonce or expiry to chance")
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        func = node.func if isinstance(node, ast.Call) else None
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "open"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "Ledger"
+        ):
+            problems.append(f"{SIM_NODE_LEDGER_FILE}:{node.lineno} opens a LevelDB database")
     assert not problems, "\n".join(problems)
 
 

@@ -44,12 +44,31 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("SIM_HEAVY") == "1",
         help="three times longer fault phase, more faults and more requests",
     )
+    parser.add_argument(
+        "--real-ledger",
+        action="store_true",
+        default=os.environ.get("SIM_REAL_LEDGER") == "1",
+        help="execute into the node's ledger and contracts over in-memory stores",
+    )
+    parser.add_argument(
+        "--storage-faults",
+        action="store_true",
+        default=os.environ.get("SIM_STORAGE_FAULTS") == "1",
+        help="with --real-ledger: more power-loss crashes and a failed storage write",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     failures = 0
     started = time.process_time()
     for seed in range(args.seed, args.seed + args.seeds):
-        result = run_seed(seed, args.n, ed25519=args.ed25519, heavy=args.heavy)
+        result = run_seed(
+            seed,
+            args.n,
+            ed25519=args.ed25519,
+            heavy=args.heavy,
+            real_ledger=args.real_ledger or args.storage_faults,
+            storage_faults=args.storage_faults,
+        )
         if not result.ok:
             failures += 1
             print(result.report())

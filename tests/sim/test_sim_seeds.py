@@ -5,7 +5,9 @@ checked after every event and liveness after healing.
 Opt-in exploration:
   SIM_SEED=<seed> [SIM_N=4] [SIM_HEAVY=1]   run one seed (what every failure prints)
   SIM_SEEDS=<count> [SIM_SEED_START=<first>] [SIM_N=4|7] [SIM_HEAVY=1]   explore many more
-SIM_HEAVY=1 triples the fault phase, the number of faults and the load.
+SIM_HEAVY=1 triples the fault phase, the number of faults and the load. SIM_REAL_LEDGER=1
+executes into the node's ledger instead of the stand-in, SIM_STORAGE_FAULTS=1 adds storage
+faults to it (tests/sim/test_sim_real_ledger.py).
 """
 
 from __future__ import annotations
@@ -99,11 +101,17 @@ def test_regression_seed(seed: int, n: int, heavy: bool) -> None:
     _check([run_seed(seed, n, heavy=heavy)])
 
 
+def _ledger_options() -> dict[str, bool]:
+    storage_faults = os.environ.get("SIM_STORAGE_FAULTS") == "1"
+    real_ledger = storage_faults or os.environ.get("SIM_REAL_LEDGER") == "1"
+    return {"real_ledger": real_ledger, "storage_faults": storage_faults}
+
+
 @pytest.mark.skipif("SIM_SEED" not in os.environ, reason="set SIM_SEED to replay one seed")
 def test_env_seed() -> None:
     seed = int(os.environ["SIM_SEED"])
     n = int(os.environ.get("SIM_N", "4"))
-    result = run_seed(seed, n, heavy=os.environ.get("SIM_HEAVY") == "1")
+    result = run_seed(seed, n, heavy=os.environ.get("SIM_HEAVY") == "1", **_ledger_options())
     print(result.description, result.trace_digest, result.stats)
     _check([result])
 
@@ -116,8 +124,11 @@ def test_env_many_seeds() -> None:
     sizes = [int(os.environ["SIM_N"])] if "SIM_N" in os.environ else [4, 7]
     began = time.process_time()
     heavy = os.environ.get("SIM_HEAVY") == "1"
+    options = _ledger_options()
     results = [
-        run_seed(seed, n, heavy=heavy) for n in sizes for seed in range(start, start + count)
+        run_seed(seed, n, heavy=heavy, **options)
+        for n in sizes
+        for seed in range(start, start + count)
     ]
     print(f"{len(results)} runs in {time.process_time() - began:.1f}s CPU")
     _check(results)
