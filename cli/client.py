@@ -192,7 +192,6 @@ def header_from_proto(header: types_pb2.BlockHeader) -> BlockHeader:
         timestamp_ms=header.timestamp_ms,
         tx_count=header.tx_count,
         txs_root=header.txs_root,
-        view=header.view,
         proposal_ms=header.proposal_ms,
     )
 
@@ -329,6 +328,12 @@ class LedgerBlock:
     withheld: frozenset[int] = frozenset()  # positions whose payload the viewer may not see
     hash_fn: HashFn = field(default=sha256, repr=False, compare=False)  # the chain's hash
 
+    @property
+    def view(self) -> int:
+        """The view of the serving node's commit certificate for this block (not in the hashed
+        header: replicas may certify one block in different views)."""
+        return int(self.proto.header.view)
+
     @classmethod
     def from_proto(cls, block: types_pb2.Block, hash_fn: HashFn = sha256) -> LedgerBlock:
         header = header_from_proto(block.header)
@@ -353,7 +358,7 @@ class LedgerBlock:
             "parent_hash": self.header.parent_hash.hex(),
             "timestamp_ms": self.header.timestamp_ms,
             "proposal_ms": self.header.proposal_ms,
-            "view": self.header.view,
+            "view": self.view,
             "tx_count": self.header.tx_count,
             "txs_root": self.header.txs_root.hex(),
             "state_root": self.state_root.hex(),

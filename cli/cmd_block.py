@@ -67,7 +67,7 @@ def register(commands: Any) -> None:
 
 def _block_text(block: LedgerBlock, data: dict[str, Any]) -> list[str]:
     lines = [
-        f"block {block.height}  {show_time(block.header.timestamp_ms)}  view {block.header.view}"
+        f"block {block.height}  {show_time(block.header.timestamp_ms)}  view {block.view}"
         f"  {block.header.tx_count} transaction(s)",
         f"  hash       {block.block_hash.hex()}",
         f"  parent     {block.header.parent_hash.hex()}",
@@ -116,7 +116,7 @@ def show_block(options: argparse.Namespace, client: Client) -> int:
 def _tail_line(block: LedgerBlock, data: dict[str, Any]) -> str:
     lines = [
         f"{block.height:>8}  {show_time(block.header.timestamp_ms)}  "
-        f"{block.header.tx_count:>4} tx  {block.block_hash.hex()[:16]}  view {block.header.view}"
+        f"{block.header.tx_count:>4} tx  {block.block_hash.hex()[:16]}  view {block.view}"
     ]
     for row in data.get("transactions", []):
         tx = scalar(row["tx_id"])

@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from ibledger.consensus import HashFn, request_id, sha256
+from ibledger.consensus import HashFn, MessageError, decode_commit_certificate, request_id, sha256
 from ibledger.contracts import runtime as contracts
 from ibledger.contracts.codec import CodecError, canonical_encode
 from ibledger.contracts.errors import QueryError
@@ -98,14 +98,26 @@ class NodeView:
     catching_up: bool
 
 
-def header_pb(header: BlockHeader) -> types_pb2.BlockHeader:
+def certificate_view(certificate: bytes | None) -> int:
+    """The view of a stored commit certificate (0 for none, or one that does not decode)."""
+    if not certificate:
+        return 0
+    try:
+        return decode_commit_certificate(certificate).view
+    except MessageError:
+        return 0
+
+
+def header_pb(header: BlockHeader, certificate: bytes | None = None) -> types_pb2.BlockHeader:
+    """``view`` is not in the header (replicas may certify one block in different views): it
+    is the view of this node's commit certificate for the block, 0 without one."""
     return types_pb2.BlockHeader(
         height=header.height,
         parent_hash=header.parent_hash,
         timestamp_ms=header.timestamp_ms,
         tx_count=header.tx_count,
         txs_root=header.txs_root,
-        view=header.view,
+        view=certificate_view(certificate),
         encoded=header.encode(),
         proposal_ms=header.proposal_ms,
     )
@@ -131,7 +143,7 @@ def block_pb(
     shown = range(len(block.txs)) if visible is None else visible
     empty = types_pb2.TxResult()
     return types_pb2.Block(
-        header=header_pb(block.header),
+        header=header_pb(block.header, block.certificate),
         block_hash=block.block_hash,
         txs=[tx if index in shown else b"" for index, tx in enumerate(block.txs)],
         results=[
@@ -176,7 +188,7 @@ def receipt_pb(receipt: Receipt, *, withheld: bool = False) -> types_pb2.Receipt
             tx_id=receipt.tx_id,
             height=receipt.height,
             index=receipt.index,
-            header=header_pb(receipt.header),
+            header=header_pb(receipt.header, receipt.certificate),
             block_hash=receipt.block_hash,
             proof=list(receipt.proof.siblings),
             certificate=receipt.certificate or b"",
@@ -187,7 +199,7 @@ def receipt_pb(receipt: Receipt, *, withheld: bool = False) -> types_pb2.Receipt
         height=receipt.height,
         index=receipt.index,
         result=types_pb2.TxResult(code=receipt.result.code, message=receipt.result.message),
-        header=header_pb(receipt.header),
+        header=header_pb(receipt.header, receipt.certificate),
         block_hash=receipt.block_hash,
         envelope=receipt.envelope,
         proof=list(receipt.proof.siblings),

@@ -47,7 +47,6 @@ HEADER_FIELDS = (
     "timestamp_ms",
     "tx_count",
     "txs_root",
-    "view",
 )
 
 
@@ -62,8 +61,11 @@ class BlockHeader:
     timestamp_ms: int  # the agreed block time contracts see
     tx_count: int
     txs_root: bytes
-    view: int = 0
     proposal_ms: int = 0  # the primary's proposed time, as the commit certificate signed it
+    # No view: replicas may commit one block under certificates of different views (a block
+    # prepared in view v commits in v at some and in v+1 at others), so a view in the hashed
+    # header gave honest replicas different block hashes and state roots. The view of a
+    # node's own certificate is in the certificate.
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in HEADER_FIELDS}
@@ -82,7 +84,7 @@ class BlockHeader:
     def from_dict(cls, data: Any) -> BlockHeader:
         if not isinstance(data, dict) or sorted(data) != sorted(HEADER_FIELDS):
             raise BlockFormatError(f"a block header has exactly the fields {HEADER_FIELDS}")
-        for name in ("height", "proposal_ms", "timestamp_ms", "tx_count", "view"):
+        for name in ("height", "proposal_ms", "timestamp_ms", "tx_count"):
             value = data[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise BlockFormatError(f"header field {name} must be a non-negative integer")
@@ -103,7 +105,6 @@ def make_header(
     timestamp_ms: int,
     envelopes: Sequence[bytes],
     hash_fn: HashFn,
-    view: int = 0,
     proposal_ms: int | None = None,
     envelopes_root: bytes | None = None,
 ) -> BlockHeader:
@@ -115,7 +116,6 @@ def make_header(
         timestamp_ms=timestamp_ms,
         tx_count=len(envelopes),
         txs_root=txs_root(envelopes, hash_fn) if envelopes_root is None else envelopes_root,
-        view=view,
         proposal_ms=timestamp_ms if proposal_ms is None else proposal_ms,
     )
 

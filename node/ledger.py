@@ -252,7 +252,11 @@ class Ledger:
                 raise LedgerError("the ledger is empty and no genesis was given to create it")
             return cls._create(store, genesis, sync, verifier_workers)
         if stored_format != keys.FORMAT_VERSION:
-            raise LedgerError(f"unsupported ledger format {stored_format!r}")
+            raise LedgerError(
+                f"unsupported ledger format {stored_format!r}; this version reads "
+                f"{keys.FORMAT_VERSION!r} only (block headers no longer carry a view). Move the "
+                "data directory aside and let the node catch up from its peers"
+            )
         chain_id = (read(keys.META_CHAIN_ID) or b"").decode()
         stored_genesis = read(keys.META_GENESIS_HASH)
         suite_name = str(genesis["crypto_suite"]) if genesis else "ed25519-sha256"
@@ -571,7 +575,6 @@ class Ledger:
         self,
         timestamp_ms: int,
         envelopes: Sequence[bytes],
-        view: int = 0,
         proposal_ms: int | None = None,
         envelopes_root: bytes | None = None,
     ) -> BlockHeader:
@@ -582,7 +585,6 @@ class Ledger:
             timestamp_ms=timestamp_ms,
             envelopes=envelopes,
             hash_fn=self.suite.hash,
-            view=view,
             proposal_ms=proposal_ms,
             envelopes_root=envelopes_root,
         )
@@ -789,7 +791,6 @@ class Ledger:
         header = self.next_header(
             committed.timestamp_ms,
             committed.requests,
-            view=committed.view,
             proposal_ms=committed.block.timestamp_ms,
             envelopes_root=root,
         )

@@ -60,7 +60,7 @@ from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 
 from . import pki
 from .admin import AdminServer
-from .api import CommitFeed, LedgerService, NodeView
+from .api import CommitFeed, LedgerService, NodeView, certificate_view
 from .config import ObserverConfig
 from .crypto import get_suite
 from .grpc_edge import RateLimitedLog, add_service
@@ -333,7 +333,7 @@ class ObserverNode:
 
     def _node_view(self) -> NodeView:
         block = self.ledger.get_block(self.ledger.height) if self.ledger.height else None
-        view = block.header.view if block is not None else 0
+        view = certificate_view(block.certificate) if block is not None else 0
         return NodeView(view, "", self.lag_blocks() > 0 or self.state_transfer.active)
 
     def _peer_statuses(self) -> list[ledger_pb2.PeerStatus]:

@@ -42,7 +42,7 @@ META_EXPIRY_HORIZON = META + b"tx_expiry_horizon_ms"  # from genesis, fixed for 
 # (a block is checked before it is written) and after a start-up verification.
 META_VERIFIED = META + b"verified"
 
-FORMAT_VERSION = b"ibledger-ledger-1"
+FORMAT_VERSION = b"ibledger-ledger-2"
 HEIGHT_SIZE = 8
 
 

@@ -36,8 +36,11 @@ class BlockHeader(_message.Message):
     tx_count: _builtins.int
     txs_root: _builtins.bytes
     view: _builtins.int
+    """Not part of the header: the view of the serving node's commit certificate for this block
+    (replicas may certify one block in different views), 0 without one.
+    """
     encoded: _builtins.bytes
-    """The canonical header bytes the block hash is computed over; the fields above are a
+    """The canonical header bytes the block hash is computed over; the other fields are a
     convenience copy for display.
     """
     proposal_ms: _builtins.int

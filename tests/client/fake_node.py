@@ -109,7 +109,7 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
     def _commit(self, envelopes: list[bytes]) -> None:
         """Append one block (callers hold ``changed``)."""
         self.clock_ms = max(self.clock_ms + BLOCK_STEP_MS, self.ledger.tip_timestamp_ms + 1)
-        header = self.ledger.next_header(self.clock_ms, envelopes, view=self.view)
+        header = self.ledger.next_header(self.clock_ms, envelopes)
         self.ledger.append_block(header, envelopes, certificate=self.certificate(header))
         self.changed.notify_all()
 

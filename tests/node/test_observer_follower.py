@@ -70,7 +70,6 @@ def _source_chain(
                 fake_header.timestamp_ms,
                 1,
                 fake_header.txs_root,
-                0,
                 fake_header.proposal_ms,
             ).encode()
             del forged.txs[:]

@@ -150,7 +150,6 @@ async def test_forged_blocks_are_refused_and_an_honest_peer_is_used(
                 fake_header.timestamp_ms,
                 1,
                 fake_header.txs_root,
-                0,
                 fake_header.proposal_ms,
             ).encode()
             del forged.txs[:]
