@@ -73,6 +73,7 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_start(options: argparse.Namespace) -> int:
+    from ibledger.node import clock
     from ibledger.node.config import ConfigError
     from ibledger.node.crypto import CryptoError
     from ibledger.node.ledger import LedgerError
@@ -80,6 +81,10 @@ def run_start(options: argparse.Namespace) -> int:
 
     # Resolved once here: the key derivation is slow by design, and the node decrypts its keys
     # once at startup and keeps them in memory.
+    try:
+        clock.fix_offset()
+    except ValueError as exc:
+        raise CommandError("BAD_CONFIG", str(exc)) from None
     try:
         passphrases = PassphraseForKeys(options.passphrase_file)
         return run(options.config, passphrase=passphrases.value, ask_passphrase=passphrases)
