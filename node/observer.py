@@ -75,6 +75,7 @@ from .server import (
     START_FAILED_EXIT,
     VERSION,
     StartupError,
+    bind_api,
     stored_certificate_check,
 )
 from .signing import ValidatorVerifier
@@ -559,18 +560,7 @@ class ObserverNode:
             self._client_malformed,
             service.refused,
         )
-        api_address = f"{config.api.listen.host}:{config.api.listen.port}"
-        try:
-            if self._peer_tls and config.api.tls:
-                api_port = self.api_server.add_secure_port(
-                    api_address, pki.api_server_credentials(config)
-                )
-            else:
-                api_port = self.api_server.add_insecure_port(api_address)
-        except RuntimeError as exc:
-            raise StartupError(f"cannot listen for clients on {api_address}: {exc}") from exc
-        if not api_port:
-            raise StartupError(f"cannot listen for clients on {api_address}: address in use?")
+        api_port = bind_api(self.api_server, config, tls=self._peer_tls and config.api.tls)
         await self.api_server.start()
         self.admin = AdminServer(config.data_dir, self.ledger, self.node_id)  # backups
         await self.admin.start()

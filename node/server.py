@@ -45,7 +45,7 @@ from .admin import AdminServer
 from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .audit import GOVERNANCE_PREFIXES, AuditLog, caller_of
-from .config import NodeConfig
+from .config import NodeConfig, ObserverConfig
 from .crypto import CryptoSuite, get_suite
 from .grpc_edge import RateLimitedLog, add_service
 from .ledger import AppliedBlock, Ledger, LedgerCorruption, LedgerError, genesis_hash
@@ -842,18 +842,7 @@ class Node:
             self._client_malformed,
             ledger_service.refused,
         )
-        api_address = f"{config.api.listen.host}:{config.api.listen.port}"
-        try:
-            if self._peer_tls and config.api.tls:
-                api_port = self.api_server.add_secure_port(
-                    api_address, pki.api_server_credentials(config)
-                )
-            else:
-                api_port = self.api_server.add_insecure_port(api_address)
-        except RuntimeError as exc:
-            raise StartupError(f"cannot listen for clients on {api_address}: {exc}") from exc
-        if not api_port:
-            raise StartupError(f"cannot listen for clients on {api_address}: address in use?")
+        api_port = bind_api(self.api_server, config, tls=self._peer_tls and config.api.tls)
         await self.api_server.start()
         self.admin = AdminServer(config.data_dir, self.ledger, self.node_id)  # backups
         await self.admin.start()
@@ -963,6 +952,21 @@ class Node:
 
 class StartupError(Exception):
     """The node cannot start (a listener cannot bind, ...); the text says which and why."""
+
+
+def bind_api(server: grpc.aio.Server, config: NodeConfig | ObserverConfig, *, tls: bool) -> int:
+    """Bind the public API listener of a validator or an observer; the port it bound."""
+    api_address = f"{config.api.listen.host}:{config.api.listen.port}"
+    try:
+        if tls:
+            port = server.add_secure_port(api_address, pki.api_server_credentials(config))
+        else:
+            port = server.add_insecure_port(api_address)
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen for clients on {api_address}: {exc}") from exc
+    if not port:
+        raise StartupError(f"cannot listen for clients on {api_address}: address in use?")
+    return port
 
 
 START_FAILED_EXIT = 2
