@@ -653,6 +653,19 @@ def _write_network(
     }
 
 
+def api_section(api: HostPort) -> dict[str, str | int | bool]:
+    """The ``[api]`` section of a generated node.toml (a validator's or an observer's)."""
+    return {
+        "listen": str(api),
+        "max_message_bytes": 4 * 1024 * 1024,
+        "max_concurrent_rpcs": 1024,
+        "tls": True,
+        "streams_per_viewer": 16,
+        "anonymous_streams_per_address": 8,
+        "anonymous_streams_max": 64,
+    }
+
+
 def _node_toml(
     node_id: str,
     api: HostPort,
@@ -677,15 +690,7 @@ def _node_toml(
                 "data_dir": "data",
                 "validator_key": "keys/validator.key.pem",
             },
-            "api": {
-                "listen": str(api),
-                "max_message_bytes": 4 * 1024 * 1024,
-                "max_concurrent_rpcs": 1024,
-                "tls": True,
-                "streams_per_viewer": 16,
-                "anonymous_streams_per_address": 8,
-                "anonymous_streams_max": 64,
-            },
+            "api": api_section(api),
             "peer": {
                 "listen": str(peer),
                 "tls_cert": "tls/node.crt",

@@ -214,6 +214,8 @@ def observer_toml(
     passphrase: bytes | None = None,
 ) -> str:
     """An observer's node.toml, its paths relative to ``nodes/<name>/``."""
+    from .network import api_section  # network.py imports this module: import late
+
     keys: dict[str, dict[str, str | int | bool | list[str]]] = (
         {"keys": {"encrypted": True}} if passphrase is not None else {}
     )
@@ -225,15 +227,7 @@ def observer_toml(
                 "genesis_file": "../../genesis.json",
                 "data_dir": "data",
             },
-            "api": {
-                "listen": str(api),
-                "max_message_bytes": 4 * 1024 * 1024,
-                "max_concurrent_rpcs": 1024,
-                "tls": True,
-                "streams_per_viewer": 16,
-                "anonymous_streams_per_address": 8,
-                "anonymous_streams_max": 64,
-            },
+            "api": api_section(api),
             "peer": {
                 "tls_cert": "tls/node.crt",
                 "tls_key": "tls/node.key",
