@@ -36,7 +36,6 @@ message with; it builds no ``Replica`` and opens no ``Exchange`` stream. What it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -78,6 +77,7 @@ from .server import (
     bind_api,
     stored_certificate_check,
 )
+from .shutdown import ShutdownSteps, cancel_tasks
 from .signing import ValidatorVerifier
 from .state_transfer import StateTransfer
 
@@ -577,23 +577,22 @@ class ObserverNode:
         return api_port, self.metrics_server.port
 
     async def stop(self, grace: float = 2.0) -> None:
+        """Stop listening and following, then close the ledger; every step runs whatever an
+        earlier one raised."""
         self._ready = False
-        with contextlib.suppress(AttributeError):
-            await self.api_server.stop(grace)
-        with contextlib.suppress(AttributeError):
-            await self.metrics_server.stop()
-        with contextlib.suppress(AttributeError):
-            await self.admin.stop()
-        with contextlib.suppress(AttributeError):
-            await self.state_transfer.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(AttributeError):
-            self.ledger.close()
-        log.info("node stopped", extra={"event": "stopped"})
+        steps = ShutdownSteps()
+        if hasattr(self, "api_server"):
+            await steps.run("api", self.api_server.stop(grace))
+        if hasattr(self, "metrics_server"):
+            await steps.run("metrics", self.metrics_server.stop())
+        if hasattr(self, "admin"):
+            await steps.run("admin", self.admin.stop())
+        if hasattr(self, "state_transfer"):
+            await steps.run("state-transfer", self.state_transfer.stop())
+        await steps.run("tasks", cancel_tasks(self._tasks))
+        if hasattr(self, "ledger"):
+            await steps.run("ledger", asyncio.to_thread(self.ledger.close))
+        log.info("node stopped", extra={"event": "stopped", "steps_ms": steps.durations_ms})
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

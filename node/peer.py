@@ -189,7 +189,7 @@ class _PeerLink:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
     async def _frames(self) -> AsyncIterator[peer_pb2.PeerFrame]:
@@ -216,8 +216,9 @@ class _PeerLink:
     async def _run(self) -> None:
         backoff = BACKOFF_INITIAL_S
         while True:
-            channel = self._owner.open_channel(self.peer_id, self.address)
+            channel: grpc.aio.Channel | None = None
             try:
+                channel = self._owner.open_channel(self.peer_id, self.address)
                 stub = peer_pb2_grpc.PeerStub(channel)
                 call = stub.Exchange(self._frames(), metadata=self._owner.call_metadata)
                 self.stats.connected = True
@@ -236,9 +237,23 @@ class _PeerLink:
                         extra={"peer": self.peer_id, "detail": exc.details()},
                     )
                 self.stats.last_error = error
+            except Exception as exc:
+                # Anything else (a channel in a bad state, a frame the stub cannot send) must not
+                # end the link for good: it would never reconnect, and its error would surface
+                # only at shutdown. Log it once per distinct error, back off and dial again.
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.stats.last_error:
+                    log.warning(
+                        "peer link failed; reconnecting",
+                        extra={"peer": self.peer_id, "detail": error},
+                        exc_info=True,
+                    )
+                self.stats.last_error = error
             finally:
                 self.stats.connected = False
-                await channel.close(grace=None)
+                if channel is not None:
+                    with contextlib.suppress(Exception):
+                        await channel.close(grace=None)
             self.stats.reconnects += 1
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)

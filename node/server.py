@@ -17,7 +17,6 @@ background, at a tenth of one core; a block that no longer verifies stops the no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -55,6 +54,7 @@ from .peer import PeerService, PeerTransport
 from .phases import PhaseClock
 from .read_access import LongCallLimits
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
+from .shutdown import ShutdownSteps, cancel_tasks
 from .signing import ValidatorSigner, ValidatorVerifier
 from .state_transfer import RANGE_BYTES_MAX, RANGE_MAX, StateTransfer
 from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError
@@ -918,30 +918,34 @@ class Node:
                 log.info("expired pending transactions dropped", extra={"count": len(expired)})
 
     async def stop(self, grace: float = 2.0) -> None:
+        """Stop listening, then the runtime, then close the audit log and the ledger.
+
+        Every step runs whatever an earlier one raised: a failure in, say, a peer listener's
+        stop must not leave the audit log without its closing signed head or the ledger open.
+        """
         self._ready = False
-        with contextlib.suppress(AttributeError):
-            await self.api_server.stop(grace)
-        with contextlib.suppress(AttributeError):
-            await self.metrics_server.stop()
-        with contextlib.suppress(AttributeError):
-            await self.admin.stop()  # cancels a backup in progress: before the ledger closes
-        with contextlib.suppress(AttributeError):
-            await self.state_transfer.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(AttributeError):
-            await self.transport.stop()
-        with contextlib.suppress(AttributeError):
-            await self.peer_server.stop(0.5)
-        with contextlib.suppress(AttributeError):
+        steps = ShutdownSteps()
+        if hasattr(self, "api_server"):
+            await steps.run("api", self.api_server.stop(grace))
+        if hasattr(self, "metrics_server"):
+            await steps.run("metrics", self.metrics_server.stop())
+        if hasattr(self, "admin"):
+            await steps.run(
+                "admin", self.admin.stop()
+            )  # cancels a backup: before the ledger closes
+        if hasattr(self, "state_transfer"):
+            await steps.run("state-transfer", self.state_transfer.stop())
+        await steps.run("tasks", cancel_tasks(self._tasks))
+        if hasattr(self, "transport"):
+            await steps.run("transport", self.transport.stop())
+        if hasattr(self, "peer_server"):
+            await steps.run("peer", self.peer_server.stop(0.5))
+        if hasattr(self, "audit"):
             # The runtime has stopped: no block commits after the closing head.
-            await asyncio.to_thread(self.audit.close)
-        with contextlib.suppress(AttributeError):
-            self.ledger.close()
-        log.info("node stopped", extra={"event": "stopped"})
+            await steps.run("audit", asyncio.to_thread(self.audit.close))
+        if hasattr(self, "ledger"):
+            await steps.run("ledger", asyncio.to_thread(self.ledger.close))
+        log.info("node stopped", extra={"event": "stopped", "steps_ms": steps.durations_ms})
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -3,6 +3,7 @@ directory, gRPC stubs to every node, and a client history of acknowledged transa
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -106,8 +107,22 @@ class Cluster:
         assert f"1 of 4 node(s) did not come up ({node_id})" in result.stderr, result.stderr
         return result.stderr
 
-    def down(self) -> None:
-        run_cli("network", "down", "--dir", str(self.directory), check=False)
+    def down(self) -> dict[str, str]:
+        """Stop every node; what ``network down`` says happened to each (``stopped``, ...)."""
+        result = run_cli("network", "down", "--dir", str(self.directory), "--json", check=False)
+        try:
+            rows = json.loads(result.stdout)["nodes"]
+        except (ValueError, KeyError, TypeError):
+            return {}
+        return {row["node_id"]: row["result"] for row in rows}
+
+    def log_tail(self, node_id: str, lines: int = 40) -> str:
+        """The last lines of a node's own log, for an assertion's message."""
+        path = self.directory / "nodes" / node_id / "node.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as exc:
+            return f"(no log: {exc})"
 
     def pid(self, node_id: str) -> int:
         return int((self.directory / "nodes" / node_id / "node.pid").read_text())

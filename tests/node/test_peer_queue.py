@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from ibledger.node.peer import FRAME_BYTES_MAX, PeerTransport
@@ -63,3 +65,35 @@ def test_a_peer_that_is_down_gets_only_a_short_backlog() -> None:
     for _ in range(40):
         transport.broadcast(b"b" * 100_000)
     assert link.stats.queued_bytes > 4 << 20
+
+
+def test_a_link_that_fails_unexpectedly_dials_again_and_stops_cleanly() -> None:
+    # An error other than an RPC error (here from opening the channel) once ended the link's
+    # task for good: it never reconnected, and its exception surfaced only at shutdown, where
+    # it cut the node's stop short before the audit log was closed.
+    dials: list[str] = []
+
+    def failing_channel(peer_id: str, address: str) -> grpc.aio.Channel:
+        dials.append(peer_id)
+        raise ValueError("channel in a bad state")
+
+    async def scenario() -> None:
+        transport = PeerTransport(
+            node_id="v0",
+            peers={"v0": "a:1", "v1": "b:1"},
+            channel_factory=failing_channel,
+            on_message=lambda sm, size: None,
+            on_txs=lambda peer, txs: None,
+            height=lambda: 0,
+        )
+        await transport.start()
+        link = transport.links["v1"]
+        deadline = asyncio.get_running_loop().time() + 30  # bounds a hang only
+        while len(dials) < 3:
+            assert asyncio.get_running_loop().time() < deadline, dials
+            await asyncio.sleep(0.05)
+        assert link.stats.last_error == "ValueError: channel in a bad state"
+        assert link.stats.reconnects >= 2
+        await transport.stop()  # does not raise
+
+    asyncio.run(scenario())
