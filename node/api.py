@@ -475,6 +475,9 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         if not verdict.ok:
             raise NodeError(verdict.code, verdict.message)
         height = self._ledger.height
+        as_of = request.as_of_height if request.HasField("as_of_height") else None
+        if as_of is not None:
+            self._check_as_of(as_of, height)
         versions_at = tx.args.get("height") if isinstance(tx.args, Mapping) else None
         if (
             isinstance(versions_at, int)
@@ -486,9 +489,6 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
             raise NodeError(
                 "BAD_ARGUMENT", f"height {versions_at} is above the ledger's height {height}"
             )
-        as_of = request.as_of_height if request.HasField("as_of_height") else None
-        if as_of is not None:
-            self._check_as_of(as_of, height)
 
         def run() -> bytes:
             current = self._ledger.state()
