@@ -25,9 +25,9 @@ and the metadata record ``m/archive_height``: every block from 0 up to it is ind
   0x00 0xff and the key ends with 0x00 0x01, so index entries sort by contract key exactly as
   ``s/`` keys do and a contract prefix maps to an index prefix.
 * **From genesis.**  A node keeps every block from genesis, so every height from 0 to the tip
-  can be answered.  A ledger written before the index existed (or restored from a backup, whose
-  index entries are not trusted and are skipped) is indexed from its verified write sets when it
-  is opened (``catch_up``), resumably, in batches.  Until ``m/archive_height`` reaches a height,
+  can be answered.  A ledger written before the index existed, or restored from a backup (a
+  backup's allow-list leaves the index out: nothing in a backup could vouch for it), is indexed
+  from its verified write sets when it is opened (``catch_up``), resumably, in batches.  Until ``m/archive_height`` reaches a height,
   that height is unavailable (``HEIGHT_UNAVAILABLE``); above the tip is ``HEIGHT_IN_FUTURE``.
 * **Cost.**  One more put per state write per block (the write's value a second time, outside
   the state root), and the disk to hold every version.  Nothing is pruned, like the blocks.
@@ -85,7 +85,7 @@ def entry_key(key: bytes, height: int) -> bytes:
 
 
 def is_archive_key(store_key: bytes) -> bool:
-    """Whether a store key belongs to the index (derived data a restore rebuilds)."""
+    """Whether a store key belongs to the index (derived data, rebuilt from the write sets)."""
     return store_key.startswith(keys.ARCHIVE) or store_key == keys.META_ARCHIVE_HEIGHT
 
 

@@ -52,7 +52,6 @@ from ibledger.consensus import (
 )
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
 
-from . import archive
 from . import storage_keys as keys
 from .crypto import CryptoError, get_suite
 from .ledger import (
@@ -488,10 +487,8 @@ def _load_records(reader: _Reader, work: Path) -> int:
         pending = 0
         seen_meta: set[bytes] = set()
         for key, value in iter_records(reader):
-            count += 1
-            if archive.is_archive_key(key):
-                continue  # derived data: rebuilt from the verified write sets when opened
             batch.put(key, value)
+            count += 1
             if key.startswith(keys.META):
                 seen_meta.add(key)
             pending += len(key) + len(value)
