@@ -27,8 +27,9 @@ and the metadata record ``m/archive_height``: every block from 0 up to it is ind
 * **From genesis.**  A node keeps every block from genesis, so every height from 0 to the tip
   can be answered.  A ledger written before the index existed, or restored from a backup (a
   backup's allow-list leaves the index out: nothing in a backup could vouch for it), is indexed
-  from its verified write sets when it is opened (``catch_up``), resumably, in batches.  Until ``m/archive_height`` reaches a height,
-  that height is unavailable (``HEIGHT_UNAVAILABLE``); above the tip is ``HEIGHT_IN_FUTURE``.
+  from its verified write sets when it is opened (``catch_up``), resumably, in batches.  Until
+  ``m/archive_height`` reaches a height, that height is unavailable (``HEIGHT_UNAVAILABLE``);
+  above the tip is ``HEIGHT_IN_FUTURE``.
 * **Cost.**  One more put per state write per block (the write's value a second time, outside
   the state root), and the disk to hold every version.  Nothing is pruned, like the blocks.
 
