@@ -19,8 +19,9 @@ and the metadata record ``m/archive_height``: every block from 0 up to it is ind
   crash leaves a block and its entries together or neither.
 * **Seek, never scan history.**  The height is stored inverted, so the entries of one key run
   newest first and "the latest write at or below H" is the first entry at or after
-  ``<key prefix> + inverted(H)``: one seek per point read.  A prefix scan seeks once per key
-  under the prefix (twice when the key was written after H), not once per version.
+  ``<key prefix> + inverted(H)``: one seek per point read.  A prefix scan reads the versions in
+  order with one iterator and seeks over a long run of versions that cannot be the answer
+  (``RESEEK_AFTER``), so a key with a long history costs a seek or two, not its history.
 * **Order-preserving key escape.**  Contract keys are bytes; a 0x00 in a key is written as
   0x00 0xff and the key ends with 0x00 0x01, so index entries sort by contract key exactly as
   ``s/`` keys do and a contract prefix maps to an index prefix.
@@ -57,7 +58,11 @@ _TERMINATOR = b"\x00\x01"  # after the escaped key: sorts before any longer key'
 _HEIGHT_MAX = 2**64 - 1
 _SET = b"\x01"
 _DELETED = b"\x00"
+_PAST_VERSIONS = b"\xff" * keys.HEIGHT_SIZE + b"\x00"  # after every version of one key
 CATCH_UP_BATCH_BYTES = 4 * 1024 * 1024
+# Versions of one key a prefix scan steps over before it seeks past them (a seek costs about
+# as much as reading a few entries).
+RESEEK_AFTER = 8
 
 
 class ArchiveError(Exception):
@@ -74,6 +79,10 @@ def _unescape(escaped: bytes) -> bytes:
 
 def _inverted(height: int) -> bytes:
     return (_HEIGHT_MAX - height).to_bytes(keys.HEIGHT_SIZE, "big")
+
+
+def _height_of(entry: bytes) -> int:
+    return _HEIGHT_MAX - int.from_bytes(entry[-keys.HEIGHT_SIZE :], "big")
 
 
 def _head(key: bytes) -> bytes:
@@ -172,13 +181,26 @@ class AsOfState:
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         base = keys.ARCHIVE + _escape(prefix)
         cursor = base
-        while (found := self._first(base, cursor)) is not None:
-            entry, value = found
-            head = entry[: -keys.HEIGHT_SIZE]
-            height = _HEIGHT_MAX - int.from_bytes(entry[-keys.HEIGHT_SIZE :], "big")
-            if height > self._height:
-                cursor = head + _inverted(self._height)  # this key's latest write up to H
-                continue
-            if value != _DELETED:
-                yield _unescape(head[len(keys.ARCHIVE) : -len(_TERMINATOR)]), value[1:]
-            cursor = head + b"\xff" * keys.HEIGHT_SIZE + b"\x00"  # past this key's versions
+        while True:
+            # One iterator walks the versions in order; a run of versions that cannot be the
+            # answer (written after H, or older than the answer found) longer than
+            # RESEEK_AFTER is jumped over with a new seek instead.
+            current = b""
+            answered = False
+            skipped = 0
+            for entry, value in self._source.iterator(prefix=base, start=cursor):
+                head = entry[: -keys.HEIGHT_SIZE]
+                if head != current:
+                    current, answered, skipped = head, False, 0
+                if answered or _height_of(entry) > self._height:
+                    skipped += 1
+                    if skipped > RESEEK_AFTER:
+                        # Past this key's versions, or to its latest write up to H.
+                        cursor = head + (_PAST_VERSIONS if answered else _inverted(self._height))
+                        break
+                    continue
+                answered = True
+                if value != _DELETED:
+                    yield _unescape(head[len(keys.ARCHIVE) : -len(_TERMINATOR)]), value[1:]
+            else:
+                return

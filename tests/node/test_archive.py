@@ -105,6 +105,28 @@ def test_every_height_and_prefix_matches_a_replay(blocks: list[Writes], prefix: 
             assert view.get(key) == state.get(key)
 
 
+@pytest.mark.parametrize("reseek_after", [0, 1, 3, archive.RESEEK_AFTER])
+def test_scans_over_long_histories_seek_past_them(
+    reseek_after: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key written in every block between keys written once: whether a scan steps over the
+    versions or seeks past them, it answers each key's latest write up to the height."""
+    monkeypatch.setattr(archive, "RESEEK_AFTER", reseek_after)
+    store = MemoryStore()
+    blocks: list[Writes] = [[(b"k/a", b"a"), (b"k/c", b"c")]]
+    for height in range(1, 30):
+        writes: list[tuple[bytes, bytes | None]] = [(b"k/b", b"b%d" % height)]
+        if height % 7 == 0:
+            writes.append((b"k/b\x00", None if height % 2 else b"z%d" % height))
+        blocks.append(writes)
+    blocks.append([(b"k/b", None), (b"k/d", b"d")])
+    _write_blocks(store, blocks)
+    for height in range(len(blocks)):
+        view = archive.AsOfState(store, height)
+        assert _scan(view, b"k/") == _replayed(blocks, height)
+        assert view.get(b"k/b") == _replayed(blocks, height).get(b"k/b")
+
+
 def test_a_block_above_a_gap_does_not_claim_the_heights_below() -> None:
     store = MemoryStore()
     store.write(archive.block_changes(store, 0, [(b"k", b"0")]), sync=True)
