@@ -536,6 +536,8 @@ class Client:
         self.timeout_s = timeout_s
         self.manifest = manifest
         self.last_query_height: int | None = None
+        # Every query answers as of this block height when set (``--height``); None: the tip.
+        self.as_of_height: int | None = None
         self._chain_id = chain_id
         if credentials is None and ca_cert is not None:
             credentials = api_credentials(ca_cert)
@@ -905,18 +907,27 @@ class Client:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def query(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
+    def query(
+        self, name: str, args: Mapping[str, Any] | None = None, *, height: int | None = None
+    ) -> Any:
         """Run the read-side query ``name`` as this client's identity; the decoded answer.
 
-        The committed height the answer reflects is left in ``last_query_height``.
+        With ``height`` (or, without it, ``as_of_height``) the answer is the one the query gave
+        at that block height: the node refuses a height above its tip (``HEIGHT_IN_FUTURE``) or
+        one it has not indexed (``HEIGHT_UNAVAILABLE``). The committed height the answer
+        reflects is left in ``last_query_height``.
         """
+        as_of = self.as_of_height if height is None else height
+        if as_of is not None and (isinstance(as_of, bool) or not 0 <= as_of < 2**64):
+            raise ClientError("BAD_ARGUMENT", f"a height is a block height, 0 or more: {as_of!r}")
         envelope = self.build(
             "query." + name,
             args or {},
             expires_at_ms=clock.now_ms() + QUERY_TTL_MS,
             domain=QUERY_SIGNING_DOMAIN,
         )
-        response = self._call("Query", ledger_pb2.QueryRequest(envelope=envelope))
+        request = ledger_pb2.QueryRequest(envelope=envelope, as_of_height=as_of)
+        response = self._call("Query", request)
         self.last_query_height = response.height
         try:
             return canonical_decode(response.result)

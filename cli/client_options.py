@@ -77,8 +77,12 @@ def add_client_flags(
     identity: bool = True,
     transaction: bool = False,
     no_wait: bool = True,
+    as_of: bool = False,
 ) -> None:
-    """Add the connection, identity and output flags shared by the client commands."""
+    """Add the connection, identity and output flags shared by the client commands; ``as_of``
+    adds ``--height H`` to a read command (every query it runs answers as of block H)."""
+    if as_of:
+        add_height_flag(parser)
     connection = parser.add_argument_group("connection")
     connection.add_argument(
         "--network",
@@ -154,6 +158,28 @@ def add_client_flags(
         )
         add_passphrase_flag(who)
     add_json_flag(parser)
+
+
+def block_height(text: str) -> int:
+    """An argparse type: a block height, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a block height: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a block height is 0 or more, not {value}")
+    return value
+
+
+def add_height_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--height",
+        dest="as_of_height",
+        type=block_height,
+        metavar="H",
+        help="answer as the ledger stood at the end of block H, from genesis (0) to the "
+        "current height (default: now)",
+    )
 
 
 def open_client(options: argparse.Namespace, *, need_identity: bool) -> Client:
@@ -269,6 +295,7 @@ def with_client(identity: bool) -> Callable[[ClientHandler], Handler]:
                 client = open_client(options, need_identity=identity)
             except ClientError as exc:
                 raise command_error(exc) from None
+            client.as_of_height = getattr(options, "as_of_height", None)
             try:
                 return handler(options, client)
             except ClientError as exc:

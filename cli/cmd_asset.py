@@ -212,12 +212,12 @@ def register(commands: Any) -> None:
     pending.add_argument(
         "--participant", metavar="PARTICIPANT", help="whose (default: you; others: regulator)"
     )
-    add_client_flags(pending)
+    add_client_flags(pending, as_of=True)
     pending.set_defaults(handler=pending_requests)
 
     one = verbs.add_parser("request", help="show one transfer or pledge request")
     one.add_argument("request_id", metavar="REQUEST_ID")
-    add_client_flags(one)
+    add_client_flags(one, as_of=True)
     one.set_defaults(handler=show_request)
 
     freeze = verbs.add_parser(
@@ -264,12 +264,12 @@ def register(commands: Any) -> None:
 
     show = verbs.add_parser("show", help="show an instrument's registry entry")
     show.add_argument("isin", metavar="ISIN")
-    add_client_flags(show)
+    add_client_flags(show, as_of=True)
     show.set_defaults(handler=show_instrument)
 
     listing = verbs.add_parser("list", help="list registered instruments")
     listing.add_argument("--status", choices=STATUSES)
-    add_client_flags(listing)
+    add_client_flags(listing, as_of=True)
     listing.set_defaults(handler=list_instruments)
 
     holdings = verbs.add_parser(
@@ -278,7 +278,7 @@ def register(commands: Any) -> None:
     holdings.add_argument(
         "holder", nargs="?", metavar="PARTICIPANT", help="whose holdings (default: your own)"
     )
-    add_client_flags(holdings)
+    add_client_flags(holdings, as_of=True)
     holdings.set_defaults(handler=show_holdings)
 
     holders = verbs.add_parser(
@@ -286,7 +286,7 @@ def register(commands: Any) -> None:
         help="who holds an instrument (issuer, registrar, regulator; others see their own row)",
     )
     holders.add_argument("isin", metavar="ISIN")
-    add_client_flags(holders)
+    add_client_flags(holders, as_of=True)
     holders.set_defaults(handler=show_holders)
 
     history = verbs.add_parser("history", help="an instrument's history of changes")
@@ -298,7 +298,7 @@ def register(commands: Any) -> None:
         metavar="H",
         help="only entries from block height H on",
     )
-    add_client_flags(history)
+    add_client_flags(history, as_of=True)
     history.set_defaults(handler=show_history)
 
 

@@ -432,12 +432,12 @@ def register(commands: Any) -> None:
 
     show = verbs.add_parser("show", help="show a bill: parties, amount, dates, its pieces")
     show.add_argument("package_no", metavar="PACKAGE_NO")
-    add_client_flags(show)
+    add_client_flags(show, as_of=True)
     show.set_defaults(handler=_read_handler("bill"))
 
     chain = verbs.add_parser("chain", help="show a bill with its full endorsement chain")
     chain.add_argument("package_no", metavar="PACKAGE_NO")
-    add_client_flags(chain)
+    add_client_flags(chain, as_of=True)
     chain.set_defaults(handler=_read_handler("bill_chain"))
 
     history = verbs.add_parser("history", help="everything that happened to a bill")
@@ -449,33 +449,33 @@ def register(commands: Any) -> None:
         metavar="H",
         help="only entries from block height H on",
     )
-    add_client_flags(history)
+    add_client_flags(history, as_of=True)
     history.set_defaults(handler=bill_history)
 
     dates = verbs.add_parser(
         "dates", help="a bill's key dates: maturity, end of presentment, rights expiry"
     )
     dates.add_argument("package_no", metavar="PACKAGE_NO")
-    add_client_flags(dates)
+    add_client_flags(dates, as_of=True)
     dates.set_defaults(handler=bill_dates)
 
     listing = verbs.add_parser("list", help="the bills a participant is involved in")
     listing.add_argument(
         "participant", nargs="?", metavar="PARTICIPANT", help="whose bills (default: your own)"
     )
-    add_client_flags(listing)
+    add_client_flags(listing, as_of=True)
     listing.set_defaults(handler=list_bills)
 
     pending = verbs.add_parser("requests", help="pending requests you made or must answer (待签收)")
     pending.add_argument(
         "participant", nargs="?", metavar="PARTICIPANT", help="whose requests (default: your own)"
     )
-    add_client_flags(pending)
+    add_client_flags(pending, as_of=True)
     pending.set_defaults(handler=pending_requests)
 
     request = verbs.add_parser("request", help="show one request")
     request.add_argument("request_id", metavar="REQUEST_ID")
-    add_client_flags(request)
+    add_client_flags(request, as_of=True)
     request.set_defaults(handler=show_request)
 
     parties = verbs.add_parser(
@@ -488,7 +488,7 @@ def register(commands: Any) -> None:
         metavar="RANGE",
         help="the sub-bill interval, or 0 for a non-splittable bill",
     )
-    add_client_flags(parties)
+    add_client_flags(parties, as_of=True)
     parties.set_defaults(handler=recourse_parties)
 
 

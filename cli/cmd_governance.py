@@ -115,12 +115,12 @@ def register(commands: Any) -> None:
 
     show = verbs.add_parser("show", help="show a proposal with its votes")
     show.add_argument("proposal", metavar="PROPOSAL_ID")
-    add_client_flags(show)
+    add_client_flags(show, as_of=True)
     show.set_defaults(handler=show_proposal)
 
     listing = verbs.add_parser("list", help="list proposals (default: the open ones)")
     listing.add_argument("--status", choices=STATUSES, default="open")
-    add_client_flags(listing)
+    add_client_flags(listing, as_of=True)
     listing.set_defaults(handler=list_proposals)
 
 

@@ -74,12 +74,12 @@ def register(commands: Any) -> None:
 
     show = verbs.add_parser("show", help="show one participant with its keys")
     show.add_argument("participant_id", metavar="ID")
-    add_client_flags(show)
+    add_client_flags(show, as_of=True)
     show.set_defaults(handler=show_participant)
 
     listing = verbs.add_parser("list", help="list participants")
     listing.add_argument("--role", choices=ROLES, help="only participants with this role")
-    add_client_flags(listing)
+    add_client_flags(listing, as_of=True)
     listing.set_defaults(handler=list_participants)
 
     add_key = verbs.add_parser(

@@ -49,7 +49,7 @@ def register(commands: Any) -> None:
         metavar="JSON",
         help="the query's arguments as a JSON object, or @FILE (default {})",
     )
-    add_client_flags(query)
+    add_client_flags(query, as_of=True)
     query.set_defaults(handler=run_query)
 
     supervise = commands.add_parser(
@@ -65,13 +65,13 @@ def register(commands: Any) -> None:
         help="a participant's bills held, accepted, guaranteed, pledged to it, and holdings",
     )
     positions.add_argument("participant", metavar="PARTICIPANT")
-    add_client_flags(positions)
+    add_client_flags(positions, as_of=True)
     positions.set_defaults(handler=show_positions)
 
     exposures = views.add_parser(
         "exposures", help="per acceptor: outstanding acceptances, settled, refusals"
     )
-    add_client_flags(exposures)
+    add_client_flags(exposures, as_of=True)
     exposures.set_defaults(handler=show_exposures)
 
     history = views.add_parser(
@@ -88,7 +88,7 @@ def register(commands: Any) -> None:
         metavar="H",
         help="only entries from block height H on",
     )
-    add_client_flags(history)
+    add_client_flags(history, as_of=True)
     history.set_defaults(handler=show_scope_history)
 
     events = views.add_parser(
@@ -128,8 +128,7 @@ def register(commands: Any) -> None:
         help="look-through: the ultimate owners of an instrument through the products holding it",
     )
     owners.add_argument("isin", metavar="ISIN")
-    _height_flag(owners)
-    add_client_flags(owners)
+    add_client_flags(owners, as_of=True)
     owners.set_defaults(handler=show_owners)
 
     underlying = views.add_parser(
@@ -137,8 +136,7 @@ def register(commands: Any) -> None:
         help="look-through: what a participant or product ultimately holds through products",
     )
     underlying.add_argument("holder", metavar="HOLDER", help="a participant id or a product ISIN")
-    _height_flag(underlying)
-    add_client_flags(underlying)
+    add_client_flags(underlying, as_of=True)
     underlying.set_defaults(handler=show_underlying)
 
     aggregates = views.add_parser(
@@ -149,25 +147,14 @@ def register(commands: Any) -> None:
         "currency. Quantities are exact fractions of minor units.",
     )
     aggregates.add_argument("--holder", metavar="HOLDER", help="a participant id or product ISIN")
-    _height_flag(aggregates)
-    add_client_flags(aggregates)
+    add_client_flags(aggregates, as_of=True)
     aggregates.set_defaults(handler=show_aggregates)
 
 
-def _height_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--height",
-        type=int,
-        metavar="H",
-        help="answer from the registry as it was at block height H (default: now)",
-    )
-
-
 def _lookthrough_args(options: argparse.Namespace, **args: Any) -> dict[str, Any]:
-    if options.height is not None:
-        if options.height < 0:
-            raise usage("BAD_ARGUMENT", "--height must be 0 or more")
-        args["height"] = options.height
+    # The look-through queries also name the height themselves, so that their answers say
+    # ``as_of_height``; the node answers them, like every query, from the state at --height.
+    args["height"] = options.as_of_height
     return {name: value for name, value in args.items() if value is not None}
 
 
@@ -255,6 +242,7 @@ def show_aggregates(options: argparse.Namespace, client: Client) -> int:
 @with_client(identity=True)
 def run_query(options: argparse.Namespace, client: Client) -> int:
     answer = client.query(options.name, json_args(options.args))
+    # ``height`` is the height answered for: the tip's, or --height's.
     data = {"query": options.name, "height": client.last_query_height, "result": answer}
     emit_ledger(options, client, data, "\n".join(render(answer)))
     return 0

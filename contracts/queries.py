@@ -93,7 +93,13 @@ def _render(value: Any, key: str | None = None) -> Any:
 class _Q:
     """One query's context: the store, the viewer and its arguments."""
 
-    def __init__(self, state: StateView, args: Mapping[str, Any], viewer: str | None) -> None:
+    def __init__(
+        self,
+        state: StateView,
+        args: Mapping[str, Any],
+        viewer: str | None,
+        authority: StateView | None = None,
+    ) -> None:
         self.state = state
         self.store = Store(state)
         try:
@@ -102,7 +108,10 @@ class _Q:
             raise QueryError("BAD_ARGUMENT", exc.message) from None
         self.viewer: Participant | None = None
         if viewer is not None:
-            party = load_participant(self.store, viewer)
+            # The viewer's record comes from ``authority`` (the current state when the data is
+            # of a past height): what a viewer may see is decided by its role now.
+            roles = self.store if authority is None else Store(authority)
+            party = load_participant(roles, viewer)
             if party is not None and party.active:
                 self.viewer = party
 
@@ -792,8 +801,17 @@ def transaction_visible(
     return TransactionVisibility(state, viewer).sees(sender, events)
 
 
-def run_query(state: StateView, name: str, args: Mapping[str, Any], viewer: str | None) -> Any:
+def run_query(
+    state: StateView,
+    name: str,
+    args: Mapping[str, Any],
+    viewer: str | None,
+    authority: StateView | None = None,
+) -> Any:
+    """Answer ``name`` from ``state``. ``authority``, when given, is the state whose participant
+    record of ``viewer`` decides what it may see (the current state, when ``state`` is a past
+    height's); by default ``state`` itself."""
     handler = QUERIES.get(name)
     if handler is None:
         raise QueryError("UNKNOWN_QUERY", f"There is no query named {name!r}.")
-    return handler(_Q(state, args, viewer))
+    return handler(_Q(state, args, viewer, authority))

@@ -189,8 +189,14 @@ def genesis_writes(genesis: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     return writes
 
 
-def query(state: StateView, name: str, args: Mapping[str, Any], viewer: str | None) -> Any:
-    return run_query(state, name, args, viewer)
+def query(
+    state: StateView,
+    name: str,
+    args: Mapping[str, Any],
+    viewer: str | None,
+    authority: StateView | None = None,
+) -> Any:
+    return run_query(state, name, args, viewer, authority)
 
 
 def resolve_key(state: StateView, key_id: bytes) -> KeyRecord | None:

@@ -475,18 +475,29 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
         if not verdict.ok:
             raise NodeError(verdict.code, verdict.message)
         height = self._ledger.height
-        as_of = tx.args.get("height") if isinstance(tx.args, Mapping) else None
-        if isinstance(as_of, int) and not isinstance(as_of, bool) and as_of > height:
+        as_of = request.as_of_height if request.HasField("as_of_height") else None
+        if as_of is not None:
+            self._check_as_of(as_of, height)
+        versions_at = tx.args.get("height") if isinstance(tx.args, Mapping) else None
+        if (
+            isinstance(versions_at, int)
+            and not isinstance(versions_at, bool)
+            and versions_at > height
+        ):
             # The contracts read versions up to a height, but only the node knows its tip: a
             # height above it would be answered from a state that later blocks still change.
-            raise NodeError("BAD_ARGUMENT", f"height {as_of} is above the ledger's height {height}")
+            raise NodeError(
+                "BAD_ARGUMENT", f"height {versions_at} is above the ledger's height {height}"
+            )
 
         def run() -> bytes:
-            return canonical_encode(
-                contracts.query(
-                    self._ledger.state(), tx.operation[len("query.") :], tx.args, tx.sender
-                )
-            )
+            current = self._ledger.state()
+            name = tx.operation[len("query.") :]
+            if as_of is None:
+                return canonical_encode(contracts.query(current, name, tx.args, tx.sender))
+            # The data as of the height; who the viewer is (its roles) as of now.
+            past = self._ledger.as_of(as_of)
+            return canonical_encode(contracts.query(past, name, tx.args, tx.sender, current))
 
         try:
             result = await asyncio.to_thread(run)
@@ -494,7 +505,23 @@ class LedgerService(ledger_pb2_grpc.LedgerServicer):
             raise NodeError(exc.code, exc.message) from None
         except CodecError as exc:
             raise NodeError("INTERNAL", f"the query result could not be encoded: {exc}") from exc
-        return ledger_pb2.QueryResponse(result=result, height=height)
+        return ledger_pb2.QueryResponse(result=result, height=height if as_of is None else as_of)
+
+    def _check_as_of(self, as_of: int, tip: int) -> None:
+        """Refuse an as-of height this node cannot answer exactly (node/archive.py)."""
+        if as_of > tip:
+            raise NodeError(
+                "HEIGHT_IN_FUTURE",
+                f"height {as_of} is not committed yet; the chain is at {tip}",
+            )
+        oldest, newest = self._ledger.history_range()
+        if not oldest <= as_of <= newest:
+            where = "no height yet" if newest < oldest else f"heights {oldest} to {newest} only"
+            raise NodeError(
+                "HEIGHT_UNAVAILABLE",
+                f"this node can answer as of {where}, not {as_of}; ask again once it has "
+                "indexed its history, or ask another node",
+            )
 
     async def Query(
         self, request: ledger_pb2.QueryRequest, context: grpc.aio.ServicerContext[Any, Any]

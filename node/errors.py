@@ -79,6 +79,9 @@ STATUS = MappingProxyType(
         "NOT_READY": grpc.StatusCode.UNAVAILABLE,
         # A write sent to an observer, which serves reads only: the sentence names a validator.
         "OBSERVER_READ_ONLY": _PRECONDITION,
+        # A query as of a height the node cannot answer (node/archive.py).
+        "HEIGHT_IN_FUTURE": grpc.StatusCode.OUT_OF_RANGE,
+        "HEIGHT_UNAVAILABLE": _PRECONDITION,
         # The node's own trouble: its key files, its crypto suite, or a bug. (Key-file codes
         # stop a node at start or a command before it sends anything; listed all the same.)
         "BAD_PRIVATE_KEY": _INTERNAL,

@@ -51,6 +51,7 @@ from ibledger.contracts.codec import CodecError, canonical_decode, canonical_enc
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.overlay import BlockOverlay
 
+from . import archive
 from . import storage_keys as keys
 from .blocks import (
     BlockFormatError,
@@ -278,6 +279,7 @@ class Ledger:
         elif genesis is not None:
             ledger.expiry_horizon_ms = expiry_horizon_of(genesis)
         ledger._load_tip(verify, certificate_check)
+        ledger._index_history()
         return ledger
 
     @classmethod
@@ -368,6 +370,23 @@ class Ledger:
             self._store.write(
                 [(keys.META_VERIFIED, canonical_encode([tip, parent_hash]))], sync=self._sync
             )
+
+    def _index_history(self) -> None:
+        """Index for as-of reads the verified blocks that are not yet (archive.py)."""
+        try:
+            archive.catch_up(self._store, self.height, sync=self._sync)
+        except archive.ArchiveError as exc:
+            raise LedgerCorruption(None, str(exc)) from exc
+        except StoreCorruption as exc:
+            raise LedgerCorruption(None, str(exc)) from exc
+
+    def as_of(self, height: int) -> archive.AsOfState:
+        """The contract state at the end of block ``height`` (check ``history_range`` first)."""
+        return archive.AsOfState(self._store, height)
+
+    def history_range(self) -> tuple[int, int]:
+        """``(oldest, newest)`` heights an as-of read can be answered for."""
+        return 0, min(self.height, archive.indexed_height(self._store))
 
     def verified_record(self) -> tuple[int, bytes] | None:
         """``(height, block hash)`` of the highest block known verified, if recorded."""
@@ -675,6 +694,8 @@ class Ledger:
             ),
         )
         batch.put(keys.write_set_key(header.height), write_set)
+        # Node-side as-of index, outside the state root (archive.py).
+        batch.changes.extend(archive.block_changes(self._store, header.height, writes))
         for key, value in writes:
             if value is None:
                 batch.delete(keys.state_key(key))

@@ -12,6 +12,7 @@
 | ``k/``  | height                | stable checkpoint certificate (consensus encoding)   |
 | ``l/``  | height                | state link ``[block hash, results and write-set digests]`` |
 | ``cons/`` | consensus names     | consensus persisted state (opaque)                   |
+| ``a/``  | key, inverted height  | as-of index: the key's value after that block (``archive.py``) |
 | ``m/``  | metadata name         | see the ``META_*`` names below                       |
 
 Heights are fixed-width big-endian so that byte order is numeric order and range scans work.
@@ -30,6 +31,7 @@ CHECKPOINT = b"k/"
 STATE_LINK = b"l/"
 CONSENSUS = b"cons/"
 META = b"m/"
+ARCHIVE = b"a/"  # node-side, outside the state root (archive.py)
 
 META_FORMAT = META + b"format"
 META_CHAIN_ID = META + b"chain_id"
@@ -41,6 +43,8 @@ META_EXPIRY_HORIZON = META + b"tx_expiry_horizon_ms"  # from genesis, fixed for 
 # ``[height, block hash]`` of the highest block known verified: written in each block's batch
 # (a block is checked before it is written) and after a start-up verification.
 META_VERIFIED = META + b"verified"
+# Every block from 0 up to this height has its as-of index entries (archive.py).
+META_ARCHIVE_HEIGHT = META + b"archive_height"
 
 FORMAT_VERSION = b"ibledger-ledger-2"
 HEIGHT_SIZE = 8

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from ibledger.proto import types_pb2 as ibledger_dot_proto_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bibledger/proto/ledger.proto\x12\x0bibledger.v1\x1a\x1aibledger/proto/types.proto\"!\n\rSubmitRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\x90\x01\n\x0eSubmitResponse\x12\r\n\x05tx_id\x18\x01 \x01(\x0c\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.ibledger.v1.SubmitStatus\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12%\n\x07receipt\x18\x05 \x01(\x0b\x32\x14.ibledger.v1.Receipt\"\'\n\x12SubmitBatchRequest\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\"C\n\x13SubmitBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.ibledger.v1.SubmitResponse\"2\n\x11GetReceiptRequest\x12\r\n\x05tx_id\x18\x01 \x01(\x0c\x12\x0e\n\x06viewer\x18\x02 \x01(\x0c\"I\n\x14WaitForCommitRequest\x12\r\n\x05tx_id\x18\x01 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\x12\x0e\n\x06viewer\x18\x03 \x01(\x0c\"1\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0e\n\x06viewer\x18\x02 \x01(\x0c\":\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x0e\n\x06viewer\x18\x02 \x01(\x0c\"I\n\x13StreamEventsRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\x0e\n\x06viewer\x18\x03 \x01(\x0c\" \n\x0cQueryRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"/\n\rQueryResponse\x12\x0e\n\x06result\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\"\x12\n\x10GetStatusRequest\"L\n\nPeerStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x0e\n\x06height\x18\x04 \x01(\x04\"\xe8\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0c\n\x04view\x18\x04 \x01(\x04\x12\x0f\n\x07primary\x18\x05 \x01(\t\x12\x10\n\x08tip_hash\x18\x06 \x01(\x0c\x12\x12\n\nstate_root\x18\x07 \x01(\x0c\x12\x14\n\x0cmempool_size\x18\x08 \x01(\r\x12&\n\x05peers\x18\t \x03(\x0b\x32\x17.ibledger.v1.PeerStatus\x12\x0f\n\x07version\x18\n \x01(\t\x12\x13\n\x0b\x63\x61tching_up\x18\x0b \x01(\x08*e\n\x0cSubmitStatus\x12\x1d\n\x19SUBMIT_STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x44MITTED\x10\x01\x12\x0b\n\x07PENDING\x10\x02\x12\r\n\tCOMMITTED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04\x32\xfe\x04\n\x06Ledger\x12\x41\n\x06Submit\x12\x1a.ibledger.v1.SubmitRequest\x1a\x1b.ibledger.v1.SubmitResponse\x12P\n\x0bSubmitBatch\x12\x1f.ibledger.v1.SubmitBatchRequest\x1a .ibledger.v1.SubmitBatchResponse\x12\x42\n\nGetReceipt\x12\x1e.ibledger.v1.GetReceiptRequest\x1a\x14.ibledger.v1.Receipt\x12H\n\rWaitForCommit\x12!.ibledger.v1.WaitForCommitRequest\x1a\x14.ibledger.v1.Receipt\x12<\n\x08GetBlock\x12\x1c.ibledger.v1.GetBlockRequest\x1a\x12.ibledger.v1.Block\x12\x46\n\x0cStreamBlocks\x12 .ibledger.v1.StreamBlocksRequest\x1a\x12.ibledger.v1.Block0\x01\x12\x46\n\x0cStreamEvents\x12 .ibledger.v1.StreamEventsRequest\x1a\x12.ibledger.v1.Event0\x01\x12>\n\x05Query\x12\x19.ibledger.v1.QueryRequest\x1a\x1a.ibledger.v1.QueryResponse\x12\x43\n\tGetStatus\x12\x1d.ibledger.v1.GetStatusRequest\x1a\x17.ibledger.v1.NodeStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bibledger/proto/ledger.proto\x12\x0bibledger.v1\x1a\x1aibledger/proto/types.proto\"!\n\rSubmitRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\"\x90\x01\n\x0eSubmitResponse\x12\r\n\x05tx_id\x18\x01 \x01(\x0c\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.ibledger.v1.SubmitStatus\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12%\n\x07receipt\x18\x05 \x01(\x0b\x32\x14.ibledger.v1.Receipt\"\'\n\x12SubmitBatchRequest\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\"C\n\x13SubmitBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.ibledger.v1.SubmitResponse\"2\n\x11GetReceiptRequest\x12\r\n\x05tx_id\x18\x01 \x01(\x0c\x12\x0e\n\x06viewer\x18\x02 \x01(\x0c\"I\n\x14WaitForCommitRequest\x12\r\n\x05tx_id\x18\x01 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\x12\x0e\n\x06viewer\x18\x03 \x01(\x0c\"1\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x0e\n\x06viewer\x18\x02 \x01(\x0c\":\n\x13StreamBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\x0e\n\x06viewer\x18\x02 \x01(\x0c\"I\n\x13StreamEventsRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\x0e\n\x06viewer\x18\x03 \x01(\x0c\"L\n\x0cQueryRequest\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\x19\n\x0c\x61s_of_height\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x0f\n\r_as_of_height\"/\n\rQueryResponse\x12\x0e\n\x06result\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\"\x12\n\x10GetStatusRequest\"L\n\nPeerStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x0e\n\x06height\x18\x04 \x01(\x04\"\xe8\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x0c\n\x04view\x18\x04 \x01(\x04\x12\x0f\n\x07primary\x18\x05 \x01(\t\x12\x10\n\x08tip_hash\x18\x06 \x01(\x0c\x12\x12\n\nstate_root\x18\x07 \x01(\x0c\x12\x14\n\x0cmempool_size\x18\x08 \x01(\r\x12&\n\x05peers\x18\t \x03(\x0b\x32\x17.ibledger.v1.PeerStatus\x12\x0f\n\x07version\x18\n \x01(\t\x12\x13\n\x0b\x63\x61tching_up\x18\x0b \x01(\x08*e\n\x0cSubmitStatus\x12\x1d\n\x19SUBMIT_STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x44MITTED\x10\x01\x12\x0b\n\x07PENDING\x10\x02\x12\r\n\tCOMMITTED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04\x32\xfe\x04\n\x06Ledger\x12\x41\n\x06Submit\x12\x1a.ibledger.v1.SubmitRequest\x1a\x1b.ibledger.v1.SubmitResponse\x12P\n\x0bSubmitBatch\x12\x1f.ibledger.v1.SubmitBatchRequest\x1a .ibledger.v1.SubmitBatchResponse\x12\x42\n\nGetReceipt\x12\x1e.ibledger.v1.GetReceiptRequest\x1a\x14.ibledger.v1.Receipt\x12H\n\rWaitForCommit\x12!.ibledger.v1.WaitForCommitRequest\x1a\x14.ibledger.v1.Receipt\x12<\n\x08GetBlock\x12\x1c.ibledger.v1.GetBlockRequest\x1a\x12.ibledger.v1.Block\x12\x46\n\x0cStreamBlocks\x12 .ibledger.v1.StreamBlocksRequest\x1a\x12.ibledger.v1.Block0\x01\x12\x46\n\x0cStreamEvents\x12 .ibledger.v1.StreamEventsRequest\x1a\x12.ibledger.v1.Event0\x01\x12>\n\x05Query\x12\x19.ibledger.v1.QueryRequest\x1a\x1a.ibledger.v1.QueryResponse\x12\x43\n\tGetStatus\x12\x1d.ibledger.v1.GetStatusRequest\x1a\x17.ibledger.v1.NodeStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ibledger.proto.ledger_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITSTATUS']._serialized_start=1093
-  _globals['_SUBMITSTATUS']._serialized_end=1194
+  _globals['_SUBMITSTATUS']._serialized_start=1137
+  _globals['_SUBMITSTATUS']._serialized_end=1238
   _globals['_SUBMITREQUEST']._serialized_start=72
   _globals['_SUBMITREQUEST']._serialized_end=105
   _globals['_SUBMITRESPONSE']._serialized_start=108
@@ -53,15 +53,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMEVENTSREQUEST']._serialized_start=602
   _globals['_STREAMEVENTSREQUEST']._serialized_end=675
   _globals['_QUERYREQUEST']._serialized_start=677
-  _globals['_QUERYREQUEST']._serialized_end=709
-  _globals['_QUERYRESPONSE']._serialized_start=711
-  _globals['_QUERYRESPONSE']._serialized_end=758
-  _globals['_GETSTATUSREQUEST']._serialized_start=760
-  _globals['_GETSTATUSREQUEST']._serialized_end=778
-  _globals['_PEERSTATUS']._serialized_start=780
-  _globals['_PEERSTATUS']._serialized_end=856
-  _globals['_NODESTATUS']._serialized_start=859
-  _globals['_NODESTATUS']._serialized_end=1091
-  _globals['_LEDGER']._serialized_start=1197
-  _globals['_LEDGER']._serialized_end=1835
+  _globals['_QUERYREQUEST']._serialized_end=753
+  _globals['_QUERYRESPONSE']._serialized_start=755
+  _globals['_QUERYRESPONSE']._serialized_end=802
+  _globals['_GETSTATUSREQUEST']._serialized_start=804
+  _globals['_GETSTATUSREQUEST']._serialized_end=822
+  _globals['_PEERSTATUS']._serialized_start=824
+  _globals['_PEERSTATUS']._serialized_end=900
+  _globals['_NODESTATUS']._serialized_start=903
+  _globals['_NODESTATUS']._serialized_end=1135
+  _globals['_LEDGER']._serialized_start=1241
+  _globals['_LEDGER']._serialized_end=1879
 # @@protoc_insertion_point(module_scope)

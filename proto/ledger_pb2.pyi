@@ -275,18 +275,26 @@ class QueryRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENVELOPE_FIELD_NUMBER: _builtins.int
+    AS_OF_HEIGHT_FIELD_NUMBER: _builtins.int
     envelope: _builtins.bytes
     """a signed envelope whose op names the query and whose args are its args"""
+    as_of_height: _builtins.int
+    """Answer from the contract state at the end of this block instead of the tip's; refused
+    with HEIGHT_IN_FUTURE above the tip and HEIGHT_UNAVAILABLE below what the node indexes.
+    """
     def __init__(
         self,
         *,
         envelope: _builtins.bytes = ...,
+        as_of_height: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_as_of_height", b"_as_of_height", "as_of_height", b"as_of_height"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_as_of_height", b"_as_of_height", "as_of_height", b"as_of_height", "envelope", b"envelope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__as_of_height: _TypeAlias = _typing.Literal["as_of_height"]  # noqa: Y015
+    _WhichOneofArgType__as_of_height: _TypeAlias = _typing.Literal["_as_of_height", b"_as_of_height"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__as_of_height) -> _WhichOneofReturnType__as_of_height | None: ...
 
 Global___QueryRequest: _TypeAlias = QueryRequest  # noqa: Y015
 
@@ -299,7 +307,7 @@ class QueryResponse(_message.Message):
     result: _builtins.bytes
     """canonical msgpack"""
     height: _builtins.int
-    """the committed height the answer reflects"""
+    """the committed height the answer reflects (the as-of height if asked)"""
     def __init__(
         self,
         *,

@@ -262,8 +262,19 @@ class FakeNode(ledger_pb2_grpc.LedgerServicer):  # type: ignore[misc]
         if tx.expires_at_ms < clock.now_ms():
             abort(context, "EXPIRED", "the query expired")
         height = self.ledger.height
+        # As of a past height, as the real node answers (node/api.py): the data then, the
+        # viewer's roles now.
+        as_of = request.as_of_height if request.HasField("as_of_height") else None
+        if as_of is not None and as_of > height:
+            abort(context, "HEIGHT_IN_FUTURE", f"height {as_of} is not committed yet")
+        current = self.ledger.state()
         try:
-            result = query(self.ledger.state(), tx.operation[6:], tx.args, tx.sender)
+            if as_of is None:
+                result = query(current, tx.operation[6:], tx.args, tx.sender)
+            else:
+                past = self.ledger.as_of(as_of)
+                result = query(past, tx.operation[6:], tx.args, tx.sender, current)
+                height = as_of
         except QueryError as exc:
             abort(context, exc.code, exc.message)
         return ledger_pb2.QueryResponse(result=canonical_encode(result), height=height)

@@ -956,3 +956,29 @@ def test_supervise_look_through_views_now_and_as_of_a_height(cli: Cli, network: 
     assert forbidden.code == 1 and forbidden.error()["code"] == "FORBIDDEN"
     negative = cli("supervise", "aggregates", "--height", "-1", "--as", "REGULATOR")
     assert negative.code == 2 and "--height" in negative.err
+
+
+def test_read_commands_answer_as_of_a_height_with_height(cli: Cli, network: Network) -> None:
+    _register_bond(cli)
+    query = ("query", "instrument", "--args", f'{{"isin": "{ISIN}"}}', "--as", "ICBC")
+    registered = ok(cli(*query, "--json"))
+    then = registered.json()["height"]
+    shown_then = ok(cli("asset", "show", ISIN, "--as", "ICBC", "--json")).json()
+    holders_then = ok(cli("asset", "holders", ISIN, "--as", "CSDC", "--json")).json()
+    ok(cli("asset", "issue", ISIN, "--allot", "ICBC=10000000.00", "--as", "CSDC"))
+    assert ok(cli("asset", "show", ISIN, "--as", "ICBC", "--json")).json() != shown_then
+    as_of = ("--height", str(then))
+    assert ok(cli("asset", "show", ISIN, *as_of, "--as", "ICBC", "--json")).json() == shown_then
+    assert ok(cli("asset", "holders", ISIN, *as_of, "--as", "CSDC", "--json")).json() == (
+        holders_then
+    )
+    holdings = ok(cli("asset", "holdings", *as_of, "--as", "ICBC", "--json")).json()
+    assert holdings["holdings"] == []
+    assert ok(cli(*query, *as_of, "--json")).json() == registered.json()
+    assert f"height {then}" in ok(cli("supervise", "positions", "ICBC", *as_of, "--as", "ICBC")).out
+    before = cli(*query, "--height", "0", "--json")
+    assert before.code == 1 and before.error()["code"] == "NOT_FOUND"
+    future = cli(*query, "--height", "100000", "--json")
+    assert future.code == 1 and future.error()["code"] == "HEIGHT_IN_FUTURE"
+    negative = cli(*query, "--height", "-1")
+    assert negative.code == 2 and "--height" in negative.err

@@ -386,3 +386,26 @@ async def test_a_socket_left_by_a_killed_node_is_replaced(tmp_path: Path, ledger
         assert reply == {"ok": True, "node_id": "node1", "height": ledger.height}
     finally:
         await server.stop()
+
+
+def test_the_as_of_index_is_left_out_of_a_backup_and_rebuilt_on_restore(
+    tmp_path: Path, backup_file: Path, ledger: Ledger, genesis: Genesis
+) -> None:
+    """Index entries (node/archive.py) are outside the state root: nothing in a backup could
+    vouch for them, so they are not in it (a planted one is refused), and the restored ledger
+    indexes its verified write sets when it is opened."""
+    records: dict[bytes, bytes] = {}
+    reencode(backup_file, tmp_path / "copy", records.update)
+    assert records and not [k for k in records if k.startswith(keys.ARCHIVE)]
+    assert keys.META_ARCHIVE_HEIGHT not in records
+
+    def plant(forged: dict[bytes, bytes]) -> None:
+        forged[keys.ARCHIVE + b"id/p/X\x00\x01" + bytes(8)] = b"\x01forged"
+
+    reencode(backup_file, tmp_path / "planted", plant)
+    _assert_refused(tmp_path / "planted", tmp_path / "refused", genesis, "BACKUP_CORRUPT")
+    _restore(backup_file, tmp_path / "fresh", genesis)
+    with Ledger.open(tmp_path / "fresh" / "ledger", genesis) as reopened:
+        assert reopened.history_range() == (0, 6)
+        for height in (0, 2, 6):
+            assert list(reopened.as_of(height).scan(b"")) == list(ledger.as_of(height).scan(b""))
