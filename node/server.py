@@ -40,7 +40,7 @@ from ibledger.consensus import (
 )
 from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 
-from . import clock, pki
+from . import clock, failpoints, pki
 from .admin import AdminServer
 from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
@@ -290,6 +290,7 @@ class Node:
                     sender = self.ledger.decoder.decode(envelopes[tx_index]).sender
                 except (TxError, IndexError):
                     sender = ""  # an event always comes from a decoded transaction
+            failpoints.hit("audit.before-write")
             self.audit.governance(
                 height=height,
                 tx_id=event["tx_id"],
