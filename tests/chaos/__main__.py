@@ -84,7 +84,7 @@ def run_local(
 ) -> list[dict[str, Any]]:
     cluster = harness.create_cluster(root / "network")
     cluster.up()
-    load = harness.Load(cluster, seed=seed)
+    load = harness.Load(cluster, threads=2, seed=seed)
     campaign = harness.Campaign(cluster, load, random.Random(seed), log=say)
     rows = []
     try:
@@ -100,7 +100,7 @@ def run_local(
             say("  " + json.dumps(rows[-1]))
         rows.append(campaign.check_row("all local faults", campaign.faults,
                                        sum(r["faults_injected"] for r in rows),
-                                       list(load.acked)))  # fmt: skip
+                                       None))  # fmt: skip
     finally:
         load.stop()
         cluster.down()
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     parser.add_argument("--out", type=Path, help="results directory")
     parser.add_argument("--seed", type=int, help="random seed (printed; default: from the clock)")
-    parser.add_argument("--rounds", type=int, default=4, help="faults per kill or pause kind")
+    parser.add_argument("--rounds", type=int, default=2, help="faults per kill or pause kind")
     parser.add_argument("--kinds", help="comma-separated kinds (default: all)")
     options = parser.parse_args(argv)
     seed = options.seed if options.seed is not None else int(time.time())

@@ -215,6 +215,10 @@ class Load:
                 height = max(height, receipt.height)
         return height
 
+    def acked_ids(self) -> set[bytes]:
+        with self._lock:
+            return set(self.acked)
+
     def acked_count(self) -> int:
         with self._lock:
             return len(self.acked)
@@ -402,11 +406,24 @@ class Campaign:
         self.restart(target, {failpoints.ENVIRONMENT_VARIABLE: spec})
         self.load.up(target)
         pid = node_pid(self.cluster, target)
-        # A crash ends the process; an I/O error stops the node (its runtime fails) or, where the
-        # node runs on without the write (the audit log), leaves it up. The deadline bounds a
-        # point that is never reached.
-        ended = pid is None or wait_dead(pid, 60)
-        fired = log_mentions_failpoint(self.cluster, target, point, since)
+        # The deadlines bound a point that is never reached, and a node that hangs.
+        deadline = time.monotonic() + 60
+        fired = False
+        while pid is not None and alive(pid) and time.monotonic() < deadline:
+            fired = log_mentions_failpoint(self.cluster, target, point, since)
+            if fired:
+                break
+            time.sleep(0.1)
+        # A crash ends the process; an I/O error stops the node (its runtime fails) or leaves it
+        # running where the write may fail (a checkpoint certificate is stored again later).
+        ended = pid is None or wait_dead(pid, HANG_S if action == "crash" else 10)
+        fired = fired or log_mentions_failpoint(self.cluster, target, point, since)
+        ran_on = ""
+        if not ended and fired:
+            # It ran on: it must keep up with the others (no task of it died with the error).
+            height = max(self.cluster.status(n).height for n in self.cluster.node_ids)
+            self.cluster.wait_heights_at_least([target], height, HANG_S)
+            ran_on = ": the node ran on and kept committing"
         self.load.down(target)
         if not ended:
             kill9(self.cluster, target)
@@ -415,13 +432,13 @@ class Campaign:
         self.load.up(target)
         detail = spec if fired else f"{spec} (not reached)"
         if fired and action == "error":
-            detail += ": the node stopped" if ended else ": the node ran on"
+            detail += ran_on or ": the node stopped"
         return Fault(kind, target, detail, fired=fired, recover_s=self.recover(target, began))
 
     def run(self, kind: str, count: int, points: list[str] | None = None) -> dict[str, Any]:
         """``count`` faults of one kind under load, then the chain check of what was
         acknowledged meanwhile: the kind's row of the summary."""
-        before = set(self.load.acked)
+        before = self.load.acked_ids()
         injected = 0
         faults = []
         for i in range(count):
@@ -443,16 +460,16 @@ class Campaign:
                 f"{fault.recover_s:.2f} s; {self.load.acked_count()} acknowledged so far"
             )
         self.faults.extend(faults)
-        return self.check_row(
-            kind, faults, injected, [t for t in self.load.acked if t not in before]
-        )
+        return self.check_row(kind, faults, injected, before)
 
     def check_row(
-        self, kind: str, faults: list[Fault], injected: int, acked: list[bytes]
+        self, kind: str, faults: list[Fault], injected: int, before: set[bytes] | None = None
     ) -> dict[str, Any]:
-        """Pause the load, compare the replicas' chains, and resume the load."""
+        """Pause the load, compare the replicas' chains against what was acknowledged since
+        ``before`` (everything when ``None``), and resume the load."""
         self.load.stop()
         try:
+            acked = [t for t in self.load.acked_ids() if before is None or t not in before]
             check = self.reader.check(acked)
         finally:
             self.load.start()
