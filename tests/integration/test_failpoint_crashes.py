@@ -2,7 +2,7 @@
 restarted with a crash armed at one durability step, ended there by it, and restarted plainly.
 After the loop every acknowledged transaction is in every replica's chain exactly once, and the
 replicas hold the same blocks and state roots at every height. (``make chaos`` runs the loop
-over every failpoint, with I/O errors too, and the kill, pause and partition campaigns.)
+over all nine failpoints, with I/O errors too, and the kill, pause and partition campaigns.)
 
 Deadlines bound hangs only: a slow machine acknowledges fewer transactions, never fails."""
 
@@ -22,7 +22,6 @@ POINTS = [
     "ledger.after-block-write",
     "execute.before-reply",
     "state-transfer.apply",
-    "ledger.before-checkpoint-write",
 ]
 
 
@@ -30,7 +29,8 @@ POINTS = [
 def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Campaign]:
     cluster = harness.create_cluster(tmp_path_factory.mktemp("c7") / "network")
     cluster.up()
-    load = harness.Load(cluster, threads=2, seed=7)
+    # Light load: the check is what was acknowledged, not how much (make chaos loads harder).
+    load = harness.Load(cluster, threads=1, batch=2, seed=7)
     campaign = harness.Campaign(cluster, load, random.Random(7), log=lambda _: None)
     load.start()
     try:
