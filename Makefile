@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test static bench bench-all lint format-check typecheck stop clean proto
+.PHONY: run test static bench bench-all chaos lint format-check typecheck stop clean proto
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ bench: $(STAMP)
 	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]' \
 		|| echo "matplotlib could not be installed: no plots"
 	$(PY) -m bench suite $(BENCH_OUT)
+
+# The longer fault campaigns (about 10 minutes): failpoint crashes and I/O errors, kill -9 and
+# SIGSTOP of the primary and of a backup, and, as root with ip and nft, network partitions
+# between network namespaces. Prints the summary table and writes it as JSON and markdown to
+# chaos-results/chaos-<time> (or CHAOS_OUT); CHAOS_ARGS passes --seed, --rounds or --kinds.
+chaos: $(STAMP)
+	$(PY) -m tests.chaos $(if $(CHAOS_OUT),--out $(CHAOS_OUT)) $(CHAOS_ARGS)
 
 # Every micro-benchmark (verify, ledger, consensus, network, fairness) with its defaults.
 bench-all: $(STAMP)

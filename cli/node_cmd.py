@@ -73,7 +73,7 @@ def _add_node_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_start(options: argparse.Namespace) -> int:
-    from ibledger.node import clock
+    from ibledger.node import clock, failpoints
     from ibledger.node.config import ConfigError
     from ibledger.node.crypto import CryptoError
     from ibledger.node.ledger import LedgerError
@@ -85,6 +85,11 @@ def run_start(options: argparse.Namespace) -> int:
         clock.fix_offset()
     except ValueError as exc:
         raise CommandError("BAD_CONFIG", str(exc)) from None
+    # Fault tests only: the environment of the process that starts the node is the one way in.
+    try:
+        failpoints.arm_from_environment()
+    except failpoints.FailpointSpecError as exc:
+        raise CommandError("BAD_FAILPOINT", str(exc)) from None
     try:
         passphrases = PassphraseForKeys(options.passphrase_file)
         return run(options.config, passphrase=passphrases.value, ask_passphrase=passphrases)

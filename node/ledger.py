@@ -51,7 +51,7 @@ from ibledger.contracts.codec import CodecError, canonical_decode, canonical_enc
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.overlay import BlockOverlay
 
-from . import archive
+from . import archive, failpoints
 from . import storage_keys as keys
 from .blocks import (
     BlockFormatError,
@@ -639,7 +639,9 @@ class Ledger:
                 batch.put(keys.tx_index_key(tx_id), canonical_encode([header.height, index, code]))
             root = self._stage_block(batch, header, envelopes, results, events, writes, certificate)
             staged = time.perf_counter()
+            failpoints.hit("ledger.before-block-write")
             batch.write()
+            failpoints.hit("ledger.after-block-write")
             self.on_block(staged - began, time.perf_counter() - staged)
             if any(key.startswith(IDENTITY_PREFIX) for key, _ in writes):
                 self._signer_cache = {}  # a key or participant changed: resolve afresh
@@ -858,7 +860,9 @@ class Ledger:
     def store_checkpoint(self, seq: int, certificate: bytes) -> None:
         """Keep a stable checkpoint certificate: it anchors result proofs for earlier blocks.
         Not synced: a lost one is simply not offered until the next checkpoint."""
+        failpoints.hit("ledger.before-checkpoint-write")
         self._store.write([(keys.checkpoint_key(seq), certificate)], sync=False)
+        failpoints.hit("ledger.after-checkpoint-write")
 
     def result_proof(self, height: int, index: int) -> ResultProof | None:
         """Evidence for the outcome of transaction ``index`` of block ``height``, once a stored

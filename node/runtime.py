@@ -49,6 +49,7 @@ from ibledger.consensus import (
     encode_message,
 )
 
+from . import failpoints
 from .ledger import AppliedBlock, Ledger
 from .metrics import NodeMetrics
 from .phases import PhaseClock
@@ -204,6 +205,7 @@ class ReplicaRuntime:
                 # backups need not forward it to the primary as a signed message too.
                 return replica.submit_relayed(requests, now_ms)
             case TransferredBlocks(blocks, _):
+                failpoints.hit("state-transfer.apply")
                 return replica.on_state_transfer(blocks)
         raise AssertionError(f"unknown input {item!r}")
 
@@ -221,7 +223,9 @@ class ReplicaRuntime:
             match effect:
                 case Persist(updates):
                     began = time.perf_counter()
+                    failpoints.hit("consensus.before-persist")
                     await asyncio.to_thread(self._ledger.persist_consensus, updates)
+                    failpoints.hit("consensus.after-persist")
                     if self._metrics is not None:
                         self._metrics.storage.labels("consensus").observe(
                             time.perf_counter() - began
@@ -241,6 +245,7 @@ class ReplicaRuntime:
                     if self._metrics is not None:
                         self._metrics.execution.observe(time.perf_counter() - began)
                     executed_at = phases.executed(block.seq) if phases is not None else 0.0
+                    failpoints.hit("execute.before-reply")
                     self._on_committed(applied, block)
                     if phases is not None:
                         phases.notified(block.seq, executed_at)

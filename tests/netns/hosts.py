@@ -372,6 +372,11 @@ class Lab:
         """Drop everything the host sends or receives on its network link."""
         self._rules(host, [f'iifname "{DEVICE}" drop'], [f'oifname "{DEVICE}" drop'])
 
+    def deafen(self, host: str) -> None:
+        """Drop everything the host receives on its link; what it sends still leaves (an
+        asymmetric partition: the others hear it, it hears no one)."""
+        self._rules(host, [f'iifname "{DEVICE}" drop'], [])
+
     def cut(self, host: str, peers: Sequence[str]) -> None:
         """Drop the host's traffic to and from each of ``peers`` (others still reach it)."""
         self._rules(
