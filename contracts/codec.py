@@ -123,17 +123,17 @@ def _reject_ext(code: int, data: bytes) -> Any:
 
 def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    previous: bytes | None = None
+    previous: str | None = None
     for key, value in pairs:
-        if not isinstance(key, str):
+        if type(key) is not str:  # the unpacker makes exact built-in types only
             raise CodecError("map key is not a string")
-        key_bytes = key.encode("utf-8")
+        # Keys decoded from UTF-8 are valid text, whose code-point order is UTF-8 byte order.
         if previous is not None:
-            if key_bytes == previous:
+            if key == previous:
                 raise CodecError(f"duplicate map key {key!r}")
-            if key_bytes < previous:
+            if key < previous:
                 raise CodecError(f"map keys are not sorted at {key!r}")
-        previous = key_bytes
+        previous = key
         result[key] = value
     return result
 
@@ -141,6 +141,22 @@ def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
 def _check_domain(obj: Any, depth: int) -> None:
     if depth > _DEPTH_MAX:
         raise CodecError(f"value nested deeper than {_DEPTH_MAX} levels")
+    # The unpacker makes exact built-in types: test those first, without isinstance chains.
+    kind = type(obj)
+    if kind is str or kind is bytes or kind is bool or obj is None:
+        return
+    if kind is int:
+        if not INT_MIN <= obj <= INT_MAX:
+            raise CodecError(f"integer {obj} is outside the signed 64-bit range")
+        return
+    if kind is list:
+        for item in obj:
+            _check_domain(item, depth + 1)
+        return
+    if kind is dict:
+        for value in obj.values():
+            _check_domain(value, depth + 1)
+        return
     if isinstance(obj, float):
         raise CodecError("floating-point values are not allowed")
     if isinstance(obj, int) and not isinstance(obj, bool) and not INT_MIN <= obj <= INT_MAX:
@@ -176,6 +192,9 @@ def canonical_decode(data: bytes) -> Any:
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise CodecError(f"malformed MessagePack: {exc}") from exc
     _check_domain(obj, 0)
-    if canonical_encode(obj) != raw:
+    # What was decoded is already normalised: its keys are strings in canonical order (checked
+    # by _pairs_to_dict), its text valid UTF-8, its integers in range and no floats (checked
+    # above), so packing it as it is gives what canonical_encode would, without rebuilding it.
+    if msgpack.packb(obj, use_bin_type=True) != raw:
         raise CodecError("encoding is not canonical (non-minimal header or wrong type family)")
     return obj

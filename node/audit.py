@@ -143,10 +143,21 @@ def record_hash(body: Mapping[str, Any]) -> str:
 def encode_record(
     seq: int, time_ms: int, kind: str, fields: Mapping[str, Any], prev: str
 ) -> tuple[bytes, str]:
-    """The record's line (with its newline) and its hash."""
-    body = {"fields": dict(fields), "kind": kind, "prev": prev, "seq": seq, "time_ms": time_ms}
-    digest = record_hash(body)
-    return canonical_json(body | {"hash": digest}) + b"\n", digest
+    """The record's line (with its newline) and its hash.
+
+    The fields are encoded once and spliced: the record's keys in sorted order are ``fields``,
+    ``hash``, ``kind``, ``prev``, ``seq``, ``time_ms``, so the hashed body and the line differ
+    only by the ``hash`` member after the fields (byte for byte what encoding both whole gives).
+    """
+    head = b'{"fields":' + canonical_json(fields if type(fields) is dict else dict(fields))
+    rest = b',"kind":%b,"prev":%b,"seq":%d,"time_ms":%d}' % (
+        canonical_json(kind),
+        canonical_json(prev),
+        seq,
+        time_ms,
+    )
+    digest = hashlib.sha256(DOMAIN + head + rest).hexdigest()
+    return head + b',"hash":"' + digest.encode("ascii") + b'"' + rest + b"\n", digest
 
 
 def head_signing_bytes(node_id: str, seq: int, digest: str) -> bytes:
@@ -155,6 +166,30 @@ def head_signing_bytes(node_id: str, seq: int, digest: str) -> bytes:
 
 def bounded(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON data of bounded size: bytes as hex, long strings and lists cut."""
+    # Fast paths for the plain data of events (a record per governance event): exact types
+    # only, and tables within bounds whose keys are short strings, which need no sorting (the
+    # canonical encoding sorts keys) and cannot collide once cut.  Anything else takes the
+    # general rule below, with the same result.
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= STRING_CHARS_MAX else value[:STRING_CHARS_MAX] + "..."
+    if kind is int or kind is bool or value is None:
+        return value
+    if depth < DEPTH_MAX:
+        if kind is dict and len(value) <= ITEMS_MAX:
+            table: dict[str, Any] = {}
+            for key, item in value.items():
+                if type(key) is not str or len(key) > STRING_CHARS_MAX:
+                    break
+                table[key] = bounded(item, depth + 1)
+            else:
+                return table
+        elif (kind is list or kind is tuple) and len(value) <= ITEMS_MAX:
+            return [bounded(item, depth + 1) for item in value]
+    return _bounded_general(value, depth)
+
+
+def _bounded_general(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, bytes):
@@ -350,9 +385,36 @@ def _scan_governance(path: Path) -> _Recorded:
     return recorded
 
 
+_GOVERNANCE_BATCH = "(governance batch)"  # a queue entry's kind: a block's events, not a record
+
+
+@dataclass(frozen=True, slots=True)
+class _GovernanceBatch:
+    """A block's governance events and their senders, queued as they are."""
+
+    height: int
+    events: tuple[tuple[Mapping[str, Any], str], ...]
+    replayed: bool
+
+    def records(self) -> Iterable[dict[str, Any]]:
+        """The fields of each event's ``governance`` record."""
+        for event, sender in self.events:
+            fields = {
+                "height": self.height,
+                "tx_id": event["tx_id"].hex(),
+                "tx_index": event["tx_index"],
+                "sender": bounded(sender),
+                "event": bounded(event["kind"]),
+                "attrs": bounded(event["attrs"]),
+            }
+            if self.replayed:
+                fields["replayed"] = True
+            yield fields
+
+
 class AuditLog:
-    """One node's audit log; ``refused`` and ``governance`` are cheap calls from the event loop,
-    a writer thread does the I/O."""
+    """One node's audit log; ``refused`` and ``governance_events`` are cheap calls from the
+    event loop, a writer thread builds the governance records and does the I/O."""
 
     def __init__(
         self,
@@ -371,7 +433,9 @@ class AuditLog:
         self._clock_ms = clock_ms
         self._monotonic = monotonic
         self._cond = threading.Condition()
-        self._pending: deque[tuple[str, dict[str, Any], int]] = deque()
+        # (kind, fields, time_ms); kind _GOVERNANCE_BATCH holds a _GovernanceBatch as fields.
+        self._pending: deque[tuple[str, Any, int]] = deque()
+        self._pending_records = 0  # what the pending entries will write
         self._window: dict[tuple[str, str, str], _Held] = {}
         self._previous_window: set[tuple[str, str, str]] = set()
         self._window_end = monotonic() + settings.aggregate_interval_ms / 1000
@@ -480,18 +544,27 @@ class AuditLog:
         replayed: bool = False,
     ) -> None:
         """A committed governance event; ``replayed`` when read back from the ledger at start."""
-        fields = {
-            "height": height,
-            "tx_id": tx_id.hex(),
-            "tx_index": tx_index,
-            "sender": bounded(sender),
-            "event": bounded(event),
-            "attrs": bounded(attrs),
-        }
-        if replayed:
-            fields["replayed"] = True
+        event_data = {"kind": event, "tx_id": tx_id, "tx_index": tx_index, "attrs": attrs}
+        self.governance_events(height, [(event_data, sender)], replayed=replayed)
+
+    def governance_events(
+        self,
+        height: int,
+        events: Sequence[tuple[Mapping[str, Any], str]],
+        *,
+        replayed: bool = False,
+    ) -> None:
+        """The committed governance events of one block, each with its sender: one record each.
+
+        The events (as stored with the block, never changed afterwards) are only queued here;
+        the writer thread builds their records, so a block's governance costs the commit path
+        one queue entry, not a bounded copy of every event's attributes.  All records of the
+        block carry the time at which it was handed over."""
+        if not events:
+            return
+        batch = _GovernanceBatch(height, tuple(events), replayed)
         with self._cond:
-            self._enqueue("governance", fields, self._clock_ms(), False)
+            self._enqueue_batch(batch, self._clock_ms())
             # Sign soon: a governance action should not wait a whole interval to be vouched for.
             self._governance_head = True
 
@@ -545,14 +618,21 @@ class AuditLog:
     # --- queue -----------------------------------------------------------------------------------
 
     def _enqueue(self, kind: str, fields: dict[str, Any], time_ms: int, droppable: bool) -> None:
-        if droppable and len(self._pending) >= self.settings.queue_max:
+        if droppable and self._pending_records >= self.settings.queue_max:
             self._dropped += 1
             return
+        self._append((kind, fields, time_ms), 1)
+
+    def _enqueue_batch(self, batch: _GovernanceBatch, time_ms: int) -> None:
+        self._append((_GOVERNANCE_BATCH, batch, time_ms), len(batch.events))
+
+    def _append(self, entry: tuple[str, Any, int], records: int) -> None:
         if not self._pending:
             self._write_due = self._monotonic() + WRITE_BATCH_S
-        self._pending.append((kind, fields, time_ms))
+        self._pending.append(entry)
+        self._pending_records += records
         self._submitted += 1
-        if len(self._pending) >= WRITE_BATCH_RECORDS:
+        if self._pending_records >= WRITE_BATCH_RECORDS:
             self._cond.notify_all()
 
     def _roll_window_locked(self) -> None:
@@ -585,7 +665,7 @@ class AuditLog:
                         continue
                     if self._pending and (
                         self._written < self._flush_target
-                        or len(self._pending) >= WRITE_BATCH_RECORDS
+                        or self._pending_records >= WRITE_BATCH_RECORDS
                     ):
                         break
                     # Only timers with work behind them: an idle writer sleeps until the window.
@@ -610,6 +690,7 @@ class AuditLog:
         with self._cond:
             batch = list(self._pending)
             self._pending.clear()
+            self._pending_records = 0
             dropped, self._dropped = self._dropped, 0
             ledger_height = self.ledger_height
             head_requested, self._head_requested = self._head_requested, False
@@ -622,7 +703,11 @@ class AuditLog:
             if dropped:
                 self._write("audit.dropped", {"count": dropped}, self._clock_ms())
             for kind, fields, time_ms in batch:
-                self._write(kind, fields, time_ms)
+                if kind is _GOVERNANCE_BATCH:
+                    for record_fields in fields.records():
+                        self._write("governance", record_fields, time_ms)
+                else:
+                    self._write(kind, fields, time_ms)
             now = self._monotonic()
             if (
                 self._since_head

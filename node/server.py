@@ -277,10 +277,11 @@ class Node:
         senders: Sequence[str] = (),
     ) -> None:
         """Governance events to the audit log; ``senders`` (per transaction index, from the
-        execution that just ran) spares decoding the envelopes a second time."""
+        execution that just ran) spares decoding the envelopes a second time.  The log's writer
+        thread builds the records: here the events are only picked out."""
+        chosen: list[tuple[Mapping[str, Any], str]] = []
         for event in events:
-            kind = event["kind"]
-            if not kind.startswith(GOVERNANCE_PREFIXES):
+            if not event["kind"].startswith(GOVERNANCE_PREFIXES):
                 continue
             tx_index = event["tx_index"]
             if tx_index < len(senders):
@@ -291,15 +292,8 @@ class Node:
                 except (TxError, IndexError):
                     sender = ""  # an event always comes from a decoded transaction
             failpoints.hit("audit.before-write")
-            self.audit.governance(
-                height=height,
-                tx_id=event["tx_id"],
-                tx_index=tx_index,
-                sender=sender,
-                event=kind,
-                attrs=event["attrs"],
-                replayed=replayed,
-            )
+            chosen.append((event, sender))
+        self.audit.governance_events(height, chosen, replayed=replayed)
         self.audit.governed_through(height)
 
     def _replay_governance(self) -> None:

@@ -130,6 +130,11 @@ def _raw(obj: Any, **kwargs: Any) -> bytes:
     ("data", "why"),
     [
         (_raw({"b": 1, "a": 2}), "unsorted keys"),
+        (_raw({"\U0001f600": 1, "\uffff": 2}), "unsorted astral and BMP keys"),
+        (_raw({"a": {"b": 1, "a": 2}}), "unsorted keys in a nested map"),
+        (_raw([{"x": [1.5]}]), "a float deep in a list"),
+        (_raw({"a": 2**63}), "a map value above the signed range"),
+        (_raw({b"a": 1}), "a bytes key"),
         (b"\x82\xa1a\x01\xa1a\x02", "duplicate keys"),
         (_raw(1.0), "float64"),
         (b"\xca\x00\x00\x00\x00", "float32"),

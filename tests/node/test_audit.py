@@ -6,6 +6,7 @@ refusals costs one record per key and window; segments rotate with the chain con
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -21,9 +22,14 @@ from ibledger.node.audit import (
     AuditLog,
     AuditSettings,
     Report,
+    _bounded_general,
+    bounded,
     caller_of,
+    canonical_json,
     encode_record,
     head_signing_bytes,
+    parse_record,
+    record_hash,
     segments_in,
     verify,
 )
@@ -456,3 +462,50 @@ def test_flush_writes_every_queued_record_of_a_batch(tmp_path: Path, key: KeyPai
     [segment] = segments_in(directory)
     assert sum(1 for r in _records(segment) if r["kind"] == "governance") == 5
     audit.close()
+
+
+def _reference_line(
+    seq: int, time_ms: int, kind: str, fields: dict[str, Any], prev: str
+) -> tuple[bytes, str]:
+    """A record encoded whole, twice, as the format defines it (the spliced encoder's oracle)."""
+    body = {"fields": fields, "kind": kind, "prev": prev, "seq": seq, "time_ms": time_ms}
+    digest = record_hash(body)
+    return canonical_json(body | {"hash": digest}) + b"\n", digest
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"reason": "X", "caller": "ipv4:10.0.0.1", "count": 3, "example": {"n": [1, None]}},
+        {"participant": 'Caf\u00e9 "quoted" \\ \u2603', "roles": ["a", "b"], "ok": True},
+        {"hash": "shadowing a record key inside the fields", "seq": -1, "nested": {"z": {}}},
+    ],
+)
+def test_a_record_line_is_the_canonical_encoding_of_the_whole_record(
+    fields: dict[str, Any],
+) -> None:
+    for seq, time_ms, kind in [(0, 0, "audit.open"), (12_345, 1_700_000_000_000, 'k\u00e9"')]:
+        prev = hashlib.sha256(kind.encode()).hexdigest()
+        line, digest = encode_record(seq, time_ms, kind, fields, prev)
+        assert (line, digest) == _reference_line(seq, time_ms, kind, fields, prev)
+        assert parse_record(line[:-1])["hash"] == digest
+
+
+class _Str(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"participant": "CSDC", "fields": ["name"]},
+        {"b": b"\x01\x02", 3: "int key", "a": (1, 2), "x" * 600: "long key"},
+        {f"k{n}": n for n in range(40)},  # more than ITEMS_MAX: cut after sorting
+        [list(range(40)), ("t",), {"deep": {"deeper": {"deepest": {"bottom": [1]}}}}],
+        {"1": "string one", 1: "int one"},  # keys that collide as strings: the later one wins
+        {"s": _Str("subclass"), "f": 1.5, "n": None, "t": True, "big": "y" * 1000},
+    ],
+)
+def test_the_fast_paths_of_bounded_give_what_the_general_rule_gives(value: Any) -> None:
+    assert canonical_json(bounded(value)) == canonical_json(_bounded_general(value, 0))
