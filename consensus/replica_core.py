@@ -162,6 +162,10 @@ class ReplicaCore(ABC):
         """f+1 CHECKPOINTs above our progress: fetch unless it closes (`replica_transfer`)."""
 
     @abstractmethod
+    def _catch_up_finished(self) -> bool:
+        """True once, when a catch-up has executed to its target (`replica_transfer`)."""
+
+    @abstractmethod
     def _begin_catch_up(self, target: int, hint: tuple[str, ...], out: list[Effect]) -> None:
         """Start state transfer towards `target` (`replica_transfer`)."""
 

@@ -321,7 +321,7 @@ class NormalCase(ReplicaCore):
     def _after_progress(self, out: list[Effect]) -> None:
         self._timers.request.restart_if(self._waiting_for_execution(), self._tick)
         self._timers.lag.restart_if(self._catch_up.lag_target > self._chain.seq, self._tick)
-        if self._catch_up.finished(self._chain.seq):
+        if self._catch_up_finished():
             self.counters["caught-up"] += 1
             self._resume_voting(out)
             self._replay_future(out)

@@ -86,6 +86,9 @@ class StateTransfer(Checkpointing):
             hint = (sm.sender, *(rid for rid, _ in cert.signatures))
             self._begin_catch_up(seq - 1 if seq <= self._high() else seq, hint, out)
 
+    def _catch_up_finished(self) -> bool:
+        return self._catch_up.finished(self._chain.seq)
+
     def _note_behind(self, seq: int, hint: tuple[str, ...]) -> None:
         self._catch_up.lag_target, self._catch_up.lag_hint = seq, hint
         self._timers.lag.start_if_stopped(self._tick)
