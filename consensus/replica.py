@@ -16,12 +16,12 @@ of Castro and Liskov (OSDI'99; TOCS 2002), and hold no reference to the replica 
 - `certificates`: certificate checks and the authentication of every peer message.
 
 The replica applies their answers, one part per sub-protocol, each the only writer of the state
-it owns (`replica_core` lists who writes what): `replica_normal` (requests, the three phases and
-execution), `replica_checkpoints` (stable checkpoints and the watermarks), `replica_transfer`
-(state transfer, bodies, STATUS replies) and `replica_view_change` (VIEW-CHANGE and NEW-VIEW).
-This module holds the entry points, the timers' tick, dispatch and recovery. The invariants,
-the deviations from the paper and a glossary from the paper's symbols to these names are in the
-package documentation (`consensus/__init__.py`).
+it owns (`replica_core` lists who writes what): `replica_normal` (the three phases and
+execution), `replica_requests` (requests and the request timer), `replica_checkpoints` (stable
+checkpoints and the watermarks), `replica_transfer` (state transfer, bodies, STATUS replies)
+and `replica_view_change` (VIEW-CHANGE and NEW-VIEW). This module holds the entry points, the
+tick, dispatch and recovery. The invariants, the deviations from the paper and a glossary from
+the paper's symbols to these names are in the package documentation (`consensus/__init__.py`).
 
 Recovery (TOCS 6). Everything a vote depends on is in a `Persist` emitted before the vote, so a
 replica restarted from `PersistedState` re-signs only digests it signed before. A CHECKPOINT is
@@ -36,7 +36,6 @@ Input from peers is never trusted: every message is authenticated, validated, co
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -217,43 +216,11 @@ class Replica(ViewChanging):
         if not self._started:
             self._started = True
             self._on_first_tick(out)
-        if self.catching_up and timers.fetch.due(tick):
-            self._emit_fetch(out)
-        if (
-            timers.lag.expired(tick, self._config.fetch_retry_ticks)
-            and self._catch_up.lag_target > self._chain.seq
-        ):
-            timers.lag.stop()
-            self._begin_catch_up(self._catch_up.lag_target, self._catch_up.lag_hint, out)
+        self._tick_catch_up(out)
         if self._vs.active:
-            self._maybe_propose(out)
-            waiting = self._waiting_for_execution() and not self.catching_up
-            if not waiting:
-                timers.request.stop()
-            elif not timers.request.running:
-                timers.request.start(tick)
-            elif timers.request.expired(tick, timers.backoff.duration()):
-                self.counters["view-change-timeout"] += 1
-                self._start_view_change(
-                    self._vs.view + 1, out, timeout=True, cause="request-timeout"
-                )
-            if self._vs.active and not self.is_primary and timers.forward.due(tick):
-                # A request the primary has not proposed in time goes to every replica, so
-                # that all backups start their view-change timers (a silent primary, B9).
-                self._forward_pending(
-                    out, min_age_ticks=self._config.retransmit_ticks, everyone=True
-                )
+            self._tick_requests(out)
         else:
-            if timers.new_view.expired(tick, timers.backoff.duration()):
-                self.counters["new-view-timeout"] += 1
-                self._start_view_change(
-                    self._vs.view + 1, out, timeout=True, cause="new-view-timeout"
-                )
-            elif timers.view_change_resend.due(tick) and self._vs.own_view_change:
-                timers.view_change_resend.mark(tick)
-                self._broadcast(out, self._vs.own_view_change)
-            if not self._vs.active:
-                self._check_view_change_quorum(out)
+            self._tick_view_change(out)
         self._request_bodies(out)
         if timers.status.due(tick):
             timers.status.mark(tick)
@@ -269,37 +236,6 @@ class Replica(ViewChanging):
             self._drop(failure)
         else:
             self._dispatch(message, out)
-        return self._finish(out)
-
-    def submit(self, request: bytes, now_ms: int, *, forward: bool = True) -> list[Effect]:
-        """Queue an opaque client request (id = chain hash of the bytes); backups forward it.
-
-        ``forward=False`` is for a node that has already relayed the request to every replica
-        itself (the primary included): the backup only queues it and starts its timers; if the
-        primary still has not proposed it after ``retransmit_ticks``, the usual retransmission
-        sends it to everyone (section 4.1's client retransmission)."""
-        out: list[Effect] = []
-        self._now_ms = now_ms
-        rid = self._add_request(request, out)
-        if rid is not None:
-            if self._vs.active and self.is_primary:
-                self._maybe_propose(out)
-            elif self._vs.active and forward:
-                forwarded = RequestForward((self._requests.request(rid),))
-                self._send(out, self.primary, self._sign(forwarded))
-        return self._finish(out)
-
-    def submit_relayed(self, requests: Iterable[bytes], now_ms: int) -> list[Effect]:
-        """Queue requests that the node has already relayed to every replica (``submit`` with
-        ``forward=False``), all before any proposal, so that a batch arriving together is
-        proposed together rather than its first request alone."""
-        out: list[Effect] = []
-        self._now_ms = now_ms
-        queued = False
-        for request in requests:
-            queued = self._add_request(request, out) is not None or queued
-        if queued and self._vs.active and self.is_primary:
-            self._maybe_propose(out)
         return self._finish(out)
 
     # ------------------------------------------------------------------ dispatch and recovery

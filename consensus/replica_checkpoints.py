@@ -13,11 +13,11 @@ from .checkpoints import plan_collection, stable_proof, tally
 from .effects import Effect, Evidence
 from .messages import Block, Checkpoint, CheckpointCertificate, ExecutedTip, SignedMessage
 from .replica_core import discard_through
-from .replica_normal import NormalCase
+from .replica_requests import RequestHandling
 from .state import Restored
 
 
-class Checkpointing(NormalCase):
+class Checkpointing(RequestHandling):
     """CHECKPOINT votes, stable checkpoints and the watermarks."""
 
     def on_executed(self, seq: int, state_root: bytes) -> list[Effect]:

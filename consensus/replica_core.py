@@ -4,11 +4,15 @@ plumbing that turns decisions into effects.
 `Replica` is assembled from one class per sub-protocol, each in its own module and readable
 against one section of Castro and Liskov (OSDI'99; TOCS 2002):
 
-- `replica_normal`: requests, pre-prepare, prepare, commit and execution (4.1, 4.2);
+- `replica_normal`: pre-prepare, prepare, commit and execution (4.2);
+- `replica_requests`: admitting and forwarding requests, and the request timer (4.1, 4.5.2);
 - `replica_checkpoints`: CHECKPOINT votes, stable checkpoints and garbage collection (4.3);
 - `replica_transfer`: state transfer, block bodies and STATUS replies (4.3, TOCS 6);
 - `replica_view_change`: VIEW-CHANGE and NEW-VIEW (4.4, 4.5.2);
-- `replica`: the entry points, the timers' tick, dispatch and recovery.
+- `replica`: the entry points, the tick, dispatch and recovery.
+
+The classes stack in that order (core, normal case, requests, checkpoints, transfer, view
+change, `Replica`); each tick runs every part's timers in one fixed order (`Replica.tick`).
 
 Each piece of consensus state is one small class with one writer. `ExecutedChain` and
 `MessageLog` (in `log`) are written only by `replica_normal`, `CheckpointState` (in

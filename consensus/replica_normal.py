@@ -1,5 +1,5 @@
-"""The normal case (Castro and Liskov, OSDI'99 sections 4.1 and 4.2): requests, PRE-PREPARE,
-PREPARE, COMMIT and execution in sequence order.
+"""The normal case (Castro and Liskov, OSDI'99 section 4.2): PRE-PREPARE, PREPARE, COMMIT and
+execution in sequence order.
 
 The predicates and certificates are in `log`, the request queue in `requests`; this part of the
 replica applies them. It is the only writer of the executed chain (`ExecutedChain`), the message
@@ -14,7 +14,7 @@ from dataclasses import replace
 from . import state
 from .body_fetch import PURPOSE_COMMIT
 from .checkpoints import Collection
-from .effects import Effect, Evidence, Execute, RequestRejected
+from .effects import Effect, Evidence, Execute
 from .log import (
     ACCEPT,
     EQUIVOCATION,
@@ -37,53 +37,17 @@ from .messages import (
     CommittedBlock,
     Prepare,
     PrePrepare,
-    RequestForward,
     SignedMessage,
     agreed_timestamp,
 )
 from .replica_core import ReplicaCore, discard_through
-from .requests import REFUSED_DUPLICATE, REFUSED_SIZE, forward_too_large
 from .state import Restored
 
 
 class NormalCase(ReplicaCore):
     """Requests, the three-phase protocol and execution."""
 
-    # ------------------------------------------------------------------ requests (4.1)
-
-    def _add_request(self, request: bytes, out: list[Effect]) -> bytes | None:
-        rid, refused = self._requests.admit(
-            request, self._tick, self._config, self._request_validator
-        )
-        if refused == REFUSED_SIZE:
-            self._drop("request-size")
-        elif refused is not None:
-            self.counters["request-" + refused] += 1
-            if refused != REFUSED_DUPLICATE:
-                assert rid is not None
-                out.append(RequestRejected(rid, refused))
-        return None if refused is not None else rid
-
-    def _on_request_forward(self, sm: SignedMessage, m: RequestForward, out: list[Effect]) -> None:
-        if forward_too_large(m, self._config):
-            self._drop("forward-too-large")
-            return
-        for request in m.requests:
-            self._add_request(request, out)
-        if self._vs.active and self.is_primary:
-            self._maybe_propose(out)
-
-    def _forward_pending(
-        self, out: list[Effect], min_age_ticks: int, everyone: bool = False
-    ) -> None:
-        self._timers.forward.mark(self._tick)
-        batch = self._requests.forward_batch(self._tick, min_age_ticks, self._config)
-        if batch:
-            forward = self._sign(RequestForward(tuple(batch)))
-            if everyone:
-                self._broadcast(out, forward)
-            else:
-                self._send(out, self.primary, forward)
+    # ------------------------------------------------ the primary proposes (4.1, 4.2)
 
     def _maybe_propose(self, out: list[Effect]) -> None:
         if not (self._vs.active and self.is_primary and not self.catching_up):

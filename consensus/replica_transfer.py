@@ -89,6 +89,17 @@ class StateTransfer(Checkpointing):
     def _catch_up_finished(self) -> bool:
         return self._catch_up.finished(self._chain.seq)
 
+    def _tick_catch_up(self, out: list[Effect]) -> None:
+        """Retry a fetch that is due; fetch when f+1 CHECKPOINTs above us outlast the lag timer."""
+        if self.catching_up and self._timers.fetch.due(self._tick):
+            self._emit_fetch(out)
+        if (
+            self._timers.lag.expired(self._tick, self._config.fetch_retry_ticks)
+            and self._catch_up.lag_target > self._chain.seq
+        ):
+            self._timers.lag.stop()
+            self._begin_catch_up(self._catch_up.lag_target, self._catch_up.lag_hint, out)
+
     def _note_behind(self, seq: int, hint: tuple[str, ...]) -> None:
         self._catch_up.lag_target, self._catch_up.lag_hint = seq, hint
         self._timers.lag.start_if_stopped(self._tick)

@@ -203,6 +203,17 @@ class ViewChanging(StateTransfer):
         self._try_execute(out)
         self._maybe_propose(out)
 
+    def _tick_view_change(self, out: list[Effect]) -> None:
+        """One tick between views: the new-view timer, VIEW-CHANGE retransmission."""
+        if self._timers.new_view.expired(self._tick, self._timers.backoff.duration()):
+            self.counters["new-view-timeout"] += 1
+            self._start_view_change(self._vs.view + 1, out, timeout=True, cause="new-view-timeout")
+        elif self._timers.view_change_resend.due(self._tick) and self._vs.own_view_change:
+            self._timers.view_change_resend.mark(self._tick)
+            self._broadcast(out, self._vs.own_view_change)
+        if not self._vs.active:
+            self._check_view_change_quorum(out)
+
     def _restore_view(self, restored: Restored) -> None:
         self._vs.view, self._vs.active = restored.view, restored.view_active
         self._vs.new_view = restored.new_view
