@@ -20,7 +20,13 @@ How a node drives it:
 
 Layout: one section of Castro and Liskov (OSDI'99; TOCS 2002) per module
 -------------------------------------------------------------------------
-`replica` owns every field and emits every effect; the others decide, never emit, and never
+The `Replica` object owns every field and emits every effect. It is assembled from one part
+per sub-protocol (`replica_core` holds the fields and the plumbing; `replica_normal` 4.2,
+`replica_requests` 4.1, `replica_checkpoints` 4.3, `replica_transfer` TOCS 6,
+`replica_view_change` 4.4; `replica` the entry points), and each piece of consensus state has
+one writer among them (`ExecutedChain` and `MessageLog` the normal case, `CheckpointState` the
+checkpoints, `CatchUp` state transfer, `ViewState` the view change; checked by
+tests/consensus/test_replica_ownership.py). The other modules decide, never emit, and never
 call back into the replica: `log` (4.2: the message log, prepared and committed), `requests`
 (4.1: the request queue), `checkpoints` (4.3: votes and garbage collection), `view_change` (4.4,
 4.5.2: V, min-s, max-s, O, NEW-VIEW validation), `catch_up` (4.3 and TOCS 6: state transfer),

@@ -22,12 +22,13 @@ checkpoint discards (slots, P entries, bodies) and the replica deletes it and it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .certificates import sorted_signatures
 from .config import ReplicaConfig
 from .log import Slot
 from .messages import (
+    GENESIS_CHECKPOINT,
     Block,
     Checkpoint,
     CheckpointCertificate,
@@ -75,6 +76,18 @@ class CheckpointVotes:
     def discard_through(self, low: int) -> None:
         for seq in [s for s in self._votes if s <= low]:
             del self._votes[seq]
+
+
+@dataclass(slots=True)
+class CheckpointState:
+    """The stable checkpoint (C, with h = its sequence number) and the votes towards the next
+    ones. Only `replica_checkpoints` writes it."""
+
+    stable: CheckpointCertificate = GENESIS_CHECKPOINT
+    votes: CheckpointVotes = field(default_factory=CheckpointVotes)
+    awaiting_root: dict[int, bytes] = field(default_factory=dict)  # executed, root not reported
+    own_roots: dict[int, bytes] = field(default_factory=dict)
+    own_checkpoints: dict[int, tuple[SignedMessage, int]] = field(default_factory=dict)  # tick
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,31 @@ class Slot:
         self.own_commit = None
 
 
+@dataclass(slots=True)
+class ExecutedChain:
+    """The tip of the executed chain: the last block applied, its digest and its agreed time.
+    Only the normal case (`replica_normal`) writes it, when a block executes."""
+
+    seq: int
+    digest: bytes
+    timestamp_ms: int
+
+
+@dataclass(slots=True)
+class MessageLog:
+    """The message log of section 4.2: the slots in (h, H], the prepared certificates (P) with
+    their blocks, the bodies by digest, and the pre-prepares waiting for their predecessor's
+    time. Only `replica_normal` writes it; a stable checkpoint, a view change and recovery
+    change it through that module's methods, so the log has one writer."""
+
+    next_seq: int  # the sequence number the primary assigns next
+    max_accepted: int  # the highest sequence number with an accepted pre-prepare this view
+    slots: dict[int, Slot] = field(default_factory=dict)
+    prepared: dict[int, tuple[PreparedCertificate, Block]] = field(default_factory=dict)
+    bodies: dict[bytes, Block] = field(default_factory=dict)
+    waiting: dict[int, SignedMessage] = field(default_factory=dict)
+
+
 # Verdicts on an incoming vote or pre-prepare: None accepts it for the next checks, BUFFER
 # keeps it for later (a higher view, or the next window), IGNORE discards it without counting,
 # any other string is a drop reason the replica counts.

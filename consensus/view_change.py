@@ -50,6 +50,22 @@ from .messages import (
 MissingBody = tuple[int, bytes, tuple[str, ...]]
 
 
+@dataclass(slots=True)
+class ViewState:
+    """The view (v) and what the view change reads and writes. Only `replica_view_change`
+    writes it: the safety of a view change depends on these fields and on the log and the
+    stable checkpoint, each of which has its own single writer."""
+
+    view: int = 0
+    active: bool = True
+    new_view: SignedMessage | None = None  # the NEW-VIEW that installed the current view
+    waiting: SignedMessage | None = None  # a valid NEW-VIEW whose bodies are coming
+    sent_for: int = -1  # the last view this replica sent a NEW-VIEW for
+    own_view_change: SignedMessage | None = None
+    view_changes: dict[str, SignedMessage] = field(default_factory=dict)
+    cause: str = "new-view-received"  # why the last active view was left
+
+
 def view_change_of(sm: SignedMessage) -> ViewChange:
     m = sm.message
     assert isinstance(m, ViewChange)

@@ -67,8 +67,8 @@ def test_stable_checkpoint_garbage_collects_and_moves_watermarks() -> None:
     _fill(h, 9)
     r2 = h.replica("r2")
     assert r2.watermark_low == 8 and r2.watermark_high == 16
-    assert all(seq > 8 for seq in r2._slots)
-    assert all(seq > 8 for seq in r2._prepared)
+    assert all(seq > 8 for seq in r2._log.slots)
+    assert all(seq > 8 for seq in r2._log.prepared)
     keys = h.nodes["r2"].store.records
     assert all(int.from_bytes(k[2:], "big") > 8 for k in keys if k[:2] in (b"pp", b"pc"))
 
@@ -83,7 +83,7 @@ def test_primary_stalls_at_high_watermark_until_checkpoint() -> None:
         h.nodes[m].replica.on_executed = lambda seq, root: []  # type: ignore[method-assign]
     _fill(h, 12)
     assert h.heights()["r1"] == 8
-    assert h.replica("r0")._next_seq == 9
+    assert h.replica("r0")._log.next_seq == 9
 
 
 def test_divergent_state_root_is_reported() -> None:
