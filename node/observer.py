@@ -77,7 +77,7 @@ from .server import (
     bind_api,
     stored_certificate_check,
 )
-from .shutdown import ShutdownSteps, cancel_tasks
+from .shutdown import ShutdownSteps, cancel_tasks, stop_serving
 from .signing import ValidatorVerifier
 from .state_transfer import StateTransfer
 
@@ -581,14 +581,7 @@ class ObserverNode:
         earlier one raised."""
         self._ready = False
         steps = ShutdownSteps()
-        if hasattr(self, "api_server"):
-            await steps.run("api", self.api_server.stop(grace))
-        if hasattr(self, "metrics_server"):
-            await steps.run("metrics", self.metrics_server.stop())
-        if hasattr(self, "admin"):
-            await steps.run("admin", self.admin.stop())
-        if hasattr(self, "state_transfer"):
-            await steps.run("state-transfer", self.state_transfer.stop())
+        await stop_serving(steps, self, grace)
         await steps.run("tasks", cancel_tasks(self._tasks))
         if hasattr(self, "ledger"):
             await steps.run("ledger", asyncio.to_thread(self.ledger.close))

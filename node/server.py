@@ -54,7 +54,7 @@ from .peer import PeerService, PeerTransport
 from .phases import PhaseClock
 from .read_access import LongCallLimits
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
-from .shutdown import ShutdownSteps, cancel_tasks
+from .shutdown import ShutdownSteps, cancel_tasks, stop_serving
 from .signing import ValidatorSigner, ValidatorVerifier
 from .state_transfer import RANGE_BYTES_MAX, RANGE_MAX, StateTransfer
 from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError
@@ -925,16 +925,7 @@ class Node:
         """
         self._ready = False
         steps = ShutdownSteps()
-        if hasattr(self, "api_server"):
-            await steps.run("api", self.api_server.stop(grace))
-        if hasattr(self, "metrics_server"):
-            await steps.run("metrics", self.metrics_server.stop())
-        if hasattr(self, "admin"):
-            await steps.run(
-                "admin", self.admin.stop()
-            )  # cancels a backup: before the ledger closes
-        if hasattr(self, "state_transfer"):
-            await steps.run("state-transfer", self.state_transfer.stop())
+        await stop_serving(steps, self, grace)
         await steps.run("tasks", cancel_tasks(self._tasks))
         if hasattr(self, "transport"):
             await steps.run("transport", self.transport.stop())

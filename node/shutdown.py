@@ -37,6 +37,23 @@ class ShutdownSteps:
             self.durations_ms[name] = round((time.monotonic() - started) * 1000)
 
 
+async def stop_serving(steps: ShutdownSteps, node: object, grace: float) -> None:
+    """The first steps of every node's stop: the public API (letting calls in flight finish
+    within ``grace``), metrics, the admin socket (which cancels a backup in progress, so before
+    the ledger closes) and state transfer. A part the node never started is skipped."""
+    api = getattr(node, "api_server", None)
+    if api is not None:
+        await steps.run("api", api.stop(grace))
+    for name, attribute in (
+        ("metrics", "metrics_server"),
+        ("admin", "admin"),
+        ("state-transfer", "state_transfer"),
+    ):
+        part = getattr(node, attribute, None)
+        if part is not None:
+            await steps.run(name, part.stop())
+
+
 async def cancel_tasks(tasks: Iterable[asyncio.Task[None]]) -> None:
     """Cancel the node's background tasks and wait for each to finish."""
     pending = list(tasks)

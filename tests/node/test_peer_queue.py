@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import grpc
 
 from ibledger.node.peer import FRAME_BYTES_MAX, PeerTransport
 
 
-def _transport(**bounds: int) -> PeerTransport:
-    def no_channel(peer_id: str, address: str) -> grpc.aio.Channel:
-        raise AssertionError("the queue tests never connect")
+def _no_channel(peer_id: str, address: str) -> grpc.aio.Channel:
+    raise AssertionError("the queue tests never connect")
 
+
+def _transport(
+    channel_factory: Callable[[str, str], grpc.aio.Channel] = _no_channel, **bounds: int
+) -> PeerTransport:
     return PeerTransport(
         node_id="v0",
         peers={"v0": "a:1", "v1": "b:1"},
-        channel_factory=no_channel,
+        channel_factory=channel_factory,
         on_message=lambda sm, size: None,
         on_txs=lambda peer, txs: None,
         height=lambda: 0,
@@ -78,14 +82,7 @@ def test_a_link_that_fails_unexpectedly_dials_again_and_stops_cleanly() -> None:
         raise ValueError("channel in a bad state")
 
     async def scenario() -> None:
-        transport = PeerTransport(
-            node_id="v0",
-            peers={"v0": "a:1", "v1": "b:1"},
-            channel_factory=failing_channel,
-            on_message=lambda sm, size: None,
-            on_txs=lambda peer, txs: None,
-            height=lambda: 0,
-        )
+        transport = _transport(failing_channel)
         await transport.start()
         link = transport.links["v1"]
         deadline = asyncio.get_running_loop().time() + 30  # bounds a hang only
