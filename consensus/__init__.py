@@ -14,7 +14,8 @@ How a node drives it:
 - Drain every returned list in order: `Persist` (apply all updates atomically and durably),
   `Send`/`Broadcast` (`encode_message`), `Execute` (strictly in sequence order; skip request ids
   the ledger has already applied; store the block with its commit certificate), `FetchBlocks`,
-  `ViewChanged`, `Evidence`, `RequestRejected`.
+  `StableCheckpoint` (store the certificate beside its block), `ViewChanged`, `Evidence`,
+  `RequestRejected`.
 - Offline, `verify_commit_certificate(members, f, block.digest, cert, verifier)` re-checks a
   stored block; `Block.digest` is recomputable from (seq, timestamp_ms, requests).
 
@@ -141,6 +142,7 @@ from .effects import (
     Persist,
     RequestRejected,
     Send,
+    StableCheckpoint,
     ViewChanged,
 )
 from .messages import (
@@ -219,6 +221,7 @@ __all__ = [
     "Send",
     "SignedMessage",
     "Signer",
+    "StableCheckpoint",
     "Status",
     "Verifier",
     "ViewChange",

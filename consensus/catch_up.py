@@ -2,10 +2,13 @@
 
 Theory of operation
 -------------------
-A replica learns that it is behind in three ways: a stable checkpoint above its last executed
+A replica learns that it is behind in four ways: a stable checkpoint above its last executed
 block (a quorum certificate), f+1 matching CHECKPOINTs above it that normal progress does not
 close within `fetch_retry_ticks` (a weak certificate: one correct replica executed that far),
-or a commit proof above a gap (the gap is committed too). It then fetches the missing blocks
+f+1 STATUS messages claiming executed heights above it, under the same timer (one of the f+1
+is correct, so the blocks exist; this covers a replica one block short of a checkpoint whose
+peers restarted and no longer hold that block's certificate to retransmit), or a commit proof
+above a gap (the gap is committed too). It then fetches the missing blocks
 with their commit certificates (`FetchBlocks`), accepts only blocks whose certificate checks, and
 does not vote until it has executed up to the target. Unlike the paper's partition tree of
 state pages, blocks are replayed through the executor: the ledger is the state, and a commit
@@ -19,8 +22,8 @@ that extends the executed chain; the replica executes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .effects import FetchBlocks
 from .messages import Block, CommitCertificate, CommittedBlock
@@ -40,8 +43,10 @@ class CatchUp:
     target: int = 0
     sources: tuple[str, ...] = ()
     attempt: int = 0
-    lag_target: int = 0  # the highest f+1 CHECKPOINT quorum seen above our progress
+    lag_target: int = 0  # the highest f+1 CHECKPOINT or STATUS claim seen above our progress
     lag_hint: tuple[str, ...] = ()
+    # The executed height each member's latest STATUS claimed: one entry per member.
+    claimed: dict[str, int] = field(default_factory=dict)
 
     def behind(self, last_executed: int) -> bool:
         return self.target > last_executed
@@ -66,6 +71,16 @@ class CatchUp:
         self.attempt += 1
         hint = self.sources[k:] + self.sources[:k]
         return FetchBlocks(last_executed + 1, self.target, hint)
+
+
+def weak_claim(claimed: Mapping[str, int], f: int) -> tuple[int, tuple[str, ...]]:
+    """The highest height that at least f+1 members claim to have executed (so at least one
+    correct replica has), and the members claiming it or more; (0, ()) with f or fewer claims."""
+    ordered = sorted(claimed.items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(ordered) <= f:
+        return 0, ()
+    target = ordered[f][1]
+    return target, tuple(member for member, height in ordered if height >= target)
 
 
 def transfer_run(

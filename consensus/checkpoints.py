@@ -88,6 +88,7 @@ class CheckpointState:
     awaiting_root: dict[int, bytes] = field(default_factory=dict)  # executed, root not reported
     own_roots: dict[int, bytes] = field(default_factory=dict)
     own_checkpoints: dict[int, tuple[SignedMessage, int]] = field(default_factory=dict)  # tick
+    reported: int = 0  # the highest stable checkpoint handed out as a `StableCheckpoint`
 
 
 @dataclass(frozen=True, slots=True)

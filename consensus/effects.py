@@ -11,7 +11,8 @@ list of effects and the node drains the list in order. Ordering rules the node m
 - `Execute` effects come strictly in sequence order (section 4.2: a request executes once it is
   committed-local and every lower sequence number has executed). The executor reports each
   state root back through `Replica.on_executed`.
-- Other effects (`FetchBlocks`, `ViewChanged`, `Evidence`, `RequestRejected`) are advisory.
+- Other effects (`FetchBlocks`, `StableCheckpoint`, `ViewChanged`, `Evidence`,
+  `RequestRejected`) are advisory.
 
 `EffectDrain` is the one way to drain: the node's runtime, the simulator, the test harness and
 the consensus benchmark all iterate one, each with its own handlers, so the order above and the
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .messages import CommittedBlock, SignedMessage
+from .messages import CheckpointCertificate, CommittedBlock, SignedMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,16 @@ class FetchBlocks:
 
 
 @dataclass(frozen=True, slots=True)
+class StableCheckpoint:
+    """A stable checkpoint whose block this replica has executed: store its certificate beside
+    the block (receipts prove results with it). Emitted once per certificate, in increasing
+    order, after the block at ``certificate.seq`` executed; a restarted replica emits its
+    restored one again, since storing it may not have outlived the crash."""
+
+    certificate: CheckpointCertificate
+
+
+@dataclass(frozen=True, slots=True)
 class ViewChanged:
     """The replica entered ``view``. ``cause`` says why this replica left the previous view:
     ``request-timeout`` (a request or accepted block waited past the timer), ``new-view-timeout``
@@ -95,7 +106,15 @@ class RequestRejected:
 
 
 Effect = (
-    Send | Broadcast | Persist | Execute | FetchBlocks | ViewChanged | Evidence | RequestRejected
+    Send
+    | Broadcast
+    | Persist
+    | Execute
+    | FetchBlocks
+    | StableCheckpoint
+    | ViewChanged
+    | Evidence
+    | RequestRejected
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import state
 from .checkpoints import plan_collection, stable_proof, tally
-from .effects import Effect, Evidence
+from .effects import Effect, Evidence, StableCheckpoint
 from .messages import Block, Checkpoint, CheckpointCertificate, ExecutedTip, SignedMessage
 from .replica_core import discard_through
 from .replica_requests import RequestHandling
@@ -102,6 +102,14 @@ class Checkpointing(RequestHandling):
         if not quiet:
             self._replay_future(out)
             self._maybe_propose(out)
+
+    def _report_stable(self, out: list[Effect]) -> None:
+        """The node stores each stable certificate beside its block, which must exist first;
+        a certificate above the executed chain waits until catch-up has executed its block."""
+        stable = self._cp.stable
+        if stable.seq > self._cp.reported and self._chain.seq >= stable.seq:
+            self._cp.reported = stable.seq
+            out.append(StableCheckpoint(stable))
 
     def _await_root(self, block: Block) -> None:
         if block.seq % self._config.checkpoint_interval == 0:

@@ -70,9 +70,12 @@ class ReplicaCore(ABC):
     _cp: CheckpointState
     _vs: ViewState
     _catch_up: CatchUp
-    # Components with their own methods: the request queue (normal case), the body fetcher
-    # and server (state transfer and view change), the timers (each timeout is started and
-    # stopped by the sub-protocol it times), the future buffer and the STATUS rate limit.
+    # Components with their own methods, each with a declared set of writers that
+    # tests/consensus/test_replica_ownership.py checks (SHARED_WRITERS): the request queue
+    # (requests, normal case), the body fetcher and server (state transfer, view change,
+    # normal case, checkpoints), the timers (each timeout is started and stopped by the
+    # sub-protocol it times; the view change also stops the request timer), the future
+    # buffer and the reply rate limits.
     _requests: RequestQueue
     _fetcher: BodyFetcher
     _body_server: BodyServer
@@ -112,6 +115,7 @@ class ReplicaCore(ABC):
 
     def _finish(self, out: list[Effect]) -> list[Effect]:
         self._flush(out)
+        self._report_stable(out)
         return out
 
     def _flush(self, out: list[Effect]) -> None:
@@ -162,8 +166,13 @@ class ReplicaCore(ABC):
         """An executed block whose state root a checkpoint needs (`replica_checkpoints`)."""
 
     @abstractmethod
+    def _report_stable(self, out: list[Effect]) -> None:
+        """Hand out a new stable checkpoint once its block executed (`replica_checkpoints`)."""
+
+    @abstractmethod
     def _note_behind(self, seq: int, hint: tuple[str, ...]) -> None:
-        """f+1 CHECKPOINTs above our progress: fetch unless it closes (`replica_transfer`)."""
+        """f+1 CHECKPOINTs or STATUS claims above our progress: fetch unless it closes
+        (`replica_transfer`)."""
 
     @abstractmethod
     def _catch_up_finished(self) -> bool:

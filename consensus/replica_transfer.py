@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .body_fetch import PURPOSE_VIEW_CHANGE
-from .catch_up import fetch_order, transfer_run
+from .catch_up import fetch_order, transfer_run, weak_claim
 from .certificates import check_commit_proof
 from .effects import Effect
 from .messages import (
@@ -90,7 +90,8 @@ class StateTransfer(Checkpointing):
         return self._catch_up.finished(self._chain.seq)
 
     def _tick_catch_up(self, out: list[Effect]) -> None:
-        """Retry a fetch that is due; fetch when f+1 CHECKPOINTs above us outlast the lag timer."""
+        """Retry a fetch that is due; fetch when f+1 CHECKPOINTs or STATUS claims above us
+        outlast the lag timer."""
         if self.catching_up and self._timers.fetch.due(self._tick):
             self._emit_fetch(out)
         if (
@@ -103,6 +104,13 @@ class StateTransfer(Checkpointing):
     def _note_behind(self, seq: int, hint: tuple[str, ...]) -> None:
         self._catch_up.lag_target, self._catch_up.lag_hint = seq, hint
         self._timers.lag.start_if_stopped(self._tick)
+
+    def _note_claim(self, peer: str, last_executed: int) -> None:
+        """A STATUS's executed height: f+1 claims above our progress start the lag timer."""
+        self._catch_up.claimed[peer] = last_executed
+        target, hint = weak_claim(self._catch_up.claimed, self._config.f)
+        if target > max(self._chain.seq, self._catch_up.lag_target):
+            self._note_behind(target, hint)
 
     def _restore_catch_up(self) -> None:
         """Recovery below the stable checkpoint: fetch up to it from the replicas that signed it."""
@@ -157,6 +165,7 @@ class StateTransfer(Checkpointing):
 
     def _on_status(self, sm: SignedMessage, st: Status, out: list[Effect]) -> None:
         peer = sm.sender
+        self._note_claim(peer, st.last_executed)
         last = self._status_replied.get(peer)
         if last is not None and self._tick - last < max(1, self._config.status_interval_ticks // 2):
             return

@@ -11,7 +11,8 @@ carries out the returned effects strictly in order:
 * ``Send`` / ``Broadcast`` — handed to the peer transport's bounded per-peer queues (never blocks);
 * ``Execute`` — the block is executed and written atomically by the ledger, then the state root
   goes back to the replica (``on_executed``) and its effects join the queue;
-* ``FetchBlocks`` — handed to state transfer, which feeds fetched blocks back through the inbox.
+* ``FetchBlocks`` — handed to state transfer, which feeds fetched blocks back through the inbox;
+* ``StableCheckpoint`` — handed to the node, which stores the certificate beside its block.
 
 Blocking work (LevelDB writes, block execution) runs in a worker thread while the task awaits it,
 so the event loop keeps serving clients and peers, and the order of effects is still preserved.
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 
 from ibledger.consensus import (
     Broadcast,
+    CheckpointCertificate,
     Commit,
     CommittedBlock,
     Effect,
@@ -45,6 +47,7 @@ from ibledger.consensus import (
     RequestRejected,
     Send,
     SignedMessage,
+    StableCheckpoint,
     ViewChanged,
     encode_message,
 )
@@ -105,6 +108,7 @@ class ReplicaRuntime:
         *,
         on_committed: Callable[[AppliedBlock, CommittedBlock], None],
         on_fetch: Callable[[FetchBlocks], None],
+        on_stable: Callable[[CheckpointCertificate], None] = lambda certificate: None,
         on_view_changed: Callable[[int, str, str], None] = lambda view, primary, cause: None,
         inbox_max: int = 100_000,
         inbox_peer_bytes_max: int = 32 * 1024 * 1024,
@@ -120,6 +124,7 @@ class ReplicaRuntime:
         self._outbound = outbound
         self._on_committed = on_committed
         self._on_fetch = on_fetch
+        self._on_stable = on_stable
         self._on_view_changed = on_view_changed
         self._inbox: asyncio.Queue[Input] = asyncio.Queue(maxsize=inbox_max)
         # Peer messages waiting in the inbox, in encoded bytes: receivers pause above the
@@ -252,6 +257,8 @@ class ReplicaRuntime:
                     drain.executed(effect, applied.state_root)
                 case FetchBlocks():
                     self._on_fetch(effect)
+                case StableCheckpoint(certificate):
+                    self._on_stable(certificate)
                 case ViewChanged(view, primary, cause):
                     seconds = (
                         time.monotonic() - self._view_left_at

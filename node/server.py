@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 
 from ibledger.consensus import (
+    CheckpointCertificate,
     CommittedBlock,
     FetchBlocks,
     PersistedState,
@@ -64,7 +65,6 @@ log = logging.getLogger("ibledger.node")
 VERSION = "0.1.0"
 STATUS_INTERVAL_MS = 200
 MEMPOOL_SWEEP_S = 5.0
-LAG_CHECK_S = 0.5
 # Public API connections: the server pings an idle client every minute and drops it if the ping
 # goes unanswered for 20 s; a client may not ping more often than every 10 s (two strikes and
 # the connection closes); a connection with no call for five minutes is closed; one connection
@@ -77,7 +77,6 @@ API_CONNECTION_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.max_connection_idle_ms", 300_000),
     ("grpc.max_concurrent_streams", 32),
 )
-LAG_GRACE_S = 1.0  # ordinary pipelining puts a node a block or two behind for a moment
 PEER_SILENT_S = 5.0  # replicas send a status every 200 ms: this long without a frame means down
 PEER_WATCH_S = 0.5
 BACKGROUND_VERIFY_CHUNK = 32  # blocks per worker-thread call of the background verification
@@ -184,7 +183,7 @@ class Node:
         self.bad_input = RateLimitedLog(logging.getLogger("ibledger.edge"))
         self._peer_tx_bytes = 0  # relayed envelopes still in admission
         self._peer_tx_room = asyncio.Event()
-        self._recorded_checkpoint = 0
+        self._unstored_checkpoint: CheckpointCertificate | None = None
 
     # --- construction -----------------------------------------------------------------------
 
@@ -727,6 +726,7 @@ class Node:
             self.transport,
             on_committed=self._on_committed,
             on_fetch=self._on_fetch,
+            on_stable=self._on_stable_checkpoint,
             on_view_changed=self._on_view_changed,
             inbox_peer_bytes_max=config.peer.inbound_bytes_max,
             metrics=self.metrics,
@@ -801,7 +801,6 @@ class Node:
         self._tasks.append(asyncio.create_task(self.runtime.run(), name="replica-runtime"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self._tasks.append(asyncio.create_task(self._sweeper(), name="mempool-sweeper"))
-        self._tasks.append(asyncio.create_task(self._lag_watch(), name="lag-watch"))
         self._tasks.append(asyncio.create_task(self._peer_watch(), name="peer-watch"))
 
         self.api_server = grpc.aio.server(
@@ -867,48 +866,27 @@ class Node:
                 self._stopped.set()
                 return
             self.runtime.offer(Tick(now_ms()))
-            try:
-                self._record_stable_checkpoint()
-            except OSError as exc:
-                # Unsynced by design (Ledger.store_checkpoint) and retried on the next tick; an
-                # error escaping here would end this task, and with it every time-out.
-                log.error("storing a checkpoint certificate failed: %s", exc)
+            self._store_stable_checkpoint()  # a retry after a failed write, if any
 
-    def _record_stable_checkpoint(self) -> None:
-        """Store each new stable checkpoint certificate: receipts use it to prove results."""
-        stable = self.runtime.replica.stable_checkpoint
-        if stable.seq > self._recorded_checkpoint and stable.seq <= self.ledger.height:
-            self.ledger.store_checkpoint(stable.seq, encode_checkpoint_certificate(stable))
-            self._recorded_checkpoint = stable.seq
+    def _on_stable_checkpoint(self, certificate: CheckpointCertificate) -> None:
+        """Store a stable checkpoint certificate the core handed out: receipts prove results
+        with it. A failed write is logged and retried on the next tick: an error escaping here
+        would stop the replica runtime for a record that is unsynced by design."""
+        self._unstored_checkpoint = certificate
+        self._store_stable_checkpoint()
 
-    async def _lag_watch(self) -> None:
-        """Fetch blocks when f+1 peers report a height above ours and we stay behind.
-
-        The core notices it is behind from checkpoints and certificates beyond its window; a
-        node that stopped one block short of its peers (say, the whole network restarted while
-        the last block was committing) sees neither until the next checkpoint, and peers that
-        restarted no longer hold that block's certificate in memory to retransmit. Heights ride
-        on every peer frame; f+1 claims above ours include at least one honest replica.
-        """
-        f = self.replica_config.f
-        behind_since: float | None = None
-        while True:
-            await asyncio.sleep(LAG_CHECK_S)
-            heights = sorted(self.transport.peer_heights().values(), reverse=True)
-            target = heights[f] if len(heights) > f else 0
-            if target <= self.ledger.height or self.state_transfer.active:
-                behind_since = None
-                continue
-            now = time.monotonic()
-            if behind_since is None:
-                behind_since = now
-            elif now - behind_since >= LAG_GRACE_S:
-                log.info(
-                    "behind peers: fetching blocks",
-                    extra={"height": self.ledger.height, "target": target},
-                )
-                self.state_transfer.request(FetchBlocks(self.ledger.height + 1, target, ()))
-                behind_since = None
+    def _store_stable_checkpoint(self) -> None:
+        certificate = self._unstored_checkpoint
+        if certificate is None:
+            return
+        try:
+            self.ledger.store_checkpoint(
+                certificate.seq, encode_checkpoint_certificate(certificate)
+            )
+        except OSError as exc:
+            log.error("storing a checkpoint certificate failed: %s", exc)
+            return
+        self._unstored_checkpoint = None
 
     async def _sweeper(self) -> None:
         while True:

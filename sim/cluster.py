@@ -45,9 +45,11 @@ from ibledger.consensus import (
     RequestRejected,
     Send,
     SignedMessage,
+    StableCheckpoint,
     Verifier,
     ViewChanged,
     request_id,
+    verify_checkpoint_certificate,
     verify_commit_certificate,
 )
 from ibledger.consensus.codec import decode_message, decode_prepared_certificate, unpack
@@ -92,6 +94,7 @@ class Cluster:
         self.roots: dict[int, bytes] = {}
         self.votes: dict[tuple[str, int, int], bytes] = {}
         self.checkpoints: dict[int, tuple[bytes, bytes]] = {}
+        self.reported_stable: dict[str, int] = {}  # per replica process: restarts start over
         self.submitted: dict[bytes, bytes] = {}
         self.crash_armed: set[str] = set()
         self.stats: Counter[str] = Counter()
@@ -316,6 +319,7 @@ class Cluster:
         if m in self.up:
             return
         self.replicas[m] = self._make_replica(m)
+        self.reported_stable.pop(m, None)
         self.up.add(m)
         self.stats["restart"] += 1
         self._trace("restart", m)
@@ -369,6 +373,8 @@ class Cluster:
                 drain.executed(e, self._execute(m, e.block))
             elif isinstance(e, FetchBlocks):
                 self._serve_fetch(m, e)
+            elif isinstance(e, StableCheckpoint):
+                self._stable_checkpoint(m, e)
             elif isinstance(e, ViewChanged):
                 self.stats["view-changed"] += 1
                 self.stats["max-view"] = max(self.stats["max-view"], e.view)
@@ -380,6 +386,19 @@ class Cluster:
 
     def _persist(self, m: str, e: Persist) -> None:
         self.stores[m].apply(e)
+
+    def _stable_checkpoint(self, m: str, e: StableCheckpoint) -> None:
+        """A replica hands out each stable certificate once, in order, for a block it executed."""
+        cert = e.certificate
+        if m not in self.honest:
+            return
+        if cert.seq > self.ledgers[m].height:
+            self.violation(f"{m}: stable checkpoint {cert.seq} above its executed chain")
+        if cert.seq <= self.reported_stable.get(m, 0):
+            self.violation(f"{m}: stable checkpoint {cert.seq} handed out again or out of order")
+        if not verify_checkpoint_certificate(self.config, cert, self.verifier):
+            self.violation(f"{m}: stable checkpoint {cert.seq} does not verify")
+        self.reported_stable[m] = cert.seq
 
     def _storage_failed(self, m: str, exc: StoreIOError) -> None:
         """A write of the replica's storage failed; the stand-in executor never writes."""

@@ -6,8 +6,7 @@ its faults do, as on a node:
 - a Persist effect is written into the replica's ledger store (`Ledger.persist_consensus`,
   synced) before the cluster's own record of it, and a restarting replica is restored from the
   records the store returns; they must equal every record whose write returned;
-- each tick stores the replica's new stable checkpoint certificate (unsynced, as the node's
-  ticker does);
+- each `StableCheckpoint` effect stores its certificate (unsynced, as the node does);
 - a crash is the machine losing power: the store drops a random suffix of its unsynced
   writes (`MemoryStore.crash`), and the restart reopens the ledger over it, which must open,
   verify and have kept every executed block;
@@ -25,7 +24,6 @@ random numbers as without them.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from ibledger.consensus import (
     CheckpointCertificate,
@@ -33,7 +31,7 @@ from ibledger.consensus import (
     CommittedBlock,
     Persist,
     PersistedState,
-    Replica,
+    StableCheckpoint,
     verify_checkpoint_certificate,
     verify_commit_certificate,
 )
@@ -52,7 +50,6 @@ class NodeCluster(Cluster):
         self.genesis = genesis_document(scenario.suite or "ed25519-sha256", EPOCH_MS)
         self.storage_rng = random.Random(f"storage:{scenario.seed}:{scenario.n}")
         self.node_ledgers: dict[str, NodeLedger] = {}
-        self.recorded_checkpoint: dict[str, int] = {}
         self.restart_delay_ms: dict[str, int] = {}  # after a failed write, per armed replica
         self.exiting: set[str] = set()  # stopping on a failed write: no power loss
         super().__init__(scenario)
@@ -83,16 +80,10 @@ class NodeCluster(Cluster):
             self.now + self.restart_delay_ms.pop(m, FAILED_WRITE_RESTART_MS_MIN), "restart", m
         )
 
-    def _record_checkpoint(self, m: str) -> None:
-        replica = self.replicas[m]
-        if not isinstance(replica, Replica):
-            return
-        try:
-            self.recorded_checkpoint[m] = self.node_ledgers[m].record_checkpoint(
-                replica, self.recorded_checkpoint.get(m, 0)
-            )
-        except StoreIOError as exc:
-            self._storage_failed(m, exc)
+    def _stable_checkpoint(self, m: str, e: StableCheckpoint) -> None:
+        super()._stable_checkpoint(m, e)
+        # A StoreIOError reaches _drain, which stops the replica as a failed write stops a node.
+        self.node_ledgers[m].store_checkpoint(e.certificate)
 
     # ------------------------------------------------------------------ crash and restart
 
@@ -126,7 +117,6 @@ class NodeCluster(Cluster):
                     f"{m}: reopened at height {ledger.height} with {len(ledger.applied)} "
                     f"transactions, not {height} with {applied}"
                 )
-            self.recorded_checkpoint[m] = 0  # a starting node records its stable checkpoint
         super()._restart(m)
 
     # ------------------------------------------------------------------ faults and ticks
@@ -142,11 +132,6 @@ class NodeCluster(Cluster):
         self._trace("f", fault.kind, fault.targets)
         self.node_ledgers[x].store.fail_next_write("simulated storage failure")
         self.restart_delay_ms[x] = max(FAILED_WRITE_RESTART_MS_MIN, fault.duration_ms)
-
-    def _handle(self, kind: str, a: Any, b: Any, c: Any) -> None:
-        super()._handle(kind, a, b, c)
-        if kind == "tick" and a in self.up:
-            self._record_checkpoint(a)
 
     def _execute(self, m: str, cb: CommittedBlock) -> bytes:
         try:

@@ -30,9 +30,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ibledger.consensus import (
+    CheckpointCertificate,
     CommittedBlock,
     ExecutedTip,
-    Replica,
     decode_checkpoint_certificate,
     decode_commit_certificate,
     encode_checkpoint_certificate,
@@ -208,14 +208,9 @@ class NodeLedger:
     def consensus_records(self) -> dict[bytes, bytes]:
         return self.ledger.load_consensus_records()
 
-    def record_checkpoint(self, replica: Replica, recorded: int) -> int:
-        """Store the replica's stable checkpoint certificate if it is new and executed, as the
-        node's ticker does; the highest sequence number recorded."""
-        stable = replica.stable_checkpoint
-        if stable.seq <= recorded or stable.seq > self._height:
-            return recorded
-        self.ledger.store_checkpoint(stable.seq, encode_checkpoint_certificate(stable))
-        return stable.seq
+    def store_checkpoint(self, cert: CheckpointCertificate) -> None:
+        """Store a stable checkpoint certificate beside its block, unsynced, as the node does."""
+        self.ledger.store_checkpoint(cert.seq, encode_checkpoint_certificate(cert))
 
     # --- what the tx index says -----------------------------------------------------------
 

@@ -8,6 +8,10 @@ the state (`self._vs.view = ...`, `self._log.slots[seq] = ...`), a call of a mut
 (`self._log.waiting.pop(...)`, `self._catch_up.begin(...)`), or passing it to `discard_through`.
 A `slot` (one entry of the message log) counts as the log's. The construction of each state
 object in `Replica.__init__` is the one write outside its writer. Failures name file:line.
+
+The components several parts use (each timer, the request queue, the body fetcher and server,
+the future buffer, the reply rate limits) have a declared set of writers (`SHARED_WRITERS`): a
+call of anything but a read on one of them, or a write beneath it, from another part fails.
 """
 
 from __future__ import annotations
@@ -143,3 +147,114 @@ class Part:
     assert states == sorted([*expected, "slot"]), found
     own = "class P:\n    def f(self):\n        self._vs.view = 1\n"
     assert foreign_writes("replica_view_change", own) == []
+
+
+# The components several parts use, each with the parts that may change it: a timer is started
+# and stopped by the sub-protocol it times, and stopped by the view change, which resets the
+# view's duties; the request queue belongs to request handling and the normal case (which takes
+# batches and marks executions); the body fetcher to whoever needs bodies (state transfer, the
+# view change, the normal case) and the stable checkpoint that makes old wants moot. Any call
+# other than a read, any assignment and any `del` beneath one of them elsewhere is a failure.
+SHARED_WRITERS: dict[str, frozenset[str]] = {
+    "_timers.request": frozenset({"replica_requests", "replica_normal", "replica_view_change"}),
+    "_timers.new_view": frozenset({"replica_view_change"}),
+    "_timers.lag": frozenset({"replica_transfer", "replica_normal"}),
+    "_timers.backoff": frozenset({"replica_normal", "replica_view_change"}),
+    "_timers.status": frozenset({"replica"}),
+    "_timers.view_change_resend": frozenset({"replica_view_change"}),
+    "_timers.forward": frozenset({"replica_requests"}),
+    "_timers.fetch": frozenset({"replica_transfer"}),
+    "_requests": frozenset({"replica_requests", "replica_normal"}),
+    "_fetcher": frozenset(
+        {"replica_transfer", "replica_normal", "replica_view_change", "replica_checkpoints"}
+    ),
+    "_body_server": frozenset({"replica_transfer", "replica_checkpoints"}),
+    "_future": frozenset({"replica_core"}),
+    # When a peer was last answered: STATUS replies (state transfer) and NEW-VIEW resends.
+    "_status_replied": frozenset({"replica_transfer", "replica_view_change"}),
+}
+SHARED_READS = frozenset({"due", "duration", "expired", "get", "ready_to_propose", "request"})
+
+
+def _shared_root(node: ast.expr) -> str | None:
+    """The shared component an expression is rooted at (`_timers.lag`, `_requests`), if any."""
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        inner = node.value
+        if isinstance(node, ast.Attribute) and isinstance(inner, ast.Name) and inner.id == "self":
+            return node.attr if node.attr in SHARED_WRITERS else None
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(inner, ast.Attribute)
+            and inner.attr == "_timers"
+            and isinstance(inner.value, ast.Name)
+            and inner.value.id == "self"
+        ):
+            name = f"_timers.{node.attr}"
+            return name if name in SHARED_WRITERS else None
+        node = inner
+    return None
+
+
+def shared_writes(module: str, source: str) -> list[str]:
+    """Changes in `module` to a shared component it is not a declared writer of."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        written: list[str] = []
+        for target in _targets(node):
+            # `self._requests = ...` itself is construction (Replica.__init__), not a change.
+            constructed = isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+            shared = None if constructed else _shared_root(target)
+            if shared is not None:
+                written.append(shared)
+        call = node.func if isinstance(node, ast.Call) else None
+        if isinstance(call, ast.Attribute) and call.attr not in SHARED_READS:
+            shared = _shared_root(call.value)
+            if shared is not None:
+                written.append(shared)
+        for shared in written:
+            if module not in SHARED_WRITERS[shared]:
+                found.append(f"{module}.py:{getattr(node, 'lineno', 0)} changes {shared}")
+    return found
+
+
+def test_each_shared_component_is_changed_only_by_its_declared_writers() -> None:
+    modules = _replica_modules()
+    for writers in SHARED_WRITERS.values():
+        assert writers <= set(modules), writers
+    found = [w for name, source in modules.items() for w in shared_writes(name, source)]
+    assert not found, "\n".join(found)
+
+
+def test_a_change_to_a_shared_component_from_another_part_is_found() -> None:
+    source = """
+class Part:
+    def f(self):
+        self._timers.fetch.mark(self._tick)
+        self._timers.new_view.stop()
+        self._requests.new_view()
+        self._fetcher.want(b"d", 3, (), "x")
+        self._status_replied["r1"] = 4
+        del self._status_replied["r2"]
+        self._future.take()
+        if self._timers.lag.expired(self._tick, 5) and self._timers.fetch.due(self._tick):
+            return self._requests.request(b"r")  # reads are fine
+"""
+    found = shared_writes("replica", source)
+    changed = sorted(line.split(" changes ")[1] for line in found)
+    assert changed == sorted(
+        [
+            "_timers.fetch",
+            "_timers.new_view",
+            "_requests",
+            "_fetcher",
+            "_status_replied",
+            "_status_replied",
+            "_future",
+        ]
+    ), found
+    assert (
+        shared_writes(
+            "replica_transfer", "class P:\n    def f(self):\n        self._timers.fetch.mark(1)\n"
+        )
+        == []
+    )
