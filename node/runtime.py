@@ -56,6 +56,7 @@ from . import failpoints
 from .ledger import AppliedBlock, Ledger
 from .metrics import NodeMetrics
 from .phases import PhaseClock
+from .vote_log import VoteLog
 
 log = logging.getLogger("ibledger.runtime")
 
@@ -114,8 +115,10 @@ class ReplicaRuntime:
         inbox_peer_bytes_max: int = 32 * 1024 * 1024,
         metrics: NodeMetrics | None = None,
         phases: PhaseClock | None = None,
+        vote_log: VoteLog | None = None,
     ) -> None:
         self._metrics = metrics
+        self._vote_log = vote_log
         self._phases = phases
         # When the replica last left an active view (monotonic s): view-change durations.
         self._view_left_at: float | None = None
@@ -236,8 +239,12 @@ class ReplicaRuntime:
                             time.perf_counter() - began
                         )
                 case Send(to, message):
+                    if self._vote_log is not None:
+                        self._vote_log.record(message)
                     self._outbound.send(to, encode_message(message))
                 case Broadcast(message):
+                    if self._vote_log is not None:
+                        self._vote_log.record(message)
                     self._outbound.broadcast(encode_message(message))
                     if self._phases is not None:
                         self._observe_broadcast(message)

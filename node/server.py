@@ -40,7 +40,7 @@ from ibledger.consensus import (
 )
 from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 
-from . import clock, failpoints, pki
+from . import clock, failpoints, pki, vote_log
 from .admin import AdminServer
 from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
@@ -727,6 +727,7 @@ class Node:
             on_committed=self._on_committed,
             on_fetch=self._on_fetch,
             on_stable=self._on_stable_checkpoint,
+            vote_log=vote_log.from_environment(self.node_id),
             on_view_changed=self._on_view_changed,
             inbox_peer_bytes_max=config.peer.inbound_bytes_max,
             metrics=self.metrics,

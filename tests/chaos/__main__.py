@@ -53,6 +53,7 @@ COLUMNS = [
     ("found_exactly_once", "found exactly once"),
     ("forks", "forks"),
     ("state_root_mismatches", "state-root mismatches"),
+    ("conflicting_votes", "conflicting votes"),
     ("recover_median_s", "recover median (s)"),
     ("recover_max_s", "recover max (s)"),
 ]
@@ -76,14 +77,15 @@ def failed(rows: list[dict[str, Any]]) -> list[str]:
         if row["found_exactly_once"] != row["acknowledged"]
         or row["forks"]
         or row["state_root_mismatches"]
+        or row.get("conflicting_votes")
     ]
 
 
 def run_local(
-    root: Path, kinds: list[str], rounds: int, seed: int, say: Any
+    root: Path, kinds: list[str], rounds: int, seed: int, say: Any, point_rounds: int = 1
 ) -> list[dict[str, Any]]:
     cluster = harness.create_cluster(root / "network")
-    cluster.up()
+    harness.start(cluster)
     load = harness.Load(cluster, threads=2, seed=seed)
     campaign = harness.Campaign(cluster, load, random.Random(seed), log=say)
     rows = []
@@ -92,9 +94,10 @@ def run_local(
         for kind in kinds:
             say(f"{kind}:")
             if kind == "failpoint-crash":
-                rows.append(campaign.run(kind, len(failpoints.POINTS), sorted(failpoints.POINTS)))
+                points = sorted(failpoints.POINTS)
+                rows.append(campaign.run(kind, point_rounds * len(points), points))
             elif kind == "failpoint-error":
-                rows.append(campaign.run(kind, len(ERROR_POINTS), ERROR_POINTS))
+                rows.append(campaign.run(kind, point_rounds * len(ERROR_POINTS), ERROR_POINTS))
             else:
                 rows.append(campaign.run(kind, rounds))
             say("  " + json.dumps(rows[-1]))
@@ -112,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results directory")
     parser.add_argument("--seed", type=int, help="random seed (printed; default: from the clock)")
     parser.add_argument("--rounds", type=int, default=2, help="faults per kill or pause kind")
+    parser.add_argument(
+        "--point-rounds",
+        type=int,
+        default=1,
+        help="faults per failpoint in the failpoint kinds (default 1; the full C7 loop is 20)",
+    )
     parser.add_argument("--kinds", help="comma-separated kinds (default: all)")
     options = parser.parse_args(argv)
     seed = options.seed if options.seed is not None else int(time.time())
@@ -132,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ibledger-chaos-") as scratch:
         local = [k for k in kinds if k in LOCAL_KINDS]
         if local:
-            rows += run_local(Path(scratch) / "local", local, options.rounds, seed, say)
+            rows += run_local(
+                Path(scratch) / "local", local, options.rounds, seed, say, options.point_rounds
+            )
         partitions = [k for k in kinds if k in PARTITION_KINDS]
         if partitions:
             from . import partitions as netns_campaign

@@ -5,8 +5,11 @@ primary or a backup, ``SIGSTOP``/``SIGCONT``), and a check of the replicas' chai
 What is checked comes from the client history and the replicas' stored blocks, never from what a
 node says about itself: every acknowledged transaction is in every replica's chain exactly once
 (I3), all replicas hold the same block at every height (I1) and the same state root after it
-(I6). Recovery is measured from the end of a fault (the restart, or ``SIGCONT``) until a probe
-transaction has committed and every replica has reached its height (I8).
+(I6). Every node records each vote it sends (``IBLEDGER_VOTE_LOG_DIR``, `node/vote_log.py`),
+across all its restarts, and no node may have signed two digests for one view and sequence
+number, or two checkpoints for one sequence number (C7). Recovery is measured from the end of a
+fault (the restart, or ``SIGCONT``) until a probe transaction has committed and every replica has
+reached its height (I8).
 
 Every wait is for an event with a deadline that only bounds a hang; nothing here asserts how much
 happens in a given time, so a slow machine runs fewer transactions, never a failing check."""
@@ -28,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from ibledger.node import failpoints
+from ibledger.node import failpoints, vote_log
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
@@ -90,16 +93,39 @@ def kill9(cluster: Cluster, node_id: str) -> None:
         raise CampaignError(f"{node_id} (pid {pid}) outlived SIGKILL")
 
 
+def vote_log_dir(cluster: Cluster) -> Path:
+    return cluster.directory / "votes"
+
+
 def network_up(cluster: Cluster, extra_env: dict[str, str] | None = None) -> bool:
-    """``network up`` (it starts only the nodes that are not running); True when every node came
-    up. ``extra_env`` reaches the nodes it starts, and only them."""
+    """``network up`` (it starts only the nodes that are not running), with every node recording
+    its votes; True when every node came up. ``extra_env`` reaches the nodes it starts, and only
+    them."""
     env = {k: v for k, v in os.environ.items() if k != failpoints.ENVIRONMENT_VARIABLE}
+    env[vote_log.ENVIRONMENT_VARIABLE] = str(vote_log_dir(cluster))
     env.update(extra_env or {})
     result = subprocess.run(
         [*CLI, "network", "up", "--dir", str(cluster.directory), "--timeout", "60"],
         capture_output=True, text=True, timeout=HANG_S + 60, env=env,
     )  # fmt: skip
     return result.returncode == 0
+
+
+def start(cluster: Cluster) -> None:
+    """Start a campaign's network (``network_up``), or stop what came up and fail."""
+    if not network_up(cluster):
+        cluster.down()
+        raise CampaignError("the network did not come up")
+
+
+def vote_conflicts(cluster: Cluster) -> tuple[int, list[str]]:
+    """Votes recorded by all nodes, and every pair of conflicting ones (``node: what``)."""
+    recorded, found = 0, []
+    for path in sorted(vote_log_dir(cluster).glob("*.jsonl")):
+        lines = path.read_text(errors="replace").splitlines()
+        recorded += len(lines)
+        found += [f"{path.stem}: {text}" for text in vote_log.conflicts(lines)]
+    return recorded, found
 
 
 def log_mentions_failpoint(cluster: Cluster, node_id: str, name: str, since: int) -> bool:
@@ -474,6 +500,9 @@ class Campaign:
         finally:
             self.load.start()
         times = [f.recover_s for f in faults if f.recover_s is not None]
+        votes, conflicting = vote_conflicts(self.cluster)
+        for text in conflicting:
+            self.log(f"  conflicting votes: {text}")
         return {
             "fault_kind": kind,
             "faults_injected": injected,
@@ -483,6 +512,8 @@ class Campaign:
             "duplicated": check.duplicated,
             "forks": check.forks,
             "state_root_mismatches": check.state_root_mismatches,
+            "votes_checked": votes,
+            "conflicting_votes": len(conflicting),
             "recover_median_s": round(statistics.median(times), 2) if times else None,
             "recover_max_s": round(max(times), 2) if times else None,
             "height": check.height,

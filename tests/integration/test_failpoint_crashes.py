@@ -1,7 +1,8 @@
 """C7, short: four real nodes under client load; one node at a time is stopped, left behind,
 restarted with a crash armed at one durability step, ended there by it, and restarted plainly.
-After the loop every acknowledged transaction is in every replica's chain exactly once, and the
-replicas hold the same blocks and state roots at every height. (``make chaos`` runs the loop
+After the loop every acknowledged transaction is in every replica's chain exactly once, the
+replicas hold the same blocks and state roots at every height, and no node's record of the votes
+it sent holds two digests for one view and sequence number. (``make chaos`` runs the loop
 over all nine failpoints, with I/O errors too, and the kill, pause and partition campaigns.)
 
 Deadlines bound hangs only: a slow machine acknowledges fewer transactions, never fails."""
@@ -29,7 +30,7 @@ POINTS = [
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Campaign]:
     cluster = harness.create_cluster(tmp_path_factory.mktemp("c7") / "network")
-    cluster.up()
+    harness.start(cluster)
     # Light load: the check is what was acknowledged, not how much (make chaos loads harder).
     load = harness.Load(cluster, threads=1, batch=2, seed=7)
     campaign = harness.Campaign(cluster, load, random.Random(7), log=lambda _: None)
@@ -52,6 +53,13 @@ def test_a_crash_at_each_durability_step_loses_nothing_acknowledged(
     assert row["found_exactly_once"] == row["acknowledged"], row
     assert row["lost"] == row["duplicated"] == 0, row
     assert row["forks"] == 0 and row["state_root_mismatches"] == 0, row
+    # No node signed two digests for one (view, seq) or two checkpoints for one seq, across
+    # its restarts; the record covers every node from its first start.
+    assert row["conflicting_votes"] == 0, harness.vote_conflicts(campaign.cluster)[1]
+    assert row["votes_checked"] > 0, row
+    assert {p.stem for p in harness.vote_log_dir(campaign.cluster).glob("*.jsonl")} == set(
+        campaign.cluster.node_ids
+    )
 
 
 def test_an_io_error_at_the_block_write_stops_the_node_which_restarts_whole(

@@ -1,0 +1,100 @@
+"""The whole suite as two pytest processes at once: `make test` runs this.
+
+The real-process tests (marked ``slow``: node processes, networks, campaigns) spend much of
+their time waiting on those processes, for view-change time-outs and for catch-up, while the
+rest of the suite is pure CPU. Run one after the other they took about 15 minutes on a 2-core
+machine; side by side, the pure tests fill the waits. Real-process tests stay in one process,
+one after another, because their module-scoped networks must not share a machine's time with
+each other more than they already do.
+
+Each process writes to its own log; the logs are printed whole when both have finished (the
+pure one first), then one line per process with its exit status and time. The exit status is
+the first non-zero one, so a failure in either fails `make test`. Extra arguments go to both
+processes (``python -m tests.suite -x``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+GROUPS = (
+    ("pure", ["-m", "not slow"]),
+    ("real processes", ["-m", "slow"]),
+)
+
+
+@dataclass
+class Run:
+    name: str
+    process: subprocess.Popen[bytes]
+    output: IO[bytes]
+    began: float
+    seconds: float = 0.0
+    status: int | None = None
+
+
+def start(name: str, args: list[str], extra: list[str], scratch: Path) -> Run:
+    output = (scratch / f"{name.replace(' ', '-')}.log").open("w+b")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, *extra]
+    process = subprocess.Popen(
+        command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return Run(name, process, output, time.monotonic())
+
+
+def stop(run: Run) -> None:
+    if run.process.poll() is None:
+        os.killpg(run.process.pid, signal.SIGTERM)
+        try:
+            run.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.process.pid, signal.SIGKILL)
+            run.process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    extra = sys.argv[1:] if argv is None else argv
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ibledger-suite-") as directory:
+        runs = [start(name, args, extra, Path(directory)) for name, args in GROUPS]
+        print(f"running the suite as {len(runs)} processes: " + ", ".join(r.name for r in runs))
+        sys.stdout.flush()
+        try:
+            while any(r.status is None for r in runs):
+                for run in runs:
+                    if run.status is None and run.process.poll() is not None:
+                        run.status = run.process.returncode
+                        run.seconds = time.monotonic() - run.began
+                        print(f"{run.name}: finished in {run.seconds:.0f} s", flush=True)
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            for run in runs:
+                stop(run)
+            raise
+        for run in runs:
+            run.output.seek(0)
+            print(f"\n===== {run.name} =====", flush=True)
+            sys.stdout.buffer.write(run.output.read())
+            sys.stdout.flush()
+            run.output.close()
+    print()
+    for run in runs:
+        print(f"{run.name}: exit status {run.status}, {run.seconds:.0f} s")
+    print(f"suite: {time.monotonic() - began:.0f} s")
+    # pytest exits 5 when a group selects no test (say, -k matching only the other group).
+    statuses = [r.status for r in runs if r.status not in (0, 5)]
+    if statuses:
+        return statuses[0] or 1
+    return 0 if any(r.status == 0 for r in runs) else 5
+
+
+if __name__ == "__main__":
+    sys.exit(main())
