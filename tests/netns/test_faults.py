@@ -1,8 +1,9 @@
 """Network faults between validators on separate hosts (one network namespace each), made with
 nftables on the hosts' links: a disconnected backup (N1), an isolated primary (N2), a 2-2 split
-(N3) and random packet loss on every link (N6). Real node processes, a ``network init --hosts``
-network started from its bundles; what a node did is read from its metrics (height, view) and
-its public API (``ibledger status``), what a client saw from its receipts.
+(N3), a primary that sends but hears nothing (N5) and random packet loss on every link (N6).
+Real node processes, a ``network init --hosts`` network started from its bundles; what a node
+did is read from its metrics (height, view) and its public API (``ibledger status``), what a
+client saw from its receipts.
 
 Every wait is for an event, with a deadline that only bounds a hang: nothing here asserts how
 much happens in a given time."""
@@ -94,6 +95,25 @@ def test_n3_a_two_two_split_commits_nothing_until_healed(network: HostsNetwork) 
     for node, tx_id in pending:
         assert network.wait_committed(tx_id, via=node) > split_at
     network.wait_converged(at_least=after)
+
+
+def test_n5_a_deaf_primary_costs_one_view_change_not_a_storm(network: HostsNetwork) -> None:
+    """N5: the primary's host sends but receives nothing. The others must replace it and go on
+    committing without a view-change storm: at most 3 views entered while it stays deaf."""
+    network.wait_converged()
+    deaf = network.primary()
+    others = [node for node in network.node_ids if node != deaf]
+    views = {node: network.view(node) for node in others}
+    network.lab.deafen(network.host(deaf))
+    committed = [network.commit(f"Registrar N5 {i}", via=others[i % len(others)]) for i in range(6)]
+    assert committed == sorted(committed)
+    entered = {node: network.view(node) - views[node] for node in others}
+    assert all(1 <= n <= 3 for n in entered.values()), f"views entered while deaf: {entered}"
+    statuses = [network.status(node) for node in others]
+    assert len({s["primary_node_id"] for s in statuses} - {deaf}) == 1, statuses
+
+    network.lab.heal(network.host(deaf))
+    network.wait_converged(at_least=committed[-1])
 
 
 def test_n6_transactions_commit_under_random_loss_on_every_link(network: HostsNetwork) -> None:
