@@ -1,13 +1,16 @@
 """A 4-node loopback network under a steady offered load: committed tx/s and latency.
 
     python -m bench network [--rate TX_PER_S] [--seconds S] [--nodes N] [--batch-ms MS]
-                            [--crypto SUITE] [--json]
+                            [--crypto SUITE] [--eager-blocks K] [--json]
 
 It creates a fresh network in a temporary directory (``ibledger network init`` / ``up``), signs
 all transactions beforehand, then offers them open-loop at ``--rate`` through ``SubmitBatch``,
 round-robin over the nodes, one batch every ``--batch-ms``.  A block stream from node0 timestamps
 each commit; latency is submit-to-commit as that client sees it.  The network is stopped at the
 end.  The figure is only valid when the offered load was actually sent (it is printed).
+``--eager-blocks`` sets the genesis parameter of that name (``network init`` writes 1; 0 makes
+the primary wait for the batch timeout, as before eager proposals existed), so the open-loop
+tail can be compared with and without them.
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--batch-ms", type=int, default=20)
     parser.add_argument("--crypto", choices=SUITE_NAMES, default=ED25519_SHA256)
+    parser.add_argument(
+        "--eager-blocks",
+        type=int,
+        default=None,
+        help="the genesis eager_blocks (default: what network init writes)",
+    )
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args(argv)
     report = run_network(options)
@@ -86,7 +95,10 @@ def run_network(options: argparse.Namespace) -> dict[str, object]:
             "sender_rate_per_s": 1_000_000,
             "sender_burst": 10_000_000,
         }
-        update_genesis(directory / "genesis.json", {"admission": admission})
+        changes: dict[str, object] = {"admission": admission}
+        if getattr(options, "eager_blocks", None) is not None:
+            changes["consensus"] = {"eager_blocks": options.eager_blocks}
+        update_genesis(directory / "genesis.json", changes)
         _cli("network", "up", "--dir", str(directory))
         try:
             return _run_load(directory, options)

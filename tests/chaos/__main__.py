@@ -37,7 +37,13 @@ LOCAL_KINDS = (
     "pause-primary",
     "pause-backup",
 )
-PARTITION_KINDS = ("partition-primary", "partition-backup", "split-2-2", "asymmetric")
+PARTITION_KINDS = (
+    "partition-primary",
+    "partition-backup",
+    "split-2-2",
+    "asymmetric",
+    "swizzle-clog",
+)
 # An I/O error where the storage could fail: the block and checkpoint writes and the consensus
 # records (the other points are not I/O).
 ERROR_POINTS = [

@@ -1,7 +1,8 @@
 """The partition campaign: four validators on separate hosts (one network namespace each,
 ``tests.netns.hosts``), partitioned with nftables under client load: an isolated primary (N2),
-an isolated backup (N1), a 2-2 split (N3) and an asymmetric partition where one host sends but
-receives nothing (N5).
+an isolated backup (N1), a 2-2 split (N3), an asymmetric partition where one host sends but
+receives nothing (N5), and swizzle-clog (N4: two or three hosts cut off one by one a second
+apart, then healed in random order a second apart, ten times over).
 
 The client load, the faults and the checks run in one process inside the lab's client
 namespace (``python -m tests.chaos.partitions``), so every socket the gRPC client opens is on
@@ -32,6 +33,8 @@ from . import harness
 
 NODES = 4
 HOLD_S = 5.0  # a partition lasts longer than the view-change timeout
+SWIZZLE_ROUNDS = 10
+SWIZZLE_STEP_S = 1.0
 
 
 def unavailable_reason() -> str | None:
@@ -119,7 +122,27 @@ def child(options: argparse.Namespace) -> int:
     campaign = harness.Campaign(cluster, load, rng, log=say)
     host_of = {f"node{i}": host for i, host in enumerate(lab.hosts)}
 
+    def swizzle(kind: str) -> harness.Fault:
+        chosen = rng.sample(cluster.node_ids, rng.choice((2, 3)))
+        target = "+".join(chosen)
+        for node in chosen:
+            load.down(node)
+        for _ in range(SWIZZLE_ROUNDS):
+            for node in chosen:
+                lab.isolate(host_of[node])
+                time.sleep(SWIZZLE_STEP_S)
+            for node in rng.sample(chosen, len(chosen)):
+                lab.heal(host_of[node])
+                time.sleep(SWIZZLE_STEP_S)
+        healed = time.monotonic()
+        for node in chosen:
+            load.up(node)
+        detail = f"cut one by one, healed in random order, {SWIZZLE_ROUNDS} times"
+        return harness.Fault(kind, target, detail, recover_s=campaign.recover(chosen[0], healed))
+
     def partition(kind: str) -> harness.Fault:
+        if kind == "swizzle-clog":
+            return swizzle(kind)
         primary = campaign.primary()
         backups = [n for n in cluster.node_ids if n != primary]
         cut_off: list[str] = []

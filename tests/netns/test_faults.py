@@ -1,14 +1,17 @@
 """Network faults between validators on separate hosts (one network namespace each), made with
 nftables on the hosts' links: a disconnected backup (N1), an isolated primary (N2), a 2-2 split
-(N3), a primary that sends but hears nothing (N5) and random packet loss on every link (N6).
-Real node processes, a ``network init --hosts`` network started from its bundles; what a node
-did is read from its metrics (height, view) and its public API (``ibledger status``), what a
-client saw from its receipts.
+(N3), hosts cut and healed one by one (N4), a primary that sends but hears nothing (N5) and
+random packet loss on every link (N6). Real node processes, a ``network init --hosts`` network
+started from its bundles; what a node did is read from its metrics (height, view) and its
+public API (``ibledger status``), what a client saw from its receipts.
 
 Every wait is for an event, with a deadline that only bounds a hang: nothing here asserts how
 much happens in a given time."""
 
 from __future__ import annotations
+
+import random
+import time
 
 import pytest
 
@@ -94,6 +97,33 @@ def test_n3_a_two_two_split_commits_nothing_until_healed(network: HostsNetwork) 
     after = network.commit("Registrar N3 after healing", via=ids[0])
     for node, tx_id in pending:
         assert network.wait_committed(tx_id, via=node) > split_at
+    network.wait_converged(at_least=after)
+
+
+def test_n4_swizzle_clog_cuts_hosts_one_by_one_and_heals_them_in_random_order(
+    network: HostsNetwork,
+) -> None:
+    """N4 (FoundationDB's swizzle-clog): each round picks two hosts at random, cuts them off one
+    after the other a second apart, then heals them in random order a second apart, with work
+    submitted to a node left connected. The pacing is the fault's shape, not a measurement:
+    afterwards everything submitted commits and all four converge on one chain."""
+    rng = random.Random(1744)
+    network.wait_converged()
+    pending: list[tuple[str, str]] = []
+    for round_number in range(3):
+        chosen = rng.sample(network.node_ids, 2)
+        connected = [node for node in network.node_ids if node not in chosen]
+        for node in chosen:
+            network.lab.isolate(network.host(node))
+            time.sleep(1)
+        via = rng.choice(connected)
+        pending.append((via, network.submit(f"Registrar N4 round {round_number}", via=via)))
+        for node in rng.sample(chosen, len(chosen)):
+            network.lab.heal(network.host(node))
+            time.sleep(1)
+    after = network.commit("Registrar N4 after the rounds", via=rng.choice(network.node_ids))
+    for via, tx_id in pending:
+        network.wait_committed(tx_id, via=via)
     network.wait_converged(at_least=after)
 
 
