@@ -18,6 +18,12 @@ from typing import Any
 from ibledger.node.audit import Report, expand_paths, read_records, verify
 from ibledger.node.config import ConfigError, load_genesis
 from ibledger.node.crypto import get_suite
+from ibledger.node.pki import (
+    PkiError,
+    certificate_verifier,
+    node_id_from_certificate,
+    read_certificate,
+)
 
 from .client_options import subcommands, table, usage
 from .output import add_json_flag, emit, fail, plain
@@ -46,6 +52,12 @@ def register(commands: Any) -> None:
         help="the network's genesis.json: check head signatures with the node's validator key",
     )
     check.add_argument("--public-key", help="check head signatures with this key (hex)")
+    check.add_argument(
+        "--certificate",
+        type=Path,
+        help="an observer's TLS certificate (nodes/NAME/tls/node.crt): check head signatures "
+        "with its key (an observer signs with its TLS key, holding no validator key)",
+    )
     check.add_argument("--node", help="the node whose log this is (default: as its heads say)")
     check.add_argument(
         "--require-signed",
@@ -74,8 +86,11 @@ def register(commands: Any) -> None:
 
 
 def _signature_check(options: argparse.Namespace) -> Callable[[str, bytes, bytes], bool] | None:
-    if options.genesis is not None and options.public_key is not None:
-        raise usage("BAD_ARGUMENT", "give --genesis or --public-key, not both")
+    given = [o for o in (options.genesis, options.public_key, options.certificate) if o is not None]
+    if len(given) > 1:
+        raise usage("BAD_ARGUMENT", "give one of --genesis, --public-key and --certificate")
+    if options.certificate is not None:
+        return _certificate_check(options.certificate)
     if options.public_key is not None:
         try:
             key = bytes.fromhex(options.public_key)
@@ -100,6 +115,17 @@ def _signature_check(options: argparse.Namespace) -> Callable[[str, bytes, bytes
         return key is not None and chain_suite.verify(key, message, signature)
 
     return check
+
+
+def _certificate_check(path: Path) -> Callable[[str, bytes, bytes], bool]:
+    try:
+        certificate = read_certificate(path)
+        owner = node_id_from_certificate(certificate)
+        verify = certificate_verifier(certificate)
+    except PkiError as exc:
+        raise usage("BAD_CERTIFICATE", f"{path}: {exc}") from None
+    # A head names its node: only the certificate's owner may have signed it.
+    return lambda node, message, signature: node == owner and verify(message, signature)
 
 
 def _anchor(text: str | None) -> tuple[int, str] | None:

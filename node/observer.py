@@ -60,8 +60,10 @@ from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 from . import pki
 from .admin import AdminServer
 from .api import CommitFeed, LedgerService, NodeView, certificate_view
+from .audit import AuditLog, AuditSettings, caller_of
 from .config import ObserverConfig
 from .crypto import get_suite
+from .governance_audit import GovernanceAudit
 from .grpc_edge import RateLimitedLog, add_service
 from .ledger import AppliedBlock, Ledger, LedgerError, genesis_hash
 from .metrics import MetricsServer, NodeMetrics
@@ -308,6 +310,9 @@ class ObserverNode:
             await asyncio.sleep(interval)
 
     def _on_applied(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
+        self.governance_audit.record(
+            applied.header.height, applied.events, committed.requests, senders=applied.senders
+        )
         self._last_block_at = time.monotonic()
         self.feed.committed(list(applied.tx_ids))
         m = self.metrics
@@ -362,9 +367,12 @@ class ObserverNode:
 
     def _client_refused(self, code: str, peer: str, details: Mapping[str, Any]) -> None:
         self.refused[code] += 1
+        self.audit.refused("client.refused", code, caller_of(peer), **details)
 
     def _client_malformed(self, method: str, peer: str, size: int) -> None:
         self.refused["MALFORMED_REQUEST"] += 1
+        caller = caller_of(peer)
+        self.audit.refused("client.refused", "MALFORMED_REQUEST", caller, method=method, bytes=size)
 
     # --- health ---------------------------------------------------------------------------------
 
@@ -415,6 +423,11 @@ class ObserverNode:
         m.gauge("ibledger_height", "Last executed block height.", lambda: self.ledger.height)
         m.gauge(
             "ibledger_ready", "1 while /readyz would answer 200.", lambda: float(self._is_ready())
+        )
+        m.gauge(
+            "ibledger_audit_broken",
+            "1 once the audit log could not be written (the node runs on without it).",
+            lambda: float(self.audit.broken),
         )
         m.gauge(
             "ibledger_observer_validators_height",
@@ -504,6 +517,18 @@ class ObserverNode:
             "ledger opened",
             extra={"height": self.ledger.height, "state_root": self.ledger.state_root.hex()},
         )
+        # Its own audit log, as every node keeps: refused calls and the governance it executes.
+        # Heads are signed with the TLS key (an observer holds no consensus key); `ibledger
+        # audit verify --certificate` checks them against its certificate.
+        self.audit = await asyncio.to_thread(
+            AuditLog.open,
+            config.data_dir / "audit",
+            self.node_id,
+            pki.tls_key_signer(config.tls_key_pem),
+            AuditSettings(),
+        )
+        self.governance_audit = GovernanceAudit(self.audit, self.ledger)
+        await asyncio.to_thread(self.governance_audit.replay)
         self.follower = Follower(
             ledger=self.ledger,
             members=self.members,
@@ -583,6 +608,9 @@ class ObserverNode:
         steps = ShutdownSteps()
         await stop_serving(steps, self, grace)
         await steps.run("tasks", cancel_tasks(self._tasks))
+        if hasattr(self, "audit"):
+            # The follower has stopped: no block is applied after the closing head.
+            await steps.run("audit", asyncio.to_thread(self.audit.close))
         if hasattr(self, "ledger"):
             await steps.run("ledger", asyncio.to_thread(self.ledger.close))
         log.info("node stopped", extra={"event": "stopped", "steps_ms": steps.durations_ms})

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,7 @@ __all__ = [
     "PkiError",
     "api_server_credentials",
     "certificate_role",
+    "certificate_verifier",
     "channel_credentials",
     "channel_options",
     "create_ca",
@@ -76,6 +77,7 @@ __all__ = [
     "read_certificate",
     "read_private_key",
     "server_credentials",
+    "tls_key_signer",
     "verify_node_certificate",
     "write_private_key_pem",
 ]
@@ -505,3 +507,29 @@ def channel_credentials(node_config: NodeConfig | ObserverConfig) -> grpc.Channe
 def channel_options(peer_id: str) -> list[tuple[str, Any]]:
     """Channel options for dialing ``peer_id`` at any address: verify its name, not the host's."""
     return [("grpc.ssl_target_name_override", peer_id)]
+
+
+def tls_key_signer(private_key_pem: bytes) -> Callable[[bytes], bytes]:
+    """Sign with a node's TLS key (ECDSA P-256, SHA-256; DER signatures): what an observer, which
+    holds no consensus key, signs its audit log's heads with. `certificate_verifier` checks them
+    against its certificate."""
+    key = serialization.load_pem_private_key(private_key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError("the TLS key is not an ECDSA key")
+    return lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def certificate_verifier(certificate: x509.Certificate) -> Callable[[bytes, bytes], bool]:
+    """Check a `tls_key_signer` signature with the certificate's public key."""
+    key = certificate.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise PkiError("the certificate does not hold an ECDSA key")
+
+    def verify(data: bytes, signature: bytes) -> bool:
+        try:
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return verify

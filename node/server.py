@@ -40,13 +40,14 @@ from ibledger.consensus import (
 )
 from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 
-from . import clock, failpoints, pki, vote_log
+from . import clock, pki, vote_log
 from .admin import AdminServer
 from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
-from .audit import GOVERNANCE_PREFIXES, AuditLog, caller_of
+from .audit import AuditLog, caller_of
 from .config import NodeConfig, ObserverConfig
 from .crypto import CryptoSuite, get_suite
+from .governance_audit import GovernanceAudit
 from .grpc_edge import RateLimitedLog, add_service
 from .ledger import AppliedBlock, Ledger, LedgerCorruption, LedgerError, genesis_hash
 from .mempool import Mempool
@@ -84,7 +85,6 @@ BACKGROUND_VERIFY_CHUNK = 32  # blocks per worker-thread call of the background 
 # as the chunk took, so re-checking a long chain never competes with ordering and execution.
 BACKGROUND_VERIFY_DUTY = 0.1
 HEALTH_PROBE_FILE = ".healthz"
-AUDIT_REPLAY_BLOCKS_MAX = 100_000  # governance replayed from the ledger into the audit log
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,56 +266,6 @@ class Node:
     def _client_refused(self, code: str, peer: str, details: Mapping[str, Any]) -> None:
         self.audit.refused("client.refused", code, caller_of(peer), **details)
 
-    def _audit_governance(
-        self,
-        height: int,
-        events: Sequence[Mapping[str, Any]],
-        envelopes: Sequence[bytes],
-        *,
-        replayed: bool = False,
-        senders: Sequence[str] = (),
-    ) -> None:
-        """Governance events to the audit log; ``senders`` (per transaction index, from the
-        execution that just ran) spares decoding the envelopes a second time.  The log's writer
-        thread builds the records: here the events are only picked out."""
-        chosen: list[tuple[Mapping[str, Any], str]] = []
-        for event in events:
-            if not event["kind"].startswith(GOVERNANCE_PREFIXES):
-                continue
-            tx_index = event["tx_index"]
-            if tx_index < len(senders):
-                sender = senders[tx_index]
-            else:
-                try:
-                    sender = self.ledger.decoder.decode(envelopes[tx_index]).sender
-                except (TxError, IndexError):
-                    sender = ""  # an event always comes from a decoded transaction
-            failpoints.hit("audit.before-write")
-            chosen.append((event, sender))
-        self.audit.governance_events(height, chosen, replayed=replayed)
-        self.audit.governed_through(height)
-
-    def _replay_governance(self) -> None:
-        """Governance of blocks executed after the log's last record of it (a crash between the
-        two), read back from the ledger; records already written are not repeated."""
-        recorded = self.audit.recorded
-        top = self.ledger.height
-        first = (recorded.ledger_height or 0) + 1
-        if top - first + 1 > AUDIT_REPLAY_BLOCKS_MAX:
-            self.audit.gap(first, top - AUDIT_REPLAY_BLOCKS_MAX)
-            first = top - AUDIT_REPLAY_BLOCKS_MAX + 1
-        for height in range(first, top + 1):
-            block = self.ledger.get_block(height)
-            if block is None:
-                break
-            events = [
-                event
-                for event in block.events
-                if not recorded.take((height, event["tx_id"].hex(), event["kind"]))
-            ]
-            self._audit_governance(height, events, block.txs, replayed=True)
-        self.audit.governed_through(top)
-
     async def _peer_room(self) -> None:
         # Inbound backpressure: consensus messages waiting for the replica, and relayed
         # transactions waiting for admission, each within the [peer] inbound byte budget.
@@ -325,7 +275,7 @@ class Node:
             await self._peer_tx_room.wait()
 
     def _on_committed(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
-        self._audit_governance(
+        self.governance_audit.record(
             applied.header.height, applied.events, committed.requests, senders=applied.senders
         )
         self.mempool.remove(applied.tx_ids)
@@ -692,7 +642,8 @@ class Node:
             config.validator_keypair.sign,
             config.audit,
         )
-        await asyncio.to_thread(self._replay_governance)
+        self.governance_audit = GovernanceAudit(self.audit, self.ledger)
+        await asyncio.to_thread(self.governance_audit.replay)
         replica = Replica(
             self.replica_config,
             self.node_id,

@@ -113,7 +113,7 @@ CLI_NODE_EXCEPTIONS = {
     "cli/deploy.py": "network init --hosts writes per-host node configs and checks them",
     "cli/network_observer.py": "network add-observer issues a certificate and checks its config",
     "cli/node_cmd.py": "node start runs the node server in this process",
-    "cli/cmd_audit.py": "audit verify reads a node's audit log files and genesis offline",
+    "cli/cmd_audit.py": "audit verify reads an audit log, genesis or certificate offline",
 }
 
 

@@ -2,12 +2,14 @@
 LevelDB): it follows the validators under load and ends with their block hashes and state roots
 at every height, answers a regulator's signed query and read-session reads like a validator,
 refuses writes with OBSERVER_READ_ONLY naming a validator, shows its lag on its metrics endpoint
-and in ``network status``, and never takes part in consensus: the validators accepted no
-Exchange call from it (they refuse one when it tries) and counted its block fetches.
+and in ``network status``, keeps an audit log of its own signed with its TLS key, and never
+takes part in consensus: the validators accepted no Exchange call from it (they refuse one
+when it tries) and counted its block fetches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -300,6 +302,47 @@ def test_client_commands_reach_the_observer_only_when_named(scenario: Scenario) 
     assert "OBSERVER_READ_ONLY" in refused.stderr and "send transactions to a validator" in (
         refused.stderr
     ), refused.stderr
+
+
+def _audit_records(audit_dir: Path) -> list[dict[str, object]]:
+    records = []
+    for segment in sorted(audit_dir.glob("audit-*.jsonl")):
+        for line in segment.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line the writer has not finished
+                records.append(json.loads(line))
+    return records
+
+
+def test_the_observer_keeps_its_own_audit_log_signed_with_its_tls_key(scenario: Scenario) -> None:
+    """Like a validator, it records the calls it refused and the governance it executed, in a
+    hash chain whose heads it signs with its TLS key (it holds no validator key)."""
+    cluster, observer_dir = scenario.cluster, Path(scenario.observer.dir)
+    audit_dir = observer_dir / "data" / "audit"
+    stub = cluster.stub(OBSERVER)
+    with pytest.raises(grpc.RpcError):
+        stub.Submit(ledger_pb2.SubmitRequest(envelope=cluster.envelope("Refused here")), timeout=10)
+    verify = ["audit", "verify", str(audit_dir), "--json"]
+    deadline = time.monotonic() + 60
+    while True:
+        records = _audit_records(audit_dir)
+        kinds = {str(r["kind"]) for r in records}
+        refused = [
+            r for r in records
+            if r["kind"] == "client.refused"
+            and r["fields"]["reason"] == "OBSERVER_READ_ONLY"  # type: ignore[index]
+        ]  # fmt: skip
+        report = json.loads(run_cli(*verify, "--certificate", str(observer_dir / "tls" /
+                                    "node.crt")).stdout)  # fmt: skip
+        if "governance" in kinds and refused and report["heads"] >= 1:
+            break
+        assert time.monotonic() < deadline, (sorted(kinds), report)
+        time.sleep(0.5)
+    assert report["ok"] is True and report["node_id"] == OBSERVER, report
+    assert report["signatures_checked"], report
+    # Another node's certificate does not verify its heads.
+    other = cluster.directory / "nodes" / "node0" / "tls" / "node.crt"
+    result = run_cli(*verify, "--certificate", str(other), check=False)
+    assert result.returncode != 0 and "does not verify" in result.stdout, result.stdout
 
 
 def test_the_observer_restarts_from_its_own_ledger(scenario: Scenario) -> None:

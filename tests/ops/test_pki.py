@@ -27,6 +27,7 @@ from ibledger.node.pki import (
     VALIDATOR_ROLE,
     PkiError,
     certificate_role,
+    certificate_verifier,
     channel_credentials,
     channel_options,
     create_ca,
@@ -35,6 +36,7 @@ from ibledger.node.pki import (
     node_id_from_certificate,
     peer_node_id,
     server_credentials,
+    tls_key_signer,
     verify_node_certificate,
 )
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
@@ -308,3 +310,20 @@ def test_certificate_role_refuses_other_organizational_units() -> None:
     )
     with pytest.raises(PkiError, match="organizational unit must be absent or 'observer'"):
         certificate_role(certificate)
+
+
+def test_a_tls_key_signs_what_its_certificate_verifies_and_no_other() -> None:
+    """An observer signs its audit heads with its TLS key; its certificate checks them."""
+    ca = create_ca()
+    mine = issue_node_certificate(ca, "observer0", role=OBSERVER_ROLE)
+    other = issue_node_certificate(ca, "node0")
+    pem = mine.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    signature = tls_key_signer(pem)(b"head 7")
+    assert certificate_verifier(mine.certificate)(b"head 7", signature)
+    assert not certificate_verifier(mine.certificate)(b"head 8", signature)
+    assert not certificate_verifier(other.certificate)(b"head 7", signature)
+    assert not certificate_verifier(mine.certificate)(b"head 7", b"\x00" * 8)
