@@ -15,8 +15,6 @@ processes (``python -m tests.suite -x``).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from .process_group import stop_process_group
 
 GROUPS = (
     ("pure", ["-m", "not slow"]),
@@ -50,16 +50,6 @@ def start(name: str, args: list[str], extra: list[str], scratch: Path) -> Run:
     return Run(name, process, output, time.monotonic())
 
 
-def stop(run: Run) -> None:
-    if run.process.poll() is None:
-        os.killpg(run.process.pid, signal.SIGTERM)
-        try:
-            run.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.process.pid, signal.SIGKILL)
-            run.process.wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     extra = sys.argv[1:] if argv is None else argv
     began = time.monotonic()
@@ -77,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             for run in runs:
-                stop(run)
+                stop_process_group(run.process, 30)
             raise
         for run in runs:
             run.output.seek(0)

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..process_group import stop_process_group
+
 SUBNET = "10.77.0."
 PREFIX_LENGTH = 24
 HOST_FIRST = 11  # the first host is 10.77.0.11
@@ -211,13 +213,7 @@ class Node:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process, 20)
 
 
 @dataclass
