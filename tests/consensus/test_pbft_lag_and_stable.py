@@ -23,13 +23,19 @@ def _status(sender: str, last_executed: int) -> SignedMessage:
     return SignedMessage(message, sender, KeyedSigner(sender).sign(signing_bytes(message, sender)))
 
 
-def test_each_stable_checkpoint_is_handed_out_once_after_its_block_executed() -> None:
+def _loaded(requests: int, ticks_between: int, at_least: int) -> Harness:
+    """Four replicas that committed ``requests`` requests submitted ``ticks_between`` apart."""
     h = Harness()
-    for i in range(12):
+    for i in range(requests):
         h.submit("r0", req(i))
-        h.tick(2)
-    h.tick(20)
-    assert min(h.heights().values()) >= 8
+        h.tick(ticks_between)
+    h.tick(30)
+    assert min(h.heights().values()) >= at_least
+    return h
+
+
+def test_each_stable_checkpoint_is_handed_out_once_after_its_block_executed() -> None:
+    h = _loaded(12, 2, at_least=8)
     for m in h.members:
         effects = h.nodes[m].effects
         stables = [e for e in effects if isinstance(e, StableCheckpoint)]
@@ -46,11 +52,7 @@ def test_each_stable_checkpoint_is_handed_out_once_after_its_block_executed() ->
 
 def test_a_restarted_replica_hands_out_its_restored_stable_checkpoint_again() -> None:
     # Storing the certificate is unsynced, so it may not have outlived the crash.
-    h = Harness()
-    for i in range(8):
-        h.submit("r0", req(i))
-        h.tick(2)
-    h.tick(20)
+    h = _loaded(8, 2, at_least=4)
     node = h.nodes["r3"]
     stable = node.replica.stable_checkpoint
     assert stable.seq >= 4
@@ -96,11 +98,6 @@ def test_f_status_claims_never_start_a_fetch() -> None:
 
 
 def test_a_replica_that_keeps_executing_does_not_fetch_on_claims() -> None:
-    h = Harness()
-    for i in range(40):
-        h.submit("r0", req(i))
-        h.tick(1)
-    h.tick(30)
-    assert min(h.heights().values()) >= 10
+    h = _loaded(40, 1, at_least=10)
     fetches: list[FetchBlocks] = [f for _, f in h.fetches]
     assert fetches == []
