@@ -39,7 +39,7 @@ bench: $(STAMP)
 		|| echo "matplotlib could not be installed: no plots"
 	$(PY) -m bench suite $(BENCH_OUT)
 
-# The longer fault campaigns (about 15 minutes): failpoint crashes and I/O errors, kill -9 and
+# The longer fault campaigns (about 10 minutes): failpoint crashes and I/O errors, kill -9 and
 # SIGSTOP of the primary and of a backup, and, as root with ip and nft, network partitions
 # between network namespaces. Prints the summary table and writes it as JSON and markdown to
 # chaos-results/chaos-<time> (or CHAOS_OUT); CHAOS_ARGS passes --seed, --rounds or --kinds.

@@ -513,7 +513,8 @@ class Campaign:
             "forks": check.forks,
             "state_root_mismatches": check.state_root_mismatches,
             "votes_checked": votes,
-            "conflicting_votes": len(conflicting),
+            # None (shown "-") where no node recorded its votes, as in the partition campaign.
+            "conflicting_votes": len(conflicting) if votes else None,
             "recover_median_s": round(statistics.median(times), 2) if times else None,
             "recover_max_s": round(max(times), 2) if times else None,
             "height": check.height,
