@@ -1,12 +1,12 @@
 """``ibledger governance``: changes to another participant's identity, approved by M admins.
 
 A consortium admin proposes a change (add or revoke another participant's key, set roles,
-deactivate, reactivate, register a participant with the consortium_admin role) or a new admin
-quorum; other admins approve or reject it, and once the approvals of active admins reach the
-admin quorum (set in genesis as governance.admin_quorum, changed by set-quorum) the change is
-made in that same transaction. The proposer may
-withdraw a proposal; unanswered ones expire. The proposal id is the id of the proposing
-transaction.
+deactivate, reactivate, register a participant with the consortium_admin role), the revocation
+of a node's TLS certificate, or a new admin quorum; other admins approve or reject it, and once
+the approvals of active admins reach the admin quorum (set in genesis as
+governance.admin_quorum, changed by set-quorum) the change is made in that same transaction. The
+proposer may withdraw a proposal; unanswered ones expire. The proposal id is the id of the
+proposing transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from __future__ import annotations
 import argparse
 import datetime
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from ibledger.contracts.vocabulary import ProposalStatus, values
 from ibledger.node import clock
@@ -94,6 +98,19 @@ def register(commands: Any) -> None:
     _propose_flags(reg, lambda options: ("identity.register", registration_args(options)))
     reg.set_defaults(registers_participant=True)
 
+    cert = actions.add_parser(
+        "revoke-certificate",
+        help="revoke a node's TLS certificate: peers refuse it from the executing block on",
+    )
+    cert.add_argument(
+        "certificate",
+        metavar="CERT",
+        help="the certificate (a PEM file, e.g. nodes/node3/tls/node.crt) or its SHA-256 "
+        "fingerprint (64 hexadecimal digits; colons allowed)",
+    )
+    cert.add_argument("--reason", required=True, help="why, for the record (at most 200 chars)")
+    _propose_flags(cert, _revoke_certificate)
+
     quorum = actions.add_parser(
         "set-quorum", help="change the admin quorum (1 to the number of active admins)"
     )
@@ -149,6 +166,28 @@ def _add_key(options: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def _revoke_key(options: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return "identity.revoke_key", {"participant": options.participant_id, "key_id": options.key_id}
+
+
+def _revoke_certificate(options: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    text: str = options.certificate
+    digits = text.replace(":", "").lower()
+    if len(digits) == 64 and all(c in "0123456789abcdef" for c in digits):
+        fingerprint = digits
+    else:
+        try:
+            data = Path(text).read_bytes()
+        except OSError as exc:
+            raise usage(
+                "BAD_ARGUMENT",
+                f"{text} is neither a SHA-256 fingerprint nor a readable file: {exc.strerror}",
+            ) from None
+        try:
+            certificate = x509.load_pem_x509_certificate(data)
+        except ValueError:
+            raise usage("BAD_CERTIFICATE", f"{text} is not a PEM certificate") from None
+        # The DER encoding's SHA-256, as node/pki.py names a certificate on the peer port.
+        fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
+    return "pki.revoke_certificate", {"certificate_sha256": fingerprint, "reason": options.reason}
 
 
 def _set_roles(options: argparse.Namespace) -> tuple[str, dict[str, Any]]:

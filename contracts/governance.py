@@ -6,8 +6,9 @@ Genesis sets ``governance.admin_quorum`` (M), 1 <= M <= the number of genesis co
 it is stored at ``cfg/governance`` so every replica reads the same M. A consortium admin proposes
 one of the ``identity.GOVERNED_ACTIONS`` (add or revoke another participant's key, change roles,
 deactivate, reactivate, register a participant with a governed role) or a new admin quorum
-(``governance.set_admin_quorum``, 1 to the number of active admins) with its arguments and an
-expiry; other admins approve or reject it; the proposer may withdraw it. All are ordinary signed
+(``governance.set_admin_quorum``, 1 to the number of active admins) or the revocation of a TLS
+certificate (``pki.revoke_certificate``, see ``revocations``) with its arguments and an expiry;
+other admins approve or reject it; the proposer may withdraw it. All are ordinary signed
 transactions.
 
 Rules:
@@ -49,6 +50,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from . import revocations
 from .args import Args, bad
 from .core import Env, Store
 from .errors import ContractError, GenesisError
@@ -254,9 +256,11 @@ def gov_set_admin_quorum(env: Env, args: Args) -> None:
     )
 
 
-# Identity changes, plus the quorum itself (changed by the quorum in force).
+# Identity changes, certificate revocations, and the quorum itself (changed by the quorum in
+# force).
 _ACTIONS: dict[str, Callable[[Env, Args], None]] = {
     **GOVERNED_ACTIONS,
+    **revocations.GOVERNED_ACTIONS,
     "governance.set_admin_quorum": gov_set_admin_quorum,
 }
 ACTIONS: tuple[str, ...] = tuple(sorted(_ACTIONS))

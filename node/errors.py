@@ -58,6 +58,7 @@ STATUS = MappingProxyType(
         "BAD_VIEWER": _UNAUTHENTICATED,
         "VIEWER_REQUIRED": _UNAUTHENTICATED,
         "FORBIDDEN": _DENIED,
+        "CERTIFICATE_REVOKED": _DENIED,
         "UNKNOWN_SENDER": _DENIED,
         "SENDER_INACTIVE": _DENIED,
         # Valid, but not admissible here or now.
@@ -139,6 +140,7 @@ STATUS = MappingProxyType(
         "DUPLICATE_SETTLEMENT": _EXISTS,
         "KEY_ALREADY_REGISTERED": _EXISTS,
         "KEY_ALREADY_REVOKED": _EXISTS,
+        "CERTIFICATE_ALREADY_REVOKED": _EXISTS,
         # Business rules: who may act.
         "GOVERNANCE_REQUIRED": _DENIED,
         "NOT_HOLDER": _DENIED,

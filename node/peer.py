@@ -48,6 +48,7 @@ from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
 
 from .errors import status_for
 from .pki import OBSERVER_ROLE
+from .revocations import RevocationList
 
 log = logging.getLogger("ibledger.peer")
 
@@ -371,7 +372,13 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         role_of: Callable[[grpc.aio.ServicerContext[Any, Any]], str | None] = lambda c: None,
         tip: Callable[[], int] = lambda: 0,
         node_id: str = "",
+        certificate_of: Callable[[grpc.aio.ServicerContext[Any, Any]], str | None] = (
+            lambda c: None
+        ),
+        revoked: RevocationList | None = None,
     ) -> None:
+        self._certificate_of = certificate_of
+        self._revoked = revoked or RevocationList()
         self._role_of = role_of
         self._tip = tip
         self._node_id = node_id
@@ -426,6 +433,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         """The caller's id, once it may call ``method``: a validator, or with ``observers`` an
         observer too; anyone else is refused (and the call aborted)."""
         peer_id = await self._identity(context, claimed, method, observers)
+        await self._check_revoked(context, peer_id)
         # Only a validator or an observer learns this node's genesis digest from the refusal.
         await self._check_genesis(context)
         self.calls[(peer_id, method)] += 1
@@ -459,15 +467,34 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         assert peer_id is not None
         return peer_id
 
+    async def _check_revoked(self, context: grpc.aio.ServicerContext[Any, Any], peer: str) -> None:
+        """Refuse a caller whose certificate governance revoked (``contracts/revocations.py``)."""
+        if not self._revoked.fingerprints:
+            return
+        fingerprint = self._certificate_of(context)
+        if fingerprint is not None and fingerprint in self._revoked:
+            detail = (
+                f"CERTIFICATE_REVOKED: {peer}'s certificate {fingerprint[:16]}... was revoked by "
+                "the consortium's governance; it needs a new certificate from the CA"
+            )
+            self._on_refused("CERTIFICATE_REVOKED", peer, detail)
+            await context.abort(status_for("CERTIFICATE_REVOKED"), detail)
+
     async def Exchange(
         self,
         request_iterator: AsyncIterator[peer_pb2.PeerFrame],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[peer_pb2.PeerFrame]:
         peer_id: str | None = None
+        checked = self._revoked.generation
         async for frame in request_iterator:
             if peer_id is None:
                 peer_id = await self._authenticate(context, frame.sender, "Exchange")
+            elif self._revoked.generation != checked:
+                # The list changed under an open stream: from that block on, this caller's
+                # frames count only while its certificate is not on it.
+                checked = self._revoked.generation
+                await self._check_revoked(context, peer_id)
             self._transport.receive_frame(peer_id, frame)
             # Read the next frame only when there is room: a flood waits in the sender's
             # bounded queue (which drops its oldest) rather than in this node's memory.

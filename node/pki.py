@@ -62,6 +62,7 @@ __all__ = [
     "PkiError",
     "api_server_credentials",
     "certificate_role",
+    "certificate_sha256",
     "certificate_verifier",
     "channel_credentials",
     "channel_options",
@@ -71,6 +72,7 @@ __all__ = [
     "load_certificate",
     "load_node_certificate",
     "node_id_from_certificate",
+    "peer_certificate_sha256",
     "peer_node_id",
     "peer_node_role",
     "public_keys_match",
@@ -533,3 +535,21 @@ def certificate_verifier(certificate: x509.Certificate) -> Callable[[bytes, byte
         return True
 
     return verify
+
+
+def certificate_sha256(data: bytes | str | x509.Certificate) -> str:
+    """The SHA-256 of a certificate's DER encoding, in lower-case hex: the name a revocation
+    gives it (``openssl x509 -noout -fingerprint -sha256``, without the colons)."""
+    certificate = data if isinstance(data, x509.Certificate) else load_certificate(data)
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def peer_certificate_sha256(context: Any) -> str | None:
+    """The fingerprint of the authenticated TLS peer's certificate, or None without one."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if not pems:
+        return None
+    try:
+        return certificate_sha256(pems[0])
+    except PkiError:
+        return None

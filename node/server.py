@@ -55,6 +55,7 @@ from .metrics import MetricsServer, NodeMetrics
 from .peer import PeerService, PeerTransport
 from .phases import PhaseClock
 from .read_access import LongCallLimits
+from .revocations import RevocationList, revokes
 from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
 from .shutdown import ShutdownSteps, cancel_tasks, stop_serving
 from .signing import ValidatorSigner, ValidatorVerifier
@@ -274,10 +275,19 @@ class Node:
             self._peer_tx_room.clear()
             await self._peer_tx_room.wait()
 
+    def _load_revocations(self) -> None:
+        for fingerprint in sorted(self.revocations.load(self.ledger)):
+            log.warning(
+                "certificate revoked: its holder's peer calls are refused",
+                extra={"event": "certificate-revoked", "certificate_sha256": fingerprint},
+            )
+
     def _on_committed(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
         self.governance_audit.record(
             applied.header.height, applied.events, committed.requests, senders=applied.senders
         )
+        if revokes(applied.events):
+            self._load_revocations()  # effective from this block on, as on every node
         self.mempool.remove(applied.tx_ids)
         self.feed.committed(list(applied.tx_ids))
         m = self.metrics
@@ -643,6 +653,8 @@ class Node:
             config.audit,
         )
         self.governance_audit = GovernanceAudit(self.audit, self.ledger)
+        self.revocations = RevocationList()
+        self._load_revocations()
         await asyncio.to_thread(self.governance_audit.replay)
         replica = Replica(
             self.replica_config,
@@ -728,6 +740,8 @@ class Node:
             role_of=pki.peer_node_role,
             tip=lambda: self.ledger.height,
             node_id=self.node_id,
+            certificate_of=pki.peer_certificate_sha256,
+            revoked=self.revocations,
         )
         add_service(
             self.peer_server,

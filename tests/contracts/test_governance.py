@@ -575,3 +575,54 @@ def test_the_quorum_itself_changes_by_the_quorum_in_force(consortium: Consortium
     consortium.propose(
         "ADMIN", "identity.deactivate", code="ADMIN_QUORUM_UNREACHABLE", participant="ADMIN3"
     )
+
+
+# --- certificate revocation -----------------------------------------------------------------
+
+FINGERPRINT = "ab" * 32
+
+
+def test_a_certificate_is_revoked_by_the_quorum_at_the_executing_height() -> None:
+    consortium = Consortium(quorum=2)
+    proposal = consortium.proposal_id(
+        consortium.propose(
+            "ADMIN", "pki.revoke_certificate", certificate_sha256=FINGERPRINT, reason="key leaked"
+        )
+    )
+    assert not any(k.startswith(b"pki/revoked/") for k, _ in consortium.ledger.state.items())
+    out = consortium.vote("ADMIN2", "approve", proposal)
+    assert kinds(out) == [
+        "governance.approved",
+        "governance.certificate_revoked",
+        "governance.executed",
+    ]
+    (revoked,) = [e for e in out.events if e.kind == "governance.certificate_revoked"]
+    assert revoked.attrs == {"certificate_sha256": FINGERPRINT, "reason": "key leaked"}
+    key = ("pki/revoked/" + FINGERPRINT).encode()
+    assert any(k == key for k, _ in consortium.ledger.state.items())
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ({"certificate_sha256": "AB" * 32, "reason": "x"}, "BAD_ARGUMENT"),  # upper case
+        ({"certificate_sha256": "ab" * 31, "reason": "x"}, "BAD_ARGUMENT"),  # 31 bytes
+        ({"certificate_sha256": FINGERPRINT}, "BAD_ARGUMENT"),  # no reason
+        ({"certificate_sha256": FINGERPRINT, "reason": "x", "extra": 1}, "BAD_ARGUMENT"),
+    ],
+)
+def test_a_revocation_with_bad_arguments_is_not_put_to_a_vote(
+    args: dict[str, Any], code: str
+) -> None:
+    Consortium(quorum=2).propose("ADMIN", "pki.revoke_certificate", code=code, **args)
+
+
+def test_a_certificate_is_revoked_once_and_only_on_an_admins_proposal() -> None:
+    consortium = Consortium(quorum=1)
+    consortium.propose("ADMIN", "pki.revoke_certificate", certificate_sha256=FINGERPRINT,
+                       reason="key leaked")  # fmt: skip
+    consortium.propose("ADMIN2", "pki.revoke_certificate", code="CERTIFICATE_ALREADY_REVOKED",
+                       certificate_sha256=FINGERPRINT, reason="again")  # fmt: skip
+    # Only consortium admins propose, whatever the quorum.
+    consortium.propose("ENT_D", "pki.revoke_certificate", code="FORBIDDEN",
+                       certificate_sha256="cd" * 32, reason="x")  # fmt: skip
