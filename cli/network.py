@@ -89,7 +89,7 @@ from ibledger.node.crypto import (
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
-from . import deploy, network_observer
+from . import deploy, network_observer, network_rotate
 from .client import api_channel
 from .manifest import (
     MANIFEST_FILE,
@@ -310,6 +310,7 @@ def register(commands: Any) -> None:
     logs.set_defaults(handler=network_logs)
 
     network_observer.register(verbs, _add_dir)
+    network_rotate.register(verbs, _add_dir)
 
 
 def _add_dir(parser: argparse.ArgumentParser, *aliases: str) -> None:
@@ -1144,6 +1145,22 @@ def down_network(options: argparse.Namespace) -> int:
     if survivors:
         raise CommandError("STOP_FAILED", f"still running after SIGKILL: {', '.join(survivors)}")
     return 0
+
+
+def stop_node(process: ManifestProcess, timeout_s: float = DOWN_TIMEOUT_S) -> bool:
+    """Stop one node as ``network down`` stops each (SIGTERM, then SIGKILL); True when it was
+    running."""
+    pid = _running_pid(process.dir, process.config)
+    if pid is None:
+        _remove_pid_file(process.dir)
+        return False
+    _signal(pid, signal.SIGTERM)
+    _wait_exit([process.id], {process.id: pid}, timeout_s)
+    if _pid_alive(pid):
+        _signal(pid, signal.SIGKILL)
+        _wait_exit([process.id], {process.id: pid}, 5.0)
+    _remove_pid_file(process.dir)
+    return True
 
 
 def _wait_exit(node_ids: Iterable[str], pids: dict[str, int | None], timeout_s: float) -> None:

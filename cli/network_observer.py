@@ -96,7 +96,7 @@ def add_observer(options: argparse.Namespace) -> int:
     node_dir = directory / "nodes" / name
     if node_dir.exists():
         raise CommandError("NODE_EXISTS", f"{node_dir} already exists; choose another --name")
-    passphrase = _passphrase(manifest, options.passphrase_file)
+    passphrase = network_passphrase(manifest, options.passphrase_file)
     host = "127.0.0.1"
     # Ports the OS says are free now, but none a stopped node of this network already owns.
     owned = {a.port for p in manifest.processes for a in (p.api, p.metrics)} | {
@@ -158,7 +158,7 @@ def _observer_name(manifest: Manifest, given: str | None) -> str:
     return given
 
 
-def _passphrase(manifest: Manifest, passphrase_file: Path | None) -> bytes | None:
+def network_passphrase(manifest: Manifest, passphrase_file: Path | None) -> bytes | None:
     """The network's passphrase when its keys are encrypted (it decrypts the CA key)."""
     if not manifest.keys_encrypted:
         if passphrase_file is not None:

@@ -112,6 +112,7 @@ CLI_NODE_EXCEPTIONS = {
     "cli/network.py": "network init/up writes and checks node configs, genesis and the PKI",
     "cli/deploy.py": "network init --hosts writes per-host node configs and checks them",
     "cli/network_observer.py": "network add-observer issues a certificate and checks its config",
+    "cli/network_rotate.py": "network rotate-cert issues a node a new certificate from the CA",
     "cli/node_cmd.py": "node start runs the node server in this process",
     "cli/cmd_audit.py": "audit verify reads an audit log, genesis or certificate offline",
 }

@@ -2,7 +2,9 @@
 processes): from the block that executes the revocation every validator refuses peer calls made
 with it, a stream opened before included, with ``CERTIFICATE_REVOKED``; the refusals are in the
 validators' audit logs; the other three go on committing; and a restarted validator reads the
-revocation back from its ledger. Deadlines bound hangs only."""
+revocation back from its ledger. Then a rotation: ``network rotate-cert`` gives node1 a new
+certificate and restarts it alone, and once the old one is revoked only the new one works.
+Deadlines bound hangs only."""
 
 from __future__ import annotations
 
@@ -42,11 +44,15 @@ def _tip_with_certificate_of(cluster: Cluster, holder: str, target: str) -> grpc
     """Call ``target``'s peer ``Tip`` with ``holder``'s TLS certificate: its height, or the
     refusal."""
     tls = cluster.directory / "nodes" / holder / "tls"
+    return _tip_with(cluster, tls / "node.crt", tls / "node.key", target)
+
+
+def _tip_with(cluster: Cluster, cert: Path, key: Path, target: str) -> grpc.RpcError | int:
     assert cluster.manifest.ca_cert is not None
     credentials = grpc.ssl_channel_credentials(
         root_certificates=cluster.manifest.ca_cert.read_bytes(),
-        private_key=(tls / "node.key").read_bytes(),
-        certificate_chain=(tls / "node.crt").read_bytes(),
+        private_key=key.read_bytes(),
+        certificate_chain=cert.read_bytes(),
     )
     node = cluster.manifest.node(target)
     assert node is not None
@@ -147,3 +153,42 @@ def test_a_restarted_validator_reads_the_revocation_back_from_its_ledger(
     assert (refused.details() or "").startswith("CERTIFICATE_REVOKED"), refused.details()  # type: ignore[attr-defined]
     log = Path(cluster.directory / "nodes" / "node2" / "node.log").read_text()
     assert '"event": "certificate-revoked"' in log
+
+
+def test_a_rotated_certificate_takes_over_and_the_old_one_is_then_revoked(
+    cluster: Cluster,
+) -> None:
+    """``network rotate-cert`` gives node1 a new certificate and restarts node1 alone; the old
+    one works until governance revokes it, the new one after."""
+    node, others = "node1", ["node0", "node2"]
+    tls = cluster.directory / "nodes" / node / "tls"
+    kept = cluster.directory / "old-node1-tls"  # the test keeps the old key; the command does not
+    kept.mkdir()
+    (kept / "node.crt").write_bytes((tls / "node.crt").read_bytes())
+    (kept / "node.key").write_bytes((tls / "node.key").read_bytes())
+    pids = {n: cluster.pid(n) for n in others}
+
+    result = run_cli("network", "rotate-cert", node, "--dir", str(cluster.directory), "--json")
+    rotated = json.loads(result.stdout)
+    assert rotated["restarted"] is True, rotated
+    assert rotated["replaced_sha256"] == certificate_sha256((kept / "node.crt").read_bytes())
+    assert rotated["certificate_sha256"] == certificate_sha256((tls / "node.crt").read_bytes())
+    assert (kept / "node.key").read_bytes() != (tls / "node.key").read_bytes()
+    assert {n: cluster.pid(n) for n in others} == pids, "another node was restarted"
+    # The restarted node takes part with its new certificate: its transaction commits.
+    tx_ids = cluster.submit(node, [cluster.envelope("Through the rotated node")])
+    cluster.wait_committed(node, tx_ids, timeout_s=DEADLINE_S)
+    assert isinstance(_tip_with(cluster, kept / "node.crt", kept / "node.key", "node0"), int)
+
+    run_cli(
+        "governance", "propose", "revoke-certificate", rotated["replaced"],
+        "--reason", "rotated", "--as", "ADMIN",
+        "--network", str(cluster.directory), "--node", cluster.address("node0"), "--json",
+    )  # fmt: skip
+    cluster.wait_heights_equal(["node0", "node1", "node2"], timeout_s=DEADLINE_S)
+    refused = _tip_with(cluster, kept / "node.crt", kept / "node.key", "node0")
+    assert isinstance(refused, grpc.RpcError), refused
+    assert (refused.details() or "").startswith("CERTIFICATE_REVOKED"), refused  # type: ignore[attr-defined]
+    assert isinstance(_tip_with_certificate_of(cluster, node, "node0"), int)
+    tx_ids = cluster.submit(node, [cluster.envelope("After the old certificate is revoked")])
+    cluster.wait_committed(node, tx_ids, timeout_s=DEADLINE_S)
