@@ -69,15 +69,21 @@ def register(verbs: Any, add_dir: Any) -> None:
         help=f"the observer's node id ({NODE_ID_RULE}; default: the first free "
         f"{OBSERVER_NAME_PREFIX}N)",
     )
+    add_certificate_flags(parser, "certificate lifetime in days")
+    parser.set_defaults(handler=add_observer)
+
+
+def add_certificate_flags(parser: argparse.ArgumentParser, lifetime: str) -> None:
+    """``--cert-days``, the passphrase and ``--json``: what a command issuing a node certificate
+    from the network's CA takes."""
     parser.add_argument(
         "--cert-days",
         type=int,
         default=NODE_CERT_VALID_DAYS,
-        help=f"certificate lifetime in days (default {NODE_CERT_VALID_DAYS})",
+        help=f"{lifetime} (default {NODE_CERT_VALID_DAYS})",
     )
     add_passphrase_flag(parser)
     add_json_flag(parser)
-    parser.set_defaults(handler=add_observer)
 
 
 def add_observer(options: argparse.Namespace) -> int:

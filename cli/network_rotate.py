@@ -25,7 +25,6 @@ from typing import Any
 from cryptography import x509
 
 from ibledger.node.pki import (
-    NODE_CERT_VALID_DAYS,
     PkiError,
     certificate_role,
     certificate_sha256,
@@ -35,9 +34,9 @@ from ibledger.node.pki import (
 )
 
 from .manifest import ManifestError, load_manifest
-from .network_observer import network_passphrase
-from .output import CommandError, add_json_flag, emit, plain
-from .passphrase import PASSPHRASE_ENV, add_passphrase_flag
+from .network_observer import add_certificate_flags, network_passphrase
+from .output import CommandError, emit, plain
+from .passphrase import PASSPHRASE_ENV
 
 REPLACED_SUFFIX = ".replaced"
 UP_TIMEOUT_S = 60.0
@@ -52,14 +51,7 @@ def register(verbs: Any, add_dir: Any) -> None:
     )
     add_dir(parser)
     parser.add_argument("node", metavar="NODE", help="the validator or observer id")
-    parser.add_argument(
-        "--cert-days",
-        type=int,
-        default=NODE_CERT_VALID_DAYS,
-        help=f"the new certificate's lifetime in days (default {NODE_CERT_VALID_DAYS})",
-    )
-    add_passphrase_flag(parser)
-    add_json_flag(parser)
+    add_certificate_flags(parser, "the new certificate's lifetime in days")
     parser.set_defaults(handler=rotate_cert)
 
 

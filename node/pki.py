@@ -442,8 +442,8 @@ def verify_node_certificate(
     return found
 
 
-def peer_node_id(context: Any) -> str | None:
-    """The node id of the authenticated TLS peer of a gRPC call, or None without one.
+def _from_peer_certificate(context: Any, read: Callable[[str], str]) -> str | None:
+    """``read`` of the authenticated TLS peer's certificate, or None without a usable one.
 
     ``context`` is a ``grpc.ServicerContext`` or ``grpc.aio.ServicerContext``; TLS has already
     verified the certificate against the CA when the handler runs.
@@ -452,21 +452,19 @@ def peer_node_id(context: Any) -> str | None:
     if not pems:
         return None
     try:
-        return node_id_from_certificate(pems[0])
+        return read(pems[0])
     except PkiError:
         return None
+
+
+def peer_node_id(context: Any) -> str | None:
+    """The node id of the authenticated TLS peer of a gRPC call, or None without one."""
+    return _from_peer_certificate(context, node_id_from_certificate)
 
 
 def peer_node_role(context: Any) -> str | None:
-    """The role (``validator`` or ``observer``) of the authenticated TLS peer, or None without a
-    usable certificate; read from the certificate TLS verified, like ``peer_node_id``."""
-    pems = context.auth_context().get("x509_pem_cert") or []
-    if not pems:
-        return None
-    try:
-        return certificate_role(pems[0])
-    except PkiError:
-        return None
+    """The role (``validator`` or ``observer``) of the authenticated TLS peer, or None."""
+    return _from_peer_certificate(context, certificate_role)
 
 
 # --- gRPC credentials ----------------------------------------------------------------------------
@@ -546,10 +544,4 @@ def certificate_sha256(data: bytes | str | x509.Certificate) -> str:
 
 def peer_certificate_sha256(context: Any) -> str | None:
     """The fingerprint of the authenticated TLS peer's certificate, or None without one."""
-    pems = context.auth_context().get("x509_pem_cert") or []
-    if not pems:
-        return None
-    try:
-        return certificate_sha256(pems[0])
-    except PkiError:
-        return None
+    return _from_peer_certificate(context, certificate_sha256)
