@@ -23,8 +23,9 @@ run: $(STAMP)
 stop: $(STAMP)
 	$(VENV)/bin/ibledger network down
 
-# The static checks run first and stop the build on the first failure; then the tests, as two
-# pytest processes side by side (tests/suite.py: the real-process tests, and the rest).
+# The static checks run first and stop the build on the first failure; then the tests, as three
+# pytest processes side by side (tests/suite.py: the loopback real-process tests, the
+# network-namespace tests, and the rest).
 # `make test PYTEST_ARGS=tests/cli` narrows the test run to one process, never the checks.
 test: static
 	$(if $(PYTEST_ARGS),$(PY) -m pytest -q $(PYTEST_ARGS),$(PY) -m tests.suite)

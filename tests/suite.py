@@ -1,13 +1,14 @@
-"""The whole suite as two pytest processes at once: `make test` runs this.
+"""The whole suite as three pytest processes at once: `make test` runs this.
 
 The real-process tests (marked ``slow``: node processes, networks, campaigns) spend much of
 their time waiting on those processes, for view-change time-outs and for catch-up, while the
 rest of the suite is pure CPU. Run one after the other they took about 15 minutes on a 2-core
-machine; side by side, the pure tests fill the waits. Real-process tests stay in one process,
-one after another, because their module-scoped networks must not share a machine's time with
-each other more than they already do.
+machine; side by side, the pure tests fill the waits. The loopback real-process tests stay in
+one process, one after another, because their module-scoped networks must not share a machine's
+time with each other more than they already do; the network-namespace tests, whose validators
+sit in namespaces of their own, run in a third.
 
-Each process writes to its own log; the logs are printed whole when both have finished (the
+Each process writes to its own log; the logs are printed whole when all have finished (the
 pure one first), then one line per process with its exit status and time. The exit status is
 the first non-zero one, so a failure in either fails `make test`. Extra arguments go to both
 processes (``python -m tests.suite -x``).
@@ -27,7 +28,10 @@ from .process_group import stop_process_group
 
 GROUPS = (
     ("pure", ["-m", "not slow"]),
-    ("real processes", ["-m", "slow"]),
+    ("real processes", ["-m", "slow and not netns"]),
+    # Validators in network namespaces: their own network stacks and ports, so they run beside
+    # the loopback networks without sharing a port space; skipped, saying why, without root.
+    ("network namespaces", ["-m", "netns"]),
 )
 
 
