@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from ibledger.contracts.revocations import REASON_MAX
 from ibledger.contracts.vocabulary import ProposalStatus, values
 from ibledger.node import clock
 
@@ -187,7 +188,10 @@ def _revoke_certificate(options: argparse.Namespace) -> tuple[str, dict[str, Any
             raise usage("BAD_CERTIFICATE", f"{text} is not a PEM certificate") from None
         # The DER encoding's SHA-256, as node/pki.py names a certificate on the peer port.
         fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
-    return "pki.revoke_certificate", {"certificate_sha256": fingerprint, "reason": options.reason}
+    reason: str = options.reason
+    if not 1 <= len(reason) <= REASON_MAX:
+        raise usage("BAD_ARGUMENT", f"--reason must be 1 to {REASON_MAX} characters long")
+    return "pki.revoke_certificate", {"certificate_sha256": fingerprint, "reason": reason}
 
 
 def _set_roles(options: argparse.Namespace) -> tuple[str, dict[str, Any]]:

@@ -31,6 +31,7 @@ from .errors import ContractError
 __all__ = [
     "FINGERPRINT_PATTERN",
     "GOVERNED_ACTIONS",
+    "REASON_MAX",
     "REVOKED_PREFIX",
     "gov_revoke_certificate",
     "revoked_key",

@@ -510,6 +510,14 @@ class AuditLog:
 
     # --- called from the node ------------------------------------------------------------------
 
+    def client_refused(self, code: str, peer: str, details: Mapping[str, Any]) -> None:
+        """A public API call refused with ``code`` (the API edge's report), by caller address."""
+        self.refused("client.refused", code, caller_of(peer), **details)
+
+    def malformed(self, kind: str, method: str, peer: str, size: int) -> None:
+        """A request that did not decode (``client.refused`` or ``peer.refused``)."""
+        self.refused(kind, "MALFORMED_REQUEST", caller_of(peer), method=method, bytes=size)
+
     def refused(self, kind: str, reason: str, caller: str, /, **example: Any) -> None:
         """Note one refusal; see the aggregation rule in the module docstring."""
         now_ms = self._clock_ms()

@@ -60,7 +60,7 @@ from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 from . import pki
 from .admin import AdminServer
 from .api import CommitFeed, LedgerService, NodeView, certificate_view
-from .audit import AuditLog, AuditSettings, caller_of
+from .audit import AuditLog, AuditSettings
 from .config import ObserverConfig
 from .crypto import get_suite
 from .governance_audit import GovernanceAudit
@@ -367,12 +367,11 @@ class ObserverNode:
 
     def _client_refused(self, code: str, peer: str, details: Mapping[str, Any]) -> None:
         self.refused[code] += 1
-        self.audit.refused("client.refused", code, caller_of(peer), **details)
+        self.audit.client_refused(code, peer, details)
 
     def _client_malformed(self, method: str, peer: str, size: int) -> None:
         self.refused["MALFORMED_REQUEST"] += 1
-        caller = caller_of(peer)
-        self.audit.refused("client.refused", "MALFORMED_REQUEST", caller, method=method, bytes=size)
+        self.audit.malformed("client.refused", method, peer, size)
 
     # --- health ---------------------------------------------------------------------------------
 

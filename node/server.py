@@ -257,15 +257,13 @@ class Node:
         self.audit.refused("peer.refused", reason, caller_of(caller), detail=detail)
 
     def _peer_malformed(self, method: str, peer: str, size: int) -> None:
-        caller = caller_of(peer)
-        self.audit.refused("peer.refused", "MALFORMED_REQUEST", caller, method=method, bytes=size)
+        self.audit.malformed("peer.refused", method, peer, size)
 
     def _client_malformed(self, method: str, peer: str, size: int) -> None:
-        caller = caller_of(peer)
-        self.audit.refused("client.refused", "MALFORMED_REQUEST", caller, method=method, bytes=size)
+        self.audit.malformed("client.refused", method, peer, size)
 
     def _client_refused(self, code: str, peer: str, details: Mapping[str, Any]) -> None:
-        self.audit.refused("client.refused", code, caller_of(peer), **details)
+        self.audit.client_refused(code, peer, details)
 
     async def _peer_room(self) -> None:
         # Inbound backpressure: consensus messages waiting for the replica, and relayed
