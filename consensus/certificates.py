@@ -36,7 +36,6 @@ from .config import ReplicaConfig, quorum_size
 from .crypto import Verifier
 from .messages import (
     DIGEST_BYTES,
-    GENESIS_CHECKPOINT,
     Block,
     CheckpointCertificate,
     CommitCertificate,
@@ -150,8 +149,8 @@ def check_prepared_certificate(
 def check_checkpoint_certificate(
     config: ReplicaConfig, members: frozenset[str], cert: CheckpointCertificate, verify: VerifyFn
 ) -> bool:
-    if cert.seq == 0:
-        return cert == GENESIS_CHECKPOINT
+    if cert.seq <= config.base.seq:
+        return cert == config.base
     if cert.seq % config.checkpoint_interval or len(cert.block_digest) != DIGEST_BYTES:
         return False
     if len(cert.signatures) < config.quorum or not _distinct_members(cert.signatures, members):

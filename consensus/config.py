@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .messages import HashFn, sha256
+from .messages import GENESIS_CHECKPOINT, CheckpointCertificate, HashFn, sha256
 
 
 class ConfigError(ValueError):
@@ -63,6 +63,10 @@ class ReplicaConfig:
     # The chain hash of the genesis suite (SHA-256 or SM3): request ids, Merkle roots and block
     # digests. A function, not a name, so the core stays free of any crypto library.
     hash_fn: HashFn = field(default=sha256, compare=False)
+    # Where this validator set's log starts: genesis, or for a set that took over at a change
+    # of membership the checkpoint-aligned height it took over at. It is trusted without
+    # signatures (every member executed it, under the set before), as genesis is.
+    base: CheckpointCertificate = GENESIS_CHECKPOINT
     n: int = field(init=False)
     f: int = field(init=False)
     quorum: int = field(init=False)
@@ -109,6 +113,8 @@ class ReplicaConfig:
         if self.watermark_window < 2 * self.checkpoint_interval:
             # With L = K the primary stalls at every checkpoint until it becomes stable.
             raise ConfigError("watermark_window must be at least 2 * checkpoint_interval")
+        if self.base.signatures or self.base.seq < 0 or self.base.seq % self.checkpoint_interval:
+            raise ConfigError("base must be an unsigned checkpoint at a checkpoint interval")
         if self.view_change_timeout_max_ticks < self.view_change_timeout_ticks:
             raise ConfigError("view_change_timeout_max_ticks < view_change_timeout_ticks")
         n = len(members)

@@ -107,6 +107,7 @@ class MessageLog:
     prepared: dict[int, tuple[PreparedCertificate, Block]] = field(default_factory=dict)
     bodies: dict[bytes, Block] = field(default_factory=dict)
     waiting: dict[int, SignedMessage] = field(default_factory=dict)
+    end_seq: int | None = None  # the last sequence number of this validator set, once scheduled
 
 
 # Verdicts on an incoming vote or pre-prepare: None accepts it for the next checks, BUFFER
@@ -232,14 +233,19 @@ def chain_timestamp(
 
 
 def check_proposal(
-    pp: PrePrepare, block: Block, cfg: ReplicaConfig, validator: Callable[[bytes], bool] | None
+    pp: PrePrepare,
+    block: Block,
+    cfg: ReplicaConfig,
+    validator: Callable[[bytes], bool] | None,
+    end_seq: int | None = None,
 ) -> str | None:
-    """Why a proposed block is unacceptable (a drop reason), or None."""
+    """Why a proposed block is unacceptable (a drop reason), or None. A block without requests
+    is proposed only to carry a validator set to its scheduled end (`end_seq`)."""
     if block.seq != pp.seq:
         return "block-seq-mismatch"
     if block.digest != pp.digest:
         return "digest-mismatch"
-    if not block.requests:
+    if not block.requests and (end_seq is None or block.seq > end_seq):
         return "empty-block"
     if len(block.requests) > cfg.batch_size_max:
         return "batch-too-large"
@@ -285,6 +291,7 @@ def admit_pre_prepare(
     last_executed: int,
     last_ts: int,
     now_ms: int,
+    end_seq: int | None = None,
 ) -> Admission:
     """Whether a backup accepts a PRE-PREPARE that passed `pre_prepare_verdict` (section 4.2):
     one digest per (v, n), a valid body, and a timestamp above the agreed time of block n-1
@@ -303,7 +310,7 @@ def admit_pre_prepare(
     block = pp.block if pp.block is not None else bodies.get(pp.digest)
     if block is None:
         return Admission(DROP, "pre-prepare-without-body")
-    reason = check_proposal(pp, block, cfg, validator)
+    reason = check_proposal(pp, block, cfg, validator, end_seq)
     if reason is not None:
         return Admission(DROP, reason)
     previous = chain_timestamp(slots, seq - 1, last_executed, last_ts)

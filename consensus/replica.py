@@ -118,9 +118,13 @@ class Replica(ViewChanging):
         self.counters: Counter[str] = Counter()
 
         tip = last_executed or GENESIS_TIP
+        if tip.seq < config.base.seq:
+            raise ConfigError(
+                f"executed tip {tip.seq} is below the validator set's base {config.base.seq}"
+            )
         self._chain = ExecutedChain(tip.seq, tip.digest, tip.timestamp_ms)
         self._log = MessageLog(next_seq=tip.seq + 1, max_accepted=tip.seq)
-        self._cp = CheckpointState()
+        self._cp = CheckpointState(stable=config.base)
         self._vs = ViewState()
         self._catch_up = CatchUp()
         self._requests = RequestQueue()
@@ -175,7 +179,17 @@ class Replica(ViewChanging):
 
     @property
     def watermark_high(self) -> int:
-        return self._cp.stable.seq + self._config.watermark_window
+        return self._high()
+
+    @property
+    def end_seq(self) -> int | None:
+        """The last sequence number this validator set orders, once a change is scheduled."""
+        return self._log.end_seq
+
+    @property
+    def finished(self) -> bool:
+        """True once the set's last block executed: the node hands over to the next set."""
+        return self._log.end_seq is not None and self._chain.seq >= self._log.end_seq
 
     def status(self) -> ReplicaStatus:
         return ReplicaStatus(
@@ -218,7 +232,8 @@ class Replica(ViewChanging):
             self._on_first_tick(out)
         self._tick_catch_up(out)
         if self._vs.active:
-            self._tick_requests(out)
+            if not self.finished:  # what is still queued is the next set's to order
+                self._tick_requests(out)
         else:
             self._tick_view_change(out)
         self._request_bodies(out)
@@ -226,6 +241,20 @@ class Replica(ViewChanging):
             timers.status.mark(tick)
             status = Status(self._vs.view, self._vs.active, self._chain.seq, self._cp.stable.seq)
             self._broadcast(out, self._sign(status))
+        return self._finish(out)
+
+    def end_at(self, seq: int) -> list[Effect]:
+        """The ledger scheduled a change of membership: this set orders nothing above `seq`.
+
+        The node calls it after executing the block that scheduled the change, at height h,
+        with seq >= h + watermark_window. A replica that has not yet executed h has a stable
+        checkpoint below h, so it accepts nothing above h - 1 + watermark_window either: no
+        correct replica prepares above `seq`, whichever of the two it is. Until `seq` the
+        primary proposes empty blocks when it has no requests, so the set reaches its end
+        without waiting for load."""
+        out: list[Effect] = []
+        self._close_at(seq)
+        self._maybe_propose(out)
         return self._finish(out)
 
     def step(self, message: SignedMessage) -> list[Effect]:

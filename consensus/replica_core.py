@@ -106,10 +106,19 @@ class ReplicaCore(ABC):
         return self._vs.active and not self.catching_up
 
     def _high(self) -> int:
-        return self._cp.stable.seq + self._config.watermark_window
+        high = self._cp.stable.seq + self._config.watermark_window
+        end = self._log.end_seq
+        return high if end is None else min(high, end)
 
     def _waiting_for_execution(self) -> bool:
-        return bool(self._requests) or self._log.max_accepted > self._chain.seq
+        # A scheduled end still ahead is progress owed too: a primary that does not fill the
+        # gap is replaced like one that sits on requests.
+        end = self._log.end_seq
+        return (
+            bool(self._requests)
+            or self._log.max_accepted > self._chain.seq
+            or (end is not None and self._chain.seq < end)
+        )
 
     # ------------------------------------------------------------------ plumbing
 

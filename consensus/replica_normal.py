@@ -55,9 +55,12 @@ class NormalCase(ReplicaCore):
         cfg = self._config
         if self._log.next_seq <= self._chain.seq:
             self._log.next_seq = self._chain.seq + 1
-        while self._requests.has_proposable:
+        while self._requests.has_proposable or self._filling_to_end():
             seq = self._log.next_seq
-            if not self._requests.ready_to_propose(self._tick, cfg, seq - 1 - self._chain.seq):
+            in_flight = seq - 1 - self._chain.seq
+            if self._requests.has_proposable and not self._requests.ready_to_propose(
+                self._tick, cfg, in_flight
+            ):
                 return
             if seq > self._high():
                 return
@@ -75,6 +78,19 @@ class NormalCase(ReplicaCore):
             self._log.next_seq = seq + 1
             self._broadcast(out, pp)
             self._check_prepared(slot, out)
+
+    def _filling_to_end(self) -> bool:
+        # Empty blocks carry a set to its scheduled end without load, one at a time.
+        end = self._log.end_seq
+        return (
+            end is not None
+            and self._log.next_seq <= end
+            and self._log.next_seq == (self._chain.seq + 1)
+        )
+
+    def _close_at(self, seq: int) -> None:
+        if self._log.end_seq is None or seq < self._log.end_seq:
+            self._log.end_seq = max(seq, self._chain.seq)
 
     # ------------------------------------------------ pre-prepare, prepare, commit (4.2)
 
@@ -134,6 +150,7 @@ class NormalCase(ReplicaCore):
             last_executed=self._chain.seq,
             last_ts=self._chain.timestamp_ms,
             now_ms=self._now_ms,
+            end_seq=self._log.end_seq,
         )
         if admission.settled:
             self._log.waiting.pop(seq, None)

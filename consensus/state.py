@@ -45,7 +45,6 @@ from .config import ReplicaConfig
 from .effects import Persist
 from .log import Slot
 from .messages import (
-    GENESIS_CHECKPOINT,
     Block,
     CheckpointCertificate,
     Commit,
@@ -243,7 +242,9 @@ def restore(
     `last_executed`; PersistedStateError if any record is corrupt."""
     loaded = load_records(persisted, cfg.hash_fn)
     view, active = loaded.view, loaded.view_active
-    stable = loaded.stable if loaded.stable is not None else GENESIS_CHECKPOINT
+    stable = loaded.stable
+    if stable is None or stable.seq < cfg.base.seq:
+        stable = cfg.base
     prepared = {c.seq: (c, b) for c, b in loaded.prepared if c.seq > stable.seq}
     nv = loaded.new_view
     if nv is not None and not (isinstance(nv.message, NewView) and nv.message.view == view):
