@@ -19,6 +19,7 @@ from ibledger.consensus import (
     EffectDrain,
     Evidence,
     Execute,
+    ExecutedTip,
     FetchBlocks,
     Persist,
     PersistedState,
@@ -36,26 +37,34 @@ def _key(rid: str) -> bytes:
     return hashlib.sha256(b"unit:" + rid.encode()).digest()
 
 
+def _domain(epoch: int) -> bytes:
+    # Each validator set signs under its own epoch number, as the node's signers will; epoch 0
+    # (genesis) signs the bare bytes.
+    return b"epoch:%d:" % epoch if epoch else b""
+
+
 class KeyedSigner:
-    def __init__(self, replica_id: str) -> None:
+    def __init__(self, replica_id: str, epoch: int = 0) -> None:
         self._id = replica_id
+        self._domain = _domain(epoch)
 
     @property
     def replica_id(self) -> str:
         return self._id
 
     def sign(self, data: bytes) -> bytes:
-        return hmac.new(_key(self._id), data, hashlib.sha256).digest()
+        return hmac.new(_key(self._id), self._domain + data, hashlib.sha256).digest()
 
 
 class KeyedVerifier:
-    def __init__(self, members: tuple[str, ...]) -> None:
+    def __init__(self, members: tuple[str, ...], epoch: int = 0) -> None:
         self._members = set(members)
+        self._domain = _domain(epoch)
 
     def verify(self, replica_id: str, data: bytes, signature: bytes) -> bool:
         if replica_id not in self._members:
             return False
-        expected = hmac.new(_key(replica_id), data, hashlib.sha256).digest()
+        expected = hmac.new(_key(replica_id), self._domain + data, hashlib.sha256).digest()
         return hmac.compare_digest(expected, signature)
 
 
@@ -73,8 +82,20 @@ class Node:
 
 
 class Harness:
-    def __init__(self, n: int = 4, **overrides: object) -> None:
-        self.members = tuple(f"r{i}" for i in range(n))
+    def __init__(
+        self,
+        n: int = 4,
+        *,
+        members: tuple[str, ...] | None = None,
+        epoch: int = 0,
+        tip: ExecutedTip | None = None,
+        **overrides: object,
+    ) -> None:
+        """`members`, `epoch` and `tip` set up a validator set that takes over from another
+        (with `base` among the overrides); by default n replicas r0.. from genesis."""
+        self.members = members or tuple(f"r{i}" for i in range(n))
+        self.epoch = epoch
+        self.tip = tip
         params: dict[str, object] = {
             "batch_size_max": 4,
             "batch_timeout_ticks": 1,
@@ -89,7 +110,7 @@ class Harness:
         }
         params.update(overrides)
         self.config = ReplicaConfig(self.members, **params)  # type: ignore[arg-type]
-        self.verifier = KeyedVerifier(self.members)
+        self.verifier = KeyedVerifier(self.members, epoch)
         self.nodes = {m: Node(self._new(m, None)) for m in self.members}
         self.queue: deque[tuple[str, str, SignedMessage]] = deque()
         self.filter: Filter | None = None
@@ -101,10 +122,10 @@ class Harness:
         return Replica(
             self.config,
             m,
-            KeyedSigner(m),
+            KeyedSigner(m, self.epoch),
             self.verifier,
             persisted=node.store.copy() if node else None,
-            last_executed=None,
+            last_executed=self.tip,
         )
 
     def replica(self, m: str) -> Replica:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from pbft_harness import EPOCH_MS, Harness, KeyedSigner, KeyedVerifier, Node, req
+from pbft_harness import Harness, KeyedSigner, KeyedVerifier, req
 
 from ibledger.consensus import (
     CheckpointCertificate,
@@ -23,30 +23,9 @@ from ibledger.consensus import (
     SignedMessage,
     ViewChange,
 )
+from ibledger.consensus.codec import signing_bytes
 
 END = 8  # checkpoint_interval 4, watermark_window 8: a change scheduled at height 0 ends at 8
-
-
-class EpochSigner:
-    def __init__(self, replica_id: str, epoch: int) -> None:
-        self._inner = KeyedSigner(replica_id)
-        self._prefix = b"epoch:%d:" % epoch
-
-    @property
-    def replica_id(self) -> str:
-        return self._inner.replica_id
-
-    def sign(self, data: bytes) -> bytes:
-        return self._inner.sign(self._prefix + data)
-
-
-class EpochVerifier:
-    def __init__(self, members: tuple[str, ...], epoch: int) -> None:
-        self._inner = KeyedVerifier(members)
-        self._prefix = b"epoch:%d:" % epoch
-
-    def verify(self, replica_id: str, data: bytes, signature: bytes) -> bool:
-        return self._inner.verify(replica_id, self._prefix + data, signature)
 
 
 def _run_to_end(h: Harness) -> None:
@@ -117,39 +96,18 @@ def test_an_end_is_never_moved_up_and_never_below_what_executed() -> None:
 
 
 def _next_set(old: Harness, members: tuple[str, ...]) -> Harness:
-    """The set after the change, starting where `old` ended: base checkpoint at END."""
+    """The set after the change (epoch 1), starting where `old` ended: base checkpoint at END."""
     last = old.nodes["r0"].executed[-1]
     root = old.nodes["r0"].root
-    tip = ExecutedTip(END, last.digest, last.timestamp_ms, root)
-    base = CheckpointCertificate(END, last.digest, root, ())
-    new = Harness.__new__(Harness)
-    new.members = members
-    new.config = ReplicaConfig(
-        members,
-        batch_size_max=4,
-        batch_timeout_ticks=1,
-        checkpoint_interval=4,
-        watermark_window=8,
-        view_change_timeout_ticks=10,
-        view_change_timeout_max_ticks=80,
-        status_interval_ticks=5,
-        retransmit_ticks=5,
-        fetch_retry_ticks=5,
-        timestamp_skew_ms=1_000,
-        base=base,
+    new = Harness(
+        members=members,
+        epoch=1,
+        tip=ExecutedTip(END, last.digest, last.timestamp_ms, root),
+        base=CheckpointCertificate(END, last.digest, root, ()),
     )
-    new.verifier = EpochVerifier(members, 1)  # type: ignore[assignment]
-    new.queue = old.queue.__class__()
-    new.filter = None
     new.now_ms = old.now_ms
-    new.sent = []
-    new.fetches = []
-    new.nodes = {}
-    for m in members:
-        replica = Replica(new.config, m, EpochSigner(m, 1), new.verifier, None, tip)
-        node = Node(replica)
+    for node in new.nodes.values():
         node.root = root
-        new.nodes[m] = node
     return new
 
 
@@ -191,8 +149,6 @@ def test_messages_of_the_old_set_mean_nothing_to_the_new_one() -> None:
     assert replayed
     # Even a well-formed VIEW-CHANGE for a higher view, signed by r1 under the old domain.
     vc = ViewChange(5, old.replica("r1").stable_checkpoint, ())
-    from ibledger.consensus.codec import signing_bytes
-
     signed = SignedMessage(vc, "r1", KeyedSigner("r1").sign(signing_bytes(vc, "r1")))
     before = dict(new.replica("r0").counters)
     for sm in [*replayed[:50], signed]:
@@ -211,4 +167,3 @@ def test_a_replica_cannot_start_below_its_sets_base() -> None:
         ReplicaConfig(
             ("r0",), checkpoint_interval=4, base=CheckpointCertificate(6, b"d" * 32, b"", ())
         )
-    assert EPOCH_MS  # the harness clock, shared with the old set's blocks
