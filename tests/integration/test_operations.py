@@ -88,7 +88,21 @@ def test_up_fails_naming_the_node_whose_metrics_port_is_taken(cluster: Cluster) 
     }
 
 
+def _readiness(cluster: Cluster, node_id: str) -> dict[str, Any]:
+    status, body = _get(cluster, node_id, "/readyz")
+    ready: dict[str, Any] = json.loads(body)
+    ready["status"] = status
+    return ready
+
+
 def test_health_and_readiness_answer_on_the_metrics_port(cluster: Cluster) -> None:
+    # A quorum of peers makes a node ready; all three come once every link has carried a
+    # frame, which a node (re)started by the test before may not have done yet: wait for it.
+    for node_id in cluster.node_ids:
+        _wait_for(
+            f"{node_id} to see all three peers",
+            lambda node_id=node_id: _readiness(cluster, node_id).get("peers_connected") == 3,
+        )
     for node_id in cluster.node_ids:
         status, body = _get(cluster, node_id, "/healthz")
         assert status == 200 and json.loads(body)["ok"] is True
