@@ -16,8 +16,9 @@ Theory of operation
 * **Trust nothing on disk.**  The database is opened with ``paranoid_checks=True`` and read with
   checksum verification (``leveldb_store.py``); verification re-derives every block hash, parent
   link, transaction Merkle root and the state-root chain (see ``blocks.py``) and refuses to run
-  on a broken chain, naming the first broken height.  LevelDB alone would silently drop a
-  corrupted log tail; this check notices the hole.
+  on a broken chain, naming the first broken height.  A log tail lost after it was synced is
+  refused when the store opens (``leveldb_store.py``'s synced-write witness); damage in a table
+  file that no read touches is found by ``scan_records``, which the node runs in the background.
 * **Verify each block once at start-up.**  A verified-height record (``m/verified``: height and
   block hash) rides in every block's batch, because a block is checked before it is written (this
   process executed it and derived its state root; the consensus core checked its commit
@@ -411,6 +412,19 @@ class Ledger:
         last = min(last, self.height)
         if first <= last:
             self._verify_blocks(max(first, 0), last, certificate_check)
+
+    def scan_records(self, start: bytes, count: int) -> bytes | None:
+        """Read up to ``count`` stored records from key ``start`` on, so that LevelDB verifies
+        the checksum of every table block they sit in (damage that no other read has touched
+        yet). Returns the key to go on from, or ``None`` at the end. Safe beside the writer;
+        raises ``LedgerCorruption``."""
+        try:
+            for seen, (key, _) in enumerate(self._store.iterator(start=start)):
+                if seen == count:
+                    return key
+        except StoreCorruption as exc:
+            raise LedgerCorruption(None, f"a stored record fails its checksum: {exc}") from exc
+        return None
 
     def verify_derived(self, checkpoint_check: CheckpointCheck | None = None) -> int:
         """Check the records that block verification does not re-derive, against the blocks:

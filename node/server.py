@@ -11,7 +11,9 @@ validators is connected.  A start-up that fails logs why, as one JSON line, and 
 ``grace`` seconds, then peers, runtime and ledger are closed.
 
 Once ready, the node re-verifies the blocks it trusted from its verified-height record in the
-background, at a tenth of one core; a block that no longer verifies stops the node.
+background, at a tenth of one core, then reads every stored record once so that LevelDB checks
+the table files no other read has touched; a block that no longer verifies, or a record that
+fails its checksum, stops the node.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -63,6 +65,7 @@ from .state_transfer import RANGE_BYTES_MAX, RANGE_MAX, StateTransfer
 from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError
 
 log = logging.getLogger("ibledger.node")
+_T = TypeVar("_T")
 
 VERSION = "0.1.0"
 STATUS_INTERVAL_MS = 200
@@ -85,6 +88,7 @@ BACKGROUND_VERIFY_CHUNK = 32  # blocks per worker-thread call of the background 
 # The background check may use a tenth of one core: after each chunk it rests nine times as long
 # as the chunk took, so re-checking a long chain never competes with ordering and execution.
 BACKGROUND_VERIFY_DUTY = 0.1
+BACKGROUND_SCAN_RECORDS = 20_000  # records per worker-thread call of the storage scan
 HEALTH_PROBE_FILE = ".healthz"
 
 
@@ -584,26 +588,27 @@ class Node:
             self._peers_live = live
 
     async def _verify_in_background(self, through: int) -> None:
-        """Re-check blocks 0..``through`` (trusted at open from the verified-height record)."""
-        if through < 0:
-            return
+        """Re-check blocks 0..``through`` (trusted at open from the verified-height record),
+        then every stored record's checksums."""
         check = self._certificate_check()
         began = time.monotonic()
         log.info("background verification started", extra={"through": through})
         first = 0
+        cursor: bytes | None = b""
         try:
             while first <= through:
                 last = min(through, first + BACKGROUND_VERIFY_CHUNK - 1)
-                chunk_began = time.monotonic()
-                await asyncio.to_thread(self.ledger.verify_range, first, last, check)
+                await self._at_background_duty(self.ledger.verify_range, first, last, check)
                 self.background_verified = last
                 first = last + 1
-                spent = time.monotonic() - chunk_began
-                await asyncio.sleep(spent * (1 - BACKGROUND_VERIFY_DUTY) / BACKGROUND_VERIFY_DUTY)
+            while cursor is not None:
+                cursor = await self._at_background_duty(
+                    self.ledger.scan_records, cursor, BACKGROUND_SCAN_RECORDS
+                )
         except LedgerCorruption as exc:
-            self.failure = f"the stored chain does not verify: {exc}"
+            self.failure = f"the stored ledger is damaged: {exc}"
             log.critical(
-                "stopping: a stored block no longer verifies",
+                "stopping: the stored ledger no longer verifies",
                 extra={"height": exc.height, "reason": str(exc)},
             )
             self._stopped.set()
@@ -612,6 +617,15 @@ class Node:
             "background verification finished",
             extra={"through": through, "seconds": round(time.monotonic() - began, 3)},
         )
+
+    async def _at_background_duty(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work`` on a worker thread, then rest so it takes BACKGROUND_VERIFY_DUTY of a
+        core."""
+        began = time.monotonic()
+        result = await asyncio.to_thread(work, *args)
+        spent = time.monotonic() - began
+        await asyncio.sleep(spent * (1 - BACKGROUND_VERIFY_DUTY) / BACKGROUND_VERIFY_DUTY)
+        return result
 
     # --- lifecycle ------------------------------------------------------------------------------
 

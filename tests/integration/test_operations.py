@@ -261,7 +261,7 @@ def test_a_block_changed_on_disk_after_it_was_verified_stops_the_node(cluster: C
 
     def stopped() -> bool:
         return any(
-            e.get("msg") == "stopping: a stored block no longer verifies"
+            e.get("msg") == "stopping: the stored ledger no longer verifies"
             for e in _log_entries(cluster, "node3")
         ) and not any(row["up"] for row in _rows(cluster) if row["node_id"] == "node3")
 
@@ -269,6 +269,6 @@ def test_a_block_changed_on_disk_after_it_was_verified_stops_the_node(cluster: C
     line = next(
         e
         for e in _log_entries(cluster, "node3")
-        if e.get("msg") == "stopping: a stored block no longer verifies"
+        if e.get("msg") == "stopping: the stored ledger no longer verifies"
     )
     assert line["height"] == 1 and "state root" in line["reason"]

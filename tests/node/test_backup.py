@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import plyvel
 import pytest
 
 from ibledger.contracts.codec import canonical_decode, canonical_encode
@@ -28,6 +27,7 @@ from ibledger.node.backup import (
 )
 from ibledger.node.blocks import BlockHeader
 from ibledger.node.ledger import Ledger
+from ibledger.node.leveldb_store import LevelDBStore
 
 from .backup_files import reencode
 from .conftest import Directory, make_genesis, register_tx
@@ -62,11 +62,11 @@ def ledger(tmp_path: Path, directory: Directory, genesis: Genesis) -> Ledger:
 
 
 def _records(path: Path) -> dict[bytes, bytes]:
-    db = plyvel.DB(str(path))
+    store = LevelDBStore.open(path)
     try:
-        return dict(db.iterator())
+        return dict(store.iterator())  # without the store's own bookkeeping
     finally:
-        db.close()
+        store.close()
 
 
 def _restore(source: Path, data_dir: Path, genesis: Genesis, **checks: object) -> object:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from ibledger.node.leveldb_store import LevelDBStore
+from ibledger.node.leveldb_store import WITNESS_NAME, LevelDBStore
 from ibledger.node.memory_store import MemoryStore
 from ibledger.node.store import (
     Change,
     Snapshot,
     Store,
     StoreClosed,
+    StoreCorruption,
     StoreError,
     StoreIOError,
     WriteBatch,
@@ -248,3 +249,73 @@ def test_a_failed_write_applies_nothing_and_every_later_write_fails_until_reopen
     reopened = store.reopen()
     reopened.write([(b"c", b"3")], sync=True)
     assert _dump(reopened) == {b"a": b"1", b"c": b"3"}
+
+
+# --- LevelDB's synced-write witness: a lost log tail is refused ----------------------------------
+
+
+def _synced_writes(path: Path, count: int, first: int = 0) -> None:
+    store = LevelDBStore.open(path)
+    try:
+        for i in range(first, first + count):
+            store.write([(b"k%04d" % i, bytes(500))], sync=True)
+    finally:
+        store.close()
+
+
+def test_a_log_cut_short_after_its_writes_were_synced_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    _synced_writes(path, 50)
+    (log,) = path.glob("*.log")
+    data = log.read_bytes()
+    # About six records' worth from the end: LevelDB alone reopens this, without those writes.
+    log.write_bytes(data[: len(data) - 3000])
+    with pytest.raises(StoreCorruption) as caught:
+        LevelDBStore.open(path)
+    assert "lost synced writes: 50 were made durable" in str(caught.value), caught.value
+    # The refusal leaves nothing open: it is refused again, the same way.
+    with pytest.raises(StoreCorruption):
+        LevelDBStore.open(path)
+
+
+def test_a_witness_that_lags_the_database_or_is_missing_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    _synced_writes(path, 5)
+    witness = path / WITNESS_NAME
+    earlier = witness.read_bytes()
+    _synced_writes(path, 5, first=5)
+    # A power loss may keep the synced database and an older, unsynced witness.
+    witness.write_bytes(earlier)
+    _synced_writes(path, 1, first=10)
+    # A database made before the witness existed has none.
+    witness.unlink()
+    store = LevelDBStore.open(path)
+    assert len(list(store.iterator())) == 11
+    store.close()
+    assert witness.exists()
+
+
+def test_one_torn_witness_slot_is_survived_and_two_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    _synced_writes(path, 7)
+    witness = path / WITNESS_NAME
+    data = bytearray(witness.read_bytes())
+    data[64 + 6] ^= 0xFF  # the slot of the odd counters, which holds the last one (7)
+    witness.write_bytes(bytes(data))
+    LevelDBStore.open(path).close()  # the other slot (6) verifies, and 6 <= 7
+    data = bytearray(witness.read_bytes())
+    data[6] ^= 0xFF  # now the even slot too
+    witness.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruption, match=r"witness \S+ is damaged"):
+        LevelDBStore.open(path)
+
+
+def test_the_synced_write_counter_is_not_a_key_the_store_shows(tmp_path: Path) -> None:
+    store = LevelDBStore.open(tmp_path / "db")
+    store.write([(b"a", b"1")], sync=True)
+    store.write([(b"b", b"2")], sync=False)
+    assert list(store.iterator()) == [(b"a", b"1"), (b"b", b"2")]
+    snapshot = store.snapshot()
+    assert list(snapshot.iterator(prefix=b"\x00")) == []
+    snapshot.close()
+    store.close()
