@@ -50,7 +50,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from . import revocations
+from . import membership, revocations
 from .args import Args, bad
 from .core import Env, Store
 from .errors import ContractError, GenesisError
@@ -261,6 +261,7 @@ def gov_set_admin_quorum(env: Env, args: Args) -> None:
 _ACTIONS: dict[str, Callable[[Env, Args], None]] = {
     **GOVERNED_ACTIONS,
     **revocations.GOVERNED_ACTIONS,
+    **membership.GOVERNED_ACTIONS,
     "governance.set_admin_quorum": gov_set_admin_quorum,
 }
 ACTIONS: tuple[str, ...] = tuple(sorted(_ACTIONS))

@@ -26,6 +26,7 @@ State key layout (prefix -> owner module):
     id/p/, id/k/, id/lei/, id/uscc/     identity
     cfg/governance, gov/p/, gov/o/      governance (admin quorum from genesis, proposals)
     cfg/calendar, cfg/params            calendar (genesis reference data)
+    cfg/membership, membership/         membership (the validator set by epoch, from genesis)
     asset/i/, asset/h/, asset/hh/, asset/prc/   assets
     areq/, idx/ar/, asset/hr/           asset requests (asset_requests, assets, asset_answers)
     bill/, breq/, bset/, idx/bp/        bills
@@ -42,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from . import asset_answers, assets, bills, governance, identity
+from . import asset_answers, assets, bills, governance, identity, membership
 from .args import Args
 from .calendar import (
     CALENDAR_KEY,
@@ -182,6 +183,7 @@ def genesis_writes(genesis: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     )
     store.put(CALENDAR_KEY, calendar_from_genesis(genesis.get("calendar")).to_stored())
     store.put(PARAMS_KEY, parameters_from_genesis(genesis.get("parameters")).to_stored())
+    membership.genesis_membership_writes(store, genesis)
     writes: list[tuple[bytes, bytes]] = []
     for key, value in store.writes():
         assert value is not None

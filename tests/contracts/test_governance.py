@@ -21,73 +21,15 @@ from ibledger.contracts.core import Outcome
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.governance import OPEN_PROPOSALS_MAX, PROPOSAL_LIFETIME_MAX_MS
 from ibledger.contracts.runtime import genesis_writes
-from ibledger.contracts.testing import TestLedger, demo_genesis, demo_public_key
+from ibledger.contracts.testing import (
+    DAY_MS,
+    Consortium,
+    consortium_genesis,
+    demo_public_key,
+    kinds,
+)
 
-DAY_MS = 86_400_000
 ADMINS = ("ADMIN", "ADMIN2", "ADMIN3")
-
-
-def consortium_genesis(quorum: int = 2, admins: int = 3) -> dict[str, Any]:
-    """The demo consortium with ``admins`` consortium admins and the given quorum."""
-    genesis = demo_genesis()
-    for n in range(2, admins + 1):
-        genesis["participants"].append(
-            {
-                "id": f"ADMIN{n}",
-                "name": f"Operator {n}",
-                "roles": ["consortium_admin"],
-                "keys": [{"suite": "ed25519-sha256", "public_key": demo_public_key(900 + n).hex()}],
-            }
-        )
-    genesis["governance"] = {"admin_quorum": quorum}
-    return genesis
-
-
-class Consortium:
-    def __init__(self, quorum: int = 2, admins: int = 3) -> None:
-        self.ledger = TestLedger(consortium_genesis(quorum, admins))
-
-    def call(self, sender: str, operation: str, **args: Any) -> Outcome:
-        return self.ledger.submit(sender, operation, args)
-
-    def expect(self, code: str, sender: str, operation: str, **args: Any) -> Outcome:
-        before = self.ledger.state.items()
-        outcome = self.call(sender, operation, **args)
-        assert outcome.code == code, (outcome.code, outcome.message)
-        if code != "OK":
-            assert outcome.writes == () and outcome.events == ()
-            assert self.ledger.state.items() == before
-        return outcome
-
-    def propose(
-        self, sender: str, action: str, *, code: str = "OK", lifetime_ms: int = DAY_MS, **args: Any
-    ) -> Outcome:
-        return self.expect(
-            code,
-            sender,
-            "governance.propose",
-            action=action,
-            args=args,
-            expires_at_ms=self.ledger.timestamp_ms + lifetime_ms,
-        )
-
-    def proposal_id(self, outcome: Outcome) -> str:
-        (event,) = [e for e in outcome.events if e.kind == "governance.proposed"]
-        return str(event.attrs["proposal"])
-
-    def vote(self, sender: str, verb: str, proposal: str, code: str = "OK") -> Outcome:
-        return self.expect(code, sender, f"governance.{verb}", proposal=proposal)
-
-    def keys_of(self, pid: str) -> list[str]:
-        return list(self.ledger.query("participant", {"id": pid})["keys"])
-
-    def show(self, proposal: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.ledger.query("governance_proposal", {"id": proposal})
-        return result
-
-
-def kinds(outcome: Outcome) -> list[str]:
-    return [event.kind for event in outcome.events]
 
 
 NEW_KEY = {"suite": "ed25519-sha256", "public_key": demo_public_key(777)}
