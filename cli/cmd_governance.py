@@ -2,7 +2,8 @@
 
 A consortium admin proposes a change (add or revoke another participant's key, set roles,
 deactivate, reactivate, register a participant with the consortium_admin role), the revocation
-of a node's TLS certificate, or a new admin quorum; other admins approve or reject it, and once
+of a node's TLS certificate, a change of the validator set (add or remove a validator, rotate
+a validator's key), or a new admin quorum; other admins approve or reject it, and once
 the approvals of active admins reach the admin quorum (set in genesis as
 governance.admin_quorum, changed by set-quorum) the change is made in that same transaction. The
 proposer may withdraw a proposal; unanswered ones expire. The proposal id is the id of the
@@ -112,6 +113,52 @@ def register(commands: Any) -> None:
     cert.add_argument("--reason", required=True, help="why, for the record (at most 200 chars)")
     _propose_flags(cert, _revoke_certificate)
 
+    add_validator = actions.add_parser(
+        "add-validator",
+        help="add a validator: it votes from the first checkpoint a watermark window ahead",
+    )
+    add_validator.add_argument("validator", metavar="NODE_ID")
+    add_validator.add_argument(
+        "--public-key", required=True, help="its validator public key (hexadecimal)"
+    )
+    add_validator.add_argument("--peer-address", required=True, help="HOST:PORT of its peer port")
+    add_validator.add_argument("--api-address", required=True, help="HOST:PORT of its API")
+    _propose_flags(
+        add_validator,
+        lambda options: (
+            "membership.add_validator",
+            {
+                "validator": options.validator,
+                "public_key": options.public_key.lower(),
+                "peer_address": options.peer_address,
+                "api_address": options.api_address,
+            },
+        ),
+    )
+
+    remove_validator = actions.add_parser(
+        "remove-validator",
+        help="remove a validator: it stops voting at the first checkpoint a watermark window ahead",
+    )
+    remove_validator.add_argument("validator", metavar="NODE_ID")
+    _propose_flags(
+        remove_validator,
+        lambda options: ("membership.remove_validator", {"validator": options.validator}),
+    )
+
+    rotate = actions.add_parser(
+        "rotate-validator-key", help="give a validator a new signing key, from the next epoch on"
+    )
+    rotate.add_argument("validator", metavar="NODE_ID")
+    rotate.add_argument("--public-key", required=True, help="the new public key (hexadecimal)")
+    _propose_flags(
+        rotate,
+        lambda options: (
+            "membership.rotate_validator_key",
+            {"validator": options.validator, "public_key": options.public_key.lower()},
+        ),
+    )
+
     quorum = actions.add_parser(
         "set-quorum", help="change the admin quorum (1 to the number of active admins)"
     )
@@ -212,6 +259,15 @@ def _describe(receipt: TxReceipt) -> tuple[dict[str, Any], list[str]]:
     )
     extra: dict[str, Any] = {"proposal": proposal, "executed": executed is not None}
     lines = [f"  proposal {proposal}"] if proposal else []
+    scheduled = receipt.event("membership.scheduled")
+    if scheduled is not None:
+        extra["epoch"] = scheduled.attrs["epoch"]
+        extra["from_height"] = scheduled.attrs["from_height"]
+        lines.append(
+            f"  validator set {scheduled.attrs['epoch']} "
+            f"({', '.join(scheduled.attrs['validators'])}) orders from height "
+            f"{scheduled.attrs['from_height']}"
+        )
     if executed is not None:
         target = executed.attrs["participant"]
         lines.append(

@@ -168,7 +168,7 @@ def run_backup(options: argparse.Namespace) -> int:
 
 def run_restore(options: argparse.Namespace) -> int:
     from ibledger.node.admin import AdminUnavailable, call
-    from ibledger.node.backup import BackupError, genesis_checks, restore_backup
+    from ibledger.node.backup import BackupError, chain_checks, restore_backup
     from ibledger.node.config import ConfigError, load_genesis
 
     data_dir, genesis_file = _node_paths(options)
@@ -182,9 +182,7 @@ def run_restore(options: argparse.Namespace) -> int:
         genesis = load_genesis(genesis_file)
     except ConfigError as exc:
         raise CommandError("BAD_CONFIG", str(exc)) from None
-    certificate_check, checkpoint_check = genesis_checks(
-        {v.id: v.public_key for v in genesis.validators}, genesis.crypto_suite
-    )
+    certificate_check, checkpoint_check = chain_checks(genesis.validators, genesis.crypto_suite)
     try:
         result = restore_backup(
             Path(options.source),

@@ -38,24 +38,21 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ibledger.consensus import (
-    decode_checkpoint_certificate,
-    decode_commit_certificate,
-    fault_tolerance,
-    verify_checkpoint_proof,
-    verify_commit_certificate,
-)
+from ibledger.consensus import decode_checkpoint_certificate, verify_checkpoint_proof
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
+from ibledger.contracts.core import StateView
 
 from . import storage_keys as keys
 from .crypto import CryptoError, get_suite
+from .epochs import EpochTable, certificate_check
 from .ledger import (
     CertificateCheck,
+    CheckFromState,
     CheckpointCheck,
     Ledger,
     LedgerCorruption,
@@ -63,8 +60,8 @@ from .ledger import (
     genesis_hash,
 )
 from .leveldb_store import LevelDBStore
-from .signing import ValidatorVerifier
 from .store import Snapshot, StoreError, WriteBatch
+from .validator_set import ValidatorInfo
 
 MAGIC = b"IBLEDGER-BACKUP\n"
 FORMAT = 1
@@ -435,8 +432,8 @@ def restore_backup(
     data_dir: Path,
     genesis: Mapping[str, Any],
     *,
-    certificate_check: CertificateCheck | None,
-    checkpoint_check: CheckpointCheck | None,
+    certificate_check: CertificateCheck | CheckFromState | None,
+    checkpoint_check: CheckpointCheck | CheckpointCheckFromState | None,
 ) -> RestoreResult:
     """Rebuild ``data_dir/ledger`` from the backup at ``source``, verifying everything.
 
@@ -509,8 +506,8 @@ def _verify_restored(
     work: Path,
     genesis: Mapping[str, Any],
     header: BackupHeader,
-    certificate_check: CertificateCheck | None,
-    checkpoint_check: CheckpointCheck | None,
+    certificate_check: CertificateCheck | CheckFromState | None,
+    checkpoint_check: CheckpointCheck | CheckpointCheckFromState | None,
 ) -> int:
     try:
         with Ledger.open(
@@ -525,6 +522,8 @@ def _verify_restored(
                     "BACKUP_DOES_NOT_VERIFY",
                     "the header's height, tip or state root is not the restored ledger's",
                 )
+            if isinstance(checkpoint_check, CheckpointCheckFromState):
+                checkpoint_check = checkpoint_check.build(ledger.state())
             return ledger.verify_derived(checkpoint_check)
     except LedgerCorruption as exc:
         raise BackupError("BACKUP_DOES_NOT_VERIFY", str(exc)) from None
@@ -532,36 +531,45 @@ def _verify_restored(
         raise BackupError("BACKUP_DOES_NOT_VERIFY", str(exc)) from None
 
 
-# --- checks against the genesis validators --------------------------------------------------------
+# --- checks against the chain's validator sets ------------------------------------------------
 
 
-def genesis_checks(
-    validators: Mapping[str, bytes], suite_name: str
-) -> tuple[CertificateCheck, CheckpointCheck]:
-    """Commit and checkpoint certificate checks against the genesis validators (id -> public
-    key), as the node itself checks blocks it did not execute."""
+@dataclass(frozen=True, slots=True)
+class CheckpointCheckFromState:
+    """A checkpoint certificate check built from the restored ledger's committed state (which
+    validator set certified each height, ``epochs.py``), once it is open."""
+
+    build: Callable[[StateView], CheckpointCheck]
+
+
+def chain_checks(
+    genesis_validators: Sequence[ValidatorInfo], suite_name: str
+) -> tuple[CheckFromState, CheckpointCheckFromState]:
+    """Commit and checkpoint certificate checks, each against the validator set of its height as
+    the restored ledger records the sets (the genesis validators until a change), as the node
+    itself checks blocks it did not execute."""
     suite = get_suite(suite_name)
-    verifier = ValidatorVerifier(validators, suite)
-    members = tuple(validators)
-    f = fault_tolerance(len(members))
 
-    def certificate(header: Any, block_hash: bytes, encoded: bytes) -> bool:
-        try:
-            cert = decode_commit_certificate(encoded)
-        except ValueError:
-            return False
-        digest = header.consensus_digest(suite.hash)
-        return verify_commit_certificate(members, f, digest, cert, verifier)
+    def certificates(state: StateView) -> CertificateCheck:
+        return certificate_check(EpochTable.from_state(state, genesis_validators), suite)
 
-    def checkpoint(seq: int, digest: bytes, state_root: bytes, encoded: bytes) -> bool:
-        try:
-            cert = decode_checkpoint_certificate(encoded)
-        except ValueError:
-            return False
-        return (cert.seq, cert.block_digest, cert.state_root) == (
-            seq,
-            digest,
-            state_root,
-        ) and verify_checkpoint_proof(members, f, cert, verifier)
+    def checkpoints(state: StateView) -> CheckpointCheck:
+        table = EpochTable.from_state(state, genesis_validators)
 
-    return certificate, checkpoint
+        def checkpoint(seq: int, digest: bytes, state_root: bytes, encoded: bytes) -> bool:
+            try:
+                cert = decode_checkpoint_certificate(encoded)
+            except ValueError:
+                return False
+            validator_set = table.at(seq)
+            return (cert.seq, cert.block_digest, cert.state_root) == (
+                seq,
+                digest,
+                state_root,
+            ) and verify_checkpoint_proof(
+                validator_set.members, validator_set.f, cert, validator_set.verifier(suite)
+            )
+
+        return checkpoint
+
+    return CheckFromState(certificates), CheckpointCheckFromState(checkpoints)

@@ -41,6 +41,7 @@ from typing import Any
 from ibledger.consensus import (
     ZERO_DIGEST,
     Block,
+    CheckpointCertificate,
     CommittedBlock,
     ExecutedTip,
     decode_commit_certificate,
@@ -49,6 +50,7 @@ from ibledger.consensus import (
 )
 from ibledger.contracts import runtime as contracts
 from ibledger.contracts.codec import CodecError, canonical_decode, canonical_encode
+from ibledger.contracts.core import StateView
 from ibledger.contracts.errors import GenesisError
 from ibledger.contracts.overlay import BlockOverlay
 
@@ -79,6 +81,17 @@ ZERO_HASH = bytes(32)
 SIGNER_CACHE_MAX = 100_000
 IDENTITY_PREFIX = b"id/"  # contracts/identity.py keeps participants and keys under it
 CertificateCheck = Callable[[BlockHeader, bytes, bytes], bool]  # header, block hash, certificate
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFromState:
+    """A certificate check that depends on the chain's own state (which validator set certified
+    a height, ``epochs.py``): ``open`` builds it from the committed state once the store is
+    open, before it verifies any block."""
+
+    build: Callable[[StateView], CertificateCheck]
+
+
 # seq, the block's consensus digest and state root there, the stored certificate
 CheckpointCheck = Callable[[int, bytes, bytes, bytes], bool]
 
@@ -186,12 +199,12 @@ class Ledger:
         genesis: Mapping[str, Any] | None = None,
         *,
         verify: str = "full",
-        certificate_check: CertificateCheck | None = None,
+        certificate_check: CertificateCheck | CheckFromState | None = None,
         sync: bool = True,
         verifier_workers: int = 2,
     ) -> Ledger:
         """Open (creating from ``genesis`` if empty) and verify the chain in the LevelDB database
-        at ``path``.
+        at ``path``, checking commit certificates with ``certificate_check``.
 
         ``verify`` is ``"full"`` (every height), ``"tail:N"`` (the last N heights), ``"recorded"``
         (the heights above the verified-height record, and at least the tip) or ``"none"``.
@@ -218,7 +231,7 @@ class Ledger:
         genesis: Mapping[str, Any] | None = None,
         *,
         verify: str = "full",
-        certificate_check: CertificateCheck | None = None,
+        certificate_check: CertificateCheck | CheckFromState | None = None,
         sync: bool = True,
         verifier_workers: int = 2,
     ) -> Ledger:
@@ -238,7 +251,7 @@ class Ledger:
         store: Store,
         genesis: Mapping[str, Any] | None,
         verify: str,
-        certificate_check: CertificateCheck | None,
+        certificate_check: CertificateCheck | CheckFromState | None,
         sync: bool,
         verifier_workers: int,
     ) -> Ledger:
@@ -279,6 +292,8 @@ class Ledger:
             ledger.expiry_horizon_ms = int.from_bytes(horizon, "big")
         elif genesis is not None:
             ledger.expiry_horizon_ms = expiry_horizon_of(genesis)
+        if isinstance(certificate_check, CheckFromState):
+            certificate_check = certificate_check.build(ledger.state())
         ledger._load_tip(verify, certificate_check)
         ledger._index_history()
         return ledger
@@ -929,6 +944,28 @@ class Ledger:
             else:
                 batch.put(keys.consensus_key(key), value)
         batch.write()
+
+    def consensus_epoch(self) -> int:
+        """The validator set whose replica wrote the consensus records (``cons/``)."""
+        raw = self._get(keys.META_CONSENSUS_EPOCH, None)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def reset_consensus(self, epoch: int) -> None:
+        """Drop every consensus record, durably, for a replica of validator set ``epoch``: an
+        old set's views, votes and checkpoints mean nothing to the next one."""
+        batch = WriteBatch(self._store, sync=True)
+        for key, _ in self._store.iterator(prefix=keys.CONSENSUS):
+            batch.delete(key)
+        batch.put(keys.META_CONSENSUS_EPOCH, epoch.to_bytes(8, "big"))
+        batch.write()
+
+    def base_checkpoint(self, height: int) -> CheckpointCertificate:
+        """The stored block at ``height`` as the unsigned checkpoint a validator set starts from
+        (``ReplicaConfig.base``): its consensus digest and state root."""
+        block = self._read_block(height)
+        return CheckpointCertificate(
+            height, block.header.consensus_digest(self.suite.hash), block.state_root, ()
+        )
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,10 +62,18 @@ from .admin import AdminServer
 from .api import CommitFeed, LedgerService, NodeView, certificate_view
 from .audit import AuditLog, AuditSettings
 from .config import ObserverConfig
-from .crypto import get_suite
+from .crypto import CryptoSuite, get_suite
+from .epochs import EpochError, EpochTable, certificate_check
 from .governance_audit import GovernanceAudit
 from .grpc_edge import RateLimitedLog, add_service
-from .ledger import AppliedBlock, Ledger, LedgerError, genesis_hash
+from .ledger import (
+    AppliedBlock,
+    CheckFromState,
+    Ledger,
+    LedgerCorruption,
+    LedgerError,
+    genesis_hash,
+)
 from .metrics import MetricsServer, NodeMetrics
 from .peer import GENESIS_METADATA, SUITE_METADATA
 from .read_access import LongCallLimits
@@ -77,7 +85,6 @@ from .server import (
     VERSION,
     StartupError,
     bind_api,
-    stored_certificate_check,
 )
 from .shutdown import ShutdownSteps, cancel_tasks, stop_serving
 from .signing import ValidatorVerifier
@@ -114,17 +121,16 @@ class Follower:
         self,
         *,
         ledger: Ledger,
-        members: tuple[str, ...],
-        f: int,
-        verifier: ValidatorVerifier,
+        validator_sets: Callable[[], EpochTable],
+        suite: CryptoSuite,
         genesis_time_ms: int,
         on_applied: Any,
         queue_max: int = 16,
     ) -> None:
         self._ledger = ledger
-        self._members = frozenset(members)
-        self._quorum = quorum_size(len(members), f)
-        self._verifier = verifier
+        self._validator_sets = validator_sets
+        self._suite = suite
+        self._verifiers: dict[int, ValidatorVerifier] = {}
         self._genesis_time_ms = genesis_time_ms
         self._on_applied = on_applied
         self._inbox: asyncio.Queue[TransferredBlocks] = asyncio.Queue(maxsize=queue_max)
@@ -140,8 +146,14 @@ class Follower:
         return True
 
     def _valid(self, block: Any, certificate: Any) -> bool:
+        # Certified by the validator set of the block's height, under that set's domain.
+        validator_set = self._validator_sets().at(block.seq)
+        verifier = self._verifiers.get(validator_set.epoch)
+        if verifier is None:
+            verifier = self._verifiers[validator_set.epoch] = validator_set.verifier(self._suite)
+        quorum = quorum_size(len(validator_set.members), validator_set.f)
         return check_commit_proof(
-            self._members, self._quorum, block, certificate, self._verifier.verify
+            frozenset(validator_set.members), quorum, block, certificate, verifier.verify
         )
 
     async def run(self) -> None:
@@ -188,11 +200,9 @@ class ObserverNode:
         self.node_id = config.node_id
         self.suite = get_suite(genesis.crypto_suite)
         self.genesis_digest = genesis_hash(self.suite, genesis.raw)
-        self.members = genesis.validator_ids
-        self.f = (len(self.members) - 1) // 3
-        self.verifier = ValidatorVerifier(
-            {v.id: v.public_key for v in genesis.validators}, self.suite
-        )
+        # The validator sets by height: the genesis one until the ledger, once open, says more.
+        self.epochs = EpochTable.genesis(genesis.validators)
+        self.f = self.epochs.latest.f
         self.tips: dict[str, ValidatorTip] = {}
         for validator_id in config.observer.validators:
             info = genesis.validator(validator_id)
@@ -309,11 +319,20 @@ class ObserverNode:
                 self.state_transfer.request(FetchBlocks(height + 1, target, hint))
             await asyncio.sleep(interval)
 
+    def _load_epochs(self) -> None:
+        try:
+            self.epochs = EpochTable.from_state(self.ledger.state(), self.config.genesis.validators)
+        except EpochError as exc:
+            raise LedgerCorruption(None, f"the validator sets do not read: {exc}") from exc
+        self.f = self.epochs.latest.f
+
     def _on_applied(self, applied: AppliedBlock, committed: CommittedBlock) -> None:
         self.governance_audit.record(
             applied.header.height, applied.events, committed.requests, senders=applied.senders
         )
         self._last_block_at = time.monotonic()
+        if any(event["kind"] == "membership.scheduled" for event in applied.events):
+            self._load_epochs()
         self.feed.committed(list(applied.tx_ids))
         m = self.metrics
         m.blocks.inc()
@@ -507,10 +526,13 @@ class ObserverNode:
             config.data_dir / "ledger",
             genesis.raw,
             verify="recorded",
-            certificate_check=stored_certificate_check(
-                self.members, self.f, self.suite, self.verifier
+            certificate_check=CheckFromState(
+                lambda state: certificate_check(
+                    EpochTable.from_state(state, genesis.validators), self.suite
+                )
             ),
         )
+        self._load_epochs()
         self.metrics.ledger_open.set(time.monotonic() - opened)
         log.info(
             "ledger opened",
@@ -530,9 +552,8 @@ class ObserverNode:
         await asyncio.to_thread(self.governance_audit.replay)
         self.follower = Follower(
             ledger=self.ledger,
-            members=self.members,
-            f=self.f,
-            verifier=self.verifier,
+            validator_sets=lambda: self.epochs,
+            suite=self.suite,
             genesis_time_ms=genesis.genesis_time_ms,
             on_applied=self._on_applied,
         )

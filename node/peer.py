@@ -305,10 +305,25 @@ class PeerTransport:
             if peer_id != node_id
         }
         self.decode_errors = 0
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for link in self.links.values():
             link.start()
+
+    def set_peers(self, peers: Mapping[str, str]) -> None:
+        """Follow a change of validator set: links to new members start, links to members that
+        left stop (what was queued for them is dropped)."""
+        for peer_id in [p for p in self.links if p not in peers]:
+            link = self.links.pop(peer_id)
+            task = asyncio.get_running_loop().create_task(link.stop())
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        for peer_id, address in peers.items():
+            if peer_id != self.node_id and peer_id not in self.links:
+                link = _PeerLink(self, peer_id, address)
+                self.links[peer_id] = link
+                link.start()
 
     async def stop(self) -> None:
         for link in self.links.values():
@@ -376,6 +391,7 @@ class PeerService(peer_pb2_grpc.PeerServicer):
             lambda c: None
         ),
         revoked: RevocationList | None = None,
+        fetchers: frozenset[str] | None = None,
     ) -> None:
         self._certificate_of = certificate_of
         self._revoked = revoked or RevocationList()
@@ -390,8 +406,16 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         self._identify = identify
         self._transport = transport
         self._members = members
+        # Validators of earlier sets may still fetch blocks (to finish their own set's part).
+        self._fetchers = fetchers if fetchers is not None else members
         self._fetch_blocks = fetch_blocks
         self._require_tls_identity = require_tls_identity
+
+    def set_members(self, members: frozenset[str], fetchers: frozenset[str]) -> None:
+        """Follow a change of validator set: from now on only ``members`` exchange frames (an
+        open stream of a caller that left is cut at its next frame)."""
+        self._members = members
+        self._fetchers = fetchers | members
 
     async def _check_genesis(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self._genesis_digest is None:
@@ -453,14 +477,15 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         if peer_id is not None and self._role_of(context) == OBSERVER_ROLE:
             # Checked before membership: an observer's certificate never speaks for a validator,
             # whatever name the CA wrote in it.
-            if observers and peer_id not in self._members:
+            if observers and peer_id not in self._fetchers:
                 return peer_id
             detail = (
                 f"FORBIDDEN: {peer_id} is an observer; it may fetch blocks but not call {method}"
             )
             self._on_refused("FORBIDDEN", peer_id, detail)
             await context.abort(status_for("FORBIDDEN"), detail)
-        if peer_id is None or peer_id not in self._members:
+        allowed = self._fetchers if observers else self._members
+        if peer_id is None or peer_id not in allowed:
             detail = f"FORBIDDEN: {peer_id or 'an unidentified caller'} is not a validator"
             self._on_refused("FORBIDDEN", peer_id or context.peer(), detail)
             await context.abort(status_for("FORBIDDEN"), detail)
@@ -490,6 +515,10 @@ class PeerService(peer_pb2_grpc.PeerServicer):
         async for frame in request_iterator:
             if peer_id is None:
                 peer_id = await self._authenticate(context, frame.sender, "Exchange")
+            elif peer_id not in self._members:
+                detail = f"FORBIDDEN: {peer_id} is no longer a validator of this node's set"
+                self._on_refused("FORBIDDEN", peer_id, detail)
+                await context.abort(status_for("FORBIDDEN"), detail)
             elif self._revoked.generation != checked:
                 # The list changed under an open stream: from that block on, this caller's
                 # frames count only while its certificate is not on it.

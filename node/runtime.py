@@ -14,6 +14,12 @@ carries out the returned effects strictly in order:
 * ``FetchBlocks`` — handed to state transfer, which feeds fetched blocks back through the inbox;
 * ``StableCheckpoint`` — handed to the node, which stores the certificate beside its block.
 
+**A change of validator set.**  When an executed block schedules the next epoch, the node
+offers ``EndAt`` (the old set's last height, ``contracts/membership.py``) and the replica orders
+up to it. Once the replica has executed that block and its effects have run, the runtime hands
+over: ``hand_over`` (the node) returns the next set's replica, which orders from there, or
+``None`` when this node is not in that set, and the runtime then takes no more inputs.
+
 Blocking work (LevelDB writes, block execution) runs in a worker thread while the task awaits it,
 so the event loop keeps serving clients and peers, and the order of effects is still preserved.
 A failure to persist or to execute is fatal: the node stops rather than vote on state it could
@@ -85,7 +91,14 @@ class TransferredBlocks:
     done: asyncio.Future[None] | None = None
 
 
-Input = Tick | PeerMessage | ClientRequests | TransferredBlocks
+@dataclass(frozen=True, slots=True)
+class EndAt:
+    """The ledger scheduled a change of validator set: the current set ends at ``seq``."""
+
+    seq: int
+
+
+Input = Tick | PeerMessage | ClientRequests | TransferredBlocks | EndAt
 
 
 class StateDiverged(Exception):
@@ -111,6 +124,7 @@ class ReplicaRuntime:
         on_fetch: Callable[[FetchBlocks], None],
         on_stable: Callable[[CheckpointCertificate], None] = lambda certificate: None,
         on_view_changed: Callable[[int, str, str], None] = lambda view, primary, cause: None,
+        hand_over: Callable[[Replica], Replica | None] | None = None,
         inbox_max: int = 100_000,
         inbox_peer_bytes_max: int = 32 * 1024 * 1024,
         metrics: NodeMetrics | None = None,
@@ -129,6 +143,8 @@ class ReplicaRuntime:
         self._on_fetch = on_fetch
         self._on_stable = on_stable
         self._on_view_changed = on_view_changed
+        self._hand_over = hand_over
+        self.retired = False  # this node is in no later validator set: it takes no inputs
         self._inbox: asyncio.Queue[Input] = asyncio.Queue(maxsize=inbox_max)
         # Peer messages waiting in the inbox, in encoded bytes: receivers pause above the
         # budget, so gRPC flow control pushes back on the sender instead of memory growing here.
@@ -186,6 +202,12 @@ class ReplicaRuntime:
                 if self._view_left_at is None and not getattr(self.replica, "view_active", True):
                     self._view_left_at = time.monotonic()
                 await self._drain(effects)
+                if self._hand_over is not None and not self.retired and self.replica.finished:
+                    following = self._hand_over(self.replica)
+                    if following is None:
+                        self.retired = True
+                    else:
+                        self.replica = following
                 done = item.done if isinstance(item, TransferredBlocks) else None
                 if done is not None and not done.done():
                     done.set_result(None)
@@ -203,6 +225,8 @@ class ReplicaRuntime:
 
     def _dispatch(self, item: Input) -> list[Effect]:
         replica = self.replica
+        if self.retired:
+            return []
         match item:
             case Tick(now_ms):
                 return replica.tick(now_ms)
@@ -215,6 +239,8 @@ class ReplicaRuntime:
             case TransferredBlocks(blocks, _):
                 failpoints.hit("state-transfer.apply")
                 return replica.on_state_transfer(blocks)
+            case EndAt(seq):
+                return replica.end_at(seq)
         raise AssertionError(f"unknown input {item!r}")
 
     def _observe_broadcast(self, sm: SignedMessage) -> None:

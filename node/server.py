@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import grpc
 
 from ibledger.consensus import (
+    GENESIS_CHECKPOINT,
     CheckpointCertificate,
     CommittedBlock,
     FetchBlocks,
@@ -48,19 +49,27 @@ from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .audit import AuditLog, caller_of
 from .config import NodeConfig, ObserverConfig
-from .crypto import CryptoSuite, get_suite
+from .crypto import get_suite
+from .epochs import EpochError, EpochTable, ValidatorSet, certificate_check
 from .governance_audit import GovernanceAudit
 from .grpc_edge import RateLimitedLog, add_service
-from .ledger import AppliedBlock, Ledger, LedgerCorruption, LedgerError, genesis_hash
+from .ledger import (
+    AppliedBlock,
+    CheckFromState,
+    Ledger,
+    LedgerCorruption,
+    LedgerError,
+    genesis_hash,
+)
 from .mempool import Mempool
 from .metrics import MetricsServer, NodeMetrics
 from .peer import PeerService, PeerTransport
 from .phases import PhaseClock
 from .read_access import LongCallLimits
 from .revocations import RevocationList, revokes
-from .runtime import ClientRequests, PeerMessage, ReplicaRuntime, Tick
+from .runtime import ClientRequests, EndAt, PeerMessage, ReplicaRuntime, Tick
 from .shutdown import ShutdownSteps, cancel_tasks, stop_serving
-from .signing import ValidatorSigner, ValidatorVerifier
+from .signing import ValidatorSigner
 from .state_transfer import RANGE_BYTES_MAX, RANGE_MAX, StateTransfer
 from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError
 
@@ -99,8 +108,13 @@ class Endpoints:
     metrics_port: int
 
 
-def replica_config(config: NodeConfig) -> ReplicaConfig:
-    """Translate genesis consensus parameters (milliseconds) into the core's logical ticks."""
+def replica_config(
+    config: NodeConfig,
+    validator_set: ValidatorSet | None = None,
+    base: CheckpointCertificate | None = None,
+) -> ReplicaConfig:
+    """Translate genesis consensus parameters (milliseconds) into the core's logical ticks, for
+    ``validator_set`` (the genesis validators by default) starting from ``base``."""
     params = config.genesis.consensus
     tick = params.tick_ms
 
@@ -109,7 +123,11 @@ def replica_config(config: NodeConfig) -> ReplicaConfig:
 
     view_change = ticks(params.view_change_timeout_ms)
     return ReplicaConfig(
-        members=tuple(v.id for v in config.genesis.validators),
+        members=(
+            validator_set.members
+            if validator_set
+            else tuple(v.id for v in config.genesis.validators)
+        ),
         batch_size_max=params.batch_size_max,
         batch_timeout_ticks=ticks(params.batch_timeout_ms),
         eager_blocks=params.eager_blocks,
@@ -124,29 +142,12 @@ def replica_config(config: NodeConfig) -> ReplicaConfig:
         pending_requests_max=max(config.mempool.size_max, 1),
         # Request ids, Merkle roots and block digests follow the genesis suite (SM3 on sm2-sm3).
         hash_fn=get_suite(config.genesis.crypto_suite).hash,
+        base=base or GENESIS_CHECKPOINT,
     )
 
 
 def now_ms() -> int:
     return clock.now_ms()
-
-
-def stored_certificate_check(
-    members: Sequence[str], f: int, suite: CryptoSuite, verifier: ValidatorVerifier
-) -> Callable[..., bool]:
-    """How the ledger re-checks a stored block's commit certificate (at open and in the
-    background): ``consensus.verify_commit_certificate`` over the genesis validator set."""
-    from ibledger.consensus import decode_commit_certificate, verify_commit_certificate
-
-    def check(header: object, block_hash: bytes, certificate: bytes) -> bool:
-        try:
-            cert = decode_commit_certificate(certificate)
-        except ValueError:
-            return False
-        digest = header.consensus_digest(suite.hash)  # type: ignore[attr-defined]
-        return verify_commit_certificate(members, f, digest, cert, verifier)
-
-    return check
 
 
 class Node:
@@ -158,12 +159,10 @@ class Node:
         self.suite = get_suite(genesis.crypto_suite)
         # What peers compare when they connect: the same digest the ledger anchors block 0 to.
         self.genesis_digest = genesis_hash(self.suite, genesis.raw)
-        self._validator_keys = {v.id: v.public_key for v in genesis.validators}
-        self._peer_addresses = {
-            v.id: f"{v.peer_address.host}:{v.peer_address.port}" for v in genesis.validators
-        }
+        # The validator sets by height: the genesis one until the ledger, once open, says more.
+        self.epochs = EpochTable.genesis(genesis.validators)
+        self.validator_set = self.epochs.latest
         self.replica_config = replica_config(config)
-        self.validator_verifier = ValidatorVerifier(self._validator_keys, self.suite)
         self.metrics = NodeMetrics(
             version=VERSION, node_id=self.node_id, crypto_suite=genesis.crypto_suite
         )
@@ -193,9 +192,126 @@ class Node:
     # --- construction -----------------------------------------------------------------------
 
     def _certificate_check(self) -> Callable[..., bool]:
-        return stored_certificate_check(
-            self.replica_config.members, self.replica_config.f, self.suite, self.validator_verifier
+        """Commit certificates, by the validator set of each block's height."""
+        return certificate_check(lambda: self.epochs, self.suite)
+
+    # --- validator sets ------------------------------------------------------------------------
+
+    def _load_epochs(self) -> None:
+        try:
+            self.epochs = EpochTable.from_state(self.ledger.state(), self.config.genesis.validators)
+        except EpochError as exc:
+            raise LedgerCorruption(None, f"the validator sets do not read: {exc}") from exc
+
+    def _not_a_member(self, validator_set: ValidatorSet) -> str | None:
+        """Why this node cannot vote in ``validator_set``, or None when it can."""
+        entry = validator_set.validator(self.node_id)
+        if entry is None:
+            return (
+                f"{self.node_id} is not a validator of epoch {validator_set.epoch} (from height "
+                f"{validator_set.from_height}; validators: {', '.join(validator_set.members)}). "
+                "A validator added by governance starts from a backup of a member taken at or "
+                "after the height it joins (ibledger node restore)"
+            )
+        if entry.public_key != self.config.validator_keypair.public_key:
+            return (
+                f"{self.node_id}'s validator key {self.config.validator_key} is not the one "
+                f"epoch {validator_set.epoch} lists for it ({entry.public_key.hex()[:16]}...): "
+                "start the node with that key"
+            )
+        return None
+
+    def _replica_for(
+        self, validator_set: ValidatorSet, records: PersistedState | None = None
+    ) -> Replica:
+        base = (
+            self.ledger.base_checkpoint(validator_set.from_height - 1)
+            if validator_set.epoch
+            else None
         )
+        self.validator_set = validator_set
+        self.replica_config = replica_config(self.config, validator_set, base)
+        return Replica(
+            self.replica_config,
+            self.node_id,
+            ValidatorSigner(
+                self.node_id, self.config.validator_keypair, self.suite, validator_set.epoch
+            ),
+            validator_set.verifier(self.suite),
+            records
+            if records is not None
+            else PersistedState(self.ledger.load_consensus_records()),
+            self.ledger.executed_tip(self.config.genesis.genesis_time_ms),
+            request_validator=self._validate_request,
+        )
+
+    def _fetch_addresses(self) -> dict[str, str]:
+        """Every validator of any set, newest address first: who state transfer may ask."""
+        addresses: dict[str, str] = {}
+        for validator_set in reversed(self.epochs.sets):
+            for peer_id, address in validator_set.peer_addresses.items():
+                addresses.setdefault(peer_id, address)
+        return addresses
+
+    def _fetchers(self) -> frozenset[str]:
+        """Who may fetch blocks from this node: a validator of any set, to finish its own."""
+        return frozenset(v.id for s in self.epochs.sets for v in s.validators)
+
+    def _on_membership_scheduled(self) -> None:
+        self._load_epochs()
+        latest = self.epochs.latest
+        log.info(
+            "validator set change scheduled",
+            extra={
+                "event": "membership-scheduled",
+                "epoch": latest.epoch,
+                "from_height": latest.from_height,
+                "members": list(latest.members),
+            },
+        )
+        self.runtime.offer(EndAt(latest.from_height - 1))
+        self.peer_service.set_members(frozenset(self.validator_set.members), self._fetchers())
+        self.state_transfer.set_peers(self._fetch_addresses())
+
+    def _hand_over(self, finished: Replica) -> Replica | None:
+        """The current set executed its last block: the next set's replica, or None when this
+        node is in no later set (it then stops)."""
+        end = finished.end_seq
+        assert end is not None
+        following = self.epochs.at(end + 1)
+        self.ledger.reset_consensus(following.epoch)
+        refusal = self._not_a_member(following)
+        if refusal is not None:
+            self.failure = f"retired at height {end}: {refusal}"
+            log.warning(
+                "leaving: this node is not in the next validator set",
+                extra={
+                    "event": "retired",
+                    "height": end,
+                    "epoch": following.epoch,
+                    "reason": refusal,
+                },
+            )
+            self._stopped.set()
+            return None
+        replica = self._replica_for(following, PersistedState({}))
+        self.transport.set_peers(following.peer_addresses)
+        self.peer_service.set_members(frozenset(following.members), self._fetchers())
+        self.state_transfer.set_peers(self._fetch_addresses())
+        log.info(
+            "validator set changed",
+            extra={
+                "event": "epoch",
+                "epoch": following.epoch,
+                "from_height": following.from_height,
+                "members": list(following.members),
+            },
+        )
+        pending = tuple(p.tx.envelope for p in self.mempool.oldest(len(self.mempool)))
+        if pending:
+            # What the old set left unordered is the new set's to order.
+            self.runtime.offer(ClientRequests(pending, now_ms()))
+        return replica
 
     def _open_channel(self, peer_id: str, address: str) -> grpc.aio.Channel:
         options = [
@@ -290,6 +406,8 @@ class Node:
         )
         if revokes(applied.events):
             self._load_revocations()  # effective from this block on, as on every node
+        if any(event["kind"] == "membership.scheduled" for event in applied.events):
+            self._on_membership_scheduled()
         self.mempool.remove(applied.tx_ids)
         self.feed.committed(list(applied.tx_ids))
         m = self.metrics
@@ -555,10 +673,24 @@ class Node:
             return False, {"reason": f"data directory not writable: {exc}"}
         return True, {"pid": os.getpid()}
 
+    def _fetch_to_end(self) -> None:
+        """A set that ends while this node is behind: the others have handed over, and their
+        messages are signed for the next set, which this node's replica cannot read. When f+1
+        peers are past this node, fetch the blocks up to the end directly."""
+        replica = self.runtime.replica
+        end = replica.end_seq
+        if end is None or replica.finished or self.runtime.retired or self.state_transfer.active:
+            return
+        executed = self.ledger.height
+        ahead = [p for p, h in self.transport.peer_heights().items() if h > executed]
+        if len(ahead) > self.replica_config.f:
+            self.state_transfer.request(FetchBlocks(executed + 1, end, tuple(ahead)))
+
     async def _peer_watch(self) -> None:
         """Log each peer going up or down (with why), as seen from frames it sends us."""
         while True:
             await asyncio.sleep(PEER_WATCH_S)
+            self._fetch_to_end()
             live = self._live_peers()
             for peer_id in sorted(live - self._peers_live):
                 log.info(
@@ -571,16 +703,18 @@ class Node:
                 )
                 self.metrics.peer_transitions.labels(peer_id, "up").inc()
             for peer_id in sorted(self._peers_live - live):
-                link = self.transport.links[peer_id]
+                link = self.transport.links.get(peer_id)
                 reason = f"no frame for {PEER_SILENT_S:g} s"
-                if link.stats.last_error:
+                if link is None:
+                    reason = "no longer a validator of this node's set"
+                elif link.stats.last_error:
                     reason += f"; last send error: {link.stats.last_error}"
                 log.warning(
                     "peer down",
                     extra={
                         "event": "peer-down",
                         "peer": peer_id,
-                        "address": link.address,
+                        "address": link.address if link is not None else None,
                         "reason": reason,
                     },
                 )
@@ -643,7 +777,12 @@ class Node:
             config.data_dir / "ledger",
             genesis.raw,
             verify="recorded",
-            certificate_check=self._certificate_check(),
+            # Blocks verified at open are checked against the sets the ledger itself records.
+            certificate_check=CheckFromState(
+                lambda state: certificate_check(
+                    EpochTable.from_state(state, genesis.validators), self.suite
+                )
+            ),
         )
         open_seconds = time.monotonic() - opened
         self.metrics.ledger_open.set(open_seconds)
@@ -668,18 +807,18 @@ class Node:
         self.revocations = RevocationList()
         self._load_revocations()
         await asyncio.to_thread(self.governance_audit.replay)
-        replica = Replica(
-            self.replica_config,
-            self.node_id,
-            ValidatorSigner(self.node_id, config.validator_keypair, self.suite),
-            self.validator_verifier,
-            PersistedState(self.ledger.load_consensus_records()),
-            self.ledger.executed_tip(genesis.genesis_time_ms),
-            request_validator=self._validate_request,
-        )
+        self._load_epochs()
+        current = self.epochs.at(self.ledger.height + 1)
+        refusal = self._not_a_member(current)
+        if refusal is not None:
+            raise StartupError(refusal)
+        if self.ledger.consensus_epoch() != current.epoch:
+            # The records of an older set (the node stopped between its end and the hand-over).
+            await asyncio.to_thread(self.ledger.reset_consensus, current.epoch)
+        replica = self._replica_for(current)
         self.transport = PeerTransport(
             node_id=self.node_id,
-            peers=self._peer_addresses,
+            peers=current.peer_addresses,
             channel_factory=self._open_channel,
             on_message=self._on_message,
             on_txs=self._on_peer_txs,
@@ -704,6 +843,7 @@ class Node:
             on_stable=self._on_stable_checkpoint,
             vote_log=vote_log.from_environment(self.node_id),
             on_view_changed=self._on_view_changed,
+            hand_over=self._hand_over,
             inbox_peer_bytes_max=config.peer.inbound_bytes_max,
             metrics=self.metrics,
             phases=self.phases,
@@ -725,7 +865,7 @@ class Node:
             node_id=self.node_id,
             ledger=self.ledger,
             runtime=self.runtime,
-            peers=self._peer_addresses,
+            peers=self._fetch_addresses(),
             channel_factory=self._open_channel,
             peer_heights=self.transport.peer_heights,
             genesis_time_ms=genesis.genesis_time_ms,
@@ -733,7 +873,7 @@ class Node:
         )
         self._register_metrics()
 
-        members = frozenset(self.replica_config.members)
+        members = frozenset(current.members)
         self.peer_server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", config.peer.max_message_bytes),
@@ -754,6 +894,7 @@ class Node:
             node_id=self.node_id,
             certificate_of=pki.peer_certificate_sha256,
             revoked=self.revocations,
+            fetchers=self._fetchers(),
         )
         add_service(
             self.peer_server,
@@ -777,6 +918,10 @@ class Node:
         await self.peer_server.start()
         await self.transport.start()
         self._tasks.append(asyncio.create_task(self.runtime.run(), name="replica-runtime"))
+        latest = self.epochs.latest
+        if latest.epoch > current.epoch:
+            # A change scheduled before the node stopped: the current set still ends there.
+            self.runtime.offer(EndAt(latest.from_height - 1))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self._tasks.append(asyncio.create_task(self._sweeper(), name="mempool-sweeper"))
         self._tasks.append(asyncio.create_task(self._peer_watch(), name="peer-watch"))

@@ -122,6 +122,10 @@ class StateTransfer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def set_peers(self, peers: dict[str, str]) -> None:
+        """Follow a change of validator set (every validator of any set may serve blocks)."""
+        self._peers = {k: v for k, v in peers.items() if k != self._node_id}
+
     def _candidates(self, hint: tuple[str, ...]) -> list[str]:
         now = time.monotonic()
         heights = self._peer_heights()

@@ -45,6 +45,8 @@ META_EXPIRY_HORIZON = META + b"tx_expiry_horizon_ms"  # from genesis, fixed for 
 META_VERIFIED = META + b"verified"
 # Every block from 0 up to this height has its as-of index entries (archive.py).
 META_ARCHIVE_HEIGHT = META + b"archive_height"
+# The validator set (epoch) the consensus records under cons/ belong to; absent means 0.
+META_CONSENSUS_EPOCH = META + b"consensus_epoch"
 
 FORMAT_VERSION = b"ibledger-ledger-2"
 HEIGHT_SIZE = 8

@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,19 +304,21 @@ class ChainReader:
         finally:
             call.cancel()  # the stream would wait for the next block
 
-    def check(self, acked: Iterable[bytes]) -> ChainCheck:
-        """Wait until the replicas agree on their height (bounded), read them, compare."""
-        height = self.cluster.wait_heights_equal(self.cluster.node_ids, HANG_S)
-        for node_id in self.cluster.node_ids:
+    def check(self, acked: Iterable[bytes], nodes: Sequence[str] | None = None) -> ChainCheck:
+        """Wait until the replicas (``nodes``, default all) agree on their height (bounded),
+        read them, compare."""
+        node_ids = list(nodes) if nodes is not None else self.cluster.node_ids
+        height = self.cluster.wait_heights_equal(node_ids, HANG_S)
+        for node_id in node_ids:
             self._extend(node_id, height)
         forks = mismatches = 0
         for h in range(height + 1):
-            hashes = {self.blocks[n][h][0] for n in self.cluster.node_ids}
-            roots = {self.blocks[n][h][1] for n in self.cluster.node_ids}
+            hashes = {self.blocks[n][h][0] for n in node_ids}
+            roots = {self.blocks[n][h][1] for n in node_ids}
             forks += len(hashes) > 1
             mismatches += len(roots) > 1
         counts: dict[str, dict[bytes, int]] = {}
-        for node_id in self.cluster.node_ids:
+        for node_id in node_ids:
             per_node: dict[bytes, int] = {}
             for _, _, tx_ids in self.blocks[node_id][: height + 1]:
                 for tx_id in tx_ids:
@@ -325,7 +327,7 @@ class ChainReader:
         acked_ids = list(acked)
         once = lost = duplicated = 0
         for tx_id in acked_ids:
-            seen = [counts[n].get(tx_id, 0) for n in self.cluster.node_ids]
+            seen = [counts[n].get(tx_id, 0) for n in node_ids]
             once += all(c == 1 for c in seen)
             lost += any(c == 0 for c in seen)
             duplicated += any(c > 1 for c in seen)
@@ -489,14 +491,19 @@ class Campaign:
         return self.check_row(kind, faults, injected, before)
 
     def check_row(
-        self, kind: str, faults: list[Fault], injected: int, before: set[bytes] | None = None
+        self,
+        kind: str,
+        faults: list[Fault],
+        injected: int,
+        before: set[bytes] | None = None,
+        nodes: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """Pause the load, compare the replicas' chains against what was acknowledged since
-        ``before`` (everything when ``None``), and resume the load."""
+        """Pause the load, compare the chains of ``nodes`` (default all) against what was
+        acknowledged since ``before`` (everything when ``None``), and resume the load."""
         self.load.stop()
         try:
             acked = [t for t in self.load.acked_ids() if before is None or t not in before]
-            check = self.reader.check(acked)
+            check = self.reader.check(acked, nodes)
         finally:
             self.load.start()
         times = [f.recover_s for f in faults if f.recover_s is not None]

@@ -63,12 +63,13 @@ class Cluster:
         admins: int = 1,
         admin_quorum: int | None = None,
         crypto: str = ED25519_SHA256,
+        nodes: int = 4,
     ) -> Cluster:
         governance = ["--admins", str(admins)]
         if admin_quorum is not None:
             governance += ["--admin-quorum", str(admin_quorum)]
         run_cli(
-            "network", "init", "--nodes", "4", "--dir", str(directory), "--crypto", crypto,
+            "network", "init", "--nodes", str(nodes), "--dir", str(directory), "--crypto", crypto,
             *governance,
         )  # fmt: skip
         consensus = {"view_change_timeout_ms": view_change_timeout_ms}

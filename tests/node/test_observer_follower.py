@@ -19,13 +19,15 @@ from ibledger.consensus import (
     encode_commit_certificate,
     signing_bytes,
 )
+from ibledger.node.addresses import HostPort
 from ibledger.node.api import block_pb
 from ibledger.node.blocks import BlockHeader
 from ibledger.node.crypto import KeyPair, generate_keypair, get_suite
+from ibledger.node.epochs import EpochTable
 from ibledger.node.ledger import Ledger
 from ibledger.node.observer import Follower
-from ibledger.node.signing import ValidatorVerifier
 from ibledger.node.state_transfer import StateTransfer
+from ibledger.node.validator_set import ValidatorInfo
 from ibledger.proto import types_pb2
 
 from .conftest import GENESIS_TIME_MS, Directory, make_genesis, register_tx
@@ -83,14 +85,17 @@ def _follower(
 ) -> tuple[Ledger, Follower, list[int]]:
     ledger = Ledger.open(path, genesis)
     applied: list[int] = []
+    table = EpochTable.genesis(
+        [
+            ValidatorInfo(rid, validators[rid].public_key, HostPort("127.0.0.1", 7200 + n),
+                          HostPort("127.0.0.1", 7100 + n))
+            for n, rid in enumerate(MEMBERS)
+        ]
+    )  # fmt: skip
     follower = Follower(
         ledger=ledger,
-        members=MEMBERS,
-        f=1,
-        verifier=ValidatorVerifier(
-            {rid: k.public_key for rid, k in validators.items() if rid in MEMBERS},
-            get_suite(suite),
-        ),
+        validator_sets=lambda: table,
+        suite=get_suite(suite),
         genesis_time_ms=GENESIS_TIME_MS,
         on_applied=lambda block, committed: applied.append(block.header.height),
     )
