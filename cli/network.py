@@ -89,7 +89,7 @@ from ibledger.node.crypto import (
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
-from . import deploy, network_observer, network_rotate
+from . import deploy, network_membership, network_observer, network_rotate
 from .client import api_channel
 from .manifest import (
     MANIFEST_FILE,
@@ -310,6 +310,7 @@ def register(commands: Any) -> None:
     logs.set_defaults(handler=network_logs)
 
     network_observer.register(verbs, _add_dir)
+    network_membership.register(verbs, _add_dir)
     network_rotate.register(verbs, _add_dir)
 
 
@@ -675,9 +676,11 @@ def _node_toml(
     *,
     encrypted: bool = False,
     listen_host: str | None = None,
+    membership: str | None = None,
 ) -> str:
     """A node's node.toml; it listens on the given addresses, or on their ports at
-    ``listen_host`` when one is given (it binds 0.0.0.0 and is dialed by its host name)."""
+    ``listen_host`` when one is given (it binds 0.0.0.0 and is dialed by its host name).
+    ``membership = "governance"`` for a validator added by governance, not in genesis."""
     keys: dict[str, dict[str, str | int | bool]] = (
         {"keys": {"encrypted": True}} if encrypted else {}
     )
@@ -690,6 +693,7 @@ def _node_toml(
                 "genesis_file": "../../genesis.json",
                 "data_dir": "data",
                 "validator_key": "keys/validator.key.pem",
+                **({"membership": membership} if membership else {}),
             },
             "api": api_section(api),
             "peer": {
@@ -711,6 +715,9 @@ def _node_toml(
             **keys,
         }
     )
+
+
+node_toml = _node_toml  # for network add-node
 
 
 # --- processes -----------------------------------------------------------------------------------

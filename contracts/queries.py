@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import lookthrough
+from . import lookthrough, membership
 from .args import Args, day_to_iso
 from .asset_requests import AssetRequest, asset_request_key, party_index_prefix
 from .assets import Holding, Instrument, holding_key, instrument_key
@@ -190,6 +190,34 @@ def q_governance(q: _Q) -> Any:
     """The admin quorum and the admins whose approvals count now."""
     _read(q, lambda a: None)
     return {"admin_quorum": load_admin_quorum(q.store), "active_admins": active_admins(q.store)}
+
+
+def q_membership(q: _Q) -> Any:
+    """The validator sets by epoch (contracts/membership.py): each with the height it orders
+    from; ``latest`` is the newest, in force or scheduled. Readable by anyone, like the
+    participant directory: every party checks certificates against these sets."""
+    _read(q, lambda a: None)
+    epochs = []
+    for _, raw in q.store.scan_objs(membership.EPOCH_PREFIX):
+        epoch = membership.epoch_from_stored(raw)
+        epochs.append(
+            {
+                "epoch": epoch.number,
+                "from_height": epoch.from_height,
+                "validators": [
+                    {
+                        "id": v.id,
+                        "public_key": v.public_key.hex(),
+                        "peer_address": v.peer_address,
+                        "api_address": v.api_address,
+                    }
+                    for v in epoch.validators
+                ],
+            }
+        )
+    if not epochs:
+        raise QueryError("NOT_FOUND", "This chain's genesis names no validators to change.")
+    return {"epochs": epochs, "latest": epochs[-1]}
 
 
 def q_governance_proposal(q: _Q) -> Any:
@@ -690,6 +718,7 @@ QUERIES: dict[str, Callable[[_Q], Any]] = {
     "governance": q_governance,
     "governance_proposal": q_governance_proposal,
     "governance_proposals": q_governance_proposals,
+    "membership": q_membership,
     "instrument": q_instrument,
     "instruments": q_instruments,
     "holdings": q_holdings,

@@ -375,7 +375,8 @@ def _validator_config(
     _check_distinct_listeners(path, api.listen, peer.listen, metrics.listen)
     genesis = load_genesis(genesis_file)
     entry = genesis.validator(node_id)
-    if entry is None:
+    by_governance = toml.node.membership == "governance"
+    if entry is None and not by_governance:
         raise ConfigError(
             path,
             "[node] id",
@@ -391,7 +392,7 @@ def _validator_config(
         )
     except CryptoError as exc:
         raise ConfigError(path, "[node] validator_key", exc.message) from None
-    if keypair.public_key != entry.public_key:
+    if entry is not None and not by_governance and keypair.public_key != entry.public_key:
         raise ConfigError(
             path,
             "[node] validator_key",

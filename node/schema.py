@@ -142,6 +142,10 @@ class NodeSection(_Section):
     genesis_file: ExistingFile
     data_dir: Directory
     validator_key: OptionalExistingFile = None
+    # "genesis": the node is a genesis validator with the key genesis lists, checked at load.
+    # "governance": it joined, or its key was rotated, by a membership change; the node checks
+    # its id and key against the validator set its ledger records when it starts.
+    membership: Literal["genesis", "governance"] = "genesis"
 
 
 class ApiSection(_Section):

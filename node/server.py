@@ -673,24 +673,41 @@ class Node:
             return False, {"reason": f"data directory not writable: {exc}"}
         return True, {"pid": os.getpid()}
 
-    def _fetch_to_end(self) -> None:
-        """A set that ends while this node is behind: the others have handed over, and their
-        messages are signed for the next set, which this node's replica cannot read. When f+1
-        peers are past this node, fetch the blocks up to the end directly."""
+    def _fetch_when_left_behind(self) -> None:
+        """Fetch blocks directly when f+1 peers are past this node and its replica cannot see it.
+
+        Across a change of validator set the others sign for the next set, which this node's
+        replica cannot read until it has executed the block that scheduled the change and the
+        old set's end: their STATUS messages mean nothing to it. The heights their frames carry
+        still count (f+1 of them include a correct peer): up to the set's end once it is known,
+        and otherwise when they are more than a watermark window ahead (a smaller lag the core
+        catches up itself). Blocks past the end do not verify for the old set, so a fetch never
+        executes more than its part."""
         replica = self.runtime.replica
-        end = replica.end_seq
-        if end is None or replica.finished or self.runtime.retired or self.state_transfer.active:
+        if self.runtime.retired or replica.finished or self.state_transfer.active:
             return
         executed = self.ledger.height
-        ahead = [p for p, h in self.transport.peer_heights().items() if h > executed]
-        if len(ahead) > self.replica_config.f:
-            self.state_transfer.request(FetchBlocks(executed + 1, end, tuple(ahead)))
+        heights = sorted(self.transport.peer_heights().items(), key=lambda item: -item[1])
+        f = self.replica_config.f
+        if len(heights) <= f:
+            return
+        claimed = heights[f][1]
+        end = replica.end_seq
+        if end is not None:
+            target = min(claimed, end)
+        elif claimed > executed + self.replica_config.watermark_window:
+            target = claimed
+        else:
+            return
+        if target > executed:
+            ahead = tuple(peer for peer, height in heights if height >= claimed)
+            self.state_transfer.request(FetchBlocks(executed + 1, target, ahead))
 
     async def _peer_watch(self) -> None:
         """Log each peer going up or down (with why), as seen from frames it sends us."""
         while True:
             await asyncio.sleep(PEER_WATCH_S)
-            self._fetch_to_end()
+            self._fetch_when_left_behind()
             live = self._live_peers()
             for peer_id in sorted(live - self._peers_live):
                 log.info(
@@ -995,6 +1012,10 @@ class Node:
         """Store a stable checkpoint certificate the core handed out: receipts prove results
         with it. A failed write is logged and retried on the next tick: an error escaping here
         would stop the replica runtime for a record that is unsynced by design."""
+        if not certificate.signatures:
+            # A set's base (genesis, or the checkpoint a new set starts from) is trusted, not
+            # certified: the old set's signed certificate at that height stays the proof.
+            return
         self._unstored_checkpoint = certificate
         self._store_stable_checkpoint()
 

@@ -113,6 +113,8 @@ CLI_NODE_EXCEPTIONS = {
     "cli/deploy.py": "network init --hosts writes per-host node configs and checks them",
     "cli/network_observer.py": "network add-observer issues a certificate and checks its config",
     "cli/network_rotate.py": "network rotate-cert issues a node a new certificate from the CA",
+    "cli/network_membership.py": "network add-node/remove-node/rotate-key write a validator's "
+    "files, seed it from a backup and check its config",
     "cli/node_cmd.py": "node start runs the node server in this process",
     "cli/cmd_audit.py": "audit verify reads an audit log, genesis or certificate offline",
 }

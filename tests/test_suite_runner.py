@@ -1,4 +1,4 @@
-"""`make test` runs the suite as three processes (tests/suite.py): a failure in any fails it."""
+"""`make test` runs the suite as several processes (tests/suite.py): a failure in any fails it."""
 
 from __future__ import annotations
 

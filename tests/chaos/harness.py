@@ -283,7 +283,7 @@ class ChainReader:
         }
 
     def _extend(self, node_id: str, height: int) -> None:
-        have = self.blocks[node_id]
+        have = self.blocks.setdefault(node_id, [])  # a validator added since
         if len(have) > height:
             return
         stub = self.cluster.stub(node_id)

@@ -254,3 +254,13 @@ def test_a_retired_validator_key_is_never_used_again() -> None:
                     validator="node3", public_key=old_key)  # fmt: skip
     members.propose("ADMIN", "membership.add_validator", code="KEY_ALREADY_USED",
                     **_add_args(4, public_key=old_key))  # fmt: skip
+
+
+def test_the_membership_query_lists_every_epoch_for_anyone() -> None:
+    members = Members(count=5)
+    members.change("membership.remove_validator", validator="node4")
+    answer = members.ledger.query("membership", {}, viewer="ENT_D")
+    assert [e["epoch"] for e in answer["epochs"]] == [0, 1]
+    assert answer["latest"]["from_height"] == members.latest().from_height
+    assert [v["id"] for v in answer["latest"]["validators"]] == ["node0", "node1", "node2", "node3"]
+    assert answer["epochs"][0]["validators"][0]["public_key"] == demo_public_key(500).hex()

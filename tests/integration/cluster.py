@@ -161,6 +161,10 @@ class Cluster:
         default, who is shown every transaction."""
         return read_session(self.manifest, node_id, identity)
 
+    def reload(self) -> None:
+        """Read network.json again (after network add-node or remove-node)."""
+        self.manifest = load_manifest(self.directory)
+
     @property
     def node_ids(self) -> list[str]:
         return [node.id for node in self.manifest.nodes]

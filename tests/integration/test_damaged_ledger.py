@@ -29,7 +29,8 @@ from tests.chaos import harness
 
 from .cluster import run_cli
 
-pytestmark = pytest.mark.slow
+# Long: tests/suite.py runs it in its late process.
+pytestmark = [pytest.mark.slow, pytest.mark.late]
 
 
 def _flip_a_byte_mid_log(ledger: Path) -> str:

@@ -532,6 +532,27 @@ def test_node_config_values_and_relative_paths(network_copy: Path) -> None:
     assert "seed" not in repr(config)
 
 
+def test_a_validator_added_by_governance_is_checked_against_its_ledger_not_genesis(
+    network_copy: Path,
+) -> None:
+    # Not in genesis, or with a key other than genesis lists: the node checks its id and key
+    # against the validator set its ledger records when it starts (node/server.py).
+    set_toml(network_copy, "node", "id", "node9")
+    with pytest.raises(ConfigError, match="'node9' is not a validator in genesis"):
+        load_node_config(_toml_path(network_copy))
+    set_toml(network_copy, "node", "membership", "governance")
+    # The id is no longer refused; what the CA certified still must match it.
+    with pytest.raises(ConfigError, match="is the certificate of node0, not node9"):
+        load_node_config(_toml_path(network_copy))
+    set_toml(network_copy, "node", "id", "node0")
+    set_toml(network_copy, "node", "validator_key", "../node1/keys/validator.key.pem")
+    config = load_node_config(_toml_path(network_copy))  # a rotated key: not genesis's
+    assert config.validator_keypair.public_key != config.validator.public_key
+    set_toml(network_copy, "node", "membership", "elected")
+    with pytest.raises(ConfigError, match=r"\[node\] membership"):
+        load_node_config(_toml_path(network_copy))
+
+
 def test_optional_sections_take_defaults(network_copy: Path) -> None:
     drop_section(network_copy, "mempool")
     drop_section(network_copy, "log")
