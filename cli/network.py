@@ -89,7 +89,7 @@ from ibledger.node.crypto import (
 from ibledger.node.pki import NODE_CERT_VALID_DAYS, PkiError, create_ca, issue_node_certificate
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
-from . import deploy, network_membership, network_observer, network_rotate
+from . import deploy, network_drill, network_membership, network_observer, network_rotate
 from .client import api_channel
 from .manifest import (
     MANIFEST_FILE,
@@ -311,6 +311,7 @@ def register(commands: Any) -> None:
 
     network_observer.register(verbs, _add_dir)
     network_membership.register(verbs, _add_dir)
+    network_drill.register(verbs, _add_dir)
     network_rotate.register(verbs, _add_dir)
 
 

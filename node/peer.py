@@ -476,8 +476,9 @@ class PeerService(peer_pb2_grpc.PeerServicer):
             return claimed or "anonymous"
         if peer_id is not None and self._role_of(context) == OBSERVER_ROLE:
             # Checked before membership: an observer's certificate never speaks for a validator,
-            # whatever name the CA wrote in it.
-            if observers and peer_id not in self._fetchers:
+            # whatever name the CA wrote in it, so it may only read. (An observer that governance
+            # is making a validator keeps reading with it until it has its validator's.)
+            if observers:
                 return peer_id
             detail = (
                 f"FORBIDDEN: {peer_id} is an observer; it may fetch blocks but not call {method}"

@@ -115,6 +115,7 @@ CLI_NODE_EXCEPTIONS = {
     "cli/network_rotate.py": "network rotate-cert issues a node a new certificate from the CA",
     "cli/network_membership.py": "network add-node/remove-node/rotate-key write a validator's "
     "files, seed it from a backup and check its config",
+    "cli/network_drill.py": "network drill site-loss runs a network and promotes observers",
     "cli/node_cmd.py": "node start runs the node server in this process",
     "cli/cmd_audit.py": "audit verify reads an audit log, genesis or certificate offline",
 }
