@@ -49,7 +49,7 @@ from ibledger.node.pki import VALIDATOR_ROLE, issue_node_certificate, load_ca
 from .client import Client, _transaction
 from .errors import ClientError
 from .manifest import Manifest, load_manifest
-from .network_membership import _edit_manifest, _member_past, _propose
+from .network_membership import _edit_manifest, _member_past, _propose, retire
 from .network_observer import _replace_json
 from .output import CommandError, emit, plain
 
@@ -226,13 +226,7 @@ def _remove_lost(directory: Path, node_id: str) -> None:
         raise CommandError("DRILL_FAILED", f"removing {node_id} did not execute: {receipt.code}")
     others = [n for n in manifest.nodes if n.id not in SITES[LOST_SITE]]
     _member_past(manifest, int(scheduled.attrs["from_height"]), DEADLINE_S, None, "ADMIN", others)
-
-    def retire(raw: dict[str, Any]) -> dict[str, Any]:
-        kept = [n for n in raw["nodes"] if n.get("id") != node_id]
-        gone = [n for n in raw["nodes"] if n.get("id") == node_id]
-        return raw | {"nodes": kept, "retired": [*raw.get("retired", []), *gone]}
-
-    _edit_manifest(directory, retire)
+    retire(directory, node_id)
 
 
 def _promote(directory: Path, name: str) -> None:

@@ -42,7 +42,7 @@ from ibledger.node.schema import NODE_ID_RULE
 
 from .client import Client, TxReceipt
 from .errors import ClientError
-from .manifest import MANIFEST_FILE, Manifest, ManifestError, load_manifest
+from .manifest import MANIFEST_FILE, Manifest, ManifestError, ManifestNode, load_manifest
 from .network_observer import _replace_json, _write_new, add_certificate_flags, network_passphrase
 from .output import CommandError, emit, plain
 
@@ -265,15 +265,8 @@ def _join(
 
 
 def remove_node(options: argparse.Namespace) -> int:
-    from .network import _pid_alive, _read_pid, network_dir
-
-    directory = network_dir(options)
-    manifest = _load(directory)
-    name: str = options.name
-    node = manifest.node(name)
-    if node is None:
-        raise CommandError("UNKNOWN_NODE", f"{name!r} is not a validator of {directory}")
-    passphrase = network_passphrase(manifest, options.passphrase_file)
+    directory, manifest, node, passphrase = _validator_of(options)
+    name = node.id
     if options.after_approval:
         from_height = _scheduled_height(manifest, passphrase, options, name, "remove")
     else:
@@ -289,20 +282,8 @@ def remove_node(options: argparse.Namespace) -> int:
         from_height = int(scheduled.attrs["from_height"])
     others = [n for n in manifest.nodes if n.id != name]
     _member_past(manifest, from_height, options.wait, passphrase, options.identity, among=others)
-    deadline = time.monotonic() + options.wait
-    while (pid := _read_pid(node.dir)) is not None and _pid_alive(pid):
-        if time.monotonic() > deadline:
-            raise CommandError(
-                "TIMEOUT", f"{name} is still running {options.wait:g} s after its set ended"
-            )
-        time.sleep(0.2)
-
-    def retire(raw: dict[str, Any]) -> dict[str, Any]:
-        kept = [n for n in raw["nodes"] if n.get("id") != name]
-        gone = [n for n in raw["nodes"] if n.get("id") == name]
-        return raw | {"nodes": kept, "retired": [*raw.get("retired", []), *gone]}
-
-    _edit_manifest(directory, retire)
+    _wait_stopped(node, options.wait, "after its set ended")
+    retire(directory, name)
     summary = {"dir": str(directory), "node_id": name, "from_height": from_height}
     text = (
         f"validator {name} removed from {directory}: the set without it orders from height "
@@ -316,15 +297,8 @@ def remove_node(options: argparse.Namespace) -> int:
 
 
 def rotate_key(options: argparse.Namespace) -> int:
-    from .network import _pid_alive, _read_pid, network_dir
-
-    directory = network_dir(options)
-    manifest = _load(directory)
-    name: str = options.name
-    node = manifest.node(name)
-    if node is None:
-        raise CommandError("UNKNOWN_NODE", f"{name!r} is not a validator of {directory}")
-    passphrase = network_passphrase(manifest, options.passphrase_file)
+    directory, manifest, node, passphrase = _validator_of(options)
+    name = node.id
     genesis = read_json_object(directory / "genesis.json")
     keypair = generate_keypair(str(genesis.get("crypto_suite", "ed25519-sha256")))
     keys = Path(node.dir) / "keys"
@@ -353,13 +327,7 @@ def rotate_key(options: argparse.Namespace) -> int:
     from_height = int(scheduled.attrs["from_height"])
     # The node signs with its old key up to the end of its set, then stops: its key is not the
     # one the next set lists.
-    deadline = time.monotonic() + options.wait
-    while (pid := _read_pid(node.dir)) is not None and _pid_alive(pid):
-        if time.monotonic() > deadline:
-            raise CommandError(
-                "TIMEOUT", f"{name} is still running {options.wait:g} s after its key was rotated"
-            )
-        time.sleep(0.2)
+    _wait_stopped(node, options.wait, "after its key was rotated")
     toml_path = Path(node.config)
     document = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     document["node"]["validator_key"] = f"keys/{new_key.name}"
@@ -384,6 +352,42 @@ def rotate_key(options: argparse.Namespace) -> int:
 
 
 # --- shared --------------------------------------------------------------------------------------
+
+
+def _validator_of(
+    options: argparse.Namespace,
+) -> tuple[Path, Manifest, ManifestNode, bytes | None]:
+    """The network, its manifest, the validator ``options.name`` and the network passphrase."""
+    from .network import network_dir
+
+    directory = network_dir(options)
+    manifest = _load(directory)
+    node = manifest.node(options.name)
+    if node is None:
+        raise CommandError("UNKNOWN_NODE", f"{options.name!r} is not a validator of {directory}")
+    return directory, manifest, node, network_passphrase(manifest, options.passphrase_file)
+
+
+def _wait_stopped(node: ManifestNode, wait_s: float, when: str) -> None:
+    from .network import _pid_alive, _read_pid
+
+    deadline = time.monotonic() + wait_s
+    while (pid := _read_pid(node.dir)) is not None and _pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise CommandError("TIMEOUT", f"{node.id} is still running {wait_s:g} s {when}")
+        time.sleep(0.2)
+
+
+def retire(directory: Path, name: str) -> None:
+    """Move validator ``name`` from network.json's ``nodes`` to ``retired``: network up no
+    longer starts it, and the record of it is kept."""
+
+    def change(raw: dict[str, Any]) -> dict[str, Any]:
+        kept = [n for n in raw["nodes"] if n.get("id") != name]
+        gone = [n for n in raw["nodes"] if n.get("id") == name]
+        return raw | {"nodes": kept, "retired": [*raw.get("retired", []), *gone]}
+
+    _edit_manifest(directory, change)
 
 
 def _load(directory: Path) -> Manifest:

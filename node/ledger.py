@@ -72,9 +72,11 @@ from .blocks import (
     txs_root,
 )
 from .crypto import CryptoSuite, get_suite
+from .epochs import EpochError, EpochTable
 from .leveldb_store import LevelDBStore
 from .store import ReadView, Snapshot, Store, StoreCorruption, StoreIOError, WriteBatch
 from .tx import EnvelopeDecoder, Transaction, TxError
+from .validator_set import ValidatorInfo
 from .verifier import BatchVerifier, SignerKey, Verdict
 
 ZERO_HASH = bytes(32)
@@ -958,6 +960,13 @@ class Ledger:
             batch.delete(key)
         batch.put(keys.META_CONSENSUS_EPOCH, epoch.to_bytes(8, "big"))
         batch.write()
+
+    def validator_sets(self, genesis_validators: Sequence[ValidatorInfo]) -> EpochTable:
+        """The validator sets by height this chain's state records (``epochs.py``)."""
+        try:
+            return EpochTable.from_state(self.state(), genesis_validators)
+        except EpochError as exc:
+            raise LedgerCorruption(None, f"the validator sets do not read: {exc}") from exc
 
     def base_checkpoint(self, height: int) -> CheckpointCertificate:
         """The stored block at ``height`` as the unsigned checkpoint a validator set starts from

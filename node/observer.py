@@ -63,14 +63,13 @@ from .api import CommitFeed, LedgerService, NodeView, certificate_view
 from .audit import AuditLog, AuditSettings
 from .config import ObserverConfig
 from .crypto import CryptoSuite, get_suite
-from .epochs import EpochError, EpochTable, certificate_check
+from .epochs import EpochTable, certificate_check
 from .governance_audit import GovernanceAudit
 from .grpc_edge import RateLimitedLog, add_service
 from .ledger import (
     AppliedBlock,
     CheckFromState,
     Ledger,
-    LedgerCorruption,
     LedgerError,
     genesis_hash,
 )
@@ -320,10 +319,7 @@ class ObserverNode:
             await asyncio.sleep(interval)
 
     def _load_epochs(self) -> None:
-        try:
-            self.epochs = EpochTable.from_state(self.ledger.state(), self.config.genesis.validators)
-        except EpochError as exc:
-            raise LedgerCorruption(None, f"the validator sets do not read: {exc}") from exc
+        self.epochs = self.ledger.validator_sets(self.config.genesis.validators)
         self.f = self.epochs.latest.f
 
     def _on_applied(self, applied: AppliedBlock, committed: CommittedBlock) -> None:

@@ -50,7 +50,7 @@ from .api import CommitFeed, LedgerService, NodeView, block_pb
 from .audit import AuditLog, caller_of
 from .config import NodeConfig, ObserverConfig
 from .crypto import get_suite
-from .epochs import EpochError, EpochTable, ValidatorSet, certificate_check
+from .epochs import EpochTable, ValidatorSet, certificate_check
 from .governance_audit import GovernanceAudit
 from .grpc_edge import RateLimitedLog, add_service
 from .ledger import (
@@ -198,10 +198,7 @@ class Node:
     # --- validator sets ------------------------------------------------------------------------
 
     def _load_epochs(self) -> None:
-        try:
-            self.epochs = EpochTable.from_state(self.ledger.state(), self.config.genesis.validators)
-        except EpochError as exc:
-            raise LedgerCorruption(None, f"the validator sets do not read: {exc}") from exc
+        self.epochs = self.ledger.validator_sets(self.config.genesis.validators)
 
     def _not_a_member(self, validator_set: ValidatorSet) -> str | None:
         """Why this node cannot vote in ``validator_set``, or None when it can."""
