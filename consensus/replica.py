@@ -124,7 +124,8 @@ class Replica(ViewChanging):
             )
         self._chain = ExecutedChain(tip.seq, tip.digest, tip.timestamp_ms)
         self._log = MessageLog(next_seq=tip.seq + 1, max_accepted=tip.seq)
-        self._cp = CheckpointState(stable=config.base)
+        # The base is trusted, not certified: there is nothing to hand out for it.
+        self._cp = CheckpointState(stable=config.base, reported=config.base.seq)
         self._vs = ViewState()
         self._catch_up = CatchUp()
         self._requests = RequestQueue()

@@ -1009,10 +1009,6 @@ class Node:
         """Store a stable checkpoint certificate the core handed out: receipts prove results
         with it. A failed write is logged and retried on the next tick: an error escaping here
         would stop the replica runtime for a record that is unsynced by design."""
-        if not certificate.signatures:
-            # A set's base (genesis, or the checkpoint a new set starts from) is trusted, not
-            # certified: the old set's signed certificate at that height stays the proof.
-            return
         self._unstored_checkpoint = certificate
         self._store_stable_checkpoint()
 

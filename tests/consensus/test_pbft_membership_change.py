@@ -21,6 +21,7 @@ from ibledger.consensus import (
     Replica,
     ReplicaConfig,
     SignedMessage,
+    StableCheckpoint,
     ViewChange,
 )
 from ibledger.consensus.codec import signing_bytes
@@ -133,6 +134,11 @@ def test_the_next_set_takes_over_from_the_base_with_a_new_member_and_without_a_r
     # The new set's stable checkpoints are its own certificates, above the base.
     assert new.replica("r4").stable_checkpoint.seq > END
     assert new.replica("r4").stable_checkpoint.signatures
+    # The base itself is never handed out as a stable checkpoint: the old set's signed
+    # certificate at END stays the proof of that height.
+    for m in new.members:
+        handed = [e.certificate for e in new.effects_of(m, StableCheckpoint)]
+        assert handed and all(c.seq > END and c.signatures for c in handed), (m, handed)
 
 
 def test_messages_of_the_old_set_mean_nothing_to_the_new_one() -> None:

@@ -147,7 +147,7 @@ class Cluster:
         return f"{node.api.host}:{node.api.port}"
 
     def reload_manifest(self) -> None:
-        """Read network.json again (after ``network add-observer``)."""
+        """Read network.json again (after network add-observer, add-node or remove-node)."""
         self.manifest = load_manifest(self.directory)
 
     def stub(self, node_id: str) -> ledger_pb2_grpc.LedgerStub:
@@ -160,10 +160,6 @@ class Cluster:
         """A read session (viewer proof) of ``identity`` for ``node_id``; the regulator's by
         default, who is shown every transaction."""
         return read_session(self.manifest, node_id, identity)
-
-    def reload(self) -> None:
-        """Read network.json again (after network add-node or remove-node)."""
-        self.manifest = load_manifest(self.directory)
 
     @property
     def node_ids(self) -> list[str]:

@@ -55,7 +55,7 @@ def test_a_validator_is_added_and_another_removed_at_the_agreed_heights_under_lo
         joined_at = int(added["from_height"])
         assert added["seeded_height"] >= joined_at - 1, added
         assert (joined_at - 1) % harness.CHECKPOINT_INTERVAL == 0, added
-        cluster.reload()
+        cluster.reload_manifest()
         assert ADDED in cluster.node_ids
         assert harness.network_up(cluster)
         load.up(ADDED)
@@ -75,7 +75,7 @@ def test_a_validator_is_added_and_another_removed_at_the_agreed_heights_under_lo
         log = (cluster.directory / "nodes" / REMOVED / "node.log").read_text()
         retired = [json.loads(line) for line in log.splitlines() if '"event": "retired"' in line]
         assert retired and retired[0]["height"] == end, retired
-        cluster.reload()
+        cluster.reload_manifest()
         assert REMOVED not in cluster.node_ids
         remaining = cluster.node_ids
 
