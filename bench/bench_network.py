@@ -132,6 +132,7 @@ def _run_load(directory: Path, options: argparse.Namespace) -> dict[str, object]
         for n in manifest.nodes
     ]
     committed_at: dict[bytes, float] = {}
+    blocks: list[int] = []  # transactions per block of the measured load
     start_height = stubs[0].GetStatus(ledger_pb2.GetStatusRequest()).height + 1
     stream = stubs[0].StreamBlocks(ledger_pb2.StreamBlocksRequest(from_height=start_height))
 
@@ -139,6 +140,7 @@ def _run_load(directory: Path, options: argparse.Namespace) -> dict[str, object]
         try:
             for block in stream:
                 now = time.perf_counter()
+                blocks.append(len(block.request_ids))
                 for rid in block.request_ids:
                     committed_at.setdefault(rid, now)
         except grpc.RpcError:
@@ -182,6 +184,9 @@ def _run_load(directory: Path, options: argparse.Namespace) -> dict[str, object]
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
         "latency_max_ms": round(max(latencies), 1) if latencies else None,
+        # Per-block work (votes, synced writes) is paid once per block: how many it took.
+        "blocks": len(blocks),
+        "tx_per_block": round(statistics.mean(blocks), 1) if blocks else None,
     }
 
 
