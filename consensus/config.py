@@ -67,6 +67,12 @@ class ReplicaConfig:
     # of membership the checkpoint-aligned height it took over at. It is trusted without
     # signatures (every member executed it, under the set before), as genesis is.
     base: CheckpointCertificate = GENESIS_CHECKPOINT
+    # Amnesia (TESTING B14): the highest sequence number this validator may have signed a vote
+    # for under consensus records it no longer has (its data directory was lost or replaced).
+    # Until it has executed that far it signs no PRE-PREPARE, PREPARE, COMMIT, VIEW-CHANGE or
+    # NEW-VIEW, so it can never sign a second digest for a (view, sequence number) it voted on
+    # before; it follows by state transfer meanwhile. 0: nothing forgotten.
+    vote_floor: int = 0
     n: int = field(init=False)
     f: int = field(init=False)
     quorum: int = field(init=False)
@@ -104,9 +110,14 @@ class ReplicaConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if self.batch_timeout_ticks < 0 or self.timestamp_skew_ms < 0 or self.eager_blocks < 0:
+        if (
+            self.batch_timeout_ticks < 0
+            or self.timestamp_skew_ms < 0
+            or self.eager_blocks < 0
+            or self.vote_floor < 0
+        ):
             raise ConfigError(
-                "batch_timeout_ticks, eager_blocks and timestamp_skew_ms must be >= 0"
+                "batch_timeout_ticks, eager_blocks, timestamp_skew_ms and vote_floor must be >= 0"
             )
         if self.watermark_window % self.checkpoint_interval:
             raise ConfigError("watermark_window must be a multiple of checkpoint_interval")

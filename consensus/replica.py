@@ -301,7 +301,7 @@ class Replica(ViewChanging):
     def _on_first_tick(self, out: list[Effect]) -> None:
         for vote, _ in self._cp.own_checkpoints.values():
             self._broadcast(out, vote)
-        if not self._vs.active:
+        if not self._vs.active and not self.below_vote_floor:
             self._broadcast(out, self._build_view_change())
         if self.catching_up:
             self._emit_fetch(out)

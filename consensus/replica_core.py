@@ -102,8 +102,13 @@ class ReplicaCore(ABC):
     def catching_up(self) -> bool:
         return self._catch_up.behind(self._chain.seq)
 
+    @property
+    def below_vote_floor(self) -> bool:
+        """Votes this replica may have signed before it lost its records lie ahead (B14)."""
+        return self._chain.seq < self._config.vote_floor
+
     def _can_vote(self) -> bool:
-        return self._vs.active and not self.catching_up
+        return self._vs.active and not self.catching_up and not self.below_vote_floor
 
     def _high(self) -> int:
         high = self._cp.stable.seq + self._config.watermark_window

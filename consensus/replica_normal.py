@@ -50,7 +50,7 @@ class NormalCase(ReplicaCore):
     # ------------------------------------------------ the primary proposes (4.1, 4.2)
 
     def _maybe_propose(self, out: list[Effect]) -> None:
-        if not (self._vs.active and self.is_primary and not self.catching_up):
+        if not (self._can_vote() and self.is_primary):
             return
         cfg = self._config
         if self._log.next_seq <= self._chain.seq:

@@ -43,6 +43,10 @@ class ViewChanging(StateTransfer):
     ) -> None:
         if new_view < self._vs.view or (new_view == self._vs.view and not self._vs.active):
             return
+        if self.below_vote_floor and cause != "joined-peers":
+            # Below its vote floor it only follows f+1 others into a view (B14): it could not
+            # vote in a view it started anyway.
+            return
         if self._vs.active:
             # Why the last active view was left; a stalled view change keeps the first cause.
             self._vs.cause = cause
@@ -57,10 +61,15 @@ class ViewChanging(StateTransfer):
         self._reset_view_log()
         self._put(state.view_record(self._vs.view, self._vs.active))
         self._delete(state.KEY_NEW_VIEW)
-        sm = self._build_view_change()
         self._timers.request.stop()
         self._timers.new_view.stop()
-        self._broadcast(out, sm)
+        if self.below_vote_floor:
+            # It follows the others into the view but votes in none of it (B14): a VIEW-CHANGE
+            # without the prepared certificates it forgot could help drop a committed block.
+            self.counters["view-change-below-vote-floor"] += 1
+            self._vs.own_view_change = None
+            return
+        self._broadcast(out, self._build_view_change())
         self._check_view_change_quorum(out)
 
     def _on_view_change(self, sm: SignedMessage, vc: ViewChange, out: list[Effect]) -> None:
@@ -106,7 +115,7 @@ class ViewChanging(StateTransfer):
         ):
             return
         self._timers.new_view.start_if_stopped(self._tick)
-        if self.is_primary and self._vs.sent_for < self._vs.view:
+        if self.is_primary and self._vs.sent_for < self._vs.view and not self.below_vote_floor:
             self._send_new_view(out)
 
     def _send_new_view(self, out: list[Effect]) -> None:

@@ -240,6 +240,7 @@ class NodeConfig:
     tls_key_pem: bytes = field(repr=False)  # decrypted once at load; handed to gRPC's TLS
     keys: KeysConfig = KeysConfig()
     audit: AuditSettings = field(default_factory=AuditSettings)
+    vote_record: Path | None = None  # None: beside the validator key (vote_record.default_path)
 
     @property
     def validator(self) -> ValidatorInfo:
@@ -418,6 +419,7 @@ def _validator_config(
         tls_key_pem=tls_key_pem,
         keys=keys,
         audit=audit,
+        vote_record=toml.node.vote_record,
     )
 
 
@@ -450,6 +452,10 @@ def _observer_config(
             path,
             "[node] validator_key",
             "an observer holds no consensus key and signs no consensus message; remove it",
+        )
+    if toml.node.vote_record is not None:
+        raise ConfigError(
+            path, "[node] vote_record", "an observer signs no vote to keep a record of; remove it"
         )
     for section, why in _OBSERVER_REFUSED_SECTIONS.items():
         if section in document:

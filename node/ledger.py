@@ -947,6 +947,26 @@ class Ledger:
                 batch.put(keys.consensus_key(key), value)
         batch.write()
 
+    def vote_reservation(self, key_id: bytes) -> int:
+        """The vote reservation this ledger recorded for validator key ``key_id`` (0: none, or
+        one recorded for another key, as in a copy of another validator's ledger)."""
+        raw = self._get(keys.META_VOTE_RESERVED, None)
+        if raw is None:
+            return 0
+        try:
+            recorded_key, height = canonical_decode(raw)
+        except (CodecError, TypeError, ValueError):
+            raise LedgerCorruption(None, "the vote reservation record does not decode") from None
+        if not isinstance(height, int) or isinstance(height, bool) or height < 0:
+            raise LedgerCorruption(None, "the vote reservation record holds no height")
+        return height if recorded_key == key_id else 0
+
+    def record_vote_reservation(self, key_id: bytes, height: int) -> None:
+        """Durably record that validator key ``key_id`` may have voted up to ``height``."""
+        batch = WriteBatch(self._store, sync=True)
+        batch.put(keys.META_VOTE_RESERVED, canonical_encode([key_id, height]))
+        batch.write()
+
     def consensus_epoch(self) -> int:
         """The validator set whose replica wrote the consensus records (``cons/``)."""
         raw = self._get(keys.META_CONSENSUS_EPOCH, None)

@@ -190,6 +190,12 @@ class NodeMetrics:
             "How long opening and verifying the ledger took at start-up.",
             registry=r,
         )
+        self.vote_floor = Gauge(
+            "ibledger_vote_floor_height",
+            "This validator votes only above this block: it lost the consensus records of "
+            "votes it may have signed up to it (0: nothing forgotten).",
+            registry=r,
+        )
         # Verifier.
         self.verify_batch = Histogram(
             "ibledger_verifier_batch_seconds",

@@ -63,6 +63,7 @@ from .ledger import AppliedBlock, Ledger
 from .metrics import NodeMetrics
 from .phases import PhaseClock
 from .vote_log import VoteLog
+from .vote_record import VoteRecord, voted_seq
 
 log = logging.getLogger("ibledger.runtime")
 
@@ -130,9 +131,11 @@ class ReplicaRuntime:
         metrics: NodeMetrics | None = None,
         phases: PhaseClock | None = None,
         vote_log: VoteLog | None = None,
+        vote_record: VoteRecord | None = None,
     ) -> None:
         self._metrics = metrics
         self._vote_log = vote_log
+        self._vote_record = vote_record
         self._phases = phases
         # When the replica last left an active view (monotonic s): view-change durations.
         self._view_left_at: float | None = None
@@ -243,6 +246,16 @@ class ReplicaRuntime:
                 return replica.end_at(seq)
         raise AssertionError(f"unknown input {item!r}")
 
+    async def _cover(self, sm: SignedMessage) -> None:
+        # The vote record must cover a vote before it leaves: a node that loses its data
+        # directory afterwards then knows not to vote that far again (vote_record.py).
+        record = self._vote_record
+        if record is None:
+            return
+        seq = voted_seq(sm)
+        if seq is not None and not record.covers(seq):
+            await asyncio.to_thread(record.reserve, seq)
+
     def _observe_broadcast(self, sm: SignedMessage) -> None:
         assert self._phases is not None
         message = sm.message
@@ -265,10 +278,12 @@ class ReplicaRuntime:
                             time.perf_counter() - began
                         )
                 case Send(to, message):
+                    await self._cover(message)
                     if self._vote_log is not None:
                         self._vote_log.record(message)
                     self._outbound.send(to, encode_message(message))
                 case Broadcast(message):
+                    await self._cover(message)
                     if self._vote_log is not None:
                         self._vote_log.record(message)
                     self._outbound.broadcast(encode_message(message))

@@ -146,6 +146,9 @@ class NodeSection(_Section):
     # "governance": it joined, or its key was rotated, by a membership change; the node checks
     # its id and key against the validator set its ledger records when it starts.
     membership: Literal["genesis", "governance"] = "genesis"
+    # How far this validator may have voted, kept outside data_dir (vote_record.py); by
+    # default beside the validator key, as "<key file>.votes".
+    vote_record: OptionalFile = None
 
 
 class ApiSection(_Section):

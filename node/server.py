@@ -72,6 +72,7 @@ from .shutdown import ShutdownSteps, cancel_tasks, stop_serving
 from .signing import ValidatorSigner
 from .state_transfer import RANGE_BYTES_MAX, RANGE_MAX, StateTransfer
 from .tx import ENVELOPE_SIZE_MAX, Transaction, TxError
+from .vote_record import VoteRecord, VoteRecordError, default_path
 
 log = logging.getLogger("ibledger.node")
 _T = TypeVar("_T")
@@ -112,9 +113,11 @@ def replica_config(
     config: NodeConfig,
     validator_set: ValidatorSet | None = None,
     base: CheckpointCertificate | None = None,
+    vote_floor: int = 0,
 ) -> ReplicaConfig:
     """Translate genesis consensus parameters (milliseconds) into the core's logical ticks, for
-    ``validator_set`` (the genesis validators by default) starting from ``base``."""
+    ``validator_set`` (the genesis validators by default) starting from ``base``, voting only
+    above ``vote_floor`` (vote_record.py)."""
     params = config.genesis.consensus
     tick = params.tick_ms
 
@@ -143,6 +146,7 @@ def replica_config(
         # Request ids, Merkle roots and block digests follow the genesis suite (SM3 on sm2-sm3).
         hash_fn=get_suite(config.genesis.crypto_suite).hash,
         base=base or GENESIS_CHECKPOINT,
+        vote_floor=vote_floor,
     )
 
 
@@ -218,6 +222,16 @@ class Node:
             )
         return None
 
+    def _open_vote_record(self) -> VoteRecord:
+        config = self.config
+        path = config.vote_record or default_path(config.validator_key)
+        try:
+            record = VoteRecord.open(path, self.ledger, config.validator_keypair.public_key)
+        except VoteRecordError as exc:
+            raise StartupError(str(exc)) from None
+        self.metrics.vote_floor.set(record.floor)
+        return record
+
     def _replica_for(
         self, validator_set: ValidatorSet, records: PersistedState | None = None
     ) -> Replica:
@@ -227,7 +241,9 @@ class Node:
             else None
         )
         self.validator_set = validator_set
-        self.replica_config = replica_config(self.config, validator_set, base)
+        self.replica_config = replica_config(
+            self.config, validator_set, base, self.vote_record.floor
+        )
         return Replica(
             self.replica_config,
             self.node_id,
@@ -826,6 +842,7 @@ class Node:
         refusal = self._not_a_member(current)
         if refusal is not None:
             raise StartupError(refusal)
+        self.vote_record = await asyncio.to_thread(self._open_vote_record)
         if self.ledger.consensus_epoch() != current.epoch:
             # The records of an older set (the node stopped between its end and the hand-over).
             await asyncio.to_thread(self.ledger.reset_consensus, current.epoch)
@@ -856,6 +873,7 @@ class Node:
             on_fetch=self._on_fetch,
             on_stable=self._on_stable_checkpoint,
             vote_log=vote_log.from_environment(self.node_id),
+            vote_record=self.vote_record,
             on_view_changed=self._on_view_changed,
             hand_over=self._hand_over,
             inbox_peer_bytes_max=config.peer.inbound_bytes_max,

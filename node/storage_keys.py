@@ -47,6 +47,9 @@ META_VERIFIED = META + b"verified"
 META_ARCHIVE_HEIGHT = META + b"archive_height"
 # The validator set (epoch) the consensus records under cons/ belong to; absent means 0.
 META_CONSENSUS_EPOCH = META + b"consensus_epoch"
+# ``[key id, height]``: this ledger's copy of the validator's vote reservation (vote_record.py).
+# Never in a backup: a ledger that did not see a vote must not vouch for it.
+META_VOTE_RESERVED = META + b"vote_reserved"
 
 FORMAT_VERSION = b"ibledger-ledger-2"
 HEIGHT_SIZE = 8

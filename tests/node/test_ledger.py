@@ -41,6 +41,18 @@ def test_genesis_creates_block_zero_and_reopens(
         assert (ledger.height, ledger.state_root) == (0, root)
 
 
+def test_the_vote_reservation_is_kept_per_key_across_reopens(
+    tmp_path: Path, genesis: dict[str, object]
+) -> None:
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        assert ledger.vote_reservation(b"k" * 32) == 0
+        ledger.record_vote_reservation(b"k" * 32, 57)
+    with Ledger.open(tmp_path / "db", genesis) as ledger:
+        assert ledger.vote_reservation(b"k" * 32) == 57
+        # A copy of another validator's ledger vouches for none of this key's votes.
+        assert ledger.vote_reservation(b"o" * 32) == 0
+
+
 def test_executes_blocks_and_serves_receipts_with_proofs(
     tmp_path: Path, directory: Directory, genesis: dict[str, object]
 ) -> None:

@@ -104,6 +104,16 @@ def test_validators_keep_loading_as_validators(observer_network: Path) -> None:
     assert certificate_role(read_certificate(config.peer.tls_cert)) == VALIDATOR_ROLE
 
 
+def test_a_validator_vote_record_path_is_read_relative_to_its_node_toml(
+    observer_network: Path,
+) -> None:
+    assert load_config(observer_network / "nodes/node0/node.toml").vote_record is None  # type: ignore[union-attr]
+    _edit_validator(observer_network, _set("node", "vote_record", "../records/node0.votes"))
+    config = load_config(observer_network / "nodes/node0/node.toml")
+    assert not isinstance(config, ObserverConfig)
+    assert config.vote_record == observer_network / "nodes/records/node0.votes"
+
+
 def test_load_node_config_refuses_an_observer(observer_network: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_node_config(_observer_toml(observer_network))
@@ -147,6 +157,12 @@ OBSERVER_CASES: list[tuple[str, Callable[[Path], Callable[[dict[str, Any]], None
         lambda n: _set("node", "validator_key", "../node0/keys/validator.key.pem"),
         "[node] validator_key",
         r"an observer holds no consensus key and signs no consensus message; remove it",
+    ),
+    (
+        "observer-with-vote-record",
+        lambda n: _set("node", "vote_record", "keys/votes"),
+        "[node] vote_record",
+        r"an observer signs no vote to keep a record of; remove it",
     ),
     (
         "observer-listening-for-peers",
