@@ -128,6 +128,15 @@ def vote_conflicts(cluster: Cluster) -> tuple[int, list[str]]:
     return recorded, found
 
 
+def assert_row_clean(cluster: Cluster, row: dict[str, Any]) -> None:
+    """A campaign row that acknowledged something and found each of it once on every replica,
+    with no fork, no state-root mismatch and no conflicting votes."""
+    assert row["acknowledged"] > 0, row
+    assert row["found_exactly_once"] == row["acknowledged"], row
+    assert row["forks"] == 0 and row["state_root_mismatches"] == 0, row
+    assert row["conflicting_votes"] == 0, vote_conflicts(cluster)[1]
+
+
 def log_mentions_failpoint(cluster: Cluster, node_id: str, name: str, since: int) -> bool:
     """The node's log has a ``failpoint`` line for ``name`` after byte offset ``since``."""
     path = cluster.directory / "nodes" / node_id / "node.log"

@@ -28,6 +28,7 @@ from ibledger.consensus import (
     Send,
     SignedMessage,
     ViewChanged,
+    signing_bytes,
 )
 
 EPOCH_MS = 1_700_000_000_000
@@ -202,6 +203,11 @@ class Harness:
 
     def evidence(self, m: str) -> list[Evidence]:
         return [e for e in self.nodes[m].effects if isinstance(e, Evidence)]
+
+
+def signed_by(m: str, message: object) -> SignedMessage:
+    """``message`` as replica ``m`` signs it (under the genesis set's domain)."""
+    return SignedMessage(message, m, KeyedSigner(m).sign(signing_bytes(message, m)))  # type: ignore[arg-type]
 
 
 def req(i: int, size: int = 16) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pbft_harness import Harness, KeyedSigner, Node, req
+from pbft_harness import Harness, KeyedSigner, Node, req, signed_by
 
 from ibledger.consensus import (
     Block,
@@ -20,15 +20,9 @@ from ibledger.consensus import (
     Prepare,
     PrePrepare,
     Replica,
-    SignedMessage,
     ViewChange,
-    signing_bytes,
 )
 from ibledger.consensus.config import ConfigError
-
-
-def _sign(m: str, message: object) -> SignedMessage:
-    return SignedMessage(message, m, KeyedSigner(m).sign(signing_bytes(message, m)))  # type: ignore[arg-type]
 
 
 def _votes(h: Harness, m: str, since: int = 0) -> list[object]:
@@ -54,18 +48,18 @@ def test_an_empty_restart_below_its_floor_never_signs_a_second_digest() -> None:
     a = Block(1, h.now_ms, (req(1),))
     b = Block(1, h.now_ms, (req(2),))
     r1 = h.replica("r1")
-    h.handle("r1", r1.step(_sign("r0", PrePrepare(0, 1, a.digest, a))))
+    h.handle("r1", r1.step(signed_by("r0", PrePrepare(0, 1, a.digest, a))))
     assert [type(v) for v in _votes(h, "r1")] == [Prepare]
     # Its data directory is gone. Without a floor it would prepare b for (0, 1) as well.
     unguarded = _lose_records(h, "r1", vote_floor=0)
     h.handle("r1", unguarded.tick(h.now_ms))
-    out = h.handle("r1", unguarded.step(_sign("r0", PrePrepare(0, 1, b.digest, b))))
+    out = h.handle("r1", unguarded.step(signed_by("r0", PrePrepare(0, 1, b.digest, b))))
     assert any(isinstance(e, Broadcast) and isinstance(e.message.message, Prepare) for e in out)
     # With the floor its vote record keeps, the equivocating primary gets nothing signed.
     r1 = _lose_records(h, "r1", vote_floor=1)
     assert r1.below_vote_floor
     h.handle("r1", r1.tick(h.now_ms))
-    h.handle("r1", r1.step(_sign("r0", PrePrepare(0, 1, b.digest, b))))
+    h.handle("r1", r1.step(signed_by("r0", PrePrepare(0, 1, b.digest, b))))
     assert _votes(h, "r1") == []
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pbft_harness import Harness, KeyedSigner, req
+from pbft_harness import Harness, KeyedSigner, req, signed_by
 
 from ibledger.consensus import (
     Block,
@@ -26,12 +26,7 @@ from ibledger.consensus import (
     Replica,
     SignedMessage,
     ViewChange,
-    signing_bytes,
 )
-
-
-def _sign(m: str, message: object) -> SignedMessage:
-    return SignedMessage(message, m, KeyedSigner(m).sign(signing_bytes(message, m)))  # type: ignore[arg-type]
 
 
 def _fill(h: Harness, count: int, at: str = "r0") -> None:
@@ -200,10 +195,10 @@ def test_restart_never_signs_a_different_digest() -> None:
     a = Block(1, h.now_ms, (req(1),))
     b = Block(1, h.now_ms, (req(2),))
     r1 = h.replica("r1")
-    h.handle("r1", r1.step(_sign("r0", PrePrepare(0, 1, a.digest, a))))
+    h.handle("r1", r1.step(signed_by("r0", PrePrepare(0, 1, a.digest, a))))
     h.restart("r1")
     r1 = h.replica("r1")
-    out = h.handle("r1", r1.step(_sign("r0", PrePrepare(0, 1, b.digest, b))))
+    out = h.handle("r1", r1.step(signed_by("r0", PrePrepare(0, 1, b.digest, b))))
     votes = [
         e.message.message
         for e in out
@@ -304,12 +299,12 @@ def test_commit_certificate_with_duplicate_signers_is_rejected() -> None:
     h = Harness()
     h.tick(1)
     block = Block(1, h.now_ms, (req(1),))
-    commit = _sign("r1", Commit(0, 1, block.digest))
+    commit = signed_by("r1", Commit(0, 1, block.digest))
     cert = CommitCertificate(0, 1, block.digest, (("r1", commit.signature),) * 3)
     from ibledger.consensus import CommittedProof
 
     r3 = h.replica("r3")
-    r3.step(_sign("r1", CommittedProof(block, cert)))
+    r3.step(signed_by("r1", CommittedProof(block, cert)))
     assert r3.counters["drop-invalid-commit-proof"] == 1
     assert h.heights()["r3"] == 0
 
@@ -322,7 +317,7 @@ def test_future_message_buffer_is_bounded() -> None:
     r1 = h.replica("r1")
     for i in range(20):
         block = Block(1, h.now_ms, (req(i),))
-        r1.step(_sign("r0", PrePrepare(5 + i, 1, block.digest, block)))
+        r1.step(signed_by("r0", PrePrepare(5 + i, 1, block.digest, block)))
     assert len(r1._future) == 2  # quota = 8 // n
     assert r1.counters["drop-future-buffer-full"] == 18
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from pbft_harness import EPOCH_MS, Harness, KeyedSigner, req
+from pbft_harness import EPOCH_MS, Harness, req, signed_by
 
 from ibledger.consensus import (
     Block,
@@ -21,13 +21,8 @@ from ibledger.consensus import (
     RequestForward,
     Send,
     SignedMessage,
-    signing_bytes,
 )
 from ibledger.consensus.state import PREFIX_PRE_PREPARE, PREFIX_PREPARED, seq_key
-
-
-def _sign(m: str, message: object) -> SignedMessage:
-    return SignedMessage(message, m, KeyedSigner(m).sign(signing_bytes(message, m)))  # type: ignore[arg-type]
 
 
 def test_primary_cuts_a_block_when_batch_is_full() -> None:
@@ -216,7 +211,7 @@ def test_persist_before_every_vote() -> None:
 
 
 def _pre_prepare(h: Harness, block: Block, view: int = 0, sender: str = "r0") -> SignedMessage:
-    return _sign(sender, PrePrepare(view, block.seq, block.digest, block))
+    return signed_by(sender, PrePrepare(view, block.seq, block.digest, block))
 
 
 @pytest.mark.parametrize(
@@ -251,7 +246,7 @@ def test_backup_rejects_body_that_does_not_match_digest() -> None:
     h.tick(1, deliver=False)
     good = Block(1, h.now_ms, (req(1),))
     other = Block(1, h.now_ms, (req(2),))
-    pp = _sign("r0", PrePrepare(0, 1, good.digest, other))
+    pp = signed_by("r0", PrePrepare(0, 1, good.digest, other))
     h.handle("r1", h.replica("r1").step(pp))
     assert h.replica("r1").counters["drop-digest-mismatch"] == 1
 

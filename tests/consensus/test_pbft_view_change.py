@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from pbft_harness import Harness, KeyedSigner, req
+from pbft_harness import Harness, req, signed_by
 
 from ibledger.consensus import (
     Block,
@@ -28,12 +28,7 @@ from ibledger.consensus import (
     compute_new_view_order,
     encode_message,
     null_block,
-    signing_bytes,
 )
-
-
-def _sign(m: str, message: object) -> SignedMessage:
-    return SignedMessage(message, m, KeyedSigner(m).sign(signing_bytes(message, m)))  # type: ignore[arg-type]
 
 
 def _commit0(sm: SignedMessage) -> bool:
@@ -168,8 +163,8 @@ def test_backup_rejects_new_view_with_wrong_o_set() -> None:
     nv = nv_sm.message
     assert isinstance(nv, NewView)
     # Forge: replace the re-proposed digest with a null block, re-signed by the real primary.
-    forged_pp = _sign("r1", PrePrepare(1, 1, null_block(1).digest))
-    forged = _sign("r1", replace(nv, pre_prepares=(forged_pp,)))
+    forged_pp = signed_by("r1", PrePrepare(1, 1, null_block(1).digest))
+    forged = signed_by("r1", replace(nv, pre_prepares=(forged_pp,)))
     r2 = h.replica("r2")
     r2.step(forged)
     assert r2.counters["drop-new-view-invalid"] == 1
@@ -187,12 +182,12 @@ def test_f_plus_one_view_changes_pull_a_replica_along() -> None:
     r3 = h.replica("r3")
     for m in ("r1", "r2"):
         vc = ViewChange(1, r3.stable_checkpoint, ())
-        h.handle("r3", r3.step(_sign(m, vc)))
+        h.handle("r3", r3.step(signed_by(m, vc)))
     assert r3.view == 1 and not r3.view_active
     h2 = Harness()
     h2.tick(1)
     r3b = h2.replica("r3")
-    r3b.step(_sign("r1", ViewChange(1, r3b.stable_checkpoint, ())))
+    r3b.step(signed_by("r1", ViewChange(1, r3b.stable_checkpoint, ())))
     assert r3b.view == 0  # f = 1 message alone proves nothing
 
 
@@ -233,8 +228,8 @@ def test_equivocating_primary_is_detected() -> None:
     a = Block(1, h.now_ms, (req(1),))
     b = Block(1, h.now_ms, (req(2),))
     r1 = h.replica("r1")
-    h.handle("r1", r1.step(_sign("r0", PrePrepare(0, 1, a.digest, a))))
-    out = h.handle("r1", r1.step(_sign("r0", PrePrepare(0, 1, b.digest, b))))
+    h.handle("r1", r1.step(signed_by("r0", PrePrepare(0, 1, a.digest, a))))
+    out = h.handle("r1", r1.step(signed_by("r0", PrePrepare(0, 1, b.digest, b))))
     assert h.evidence("r1") and h.evidence("r1")[0].offender == "r0"
     assert any(isinstance(e, Broadcast) and isinstance(e.message.message, ViewChange) for e in out)
     assert r1.view == 1
@@ -270,7 +265,7 @@ def test_commit_certificate_from_older_view_still_executes() -> None:
     h.tick(1)
     r3 = h.replica("r3")
     for m in ("r1", "r2"):
-        h.handle("r3", r3.step(_sign(m, ViewChange(1, r3.stable_checkpoint, ()))))
+        h.handle("r3", r3.step(signed_by(m, ViewChange(1, r3.stable_checkpoint, ()))))
     assert r3.view == 1
     h.filter = None
     h.queue.extend(held)
@@ -348,12 +343,12 @@ def test_block_bodies_are_checked_against_the_digest_asked_for() -> None:
         h.tick(1)
     r2 = h.replica("r2")
     forged = Block(1, 1, (b"forged",))
-    r2.step(_sign("r1", BlockBody(forged.digest, forged)))
+    r2.step(signed_by("r1", BlockBody(forged.digest, forged)))
     assert r2.counters["drop-block-body-unwanted"] == 1
     digests = tuple(
         b.digest for b in (e.block for e in h.effects_of("r2", Execute)) if b is not None
     )
-    out = r2.step(_sign("r1", BlockRequest((*digests, bytes(32)))))
+    out = r2.step(signed_by("r1", BlockRequest((*digests, bytes(32)))))
     bodies = [e for e in out if isinstance(e, Send) and isinstance(e.message.message, BlockBody)]
     assert 1 <= len(bodies) <= 2
     assert r2.counters["drop-block-request-too-long"] == 1
