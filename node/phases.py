@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from ibledger.consensus import request_id
+from ibledger.consensus import HashFn, request_id, sha256
 
 from .metrics import SECONDS_BUCKETS
 
@@ -70,9 +70,15 @@ class PhaseClock:
     """Timestamps of one node's blocks as they move through the phases."""
 
     def __init__(
-        self, registry: CollectorRegistry, clock: Callable[[], float] = time.monotonic
+        self,
+        registry: CollectorRegistry,
+        clock: Callable[[], float] = time.monotonic,
+        hash_fn: HashFn = sha256,
     ) -> None:
         self._clock = clock
+        # The chain hash: blocks name their requests by it (SM3 on an sm2-sm3 chain), so an
+        # admission timed under another hash would never be found again.
+        self._hash_fn = hash_fn
         self._h = _Histograms(
             {
                 name: Histogram(
@@ -100,9 +106,9 @@ class PhaseClock:
 
     def admitted(self, envelopes: Iterable[bytes]) -> None:
         now = self._clock()
-        table = self._admitted
+        table, hash_fn = self._admitted, self._hash_fn
         for envelope in envelopes:
-            rid = request_id(envelope)
+            rid = request_id(envelope, hash_fn)
             if rid not in table:
                 table[rid] = now
         while len(table) > ADMITTED_MAX:

@@ -170,7 +170,7 @@ class Node:
         self.metrics = NodeMetrics(
             version=VERSION, node_id=self.node_id, crypto_suite=genesis.crypto_suite
         )
-        self.phases = PhaseClock(self.metrics.registry)
+        self.phases = PhaseClock(self.metrics.registry, hash_fn=self.suite.hash)
         self.metrics_server = MetricsServer(
             self.metrics, config.metrics.listen.host, config.metrics.listen.port
         )

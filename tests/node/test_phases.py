@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from ibledger.consensus import request_id
+from ibledger.node.crypto import SM2_SM3, get_suite
 from ibledger.node.phases import PHASES, PhaseClock
 
 
@@ -63,3 +64,20 @@ def test_a_block_committed_without_local_votes_counts_only_what_was_seen() -> No
     assert _sample(registry, "ibledger_phase_admitted_proposed_seconds", "_count") == 0.0
     assert _sample(registry, "ibledger_phase_proposed_prepared_seconds", "_count") == 0.0
     assert _sample(registry, "ibledger_commit_latency_seconds", "_sum") == 3.0
+
+
+def test_admissions_are_matched_by_the_chain_hash() -> None:
+    # On an sm2-sm3 chain blocks name their requests by SM3: an admission timed under SHA-256
+    # was never matched, and the admitted and whole-path figures stayed empty.
+    registry = CollectorRegistry()
+    clock = FakeClock()
+    sm3 = get_suite(SM2_SM3).hash
+    phases = PhaseClock(registry, clock, hash_fn=sm3)
+    phases.admitted([b"tx"])
+    clock.now = 1.0
+    phases.proposed(4)
+    clock.now = 2.0
+    phases.committed(4, [request_id(b"tx", sm3)])
+    phases.notified(4, phases.executed(4))
+    assert _sample(registry, "ibledger_phase_admitted_proposed_seconds", "_count") == 1.0
+    assert _sample(registry, "ibledger_commit_latency_seconds", "_sum") == 2.0
