@@ -39,6 +39,7 @@ State keys::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -46,6 +47,7 @@ from dataclasses import dataclass, replace
 
 from . import ed25519
 from .args import ID_PATTERN, Args, bad
+from .codec import canonical_decode
 from .core import Env, Participant, Store, TxContext
 from .errors import ContractError, GenesisError
 from .identifiers import CODES, validate
@@ -216,14 +218,35 @@ def ed25519_key_problem(public_key: bytes) -> str | None:
 # --- records ---------------------------------------------------------------------------------
 
 
+# Every transaction reads its sender's participant and key records, and decoding is pure: the
+# same stored bytes always give the same frozen record. Decoded records are therefore kept by
+# their bytes (a bounded memo no replica can observe: a changed record is other bytes).
+RECORD_MEMO_MAX = 8192
+
+
+@functools.lru_cache(maxsize=RECORD_MEMO_MAX)
+def _decoded_participant_record(raw: bytes) -> ParticipantRecord:
+    return ParticipantRecord.from_stored(canonical_decode(raw))
+
+
+@functools.lru_cache(maxsize=RECORD_MEMO_MAX)
+def _decoded_participant(raw: bytes) -> Participant:
+    return _decoded_participant_record(raw).participant()
+
+
+@functools.lru_cache(maxsize=RECORD_MEMO_MAX)
+def _decoded_key_record(raw: bytes) -> KeyRecord:
+    return KeyRecord.from_stored(canonical_decode(raw))
+
+
 def load_participant_record(store: Store, pid: str) -> ParticipantRecord | None:
-    record = store.get_obj(_p_key(pid))
-    return None if record is None else ParticipantRecord.from_stored(record)
+    raw = store.get(_p_key(pid))
+    return None if raw is None else _decoded_participant_record(bytes(raw))
 
 
 def load_participant(store: Store, pid: str) -> Participant | None:
-    record = load_participant_record(store, pid)
-    return None if record is None else record.participant()
+    raw = store.get(_p_key(pid))
+    return None if raw is None else _decoded_participant(bytes(raw))
 
 
 def require_party(store: Store, pid: str, field: str) -> Participant:
@@ -249,8 +272,8 @@ def require_role(env: Env, *roles: str) -> None:
 
 
 def resolve_key(store: Store, key_id: bytes) -> KeyRecord | None:
-    record = store.get_obj(_k_key(key_id))
-    return None if record is None else KeyRecord.from_stored(record)
+    raw = store.get(_k_key(key_id))
+    return None if raw is None else _decoded_key_record(bytes(raw))
 
 
 def check_sender(store: Store, ctx: TxContext) -> Participant:
