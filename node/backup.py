@@ -275,7 +275,7 @@ def write_backup(
                 os.link(partial, out)  # never replaces a file that appeared meanwhile
             except FileExistsError:
                 raise BackupError("OUTPUT_EXISTS", f"{out} already exists") from None
-            _sync_directory(out.parent)
+            sync_directory(out.parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
@@ -346,7 +346,8 @@ def _write_records(
     return records, size + DIGEST_BYTES
 
 
-def _sync_directory(path: Path) -> None:
+def sync_directory(path: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -469,7 +470,7 @@ def restore_backup(
             work, genesis, header, certificate_check, checkpoint_check
         )
         work.rename(target)
-        _sync_directory(data_dir)
+        sync_directory(data_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

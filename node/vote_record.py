@@ -55,6 +55,8 @@ from typing import Protocol
 
 from ibledger.consensus import Commit, NewView, Prepare, PrePrepare, SignedMessage
 
+from .backup import sync_directory
+
 log = logging.getLogger("ibledger.node")
 
 FORMAT = 1
@@ -89,14 +91,6 @@ def voted_seq(sm: SignedMessage) -> int | None:
     return None
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_synced(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -106,7 +100,7 @@ def _write_synced(path: Path, text: str) -> None:
     finally:
         os.close(fd)
     os.replace(temporary, path)
-    _fsync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 @dataclass(frozen=True, slots=True)
