@@ -144,6 +144,7 @@ from .effects import (
     Send,
     StableCheckpoint,
     ViewChanged,
+    report_late_root,
 )
 from .messages import (
     GENESIS_CHECKPOINT,
@@ -243,6 +244,7 @@ __all__ = [
     "merkle_root",
     "null_block",
     "quorum_size",
+    "report_late_root",
     "request_id",
     "sha256",
     "signing_bytes",

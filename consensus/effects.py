@@ -17,8 +17,9 @@ list of effects and the node drains the list in order. Ordering rules the node m
 `EffectDrain` is the one way to drain: the node's runtime, the simulator, the test harness and
 the consensus benchmark all iterate one, each with its own handlers, so the order above and the
 feedback of `Execute` (the effects of `on_executed` join the queue behind what is already there)
-are written once. A caller that takes the next effect before reporting an `Execute` gets an
-error rather than a replica that silently never checkpoints.
+are written once. A caller that takes the next effect before reporting an `Execute` (or saying
+it `handed_off` the block to an executor that reports later) gets an error rather than a replica
+that silently never checkpoints.
 """
 
 from __future__ import annotations
@@ -151,6 +152,17 @@ class EffectDrain:
                 self._pending = effect
             yield effect
 
+    def handed_off(self, effect: Execute) -> None:
+        """``effect``'s block went to an executor that reports its state root later, through
+        the replica's ``on_executed``, in sequence order; the drain goes on meanwhile.
+
+        The replica needs a root only to sign a checkpoint, and takes a late one as it comes;
+        the executor must apply blocks in order and hand out each `StableCheckpoint` only after
+        the block it names."""
+        if effect is not self._pending:
+            raise RuntimeError(f"block {effect.block.seq} is not the block being executed")
+        self._pending = None
+
     def executed(self, effect: Execute, state_root: bytes) -> list[Effect]:
         """Report ``effect``'s state root; the replica's answer joins the queue and is returned."""
         if effect is not self._pending:
@@ -159,3 +171,9 @@ class EffectDrain:
         more = self._replica.on_executed(effect.block.seq, state_root)
         self._queue.extend(more)
         return more
+
+
+def report_late_root(replica: ExecutionFeedback, seq: int, state_root: bytes) -> list[Effect]:
+    """The state root of a block a drain `handed_off`, from its executor, in sequence order; the
+    replica's answer is a fresh list of effects to drain."""
+    return replica.on_executed(seq, state_root)

@@ -9,26 +9,40 @@ carries out the returned effects strictly in order:
 * ``Persist`` — written to LevelDB in one synced batch *before* any later effect runs, so no
   vote leaves the node before what backs it is durable (persist-before-send);
 * ``Send`` / ``Broadcast`` — handed to the peer transport's bounded per-peer queues (never blocks);
-* ``Execute`` — the block is executed and written atomically by the ledger, then the state root
-  goes back to the replica (``on_executed``) and its effects join the queue;
+* ``Execute`` — the block goes to the executor (below), and the drain goes on;
 * ``FetchBlocks`` — handed to state transfer, which feeds fetched blocks back through the inbox;
-* ``StableCheckpoint`` — handed to the node, which stores the certificate beside its block.
+* ``StableCheckpoint`` — queued behind the blocks handed to the executor, then handed to the
+  node, which stores the certificate beside its block.
+
+**Execution overlaps consensus.**  Committed blocks go, in order, to one executor task that
+applies each in a worker thread (the ledger executes it and writes it atomically), answers its
+clients (``on_committed``) and feeds its state root back through the inbox as ``Executed``,
+which the replica takes like any other input (``on_executed``). The replica needs a root only to
+sign a checkpoint, and its votes depend on the order it agreed, not on executed state; waiting
+for each block before the next input held every vote behind a large block. The executor queue
+is bounded (``execution_max`` blocks): when the executor falls that far behind, the runtime
+waits for it before taking its next input, so memory stays bounded and a slow disk slows
+consensus rather than piling up blocks. A committed block the executor had not applied when the
+node stopped is fetched or re-executed after the restart, as after any crash between commit and
+execution. ``TransferredBlocks.done`` resolves once the executor has applied the blocks it
+brought.
 
 **A change of validator set.**  When an executed block schedules the next epoch, the node
 offers ``EndAt`` (the old set's last height, ``contracts/membership.py``) and the replica orders
-up to it. Once the replica has executed that block and its effects have run, the runtime hands
-over: ``hand_over`` (the node) returns the next set's replica, which orders from there, or
-``None`` when this node is not in that set, and the runtime then takes no more inputs.
+up to it. Once the replica has executed that block, the executor has applied it and its root
+has gone back to the replica, the runtime hands over: ``hand_over`` (the node) returns the next
+set's replica, which orders from there, or ``None`` when this node is not in that set, and the
+runtime then takes no more inputs.
 
-Blocking work (LevelDB writes, block execution) runs in a worker thread while the task awaits it,
-so the event loop keeps serving clients and peers, and the order of effects is still preserved.
-A failure to persist or to execute is fatal: the node stops rather than vote on state it could
-not record.
+Blocking work (LevelDB writes, block execution) runs in worker threads, so the event loop keeps
+serving clients and peers; persisting is awaited in effect order. A failure to persist or to
+execute is fatal: the node stops rather than vote on state it could not record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -56,6 +70,7 @@ from ibledger.consensus import (
     StableCheckpoint,
     ViewChanged,
     encode_message,
+    report_late_root,
 )
 
 from . import failpoints
@@ -93,13 +108,38 @@ class TransferredBlocks:
 
 
 @dataclass(frozen=True, slots=True)
+class Executed:
+    """The executor applied block ``seq``: its state root, for the replica."""
+
+    seq: int
+    state_root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFailed:
+    """The executor could not apply a block: the runtime stops."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class _Barrier:
+    """Resolved once the executor has applied everything queued before it."""
+
+    reached: asyncio.Future[None]
+
+
+_ExecutorItem = CommittedBlock | CheckpointCertificate | _Barrier
+
+
+@dataclass(frozen=True, slots=True)
 class EndAt:
     """The ledger scheduled a change of validator set: the current set ends at ``seq``."""
 
     seq: int
 
 
-Input = Tick | PeerMessage | ClientRequests | TransferredBlocks | EndAt
+Input = Tick | PeerMessage | ClientRequests | TransferredBlocks | EndAt | Executed | ExecutionFailed
 
 
 class StateDiverged(Exception):
@@ -127,6 +167,7 @@ class ReplicaRuntime:
         on_view_changed: Callable[[int, str, str], None] = lambda view, primary, cause: None,
         hand_over: Callable[[Replica], Replica | None] | None = None,
         inbox_max: int = 100_000,
+        execution_max: int = 8,
         inbox_peer_bytes_max: int = 32 * 1024 * 1024,
         metrics: NodeMetrics | None = None,
         phases: PhaseClock | None = None,
@@ -148,7 +189,16 @@ class ReplicaRuntime:
         self._on_view_changed = on_view_changed
         self._hand_over = hand_over
         self.retired = False  # this node is in no later validator set: it takes no inputs
-        self._inbox: asyncio.Queue[Input] = asyncio.Queue(maxsize=inbox_max)
+        # Unbounded as a queue: ``offer`` enforces ``inbox_max`` on outside inputs, so the
+        # executor's ``Executed`` (bounded by ``execution_max``) can never be dropped.
+        self._inbox: asyncio.Queue[Input] = asyncio.Queue()
+        self._inbox_max = inbox_max
+        self._execution: asyncio.Queue[_ExecutorItem] = asyncio.Queue(maxsize=execution_max)
+        # Blocks handed to the executor whose root the replica has not taken yet.
+        self._unreported = 0
+        # The replica finished its validator set: hand over once execution has caught up.
+        self._handing_over = False
+        self._execution_error: BaseException | None = None
         # Peer messages waiting in the inbox, in encoded bytes: receivers pause above the
         # budget, so gRPC flow control pushes back on the sender instead of memory growing here.
         self._peer_bytes = 0
@@ -163,11 +213,10 @@ class ReplicaRuntime:
 
     def offer(self, item: Input) -> bool:
         """Queue an input without waiting; False (and counted) when the inbox is full."""
-        try:
-            self._inbox.put_nowait(item)
-        except asyncio.QueueFull:
+        if self._inbox.qsize() >= self._inbox_max:
             self.dropped_inputs += 1
             return False
+        self._inbox.put_nowait(item)
         if isinstance(item, PeerMessage) and item.size:
             self._peer_bytes += item.size
             if self._peer_bytes > self._peer_bytes_max:
@@ -186,9 +235,23 @@ class ReplicaRuntime:
     def backlog(self) -> int:
         return self._inbox.qsize()
 
+    @property
+    def execution_backlog(self) -> int:
+        """Committed blocks handed to the executor whose state root the replica has not had."""
+        return self._unreported
+
     # --- the owning task ---------------------------------------------------------------------
 
     async def run(self) -> None:
+        executor = asyncio.create_task(self._execute_in_order(), name="block-executor")
+        try:
+            await self._take_inputs()
+        finally:
+            executor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await executor
+
+    async def _take_inputs(self) -> None:
         try:
             while True:
                 item = await self._inbox.get()
@@ -206,6 +269,12 @@ class ReplicaRuntime:
                     self._view_left_at = time.monotonic()
                 await self._drain(effects)
                 if self._hand_over is not None and not self.retired and self.replica.finished:
+                    self._handing_over = True
+                if self._handing_over and self._unreported == 0:
+                    # Every block of the finished set is applied and its root reported (the
+                    # last is a checkpoint: the old set's vote for it has gone out).
+                    self._handing_over = False
+                    assert self._hand_over is not None
                     following = self._hand_over(self.replica)
                     if following is None:
                         self.retired = True
@@ -213,7 +282,8 @@ class ReplicaRuntime:
                         self.replica = following
                 done = item.done if isinstance(item, TransferredBlocks) else None
                 if done is not None and not done.done():
-                    done.set_result(None)
+                    # State transfer reads the ledger's height next: after the blocks applied.
+                    await self._execution.put(_Barrier(done))
         except asyncio.CancelledError:
             raise
         except StateDiverged as exc:
@@ -228,7 +298,16 @@ class ReplicaRuntime:
 
     def _dispatch(self, item: Input) -> list[Effect]:
         replica = self.replica
-        if self.retired:
+        if self._execution_error is not None:
+            raise self._execution_error
+        if isinstance(item, Executed):
+            self._unreported -= 1
+            if self.retired:
+                return []
+            return report_late_root(replica, item.seq, item.state_root)
+        if self.retired or self._handing_over:
+            # A finished set's replica orders nothing more; what arrives for the next set
+            # in the moment before the hand-over is retransmitted by its senders.
             return []
         match item:
             case Tick(now_ms):
@@ -245,6 +324,48 @@ class ReplicaRuntime:
             case EndAt(seq):
                 return replica.end_at(seq)
         raise AssertionError(f"unknown input {item!r}")
+
+    async def _execute_in_order(self) -> None:
+        """The executor: applies committed blocks in order and reports each root back."""
+        while True:
+            item = await self._execution.get()
+            try:
+                if isinstance(item, CommittedBlock):
+                    root = await self._apply(item)
+                    self._inbox.put_nowait(Executed(item.seq, root))
+                elif isinstance(item, CheckpointCertificate):
+                    self._on_stable(item)
+                elif not item.reached.done():
+                    item.reached.set_result(None)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                # The runtime raises it at its next input (this one wakes it); until it stops,
+                # take what it queues so that it never waits on a full queue.
+                self._execution_error = exc
+                self._inbox.put_nowait(ExecutionFailed(exc))
+                while True:
+                    await self._execution.get()
+
+    async def _apply(self, block: CommittedBlock) -> bytes:
+        phases = self._phases
+        began = time.perf_counter()
+        applying = asyncio.ensure_future(asyncio.to_thread(self._ledger.apply_committed, block))
+        try:
+            applied = await asyncio.shield(applying)
+        except asyncio.CancelledError:
+            # The node is stopping: let the block's write finish before the ledger closes.
+            with contextlib.suppress(BaseException):
+                await applying
+            raise
+        if self._metrics is not None:
+            self._metrics.execution.observe(time.perf_counter() - began)
+        executed_at = phases.executed(block.seq) if phases is not None else 0.0
+        failpoints.hit("execute.before-reply")
+        self._on_committed(applied, block)
+        if phases is not None:
+            phases.notified(block.seq, executed_at)
+        return applied.state_root
 
     async def _cover(self, sm: SignedMessage) -> None:
         # The vote record must cover a vote before it leaves: a node that loses its data
@@ -290,23 +411,15 @@ class ReplicaRuntime:
                     if self._phases is not None:
                         self._observe_broadcast(message)
                 case Execute(block):
-                    phases = self._phases
-                    if phases is not None:
-                        phases.committed(block.seq, block.block.request_ids)
-                    began = time.perf_counter()
-                    applied = await asyncio.to_thread(self._ledger.apply_committed, block)
-                    if self._metrics is not None:
-                        self._metrics.execution.observe(time.perf_counter() - began)
-                    executed_at = phases.executed(block.seq) if phases is not None else 0.0
-                    failpoints.hit("execute.before-reply")
-                    self._on_committed(applied, block)
-                    if phases is not None:
-                        phases.notified(block.seq, executed_at)
-                    drain.executed(effect, applied.state_root)
+                    if self._phases is not None:
+                        self._phases.committed(block.seq, block.block.request_ids)
+                    drain.handed_off(effect)
+                    self._unreported += 1
+                    await self._execution.put(block)
                 case FetchBlocks():
                     self._on_fetch(effect)
                 case StableCheckpoint(certificate):
-                    self._on_stable(certificate)
+                    await self._execution.put(certificate)  # after the block it names
                 case ViewChanged(view, primary, cause):
                     seconds = (
                         time.monotonic() - self._view_left_at

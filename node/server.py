@@ -484,6 +484,11 @@ class Node:
         m.gauge("ibledger_height", "Last executed block height.", lambda: self.ledger.height)
         m.gauge("ibledger_view", "Current consensus view.", lambda: self.runtime.replica.view)
         m.gauge(
+            "ibledger_execution_backlog",
+            "Committed blocks handed to the executor whose state root consensus has not had.",
+            lambda: float(self.runtime.execution_backlog),
+        )
+        m.gauge(
             "ibledger_ready", "1 while /readyz would answer 200.", lambda: float(self._is_ready())
         )
         m.gauge(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from ibledger.consensus import (
@@ -48,6 +48,7 @@ from ibledger.consensus import (
     StableCheckpoint,
     Verifier,
     ViewChanged,
+    report_late_root,
     request_id,
     verify_checkpoint_certificate,
     verify_commit_certificate,
@@ -104,6 +105,12 @@ class Cluster:
         self._record_cache: dict[bytes, tuple[int, bytes]] = {}
         self.replicas: dict[str, AnyReplica] = {}
         self.up: set[str] = set()
+        # A lagging executor per replica process (`execution_lag_ms`): blocks and stable
+        # certificates in the order consensus handed them out, and the process they belong to.
+        self.executor_queue: dict[str, deque[CommittedBlock | StableCheckpoint]] = {
+            m: deque() for m in self.members
+        }
+        self.incarnation: Counter[str] = Counter()
         for m in self.members:
             self.replicas[m] = self._make_replica(m)
             self.up.add(m)
@@ -209,6 +216,10 @@ class Cluster:
             if m in self.up:
                 self._trace("t", m, len(blocks))
                 self._drain(m, self.replicas[m].on_state_transfer(blocks))
+        elif kind == "executor":
+            m, incarnation = a, b
+            if m in self.up and incarnation == self.incarnation[m]:
+                self._run_executor(m)
         elif kind == "effect":
             m, effect = a, b
             if m in self.up:
@@ -311,6 +322,11 @@ class Cluster:
         self.crash_armed.discard(m)
         if m in self.up:
             self.up.discard(m)
+            # The executor dies with the process: what it had not applied is lost.
+            if self.executor_queue[m]:
+                self.stats["executor-items-lost"] += len(self.executor_queue[m])
+                self.executor_queue[m].clear()
+            self.incarnation[m] += 1
             self.stats["crash"] += 1
             self._trace("crash", m)
 
@@ -370,11 +386,18 @@ class Cluster:
                 self._check_sent(m, e.message)
                 self._transmit(m, e.to, e.message)
             elif isinstance(e, Execute):
-                drain.executed(e, self._execute(m, e.block))
+                if self.sc.execution_lag_ms:
+                    drain.handed_off(e)
+                    self._hand_to_executor(m, e.block)
+                else:
+                    drain.executed(e, self._execute(m, e.block))
             elif isinstance(e, FetchBlocks):
                 self._serve_fetch(m, e)
             elif isinstance(e, StableCheckpoint):
-                self._stable_checkpoint(m, e)
+                if self.sc.execution_lag_ms:
+                    self._hand_to_executor(m, e)
+                else:
+                    self._stable_checkpoint(m, e)
             elif isinstance(e, ViewChanged):
                 self.stats["view-changed"] += 1
                 self.stats["max-view"] = max(self.stats["max-view"], e.view)
@@ -383,6 +406,33 @@ class Cluster:
                 self.stats["evidence-" + e.kind] += 1
             elif isinstance(e, RequestRejected):
                 self.stats["rejected-" + e.reason] += 1
+
+    def _hand_to_executor(self, m: str, item: CommittedBlock | StableCheckpoint) -> None:
+        queue = self.executor_queue[m]
+        queue.append(item)
+        if len(queue) == 1:
+            self._schedule_executor(m)
+
+    def _schedule_executor(self, m: str) -> None:
+        delay = self.rng.randint(1, self.sc.execution_lag_ms)
+        self._push(self.now + delay, "executor", m, self.incarnation[m])
+
+    def _run_executor(self, m: str) -> None:
+        """Apply the executor's next item; a block's root goes back to its replica late."""
+        queue = self.executor_queue[m]
+        item = queue.popleft()
+        if queue:
+            self._schedule_executor(m)
+        try:
+            if isinstance(item, StableCheckpoint):
+                self._stable_checkpoint(m, item)
+                return
+            root = self._execute(m, item)
+            self.stats["executed-late"] += 1
+        except StoreIOError as exc:
+            self._storage_failed(m, exc)
+            return
+        self._drain(m, report_late_root(self.replicas[m], item.seq, root))
 
     def _persist(self, m: str, e: Persist) -> None:
         self.stores[m].apply(e)

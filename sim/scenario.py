@@ -55,6 +55,9 @@ class Scenario:
     notes: list[str] = field(default_factory=list)
     # Execute into the node's ledger and contracts (`node_ledger`) instead of `SimLedger`.
     real_ledger: bool = False
+    # The executor applies each committed block up to this long after consensus hands it over
+    # (as the node's runtime does, overlapping execution with consensus); 0 applies it at once.
+    execution_lag_ms: int = 0
 
     def describe(self) -> str:
         c = self.config
@@ -66,6 +69,7 @@ class Scenario:
             f"vc_timeout={c.view_change_timeout_ticks}t net=[{self.profile.describe()}] "
             f"byzantine=[{byz}] faults=[{kinds}] requests={len(self.requests)}"
             + (" ledger=node" if self.real_ledger else "")
+            + (f" execution_lag={self.execution_lag_ms}ms" if self.execution_lag_ms else "")
         )
 
 
@@ -83,6 +87,7 @@ def make_scenario(
     suite: str | None = None,
     real_ledger: bool = False,
     storage_faults: bool = False,
+    execution_lag: bool = False,
 ) -> Scenario:
     """A scenario from one seed; `heavy` triples the fault phase, the faults and the load.
 
@@ -94,7 +99,9 @@ def make_scenario(
     `real_ledger` executes into the node's ledger (`node_ledger`): the clients submit signed
     transactions instead of tagged stand-in requests (same times, targets and count), and a
     crash is the machine losing power (unsynced writes lost). `storage_faults` adds, from a
-    third random stream, one to three more crashes and one failed storage write."""
+    third random stream, one to three more crashes and one failed storage write.
+    `execution_lag` applies committed blocks up to 5-400 ms after they commit (drawn from a
+    fourth stream), as the node's overlapped executor does, crashes losing what was not applied."""
     if storage_faults and not real_ledger:
         raise ValueError("storage faults need the real ledger (real_ledger=True)")
     if large_bodies and real_ledger:
@@ -222,4 +229,9 @@ def make_scenario(
         ed25519=ed25519,
         suite=suite,
         real_ledger=real_ledger,
+        execution_lag_ms=(
+            random.Random(f"execution-lag:{seed}:{n}").choice([5, 20, 60, 150, 400])
+            if execution_lag
+            else 0
+        ),
     )
