@@ -17,6 +17,7 @@ BENCHES = {
     "fairness": "bench.bench_fairness",
     "suites": "bench.bench_suites",
     "startup": "bench.bench_startup",
+    "yardstick": "bench.yardstick",
 }
 # Named only: a load run needs its options, and the suite takes minutes.
 COMMANDS = {"run": "bench.cli", "suite": "bench.suite", "peer": "bench.peer"}

@@ -1,24 +1,36 @@
-"""The standard suite `make bench` runs (about five minutes), into one results folder:
+"""The standard suite `make bench` runs (about five minutes a run), into one results folder:
 
-    python -m bench suite [DIR]      (default bench-results/suite-<UTC timestamp>)
+    python -m bench suite [DIR] [--runs N]   (default bench-results/suite-<UTC timestamp>)
 
 1. closed loop, 1 client, 20 s;
 2. closed loop, 100 clients in 2 processes, 20 s;
 3. an open-loop sweep over 100:700:150 tx/s, 8 s a rate, then 70 % of saturation;
 4. open loop at 200 tx/s for 30 s, the primary killed at 10 s, 1 s base view-change timeout.
 
-Each step runs on its own fresh 4-node network and lands in a sub-folder, with its plots; the
-suite prints each step's table and ends with ``index.json`` naming them.  The figures depend
-on the machine and its load: they are indicative, for comparing runs made side by side.
+Each step runs on its own fresh 4-node network and lands in a sub-folder, with its plots
+(``run-K/`` per run when ``--runs`` is above 1).  Before the first step and after the last the
+suite measures the raw limits it is judged against (``bench.yardstick``: one-thread Ed25519
+verify, synced LevelDB batches, a grpc.aio round trip), and it ends with ``targets.json`` and
+``targets.md``: each step's figures per run, their medians, and the targets that are ratios to
+those limits (saturation against the verification ceiling, recovery after the kill).  The
+figures depend on the machine and its load: compare ratios measured in one run.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
+import math
+import os
+import statistics
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from . import yardstick
 
 STEPS: tuple[tuple[str, list[str]], ...] = (
     ("closed-1", ["--clients", "1", "--duration", "20", "--warmup", "3"]),
@@ -40,15 +52,128 @@ STEPS: tuple[tuple[str, list[str]], ...] = (
         ],
     ),
 )
+REPLICAS = 4
+SATURATION_SHARE_MIN = 0.35  # of the verification ceiling (issue targets)
+RECOVERY_S_MAX = 2.0  # back to 90 % of the pre-fault throughput, 1 s view-change timeout
+
+Figures = dict[str, float | None]
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args[0]) if args else Path("bench-results") / f"suite-{stamp}"
+def step_figures(folder: Path) -> Figures:
+    """The figures one step's folder holds, or all None when the step left no results."""
+    sweep_file, run_file = folder / "sweep.json", folder / "run.json"
+    if sweep_file.is_file():
+        sweep = json.loads(sweep_file.read_text())
+        at70 = sweep.get("at_70_percent") or {}
+        return {
+            "saturation tx/s": sweep.get("saturation_tx_per_s"),
+            "p99 ms at 70 %": at70.get("p99_ms"),
+        }
+    if not run_file.is_file():
+        return {}
+    summary = json.loads(run_file.read_text())["summary"]
+    latency = summary["latency"]
+    figures: Figures = {
+        "committed tx/s": summary["committed_tx_per_s"],
+        "p50 ms": latency["p50_ms"],
+        "p99 ms": latency["p99_ms"],
+    }
+    recoveries = [fault.get("recovery_s") for fault in summary.get("faults", [])]
+    if recoveries:
+        figures["recovery s"] = recoveries[0]
+    return figures
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    # A run without the figure (a recovery never seen, a step that failed) counts as worst:
+    # a median must not hide it.
+    if not values:
+        return None
+    ordered = sorted(math.inf if v is None else v for v in values)
+    middle = statistics.median(ordered)
+    return None if math.isinf(middle) else middle
+
+
+def summarize(
+    per_run: Sequence[Mapping[str, Figures]],
+    limits: Mapping[str, Mapping[str, float]],
+    cores: int,
+) -> dict[str, Any]:
+    """Medians over the runs, and the targets judged against the raw limits of this run."""
+    steps = [name for name, _ in STEPS]
+    medians: dict[str, Figures] = {}
+    for step in steps:
+        keys = sorted({key for run in per_run for key in run.get(step, {})})
+        medians[step] = {
+            key: _median([run.get(step, {}).get(key) for run in per_run]) for key in keys
+        }
+    verify = min(float(side["ed25519_verify_per_s_one_thread"]) for side in limits.values())
+    ceiling = verify * cores / REPLICAS
+    saturation = medians.get("sweep", {}).get("saturation tx/s")
+    recovery = medians.get("kill-primary", {}).get("recovery s")
+    targets = [
+        {
+            "target": "saturation / verification ceiling (one-thread verify x cores / replicas)",
+            "measured": None if saturation is None else round(saturation / ceiling, 3),
+            "goal": f">= {SATURATION_SHARE_MIN}",
+            "met": saturation is not None and saturation / ceiling >= SATURATION_SHARE_MIN,
+        },
+        {
+            "target": "seconds until throughput is back to 90 % after the primary is killed",
+            "measured": recovery,
+            "goal": f"<= {RECOVERY_S_MAX}",
+            "met": recovery is not None and recovery <= RECOVERY_S_MAX,
+        },
+    ]
+    return {
+        "runs": len(per_run),
+        "cores": cores,
+        "limits": dict(limits),
+        "verification_ceiling_tx_per_s": round(ceiling, 1),
+        "per_run": list(per_run),
+        "medians": medians,
+        "targets": targets,
+    }
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def render(summary: Mapping[str, Any]) -> str:
+    runs = summary["runs"]
+    lines = [f"Standard suite, {runs} run(s); each cell the median (per run in brackets)", ""]
+    lines += ["| step | figure | median | runs |", "|---|---|---|---|"]
+    for step, figures in summary["medians"].items():
+        for key, value in figures.items():
+            each = ", ".join(_cell(run.get(step, {}).get(key)) for run in summary["per_run"])
+            lines.append(f"| {step} | {key} | {_cell(value)} | {each} |")
+    lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for target in summary["targets"]:
+        met = "yes" if target["met"] else "no"
+        lines.append(
+            f"| {target['target']} | {_cell(target['measured'])} | {target['goal']} | {met} |"
+        )
+    limits = summary["limits"]
+    lines += [
+        "",
+        f"Machine: {summary['cores']} cores. Raw limits before / after the steps: Ed25519 verify "
+        f"{_cell(limits['before']['ed25519_verify_per_s_one_thread'])} / "
+        f"{_cell(limits['after']['ed25519_verify_per_s_one_thread'])} per s on one thread "
+        f"(ceiling {_cell(summary['verification_ceiling_tx_per_s'])} tx/s from the lower), "
+        f"synced LevelDB batches {_cell(limits['before']['leveldb_synced_batches_per_s'])} / "
+        f"{_cell(limits['after']['leveldb_synced_batches_per_s'])} per s, grpc.aio round trip "
+        f"{_cell(limits['before']['grpc_aio_round_trip_us'])} / "
+        f"{_cell(limits['after']['grpc_aio_round_trip_us'])} us.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _run_steps(out: Path, stamp: str) -> tuple[dict[str, Figures], bool]:
     out.mkdir(parents=True, exist_ok=True)
     index = []
     failed = False
+    figures: dict[str, Figures] = {}
     for name, step in STEPS:
         command = [
             sys.executable,
@@ -57,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             "bench",
             "--fresh",
             "--nodes",
-            "4",
+            str(REPLICAS),
             *step,
             "--title",
             name,
@@ -69,8 +194,37 @@ def main(argv: list[str] | None = None) -> None:
         code = subprocess.run(command, check=False).returncode
         index.append({"step": name, "dir": name, "exit_status": code, "args": step})
         failed |= code != 0
+        figures[name] = step_figures(out / name)
     (out / "index.json").write_text(json.dumps({"started_utc": stamp, "steps": index}, indent=2))
-    print(f"\nsuite results: {out}" + ("  (some steps failed or were INVALID)" if failed else ""))
+    return figures, failed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench suite")
+    parser.add_argument("dir", nargs="?", type=Path, help="results folder")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the steps (medians)")
+    options = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if options.runs < 1:
+        parser.error("--runs must be at least 1")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out: Path = options.dir or Path("bench-results") / f"suite-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    print("measuring the raw limits ...", flush=True)
+    limits = {"before": yardstick.measure()}
+    per_run = []
+    failed = False
+    for number in range(1, options.runs + 1):
+        folder = out if options.runs == 1 else out / f"run-{number}"
+        figures, run_failed = _run_steps(folder, stamp)
+        per_run.append(figures)
+        failed |= run_failed
+    limits["after"] = yardstick.measure()
+    summary = summarize(per_run, limits, os.cpu_count() or 1)
+    (out / "targets.json").write_text(json.dumps(summary, indent=2))
+    table = render(summary)
+    (out / "targets.md").write_text(table)
+    print("\n" + table)
+    print(f"suite results: {out}" + ("  (some steps failed or were INVALID)" if failed else ""))
     sys.exit(1 if failed else 0)
 
 
