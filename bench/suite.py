@@ -4,7 +4,7 @@
 
 1. closed loop, 1 client, 20 s;
 2. closed loop, 100 clients in 2 processes, 20 s;
-3. an open-loop sweep over 100:700:150 tx/s, 8 s a rate, then 70 % of saturation;
+3. an open-loop sweep over 200:1400:300 tx/s, 8 s a rate, then 70 % of saturation;
 4. open loop at 200 tx/s for 30 s, the primary killed at 10 s, 1 s base view-change timeout.
 
 Each step runs on its own fresh 4-node network and lands in a sub-folder, with its plots
@@ -35,7 +35,7 @@ from . import yardstick
 STEPS: tuple[tuple[str, list[str]], ...] = (
     ("closed-1", ["--clients", "1", "--duration", "20", "--warmup", "3"]),
     ("closed-100", ["--clients", "100", "--processes", "2", "--duration", "20", "--warmup", "5"]),
-    ("sweep", ["--sweep", "100:700:150", "--duration", "8", "--warmup", "2", "--drain", "5"]),
+    ("sweep", ["--sweep", "200:1400:300", "--duration", "8", "--warmup", "2", "--drain", "5"]),
     (
         "kill-primary",
         [
@@ -65,8 +65,14 @@ def step_figures(folder: Path) -> Figures:
     if sweep_file.is_file():
         sweep = json.loads(sweep_file.read_text())
         at70 = sweep.get("at_70_percent") or {}
+        saturation = sweep.get("saturation_tx_per_s")
+        top = max((p["requested_tx_per_s"] for p in sweep.get("points", [])), default=None)
         return {
-            "saturation tx/s": sweep.get("saturation_tx_per_s"),
+            "saturation tx/s": saturation,
+            # 1 when even the sweep's highest rate kept up: the saturation is only a lower bound.
+            "saturation at the sweep's top": (
+                None if saturation is None or top is None else float(saturation >= top)
+            ),
             "p99 ms at 70 %": at70.get("p99_ms"),
         }
     if not run_file.is_file():
@@ -111,9 +117,11 @@ def summarize(
     ceiling = verify * cores / REPLICAS
     saturation = medians.get("sweep", {}).get("saturation tx/s")
     recovery = medians.get("kill-primary", {}).get("recovery s")
+    at_top = any(run.get("sweep", {}).get("saturation at the sweep's top") for run in per_run)
     targets = [
         {
-            "target": "saturation / verification ceiling (one-thread verify x cores / replicas)",
+            "target": "saturation / verification ceiling (one-thread verify x cores / replicas)"
+            + (" (a lower bound: a run's sweep kept up at its highest rate)" if at_top else ""),
             "measured": None if saturation is None else round(saturation / ceiling, 3),
             "goal": f">= {SATURATION_SHARE_MIN}",
             "met": saturation is not None and saturation / ceiling >= SATURATION_SHARE_MIN,

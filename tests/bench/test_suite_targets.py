@@ -53,6 +53,14 @@ def test_a_run_without_a_figure_counts_as_the_worst() -> None:
 def test_a_slow_saturation_misses_its_target() -> None:
     summary = suite.summarize([run(2_000.0, 1.0, 12.0)], LIMITS, cores=2)
     assert summary["targets"][0]["measured"] == 0.25 and not summary["targets"][0]["met"]
+    assert "lower bound" not in summary["targets"][0]["target"]
+
+
+def test_a_sweep_that_kept_up_at_its_top_gives_only_a_lower_bound() -> None:
+    kept_up = run(1_400.0, 1.0, 12.0)
+    kept_up["sweep"]["saturation at the sweep's top"] = 1.0
+    summary = suite.summarize([kept_up], LIMITS, cores=2)
+    assert "lower bound" in summary["targets"][0]["target"]
 
 
 def test_the_table_names_every_figure_and_each_run() -> None:
@@ -78,7 +86,13 @@ def test_step_figures_read_a_run_and_a_sweep(tmp_path: Path) -> None:
     )
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "sweep.json").write_text(
-        json.dumps({"saturation_tx_per_s": 550.0, "at_70_percent": {"p99_ms": 120.0}})
+        json.dumps(
+            {
+                "saturation_tx_per_s": 550.0,
+                "at_70_percent": {"p99_ms": 120.0},
+                "points": [{"requested_tx_per_s": 400.0}, {"requested_tx_per_s": 550.0}],
+            }
+        )
     )
     assert suite.step_figures(tmp_path / "kill") == {
         "committed tx/s": 195.0,
@@ -88,6 +102,7 @@ def test_step_figures_read_a_run_and_a_sweep(tmp_path: Path) -> None:
     }
     assert suite.step_figures(tmp_path / "sweep") == {
         "saturation tx/s": 550.0,
+        "saturation at the sweep's top": 1.0,
         "p99 ms at 70 %": 120.0,
     }
     assert suite.step_figures(tmp_path / "missing") == {}
