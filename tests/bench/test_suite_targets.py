@@ -56,11 +56,23 @@ def test_a_slow_saturation_misses_its_target() -> None:
     assert "lower bound" not in summary["targets"][0]["target"]
 
 
+def kept_up_at_top() -> dict[str, suite.Figures]:
+    figures = run(1_400.0, 1.0, 12.0)
+    figures["sweep"]["saturation at the sweep's top"] = 1.0
+    return figures
+
+
 def test_a_sweep_that_kept_up_at_its_top_gives_only_a_lower_bound() -> None:
-    kept_up = run(1_400.0, 1.0, 12.0)
-    kept_up["sweep"]["saturation at the sweep's top"] = 1.0
-    summary = suite.summarize([kept_up], LIMITS, cores=2)
+    summary = suite.summarize([kept_up_at_top()], LIMITS, cores=2)
     assert "lower bound" in summary["targets"][0]["target"]
+
+
+def test_one_run_of_three_at_the_top_leaves_the_median_a_measurement() -> None:
+    below = run(800.0, 1.0, 12.0)
+    below["sweep"]["saturation at the sweep's top"] = 0.0
+    summary = suite.summarize([below, kept_up_at_top(), below], LIMITS, cores=2)
+    assert summary["medians"]["sweep"]["saturation tx/s"] == 800.0
+    assert "lower bound" not in summary["targets"][0]["target"]
 
 
 def test_the_table_names_every_figure_and_each_run() -> None:
