@@ -115,6 +115,8 @@ def test_resubmission_returns_the_original_receipt(cluster: Cluster) -> None:
     envelope = cluster.envelope("once")
     [tx_id] = cluster.submit("node1", [envelope])
     cluster.wait_committed("node1", [tx_id], timeout_s=10)
+    # node2 answers from what it has executed, which may trail node1's by a block or two.
+    cluster.wait_committed("node2", [tx_id], timeout_s=10)
     first = cluster.stub("node1").GetReceipt(ledger_pb2.GetReceiptRequest(tx_id=tx_id))
     again = cluster.stub("node2").Submit(ledger_pb2.SubmitRequest(envelope=envelope))
     assert again.status == ledger_pb2.COMMITTED
