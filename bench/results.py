@@ -351,7 +351,7 @@ def report(out: Path) -> tuple[str, list[str]]:
     return run_table(run), [note] if note else []
 
 
-def _figures(out: Path) -> dict[str, float | None]:
+def figures(out: Path) -> dict[str, float | None]:
     if (out / SWEEP_FILE).is_file():
         sweep = json.loads((out / SWEEP_FILE).read_text())
         at70 = sweep.get("at_70_percent") or {}
@@ -384,7 +384,7 @@ def _validity(out: Path) -> str:
 
 
 def compare(a: Path, b: Path) -> str:
-    fa, fb = _figures(a), _figures(b)
+    fa, fb = figures(a), figures(b)
     width = max(len(k) for k in (*fa, *fb))
     lines = [
         f"  A = {a} ({_validity(a)})",

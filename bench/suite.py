@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import yardstick
+from . import results, yardstick
 
 STEPS: tuple[tuple[str, list[str]], ...] = (
     ("closed-1", ["--clients", "1", "--duration", "20", "--warmup", "3"]),
@@ -60,33 +60,27 @@ Figures = dict[str, float | None]
 
 
 def step_figures(folder: Path) -> Figures:
-    """The figures one step's folder holds, or all None when the step left no results."""
-    sweep_file, run_file = folder / "sweep.json", folder / "run.json"
+    """The figures the targets use from one step's folder (``results.figures``), or none when
+    the step left no results."""
+    sweep_file = folder / results.SWEEP_FILE
+    if not (sweep_file.is_file() or (folder / results.RUN_FILE).is_file()):
+        return {}
+    every = results.figures(folder)
     if sweep_file.is_file():
-        sweep = json.loads(sweep_file.read_text())
-        at70 = sweep.get("at_70_percent") or {}
-        saturation = sweep.get("saturation_tx_per_s")
-        top = max((p["requested_tx_per_s"] for p in sweep.get("points", [])), default=None)
+        saturation = every["saturation tx/s"]
+        points = json.loads(sweep_file.read_text()).get("points", [])
+        top = max((p["requested_tx_per_s"] for p in points), default=None)
         return {
             "saturation tx/s": saturation,
             # 1 when even the sweep's highest rate kept up: the saturation is only a lower bound.
             "saturation at the sweep's top": (
                 None if saturation is None or top is None else float(saturation >= top)
             ),
-            "p99 ms at 70 %": at70.get("p99_ms"),
+            "p99 ms at 70 %": every["p99 ms at 70 %"],
         }
-    if not run_file.is_file():
-        return {}
-    summary = json.loads(run_file.read_text())["summary"]
-    latency = summary["latency"]
-    figures: Figures = {
-        "committed tx/s": summary["committed_tx_per_s"],
-        "p50 ms": latency["p50_ms"],
-        "p99 ms": latency["p99_ms"],
-    }
-    recoveries = [fault.get("recovery_s") for fault in summary.get("faults", [])]
-    if recoveries:
-        figures["recovery s"] = recoveries[0]
+    figures: Figures = {key: every[key] for key in ("committed tx/s", "p50 ms", "p99 ms")}
+    if "fault 1 recovery s" in every:
+        figures["recovery s"] = every["fault 1 recovery s"]
     return figures
 
 

@@ -117,9 +117,7 @@ class Executed:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionFailed:
-    """The executor could not apply a block: the runtime stops."""
-
-    error: BaseException
+    """The executor could not apply a block: wakes the runtime, which raises the error it kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +341,7 @@ class ReplicaRuntime:
                 # The runtime raises it at its next input (this one wakes it); until it stops,
                 # take what it queues so that it never waits on a full queue.
                 self._execution_error = exc
-                self._inbox.put_nowait(ExecutionFailed(exc))
+                self._inbox.put_nowait(ExecutionFailed())
                 while True:
                     await self._execution.get()
 

@@ -89,8 +89,15 @@ def test_step_figures_read_a_run_and_a_sweep(tmp_path: Path) -> None:
         json.dumps(
             {
                 "summary": {
+                    "offered_tx_per_s": 200.0,
                     "committed_tx_per_s": 195.0,
-                    "latency": {"p50_ms": 20.0, "p99_ms": 80.0},
+                    "latency": {
+                        "p50_ms": 20.0,
+                        "p90_ms": 40.0,
+                        "p99_ms": 80.0,
+                        "p99.9_ms": 90.0,
+                        "max_ms": 95.0,
+                    },
                     "faults": [{"recovery_s": 1.25}],
                 }
             }
