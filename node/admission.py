@@ -8,6 +8,12 @@ against committed state, mempool capacity, and finally signature verification â€
 the whole batch at once on the batched verifier's worker pool, off the event loop.  Admitted
 transactions are handed on (to the consensus core and, when a client sent them, to the peers) in
 the order they arrived.
+
+Verification is coalesced across callers: while one batch is in the worker pool, the batches of
+every other caller (single ``Submit`` calls, ``SubmitBatch`` calls, frames of relayed
+transactions) wait and then go to the pool together.  Under load a node answers hundreds of small
+callers a second, and each hand-off to a worker thread costs the event loop about as much as
+verifying a signature; coalesced, the hand-offs follow the pool's pace instead of the callers'.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from .tx import Transaction, TxError
 from .verifier import Verdict
 
 SENDER_CHECKS_MAX = 10_000  # distinct (sender, key) answers kept per block
+COALESCED_MAX = 4_096  # transactions verified in one hand-off to the worker pool
 
 ADMITTED = "ADMITTED"
 PENDING = "PENDING"
@@ -85,6 +92,10 @@ class Admission:
         self.on_verify_wait: Callable[[float], None] = lambda seconds: None
         self._sender_checked: dict[tuple[str, bytes], contracts.ContractError | None] = {}
         self._checked_height = -1
+        # Callers' batches waiting for the worker pool, and whether a hand-off is running.
+        self._verify_waiting: list[tuple[list[Transaction], float, asyncio.Future[list[Verdict]]]]
+        self._verify_waiting = []
+        self._verifying: asyncio.Task[None] | None = None
 
     async def admit(
         self, envelopes: Sequence[bytes], *, from_peer: bool = False
@@ -117,9 +128,7 @@ class Admission:
             seen.add(tx.tx_id)
             candidates.append((index, tx))
         if candidates:
-            verdicts = await asyncio.to_thread(
-                self._verify_queued, [tx for _, tx in candidates], time.perf_counter()
-            )
+            verdicts = await self._verify([tx for _, tx in candidates])
             admitted: list[Transaction] = []
             for (index, tx), verdict in zip(candidates, verdicts, strict=True):
                 if not verdict.ok:
@@ -140,8 +149,57 @@ class Admission:
                 self._on_admitted(admitted, not from_peer)
         return [result for result in results if result is not None]
 
-    def _verify_queued(self, txs: list[Transaction], queued_at: float) -> list[Verdict]:
-        self.on_verify_wait(time.perf_counter() - queued_at)
+    async def _verify(self, txs: list[Transaction]) -> list[Verdict]:
+        """The verdicts for ``txs``, verified together with whatever else waits meanwhile."""
+        loop = asyncio.get_running_loop()
+        verdicts: asyncio.Future[list[Verdict]] = loop.create_future()
+        self._verify_waiting.append((txs, time.perf_counter(), verdicts))
+        if self._verifying is None:
+            self._verifying = loop.create_task(self._verify_waiting_batches())
+        return await verdicts
+
+    async def _verify_waiting_batches(self) -> None:
+        try:
+            while self._verify_waiting:
+                taken = 0
+                count = 0
+                for txs, _, _ in self._verify_waiting:
+                    if count and count + len(txs) > COALESCED_MAX:
+                        break
+                    count += len(txs)
+                    taken += 1
+                batches = self._verify_waiting[:taken]
+                del self._verify_waiting[:taken]
+                try:
+                    verdicts = await asyncio.to_thread(
+                        self._verify_queued, [tx for txs, _, _ in batches for tx in txs],
+                        [queued_at for _, queued_at, _ in batches],
+                    )  # fmt: skip
+                except Exception as exc:  # the callers see the verifier's failure
+                    for _, _, waiter in batches:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                except BaseException:
+                    for _, _, waiter in batches:
+                        waiter.cancel()
+                    raise
+                start = 0
+                for txs, _, waiter in batches:
+                    if not waiter.done():  # a caller that went away was cancelled
+                        waiter.set_result(verdicts[start : start + len(txs)])
+                    start += len(txs)
+        finally:
+            self._verifying = None
+            # Stopped from outside (the node shutting down): nobody is left waiting forever.
+            for _, _, waiter in self._verify_waiting:
+                waiter.cancel()
+            self._verify_waiting.clear()
+
+    def _verify_queued(self, txs: list[Transaction], queued_at: list[float]) -> list[Verdict]:
+        began = time.perf_counter()
+        for at in queued_at:
+            self.on_verify_wait(began - at)
         return self._ledger.verifier.verify(txs)
 
     def _precheck(self, tx: Transaction, now_ms: int, seen: set[bytes]) -> AdmissionResult | None:
