@@ -198,13 +198,20 @@ class _PeerLink:
             if not self._consensus and not self._relay:
                 self._ready.clear()
                 try:
-                    await asyncio.wait_for(self._ready.wait(), timeout=1.0)
+                    # ``asyncio.timeout``, not ``wait_for``: no task per wait, and a loaded link
+                    # waits here once per frame.
+                    async with asyncio.timeout(1.0):
+                        await self._ready.wait()
                 except TimeoutError:
                     # A heartbeat: keeps the stream warm and tells the peer our height.
                     yield peer_pb2.PeerFrame(
                         sender=self._owner.node_id, height=self._owner.height()
                     )
                     continue
+                # Woken by the first message: what the rest of this turn of the event loop
+                # queues (the other votes of an input, a batch of relayed transactions) joins
+                # the same frame, since each frame costs gRPC a write and the peer a read.
+                await asyncio.sleep(0)
             batch = self._next_frame()
             self.stats.frames_sent += 1
             yield peer_pb2.PeerFrame(

@@ -541,6 +541,16 @@ class Node:
                 for pid, link in sorted(self.transport.links.items())
             ],
         )
+        m.counter_from(
+            "ibledger_peer_sent_frames",
+            "Frames sent to each peer (each is one gRPC stream write; bytes / frames is the "
+            "batching).",
+            ("peer",),
+            lambda: [
+                ({"peer": pid}, float(link.stats.frames_sent))
+                for pid, link in sorted(self.transport.links.items())
+            ],
+        )
         m.labelled(
             "ibledger_peer_height",
             "Height each peer last reported.",
