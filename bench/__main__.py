@@ -20,7 +20,12 @@ BENCHES = {
     "yardstick": "bench.yardstick",
 }
 # Named only: a load run needs its options, and the suite takes minutes.
-COMMANDS = {"run": "bench.cli", "suite": "bench.suite", "peer": "bench.peer"}
+COMMANDS = {
+    "run": "bench.cli",
+    "suite": "bench.suite",
+    "peer": "bench.peer",
+    "endurance": "bench.bench_endurance",
+}
 
 
 def main() -> None:
