@@ -138,15 +138,17 @@ def _memory_mb(directory: Path) -> tuple[dict[str, float], dict[str, float]]:
 
 def _bench(directory: Path, folder: Path, options: argparse.Namespace, seconds: float) -> Any:
     """One ``ibledger bench`` open-loop chunk against the network; its run.json summary."""
-    subprocess.run(
+    run = subprocess.run(
         [
             sys.executable, "-m", "ibledger.cli.main", "bench", "--network", str(directory),
             "--rate", str(options.rate), "--duration", str(seconds), "--warmup", "0",
             "--workload", options.workload, "--no-progress", "--out", str(folder),
         ],
-        check=True,
         capture_output=True,
+        text=True,
     )  # fmt: skip
+    if run.returncode != 0:
+        sys.exit(f"ibledger bench failed (exit {run.returncode}):\n{run.stdout}{run.stderr}")
     return json.loads((folder / "run.json").read_text())["summary"]
 
 

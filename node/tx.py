@@ -46,6 +46,10 @@ READ_SESSION_OP = "read.session"  # a read session's op; its args name the node 
 READ_SESSION_TTL_MAX_MS = 10 * 60 * 1000
 ENVELOPE_SIZE_MAX = 64 * 1024
 KEY_ID_SIZE = 16
+# A decoded transaction costs 0.9 KiB of memory (a 176-byte no-op) to 1.6 KiB (a 312-byte bill
+# issue), and the cache only has to span a transaction's admission, its pre-prepare and its
+# execution: seconds apart, 25 s at 1,000 tx/s. 100,000 entries held 90-170 MB for that.
+DECODED_ENTRIES_MAX = 25_000
 SIGNATURE_SIZE_MAX = 128  # room for suites with longer signatures (SM2 DER is <= 72)
 NAME_SIZE_MAX = 64
 NONCE_MAX = 2**63 - 1  # the canonical codec stays within signed 64-bit integers
@@ -235,7 +239,7 @@ class EnvelopeDecoder:
         *,
         size_max: int = ENVELOPE_SIZE_MAX,
         hash_fn: HashFn = sha256,
-        entries_max: int = 100_000,
+        entries_max: int = DECODED_ENTRIES_MAX,
     ) -> None:
         self._size_max = size_max
         self._hash_fn = hash_fn
