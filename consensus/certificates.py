@@ -22,6 +22,7 @@ vote arrives alone first and then again inside certificates (VIEW-CHANGE, NEW-VI
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .codec import (
@@ -54,7 +55,9 @@ class SignatureCache:
     def __init__(self, verifier: Verifier, size_max: int) -> None:
         self._verifier = verifier
         self._size_max = size_max
-        self._checked: dict[tuple[str, bytes], bytes] = {}
+        # Oldest out first: OrderedDict.popitem is O(1), where a dict's first key is found by
+        # scanning the slots deleted before it (see RequestQueue._recent).
+        self._checked: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
 
     def verify(self, sender: str, data: bytes, signature: bytes) -> bool:
         key = (sender, signature)
@@ -63,7 +66,7 @@ class SignatureCache:
         if not self._verifier.verify(sender, data, signature):
             return False
         if len(self._checked) >= self._size_max:
-            self._checked.pop(next(iter(self._checked)))
+            self._checked.popitem(last=False)
         self._checked[key] = data
         return True
 

@@ -20,6 +20,7 @@ counts, rejects and sends.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from .config import ReplicaConfig
@@ -43,7 +44,10 @@ class RequestQueue:
         self._pending: dict[bytes, tuple[bytes, int]] = {}
         self._proposable: dict[bytes, None] = {}
         self._in_flight: dict[bytes, int] = {}
-        self._recent: dict[bytes, None] = {}
+        # An OrderedDict, not a dict: the oldest id goes for every one added, and a dict finds
+        # its first live key by scanning every slot deleted before it (until its next resize):
+        # at 200,000 ids that scan took a quarter of a loaded node's interpreter time.
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -131,7 +135,7 @@ class RequestQueue:
             self._in_flight.pop(rid, None)
             recent[rid] = None
         while len(recent) > keep_max:
-            recent.pop(next(iter(recent)))
+            recent.popitem(last=False)
 
     def new_view(self) -> None:
         """A view change discards accepted pre-prepares: every pending request is proposable."""
