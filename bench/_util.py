@@ -1,10 +1,26 @@
-"""Small helpers shared by the benchmarks: medians of repeated runs and a table printer."""
+"""Small helpers shared by the benchmarks: medians of repeated runs, a table printer and a
+timed ``ibledger`` command."""
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+
+
+def timed_cli(*args: str, check: bool = True) -> float:
+    """Run ``ibledger ARGS`` as a child process (output captured); its seconds."""
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "ibledger.cli.main", *args],
+        check=check,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return time.perf_counter() - began
 
 
 def median_rate(run: Callable[[], int], repeats: int) -> tuple[float, list[float]]:

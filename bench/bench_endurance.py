@@ -44,18 +44,9 @@ from ibledger.cli.manifest import load_manifest
 from ibledger.node.jsonfile import update_genesis
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
+from ._util import timed_cli
+
 RESTARTED = "node3"
-
-
-def _cli(*args: str, check: bool = True) -> float:
-    began = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "ibledger.cli.main", *args],
-        check=check,
-        capture_output=True,
-        env=os.environ.copy(),
-    )
-    return time.perf_counter() - began
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
         directory = Path(workdir) / "network"
-        _cli("network", "init", "--nodes", "4", "--dir", str(directory))
+        timed_cli("network", "init", "--nodes", "4", "--dir", str(directory))
         changes: dict[str, Any] = {
             "admission": {
                 "sender_pending_max": 10_000_000,
@@ -84,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         if options.batch_size is not None:
             changes["consensus"] = {"batch_size_max": options.batch_size}
         update_genesis(directory / "genesis.json", changes)
-        _cli("network", "up", "--dir", str(directory))
+        timed_cli("network", "up", "--dir", str(directory))
         report: dict[str, Any] = {"options": {k: str(v) for k, v in vars(options).items()}}
         try:
             report["chunks"] = _load_until(directory, out, options)
@@ -92,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             report["catch_up"] = _catch_up(directory, out, options)
         finally:
             (out / "endurance.json").write_text(json.dumps(report, indent=2))
-            _cli("network", "down", "--dir", str(directory), check=False)
+            timed_cli("network", "down", "--dir", str(directory), check=False)
     _print(report, out)
 
 
@@ -188,7 +179,7 @@ def _stop(directory: Path, node_id: str) -> None:
 def _restart(directory: Path) -> dict[str, Any]:
     time.sleep(2.0)  # the restarted node has executed what the others have
     _stop(directory, RESTARTED)
-    ready = _cli("network", "up", "--dir", str(directory), "--timeout", "300")
+    ready = timed_cli("network", "up", "--dir", str(directory), "--timeout", "300")
     log = directory / "nodes" / RESTARTED / "node.log"
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     opened = [e for e in entries if e.get("msg") == "ledger opened"][-1]
@@ -221,7 +212,7 @@ def _catch_up(directory: Path, out: Path, options: argparse.Namespace) -> dict[s
         # The gap is what the others committed while node3 was down; the time runs from its
         # start (start-up included) until it holds every block of that gap, with the load on.
         began = time.monotonic()
-        _cli("network", "up", "--dir", str(directory), "--timeout", "300")
+        timed_cli("network", "up", "--dir", str(directory), "--timeout", "300")
         while _height(directory, RESTARTED) < gap_end:
             time.sleep(0.1)
         seconds = time.monotonic() - began

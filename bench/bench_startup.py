@@ -24,8 +24,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,16 +38,7 @@ from ibledger.node.server import Node
 from ibledger.node.tx import build_transaction
 from ibledger.proto import ledger_pb2, ledger_pb2_grpc
 
-
-def _cli(*args: str) -> float:
-    began = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "ibledger.cli.main", *args],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-    )
-    return time.perf_counter() - began
+from ._util import timed_cli
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,18 +53,18 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as workdir:
         directory = options.keep or Path(workdir) / "network"
-        _cli("network", "init", "--nodes", "4", "--dir", str(directory))
+        timed_cli("network", "init", "--nodes", "4", "--dir", str(directory))
         genesis_path = directory / "genesis.json"
         genesis = json.loads(genesis_path.read_text())
         genesis["admission"].update(
             sender_pending_max=10_000_000, sender_rate_per_s=1_000_000, sender_burst=10_000_000
         )
         genesis_path.write_text(json.dumps(genesis, indent=2))
-        _cli("network", "up", "--dir", str(directory))
+        timed_cli("network", "up", "--dir", str(directory))
         try:
             rows = [_measure(directory, height, options) for height in heights]
         finally:
-            _cli("network", "down", "--dir", str(directory))
+            timed_cli("network", "down", "--dir", str(directory))
     if options.json:
         print(json.dumps(rows, indent=2))
         return
@@ -153,7 +142,7 @@ def _measure(directory: Path, height: int, options: argparse.Namespace) -> dict[
 
     tail = open_time("tail:1000")
     recorded = open_time("recorded")
-    restart = _cli("network", "up", "--dir", str(directory), "--timeout", "120")
+    restart = timed_cli("network", "up", "--dir", str(directory), "--timeout", "120")
     entries = list(map(json.loads, (node_dir / "node.log").read_text().splitlines()))
     start = max(i for i, e in enumerate(entries) if e.get("event") == "starting")
     logged = next(e for e in entries[start:] if e.get("msg") == "ledger opened")
