@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from .crypto import CryptoError, CryptoSuite
 from .tx import Transaction
 
-# Verified envelopes remembered (about 300 bytes each once the decoder has let go of the
-# transaction): enough for two full mempools of transactions between admission and pre-prepare.
+# Verified envelopes remembered (130 bytes each measured while the decoder still holds the
+# transaction, more once it has let go): two full mempools between admission and pre-prepare.
 CACHE_SIZE_MAX = 100_000
 INLINE_BATCH_MAX = 32  # below this, a thread hand-off costs more than it saves
 STEP_SIZE = 64  # items a worker screens before it verifies them
