@@ -43,6 +43,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from .gc_policy import GCPauses
+
 # Latencies from a fraction of a millisecond (a cached verification) to tens of seconds (a
 # view change under load, a large catch-up batch).
 SECONDS_BUCKETS = (
@@ -98,6 +100,8 @@ class NodeMetrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
+        # Registered always, observing only once the node's process installs it (gc_policy).
+        self.gc_pauses = GCPauses(r)
         build = Info("ibledger_build", "Software version and chain settings.", registry=r)
         build.info({"version": version, "node": node_id, "crypto_suite": crypto_suite})
         self._callbacks = _CallbackCollector()

@@ -57,7 +57,7 @@ from ibledger.consensus import (
 )
 from ibledger.proto import ledger_pb2, peer_pb2, peer_pb2_grpc
 
-from . import pki
+from . import gc_policy, pki
 from .admin import AdminServer
 from .api import CommitFeed, LedgerService, NodeView, certificate_view
 from .audit import AuditLog, AuditSettings
@@ -654,7 +654,10 @@ async def serve(config: ObserverConfig) -> int:
         except (StartupError, LedgerError, OSError) as exc:
             log.critical("start failed", extra={"event": "start-failed", "reason": str(exc)})
             return START_FAILED_EXIT
+        node.metrics.gc_pauses.install()
+        gc_policy.freeze_startup()
         await node.wait_stopped()
     finally:
+        node.metrics.gc_pauses.remove()
         await node.stop()
     return 1 if node.failure is not None else 0

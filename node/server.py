@@ -43,7 +43,7 @@ from ibledger.consensus import (
 )
 from ibledger.proto import ledger_pb2, peer_pb2, types_pb2
 
-from . import clock, pki, vote_log
+from . import clock, gc_policy, pki, vote_log
 from .admin import AdminServer
 from .admission import Admission, SenderQuota
 from .api import CommitFeed, LedgerService, NodeView, block_pb
@@ -1129,8 +1129,11 @@ async def serve(config: NodeConfig) -> int:
             # One JSON line that names the reason: `network up` reports it as the cause.
             log.critical("start failed", extra={"event": "start-failed", "reason": str(exc)})
             return START_FAILED_EXIT
+        node.metrics.gc_pauses.install()
+        gc_policy.freeze_startup()
         await node.wait_stopped()
     finally:
+        node.metrics.gc_pauses.remove()
         await node.stop()
     runtime = getattr(node, "runtime", None)
     return 1 if node.failure is not None or (runtime and runtime.failure is not None) else 0
@@ -1145,6 +1148,7 @@ def run(
     from .config import ObserverConfig, load_config
     from .logs import configure
 
+    gc_policy.configure_process()
     config = load_config(config_path, passphrase=passphrase, ask_passphrase=ask_passphrase)
     log_config = config.log
     configure(

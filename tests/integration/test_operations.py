@@ -140,6 +140,11 @@ def test_metrics_have_their_types_and_the_dashboard_queries_only_exported_names(
     ):
         assert types[histogram] == "histogram", histogram
     assert re.search(r"^ibledger_consensus_commit_latency_seconds_count [1-9]", text, re.M)
+    # The node's process runs the collector policy of node/gc_policy.py: start-up is frozen,
+    # and the full collection that preceded the freeze was observed.
+    assert types["ibledger_gc_pause_seconds"] == "histogram"
+    assert re.search(r'^ibledger_gc_pause_seconds_count\{generation="2"\} [1-9]', text, re.M)
+    assert re.search(r"^ibledger_gc_frozen_objects [1-9]", text, flags=re.MULTILINE)
     assert re.search(r'^ibledger_build_info\{.*version="', text, flags=re.MULTILINE)
     assert re.search(r"^process_resident_memory_bytes ", text, flags=re.MULTILINE)
 
