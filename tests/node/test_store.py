@@ -4,9 +4,11 @@ in-memory store's faults (lost unsynced writes, failing writes) behave as docume
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import plyvel
 import pytest
 
 from ibledger.node.leveldb_store import WITNESS_NAME, LevelDBStore
@@ -319,3 +321,35 @@ def test_the_synced_write_counter_is_not_a_key_the_store_shows(tmp_path: Path) -
     assert list(snapshot.iterator(prefix=b"\x00")) == []
     snapshot.close()
     store.close()
+
+
+def _table_bytes(path: Path) -> int:
+    return sum(table.stat().st_size for table in path.glob("*.ldb"))
+
+
+def test_tables_are_written_uncompressed_and_compressed_ones_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    # A database as LevelDB's defaults write it (Snappy), flushed into a table.
+    old = plyvel.DB(str(path), create_if_missing=True)
+    old.put(b"s/old", b"o" * 1_000_000)
+    old.compact_range()
+    old.close()
+    assert 0 < _table_bytes(path) < 100_000  # Snappy shrank a megabyte of one byte
+    store = LevelDBStore.open(path)
+    # More than one 4 MiB write buffer: LevelDB flushes the memtable into a table.
+    for index in range(6):
+        store.write([(b"s/new%d" % index, bytes([index]) * 1_000_000)], sync=False)
+    store.write([], sync=True)
+    deadline = time.monotonic() + 60  # the flush runs on LevelDB's background thread
+    while _table_bytes(path) < 4_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _table_bytes(path) >= 4_000_000  # stored as written: not compressed
+    assert store.get(b"s/old") == b"o" * 1_000_000
+    assert store.get(b"s/new5") == b"\x05" * 1_000_000
+    store.close()
+    reopened = LevelDBStore.open(path)
+    assert reopened.get(b"s/old") == b"o" * 1_000_000
+    assert [key for key, _ in reopened.iterator(prefix=b"s/new")] == [
+        b"s/new%d" % index for index in range(6)
+    ]
+    reopened.close()
