@@ -1,8 +1,9 @@
 """How a node process runs CPython's cyclic garbage collector, and what its pauses cost.
 
 A full (generation 2) collection walks every tracked object the process holds, with the event
-loop stopped, and a loaded node holds hundreds of thousands of them for seconds at a time: the
-decoded transactions of its mempool and decoder, the verifier's cache, the replica's windows.
+loop stopped: after start-up about 65,000, and under load another 30,000 to 120,000 that live
+for seconds (the decoder alone keeps 25,000 decoded transactions), beside containers such as
+the replica's 200,000 remembered request ids that each full collection also traverses.
 At CPython's default thresholds (700, 10, 10) nearly every object that lives longer than a few
 milliseconds reaches generation 2, so full collections come often and each one stops
 consensus for as long as the whole heap takes to walk.
@@ -56,8 +57,8 @@ def freeze_startup() -> None:
 class GCPauses:
     """Observes every collection of the process into ``ibledger_gc_pause_seconds``.
 
-    The collector calls back on whichever thread triggered it, so the start time is kept per
-    generation; collections never nest.
+    The collector calls back on whichever thread triggered it and holds the interpreter lock
+    from start to stop; collections never nest, so one start time is enough.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:

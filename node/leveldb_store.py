@@ -8,9 +8,10 @@
   new transaction's id, a sender's next nonce): a Bloom filter answers those misses without
   reading a table block from every level; the block cache is 64 MiB instead of 8.
 * **Tables are not compressed.**  Most of what the ledger stores is hashes, signatures and
-  keys, which Snappy cannot shrink, yet LevelDB compresses every table block it writes and
+  keys, which Snappy hardly shrinks, yet LevelDB compresses every table block it writes and
   decompresses every one it reads again, in each compaction: on a chain of 400,000
-  transactions the compaction thread took 18 % of a core per node, most of it in Snappy.
+  transactions the compaction thread took 18 % of a core per node, a third of its samples in
+  Snappy's compressor alone.
   Tables written before keep their compressed blocks and read as ever (each block says how it
   is stored).
 * **A lost log tail is detected.**  LevelDB recovers from a torn last record by dropping it,
