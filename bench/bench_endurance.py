@@ -20,7 +20,10 @@ Then, with the load stopped:
 * **catch-up**: node3 is stopped, the load runs ``--catch-up-load`` seconds without it (the
   network's steady commit rate, in blocks/s, is measured over that time), then node3 starts
   again while the same load goes on; its catch-up rate is the blocks it gained from its restart
-  until it held every block the others committed while it was down, divided by that time.
+  until it held every block the others committed while it was down, divided by that time;
+* **catch-up, load stopped**: the same, but node3 starts once the load has stopped. On one
+  machine the four nodes share its cores, and under load the one catching up gets about a
+  quarter of them; with the load stopped it has what a node on a host of its own would have.
 
 Everything goes to ``DIR/endurance.json`` (and each chunk's ``ibledger bench`` folder beside it).
 """
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             report["chunks"] = _load_until(directory, out, options)
             report["restart"] = [_restart(directory) for _ in range(3)]
-            report["catch_up"] = _catch_up(directory, out, options)
+            report["catch_up"] = _catch_up(directory, out, options, load_on=True)
+            report["catch_up_quiet"] = _catch_up(directory, out, options, load_on=False)
         finally:
             (out / "endurance.json").write_text(json.dumps(report, indent=2))
             timed_cli("network", "down", "--dir", str(directory), check=False)
@@ -94,11 +98,12 @@ def _print(report: dict[str, Any], out: Path) -> None:
         print(f"  {node}: RSS {rss:.1f} MB, peak {last['hwm_mb'][node]:.1f} MB")
     ready = [r["restart_to_ready_s"] for r in report["restart"]]
     print(f"restart to ready: median {statistics.median(ready):.2f} s (runs {ready})")
-    catch = report["catch_up"]
-    print(
-        f"catch-up: {catch['catch_up_blocks_per_s']:.1f} blocks/s against the network's "
-        f"{catch['steady_blocks_per_s']:.1f} ({catch['ratio']:.1f}x)"
-    )
+    for key, when in (("catch_up", "load on"), ("catch_up_quiet", "load stopped")):
+        catch = report[key]
+        print(
+            f"catch-up, {when}: {catch['catch_up_blocks_per_s']:.1f} blocks/s against the "
+            f"network's {catch['steady_blocks_per_s']:.1f} ({catch['ratio']:.1f}x)"
+        )
     print(f"results: {out / 'endurance.json'}")
 
 
@@ -190,36 +195,42 @@ def _restart(directory: Path) -> dict[str, Any]:
     }
 
 
-def _catch_up(directory: Path, out: Path, options: argparse.Namespace) -> dict[str, Any]:
+def _catch_up(
+    directory: Path, out: Path, options: argparse.Namespace, *, load_on: bool
+) -> dict[str, Any]:
     time.sleep(2.0)
     stopped_at = _height(directory, RESTARTED)
     _stop(directory, RESTARTED)
     first = _height(directory, "node0")
-    _bench(directory, out / "catch-up-down", options, options.catch_up_load)
+    name = "catch-up" if load_on else "catch-up-quiet"
+    _bench(directory, out / f"{name}-down", options, options.catch_up_load)
     gap_end = _height(directory, "node0")
     steady = (gap_end - first) / options.catch_up_load
-    load = subprocess.Popen(
-        [
-            sys.executable, "-m", "ibledger.cli.main", "bench", "--network", str(directory),
-            "--rate", str(options.rate), "--duration", str(options.catch_up_load),
-            "--warmup", "0", "--workload", options.workload, "--no-progress",
-            "--out", str(out / "catch-up-up"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "ibledger.cli.main", "bench", "--network", str(directory),
+        "--rate", str(options.rate), "--duration", str(options.catch_up_load),
+        "--warmup", "0", "--workload", options.workload, "--no-progress",
+        "--out", str(out / f"{name}-up"),
+    ]  # fmt: skip
+    load = (
+        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if load_on
+        else None
+    )
     try:
         # The gap is what the others committed while node3 was down; the time runs from its
-        # start (start-up included) until it holds every block of that gap, with the load on.
+        # start (start-up included) until it holds every block of that gap.
         began = time.monotonic()
         timed_cli("network", "up", "--dir", str(directory), "--timeout", "300")
         while _height(directory, RESTARTED) < gap_end:
             time.sleep(0.1)
         seconds = time.monotonic() - began
     finally:
-        load.wait()
+        if load is not None:
+            load.wait()
     rate = (gap_end - stopped_at) / seconds
     return {
+        "load_on": load_on,
         "restarted_height_when_stopped": stopped_at,
         "network_height_at_restart": gap_end,
         "seconds": round(seconds, 3),

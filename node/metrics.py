@@ -229,7 +229,8 @@ class NodeMetrics:
         )
         self.state_transfer_batch = Histogram(
             "ibledger_state_transfer_batch_seconds",
-            "Fetching and applying one batch of blocks from a peer while catching up.",
+            "One batch of blocks from a peer while catching up: waiting for its download (which "
+            "overlaps the batch before) and applying it.",
             registry=r,
             buckets=SECONDS_BUCKETS,
         )

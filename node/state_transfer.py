@@ -3,7 +3,8 @@
 The consensus core decides *that* the node is behind (a stable checkpoint or commit certificates
 beyond its window, or a restart from an old ledger) and emits ``FetchBlocks``; this module decides
 *whom* to ask.  It tries the peers the core hinted first, then the others by the height they last
-reported, downloads at most ``RANGE_MAX`` blocks per request, checks that each served block is
+reported, downloads at most ``RANGE_MAX`` blocks per request (the next range while the node
+applies the current one), checks that each served block is
 well formed and that its transactions hash to the header's digest (at most ``RANGE_BYTES_MAX``
 of transactions per round), and hands the blocks to the
 core, which accepts only those with valid commit certificates.  A peer whose blocks do not move
@@ -41,7 +42,8 @@ log = logging.getLogger("ibledger.state_transfer")
 
 RANGE_MAX = 256
 # Bytes of transactions per round, served and held: a range of full blocks would otherwise be
-# up to RANGE_MAX times the block byte limit in memory at once, on both sides.
+# up to RANGE_MAX times the block byte limit in memory at once, on both sides. The fetching
+# side holds two rounds: the one it applies and the next, downloading meanwhile.
 RANGE_BYTES_MAX = 16 * 1024 * 1024
 SUSPECT_S = 30.0
 PROGRESS_WAIT_S = 10.0
@@ -146,24 +148,8 @@ class StateTransfer:
         )
         try:
             for peer_id in self._candidates(fetch.peers_hint):
-                while start <= target:
-                    round_began = time.monotonic()
-                    last = min(target, start + RANGE_MAX - 1)
-                    moved = await self._fetch_from(peer_id, start, last)
-                    if not moved:
-                        break
-                    self.on_batch(time.monotonic() - round_began)
-                    start = self._ledger.height + 1
-                    log.info(
-                        "catch-up progress",
-                        extra={
-                            "event": "catch-up-progress",
-                            "peer": peer_id,
-                            "height": start - 1,
-                            "target": target,
-                        },
-                    )
-                if start > target:
+                await self._from_peer(peer_id, target)
+                if self._ledger.height >= target:
                     return
         finally:
             log.info(
@@ -178,10 +164,65 @@ class StateTransfer:
                 },
             )
 
-    async def _fetch_from(self, peer_id: str, first: int, last: int) -> bool:
-        """One round from one peer; True when the ledger moved forward."""
+    async def _from_peer(self, peer_id: str, target: int) -> None:
+        """Rounds from one peer until ``target``, or until its blocks stop moving the ledger.
+
+        The next range downloads while the node judges and applies the current one: a round
+        trip to a peer at another site, and the peer's reading of its blocks, then cost no
+        time of their own. So at most two rounds are held at once."""
+        download: asyncio.Task[list[CommittedBlock] | None] | None = self._download(
+            peer_id, self._ledger.height + 1, target, None
+        )
+        try:
+            while download is not None:
+                round_began = time.monotonic()
+                blocks = await download
+                download = None
+                if not blocks:
+                    return
+                after = blocks[-1].seq + 1
+                if after <= target:
+                    download = self._download(peer_id, after, target, blocks[-1].digest)
+                if not await self._judge(peer_id, blocks):
+                    return
+                self.on_batch(time.monotonic() - round_began)
+                height = self._ledger.height
+                log.info(
+                    "catch-up progress",
+                    extra={
+                        "event": "catch-up-progress",
+                        "peer": peer_id,
+                        "height": height,
+                        "target": target,
+                    },
+                )
+                if height < blocks[-1].seq and height < target:
+                    # Only part of the round was taken: the range downloading does not
+                    # extend the ledger, so ask again from where it stands.
+                    if download is not None:
+                        download.cancel()
+                    download = self._download(peer_id, height + 1, target, None)
+        finally:
+            if download is not None:
+                download.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await download
+
+    def _download(
+        self, peer_id: str, first: int, target: int, parent: bytes | None
+    ) -> asyncio.Task[list[CommittedBlock] | None]:
+        """Fetch one range, blocks ``first`` to at most ``first + RANGE_MAX - 1``, chained from
+        ``parent`` (the executed tip's digest when None)."""
+        last = min(target, first + RANGE_MAX - 1)
+        return asyncio.create_task(
+            self._fetch_range(peer_id, first, last, parent), name=f"fetch-blocks-{peer_id}"
+        )
+
+    async def _fetch_range(
+        self, peer_id: str, first: int, last: int, parent: bytes | None
+    ) -> list[CommittedBlock] | None:
+        """The blocks a peer served for one range, decoded and linked; None when it failed."""
         channel = self._open_channel(peer_id, self._peers[peer_id])
-        before = self._ledger.height
         try:
             stub = peer_pb2_grpc.PeerStub(channel)
             served = []
@@ -196,7 +237,8 @@ class StateTransfer:
                 size += sum(len(tx) for tx in block.txs)
                 if len(served) > last - first or size >= RANGE_BYTES_MAX:
                     break
-            parent = self._ledger.executed_tip(self._genesis_time_ms).digest
+            if parent is None:
+                parent = self._ledger.executed_tip(self._genesis_time_ms).digest
             blocks = []
             for block in served:
                 committed = committed_from_pb(block, parent, self._ledger.suite.hash)
@@ -204,14 +246,18 @@ class StateTransfer:
                 parent = committed.digest
         except grpc.aio.AioRpcError as exc:
             log.info("state transfer from %s failed: %s", peer_id, exc.code().name)
-            return False
+            return None
         except ServedBlockError as exc:
             self._suspect(peer_id, f"served a malformed block: {exc}")
-            return False
+            return None
         finally:
             await channel.close(grace=None)
-        if not blocks:
-            return False
+        return blocks
+
+    async def _judge(self, peer_id: str, blocks: list[CommittedBlock]) -> bool:
+        """Hand one round to the replica (or the observer's follower); True when the ledger
+        moved forward."""
+        before = self._ledger.height
         judged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._runtime.offer(TransferredBlocks(tuple(blocks), judged)):
             return False  # the replica is overloaded; the core asks again later

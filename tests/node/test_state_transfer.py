@@ -24,7 +24,7 @@ from ibledger.node.api import block_pb
 from ibledger.node.blocks import BlockHeader
 from ibledger.node.crypto import CryptoSuite, KeyPair, generate_keypair, get_suite
 from ibledger.node.ledger import Ledger
-from ibledger.node.runtime import ReplicaRuntime
+from ibledger.node.runtime import ReplicaRuntime, TransferredBlocks
 from ibledger.node.signing import ValidatorSigner, ValidatorVerifier
 from ibledger.node.state_transfer import StateTransfer
 from ibledger.proto import peer_pb2, peer_pb2_grpc, types_pb2
@@ -227,3 +227,81 @@ async def test_a_round_holds_a_bounded_number_of_bytes(
         runner.cancel()
         await server.stop(None)
         ledger.close()
+
+
+class _JudgeOnceAskedAhead:
+    """Applies a round of fetched blocks only once the peer has been asked for the next range,
+    and notes how many ranges had been asked for by then."""
+
+    def __init__(self, ledger: Ledger, peer: _Server, last: int) -> None:
+        self.ledger, self.peer, self.last = ledger, peer, last
+        self.asked_when_judged: list[int] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def offer(self, item: TransferredBlocks) -> bool:
+        task = asyncio.create_task(self._judge(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _judge(self, item: TransferredBlocks) -> None:
+        rounds = len(self.asked_when_judged) + 1
+        if item.blocks[-1].seq < self.last:
+            for _ in range(40):  # 2 s: far less than the fetcher waits for a judgement
+                if self.peer.calls > rounds:
+                    break
+                await asyncio.sleep(0.05)
+        self.asked_when_judged.append(self.peer.calls)
+        if item.blocks[-1].seq == self.last or self.peer.calls > rounds:
+            for block in item.blocks:
+                self.ledger.apply_committed(block)
+        assert item.done is not None
+        item.done.set_result(None)
+
+
+async def test_the_next_range_downloads_while_a_round_is_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_name: str
+) -> None:
+    """A peer at another site costs a round trip per range: the fetcher asks for the next
+    range before the current one is applied, and never for more than one range ahead."""
+    directory = Directory(suite=suite_name)
+    genesis = make_genesis(directory)
+    validators = {rid: generate_keypair(suite_name) for rid in MEMBERS}
+    blocks: list[types_pb2.Block] = []
+    with Ledger.open(tmp_path / "source", genesis) as source:
+        for height in range(1, 7):
+            envelopes = [register_tx(directory, f"R{height}", nonce=height)]
+            header = source.next_header(GENESIS_TIME_MS + height * 1000, envelopes)
+            source.append_block(header, envelopes, _certificate(validators, header))
+            stored = source.get_block(height)
+            assert stored is not None
+            blocks.append(block_pb(stored))
+        source_tip = source.tip_hash
+    monkeypatch.setattr("ibledger.node.state_transfer.RANGE_MAX", 2)
+    peer = _RangeServer(blocks)
+    server, address = await _serve(peer)
+    with Ledger.open(tmp_path / "behind", genesis) as ledger:
+        judge = _JudgeOnceAskedAhead(ledger, peer, last=6)
+        transfer = StateTransfer(
+            node_id="node3",
+            ledger=ledger,
+            runtime=judge,
+            peers={"node1": address},
+            channel_factory=lambda peer_id, address: grpc.aio.insecure_channel(address),
+            peer_heights=lambda: {},
+            genesis_time_ms=GENESIS_TIME_MS,
+        )
+        try:
+            transfer.request(FetchBlocks(1, 6, ("node1",)))
+            for _ in range(200):
+                if ledger.height == 6:
+                    break
+                await asyncio.sleep(0.05)
+            assert (ledger.height, ledger.tip_hash) == (6, source_tip)
+            # Rounds 1 and 2 were judged with the next range asked for and no further one;
+            # the last round had nothing after it to ask for.
+            assert judge.asked_when_judged == [2, 3, 3]
+            assert transfer.bad_peers_seen == 0
+        finally:
+            await transfer.stop()
+            await server.stop(None)
