@@ -48,6 +48,25 @@ def _certificate(validators: dict[str, KeyPair], header: BlockHeader) -> bytes:
     return encode_commit_certificate(CommitCertificate(0, header.height, digest, signatures))
 
 
+def _certified_chain(
+    tmp_path: Path, suite_name: str
+) -> tuple[dict[str, object], dict[str, KeyPair], list[types_pb2.Block], bytes]:
+    """Six certified blocks of one registration each, as a peer serves them, and their tip."""
+    directory = Directory(suite=suite_name)
+    genesis = make_genesis(directory)
+    validators = {rid: generate_keypair(suite_name) for rid in MEMBERS}
+    blocks: list[types_pb2.Block] = []
+    with Ledger.open(tmp_path / "source", genesis) as source:
+        for height in range(1, 7):
+            envelopes = [register_tx(directory, f"R{height}", nonce=height)]
+            header = source.next_header(GENESIS_TIME_MS + height * 1000, envelopes)
+            source.append_block(header, envelopes, _certificate(validators, header))
+            stored = source.get_block(height)
+            assert stored is not None
+            blocks.append(block_pb(stored))
+        return genesis, validators, blocks, source.tip_hash
+
+
 class _Server(peer_pb2_grpc.PeerServicer):
     def __init__(self, blocks: list[types_pb2.Block]) -> None:
         self.blocks = blocks
@@ -191,19 +210,7 @@ async def test_a_round_holds_a_bounded_number_of_bytes(
 ) -> None:
     """A peer that streams a whole range of blocks at once is read only up to the byte budget;
     the fetcher asks again from the next height until it has caught up."""
-    directory = Directory(suite=suite_name)
-    genesis = make_genesis(directory)
-    validators = {rid: generate_keypair(suite_name) for rid in MEMBERS}
-    blocks: list[types_pb2.Block] = []
-    with Ledger.open(tmp_path / "source", genesis) as source:
-        for height in range(1, 7):
-            envelopes = [register_tx(directory, f"R{height}", nonce=height)]
-            header = source.next_header(GENESIS_TIME_MS + height * 1000, envelopes)
-            source.append_block(header, envelopes, _certificate(validators, header))
-            stored = source.get_block(height)
-            assert stored is not None
-            blocks.append(block_pb(stored))
-        source_tip = source.tip_hash
+    genesis, validators, blocks, source_tip = _certified_chain(tmp_path, suite_name)
     # Two blocks' worth of transactions per round.
     monkeypatch.setattr(
         "ibledger.node.state_transfer.RANGE_BYTES_MAX", sum(len(t) for t in blocks[0].txs) * 2
@@ -264,19 +271,7 @@ async def test_the_next_range_downloads_while_a_round_is_applied(
 ) -> None:
     """A peer at another site costs a round trip per range: the fetcher asks for the next
     range before the current one is applied, and never for more than one range ahead."""
-    directory = Directory(suite=suite_name)
-    genesis = make_genesis(directory)
-    validators = {rid: generate_keypair(suite_name) for rid in MEMBERS}
-    blocks: list[types_pb2.Block] = []
-    with Ledger.open(tmp_path / "source", genesis) as source:
-        for height in range(1, 7):
-            envelopes = [register_tx(directory, f"R{height}", nonce=height)]
-            header = source.next_header(GENESIS_TIME_MS + height * 1000, envelopes)
-            source.append_block(header, envelopes, _certificate(validators, header))
-            stored = source.get_block(height)
-            assert stored is not None
-            blocks.append(block_pb(stored))
-        source_tip = source.tip_hash
+    genesis, _, blocks, source_tip = _certified_chain(tmp_path, suite_name)
     monkeypatch.setattr("ibledger.node.state_transfer.RANGE_MAX", 2)
     peer = _RangeServer(blocks)
     server, address = await _serve(peer)
