@@ -240,8 +240,12 @@ class StateTransfer:
             if parent is None:
                 parent = self._ledger.executed_tip(self._genesis_time_ms).digest
             blocks = []
-            for block in served:
+            for height, block in enumerate(served, start=first):
                 committed = committed_from_pb(block, parent, self._ledger.suite.hash)
+                if committed.seq != height:
+                    # The next range is asked for from the last height served: only the
+                    # heights asked for are taken, before any certificate is checked.
+                    raise ServedBlockError(f"served block {committed.seq} in place of {height}")
                 blocks.append(committed)
                 parent = committed.digest
         except grpc.aio.AioRpcError as exc:

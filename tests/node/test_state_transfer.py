@@ -300,3 +300,34 @@ async def test_the_next_range_downloads_while_a_round_is_applied(
         finally:
             await transfer.stop()
             await server.stop(None)
+
+
+async def test_blocks_of_heights_not_asked_for_make_the_peer_suspect(
+    tmp_path: Path, suite_name: str
+) -> None:
+    """A peer that answers a range with other heights is skipped before anything is judged."""
+    genesis, validators, blocks, source_tip = _certified_chain(tmp_path, suite_name)
+    shifted, honest = _Server(blocks[1:]), _RangeServer(blocks)
+    shifted_server, shifted_address = await _serve(shifted)
+    honest_server, honest_address = await _serve(honest)
+    ledger, replica, runner, transfer = _behind_node(
+        tmp_path / "behind",
+        genesis,
+        validators,
+        {"node0": shifted_address, "node1": honest_address},
+    )
+    try:
+        transfer.request(FetchBlocks(1, 6, ("node0", "node1")))
+        for _ in range(200):
+            if ledger.height == 6:
+                break
+            await asyncio.sleep(0.05)
+        assert (ledger.height, ledger.tip_hash) == (6, source_tip)
+        assert shifted.calls == 1 and transfer.bad_peers_seen == 1
+        assert replica.counters["state-transfer-gap"] == 0  # never handed to the replica
+    finally:
+        await transfer.stop()
+        runner.cancel()
+        await shifted_server.stop(None)
+        await honest_server.stop(None)
+        ledger.close()
